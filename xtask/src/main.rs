@@ -1,0 +1,72 @@
+//! Project tasks, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
+//!
+//! - `ci`: what a submission must pass: `cargo fmt --check`, clippy with `-D warnings`, and the
+//!   README's test command `cargo test --workspace`.
+//! - `tidy`: the repository checks (crate docs, forbidden dependencies, layering) on their own;
+//!   they also run as a plain `#[test]` inside `cargo test`.
+
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = args.first().map(String::as_str).unwrap_or("help");
+    match task {
+        "ci" => ci(),
+        "tidy" => {
+            let problems = tidy::check_workspace(&workspace_root())?;
+            if problems.is_empty() {
+                println!("tidy: ok");
+                Ok(())
+            } else {
+                for p in &problems {
+                    eprintln!("tidy: {p}");
+                }
+                bail!("{} tidy problem(s)", problems.len())
+            }
+        }
+        "help" | "--help" | "-h" => {
+            println!("cargo xtask <task>\n\ntasks:\n  ci     fmt check, clippy -D warnings, cargo test --workspace\n  tidy   repository checks (crate docs, dependencies, layering)");
+            Ok(())
+        }
+        other => bail!("unknown task `{other}`; run `cargo xtask help` for the list"),
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn ci() -> Result<()> {
+    let root = workspace_root();
+    run(&root, &["fmt", "--all", "--", "--check"])?;
+    run(
+        &root,
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+    )?;
+    run(&root, &["test", "--workspace"])?;
+    println!("xtask ci: all gates passed");
+    Ok(())
+}
+
+fn run(dir: &Path, args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .with_context(|| format!("could not start `{cargo}`"))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
