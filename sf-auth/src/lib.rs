@@ -1,1 +1,49 @@
-//! sf-auth: OAuth 2.0 and the one authenticated session (in progress).
+//! sf-auth: OAuth 2.0 login and the one authenticated session every request goes through.
+//!
+//! **Owns:** the credentials (held in [`Secret`], which prints `***`), the login host
+//! ([`LoginUrl`]: production, sandbox, My Domain, or `http://` on loopback only), the
+//! refresh-token and client-credentials grants with refresh-token rotation, and [`Session`]: bearer
+//! auth on every call, one single-flight token renewal and replay on a 401, retries with
+//! exponential backoff and jitter ([`RetryConfig`]) for transient failures, API usage from
+//! `Sforce-Limit-Info` ([`ApiUsage`]) and `/limits`, the API budget, and the org's clock from the
+//! `Date` header. Salesforce's error bodies become [`ApiError`]s, classified into [`ErrorKind`]s by
+//! one function, [`classify`].
+//!
+//! **Must not know:** SOQL, describe, Bulk jobs, sync state or the Airbyte protocol. It is the only
+//! crate that names `reqwest`; the others see [`Request`], [`Response`] and [`FullResponse`].
+//!
+//! ```no_run
+//! use sf_auth::{Credentials, LoginUrl, Request, Secret, Session, SessionConfig};
+//!
+//! # async fn run() -> Result<(), sf_auth::Error> {
+//! let credentials = Credentials {
+//!     client_id: "3MVG9...".to_string(),
+//!     client_secret: Secret::new("secret"),
+//!     refresh_token: Some(Secret::new("5Aep861...")),
+//! };
+//! let config = SessionConfig::new(LoginUrl::resolve(false, None)?, credentials);
+//! let session = Session::login(config).await?;
+//! let global: serde_json::Value = session.get_json("sobjects", &[]).await?;
+//! let page = session
+//!     .fetch(Request::get("query").query("q", "SELECT Id FROM Account"))
+//!     .await?;
+//! println!("{} objects, {} bytes, usage {:?}", global["sobjects"].as_array().map_or(0, |a| a.len()),
+//!     page.body.len(), session.api_usage());
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod error;
+mod secret;
+mod session;
+mod usage;
+
+pub use config::{
+    Credentials, Grant, LoginUrl, RetryConfig, SessionConfig, DEFAULT_API_VERSION,
+    PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL,
+};
+pub use error::{classify, ApiError, Error, ErrorKind, LoginFailure};
+pub use secret::Secret;
+pub use session::{ByteStream, FullResponse, Headers, Method, Request, Response, Session};
+pub use usage::{parse_limit_info, ApiUsage, Limit, Limits};

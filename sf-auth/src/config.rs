@@ -1,0 +1,281 @@
+//! What a session needs: where to log in, the credentials, the API version, retry and budget policy.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::error::Error;
+use crate::secret::Secret;
+
+/// The production login host.
+pub const PRODUCTION_LOGIN_URL: &str = "https://login.salesforce.com";
+/// The sandbox login host.
+pub const SANDBOX_LOGIN_URL: &str = "https://test.salesforce.com";
+/// The API version used unless the config names another.
+pub const DEFAULT_API_VERSION: &str = "62.0";
+
+/// A validated login host: `https://...`, or `http://` on a loopback host only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginUrl(Url);
+
+impl LoginUrl {
+    /// `https://login.salesforce.com`.
+    pub fn production() -> LoginUrl {
+        LoginUrl(Url::parse(PRODUCTION_LOGIN_URL).expect("constant URL parses"))
+    }
+
+    /// `https://test.salesforce.com`.
+    pub fn sandbox() -> LoginUrl {
+        LoginUrl(Url::parse(SANDBOX_LOGIN_URL).expect("constant URL parses"))
+    }
+
+    /// Parses an explicit login URL (a My Domain such as `https://acme.my.salesforce.com`, or an
+    /// emulated org on loopback). A path, query or fragment is refused, as is plain `http://` on a
+    /// host that is not loopback.
+    pub fn parse(url: &str) -> Result<LoginUrl, Error> {
+        let bad = |reason: &str| Error::InvalidLoginUrl {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let parsed = Url::parse(url.trim()).map_err(|e| {
+            bad(&format!(
+                "{e}; expected a URL such as https://acme.my.salesforce.com"
+            ))
+        })?;
+        check_scheme(&parsed).map_err(|reason| bad(&reason))?;
+        if parsed.path() != "/" && !parsed.path().is_empty() {
+            return Err(bad(
+                "give only the scheme and host (e.g. https://acme.my.salesforce.com), no path",
+            ));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(bad("a query string or fragment is not allowed"));
+        }
+        Ok(LoginUrl(parsed))
+    }
+
+    /// The login host the config asks for: an explicit `login_url` wins, then `is_sandbox`.
+    pub fn resolve(is_sandbox: bool, login_url: Option<&str>) -> Result<LoginUrl, Error> {
+        match login_url.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) => LoginUrl::parse(url),
+            None if is_sandbox => Ok(LoginUrl::sandbox()),
+            None => Ok(LoginUrl::production()),
+        }
+    }
+
+    /// The token endpoint, `{login}/services/oauth2/token`.
+    pub fn token_url(&self) -> Url {
+        let mut url = self.0.clone();
+        url.set_path("/services/oauth2/token");
+        url
+    }
+
+    /// The URL as a string, without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str().trim_end_matches('/')
+    }
+}
+
+/// `https` anywhere; `http` only to a loopback host.
+pub(crate) fn check_scheme(url: &Url) -> Result<(), String> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        "http" => Err(format!(
+            "plain http is only allowed for loopback hosts (localhost, 127.0.0.1, [::1]); use https://{}",
+            url.host_str().unwrap_or("<host>")
+        )),
+        other => Err(format!("scheme `{other}` is not supported; use https")),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// The connected app's credentials.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// Consumer key.
+    pub client_id: String,
+    /// Consumer secret.
+    pub client_secret: Secret,
+    /// Refresh token (needed for the refresh_token grant).
+    pub refresh_token: Option<Secret>,
+}
+
+/// Which OAuth 2.0 grant to log in with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Grant {
+    /// `grant_type=refresh_token` (the default; Airbyte's `auth_type: Client`).
+    #[default]
+    RefreshToken,
+    /// `grant_type=client_credentials`, to a My Domain login URL.
+    ClientCredentials,
+}
+
+/// Retry policy: exponential backoff with jitter.
+///
+/// Defaults: 5 retries after the first try, backoff starting at 500 ms, doubling, capped at 30 s,
+/// each wait drawn uniformly from its upper half (`[b/2, b]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryConfig {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// The first wait.
+    pub initial_backoff: Duration,
+    /// No wait is longer than this.
+    pub max_backoff: Duration,
+    /// Growth factor between waits.
+    pub multiplier: f64,
+    /// Draw each wait from `[b/2, b]` instead of waiting exactly `b`.
+    pub jitter: bool,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_retries: 5,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            multiplier: 2.0,
+            jitter: true,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The wait before retry number `retry` (0-based); `unit` is a random number in `[0, 1)`.
+    pub fn backoff(&self, retry: u32, unit: f64) -> Duration {
+        let base = self.initial_backoff.as_secs_f64() * self.multiplier.powi(retry as i32);
+        let capped = base.min(self.max_backoff.as_secs_f64()).max(0.0);
+        let secs = if self.jitter {
+            capped * (0.5 + 0.5 * unit.clamp(0.0, 1.0))
+        } else {
+            capped
+        };
+        Duration::from_secs_f64(secs)
+    }
+}
+
+/// Everything a [`crate::Session`] needs.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Where to log in.
+    pub login_url: LoginUrl,
+    /// The connected app's credentials.
+    pub credentials: Credentials,
+    /// The OAuth grant.
+    pub grant: Grant,
+    /// REST API version, e.g. `62.0` (no `v`).
+    pub api_version: String,
+    /// Retry policy.
+    pub retry: RetryConfig,
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// Time allowed between two reads of a response (not the whole response: Bulk results are long).
+    pub read_timeout: Duration,
+    /// The largest share of the org's daily API limit this session may use (e.g. `0.5`);
+    /// `None`: no cap besides the limit itself.
+    pub api_budget: Option<f64>,
+}
+
+impl SessionConfig {
+    /// A config with the documented defaults: API `62.0`, refresh-token grant, default retries,
+    /// 30 s connect and 120 s read timeouts, no budget.
+    pub fn new(login_url: LoginUrl, credentials: Credentials) -> SessionConfig {
+        SessionConfig {
+            login_url,
+            credentials,
+            grant: Grant::RefreshToken,
+            api_version: DEFAULT_API_VERSION.to_string(),
+            retry: RetryConfig::default(),
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(120),
+            api_budget: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_hosts() {
+        assert_eq!(
+            LoginUrl::resolve(false, None).unwrap().as_str(),
+            PRODUCTION_LOGIN_URL
+        );
+        assert_eq!(
+            LoginUrl::resolve(true, None).unwrap().as_str(),
+            SANDBOX_LOGIN_URL
+        );
+        assert_eq!(
+            LoginUrl::resolve(true, Some("https://acme.my.salesforce.com/"))
+                .unwrap()
+                .as_str(),
+            "https://acme.my.salesforce.com"
+        );
+        assert_eq!(
+            LoginUrl::resolve(false, Some("  ")).unwrap().as_str(),
+            PRODUCTION_LOGIN_URL
+        );
+        assert_eq!(
+            LoginUrl::production().token_url().as_str(),
+            "https://login.salesforce.com/services/oauth2/token"
+        );
+    }
+
+    #[test]
+    fn http_only_on_loopback() {
+        for ok in [
+            "http://127.0.0.1:8765",
+            "http://localhost:1",
+            "http://[::1]:80",
+            "http://127.1.2.3",
+        ] {
+            assert!(LoginUrl::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://acme.my.salesforce.com",
+            "http://10.0.0.1",
+            "http://localhost.evil.com",
+        ] {
+            let err = LoginUrl::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("only allowed for loopback"), "{bad}: {err}");
+            assert!(err.contains("login_url"), "{err}");
+        }
+        let err = LoginUrl::parse("ftp://x").unwrap_err().to_string();
+        assert!(err.contains("scheme `ftp`"), "{err}");
+        let err = LoginUrl::parse("acme.my.salesforce.com")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected a URL such as"), "{err}");
+        let err = LoginUrl::parse("https://acme.my.salesforce.com/services")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no path"), "{err}");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let exact = RetryConfig {
+            jitter: false,
+            ..RetryConfig::default()
+        };
+        assert_eq!(exact.backoff(0, 0.3), Duration::from_millis(500));
+        assert_eq!(exact.backoff(1, 0.3), Duration::from_secs(1));
+        assert_eq!(exact.backoff(3, 0.3), Duration::from_secs(4));
+        assert_eq!(exact.backoff(20, 0.3), Duration::from_secs(30));
+        let jittered = RetryConfig::default();
+        assert_eq!(jittered.backoff(2, 0.0), Duration::from_secs(1));
+        assert_eq!(jittered.backoff(2, 0.999_999).as_millis(), 1999);
+    }
+}

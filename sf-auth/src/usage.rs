@@ -1,0 +1,193 @@
+//! API usage: the `Sforce-Limit-Info` header and the `/limits` resource.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Deserialize;
+
+/// Daily API requests used and allowed, as last reported by Salesforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiUsage {
+    /// Requests used in the rolling 24 hours (may exceed `max` while bursting).
+    pub used: u64,
+    /// The org's daily allocation.
+    pub max: u64,
+}
+
+impl ApiUsage {
+    /// Requests left before the daily limit (0 when over it).
+    pub fn remaining(&self) -> u64 {
+        self.max.saturating_sub(self.used)
+    }
+}
+
+/// Parses a `Sforce-Limit-Info` value such as `api-usage=18/5000` or
+/// `api-usage=25/5000; per-app-api-usage=17/250(appName=sample)`: only the `api-usage` part counts.
+pub fn parse_limit_info(value: &str) -> Option<ApiUsage> {
+    value.split(';').find_map(|part| {
+        let (key, rest) = part.trim().split_once('=')?;
+        if !key.trim().eq_ignore_ascii_case("api-usage") {
+            return None;
+        }
+        let (used, max) = rest.trim().split_once('/')?;
+        let used = used.trim().parse().ok()?;
+        let max = max
+            .trim()
+            .trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .ok()?;
+        Some(ApiUsage { used, max })
+    })
+}
+
+/// The shared, lock-free usage value every response updates.
+#[derive(Debug, Default)]
+pub(crate) struct UsageTracker {
+    used: AtomicU64,
+    /// 0 means "not reported yet".
+    max: AtomicU64,
+}
+
+impl UsageTracker {
+    pub(crate) fn record(&self, usage: ApiUsage) {
+        // Responses can arrive out of order; usage only grows within a day, so keep the largest.
+        self.used.fetch_max(usage.used, Ordering::Relaxed);
+        self.max.store(usage.max, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> Option<ApiUsage> {
+        let max = self.max.load(Ordering::Relaxed);
+        (max > 0).then(|| ApiUsage {
+            used: self.used.load(Ordering::Relaxed),
+            max,
+        })
+    }
+}
+
+/// One limit from `/limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Limit {
+    /// The allocation.
+    #[serde(rename = "Max")]
+    pub max: i64,
+    /// What is left of it.
+    #[serde(rename = "Remaining")]
+    pub remaining: i64,
+}
+
+/// The parts of `GET /limits` a connector needs, plus every entry as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// `DailyApiRequests`.
+    pub daily_api_requests: Limit,
+    /// `DailyBulkV2QueryJobs`, when the org reports it.
+    pub daily_bulk_v2_query_jobs: Option<Limit>,
+    /// Every entry, by name (some carry nested per-app objects).
+    pub all: HashMap<String, serde_json::Value>,
+}
+
+impl Limits {
+    pub(crate) fn from_json(all: HashMap<String, serde_json::Value>) -> Result<Limits, String> {
+        let get = |name: &str| -> Option<Limit> {
+            all.get(name)
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+        };
+        let daily_api_requests =
+            get("DailyApiRequests").ok_or("`DailyApiRequests` is missing or malformed")?;
+        Ok(Limits {
+            daily_api_requests,
+            daily_bulk_v2_query_jobs: get("DailyBulkV2QueryJobs"),
+            all,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_info_variants() {
+        assert_eq!(
+            parse_limit_info("api-usage=18/5000"),
+            Some(ApiUsage {
+                used: 18,
+                max: 5000
+            })
+        );
+        assert_eq!(
+            parse_limit_info(
+                "api-usage=25/5000; per-app-api-usage=17/250(appName=sample-connected-app)"
+            ),
+            Some(ApiUsage {
+                used: 25,
+                max: 5000
+            })
+        );
+        assert_eq!(
+            parse_limit_info("api-usage=10018/100000; api-bursts=1/750"),
+            Some(ApiUsage {
+                used: 10018,
+                max: 100000
+            })
+        );
+        // Order does not matter; bursting past the max is allowed.
+        assert_eq!(
+            parse_limit_info("per-app-api-usage=1/2(appName=x); api-usage=16000/15000"),
+            Some(ApiUsage {
+                used: 16000,
+                max: 15000
+            })
+        );
+        assert_eq!(
+            parse_limit_info("per-app-api-usage=17/250(appName=x)"),
+            None
+        );
+        assert_eq!(parse_limit_info("api-usage=abc/5000"), None);
+        assert_eq!(parse_limit_info(""), None);
+        assert_eq!(
+            ApiUsage {
+                used: 16000,
+                max: 15000
+            }
+            .remaining(),
+            0
+        );
+    }
+
+    #[test]
+    fn tracker_keeps_the_largest_usage() {
+        let t = UsageTracker::default();
+        assert_eq!(t.get(), None);
+        t.record(ApiUsage { used: 10, max: 100 });
+        t.record(ApiUsage { used: 7, max: 100 });
+        assert_eq!(t.get(), Some(ApiUsage { used: 10, max: 100 }));
+    }
+
+    #[test]
+    fn limits_parse_with_nested_per_app_entries() {
+        let json = serde_json::json!({
+            "DailyApiRequests": {"Max": 15000, "Remaining": 14998,
+                "Workbench": {"Max": 0, "Remaining": 0}},
+            "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 9990},
+            "DataStorageMB": {"Max": 5, "Remaining": 5}
+        });
+        let all = serde_json::from_value(json).unwrap();
+        let limits = Limits::from_json(all).unwrap();
+        assert_eq!(
+            limits.daily_api_requests,
+            Limit {
+                max: 15000,
+                remaining: 14998
+            }
+        );
+        assert_eq!(
+            limits.daily_bulk_v2_query_jobs,
+            Some(Limit {
+                max: 10000,
+                remaining: 9990
+            })
+        );
+        assert!(Limits::from_json(HashMap::new()).is_err());
+    }
+}
