@@ -1,0 +1,426 @@
+//! The domain types of a catalog: streams, their fields and field types, and records.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+/// A Salesforce field type, as `describe` names it (`type`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FieldType {
+    /// `id`
+    Id,
+    /// `boolean`
+    Boolean,
+    /// `string`
+    String,
+    /// `textarea`
+    Textarea,
+    /// `picklist`
+    Picklist,
+    /// `multipicklist` (values joined by `;`)
+    Multipicklist,
+    /// `combobox`
+    Combobox,
+    /// `reference`
+    Reference,
+    /// `currency`
+    Currency,
+    /// `percent`
+    Percent,
+    /// `double`
+    Double,
+    /// `int`
+    Int,
+    /// `long`
+    Long,
+    /// `date`
+    Date,
+    /// `datetime`
+    DateTime,
+    /// `time`
+    Time,
+    /// `base64` (not servable by Bulk)
+    Base64,
+    /// `address` compound field (not servable by Bulk)
+    Address,
+    /// `location` compound field (not servable by Bulk)
+    Location,
+    /// `email`
+    Email,
+    /// `phone`
+    Phone,
+    /// `url`
+    Url,
+    /// `encryptedstring`
+    EncryptedString,
+    /// `anyType`
+    AnyType,
+    /// `complexvalue` (not servable by Bulk)
+    ComplexValue,
+    /// `json`
+    Json,
+    /// `datacategorygroupreference`
+    DataCategoryGroupReference,
+    /// `masterrecord`
+    MasterRecord,
+    /// `byte`
+    Byte,
+    /// A type this crate does not know: treated as a string.
+    Unknown(String),
+}
+
+/// How a field's values are typed in records and schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValueKind {
+    /// JSON string.
+    String,
+    /// JSON number (currency, percent, double, long).
+    Number,
+    /// JSON integer (`int`).
+    Integer,
+    /// JSON boolean.
+    Boolean,
+    /// A string `YYYY-MM-DD`.
+    Date,
+    /// A string `YYYY-MM-DDTHH:MM:SS.sssZ`.
+    DateTime,
+    /// A base64 string (REST gives a URL to the blob).
+    Base64,
+    /// A JSON object (address, location).
+    Object,
+}
+
+impl FieldType {
+    /// Parses `describe`'s `type` (case as Salesforce sends it; matched case-insensitively).
+    pub fn from_wire(name: &str) -> FieldType {
+        match name.to_ascii_lowercase().as_str() {
+            "id" => FieldType::Id,
+            "boolean" => FieldType::Boolean,
+            "string" => FieldType::String,
+            "textarea" => FieldType::Textarea,
+            "picklist" => FieldType::Picklist,
+            "multipicklist" => FieldType::Multipicklist,
+            "combobox" => FieldType::Combobox,
+            "reference" => FieldType::Reference,
+            "currency" => FieldType::Currency,
+            "percent" => FieldType::Percent,
+            "double" => FieldType::Double,
+            "int" => FieldType::Int,
+            "long" => FieldType::Long,
+            "date" => FieldType::Date,
+            "datetime" => FieldType::DateTime,
+            "time" => FieldType::Time,
+            "base64" => FieldType::Base64,
+            "address" => FieldType::Address,
+            "location" => FieldType::Location,
+            "email" => FieldType::Email,
+            "phone" => FieldType::Phone,
+            "url" => FieldType::Url,
+            "encryptedstring" => FieldType::EncryptedString,
+            "anytype" => FieldType::AnyType,
+            "complexvalue" => FieldType::ComplexValue,
+            "json" => FieldType::Json,
+            "datacategorygroupreference" => FieldType::DataCategoryGroupReference,
+            "masterrecord" => FieldType::MasterRecord,
+            "byte" => FieldType::Byte,
+            _ => FieldType::Unknown(name.to_string()),
+        }
+    }
+
+    /// The name `describe` uses.
+    pub fn as_wire(&self) -> &str {
+        match self {
+            FieldType::Id => "id",
+            FieldType::Boolean => "boolean",
+            FieldType::String => "string",
+            FieldType::Textarea => "textarea",
+            FieldType::Picklist => "picklist",
+            FieldType::Multipicklist => "multipicklist",
+            FieldType::Combobox => "combobox",
+            FieldType::Reference => "reference",
+            FieldType::Currency => "currency",
+            FieldType::Percent => "percent",
+            FieldType::Double => "double",
+            FieldType::Int => "int",
+            FieldType::Long => "long",
+            FieldType::Date => "date",
+            FieldType::DateTime => "datetime",
+            FieldType::Time => "time",
+            FieldType::Base64 => "base64",
+            FieldType::Address => "address",
+            FieldType::Location => "location",
+            FieldType::Email => "email",
+            FieldType::Phone => "phone",
+            FieldType::Url => "url",
+            FieldType::EncryptedString => "encryptedstring",
+            FieldType::AnyType => "anyType",
+            FieldType::ComplexValue => "complexvalue",
+            FieldType::Json => "json",
+            FieldType::DataCategoryGroupReference => "datacategorygroupreference",
+            FieldType::MasterRecord => "masterrecord",
+            FieldType::Byte => "byte",
+            FieldType::Unknown(name) => name,
+        }
+    }
+
+    /// How values of this type are typed (Airbyte source-salesforce's mapping).
+    pub fn value_kind(&self) -> ValueKind {
+        match self {
+            FieldType::Boolean => ValueKind::Boolean,
+            FieldType::Currency | FieldType::Percent | FieldType::Double | FieldType::Long => {
+                ValueKind::Number
+            }
+            FieldType::Int => ValueKind::Integer,
+            FieldType::Date => ValueKind::Date,
+            FieldType::DateTime => ValueKind::DateTime,
+            FieldType::Base64 => ValueKind::Base64,
+            FieldType::Address | FieldType::Location => ValueKind::Object,
+            _ => ValueKind::String,
+        }
+    }
+
+    /// True for types Bulk API 2.0 cannot select: base64, address, location, complexvalue.
+    pub fn bulk_unservable(&self) -> bool {
+        matches!(
+            self,
+            FieldType::Base64 | FieldType::Address | FieldType::Location | FieldType::ComplexValue
+        )
+    }
+}
+
+/// One field of a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldSpec {
+    /// API name, e.g. `SystemModstamp`, `Amount__c`.
+    pub name: String,
+    /// Its type.
+    pub field_type: FieldType,
+    /// A formula field (`calculated: true`): its value changes without touching `SystemModstamp`.
+    pub calculated: bool,
+    /// For components of an address/location (`BillingCity`), the compound field's name.
+    pub compound_field_name: Option<String>,
+    /// Usable in `WHERE`.
+    pub filterable: bool,
+    /// Usable in `ORDER BY`.
+    pub sortable: bool,
+    /// A custom field (`__c`).
+    pub custom: bool,
+}
+
+impl FieldSpec {
+    /// A field with the given name and type and the common flags (filterable, sortable, not a formula).
+    pub fn new(name: impl Into<String>, field_type: FieldType) -> FieldSpec {
+        FieldSpec {
+            name: name.into(),
+            field_type,
+            calculated: false,
+            compound_field_name: None,
+            filterable: true,
+            sortable: true,
+            custom: false,
+        }
+    }
+
+    /// How this field's values are typed.
+    pub fn value_kind(&self) -> ValueKind {
+        self.field_type.value_kind()
+    }
+
+    /// The field's JSON schema; every property is nullable.
+    pub fn json_schema(&self) -> Value {
+        let num_or_null = json!({"type": ["null", "number"]});
+        let str_or_null = json!({"type": ["null", "string"]});
+        match &self.field_type {
+            FieldType::Address => json!({
+                "type": ["null", "object"],
+                "properties": {
+                    "street": str_or_null, "state": str_or_null, "stateCode": str_or_null,
+                    "postalCode": str_or_null, "city": str_or_null, "country": str_or_null,
+                    "countryCode": str_or_null, "geocodeAccuracy": str_or_null,
+                    "longitude": num_or_null, "latitude": num_or_null,
+                }
+            }),
+            FieldType::Location => json!({
+                "type": ["null", "object"],
+                "properties": {"longitude": num_or_null, "latitude": num_or_null}
+            }),
+            other => match other.value_kind() {
+                ValueKind::Boolean => json!({"type": ["null", "boolean"]}),
+                ValueKind::Number => num_or_null,
+                ValueKind::Integer => json!({"type": ["null", "integer"]}),
+                ValueKind::Date => json!({"type": ["null", "string"], "format": "date"}),
+                ValueKind::DateTime => json!({"type": ["null", "string"], "format": "date-time"}),
+                ValueKind::Base64 => json!({"type": ["null", "string"], "format": "base64"}),
+                ValueKind::String | ValueKind::Object => str_or_null,
+            },
+        }
+    }
+}
+
+/// One stream: a queryable object with its fields and the facts the sync engine needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSpec {
+    /// The object's API name, e.g. `Account`, `Invoice__c`.
+    pub name: String,
+    /// Its fields, in describe order.
+    pub fields: Vec<FieldSpec>,
+    /// `Id` when the object has one.
+    pub primary_key: Option<String>,
+    /// The first of `SystemModstamp`, `LastModifiedDate`, `CreatedDate`, `LoginTime` it has.
+    pub cursor_field: Option<String>,
+    /// False when the object has no cursor or rejects filtering on it: full refresh only.
+    pub supports_incremental: bool,
+    /// The object has `IsDeleted`: read with queryAll, deletes come out as `IsDeleted=true`.
+    pub has_is_deleted: bool,
+    /// A custom object.
+    pub custom: bool,
+}
+
+impl StreamSpec {
+    /// The field called `name` (case-insensitive).
+    pub fn field(&self, name: &str) -> Option<&FieldSpec> {
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Fields Bulk API 2.0 cannot select (base64, address, location, complexvalue).
+    pub fn bulk_unservable_fields(&self) -> impl Iterator<Item = &FieldSpec> {
+        self.fields
+            .iter()
+            .filter(|f| f.field_type.bulk_unservable())
+    }
+
+    /// Formula fields.
+    pub fn formula_fields(&self) -> impl Iterator<Item = &FieldSpec> {
+        self.fields.iter().filter(|f| f.calculated)
+    }
+
+    /// The stream's JSON schema (draft-07, additional properties allowed, every property nullable).
+    pub fn json_schema(&self) -> Value {
+        let mut properties = Map::new();
+        for field in &self.fields {
+            properties.insert(field.name.clone(), field.json_schema());
+        }
+        json!({
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "additionalProperties": true,
+            "properties": properties,
+        })
+    }
+}
+
+/// The column names of a record set, shared by every record of it.
+pub type Columns = Arc<[String]>;
+
+/// One record: values in the order of its shared columns.
+///
+/// REST and Bulk both yield records in this shape, with the same value forms (datetimes
+/// `YYYY-MM-DDTHH:MM:SS.sssZ`, numbers as JSON numbers, explicit nulls, compound fields as objects),
+/// so a record looks the same whichever API read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Column names, shared.
+    pub columns: Columns,
+    /// Values, one per column.
+    pub values: Vec<Value>,
+}
+
+impl Record {
+    /// The value of column `name` (exact match first, then case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        let idx = self.columns.iter().position(|c| c == name).or_else(|| {
+            self.columns
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(name))
+        })?;
+        self.values.get(idx)
+    }
+
+    /// The record's `Id` as a string, if it has one.
+    pub fn id(&self) -> Option<&str> {
+        self.get("Id").and_then(Value::as_str)
+    }
+
+    /// The record as a JSON object.
+    pub fn to_json(&self) -> Map<String, Value> {
+        self.columns
+            .iter()
+            .cloned()
+            .zip(self.values.iter().cloned())
+            .collect()
+    }
+}
+
+/// Normalises a Salesforce datetime to `YYYY-MM-DDTHH:MM:SS.sssZ`.
+///
+/// Accepts the REST form (`2024-01-02T03:04:05.000+0000`), the Bulk form (`...000Z`), RFC 3339
+/// offsets (`+00:00`, other offsets converted to UTC) and missing fractions. `None` if unparsable.
+pub fn normalize_datetime(text: &str) -> Option<String> {
+    let text = text.trim();
+    let parsed = chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()?;
+    Some(
+        parsed
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_normalise_to_the_bulk_form() {
+        for (input, want) in [
+            ("2024-01-02T03:04:05.000+0000", "2024-01-02T03:04:05.000Z"),
+            ("2024-01-02T03:04:05.000Z", "2024-01-02T03:04:05.000Z"),
+            ("2024-01-02T03:04:05Z", "2024-01-02T03:04:05.000Z"),
+            ("2024-01-02T03:04:05+00:00", "2024-01-02T03:04:05.000Z"),
+            ("2024-01-02T05:04:05.123+0200", "2024-01-02T03:04:05.123Z"),
+        ] {
+            assert_eq!(normalize_datetime(input).as_deref(), Some(want), "{input}");
+        }
+        assert_eq!(normalize_datetime("2024-01-02"), None);
+        assert_eq!(normalize_datetime("yesterday"), None);
+    }
+
+    #[test]
+    fn type_names_round_trip_and_unknown_types_are_strings() {
+        for name in [
+            "id",
+            "anyType",
+            "datetime",
+            "address",
+            "base64",
+            "complexvalue",
+        ] {
+            assert_eq!(FieldType::from_wire(name).as_wire(), name);
+        }
+        let odd = FieldType::from_wire("quantum");
+        assert_eq!(odd, FieldType::Unknown("quantum".to_string()));
+        assert_eq!(odd.value_kind(), ValueKind::String);
+        assert!(FieldType::Address.bulk_unservable());
+        assert!(!FieldType::Currency.bulk_unservable());
+    }
+
+    #[test]
+    fn records_look_up_columns() {
+        let rec = Record {
+            columns: Arc::from(vec!["Id".to_string(), "Name".to_string()]),
+            values: vec![json!("001"), Value::Null],
+        };
+        assert_eq!(rec.id(), Some("001"));
+        assert_eq!(rec.get("name"), Some(&Value::Null));
+        assert_eq!(rec.get("Missing"), None);
+        assert_eq!(
+            Value::Object(rec.to_json()),
+            json!({"Id": "001", "Name": null})
+        );
+    }
+}
