@@ -177,10 +177,13 @@ pub struct SessionConfig {
     pub api_version: String,
     /// Retry policy.
     pub retry: RetryConfig,
-    /// Time allowed to connect.
-    pub connect_timeout: Duration,
-    /// Time allowed between two reads of a response (not the whole response: Bulk results are long).
-    pub read_timeout: Duration,
+    /// Time allowed to connect; `None`: no limit.
+    pub connect_timeout: Option<Duration>,
+    /// Time allowed between two reads of a response (not the whole response: Bulk results are
+    /// long); `None`: no limit.
+    pub read_timeout: Option<Duration>,
+    /// How long an idle pooled connection is kept; `None`: until the server closes it.
+    pub pool_idle_timeout: Option<Duration>,
     /// The largest share of the org's daily API limit this session may use (e.g. `0.5`);
     /// `None`: no cap besides the limit itself.
     pub api_budget: Option<f64>,
@@ -188,7 +191,7 @@ pub struct SessionConfig {
 
 impl SessionConfig {
     /// A config with the documented defaults: API `62.0`, refresh-token grant, default retries,
-    /// 30 s connect and 120 s read timeouts, no budget.
+    /// 30 s connect and 120 s read timeouts, idle connections kept 90 s, no budget.
     pub fn new(login_url: LoginUrl, credentials: Credentials) -> SessionConfig {
         SessionConfig {
             login_url,
@@ -196,8 +199,9 @@ impl SessionConfig {
             grant: Grant::RefreshToken,
             api_version: DEFAULT_API_VERSION.to_string(),
             retry: RetryConfig::default(),
-            connect_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(120),
+            connect_timeout: Some(Duration::from_secs(30)),
+            read_timeout: Some(Duration::from_secs(120)),
+            pool_idle_timeout: Some(Duration::from_secs(90)),
             api_budget: None,
         }
     }

@@ -333,17 +333,21 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 impl Session {
     /// Logs in and returns the session.
     pub async fn login(config: SessionConfig) -> Result<Session, Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
+        let mut builder = reqwest::Client::builder()
             .gzip(true)
-            .user_agent(concat!("sfconnect/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Network {
-                operation: "building the HTTP client".to_string(),
-                message: describe_reqwest(&e),
-                timeout: false,
-            })?;
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .user_agent(concat!("sfconnect/", env!("CARGO_PKG_VERSION")));
+        if let Some(t) = config.connect_timeout {
+            builder = builder.connect_timeout(t);
+        }
+        if let Some(t) = config.read_timeout {
+            builder = builder.read_timeout(t);
+        }
+        let http = builder.build().map_err(|e| Error::Network {
+            operation: "building the HTTP client".to_string(),
+            message: describe_reqwest(&e),
+            timeout: false,
+        })?;
         let refresh_token = config.credentials.refresh_token.clone();
         if config.grant == Grant::RefreshToken
             && refresh_token.as_ref().is_none_or(Secret::is_empty)
@@ -686,24 +690,7 @@ impl Session {
         let operation = "POST /services/oauth2/token".to_string();
         let creds = &config.credentials;
         let refresh = self.refresh_token();
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        match config.grant {
-            Grant::RefreshToken => {
-                form.append_pair("grant_type", "refresh_token");
-                form.append_pair("client_id", &creds.client_id);
-                form.append_pair("client_secret", creds.client_secret.expose());
-                form.append_pair(
-                    "refresh_token",
-                    refresh.as_ref().map(Secret::expose).unwrap_or(""),
-                );
-            }
-            Grant::ClientCredentials => {
-                form.append_pair("grant_type", "client_credentials");
-                form.append_pair("client_id", &creds.client_id);
-                form.append_pair("client_secret", creds.client_secret.expose());
-            }
-        }
-        let body = form.finish();
+        let body = token_form(config.grant, creds, refresh.as_ref());
         let mut retry = 0;
         loop {
             let answer = self
@@ -758,6 +745,29 @@ impl Session {
             return Err(Error::Api { operation, api });
         }
     }
+}
+
+/// The token request's form body (kept out of async code: the serializer is not `Send`).
+fn token_form(
+    grant: Grant,
+    creds: &crate::config::Credentials,
+    refresh: Option<&Secret>,
+) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    match grant {
+        Grant::RefreshToken => {
+            form.append_pair("grant_type", "refresh_token");
+            form.append_pair("client_id", &creds.client_id);
+            form.append_pair("client_secret", creds.client_secret.expose());
+            form.append_pair("refresh_token", refresh.map(Secret::expose).unwrap_or(""));
+        }
+        Grant::ClientCredentials => {
+            form.append_pair("grant_type", "client_credentials");
+            form.append_pair("client_id", &creds.client_id);
+            form.append_pair("client_secret", creds.client_secret.expose());
+        }
+    }
+    form.finish()
 }
 
 async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {

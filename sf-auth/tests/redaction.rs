@@ -1,0 +1,118 @@
+#![allow(clippy::unwrap_used)]
+//! Secrets never show: credentials, the session and every error, formatted with `{}` and `{:?}`.
+
+use std::time::Duration;
+
+use fixtures::recorded::Scenario;
+use sf_auth::{Credentials, LoginUrl, RetryConfig, Secret, Session, SessionConfig};
+
+const CLIENT_SECRET: &str = "SUPER-SECRET-CLIENT-SECRET";
+const REFRESH_TOKEN: &str = "SUPER-SECRET-REFRESH-TOKEN";
+const ACCESS_TOKENS: [&str; 2] = ["TEST_ACCESS_TOKEN_1", "TEST_ACCESS_TOKEN_2"];
+const ROTATED: &str = "5Aep861ROTATED_REFRESH_TOKEN";
+
+fn assert_clean(text: &str) {
+    for secret in [CLIENT_SECRET, REFRESH_TOKEN, ROTATED]
+        .iter()
+        .chain(ACCESS_TOKENS.iter())
+    {
+        assert!(!text.contains(secret), "a secret leaked into: {text}");
+    }
+}
+
+fn config(url: &str) -> SessionConfig {
+    let mut config = SessionConfig::new(
+        LoginUrl::parse(url).unwrap(),
+        Credentials {
+            client_id: "test-client-id".to_string(),
+            client_secret: Secret::new(CLIENT_SECRET),
+            refresh_token: Some(Secret::new(REFRESH_TOKEN)),
+        },
+    );
+    config.retry = RetryConfig {
+        max_retries: 1,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
+        ..RetryConfig::default()
+    };
+    config
+}
+
+#[test]
+fn credentials_and_config_print_stars() {
+    let config = config("https://acme.my.salesforce.com");
+    for text in [
+        format!("{:?}", config),
+        format!("{:?}", config.credentials),
+        format!("{}", config.credentials.client_secret),
+        format!("{:?}", Secret::new(REFRESH_TOKEN)),
+    ] {
+        assert_clean(&text);
+        assert!(text.contains("***"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn sessions_and_errors_print_no_secret() {
+    let mut outputs = Vec::new();
+    for scenarios in [
+        vec!["refresh_rotated"],
+        vec!["session_always_expired"],
+        vec!["login_expired_refresh_token"],
+        vec!["login_invalid_client"],
+        vec!["login_http_instance"],
+        vec!["refresh_ok", "daily_limit"],
+        vec!["refresh_ok", "transient_then_ok"],
+        vec!["refresh_ok", "error_bodies"],
+    ] {
+        let mut server = mockito::Server::new_async().await;
+        for name in &scenarios {
+            Scenario::load("auth", name)
+                .unwrap()
+                .mount_async(&mut server)
+                .await;
+        }
+        match Session::login(config(&server.url())).await {
+            Ok(session) => {
+                outputs.push(format!("{session:?}"));
+                outputs.push(format!("{:?}", session.refresh_token()));
+                outputs.push(format!(
+                    "{:?}",
+                    session.subscribe_rotation().borrow().clone()
+                ));
+                for path in [
+                    "sobjects",
+                    "limits",
+                    "query",
+                    "oauth-shaped",
+                    "empty-body",
+                    "html-body",
+                ] {
+                    if let Err(e) = session.get_json::<serde_json::Value>(path, &[]).await {
+                        outputs.push(format!("{e}"));
+                        outputs.push(format!("{e:?}"));
+                    }
+                }
+            }
+            Err(e) => {
+                outputs.push(format!("{e}"));
+                outputs.push(format!("{e:?}"));
+            }
+        }
+    }
+    // A network failure too.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = Session::login(config(&format!("http://127.0.0.1:{port}")))
+        .await
+        .unwrap_err();
+    outputs.push(format!("{e}"));
+    outputs.push(format!("{e:?}"));
+    assert!(outputs.len() > 20, "every case produced output");
+    for text in &outputs {
+        assert_clean(text);
+    }
+}

@@ -1,0 +1,584 @@
+#![allow(clippy::unwrap_used)]
+//! The session against recorded Salesforce exchanges served by mockito.
+
+use std::time::Duration;
+
+use fixtures::recorded::Scenario;
+use sf_auth::{
+    ApiUsage, Credentials, Error, ErrorKind, Grant, LoginFailure, LoginUrl, Request, RetryConfig,
+    Secret, Session, SessionConfig,
+};
+
+const CLIENT_SECRET: &str = "test-secret";
+const REFRESH_TOKEN: &str = "test-refresh";
+
+fn config(server: &mockito::Server) -> SessionConfig {
+    let mut config = SessionConfig::new(
+        LoginUrl::parse(&server.url()).unwrap(),
+        Credentials {
+            client_id: "test-client-id".to_string(),
+            client_secret: Secret::new(CLIENT_SECRET),
+            refresh_token: Some(Secret::new(REFRESH_TOKEN)),
+        },
+    );
+    config.retry = RetryConfig {
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(4),
+        ..RetryConfig::default()
+    };
+    config
+}
+
+async fn server_with(scenarios: &[(&str, &str)]) -> (mockito::ServerGuard, Vec<mockito::Mock>) {
+    server_expecting(scenarios, &[]).await
+}
+
+/// Mounts the scenarios; `expect` lists (exchange index across all scenarios, exact hits).
+async fn server_expecting(
+    scenarios: &[(&str, &str)],
+    expect: &[(usize, usize)],
+) -> (mockito::ServerGuard, Vec<mockito::Mock>) {
+    let mut server = mockito::Server::new_async().await;
+    let mut mocks = Vec::new();
+    for (area, name) in scenarios {
+        let mut scenario = Scenario::load(area, name).unwrap();
+        for (index, hits) in expect {
+            if let Some(local) = index.checked_sub(mocks.len()) {
+                scenario = scenario.expecting(local, *hits);
+            }
+        }
+        mocks.extend(scenario.mount_async(&mut server).await);
+    }
+    (server, mocks)
+}
+
+#[tokio::test]
+async fn refresh_token_grant_logs_in_and_calls_the_instance() {
+    let (server, _mocks) = server_with(&[("auth", "session_expired_then_ok")]).await;
+    let session = Session::login(config(&server)).await.unwrap();
+    assert_eq!(session.instance_url(), server.url());
+    assert_eq!(session.login_count(), 1);
+    assert!(session.refresh_token().is_some());
+    // The first token is expired: one renewal, one replay, success.
+    let global: serde_json::Value = session.get_json("sobjects", &[]).await.unwrap();
+    assert_eq!(global["maxBatchSize"], 200);
+    assert_eq!(session.login_count(), 2);
+    assert_eq!(
+        session.api_usage(),
+        Some(ApiUsage {
+            used: 3,
+            max: 15000
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_second_401_is_an_error_not_a_loop() {
+    let (server, mocks) =
+        server_expecting(&[("auth", "session_always_expired")], &[(0, 2), (1, 2)]).await;
+    let session = Session::login(config(&server)).await.unwrap();
+    let err = session
+        .get_json::<serde_json::Value>("sobjects", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated);
+    assert!(err.to_string().contains("INVALID_SESSION_ID"), "{err}");
+    // One initial login plus exactly one renewal; the data call was sent twice.
+    assert_eq!(session.login_count(), 2);
+    mocks[0].assert_async().await;
+    mocks[1].assert_async().await;
+}
+
+/// A tiny HTTP server for the single-flight test: it holds every request made with the first
+/// token until eight of them have arrived, then answers them all 401, so all eight really see an
+/// expired session at once. It counts logins.
+async fn gated_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let logins = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let (logins2, base2) = (logins.clone(), base.clone());
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let (logins, barrier, base) = (logins2.clone(), barrier.clone(), base2.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Read the head and, for the token POST, the form body.
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf).to_string();
+                let (status, body) = if text.starts_with("POST /services/oauth2/token") {
+                    let n = logins.fetch_add(1, Ordering::SeqCst) + 1;
+                    (
+                        200,
+                        format!(
+                            r#"{{"access_token":"00D1!TOKEN_{n}","instance_url":"{base}","id":"x","token_type":"Bearer","issued_at":"1","signature":"x"}}"#
+                        ),
+                    )
+                } else if text.contains("Bearer 00D1!TOKEN_1") {
+                    barrier.wait().await;
+                    (401, r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#.to_string())
+                } else {
+                    (200, r#"{"sobjects":[]}"#.to_string())
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                sock.write_all(reply.as_bytes()).await.unwrap();
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (base, logins)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_concurrent_401s_cause_exactly_one_login() {
+    let (base, logins) = gated_server().await;
+    let mut config = SessionConfig::new(
+        LoginUrl::parse(&base).unwrap(),
+        Credentials {
+            client_id: "test-client-id".to_string(),
+            client_secret: Secret::new(CLIENT_SECRET),
+            refresh_token: Some(Secret::new(REFRESH_TOKEN)),
+        },
+    );
+    config.retry.initial_backoff = Duration::from_millis(1);
+    let session = Session::login(config).await.unwrap();
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let s = session.clone();
+            tokio::spawn(async move { s.get_json::<serde_json::Value>("sobjects", &[]).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    // The barrier released only once all eight held the expired token: one renewal served them all.
+    assert_eq!(logins.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(session.login_count(), 2);
+}
+
+#[tokio::test]
+async fn rotated_refresh_token_is_exposed_for_persisting() {
+    let (server, _mocks) = server_with(&[("auth", "refresh_rotated")]).await;
+    let session = Session::login(config(&server)).await.unwrap();
+    let rotated = session.subscribe_rotation().borrow().clone();
+    assert_eq!(
+        rotated.as_ref().map(Secret::expose),
+        Some("5Aep861ROTATED_REFRESH_TOKEN")
+    );
+    assert_eq!(
+        session.refresh_token().as_ref().map(Secret::expose),
+        Some("5Aep861ROTATED_REFRESH_TOKEN")
+    );
+}
+
+#[tokio::test]
+async fn no_rotation_without_a_new_refresh_token() {
+    let (server, _mocks) = server_with(&[("auth", "refresh_ok")]).await;
+    let session = Session::login(config(&server)).await.unwrap();
+    assert!(session.subscribe_rotation().borrow().is_none());
+    assert_eq!(
+        session.refresh_token().as_ref().map(Secret::expose),
+        Some(REFRESH_TOKEN)
+    );
+}
+
+#[tokio::test]
+async fn client_credentials_grant() {
+    let (server, mocks) = server_with(&[("auth", "client_credentials_ok")]).await;
+    let mut config = config(&server);
+    config.grant = Grant::ClientCredentials;
+    config.credentials.refresh_token = None;
+    let session = Session::login(config).await.unwrap();
+    assert_eq!(session.instance_url(), server.url());
+    mocks[0].assert_async().await;
+}
+
+#[tokio::test]
+async fn refresh_grant_without_a_refresh_token_is_refused_before_any_call() {
+    let (server, mocks) = server_expecting(&[("auth", "refresh_ok")], &[(0, 0)]).await;
+    let mut config = config(&server);
+    config.credentials.refresh_token = None;
+    let err = Session::login(config).await.unwrap_err();
+    assert!(err.to_string().contains("no refresh_token"), "{err}");
+    mocks[0].assert_async().await;
+}
+
+#[tokio::test]
+async fn token_errors_are_mapped_to_actionable_messages() {
+    let cases = [
+        (
+            "login_expired_refresh_token",
+            LoginFailure::ExpiredRefreshToken,
+            "re-authenticate and replace `refresh_token`",
+        ),
+        (
+            "login_invalid_client_id",
+            LoginFailure::UnknownClientId,
+            "check `client_id`",
+        ),
+        (
+            "login_invalid_client",
+            LoginFailure::WrongClientSecret,
+            "check `client_secret`",
+        ),
+    ];
+    for (scenario, want, advice) in cases {
+        let (server, mocks) = server_expecting(&[("auth", scenario)], &[(0, 1)]).await;
+        let err = Session::login(config(&server)).await.unwrap_err();
+        match &err {
+            Error::Login { failure, api } => {
+                assert_eq!(*failure, want, "{scenario}");
+                assert_eq!(api.status, 400);
+            }
+            other => panic!("{scenario}: expected a login error, got {other:?}"),
+        }
+        assert_eq!(err.kind(), ErrorKind::Unauthenticated);
+        assert!(err.to_string().contains(advice), "{scenario}: {err}");
+        // A refused grant is never retried.
+        mocks[0].assert_async().await;
+    }
+}
+
+#[tokio::test]
+async fn a_network_failure_is_not_a_credential_failure() {
+    // Bind and drop a listener: nothing listens on that port any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = SessionConfig::new(
+        LoginUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+        Credentials {
+            client_id: "id".into(),
+            client_secret: Secret::new(CLIENT_SECRET),
+            refresh_token: Some(Secret::new(REFRESH_TOKEN)),
+        },
+    );
+    config.retry = RetryConfig {
+        max_retries: 1,
+        initial_backoff: Duration::from_millis(1),
+        ..RetryConfig::default()
+    };
+    let err = Session::login(config).await.unwrap_err();
+    assert!(matches!(err, Error::Network { .. }), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Transient);
+    assert!(!err.to_string().contains(REFRESH_TOKEN));
+}
+
+#[tokio::test]
+async fn plain_http_instance_url_on_a_public_host_is_refused() {
+    let (server, _mocks) = server_with(&[("auth", "login_http_instance")]).await;
+    let err = Session::login(config(&server)).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("plain http is only allowed for loopback"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_and_limits_are_read() {
+    let (server, mocks) = server_expecting(
+        &[("auth", "refresh_ok"), ("auth", "transient_then_ok")],
+        &[(4, 1)],
+    )
+    .await;
+    let session = Session::login(config(&server)).await.unwrap();
+    let limits = session.limits().await.unwrap();
+    assert_eq!(limits.daily_api_requests.max, 15000);
+    assert_eq!(limits.daily_api_requests.remaining, 14975);
+    assert_eq!(
+        limits.daily_bulk_v2_query_jobs.map(|l| l.remaining),
+        Some(9990)
+    );
+    // per-app usage does not confuse the org-wide usage
+    assert_eq!(
+        session.api_usage(),
+        Some(ApiUsage {
+            used: 25,
+            max: 15000
+        })
+    );
+    for mock in &mocks[1..4] {
+        mock.assert_async().await;
+    }
+    mocks[4].assert_async().await;
+}
+
+#[tokio::test]
+async fn retries_give_up_after_the_budget() {
+    let (server, mocks) = server_expecting(
+        &[("auth", "refresh_ok"), ("auth", "transient_then_ok")],
+        &[(4, 0)],
+    )
+    .await;
+    let mut config = config(&server);
+    config.retry.max_retries = 2;
+    let session = Session::login(config).await.unwrap();
+    let err = session.limits().await.unwrap_err();
+    // 503, 500, then 420 is the third failure: the last one is reported.
+    assert_eq!(err.api_error().map(|a| a.status), Some(420));
+    assert_eq!(err.kind(), ErrorKind::Transient);
+    mocks[4].assert_async().await;
+}
+
+#[tokio::test]
+async fn the_daily_limit_is_never_retried() {
+    let (server, mocks) = server_expecting(
+        &[("auth", "refresh_ok"), ("auth", "daily_limit")],
+        &[(1, 1)],
+    )
+    .await;
+    let session = Session::login(config(&server)).await.unwrap();
+    let err = session
+        .get_json::<serde_json::Value>("sobjects", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DailyLimitExceeded);
+    assert_eq!(
+        session.api_usage(),
+        Some(ApiUsage {
+            used: 15001,
+            max: 15000
+        })
+    );
+    mocks[1].assert_async().await;
+}
+
+#[tokio::test]
+async fn the_concurrent_limit_is_retried() {
+    let (server, mocks) =
+        server_with(&[("auth", "refresh_ok"), ("auth", "concurrent_limit_then_ok")]).await;
+    let session = Session::login(config(&server)).await.unwrap();
+    session
+        .get_json::<serde_json::Value>("sobjects", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        session.api_usage(),
+        Some(ApiUsage {
+            used: 10018,
+            max: 100000
+        })
+    );
+    mocks[1].assert_async().await;
+    mocks[2].assert_async().await;
+}
+
+#[tokio::test]
+async fn the_api_budget_stops_requests_before_they_are_sent() {
+    let (server, mocks) = server_expecting(
+        &[("auth", "refresh_ok"), ("auth", "concurrent_limit_then_ok")],
+        &[(2, 1)],
+    )
+    .await;
+    let mut config = config(&server);
+    config.api_budget = Some(0.1); // 10% of 100000 = 10000, and 10018 are used after the first call
+    let session = Session::login(config).await.unwrap();
+    session
+        .get_json::<serde_json::Value>("sobjects", &[])
+        .await
+        .unwrap();
+    let err = session
+        .get_json::<serde_json::Value>("sobjects", &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::BudgetExhausted {
+                used: 10018,
+                max: 100000,
+                budget: 10000
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), ErrorKind::DailyLimitExceeded);
+    mocks[2].assert_async().await;
+}
+
+#[tokio::test]
+async fn every_error_body_shape_parses() {
+    let (server, _mocks) = server_with(&[("auth", "refresh_ok"), ("auth", "error_bodies")]).await;
+    let session = Session::login(config(&server)).await.unwrap();
+
+    let err = session
+        .fetch(Request::get("query").query("q", "SELECT Nope FROM Account"))
+        .await
+        .unwrap_err();
+    let api = err.api_error().unwrap();
+    assert_eq!(api.status, 400);
+    assert_eq!(api.error_code.as_deref(), Some("INVALID_FIELD"));
+    assert!(api
+        .message
+        .contains("No such column 'Nope' on entity 'Account'"));
+    assert_eq!(err.kind(), ErrorKind::InvalidField);
+    assert!(
+        err.to_string()
+            .starts_with("GET query failed: HTTP 400 INVALID_FIELD"),
+        "{err}"
+    );
+
+    let err = session
+        .fetch(Request::get("sobjects/Nope__c/describe"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+
+    let err = session
+        .fetch(Request::get("oauth-shaped"))
+        .await
+        .unwrap_err();
+    let api = err.api_error().unwrap();
+    assert_eq!(api.error_code.as_deref(), Some("invalid_request"));
+    assert_eq!(api.message, "missing parameter");
+
+    let err = session.fetch(Request::get("empty-body")).await.unwrap_err();
+    let api = err.api_error().unwrap();
+    assert_eq!(
+        (api.status, api.error_code.as_deref(), api.message.as_str()),
+        (410, None, "")
+    );
+
+    let err = session.fetch(Request::get("html-body")).await.unwrap_err();
+    let api = err.api_error().unwrap();
+    assert_eq!(api.status, 404);
+    assert!(api.message.contains("<title>Not Found</title>"));
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn responses_stream_as_bytes() {
+    use futures_util::StreamExt;
+    let mut server = mockito::Server::new_async().await;
+    Scenario::load("auth", "refresh_ok")
+        .unwrap()
+        .mount_async(&mut server)
+        .await;
+    let body = "x".repeat(200_000);
+    server
+        .mock("GET", "/services/data/v62.0/big")
+        .with_body(&body)
+        .create_async()
+        .await;
+    let session = Session::login(config(&server)).await.unwrap();
+    let response = session.send(Request::get("big")).await.unwrap();
+    let mut stream = response.bytes_stream();
+    let mut total = 0;
+    let mut chunks = 0;
+    while let Some(chunk) = stream.next().await {
+        total += chunk.unwrap().len();
+        chunks += 1;
+    }
+    assert_eq!(total, body.len());
+    assert!(chunks >= 1);
+}
+
+#[tokio::test]
+async fn query_strings_are_form_encoded() {
+    let mut server = mockito::Server::new_async().await;
+    Scenario::load("auth", "refresh_ok")
+        .unwrap()
+        .mount_async(&mut server)
+        .await;
+    // The raw query must carry `+` as %2B and spaces as `+`.
+    let mock = server
+        .mock("GET", "/services/data/v62.0/query")
+        .match_query(mockito::Matcher::Regex(
+            r"^q=SELECT\+Id\+FROM\+Account\+WHERE\+SystemModstamp\+%3E%3D\+2024-01-01T00%3A00%3A00%2B00%3A00$".to_string(),
+        ))
+        .with_body(r#"{"totalSize":0,"done":true,"records":[]}"#)
+        .create_async()
+        .await;
+    let session = Session::login(config(&server)).await.unwrap();
+    session
+        .fetch(Request::get("query").query(
+            "q",
+            "SELECT Id FROM Account WHERE SystemModstamp >= 2024-01-01T00:00:00+00:00",
+        ))
+        .await
+        .unwrap();
+    mock.assert_async().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_doubles_between_retries() {
+    let (server, mocks) = server_expecting(
+        &[("auth", "refresh_ok"), ("auth", "transient_then_ok")],
+        &[(4, 1)],
+    )
+    .await;
+    let mut config = config(&server);
+    // No transport timers, so virtual time moves only for the backoff sleeps.
+    config.connect_timeout = None;
+    config.read_timeout = None;
+    config.pool_idle_timeout = None;
+    config.retry = RetryConfig {
+        max_retries: 5,
+        initial_backoff: Duration::from_millis(500),
+        max_backoff: Duration::from_secs(30),
+        multiplier: 2.0,
+        jitter: false,
+    };
+    let session = Session::login(config).await.unwrap();
+    let start = tokio::time::Instant::now();
+    session.limits().await.unwrap();
+    // Three failures: waits of 0.5 s, 1 s and 2 s.
+    assert_eq!(start.elapsed(), Duration::from_millis(3500));
+    mocks[4].assert_async().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn jittered_backoff_stays_within_its_bounds() {
+    let (server, _mocks) = server_expecting(
+        &[("auth", "refresh_ok"), ("auth", "transient_then_ok")],
+        &[],
+    )
+    .await;
+    let mut config = config(&server);
+    config.connect_timeout = None;
+    config.read_timeout = None;
+    config.pool_idle_timeout = None;
+    config.retry = RetryConfig {
+        initial_backoff: Duration::from_millis(500),
+        ..RetryConfig::default()
+    };
+    let session = Session::login(config).await.unwrap();
+    let start = tokio::time::Instant::now();
+    session.limits().await.unwrap();
+    let elapsed = start.elapsed();
+    // Each wait is drawn from [b/2, b]: between 1.75 s and 3.5 s in all.
+    assert!(elapsed >= Duration::from_millis(1750), "{elapsed:?}");
+    assert!(elapsed <= Duration::from_millis(3500), "{elapsed:?}");
+}
