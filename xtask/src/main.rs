@@ -50,7 +50,14 @@ fn ci() -> Result<()> {
     run(&root, &["fmt", "--all", "--", "--check"])?;
     run(
         &root,
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
     )?;
     run(&root, &["test", "--workspace"])?;
     println!("xtask ci: all gates passed");

@@ -38,7 +38,13 @@ fn allowed_internal(name: &str) -> &'static [&'static str] {
 pub fn check_workspace(root: &Path) -> Result<Vec<String>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(root)
         .output()
         .context("could not run `cargo metadata`")?;
@@ -141,7 +147,13 @@ mod tests {
     fn real_metadata() -> Value {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let out = Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--no-deps",
+                "--offline",
+            ])
             .current_dir(crate::workspace_root())
             .output()
             .expect("cargo metadata runs");
@@ -168,7 +180,11 @@ mod tests {
     #[test]
     fn the_workspace_is_tidy() {
         let problems = check(&real_metadata(), &read);
-        assert!(problems.is_empty(), "tidy problems:\n{}", problems.join("\n"));
+        assert!(
+            problems.is_empty(),
+            "tidy problems:\n{}",
+            problems.join("\n")
+        );
     }
 
     #[test]
@@ -190,7 +206,10 @@ mod tests {
             "fixtures",
             "xtask",
         ] {
-            assert!(names.contains(&expected), "{expected} missing from the workspace");
+            assert!(
+                names.contains(&expected),
+                "{expected} missing from the workspace"
+            );
         }
     }
 
@@ -224,10 +243,18 @@ mod tests {
         add_dep(&mut meta, "sf-discovery", "reqwest", None); // only sf-auth speaks HTTP
         let problems = check(&meta, &read);
         assert_eq!(problems.len(), 4, "{problems:#?}");
-        assert!(problems.iter().any(|p| p.starts_with("sf-bulk depends on `sf-rest`")));
-        assert!(problems.iter().any(|p| p.starts_with("sf-auth depends on `sf-discovery`")));
-        assert!(problems.iter().any(|p| p.starts_with("sf-sync depends on `fixtures`")));
-        assert!(problems.iter().any(|p| p.starts_with("sf-discovery depends on `reqwest`")));
+        assert!(problems
+            .iter()
+            .any(|p| p.starts_with("sf-bulk depends on `sf-rest`")));
+        assert!(problems
+            .iter()
+            .any(|p| p.starts_with("sf-auth depends on `sf-discovery`")));
+        assert!(problems
+            .iter()
+            .any(|p| p.starts_with("sf-sync depends on `fixtures`")));
+        assert!(problems
+            .iter()
+            .any(|p| p.starts_with("sf-discovery depends on `reqwest`")));
     }
 
     #[test]
