@@ -87,14 +87,15 @@ pub fn check(metadata: &Value, read: &dyn Fn(&Path) -> Option<String>) -> Vec<St
                     "{name} depends on `reqwest`: only sf-auth speaks HTTP; go through sf_auth::Session"
                 ));
             }
-            if members.iter().any(|m| m == dep_name) && !is_dev {
-                if !allowed_internal(name).contains(&dep_name) {
-                    problems.push(format!(
-                        "{name} depends on `{dep_name}`: this breaks the layering \
-                         sf-cli → sf-sync → (sf-bulk, sf-rest) → sf-discovery → sf-auth \
-                         (fixtures only as a dev-dependency, except in sf-cli)"
-                    ));
-                }
+            if members.iter().any(|m| m == dep_name)
+                && !is_dev
+                && !allowed_internal(name).contains(&dep_name)
+            {
+                problems.push(format!(
+                    "{name} depends on `{dep_name}`: this breaks the layering \
+                     sf-cli → sf-sync → (sf-bulk, sf-rest) → sf-discovery → sf-auth \
+                     (fixtures only as a dev-dependency, except in sf-cli)"
+                ));
             }
         }
     }
