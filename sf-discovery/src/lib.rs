@@ -1,13 +1,43 @@
 //! Discovery: turns an org's `describeGlobal` and per-object `describe` into a catalog of streams.
 //!
 //! **Owns:** the domain types shared by the extraction crates ([`StreamSpec`], [`FieldSpec`],
-//! [`FieldType`], [`Record`]), and (in progress) which objects are queryable and not excluded, the
-//! stream-name criteria (`starts with`, `not contains`, ...), describes batched through
-//! `/composite/batch`, the JSON schema of each object, its primary key and cursor, and the
-//! per-field facts the sync engine needs (Bulk-unservable fields, formula fields, `IsDeleted`).
+//! [`FieldType`], [`Record`]); which objects are offered ([`ObjectInfo::exclusion`]: queryable, not
+//! on the fixed lists such as [`QUERY_RESTRICTED_OBJECTS`], not a `*ChangeEvent`); the stream-name
+//! criteria ([`StreamCriteria`]: `starts with`, `not contains`, ...); describes batched 25 to a
+//! `composite/batch` call with a bounded number of calls in flight ([`describe_objects`]); and per
+//! stream its JSON schema, primary key, cursor, whether it can be read incrementally
+//! ([`UNSUPPORTED_FILTERING_OBJECTS`] cannot), and the per-field facts the sync engine needs
+//! (Bulk-unservable fields, formula fields, `IsDeleted`). The entry points are [`discover`] (the
+//! whole org, ⌈N/25⌉ + 1 API calls for N objects) and [`describe_streams`] (only the named objects,
+//! for `read`); both return a [`Catalog`]. The [`DescribeStream`] (one record per object: its
+//! describe) is always offered besides.
 //!
-//! **Must not know:** how records are extracted (REST or Bulk), sync state, or the Airbyte protocol.
-//! It talks to Salesforce only through an [`sf_auth::Session`].
+//! **Must not know:** how records are extracted (REST or Bulk, and the object-level Bulk denylist),
+//! sync state, or the Airbyte protocol. It talks to Salesforce only through an
+//! [`sf_auth::Session`]; Salesforce's describe payloads stay in a private `wire` module.
+//!
+//! ```no_run
+//! use sf_discovery::{discover, DiscoveryOptions, StreamCriteria};
+//!
+//! # async fn run(session: sf_auth::Session) -> Result<(), sf_discovery::Error> {
+//! let criteria = StreamCriteria::from_json(&serde_json::json!([
+//!     {"criteria": "starts with", "value": "Acc"},
+//!     {"criteria": "ends with", "value": "__c"},
+//! ]))?;
+//! let options = DiscoveryOptions { streams_criteria: criteria, ..Default::default() };
+//! let catalog = discover(&session, &options).await?;
+//! for stream in &catalog.streams {
+//!     println!(
+//!         "{}: key {:?}, cursor {:?}, {} Bulk-unservable fields",
+//!         stream.name,
+//!         stream.primary_key,
+//!         stream.cursor_field,
+//!         stream.bulk_unservable_fields().count()
+//!     );
+//! }
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! ```
 //! use sf_discovery::{FieldSpec, FieldType};
@@ -16,6 +46,26 @@
 //! assert_eq!(field.json_schema()["format"], "date-time");
 //! ```
 
+mod criteria;
+mod describe;
+mod describe_stream;
+mod discover;
+mod error;
+mod lists;
 mod model;
+mod options;
+mod wire;
 
+pub use criteria::{Criterion, StreamCriteria, StreamCriterion};
+pub use describe::{describe_objects, ObjectDescribe};
+pub use describe_stream::DescribeStream;
+pub use discover::{
+    candidate_objects, describe_global, describe_streams, discover, Catalog, ObjectInfo,
+};
+pub use error::Error;
+pub use lists::{
+    filtering_unsupported, name_exclusion, Exclusion, QUERY_INCOMPATIBLE_OBJECTS,
+    QUERY_RESTRICTED_OBJECTS, UNSUPPORTED_FILTERING_OBJECTS, UNSUPPORTED_OBJECTS,
+};
 pub use model::{normalize_datetime, Columns, FieldSpec, FieldType, Record, StreamSpec, ValueKind};
+pub use options::{DiscoveryOptions, DiscoveryWarning, MAX_BATCH_SIZE};

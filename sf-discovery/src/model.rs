@@ -228,31 +228,37 @@ impl FieldSpec {
     }
 
     /// The field's JSON schema; every property is nullable.
+    ///
+    /// The same schema Airbyte's source-salesforce gives the type, so catalogs match: `["string",
+    /// "null"]` for string-like types (`time` without a format), `date`/`date-time`/`base64`
+    /// formats, numbers for currency/percent/double/long, integers for `int`, and objects for
+    /// `address` (street, city, state, postalCode, country, geocodeAccuracy, latitude, longitude)
+    /// and `location` (latitude, longitude).
     pub fn json_schema(&self) -> Value {
         let num_or_null = json!({"type": ["null", "number"]});
         let str_or_null = json!({"type": ["null", "string"]});
         match &self.field_type {
             FieldType::Address => json!({
-                "type": ["null", "object"],
+                "type": ["object", "null"],
                 "properties": {
-                    "street": str_or_null, "state": str_or_null, "stateCode": str_or_null,
-                    "postalCode": str_or_null, "city": str_or_null, "country": str_or_null,
-                    "countryCode": str_or_null, "geocodeAccuracy": str_or_null,
+                    "street": str_or_null, "state": str_or_null, "postalCode": str_or_null,
+                    "city": str_or_null, "country": str_or_null,
                     "longitude": num_or_null, "latitude": num_or_null,
+                    "geocodeAccuracy": str_or_null,
                 }
             }),
             FieldType::Location => json!({
-                "type": ["null", "object"],
+                "type": ["object", "null"],
                 "properties": {"longitude": num_or_null, "latitude": num_or_null}
             }),
             other => match other.value_kind() {
-                ValueKind::Boolean => json!({"type": ["null", "boolean"]}),
-                ValueKind::Number => num_or_null,
-                ValueKind::Integer => json!({"type": ["null", "integer"]}),
-                ValueKind::Date => json!({"type": ["null", "string"], "format": "date"}),
-                ValueKind::DateTime => json!({"type": ["null", "string"], "format": "date-time"}),
-                ValueKind::Base64 => json!({"type": ["null", "string"], "format": "base64"}),
-                ValueKind::String | ValueKind::Object => str_or_null,
+                ValueKind::Boolean => json!({"type": ["boolean", "null"]}),
+                ValueKind::Number => json!({"type": ["number", "null"]}),
+                ValueKind::Integer => json!({"type": ["integer", "null"]}),
+                ValueKind::Date => json!({"type": ["string", "null"], "format": "date"}),
+                ValueKind::DateTime => json!({"type": ["string", "null"], "format": "date-time"}),
+                ValueKind::Base64 => json!({"type": ["string", "null"], "format": "base64"}),
+                ValueKind::String | ValueKind::Object => json!({"type": ["string", "null"]}),
             },
         }
     }
@@ -278,6 +284,44 @@ pub struct StreamSpec {
 }
 
 impl StreamSpec {
+    /// The cursor candidates, in order of preference.
+    pub const CURSOR_CANDIDATES: [&'static str; 4] = [
+        "SystemModstamp",
+        "LastModifiedDate",
+        "CreatedDate",
+        "LoginTime",
+    ];
+
+    /// A stream from an object's fields (in describe order), with the facts derived as discovery
+    /// derives them: primary key `Id` when present, cursor the first of
+    /// [`StreamSpec::CURSOR_CANDIDATES`] present, incremental when there is a cursor and the object
+    /// is not on the no-filtering list, `has_is_deleted` when an `IsDeleted` field exists.
+    pub fn from_fields(
+        name: impl Into<String>,
+        custom: bool,
+        fields: Vec<FieldSpec>,
+    ) -> StreamSpec {
+        let name = name.into();
+        let has = |wanted: &str| fields.iter().any(|f| f.name == wanted);
+        let primary_key = has("Id").then(|| "Id".to_string());
+        let cursor_field = StreamSpec::CURSOR_CANDIDATES
+            .iter()
+            .find(|c| has(c))
+            .map(|c| (*c).to_string());
+        let supports_incremental =
+            cursor_field.is_some() && !crate::lists::filtering_unsupported(&name);
+        let has_is_deleted = has("IsDeleted");
+        StreamSpec {
+            name,
+            fields,
+            primary_key,
+            cursor_field,
+            supports_incremental,
+            has_is_deleted,
+            custom,
+        }
+    }
+
     /// The field called `name` (case-insensitive).
     pub fn field(&self, name: &str) -> Option<&FieldSpec> {
         self.fields
@@ -407,6 +451,159 @@ mod tests {
         assert_eq!(odd.value_kind(), ValueKind::String);
         assert!(FieldType::Address.bulk_unservable());
         assert!(!FieldType::Currency.bulk_unservable());
+    }
+
+    #[test]
+    fn every_field_type_maps_to_airbytes_schema() {
+        let string = json!({"type": ["string", "null"]});
+        let table: &[(&str, Value, bool)] = &[
+            ("id", string.clone(), false),
+            ("boolean", json!({"type": ["boolean", "null"]}), false),
+            ("string", string.clone(), false),
+            ("textarea", string.clone(), false),
+            ("picklist", string.clone(), false),
+            ("multipicklist", string.clone(), false),
+            ("combobox", string.clone(), false),
+            ("reference", string.clone(), false),
+            ("currency", json!({"type": ["number", "null"]}), false),
+            ("percent", json!({"type": ["number", "null"]}), false),
+            ("double", json!({"type": ["number", "null"]}), false),
+            ("int", json!({"type": ["integer", "null"]}), false),
+            ("long", json!({"type": ["number", "null"]}), false),
+            (
+                "date",
+                json!({"type": ["string", "null"], "format": "date"}),
+                false,
+            ),
+            (
+                "datetime",
+                json!({"type": ["string", "null"], "format": "date-time"}),
+                false,
+            ),
+            ("time", string.clone(), false),
+            (
+                "base64",
+                json!({"type": ["string", "null"], "format": "base64"}),
+                true,
+            ),
+            ("email", string.clone(), false),
+            ("phone", string.clone(), false),
+            ("url", string.clone(), false),
+            ("encryptedstring", string.clone(), false),
+            ("anyType", string.clone(), false),
+            ("complexvalue", string.clone(), true),
+            ("json", string.clone(), false),
+            ("datacategorygroupreference", string.clone(), false),
+            ("masterrecord", string.clone(), false),
+            ("byte", string.clone(), false),
+            ("calculated", string.clone(), false),
+            ("somethingnew", string.clone(), false),
+        ];
+        for (wire, schema, unservable) in table {
+            let field = FieldSpec::new("F", FieldType::from_wire(wire));
+            assert_eq!(&field.json_schema(), schema, "{wire}");
+            assert_eq!(field.field_type.bulk_unservable(), *unservable, "{wire}");
+        }
+        let n = json!({"type": ["null", "number"]});
+        let s = json!({"type": ["null", "string"]});
+        assert_eq!(
+            FieldSpec::new("BillingAddress", FieldType::Address).json_schema(),
+            json!({"type": ["object", "null"], "properties": {
+                "street": s, "state": s, "postalCode": s, "city": s, "country": s,
+                "longitude": n, "latitude": n, "geocodeAccuracy": s,
+            }})
+        );
+        assert_eq!(
+            FieldSpec::new("Geo__c", FieldType::Location).json_schema(),
+            json!({"type": ["object", "null"], "properties": {"longitude": n, "latitude": n}})
+        );
+        assert!(FieldType::Address.bulk_unservable() && FieldType::Location.bulk_unservable());
+    }
+
+    #[test]
+    fn streams_pick_key_and_cursor_by_priority() {
+        let dt = |name: &str| FieldSpec::new(name, FieldType::DateTime);
+        let id = FieldSpec::new("Id", FieldType::Id);
+        // (object, fields, key, cursor, incremental)
+        type Case<'a> = (
+            &'a str,
+            Vec<FieldSpec>,
+            Option<&'a str>,
+            Option<&'a str>,
+            bool,
+        );
+        let cases: Vec<Case<'_>> = vec![
+            (
+                "Account",
+                vec![
+                    id.clone(),
+                    dt("CreatedDate"),
+                    dt("LastModifiedDate"),
+                    dt("SystemModstamp"),
+                ],
+                Some("Id"),
+                Some("SystemModstamp"),
+                true,
+            ),
+            (
+                "Thing__c",
+                vec![id.clone(), dt("CreatedDate"), dt("LastModifiedDate")],
+                Some("Id"),
+                Some("LastModifiedDate"),
+                true,
+            ),
+            (
+                "AccountHistory",
+                vec![id.clone(), dt("CreatedDate")],
+                Some("Id"),
+                Some("CreatedDate"),
+                true,
+            ),
+            (
+                "LoginHistory",
+                vec![id.clone(), dt("LoginTime")],
+                Some("Id"),
+                Some("LoginTime"),
+                true,
+            ),
+            ("CaseStatus", vec![id.clone()], Some("Id"), None, false),
+            (
+                "AggregateThing",
+                vec![dt("CreatedDate")],
+                None,
+                Some("CreatedDate"),
+                true,
+            ),
+            // On the no-filtering list: a cursor, but full refresh only.
+            (
+                "LoginEvent",
+                vec![id.clone(), dt("CreatedDate")],
+                Some("Id"),
+                Some("CreatedDate"),
+                false,
+            ),
+            // Names match exactly, as Airbyte matches them.
+            (
+                "Odd",
+                vec![FieldSpec::new("id", FieldType::Id), dt("systemmodstamp")],
+                None,
+                None,
+                false,
+            ),
+        ];
+        for (name, fields, key, cursor, incremental) in cases {
+            let s = StreamSpec::from_fields(name, false, fields);
+            assert_eq!(s.primary_key.as_deref(), key, "{name}");
+            assert_eq!(s.cursor_field.as_deref(), cursor, "{name}");
+            assert_eq!(s.supports_incremental, incremental, "{name}");
+            assert!(!s.has_is_deleted, "{name}");
+        }
+        let s = StreamSpec::from_fields(
+            "Contact",
+            false,
+            vec![id, FieldSpec::new("IsDeleted", FieldType::Boolean)],
+        );
+        assert!(s.has_is_deleted);
     }
 
     #[test]

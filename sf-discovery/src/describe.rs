@@ -1,0 +1,335 @@
+//! Describes in `composite/batch` calls: 25 objects a call, a bounded number of calls in flight,
+//! failed subrequests retried alone.
+
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::Value;
+use sf_auth::{ApiError, ErrorKind, Method, Request, Session};
+
+use crate::error::Error;
+use crate::model::{FieldSpec, FieldType, StreamSpec};
+use crate::options::{DiscoveryOptions, DiscoveryWarning};
+use crate::wire::{BatchRequestWire, BatchResponseWire, DescribeWire, SubrequestWire};
+
+/// One object's describe: its stream, the describe itself, and what was odd about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectDescribe {
+    /// The stream built from the describe.
+    pub stream: StreamSpec,
+    /// The describe as Salesforce sent it: the record of the `Describe` stream.
+    pub describe: Value,
+    /// Fields of unknown types (typed as strings).
+    pub warnings: Vec<DiscoveryWarning>,
+}
+
+impl ObjectDescribe {
+    /// Builds the stream from a describe payload (`GET sobjects/{name}/describe`).
+    ///
+    /// `requested` names the object in errors when the payload has no usable name. A describe
+    /// that says `queryable: false` is [`Error::NotQueryable`].
+    pub fn from_json(requested: &str, describe: Value) -> Result<ObjectDescribe, Error> {
+        let wire = DescribeWire::deserialize(&describe).map_err(|e| Error::DescribeDecode {
+            object: requested.to_string(),
+            message: e.to_string(),
+        })?;
+        if !wire.queryable {
+            return Err(Error::NotQueryable { object: wire.name });
+        }
+        let mut warnings = Vec::new();
+        let fields: Vec<FieldSpec> = wire
+            .fields
+            .into_iter()
+            .map(|f| {
+                let field_type = FieldType::from_wire(&f.field_type);
+                // `calculated` is an old spelling of a formula's type: loosely a string, as Airbyte
+                // reads it, and nothing to warn about.
+                if matches!(&field_type, FieldType::Unknown(t) if !t.eq_ignore_ascii_case("calculated"))
+                {
+                    tracing::warn!(object = %wire.name, field = %f.name, type_name = %f.field_type, "UnknownFieldType");
+                    warnings.push(DiscoveryWarning::UnknownFieldType {
+                        object: wire.name.clone(),
+                        field: f.name.clone(),
+                        type_name: f.field_type.clone(),
+                    });
+                }
+                FieldSpec {
+                    name: f.name,
+                    field_type,
+                    calculated: f.calculated,
+                    compound_field_name: f.compound_field_name,
+                    filterable: f.filterable,
+                    sortable: f.sortable,
+                    custom: f.custom,
+                }
+            })
+            .collect();
+        Ok(ObjectDescribe {
+            stream: StreamSpec::from_fields(wire.name, wire.custom, fields),
+            describe,
+            warnings,
+        })
+    }
+}
+
+/// True for an sObject API name: an ASCII letter, then letters, digits and `_`.
+pub(crate) fn valid_object_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Describes the named objects through `composite/batch`, yielding one result per object, in the
+/// order given.
+///
+/// `options.describe_batch_size` objects go in one call (25 by default), at most
+/// `options.describe_batches_in_flight` calls run at once, so N objects cost ⌈N/25⌉ calls when
+/// every describe succeeds. A subrequest that fails is retried alone (`GET
+/// sobjects/{name}/describe`) up to `options.describe_retries` times; one that keeps failing
+/// yields [`Error::Describe`] naming the object, and the stream goes on with the other objects.
+/// A batch call that fails as a whole yields one [`Error::BatchRequest`] for its objects.
+///
+/// Memory stays bounded: at most the batches in flight are held, whatever the number of objects.
+/// Names are checked first ([`Error::InvalidObjectName`]), as are the options.
+pub fn describe_objects(
+    session: &Session,
+    names: Vec<String>,
+    options: &DiscoveryOptions,
+) -> Result<impl Stream<Item = Result<ObjectDescribe, Error>> + Send + 'static, Error> {
+    options.validate()?;
+    if let Some(bad) = names.iter().find(|n| !valid_object_name(n)) {
+        return Err(Error::InvalidObjectName { name: bad.clone() });
+    }
+    let session = session.clone();
+    let retries = options.describe_retries;
+    let chunks: Vec<Vec<String>> = names
+        .chunks(options.describe_batch_size)
+        .map(<[String]>::to_vec)
+        .collect();
+    Ok(stream::iter(chunks)
+        .map(move |chunk| describe_batch(session.clone(), chunk, retries))
+        .buffered(options.describe_batches_in_flight)
+        .flat_map(stream::iter))
+}
+
+/// `a, b and 23 more`: how errors name the objects of a batch.
+fn summarize(names: &[String]) -> String {
+    match names {
+        [] => "no objects".to_string(),
+        [one] => format!("`{one}`"),
+        [a, b] => format!("`{a}` and `{b}`"),
+        [a, b, rest @ ..] => format!("`{a}`, `{b}` and {} more", rest.len()),
+    }
+}
+
+async fn describe_batch(
+    session: Session,
+    names: Vec<String>,
+    retries: u32,
+) -> Vec<Result<ObjectDescribe, Error>> {
+    let version = session.api_version().to_string();
+    let body = BatchRequestWire {
+        halt_on_error: false,
+        batch_requests: names
+            .iter()
+            .map(|name| SubrequestWire {
+                method: "GET",
+                url: format!("v{version}/sobjects/{name}/describe"),
+            })
+            .collect(),
+    };
+    let body = match serde_json::to_value(&body) {
+        Ok(body) => body,
+        Err(e) => {
+            return vec![Err(Error::BatchDecode {
+                objects: summarize(&names),
+                message: format!("cannot build the request: {e}"),
+            })]
+        }
+    };
+    // Read-only subrequests: safe to send twice.
+    let request = Request::json(Method::Post, "composite/batch", &body).idempotent(true);
+    tracing::debug!(objects = names.len(), "DescribeBatchSent");
+    let response = match session.fetch(request).await {
+        Ok(response) => response,
+        Err(source) => {
+            return vec![Err(Error::BatchRequest {
+                objects: summarize(&names),
+                source: Box::new(source),
+            })]
+        }
+    };
+    let batch: BatchResponseWire = match serde_json::from_slice(&response.body) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return vec![Err(Error::BatchDecode {
+                objects: summarize(&names),
+                message: e.to_string(),
+            })]
+        }
+    };
+    if batch.results.len() != names.len() {
+        return vec![Err(Error::BatchDecode {
+            objects: summarize(&names),
+            message: format!(
+                "{} results for {} subrequests",
+                batch.results.len(),
+                names.len()
+            ),
+        })];
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for (name, sub) in names.into_iter().zip(batch.results) {
+        if (200..300).contains(&sub.status_code) {
+            out.push(ObjectDescribe::from_json(&name, sub.result));
+            continue;
+        }
+        let api = ApiError::from_body(sub.status_code, sub.result.to_string().as_bytes());
+        let failure = sf_auth::Error::Api {
+            operation: format!("GET sobjects/{name}/describe (in composite/batch)"),
+            api,
+        };
+        out.push(retry_alone(&session, name, failure, retries).await);
+    }
+    out
+}
+
+/// Whether another try could help: not when the daily limit or the credentials are the problem.
+fn worth_retrying(error: &sf_auth::Error) -> bool {
+    !matches!(
+        error.kind(),
+        ErrorKind::DailyLimitExceeded | ErrorKind::Unauthenticated
+    )
+}
+
+async fn retry_alone(
+    session: &Session,
+    name: String,
+    mut last: sf_auth::Error,
+    retries: u32,
+) -> Result<ObjectDescribe, Error> {
+    let mut attempts: u32 = 1;
+    while attempts <= retries && worth_retrying(&last) {
+        attempts += 1;
+        tracing::info!(object = %name, attempt = attempts, error = %last, "DescribeRetriedAlone");
+        match session
+            .fetch(Request::get(format!("sobjects/{name}/describe")))
+            .await
+        {
+            Ok(response) => {
+                let describe: Value =
+                    serde_json::from_slice(&response.body).map_err(|e| Error::DescribeDecode {
+                        object: name.clone(),
+                        message: e.to_string(),
+                    })?;
+                return ObjectDescribe::from_json(&name, describe);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(Error::Describe {
+        object: name,
+        attempts,
+        source: Box::new(last),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn object_names_are_checked() {
+        for good in ["Account", "Invoice__c", "ns__Thing__History", "A1"] {
+            assert!(valid_object_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "1Account",
+            "Account/describe",
+            "Acc ount",
+            "../limits",
+            "Ä",
+        ] {
+            assert!(!valid_object_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn batches_are_named_briefly() {
+        let names: Vec<String> = ["Account", "Contact", "Lead", "User"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(summarize(&names[..1]), "`Account`");
+        assert_eq!(summarize(&names[..2]), "`Account` and `Contact`");
+        assert_eq!(summarize(&names), "`Account`, `Contact` and 2 more");
+    }
+
+    #[test]
+    fn a_describe_becomes_a_stream() {
+        let describe = json!({
+            "name": "Thing__c", "custom": true, "queryable": true,
+            "fields": [
+                {"name": "Id", "type": "id", "filterable": true, "sortable": true},
+                {"name": "IsDeleted", "type": "boolean"},
+                {"name": "Total__c", "type": "currency", "calculated": true, "custom": true},
+                {"name": "Blob__c", "type": "quantumfoam", "custom": true},
+                {"name": "Old__c", "type": "calculated", "custom": true},
+                {"name": "CreatedDate", "type": "datetime"},
+                {"name": "Notes__c", "type": "textarea", "filterable": false, "sortable": false}
+            ]
+        });
+        let d = ObjectDescribe::from_json("Thing__c", describe.clone()).unwrap();
+        assert_eq!(d.describe, describe);
+        let s = &d.stream;
+        assert_eq!(s.name, "Thing__c");
+        assert!(s.custom);
+        assert_eq!(s.primary_key.as_deref(), Some("Id"));
+        assert_eq!(s.cursor_field.as_deref(), Some("CreatedDate"));
+        assert!(s.supports_incremental);
+        assert!(s.has_is_deleted);
+        assert_eq!(
+            s.formula_fields()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>(),
+            ["Total__c"]
+        );
+        let notes = s.field("notes__c").unwrap();
+        assert!(!notes.filterable && !notes.sortable);
+        assert_eq!(
+            d.warnings,
+            vec![DiscoveryWarning::UnknownFieldType {
+                object: "Thing__c".into(),
+                field: "Blob__c".into(),
+                type_name: "quantumfoam".into(),
+            }]
+        );
+        assert_eq!(
+            s.json_schema()["properties"]["Blob__c"],
+            json!({"type": ["string", "null"]})
+        );
+    }
+
+    #[test]
+    fn malformed_and_unqueryable_describes_are_errors_not_panics() {
+        for bad in [
+            json!(null),
+            json!([]),
+            json!({"name": "X"}),
+            json!({"name": "X", "fields": [{"name": "Id"}]}),
+            json!({"name": "X", "fields": [{"type": "id"}]}),
+            json!({"name": 3, "fields": []}),
+        ] {
+            match ObjectDescribe::from_json("X", bad.clone()) {
+                Err(Error::DescribeDecode { object, .. }) => assert_eq!(object, "X"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let err =
+            ObjectDescribe::from_json("Y", json!({"name": "Y", "queryable": false, "fields": []}))
+                .unwrap_err();
+        assert!(matches!(&err, Error::NotQueryable { object } if object == "Y"));
+        assert!(err.is_inaccessible());
+    }
+}

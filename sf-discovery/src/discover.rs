@@ -1,0 +1,246 @@
+//! Discovery: describeGlobal → candidate objects → batched describes → the catalog.
+
+use futures_util::StreamExt;
+use sf_auth::Session;
+
+use crate::criteria::StreamCriteria;
+use crate::describe::{describe_objects, ObjectDescribe};
+use crate::describe_stream::DescribeStream;
+use crate::error::Error;
+use crate::lists::{name_exclusion, Exclusion};
+use crate::model::StreamSpec;
+use crate::options::{DiscoveryOptions, DiscoveryWarning};
+use crate::wire::GlobalWire;
+
+/// One object as describeGlobal lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// API name, e.g. `Account`, `Invoice__c`.
+    pub name: String,
+    /// Display label.
+    pub label: Option<String>,
+    /// Usable in SOQL.
+    pub queryable: bool,
+    /// A custom object.
+    pub custom: bool,
+    /// A custom setting.
+    pub custom_setting: bool,
+    /// Supports retrieve.
+    pub retrieveable: bool,
+    /// Supports replication (getUpdated / getDeleted).
+    pub replicateable: bool,
+    /// Deprecated and hidden.
+    pub deprecated_and_hidden: bool,
+    /// The 3-character id prefix, when the object has one.
+    pub key_prefix: Option<String>,
+}
+
+impl ObjectInfo {
+    /// Why discovery does not offer this object, if it does not: not queryable, or on one of the
+    /// fixed lists (see [`name_exclusion`]).
+    pub fn exclusion(&self) -> Option<Exclusion> {
+        if !self.queryable {
+            return Some(Exclusion::NotQueryable);
+        }
+        name_exclusion(&self.name)
+    }
+}
+
+/// `GET sobjects` (describeGlobal): every object the user can see, in Salesforce's order.
+pub async fn describe_global(session: &Session) -> Result<Vec<ObjectInfo>, Error> {
+    let response = session
+        .fetch(sf_auth::Request::get("sobjects"))
+        .await
+        .map_err(|source| Error::GlobalRequest {
+            source: Box::new(source),
+        })?;
+    let global: GlobalWire =
+        serde_json::from_slice(&response.body).map_err(|e| Error::GlobalDecode {
+            message: e.to_string(),
+        })?;
+    Ok(global
+        .sobjects
+        .into_iter()
+        .map(|o| ObjectInfo {
+            name: o.name,
+            label: o.label,
+            queryable: o.queryable,
+            custom: o.custom,
+            custom_setting: o.custom_setting,
+            retrieveable: o.retrieveable,
+            replicateable: o.replicateable,
+            deprecated_and_hidden: o.deprecated_and_hidden,
+            key_prefix: o.key_prefix,
+        })
+        .collect())
+}
+
+/// The objects to describe: those not excluded ([`ObjectInfo::exclusion`]) that pass `criteria`,
+/// sorted by name, without duplicates.
+pub fn candidate_objects(objects: &[ObjectInfo], criteria: &StreamCriteria) -> Vec<String> {
+    let mut names: Vec<String> = objects
+        .iter()
+        .filter(|o| o.exclusion().is_none() && criteria.matches(&o.name))
+        .map(|o| o.name.clone())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// The streams of an org: one per queryable, offered object, sorted by name.
+///
+/// The `Describe` stream ([`DescribeStream`]) is always available besides these.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalog {
+    /// The streams, sorted by name.
+    pub streams: Vec<StreamSpec>,
+    /// What discovery noticed without failing (unknown field types, skipped objects).
+    pub warnings: Vec<DiscoveryWarning>,
+}
+
+impl Catalog {
+    /// The stream called `name` (exact match first, then case-insensitive).
+    pub fn stream(&self, name: &str) -> Option<&StreamSpec> {
+        self.streams.iter().find(|s| s.name == name).or_else(|| {
+            self.streams
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case(name))
+        })
+    }
+
+    /// The stream names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.streams.iter().map(|s| s.name.as_str())
+    }
+
+    /// Number of object streams (the `Describe` stream not counted).
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// True when no object became a stream.
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+}
+
+/// Discovers the org's catalog: describeGlobal, the objects that are queryable, not excluded and
+/// pass the criteria, each described through `composite/batch`.
+///
+/// Costs ⌈N/25⌉ + 1 API calls for N described objects (plus one call per describe retried alone).
+pub async fn discover(session: &Session, options: &DiscoveryOptions) -> Result<Catalog, Error> {
+    options.validate()?;
+    let objects = describe_global(session).await?;
+    let names = candidate_objects(&objects, &options.streams_criteria);
+    tracing::info!(
+        listed = objects.len(),
+        candidates = names.len(),
+        "ObjectsListed"
+    );
+    let catalog = collect(session, names, options).await?;
+    tracing::info!(
+        streams = catalog.len(),
+        warnings = catalog.warnings.len(),
+        "CatalogDiscovered"
+    );
+    Ok(catalog)
+}
+
+/// Describes only the named objects (e.g. the configured catalog's streams at `read` time),
+/// without describeGlobal, the fixed lists or the criteria: ⌈N/25⌉ API calls.
+///
+/// Names are matched as Salesforce spells them; the describe's own spelling names the stream.
+/// Duplicates (case-insensitive) and the `Describe` stream's name are ignored. An object that does
+/// not exist or cannot be queried fails the call, or is left out with a warning when
+/// `options.skip_inaccessible` is set.
+pub async fn describe_streams(
+    session: &Session,
+    names: &[String],
+    options: &DiscoveryOptions,
+) -> Result<Catalog, Error> {
+    let mut unique: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        let name = name.trim();
+        if name == DescribeStream::NAME || unique.iter().any(|u| u.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        unique.push(name.to_string());
+    }
+    collect(session, unique, options).await
+}
+
+async fn collect(
+    session: &Session,
+    names: Vec<String>,
+    options: &DiscoveryOptions,
+) -> Result<Catalog, Error> {
+    let mut described = describe_objects(session, names, options)?;
+    let mut catalog = Catalog::default();
+    while let Some(item) = described.next().await {
+        match item {
+            Ok(ObjectDescribe {
+                stream, warnings, ..
+            }) => {
+                catalog.warnings.extend(warnings);
+                catalog.streams.push(stream);
+            }
+            Err(e) if options.skip_inaccessible && e.is_inaccessible() => {
+                let object = e.object().unwrap_or_default().to_string();
+                tracing::warn!(object = %object, error = %e, "ObjectSkipped");
+                catalog.warnings.push(DiscoveryWarning::ObjectSkipped {
+                    object,
+                    error_code: e.error_code().map(str::to_string),
+                    reason: e.to_string(),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    catalog.streams.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(catalog)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::criteria::{Criterion, StreamCriterion};
+
+    fn info(name: &str, queryable: bool) -> ObjectInfo {
+        ObjectInfo {
+            name: name.to_string(),
+            label: None,
+            queryable,
+            custom: name.ends_with("__c"),
+            custom_setting: false,
+            retrieveable: true,
+            replicateable: true,
+            deprecated_and_hidden: false,
+            key_prefix: None,
+        }
+    }
+
+    #[test]
+    fn candidates_drop_exclusions_then_apply_criteria() {
+        let objects = vec![
+            info("Contact", true),
+            info("Account", true),
+            info("AccountChangeEvent", true),
+            info("ActivityMetric", true),
+            info("AccountUserTerritory2View", false),
+            info("FieldDefinition", true),
+            info("UserRecordAccess", true),
+            info("Invoice__c", true),
+            info("LoginEvent", true),
+            info("Account", true),
+        ];
+        assert_eq!(
+            candidate_objects(&objects, &StreamCriteria::all()),
+            ["Account", "Contact", "Invoice__c", "LoginEvent"]
+        );
+        let criteria = StreamCriteria(vec![StreamCriterion::new(Criterion::StartsWith, "acc")]);
+        assert_eq!(candidate_objects(&objects, &criteria), ["Account"]);
+        assert_eq!(objects[4].exclusion(), Some(Exclusion::NotQueryable));
+        assert_eq!(objects[2].exclusion(), Some(Exclusion::ChangeEvent));
+    }
+}

@@ -1,0 +1,147 @@
+//! This crate's error.
+
+use sf_auth::ErrorKind;
+
+/// Why discovery failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A config value is not usable.
+    #[error("invalid config `{field}`: {reason}")]
+    InvalidConfig {
+        /// The config key, e.g. `streams_criteria[0].value`.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A stream criterion is not one of the eight known ones.
+    #[error("invalid config `streams_criteria[{index}].criteria`: unknown criterion `{given}`; allowed: {allowed}")]
+    InvalidCriterion {
+        /// Position in `streams_criteria`.
+        index: usize,
+        /// The criterion as given.
+        given: String,
+        /// The allowed criteria.
+        allowed: &'static str,
+    },
+    /// An object name that cannot be an sObject's API name (letters, digits and `_` only).
+    #[error("`{name}` is not a valid object name (letters, digits and `_` only)")]
+    InvalidObjectName {
+        /// The name as given.
+        name: String,
+    },
+    /// describeGlobal (`GET sobjects`) failed.
+    #[error("listing the org's objects failed: {source}")]
+    GlobalRequest {
+        /// The session's error.
+        #[source]
+        source: Box<sf_auth::Error>,
+    },
+    /// describeGlobal answered with a body that is not a describeGlobal result.
+    #[error("listing the org's objects: unexpected response body: {message}")]
+    GlobalDecode {
+        /// What was wrong.
+        message: String,
+    },
+    /// A `composite/batch` call of describes failed as a whole.
+    #[error("describing {objects} (composite/batch) failed: {source}")]
+    BatchRequest {
+        /// The objects of the batch, e.g. `Account, Contact and 23 more`.
+        objects: String,
+        /// The session's error.
+        #[source]
+        source: Box<sf_auth::Error>,
+    },
+    /// A `composite/batch` answer that is not a batch result.
+    #[error("describing {objects} (composite/batch): unexpected response body: {message}")]
+    BatchDecode {
+        /// The objects of the batch.
+        objects: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The describe of one object kept failing, in its batch and when retried alone.
+    #[error("describing `{object}` failed after {attempts} attempts: {source}")]
+    Describe {
+        /// The object.
+        object: String,
+        /// How many times it was asked for (in a batch, then alone).
+        attempts: u32,
+        /// The last failure; its `api_error()` carries Salesforce's `errorCode`.
+        #[source]
+        source: Box<sf_auth::Error>,
+    },
+    /// The object's describe says it cannot be queried (`queryable: false`).
+    #[error("`{object}` cannot be queried (its describe says queryable: false)")]
+    NotQueryable {
+        /// The object.
+        object: String,
+    },
+    /// The describe of one object is not a describe result.
+    #[error("describing `{object}`: unexpected response body: {message}")]
+    DescribeDecode {
+        /// The object.
+        object: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Salesforce's `errorCode`, when the failure carries one.
+    pub fn error_code(&self) -> Option<&str> {
+        self.session_error()
+            .and_then(sf_auth::Error::api_error)
+            .and_then(|api| api.error_code.as_deref())
+    }
+
+    /// The semantic kind of the underlying failure: a daily-limit stop, a transient failure worth
+    /// another run, a missing object, or `Other` for config and payload problems.
+    pub fn kind(&self) -> ErrorKind {
+        match self.session_error() {
+            Some(source) => source.kind(),
+            None => ErrorKind::Other,
+        }
+    }
+
+    /// The object the error is about, when it is about one.
+    pub fn object(&self) -> Option<&str> {
+        match self {
+            Error::Describe { object, .. }
+            | Error::DescribeDecode { object, .. }
+            | Error::NotQueryable { object } => Some(object),
+            Error::InvalidObjectName { name } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// True when the error says one object does not exist for this user, is not accessible or
+    /// cannot be queried: a reason to leave the object out rather than to fail.
+    pub fn is_inaccessible(&self) -> bool {
+        match self {
+            Error::NotQueryable { .. } => true,
+            Error::Describe { source, .. } => {
+                let code = source.api_error().and_then(|a| a.error_code.as_deref());
+                source.kind() == ErrorKind::NotFound
+                    || matches!(
+                        code,
+                        Some(
+                            "INVALID_TYPE"
+                                | "INSUFFICIENT_ACCESS"
+                                | "INSUFFICIENT_ACCESS_OR_READONLY"
+                        )
+                    )
+            }
+            _ => false,
+        }
+    }
+
+    fn session_error(&self) -> Option<&sf_auth::Error> {
+        match self {
+            Error::GlobalRequest { source }
+            | Error::BatchRequest { source, .. }
+            | Error::Describe { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}

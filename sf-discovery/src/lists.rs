@@ -1,0 +1,224 @@
+//! The fixed object lists: objects discovery never offers, and objects that reject filtering.
+//!
+//! The names are facts about Salesforce, carried over from Airbyte's source-salesforce (`api.py`)
+//! so that both connectors offer the same streams.
+
+/// Objects that cannot be queried without an object id: never offered.
+pub const UNSUPPORTED_OBJECTS: &[&str] = &["ActivityMetric", "ActivityMetricRollup"];
+
+/// Objects that are queryable only with a restricting `WHERE` clause: not offered.
+pub const QUERY_RESTRICTED_OBJECTS: &[&str] = &[
+    "Announcement",
+    "AppTabMember",
+    "CollaborationGroupRecord",
+    "ColorDefinition",
+    "ContentFolderItem",
+    "ContentFolderMember",
+    "DataStatistics",
+    "DatacloudDandBCompany",
+    "EntityParticle",
+    "FieldDefinition",
+    "FieldHistoryArchive",
+    "FlexQueueItem",
+    "FlowVariableView",
+    "FlowVersionView",
+    "IconDefinition",
+    "IdeaComment",
+    "NetworkUserHistoryRecent",
+    "OwnerChangeOptionInfo",
+    "PicklistValueInfo",
+    "PlatformAction",
+    "RelationshipDomain",
+    "RelationshipInfo",
+    "SearchLayout",
+    "SiteDetail",
+    "UserEntityAccess",
+    "UserFieldAccess",
+    "Vote",
+];
+
+/// Objects listed as queryable that a plain `SELECT ... FROM` cannot read: not offered.
+pub const QUERY_INCOMPATIBLE_OBJECTS: &[&str] = &[
+    "AIPredictionEvent",
+    "ActivityHistory",
+    "AggregateResult",
+    "ApiAnomalyEvent",
+    "ApiEventStream",
+    "AssetTokenEvent",
+    "AsyncOperationEvent",
+    "AsyncOperationStatus",
+    "AttachedContentDocument",
+    "AttachedContentNote",
+    "BatchApexErrorEvent",
+    "BulkApiResultEvent",
+    "CombinedAttachment",
+    "ConcurLongRunApexErrEvent",
+    "ContentBody",
+    "CredentialStuffingEvent",
+    "DataType",
+    "DatacloudAddress",
+    "EmailStatus",
+    "FeedLike",
+    "FeedSignal",
+    "FeedTrackedChange",
+    "FlowExecutionErrorEvent",
+    "FolderedContentDocument",
+    "LightningUriEventStream",
+    "ListViewChartInstance",
+    "ListViewEventStream",
+    "LoginAsEventStream",
+    "LoginEventStream",
+    "LogoutEventStream",
+    "LookedUpFromActivity",
+    "Name",
+    "NoteAndAttachment",
+    "OpenActivity",
+    "OrgLifecycleNotification",
+    "OutgoingEmail",
+    "OutgoingEmailRelation",
+    "OwnedContentDocument",
+    "PlatformStatusAlertEvent",
+    "ProcessExceptionEvent",
+    "ProcessInstanceHistory",
+    "QuoteTemplateRichTextData",
+    "RemoteKeyCalloutEvent",
+    "ReportAnomalyEvent",
+    "ReportEventStream",
+    "SessionHijackingEvent",
+    "UriEventStream",
+    "UserRecordAccess",
+];
+
+/// Objects that reject filtering and ordering on their cursor: full refresh only, whatever fields
+/// they have.
+pub const UNSUPPORTED_FILTERING_OBJECTS: &[&str] = &[
+    "ActivityFieldHistory",
+    "ApiEvent",
+    "BulkApiResultEventStore",
+    "ContentDocumentLink",
+    "EmbeddedServiceDetail",
+    "EmbeddedServiceLabel",
+    "FormulaFunction",
+    "FormulaFunctionAllowedType",
+    "FormulaFunctionCategory",
+    "IdentityProviderEventStore",
+    "IdentityVerificationEvent",
+    "LightningUriEvent",
+    "ListViewEvent",
+    "LoginAsEvent",
+    "LoginEvent",
+    "LogoutEvent",
+    "Publisher",
+    "RecordActionHistory",
+    "ReportEvent",
+    "TabDefinition",
+    "UriEvent",
+];
+
+/// Why discovery does not offer an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Exclusion {
+    /// describeGlobal says `queryable: false`.
+    NotQueryable,
+    /// On [`UNSUPPORTED_OBJECTS`]: needs an object id to be queried.
+    Unsupported,
+    /// A change-data-capture event object (`*ChangeEvent`): not readable through query.
+    ChangeEvent,
+    /// On [`QUERY_RESTRICTED_OBJECTS`]: needs a restricting `WHERE` clause.
+    QueryRestricted,
+    /// On [`QUERY_INCOMPATIBLE_OBJECTS`]: not readable with a plain query.
+    QueryIncompatible,
+}
+
+impl Exclusion {
+    /// A short reason, for logs and warnings.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Exclusion::NotQueryable => "not queryable",
+            Exclusion::Unsupported => "cannot be queried without an object id",
+            Exclusion::ChangeEvent => "change events cannot be queried",
+            Exclusion::QueryRestricted => "cannot be queried without a WHERE clause",
+            Exclusion::QueryIncompatible => "cannot be read with a plain query",
+        }
+    }
+}
+
+impl std::fmt::Display for Exclusion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+/// Why the object called `name` is never offered by name alone (queryability aside), if it is not.
+///
+/// Names are compared exactly, as Salesforce spells them.
+pub fn name_exclusion(name: &str) -> Option<Exclusion> {
+    if UNSUPPORTED_OBJECTS.contains(&name) {
+        Some(Exclusion::Unsupported)
+    } else if name.ends_with("ChangeEvent") {
+        Some(Exclusion::ChangeEvent)
+    } else if QUERY_RESTRICTED_OBJECTS.contains(&name) {
+        Some(Exclusion::QueryRestricted)
+    } else if QUERY_INCOMPATIBLE_OBJECTS.contains(&name) {
+        Some(Exclusion::QueryIncompatible)
+    } else {
+        None
+    }
+}
+
+/// True when the object rejects filtering on its cursor, so it is read by full refresh only.
+pub fn filtering_unsupported(name: &str) -> bool {
+    UNSUPPORTED_FILTERING_OBJECTS.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lists_have_their_sizes_and_no_duplicates() {
+        for (list, len) in [
+            (QUERY_RESTRICTED_OBJECTS, 27),
+            (QUERY_INCOMPATIBLE_OBJECTS, 48),
+            (UNSUPPORTED_FILTERING_OBJECTS, 21),
+            (UNSUPPORTED_OBJECTS, 2),
+        ] {
+            assert_eq!(list.len(), len);
+            let mut sorted = list.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), len, "duplicates in {list:?}");
+        }
+    }
+
+    #[test]
+    fn exclusions_by_name() {
+        assert_eq!(
+            name_exclusion("ActivityMetric"),
+            Some(Exclusion::Unsupported)
+        );
+        assert_eq!(
+            name_exclusion("AccountChangeEvent"),
+            Some(Exclusion::ChangeEvent)
+        );
+        assert_eq!(
+            name_exclusion("Invoice__ChangeEvent"),
+            Some(Exclusion::ChangeEvent)
+        );
+        assert_eq!(
+            name_exclusion("FieldDefinition"),
+            Some(Exclusion::QueryRestricted)
+        );
+        assert_eq!(
+            name_exclusion("UserRecordAccess"),
+            Some(Exclusion::QueryIncompatible)
+        );
+        assert_eq!(name_exclusion("Account"), None);
+        assert_eq!(name_exclusion("ContentDocumentLink"), None);
+        // Exact names: a custom object that merely contains a listed name is offered.
+        assert_eq!(name_exclusion("Vote__c"), None);
+        assert!(filtering_unsupported("LoginEvent"));
+        assert!(!filtering_unsupported("LoginHistory"));
+    }
+}
