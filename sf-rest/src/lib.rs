@@ -1,9 +1,54 @@
-//! REST query extraction: SOQL through `/query` and `/queryAll`, paged by `nextRecordsUrl`.
+//! sf-rest: REST query extraction: SOQL through `/query` and `/queryAll`, paged by `nextRecordsUrl`.
 //!
-//! **Owns (planned):** building SOQL for a stream and window, URL encoding, paging, normalising
-//! records to the same shape the Bulk path yields, splitting too-long field lists into chunks merged
-//! on `Id`, error classification for the sync engine, and the denylist of objects Bulk API 2.0
-//! cannot serve.
+//! **Owns:** the SOQL builder ([`Soql`], with [`Window`], [`Order`] and [`ResumeKey`]), which the
+//! Bulk path uses too; [`RestReader`], which plans a read of a stream ([`QueryPlan`]), splits a
+//! field list whose request would pass 16,384 bytes into chunks that each carry `Id` and merges
+//! them on `Id` as they stream, and yields a [`RecordStream`] of records shaped like the Bulk
+//! path's (no `attributes`, datetimes `YYYY-MM-DDTHH:MM:SS.sssZ`, numbers as numbers, explicit
+//! nulls, compound fields as objects); `SELECT COUNT()` ([`RestReader::count`]); the errors the
+//! sync engine acts on ([`Error::kind`]); and the objects Bulk API 2.0 does not serve
+//! ([`is_bulk_unsupported`]).
 //!
-//! **Must not know:** Bulk API jobs (`sf-bulk`), windows and state (`sf-sync`), or the Airbyte
-//! protocol. It talks to Salesforce only through an `sf_auth::Session`.
+//! **Must not know:** Bulk API jobs (`sf-bulk`), windows chosen and state kept (`sf-sync`), or
+//! the Airbyte protocol. It talks to Salesforce only through an [`sf_auth::Session`], which
+//! already retries transient failures and renews the token; this crate adds no retry loop.
+//!
+//! ```no_run
+//! use chrono::{TimeZone, Utc};
+//! use futures_util::StreamExt;
+//! use sf_rest::{ReadRequest, RestConfig, RestReader, Window};
+//!
+//! # async fn run(session: sf_auth::Session, account: sf_discovery::StreamSpec) -> Result<(), sf_rest::Error> {
+//! let reader = RestReader::new(session, RestConfig::default())?;
+//! let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+//! let request = ReadRequest {
+//!     window: Window::for_stream(&account, Some(start), None),
+//!     include_deleted: true,
+//!     ..ReadRequest::default()
+//! };
+//! println!("{} rows", reader.count("Account", request.window.as_ref(), true).await?);
+//! let mut records = reader.read(&account, request)?;
+//! while let Some(record) = records.next().await {
+//!     let record = record?;
+//!     println!("{}", serde_json::Value::Object(record.to_json()));
+//! }
+//! println!("{:?}", records.stats());
+//! # Ok(())
+//! # }
+//! ```
+
+mod denylist;
+mod engine;
+mod error;
+mod plan;
+mod reader;
+mod shape;
+mod soql;
+mod wire;
+
+pub use denylist::{is_bulk_unsupported, BULK_UNSUPPORTED_OBJECTS};
+pub use error::{Error, ErrorKind};
+pub use reader::{
+    ChunkPlan, QueryPlan, ReadRequest, ReadStats, RecordStream, RestConfig, RestReader,
+};
+pub use soql::{CursorKind, CursorPoint, CursorValue, Order, ResumeKey, Soql, Window};
