@@ -1,9 +1,52 @@
-//! Bulk API 2.0 query jobs: create, poll, download results, delete, as a stream of typed records.
+//! sf-bulk: Bulk API 2.0 query jobs, from `POST jobs/query` to typed records, as a stream.
 //!
-//! **Owns (planned):** the job lifecycle (`UploadComplete → InProgress → JobComplete | Failed |
-//! Aborted`), polling with a growing interval, locator paging of results, streaming CSV decoding
-//! typed by the stream's schema, count verification, and classifying Bulk failures (not supported,
-//! daily job limit, permission) for the sync engine.
+//! **Owns:** the job lifecycle (`UploadComplete → InProgress → JobComplete | Failed | Aborted`),
+//! polling with a growing interval, the job timeout and abort, locator paging of the results,
+//! streaming CSV decoding typed by the selected fields ([`PageDecoder`]), count verification
+//! (`Sforce-NumberOfRecords` per page, `numberRecordsProcessed` per job), checkpoints to resume a
+//! download ([`PageProgress`], [`ResumePoint`]), job deletion, and classifying Bulk failures for
+//! the sync engine ([`ErrorKind`]: not supported, daily job limit, failed job, permission).
 //!
-//! **Must not know:** the REST query API (`sf-rest`), windows and state (`sf-sync`), or the Airbyte
-//! protocol. It talks to Salesforce only through an `sf_auth::Session`.
+//! **Must not know:** the REST query API (`sf-rest`), how SOQL is built, windows and state
+//! (`sf-sync`), or the Airbyte protocol. It takes a SOQL string and the [`FieldSpec`](sf_discovery::FieldSpec)s of its
+//! columns, and talks to Salesforce only through an [`sf_auth::Session`], which owns
+//! authentication and the retries of transient failures.
+//!
+//! [`BulkClient::query`] runs one query end to end and yields [`BulkItem`]s: `JobCreated`,
+//! `JobCompleted`, then each page's `Record`s followed by its `PageDone` checkpoint.
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use sf_bulk::{BulkClient, BulkConfig, BulkItem, Operation};
+//! use sf_discovery::{FieldSpec, FieldType};
+//!
+//! # async fn run(session: sf_auth::Session) -> Result<(), sf_bulk::Error> {
+//! let client = BulkClient::new(session, BulkConfig::default())?;
+//! let fields = [
+//!     FieldSpec::new("Id", FieldType::Id),
+//!     FieldSpec::new("SystemModstamp", FieldType::DateTime),
+//! ];
+//! let mut items = client.query(Operation::QueryAll, "SELECT Id, SystemModstamp FROM Account", &fields);
+//! while let Some(item) = items.next().await {
+//!     match item? {
+//!         BulkItem::Record(record) => println!("{:?}", record.to_json()),
+//!         BulkItem::PageDone(progress) => println!("checkpoint: {:?}", progress.resume_point()),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod decode;
+mod error;
+mod job;
+mod run;
+mod wire;
+
+pub use config::BulkConfig;
+pub use decode::PageDecoder;
+pub use error::{DecodeError, Error, ErrorKind, EXEMPT_FROM_TRANSACTION_SECURITY, VIEW_ALL_DATA};
+pub use job::{BulkClient, JobInfo, JobState, Operation};
+pub use run::{BulkItem, BulkStream, PageProgress, ResumePoint};

@@ -1,0 +1,397 @@
+//! One query run as a stream: create, wait, page through the results, verify, delete.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_core::Stream;
+use futures_util::StreamExt;
+use sf_auth::{ByteStream, Request};
+use sf_discovery::{FieldSpec, Record};
+
+use crate::decode::{PageDecoder, Schema};
+use crate::error::{Error, ErrorKind};
+use crate::job::{check_job_id, BulkClient, JobInfo, Operation};
+
+/// What a run yields, in order: `JobCreated` (queries only), `JobCompleted`, then for each page
+/// its `Record`s followed by its `PageDone`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum BulkItem {
+    /// A job was created (again, when a failed one is replaced): keep its id to re-attach with
+    /// [`BulkClient::resume`] or to [`BulkClient::abort`] it.
+    JobCreated {
+        /// The job id.
+        job_id: String,
+    },
+    /// The job completed; its results are read next.
+    JobCompleted(JobInfo),
+    /// One record, typed, with the requested columns.
+    Record(Record),
+    /// A results page was read whole and its row count checked: a checkpoint.
+    PageDone(PageProgress),
+}
+
+/// How far a download has come, after one page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageProgress {
+    /// The job.
+    pub job_id: String,
+    /// The locator of the page just read (`None`: the first page).
+    pub locator: Option<String>,
+    /// The locator of the next page; `None` when this was the last page.
+    pub next_locator: Option<String>,
+    /// Rows in this page.
+    pub rows: u64,
+    /// Rows read so far over all pages (including those before a resume point).
+    pub rows_total: u64,
+}
+
+impl PageProgress {
+    /// Where to resume after this page; `None` when the download is complete.
+    pub fn resume_point(&self) -> Option<ResumePoint> {
+        self.next_locator.as_ref().map(|locator| ResumePoint {
+            job_id: self.job_id.clone(),
+            locator: Some(locator.clone()),
+            rows_done: self.rows_total,
+        })
+    }
+}
+
+/// Where to pick a download up: a job, the locator of the next page to read, and how many rows
+/// were read before it (for the job's total count check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// The job id.
+    pub job_id: String,
+    /// The next page's locator; `None` for the first page.
+    pub locator: Option<String>,
+    /// Rows read before `locator`.
+    pub rows_done: u64,
+}
+
+impl ResumePoint {
+    /// The start of a job's results.
+    pub fn start(job_id: impl Into<String>) -> ResumePoint {
+        ResumePoint {
+            job_id: job_id.into(),
+            locator: None,
+            rows_done: 0,
+        }
+    }
+}
+
+/// The stream a run yields.
+pub type BulkStream = Pin<Box<dyn Stream<Item = Result<BulkItem, Error>> + Send>>;
+
+enum Phase {
+    Create,
+    Wait { delay_first: bool },
+    Download,
+    Finish,
+    Done,
+}
+
+/// A results page being read.
+struct Page {
+    locator: Option<String>,
+    next_locator: Option<String>,
+    announced: Option<u64>,
+    body: ByteStream,
+    decoder: PageDecoder,
+}
+
+pub(crate) struct Run {
+    client: BulkClient,
+    schema: Arc<Schema>,
+    query: Option<(Operation, String)>,
+    failed_retries_left: u32,
+    job_id: String,
+    phase: Phase,
+    /// The next page to read: `None` before the first page.
+    locator: Option<String>,
+    rows_total: u64,
+    expected_total: Option<u64>,
+    page: Option<Page>,
+    ready: VecDeque<Record>,
+    /// Yielded once `ready` is drained (a page's checkpoint, or an error found at its end).
+    after: Option<Result<BulkItem, Error>>,
+}
+
+impl Run {
+    pub(crate) fn new_query(
+        client: BulkClient,
+        operation: Operation,
+        soql: String,
+        fields: &[FieldSpec],
+    ) -> Run {
+        let retries = client.inner.config.failed_job_retries;
+        Run {
+            client,
+            schema: Arc::new(Schema::new(fields)),
+            query: Some((operation, soql)),
+            failed_retries_left: retries,
+            job_id: String::new(),
+            phase: Phase::Create,
+            locator: None,
+            rows_total: 0,
+            expected_total: None,
+            page: None,
+            ready: VecDeque::new(),
+            after: None,
+        }
+    }
+
+    pub(crate) fn new_resume(client: BulkClient, from: ResumePoint, fields: &[FieldSpec]) -> Run {
+        Run {
+            client,
+            schema: Arc::new(Schema::new(fields)),
+            query: None,
+            failed_retries_left: 0,
+            job_id: from.job_id,
+            phase: Phase::Wait { delay_first: false },
+            locator: from.locator.filter(|l| !is_last(l)),
+            rows_total: from.rows_done,
+            expected_total: None,
+            page: None,
+            ready: VecDeque::new(),
+            after: None,
+        }
+    }
+
+    pub(crate) fn into_stream(self) -> BulkStream {
+        Box::pin(futures_util::stream::unfold(self, |mut run| async move {
+            let item = run.next_item().await?;
+            Some((item, run))
+        }))
+    }
+
+    /// Ends the run with `error`; records decoded but not yielded are dropped (they were not
+    /// checkpointed).
+    fn fail(&mut self, error: Error) -> Option<Result<BulkItem, Error>> {
+        self.phase = Phase::Done;
+        self.page = None;
+        self.ready.clear();
+        self.after = None;
+        Some(Err(error))
+    }
+
+    async fn next_item(&mut self) -> Option<Result<BulkItem, Error>> {
+        loop {
+            if let Some(record) = self.ready.pop_front() {
+                return Some(Ok(BulkItem::Record(record)));
+            }
+            if let Some(item) = self.after.take() {
+                if item.is_err() {
+                    self.phase = Phase::Done;
+                    self.page = None;
+                }
+                return Some(item);
+            }
+            match self.phase {
+                Phase::Create => {
+                    let Some((operation, soql)) = &self.query else {
+                        self.phase = Phase::Done;
+                        continue;
+                    };
+                    match self.client.create_job(*operation, soql).await {
+                        Ok(info) => {
+                            self.job_id = info.id;
+                            self.phase = Phase::Wait { delay_first: true };
+                            return Some(Ok(BulkItem::JobCreated {
+                                job_id: self.job_id.clone(),
+                            }));
+                        }
+                        Err(e) => return self.fail(e),
+                    }
+                }
+                Phase::Wait { delay_first } => {
+                    match self.client.wait(&self.job_id, delay_first).await {
+                        Ok(info) => {
+                            self.expected_total = info.records_processed;
+                            self.phase = Phase::Download;
+                            return Some(Ok(BulkItem::JobCompleted(info)));
+                        }
+                        Err(e) => {
+                            let terminal = matches!(
+                                e,
+                                Error::JobFailed { .. }
+                                    | Error::JobAborted { .. }
+                                    | Error::JobTimedOut { .. }
+                            );
+                            if terminal {
+                                self.client.delete_best_effort(&self.job_id).await;
+                            }
+                            let retry = matches!(e, Error::JobFailed { .. })
+                                && e.kind() == ErrorKind::JobFailed
+                                && self.query.is_some()
+                                && self.failed_retries_left > 0;
+                            if retry {
+                                self.failed_retries_left -= 1;
+                                tracing::warn!(job_id = %self.job_id, error = %e, "BulkJobRetried");
+                                self.phase = Phase::Create;
+                                continue;
+                            }
+                            return self.fail(e);
+                        }
+                    }
+                }
+                Phase::Download => {
+                    if self.page.is_none() {
+                        match self.open_page().await {
+                            Ok(page) => self.page = Some(page),
+                            Err(e) => return self.fail(e),
+                        }
+                    }
+                    if let Err(e) = self.read_page().await {
+                        return self.fail(e);
+                    }
+                }
+                Phase::Finish => {
+                    self.client.delete_best_effort(&self.job_id).await;
+                    self.phase = Phase::Done;
+                }
+                Phase::Done => return None,
+            }
+        }
+    }
+
+    /// `GET jobs/query/{id}/results`, with `maxRecords` and the locator.
+    async fn open_page(&mut self) -> Result<Page, Error> {
+        check_job_id(&self.job_id)?;
+        let mut request = Request::get(format!("jobs/query/{}/results", self.job_id))
+            .header("accept", "text/csv");
+        if let Some(max) = self.client.inner.config.max_records {
+            request = request.query("maxRecords", max.to_string());
+        }
+        if let Some(locator) = &self.locator {
+            request = request.query("locator", locator.clone());
+        }
+        let response = self
+            .client
+            .inner
+            .session
+            .send(request)
+            .await
+            .map_err(|source| Error::ResultsRequest {
+                job_id: self.job_id.clone(),
+                locator: self.locator.clone(),
+                source: Box::new(source),
+            })?;
+        let protocol = |message: String| Error::ResultsProtocol {
+            job_id: self.job_id.clone(),
+            locator: self.locator.clone(),
+            message,
+        };
+        let announced = match response.header("sforce-numberofrecords") {
+            None => None,
+            Some(text) => Some(text.trim().parse::<u64>().map_err(|_| {
+                protocol(format!(
+                    "Sforce-NumberOfRecords `{text}` is not a row count"
+                ))
+            })?),
+        };
+        let next_locator = response
+            .header("sforce-locator")
+            .map(str::trim)
+            .filter(|l| !is_last(l))
+            .map(str::to_string);
+        if next_locator.is_some() && next_locator == self.locator {
+            return Err(protocol(
+                "Sforce-Locator names the page just requested again".to_string(),
+            ));
+        }
+        let decoder =
+            PageDecoder::with_schema(Arc::clone(&self.schema), response.header("content-type"))
+                .map_err(|source| Error::ResultsDecode {
+                    job_id: self.job_id.clone(),
+                    locator: self.locator.clone(),
+                    source,
+                })?;
+        Ok(Page {
+            locator: self.locator.clone(),
+            next_locator,
+            announced,
+            body: response.bytes_stream(),
+            decoder,
+        })
+    }
+
+    /// Reads the next chunk of the open page into `ready`; at the page's end, checks it and sets
+    /// up its checkpoint (or the job's end).
+    async fn read_page(&mut self) -> Result<(), Error> {
+        let Some(page) = self.page.as_mut() else {
+            return Ok(());
+        };
+        let decode_error = |page: &Page, source| Error::ResultsDecode {
+            job_id: self.job_id.clone(),
+            locator: page.locator.clone(),
+            source,
+        };
+        match page.body.next().await {
+            Some(Ok(chunk)) => page
+                .decoder
+                .push(&chunk, &mut self.ready)
+                .map_err(|source| decode_error(page, source)),
+            Some(Err(source)) => Err(Error::ResultsRead {
+                job_id: self.job_id.clone(),
+                locator: page.locator.clone(),
+                source: Box::new(source),
+            }),
+            None => {
+                let rows = page
+                    .decoder
+                    .finish(&mut self.ready)
+                    .map_err(|source| decode_error(page, source))?;
+                let Some(page) = self.page.take() else {
+                    return Ok(());
+                };
+                self.rows_total += rows;
+                tracing::debug!(job_id = %self.job_id, locator = ?page.locator, rows, "BulkResultsPageRead");
+                if let Some(announced) = page.announced {
+                    if announced != rows {
+                        // The page's records go out first; the error takes its checkpoint's place.
+                        self.after = Some(Err(Error::ResultsPageCount {
+                            job_id: self.job_id.clone(),
+                            locator: page.locator,
+                            announced,
+                            received: rows,
+                        }));
+                        return Ok(());
+                    }
+                }
+                let progress = PageProgress {
+                    job_id: self.job_id.clone(),
+                    locator: page.locator,
+                    next_locator: page.next_locator.clone(),
+                    rows,
+                    rows_total: self.rows_total,
+                };
+                match page.next_locator {
+                    Some(next) => self.locator = Some(next),
+                    None => {
+                        self.phase = Phase::Finish;
+                        if let Some(processed) = self.expected_total {
+                            if processed != self.rows_total {
+                                self.after = Some(Err(Error::ResultsTotalCount {
+                                    job_id: self.job_id.clone(),
+                                    processed,
+                                    received: self.rows_total,
+                                }));
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+                self.after = Some(Ok(BulkItem::PageDone(progress)));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `Sforce-Locator` says there are no more pages: the literal `null`, or empty.
+fn is_last(locator: &str) -> bool {
+    let locator = locator.trim();
+    locator.is_empty() || locator == "null"
+}
