@@ -1,0 +1,419 @@
+#![allow(clippy::unwrap_used)]
+//! Reads against recorded Salesforce answers: paging, record shapes, queryAll, counts, errors.
+
+mod common;
+
+use chrono::{TimeZone, Utc};
+use futures_util::StreamExt;
+use serde_json::json;
+use sf_rest::{
+    CursorValue, ErrorKind, Order, ReadRequest, RestConfig, RestReader, ResumeKey, Window,
+};
+
+use common::{account, drain, mount, names, session};
+
+fn january() -> Option<Window> {
+    Window::for_stream(
+        &account(),
+        Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()),
+        Some(Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap()),
+    )
+}
+
+fn fields(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn three_pages_are_followed_one_poll_at_a_time() {
+    let mut server = mockito::Server::new_async().await;
+    let session = session(&mut server).await;
+    let pages = mount(&mut server, "paging_three_pages").await;
+    let reader = RestReader::new(
+        session,
+        RestConfig {
+            batch_size: Some(200),
+            ..RestConfig::default()
+        },
+    )
+    .unwrap();
+    let request = ReadRequest {
+        fields: fields(&["Id", "Name", "AnnualRevenue", "NumberOfEmployees"]),
+        window: january(),
+        ..ReadRequest::default()
+    };
+    let plan = reader.plan(&account(), &request).unwrap();
+    assert_eq!(plan.order, Order::CursorThenId("SystemModstamp".into()));
+    assert!(!plan.is_split());
+    let mut stream = reader.read(&account(), request).unwrap();
+    assert_eq!(
+        stream.columns().to_vec(),
+        fields(&[
+            "Id",
+            "Name",
+            "AnnualRevenue",
+            "NumberOfEmployees",
+            "SystemModstamp"
+        ])
+    );
+
+    // Nothing is sent before the first poll.
+    assert!(!pages[0].matched_async().await);
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.id(), Some("001RO0000035WQgYAM"));
+    assert!(pages[0].matched_async().await);
+    let second = stream.next().await.unwrap().unwrap();
+    assert_eq!(second.id(), Some("001RO0000035WQhYAM"));
+    // The second page is asked for only when the consumer wants the third record.
+    assert!(!pages[1].matched_async().await);
+    assert_eq!(stream.stats().requests, 1);
+    let third = stream.next().await.unwrap().unwrap();
+    assert_eq!(third.id(), Some("001RO0000035WQiYAM"));
+    assert!(pages[1].matched_async().await);
+    assert!(!pages[2].matched_async().await);
+
+    let (rest, error, stream) = drain(stream).await;
+    assert!(error.is_none(), "{error:?}");
+    let ids: Vec<_> = rest.iter().map(|r| r.id().unwrap().to_string()).collect();
+    assert_eq!(ids, ["001RO0000035WQjYAM", "001RO0000035WQkYAM"]);
+    for mock in &pages {
+        mock.assert_async().await;
+    }
+    let stats = stream.stats();
+    assert_eq!(stats.requests, 3);
+    assert_eq!(stats.pages, 3);
+    assert_eq!(stats.records, 5);
+    assert_eq!(stats.total_size, Some(5));
+
+    // Values: Java-style doubles stay numbers, nulls are explicit, datetimes normalised.
+    assert_eq!(
+        common::json(&first),
+        json!({
+            "Id": "001RO0000035WQgYAM", "Name": "Acme, Inc.", "AnnualRevenue": 35000000.0,
+            "NumberOfEmployees": 120, "SystemModstamp": "2024-01-03T10:00:00.000Z"
+        })
+    );
+    assert_eq!(second.get("NumberOfEmployees"), Some(&json!(null)));
+    assert_eq!(second.get("AnnualRevenue"), Some(&json!(1234567.0)));
+    assert_eq!(rest[0].get("AnnualRevenue"), Some(&json!(12345678.0)));
+    assert_eq!(rest[0].get("Name"), Some(&json!("Umbrella \"Health\"")));
+    assert!(
+        first.columns.as_ptr() == rest[1].columns.as_ptr(),
+        "columns are shared"
+    );
+}
+
+#[tokio::test]
+async fn the_page_size_header_goes_with_every_page() {
+    let mut server = mockito::Server::new_async().await;
+    let session = session(&mut server).await;
+    let first = server
+        .mock("GET", "/services/data/v62.0/query")
+        .match_query(mockito::Matcher::Any)
+        .match_header("sforce-query-options", "batchSize=500")
+        .with_header("content-type", "application/json")
+        .with_body(
+            r#"{"totalSize":2,"done":false,"nextRecordsUrl":"/services/data/v62.0/query/01gX-1",
+                "records":[{"attributes":{"type":"Account"},"Id":"001A","Name":"a"}]}"#,
+        )
+        .create_async()
+        .await;
+    let second = server
+        .mock("GET", "/services/data/v62.0/query/01gX-1")
+        .match_header("sforce-query-options", "batchSize=500")
+        .with_header("content-type", "application/json")
+        .with_body(r#"{"totalSize":2,"done":true,"records":[{"Id":"001B","Name":"b"}]}"#)
+        .create_async()
+        .await;
+    let config = RestConfig {
+        batch_size: Some(500),
+        ..RestConfig::default()
+    };
+    let reader = RestReader::new(session, config).unwrap();
+    let request = ReadRequest {
+        fields: fields(&["Id", "Name"]),
+        ..ReadRequest::default()
+    };
+    let (records, error, _) = drain(reader.read(&account(), request).unwrap()).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(records.len(), 2);
+    first.assert_async().await;
+    second.assert_async().await;
+}
+
+#[tokio::test]
+async fn compound_fields_stay_objects_and_attributes_go() {
+    let mut server = mockito::Server::new_async().await;
+    let session = session(&mut server).await;
+    let mocks = mount(&mut server, "compound_fields").await;
+    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let request = ReadRequest {
+        fields: fields(&["Id", "Name", "BillingAddress", "Geo__c", "Owner.Email"]),
+        ..ReadRequest::default()
+    };
+    let (records, error, _) = drain(reader.read(&account(), request).unwrap()).await;
+    assert!(error.is_none(), "{error:?}");
+    mocks[0].assert_async().await;
+    assert_eq!(records.len(), 2);
+    assert_eq!(
+        names(&records[0]),
+        ["Id", "Name", "BillingAddress", "Geo__c", "Owner.Email"]
+    );
+    assert_eq!(
+        common::json(&records[0]),
+        json!({
+            "Id": "001RO0000035WQgYAM",
+            "Name": "Acme, Inc.",
+            "BillingAddress": {
+                "city": "San Francisco", "country": "United States", "countryCode": "US",
+                "geocodeAccuracy": null, "latitude": null, "longitude": null,
+                "postalCode": "94105", "state": "California", "stateCode": "CA",
+                "street": "415 Mission St"
+            },
+            "Geo__c": {"latitude": 37.7897, "longitude": -122.3972},
+            "Owner.Email": "owner@example.com"
+        })
+    );
+    assert_eq!(
+        common::json(&records[1]),
+        json!({"Id": "001RO0000035WQhYAM", "Name": "Globex", "BillingAddress": null,
+               "Geo__c": null, "Owner.Email": null})
+    );
+}
+
+#[tokio::test]
+async fn deleted_rows_come_through_query_all() {
+    let mut server = mockito::Server::new_async().await;
+    let session = session(&mut server).await;
+    let mocks = mount(&mut server, "deleted_rows_queryall").await;
+    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let request = ReadRequest {
+        fields: fields(&["Id", "Name", "IsDeleted"]),
+        window: Window::for_stream(
+            &account(),
+            Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()),
+            None,
+        ),
+        include_deleted: true,
+        ..ReadRequest::default()
+    };
+    assert_eq!(
+        reader.plan(&account(), &request).unwrap().endpoint,
+        "queryAll"
+    );
+    let (records, error, _) = drain(reader.read(&account(), request).unwrap()).await;
+    assert!(error.is_none(), "{error:?}");
+    for m in &mocks {
+        m.assert_async().await;
+    }
+    let deleted: Vec<(&str, bool)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.id().unwrap(),
+                r.get("IsDeleted").unwrap().as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            ("001RO0000035WQgYAM", false),
+            ("001RO0000035WQmYAM", true),
+            ("001RO0000035WQnYAM", true)
+        ]
+    );
+    assert_eq!(
+        records[2].get("SystemModstamp"),
+        Some(&json!("2024-01-05T12:00:00.000Z"))
+    );
+}
+
+#[tokio::test]
+async fn datetimes_take_the_bulk_form_and_only_datetime_fields_change() {
+    let mut server = mockito::Server::new_async().await;
+    let session = session(&mut server).await;
+    let mocks = mount(&mut server, "datetimes").await;
+    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let request = ReadRequest {
+        fields: fields(&[
+            "Id",
+            "CreatedDate",
+            "SystemModstamp",
+            "LastActivityDate",
+            "Description",
+        ]),
+        ..ReadRequest::default()
+    };
+    let (records, error, _) = drain(reader.read(&account(), request).unwrap()).await;
+    assert!(error.is_none(), "{error:?}");
+    mocks[0].assert_async().await;
+    assert_eq!(
+        common::json(&records[0]),
+        json!({
+            "Id": "001RO0000035WQgYAM",
+            "CreatedDate": "2020-10-22T21:03:23.000Z",
+            "SystemModstamp": "2024-06-30T23:59:59.123Z",
+            "LastActivityDate": "2024-02-10",
+            "Description": "2024-01-02T03:04:05.000+0000"
+        })
+    );
+    assert_eq!(
+        common::json(&records[1]),
+        json!({
+            "Id": "001RO0000035WQhYAM",
+            "CreatedDate": null,
+            "SystemModstamp": "2024-07-01T00:00:00.000Z",
+            "LastActivityDate": null,
+            "Description": "multi\nline, \"quoted\" — ünïcode"
+        })
+    );
+}
+
+#[tokio::test]
+async fn count_reads_total_size() {
+    let mut server = mockito::Server::new_async().await;
+    let session = session(&mut server).await;
+    let mocks = mount(&mut server, "count").await;
+    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let n = reader
+        .count("Account", january().as_ref(), false)
+        .await
+        .unwrap();
+    assert_eq!(n, 4321);
+    mocks[0].assert_async().await;
+}
+
+#[tokio::test]
+async fn soql_is_form_encoded_with_plus_as_2b() {
+    let mut server = mockito::Server::new_async().await;
+    let session = session(&mut server).await;
+    // The raw query string: spaces as `+`, a literal `+` as `%2B`, `>=` and `'` escaped.
+    let mock = server
+        .mock("GET", "/services/data/v62.0/query")
+        .match_query(mockito::Matcher::Regex(
+            r"^q=SELECT\+Id%2CName%2CSystemModstamp\+FROM\+Account\+WHERE\+SystemModstamp\+%3E%3D\+2024-01-01T00%3A00%3A00Z\+AND\+Id\+%3E\+%27001%2Bx%27\+ORDER\+BY\+Id\+ASC$"
+                .to_string(),
+        ))
+        .with_header("content-type", "application/json")
+        .with_body(r#"{"totalSize":0,"done":true,"records":[]}"#)
+        .create_async()
+        .await;
+    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let request = ReadRequest {
+        fields: fields(&["Id", "Name"]),
+        window: Window::for_stream(
+            &account(),
+            Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()),
+            None,
+        ),
+        order: Some(Order::Id),
+        after: Some(ResumeKey::id("001+x")),
+        ..ReadRequest::default()
+    };
+    let (records, error, _) = drain(reader.read(&account(), request).unwrap()).await;
+    assert!(error.is_none(), "{error:?}");
+    assert!(records.is_empty());
+    mock.assert_async().await;
+}
+
+async fn failing_read(scenario: &str) -> (Vec<sf_discovery::Record>, sf_rest::Error) {
+    let mut server = mockito::Server::new_async().await;
+    let session = session(&mut server).await;
+    mount(&mut server, scenario).await;
+    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let request = ReadRequest {
+        fields: fields(&["Id", "Name"]),
+        window: january(),
+        ..ReadRequest::default()
+    };
+    let (records, error, _) = drain(reader.read(&account(), request).unwrap()).await;
+    (records, error.expect("the read fails"))
+}
+
+#[tokio::test]
+async fn query_timeout_asks_for_a_smaller_window() {
+    let (records, e) = failing_read("error_query_timeout").await;
+    assert!(records.is_empty());
+    assert_eq!(e.kind(), ErrorKind::QueryTimeout);
+    assert_eq!(e.error_code(), Some("QUERY_TIMEOUT"));
+    assert_eq!(
+        e.to_string(),
+        "query on `Account` timed out (QUERY_TIMEOUT): split the window into smaller ones"
+    );
+}
+
+#[tokio::test]
+async fn invalid_field_names_the_field_and_the_stream() {
+    let (_, e) = failing_read("error_invalid_field").await;
+    assert_eq!(e.kind(), ErrorKind::InvalidField);
+    match &e {
+        sf_rest::Error::InvalidField { stream, field, .. } => {
+            assert_eq!(stream, "Account");
+            assert_eq!(field, "CleanStatus");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let text = e.to_string();
+    assert!(
+        text.contains("`CleanStatus`") && text.contains("`Account`"),
+        "{text}"
+    );
+    assert!(text.contains("refresh the schema"), "{text}");
+}
+
+#[tokio::test]
+async fn invalid_query_locator_carries_the_last_key_read() {
+    let (records, e) = failing_read("error_invalid_query_locator").await;
+    assert_eq!(records.len(), 2);
+    assert_eq!(e.kind(), ErrorKind::InvalidQueryLocator);
+    let key = e.resume_after().expect("a resume key");
+    assert_eq!(
+        key,
+        &ResumeKey::cursor(
+            "SystemModstamp",
+            CursorValue::parse("2024-01-04T10:00:00.000Z").unwrap(),
+            "001RO0000035WQhYAM"
+        )
+    );
+    // Resuming after it selects strictly later rows of the same window.
+    let soql = sf_rest::Soql::select("Account", ["Id"])
+        .maybe_window(january())
+        .after(key.clone())
+        .build()
+        .unwrap();
+    assert!(
+        soql.ends_with(
+            "AND (SystemModstamp > 2024-01-04T10:00:00Z OR (SystemModstamp = \
+             2024-01-04T10:00:00Z AND Id > '001RO0000035WQhYAM'))"
+        ),
+        "{soql}"
+    );
+}
+
+#[tokio::test]
+async fn daily_limit_stops_the_read() {
+    let (_, e) = failing_read("error_daily_limit").await;
+    assert_eq!(e.kind(), ErrorKind::DailyLimitExceeded);
+    assert_eq!(e.error_code(), Some("REQUEST_LIMIT_EXCEEDED"));
+    assert!(e.to_string().contains("TotalRequests"), "{e}");
+}
+
+#[tokio::test]
+async fn other_errors_keep_their_error_code() {
+    let (_, e) = failing_read("error_invalid_type").await;
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(e.error_code(), Some("INVALID_TYPE"));
+    let (_, e) = failing_read("error_malformed_query").await;
+    assert_eq!(e.kind(), ErrorKind::MalformedQuery);
+    assert_eq!(e.error_code(), Some("MALFORMED_QUERY"));
+    assert!(e.to_string().contains("can not be sorted"), "{e}");
+    let (_, e) = failing_read("error_server_unavailable").await;
+    assert_eq!(e.kind(), ErrorKind::Transient);
+    assert_eq!(e.error_code(), Some("SERVER_UNAVAILABLE"));
+    let (_, e) = failing_read("error_unexpected_page").await;
+    assert!(
+        matches!(e, sf_rest::Error::QueryDecode { .. }),
+        "unexpected {e:?}"
+    );
+}
