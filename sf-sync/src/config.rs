@@ -1,0 +1,738 @@
+//! The sync config: Airbyte source-salesforce's keys as they are, plus ours.
+
+use std::fmt;
+
+use chrono::{DateTime, Months, SubsecRound, Utc};
+use serde_json::{Map, Value};
+use sf_auth::{Credentials, Grant, LoginUrl, Secret, SessionConfig};
+
+use crate::duration::IsoDuration;
+use crate::error::{ConfigProblem, Error};
+use crate::time::{format_instant, parse_config_date};
+
+/// `num_workers` when the config does not set it: streams read at once.
+pub const DEFAULT_NUM_WORKERS: usize = 4;
+/// The largest `num_workers` accepted (Airbyte's cap too).
+pub const MAX_NUM_WORKERS: usize = 50;
+/// `stream_slice_step` when the config does not set it.
+pub const DEFAULT_STREAM_SLICE_STEP: &str = "P30D";
+/// `lookback_window` when the config does not set it.
+pub const DEFAULT_LOOKBACK_WINDOW: &str = "PT10M";
+/// The oldest `api_version` accepted: Bulk API 2.0 query jobs exist from 47.0 on.
+pub const MIN_API_VERSION: f64 = 47.0;
+/// How far back `start_date` goes when the config does not set it.
+pub const DEFAULT_START_DATE_YEARS: u32 = 2;
+
+/// The sync config, validated.
+///
+/// Read from Airbyte source-salesforce's config JSON as is ([`SyncConfig::from_json`]); defaults
+/// live in the constants of this module. Type leniency: a boolean given as the string `"true"` or
+/// `"false"` (any case) and an integer given as a string of digits are **accepted with a
+/// warning**; any other mismatch is an error. `null` means "not set" for every key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncConfig {
+    /// The connected app's consumer key.
+    pub client_id: String,
+    /// The connected app's consumer secret.
+    pub client_secret: Secret,
+    /// The refresh token (required for the refresh-token grant).
+    pub refresh_token: Option<Secret>,
+    /// The OAuth grant: `auth_type` `Client` (or absent) is the refresh-token grant,
+    /// `client_credentials` the client-credentials grant (which needs a My Domain `login_url`).
+    pub grant: Grant,
+    /// `is_sandbox`: log in at `test.salesforce.com` unless `login_url` is set.
+    pub is_sandbox: bool,
+    /// Where to log in: `login_url` if set, else production or sandbox by `is_sandbox`.
+    pub login_url: LoginUrl,
+    /// Lower bound of incremental reads (`start_date`; default: now − 2 years, UTC, whole seconds).
+    pub start_date: DateTime<Utc>,
+    /// Exclusive upper bound of incremental reads (`end_date`; `None`: now). Always after
+    /// `start_date`.
+    pub end_date: Option<DateTime<Utc>>,
+    /// `streams_criteria`: which object names discovery keeps (empty: all).
+    pub streams_criteria: Vec<StreamCriterion>,
+    /// `stream_slice_step`: the window length when nothing is known about an object's volume
+    /// (default `P30D`, at least 1 second).
+    pub stream_slice_step: IsoDuration,
+    /// `lookback_window`: how far before the last synced point a new sync starts again
+    /// (default `PT10M`).
+    pub lookback_window: IsoDuration,
+    /// `force_use_bulk_api`: keep Bulk for objects with fields Bulk cannot serve, dropping those.
+    pub force_use_bulk_api: bool,
+    /// `preserve_na_values`: accepted for compatibility; values such as `NA` are always preserved.
+    pub preserve_na_values: bool,
+    /// `api_version`, `NN.N` (default `62.0`, at least `47.0`).
+    pub api_version: String,
+    /// `num_workers`: streams read at once (default 4, 1 to 50).
+    pub num_workers: usize,
+    /// `api_budget`: the largest share of the org's daily API limit this sync may use, in
+    /// `(0, 1]`; `None`: no cap besides the limit itself.
+    pub api_budget: Option<f64>,
+}
+
+/// A config read successfully, with what the reader wants the user to know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedConfig {
+    /// The config.
+    pub config: SyncConfig,
+    /// Unknown keys and accepted oddities, to be logged.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// Something in the config that was accepted but deserves a note in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The config key.
+    pub key: String,
+    /// What was noticed.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.key, self.message)
+    }
+}
+
+/// How a `streams_criteria` entry matches an object name (case-insensitively).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Criterion {
+    /// `starts with`
+    StartsWith,
+    /// `ends with`
+    EndsWith,
+    /// `contains`
+    Contains,
+    /// `exacts`
+    Exacts,
+    /// `starts not with`
+    StartsNotWith,
+    /// `ends not with`
+    EndsNotWith,
+    /// `not contains`
+    NotContains,
+    /// `not exacts`
+    NotExacts,
+}
+
+impl Criterion {
+    /// Every criterion, in the order Airbyte's spec lists them.
+    pub const ALL: [Criterion; 8] = [
+        Criterion::StartsWith,
+        Criterion::EndsWith,
+        Criterion::Contains,
+        Criterion::Exacts,
+        Criterion::StartsNotWith,
+        Criterion::EndsNotWith,
+        Criterion::NotContains,
+        Criterion::NotExacts,
+    ];
+
+    /// The spelling in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Criterion::StartsWith => "starts with",
+            Criterion::EndsWith => "ends with",
+            Criterion::Contains => "contains",
+            Criterion::Exacts => "exacts",
+            Criterion::StartsNotWith => "starts not with",
+            Criterion::EndsNotWith => "ends not with",
+            Criterion::NotContains => "not contains",
+            Criterion::NotExacts => "not exacts",
+        }
+    }
+
+    /// Reads a spelling (case and surrounding spaces ignored).
+    pub fn parse(text: &str) -> Option<Criterion> {
+        let text = text.trim();
+        Criterion::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// One `streams_criteria` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCriterion {
+    /// How to match.
+    pub criteria: Criterion,
+    /// What to match against.
+    pub value: String,
+}
+
+impl StreamCriterion {
+    /// True when `name` passes this criterion (both lower-cased, as Airbyte does).
+    pub fn matches(&self, name: &str) -> bool {
+        let name = name.to_lowercase();
+        let value = self.value.to_lowercase();
+        match self.criteria {
+            Criterion::StartsWith => name.starts_with(&value),
+            Criterion::EndsWith => name.ends_with(&value),
+            Criterion::Contains => name.contains(&value),
+            Criterion::Exacts => name == value,
+            Criterion::StartsNotWith => !name.starts_with(&value),
+            Criterion::EndsNotWith => !name.ends_with(&value),
+            Criterion::NotContains => !name.contains(&value),
+            Criterion::NotExacts => name != value,
+        }
+    }
+}
+
+/// The config keys this crate knows; `wait_timeout` appears in Airbyte's test configs and is
+/// ignored there too.
+const KNOWN_KEYS: [&str; 17] = [
+    "client_id",
+    "client_secret",
+    "refresh_token",
+    "auth_type",
+    "is_sandbox",
+    "start_date",
+    "end_date",
+    "streams_criteria",
+    "stream_slice_step",
+    "lookback_window",
+    "force_use_bulk_api",
+    "preserve_na_values",
+    "login_url",
+    "api_version",
+    "num_workers",
+    "api_budget",
+    "wait_timeout",
+];
+
+const SECRET_KEYS: [&str; 2] = ["client_secret", "refresh_token"];
+
+impl SyncConfig {
+    /// Reads Airbyte source-salesforce's config JSON; `now` fills a missing `start_date`.
+    pub fn from_json(text: &str, now: DateTime<Utc>) -> Result<ParsedConfig, Error> {
+        // serde_json's messages name positions, never content, so no secret leaks from here.
+        let value: Value = serde_json::from_str(text).map_err(|e| Error::ConfigParse {
+            reason: format!("not valid JSON ({e})"),
+        })?;
+        SyncConfig::from_value(&value, now)
+    }
+
+    /// Reads a config already parsed as JSON; `now` fills a missing `start_date`.
+    ///
+    /// Every bad key is reported at once, each naming the key, the value given (secrets masked)
+    /// and what would be accepted.
+    pub fn from_value(value: &Value, now: DateTime<Utc>) -> Result<ParsedConfig, Error> {
+        let Some(map) = value.as_object() else {
+            return Err(Error::ConfigParse {
+                reason: format!("expected a JSON object, got {}", kind_of(value)),
+            });
+        };
+        let mut r = Reader {
+            map,
+            problems: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let config = r.read(now);
+        for key in map.keys() {
+            if !KNOWN_KEYS.contains(&key.as_str()) {
+                r.warnings.push(ConfigWarning {
+                    key: key.clone(),
+                    message: "is not a known key; it is ignored".into(),
+                });
+            }
+        }
+        match config {
+            Some(config) if r.problems.is_empty() => Ok(ParsedConfig {
+                config,
+                warnings: r.warnings,
+            }),
+            _ => Err(Error::ConfigInvalid {
+                problems: r.problems,
+            }),
+        }
+    }
+
+    /// The session config for `sf_auth::Session::login`: login host, credentials, grant, API
+    /// version and budget; retries and timeouts keep `sf-auth`'s defaults.
+    pub fn session_config(&self) -> SessionConfig {
+        let credentials = Credentials {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            refresh_token: self.refresh_token.clone(),
+        };
+        let mut session = SessionConfig::new(self.login_url.clone(), credentials);
+        session.grant = self.grant;
+        session.api_version = self.api_version.clone();
+        session.api_budget = self.api_budget;
+        session
+    }
+
+    /// True when discovery should keep the object `name`: no criteria, or any criterion matches
+    /// (Airbyte takes the union).
+    pub fn selects_stream(&self, name: &str) -> bool {
+        self.streams_criteria.is_empty() || self.streams_criteria.iter().any(|c| c.matches(name))
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reads keys one by one, collecting problems instead of stopping at the first.
+struct Reader<'a> {
+    map: &'a Map<String, Value>,
+    problems: Vec<ConfigProblem>,
+    warnings: Vec<ConfigWarning>,
+}
+
+impl Reader<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn problem(&mut self, key: &str, given: Option<&Value>, expected: impl Into<String>) {
+        let given = given.map(|v| {
+            if SECRET_KEYS.contains(&key) {
+                "***".to_string()
+            } else {
+                match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }
+            }
+        });
+        self.problems.push(ConfigProblem {
+            key: key.to_string(),
+            given,
+            expected: expected.into(),
+        });
+    }
+
+    fn warn(&mut self, key: &str, message: impl Into<String>) {
+        self.warnings.push(ConfigWarning {
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// A string; `None` when absent, null or not a string (a problem then).
+    fn string(&mut self, key: &str, what: &str) -> Option<String> {
+        let value = self.get(key)?;
+        match value {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                let msg = format!("is {}, not a string; give {what}", kind_of(other));
+                self.problem(key, Some(&other.clone()), msg);
+                None
+            }
+        }
+    }
+
+    /// A required, non-empty string.
+    fn required_string(&mut self, key: &str, what: &str) -> Option<String> {
+        if self.get(key).is_none() {
+            self.problem(key, None, format!("give {what}"));
+            return None;
+        }
+        let s = self.string(key, what)?;
+        if s.trim().is_empty() {
+            self.problem(
+                key,
+                Some(&Value::String(s)),
+                format!("is empty; give {what}"),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    fn boolean(&mut self, key: &str) -> bool {
+        let Some(value) = self.get(key).cloned() else {
+            return false;
+        };
+        match &value {
+            Value::Bool(b) => *b,
+            Value::String(s) if s.trim().eq_ignore_ascii_case("true") => {
+                self.warn(key, "the string \"true\" was read as the boolean true");
+                true
+            }
+            Value::String(s) if s.trim().eq_ignore_ascii_case("false") => {
+                self.warn(key, "the string \"false\" was read as the boolean false");
+                false
+            }
+            other => {
+                let msg = format!("is {}, not a boolean; use true or false", kind_of(other));
+                self.problem(key, Some(&value), msg);
+                false
+            }
+        }
+    }
+
+    fn read(&mut self, now: DateTime<Utc>) -> Option<SyncConfig> {
+        let client_id = self.required_string("client_id", "the connected app's consumer key");
+        let client_secret =
+            self.required_string("client_secret", "the connected app's consumer secret");
+        let grant = self.grant();
+        let refresh_token = match grant {
+            Grant::RefreshToken => self.required_string(
+                "refresh_token",
+                "a refresh token (or set `auth_type` to `client_credentials`)",
+            ),
+            _ => self.string("refresh_token", "a refresh token"),
+        };
+        let is_sandbox = self.boolean("is_sandbox");
+        let login_url = self.login_url(is_sandbox, grant);
+        let start_date = self.start_date(now);
+        let end_date = self.end_date(start_date);
+        let streams_criteria = self.streams_criteria();
+        let stream_slice_step = self.duration(
+            "stream_slice_step",
+            DEFAULT_STREAM_SLICE_STEP,
+            1,
+            "use e.g. `PT12H`, `P7D`, `P30D`",
+        );
+        let lookback_window = self.duration(
+            "lookback_window",
+            DEFAULT_LOOKBACK_WINDOW,
+            0,
+            "use e.g. `PT10M`, `PT30M`, `PT1H`",
+        );
+        let force_use_bulk_api = self.boolean("force_use_bulk_api");
+        let preserve_na_values = self.boolean("preserve_na_values");
+        let api_version = self.api_version();
+        let num_workers = self.num_workers();
+        let api_budget = self.api_budget();
+        Some(SyncConfig {
+            client_id: client_id?,
+            client_secret: Secret::new(client_secret?),
+            refresh_token: refresh_token.map(Secret::new),
+            grant,
+            is_sandbox,
+            login_url: login_url?,
+            start_date: start_date?,
+            end_date: end_date?,
+            streams_criteria: streams_criteria?,
+            stream_slice_step: stream_slice_step?,
+            lookback_window: lookback_window?,
+            force_use_bulk_api,
+            preserve_na_values,
+            api_version: api_version?,
+            num_workers: num_workers?,
+            api_budget: api_budget?,
+        })
+    }
+
+    fn grant(&mut self) -> Grant {
+        let Some(value) = self.get("auth_type").cloned() else {
+            return Grant::RefreshToken;
+        };
+        let expected = "is not supported; use `Client` (refresh token grant) or \
+                        `client_credentials` (client credentials grant to a My Domain `login_url`)";
+        match value.as_str().map(str::trim) {
+            Some(s) if s.eq_ignore_ascii_case("client") => Grant::RefreshToken,
+            Some(s)
+                if s.eq_ignore_ascii_case("client_credentials")
+                    || s.eq_ignore_ascii_case("clientcredentials") =>
+            {
+                Grant::ClientCredentials
+            }
+            _ => {
+                self.problem("auth_type", Some(&value), expected);
+                Grant::RefreshToken
+            }
+        }
+    }
+
+    fn login_url(&mut self, is_sandbox: bool, grant: Grant) -> Option<LoginUrl> {
+        let given = self.string(
+            "login_url",
+            "a URL such as `https://acme.my.salesforce.com`",
+        );
+        let given = given.filter(|s| !s.trim().is_empty());
+        if grant == Grant::ClientCredentials && given.is_none() {
+            self.problem(
+                "login_url",
+                None,
+                "the client credentials grant logs in at the org's My Domain; give it, e.g. \
+                 `https://acme.my.salesforce.com`",
+            );
+            return None;
+        }
+        match LoginUrl::resolve(is_sandbox, given.as_deref()) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                let reason = match e {
+                    sf_auth::Error::InvalidLoginUrl { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                let given = given.map(Value::String);
+                self.problem(
+                    "login_url",
+                    given.as_ref(),
+                    format!("is not usable: {reason}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn date(&mut self, key: &str) -> Result<Option<DateTime<Utc>>, ()> {
+        let Some(value) = self.get(key).cloned() else {
+            return Ok(None);
+        };
+        let expected = "is not a date; use `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` (UTC), \
+                        e.g. `2021-07-25` or `2021-07-25T00:00:00Z`";
+        match value.as_str() {
+            Some(s) if s.trim().is_empty() => Ok(None),
+            Some(s) => match parse_config_date(s) {
+                Some(t) => Ok(Some(t)),
+                None => {
+                    self.problem(key, Some(&value), expected);
+                    Err(())
+                }
+            },
+            None => {
+                self.problem(key, Some(&value), expected);
+                Err(())
+            }
+        }
+    }
+
+    fn start_date(&mut self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self.date("start_date") {
+            Ok(Some(t)) => {
+                if t > now {
+                    self.warn(
+                        "start_date",
+                        format!(
+                            "{} is in the future; incremental streams read nothing before then",
+                            format_instant(t)
+                        ),
+                    );
+                }
+                Some(t)
+            }
+            Ok(None) => Some(default_start_date(now)),
+            Err(()) => None,
+        }
+    }
+
+    fn end_date(&mut self, start: Option<DateTime<Utc>>) -> Option<Option<DateTime<Utc>>> {
+        let end = self.date("end_date").ok()?;
+        if let (Some(end), Some(start)) = (end, start) {
+            if end <= start {
+                let given = self.get("end_date").cloned();
+                self.problem(
+                    "end_date",
+                    given.as_ref(),
+                    format!(
+                        "is not after start_date {}; use a later date or leave it empty",
+                        format_instant(start)
+                    ),
+                );
+                return None;
+            }
+        }
+        Some(end)
+    }
+
+    fn streams_criteria(&mut self) -> Option<Vec<StreamCriterion>> {
+        let Some(value) = self.get("streams_criteria").cloned() else {
+            return Some(Vec::new());
+        };
+        let Some(items) = value.as_array() else {
+            self.problem(
+                "streams_criteria",
+                Some(&value),
+                "is not a list; give e.g. [{\"criteria\": \"starts with\", \"value\": \"Acc\"}]",
+            );
+            return None;
+        };
+        let names = Criterion::ALL
+            .iter()
+            .map(|c| format!("`{}`", c.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let key = format!("streams_criteria[{i}]");
+            let Some(obj) = item.as_object() else {
+                self.problem(
+                    &key,
+                    Some(item),
+                    "is not an object; give {\"criteria\": ..., \"value\": ...}",
+                );
+                ok = false;
+                continue;
+            };
+            let criteria = match obj.get("criteria").filter(|v| !v.is_null()) {
+                None => Some(Criterion::Contains),
+                Some(v) => {
+                    let parsed = v.as_str().and_then(Criterion::parse);
+                    if parsed.is_none() {
+                        self.problem(
+                            &format!("{key}.criteria"),
+                            Some(v),
+                            format!("is not a criterion; use one of {names}"),
+                        );
+                    }
+                    parsed
+                }
+            };
+            let value = match obj.get("value") {
+                Some(Value::String(s)) => Some(s.clone()),
+                other => {
+                    self.problem(
+                        &format!("{key}.value"),
+                        other.filter(|v| !v.is_null()),
+                        "must be the text to match object names against, e.g. \"Account\"",
+                    );
+                    None
+                }
+            };
+            match (criteria, value) {
+                (Some(criteria), Some(value)) => out.push(StreamCriterion { criteria, value }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn duration(
+        &mut self,
+        key: &str,
+        default: &str,
+        min_secs: u64,
+        examples: &str,
+    ) -> Option<IsoDuration> {
+        let Some(value) = self.get(key).cloned() else {
+            return IsoDuration::parse(default).ok();
+        };
+        let floor = if min_secs == 1 {
+            " of at least 1 second".to_string()
+        } else if min_secs > 1 {
+            format!(" of at least {min_secs} seconds")
+        } else {
+            String::new()
+        };
+        let Some(text) = value.as_str() else {
+            let msg = format!(
+                "is {}, not an ISO 8601 duration{floor}; {examples}",
+                kind_of(&value)
+            );
+            self.problem(key, Some(&value), msg);
+            return None;
+        };
+        match IsoDuration::parse(text) {
+            Ok(d) if d.as_std().as_secs() >= min_secs => Some(d),
+            Ok(d) => {
+                let msg = format!(
+                    "is not an ISO 8601 duration{floor} (it is {} s); {examples}",
+                    d.as_std().as_secs_f64()
+                );
+                self.problem(key, Some(&value), msg);
+                None
+            }
+            Err(Error::DurationParse { reason, .. }) => {
+                let msg = format!("is not an ISO 8601 duration{floor} ({reason}); {examples}");
+                self.problem(key, Some(&value), msg);
+                None
+            }
+            Err(other) => {
+                self.problem(key, Some(&value), other.to_string());
+                None
+            }
+        }
+    }
+
+    fn api_version(&mut self) -> Option<String> {
+        let default = sf_auth::DEFAULT_API_VERSION.to_string();
+        let Some(value) = self.get("api_version").cloned() else {
+            return Some(default);
+        };
+        let text = match &value {
+            Value::String(s) => s.trim().to_string(),
+            Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        };
+        let b = text.as_bytes();
+        let shaped = b.len() == 4
+            && b[0].is_ascii_digit()
+            && b[1].is_ascii_digit()
+            && b[2] == b'.'
+            && b[3].is_ascii_digit();
+        match text.parse::<f64>() {
+            Ok(v) if shaped && v >= MIN_API_VERSION => Some(text),
+            _ => {
+                self.problem(
+                    "api_version",
+                    Some(&value),
+                    format!(
+                        "is not an API version `NN.N` of at least {MIN_API_VERSION:.1}; \
+                         use e.g. `{default}` (no `v`)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn num_workers(&mut self) -> Option<usize> {
+        let Some(value) = self.get("num_workers").cloned() else {
+            return Some(DEFAULT_NUM_WORKERS);
+        };
+        let n = match &value {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => {
+                let n = s.trim().parse::<u64>().ok();
+                if n.is_some() {
+                    self.warn("num_workers", "the string was read as an integer");
+                }
+                n
+            }
+            _ => None,
+        };
+        match n {
+            Some(n) if (1..=MAX_NUM_WORKERS as u64).contains(&n) => Some(n as usize),
+            _ => {
+                self.problem(
+                    "num_workers",
+                    Some(&value),
+                    format!(
+                        "is not a whole number from 1 to {MAX_NUM_WORKERS}; use e.g. \
+                         {DEFAULT_NUM_WORKERS} (the default)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn api_budget(&mut self) -> Option<Option<f64>> {
+        let Some(value) = self.get("api_budget").cloned() else {
+            return Some(None);
+        };
+        match value.as_f64() {
+            Some(x) if x > 0.0 && x <= 1.0 => Some(Some(x)),
+            _ => {
+                self.problem(
+                    "api_budget",
+                    Some(&value),
+                    "is not a share of the daily API limit greater than 0 and at most 1; \
+                     use e.g. 0.5, or leave it out for no cap",
+                );
+                None
+            }
+        }
+    }
+}
+
+/// `now` − 2 years, whole seconds, UTC.
+pub(crate) fn default_start_date(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.trunc_subsecs(0)
+        .checked_sub_months(Months::new(12 * DEFAULT_START_DATE_YEARS))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}

@@ -1,0 +1,450 @@
+//! Where a sync's output goes: records, state, logs, per-stream status and a summary.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sf_discovery::Record;
+
+use crate::catalog::SyncMode;
+use crate::error::Error;
+use crate::planner::Api;
+use crate::state::{InputState, SavedState};
+
+/// How much a log message matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// Detail for debugging.
+    Debug,
+    /// Progress.
+    Info,
+    /// Something was worked around (fields dropped, a fallback to REST, an unknown config key).
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl LogLevel {
+    /// `DEBUG`, `INFO`, `WARN` or `ERROR`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warn => "WARN",
+            LogLevel::Error => "ERROR",
+        }
+    }
+}
+
+/// Why a stream stopped before reading everything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IncompleteReason {
+    /// The org's daily API limit, or this sync's `api_budget`, was reached. The sync still
+    /// succeeds; the next one resumes from the state emitted.
+    ApiLimit {
+        /// What was reached, e.g. `api-usage 14990/15000`.
+        detail: String,
+    },
+    /// The sync was cancelled.
+    Cancelled,
+    /// An error stopped the stream.
+    Failed {
+        /// The error, for the user.
+        message: String,
+    },
+}
+
+impl IncompleteReason {
+    /// True for [`IncompleteReason::Failed`]: the sync as a whole failed.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, IncompleteReason::Failed { .. })
+    }
+}
+
+impl fmt::Display for IncompleteReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IncompleteReason::ApiLimit { detail } => {
+                write!(
+                    f,
+                    "the API limit was reached ({detail}); the next sync resumes here"
+                )
+            }
+            IncompleteReason::Cancelled => f.write_str("the sync was cancelled"),
+            IncompleteReason::Failed { message } => write!(f, "failed: {message}"),
+        }
+    }
+}
+
+/// A stream's status, as Airbyte's stream-status trace reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamStatus {
+    /// The stream was picked up.
+    Started,
+    /// Its first record or state is on the way.
+    Running,
+    /// Everything was read.
+    Complete,
+    /// It stopped early.
+    Incomplete(IncompleteReason),
+}
+
+/// What happened to one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// The stream.
+    pub stream: String,
+    /// Its sync mode.
+    pub sync_mode: SyncMode,
+    /// The API it was read through (the last one, after any fallback); `None` if never read.
+    pub api: Option<Api>,
+    /// Records emitted.
+    pub records: u64,
+    /// Windows completed (a full-refresh read counts as one).
+    pub windows: u64,
+    /// Its final status: complete or incomplete.
+    pub status: StreamStatus,
+}
+
+/// What a sync did, sent to the sink last.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncSummary {
+    /// One entry per configured stream, in catalog order.
+    pub streams: Vec<StreamSummary>,
+    /// API requests this sync made, when known.
+    pub api_requests: Option<u64>,
+}
+
+impl SyncSummary {
+    /// True unless a stream failed (a stream cut short by the API limit does not fail the sync).
+    pub fn succeeded(&self) -> bool {
+        !self.streams.iter().any(|s| match &s.status {
+            StreamStatus::Incomplete(reason) => reason.is_failure(),
+            _ => false,
+        })
+    }
+
+    /// Streams that stopped early, with why.
+    pub fn incomplete(&self) -> impl Iterator<Item = (&str, &IncompleteReason)> {
+        self.streams.iter().filter_map(|s| match &s.status {
+            StreamStatus::Incomplete(reason) => Some((s.stream.as_str(), reason)),
+            _ => None,
+        })
+    }
+
+    /// Records emitted over all streams.
+    pub fn records(&self) -> u64 {
+        self.streams.iter().map(|s| s.records).sum()
+    }
+}
+
+/// Receives a sync's output.
+///
+/// Per stream, calls come in order: a state message follows every record it covers. An error
+/// from the sink (for example stdout closed) stops the sync; what was emitted before stays valid.
+#[async_trait]
+pub trait Sink: Send {
+    /// One record of `stream`.
+    async fn record(&mut self, stream: &str, record: Record) -> Result<(), Error>;
+    /// The state of `stream` after its latest completed window (the `stream_state` JSON).
+    async fn state(&mut self, stream: &str, state: Value) -> Result<(), Error>;
+    /// A log line; no secrets ever reach it.
+    async fn log(&mut self, level: LogLevel, message: &str) -> Result<(), Error>;
+    /// A status change of `stream`.
+    async fn status(&mut self, stream: &str, status: StreamStatus) -> Result<(), Error>;
+    /// The summary, once, at the end.
+    async fn summary(&mut self, summary: &SyncSummary) -> Result<(), Error>;
+}
+
+/// One message received by a [`MemorySink`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkMessage {
+    /// A record.
+    Record {
+        /// Its stream.
+        stream: String,
+        /// The record.
+        record: Record,
+    },
+    /// A state.
+    State {
+        /// Its stream.
+        stream: String,
+        /// The `stream_state` JSON.
+        state: Value,
+    },
+    /// A log line.
+    Log {
+        /// Level.
+        level: LogLevel,
+        /// Text.
+        message: String,
+    },
+    /// A status change.
+    Status {
+        /// Its stream.
+        stream: String,
+        /// The status.
+        status: StreamStatus,
+    },
+    /// The summary.
+    Summary(SyncSummary),
+}
+
+/// A sink that keeps everything in memory, for tests (here and in the crates above).
+///
+/// [`MemorySink::failing_after`] makes it refuse every message after the first `n`, which stops
+/// the sync as a crash would: restarting from [`MemorySink::resume_state`] must lose nothing.
+#[derive(Debug, Clone, Default)]
+pub struct MemorySink {
+    messages: Vec<SinkMessage>,
+    limit: Option<usize>,
+}
+
+impl MemorySink {
+    /// A sink that accepts everything.
+    pub fn new() -> MemorySink {
+        MemorySink::default()
+    }
+
+    /// A sink that accepts `n` messages and refuses the rest.
+    pub fn failing_after(n: usize) -> MemorySink {
+        MemorySink {
+            messages: Vec::new(),
+            limit: Some(n),
+        }
+    }
+
+    fn push(&mut self, message: SinkMessage) -> Result<(), Error> {
+        if let Some(limit) = self.limit {
+            if self.messages.len() >= limit {
+                return Err(Error::sink(format!(
+                    "memory sink accepts {limit} messages and is full"
+                )));
+            }
+        }
+        self.messages.push(message);
+        Ok(())
+    }
+
+    /// Every message, in arrival order.
+    pub fn messages(&self) -> &[SinkMessage] {
+        &self.messages
+    }
+
+    /// The records of `stream`, in order.
+    pub fn records(&self, stream: &str) -> Vec<&Record> {
+        self.messages
+            .iter()
+            .filter_map(|m| match m {
+                SinkMessage::Record { stream: s, record } if s == stream => Some(record),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The states of `stream`, in order.
+    pub fn states(&self, stream: &str) -> Vec<&Value> {
+        self.messages
+            .iter()
+            .filter_map(|m| match m {
+                SinkMessage::State { stream: s, state } if s == stream => Some(state),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The last state of `stream`.
+    pub fn last_state(&self, stream: &str) -> Option<&Value> {
+        self.states(stream).pop()
+    }
+
+    /// The status changes of `stream`, in order.
+    pub fn statuses(&self, stream: &str) -> Vec<&StreamStatus> {
+        self.messages
+            .iter()
+            .filter_map(|m| match m {
+                SinkMessage::Status { stream: s, status } if s == stream => Some(status),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The log lines, in order.
+    pub fn logs(&self) -> Vec<(LogLevel, &str)> {
+        self.messages
+            .iter()
+            .filter_map(|m| match m {
+                SinkMessage::Log { level, message } => Some((*level, message.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The summary, if the sync got that far.
+    pub fn final_summary(&self) -> Option<&SyncSummary> {
+        self.messages.iter().find_map(|m| match m {
+            SinkMessage::Summary(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// The state a restarted sync would be given: each stream's last emitted state.
+    pub fn resume_state(&self) -> Result<InputState, Error> {
+        let mut state = InputState::default();
+        for m in &self.messages {
+            if let SinkMessage::State { stream, state: s } = m {
+                state.insert(stream.clone(), SavedState::from_value(stream, s)?);
+            }
+        }
+        Ok(state)
+    }
+}
+
+#[async_trait]
+impl Sink for MemorySink {
+    async fn record(&mut self, stream: &str, record: Record) -> Result<(), Error> {
+        self.push(SinkMessage::Record {
+            stream: stream.to_string(),
+            record,
+        })
+    }
+
+    async fn state(&mut self, stream: &str, state: Value) -> Result<(), Error> {
+        self.push(SinkMessage::State {
+            stream: stream.to_string(),
+            state,
+        })
+    }
+
+    async fn log(&mut self, level: LogLevel, message: &str) -> Result<(), Error> {
+        self.push(SinkMessage::Log {
+            level,
+            message: message.to_string(),
+        })
+    }
+
+    async fn status(&mut self, stream: &str, status: StreamStatus) -> Result<(), Error> {
+        self.push(SinkMessage::Status {
+            stream: stream.to_string(),
+            status,
+        })
+    }
+
+    async fn summary(&mut self, summary: &SyncSummary) -> Result<(), Error> {
+        self.push(SinkMessage::Summary(summary.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::StreamState;
+    use crate::window::Window;
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn record(id: &str) -> Record {
+        Record {
+            columns: Arc::from(vec!["Id".to_string()]),
+            values: vec![json!(id)],
+        }
+    }
+
+    #[tokio::test]
+    async fn keeps_everything_in_order_and_stops_when_full() {
+        let mut sink = MemorySink::failing_after(6);
+        let dyn_sink: &mut dyn Sink = &mut sink;
+        dyn_sink
+            .status("Account", StreamStatus::Started)
+            .await
+            .unwrap();
+        dyn_sink.record("Account", record("001A")).await.unwrap();
+        dyn_sink.record("Lead", record("00QA")).await.unwrap();
+        let window = Window::new(
+            Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap(),
+        );
+        let state = StreamState::from_slices([window.to_slice(None)]);
+        dyn_sink.state("Account", state.to_json()).await.unwrap();
+        dyn_sink
+            .log(LogLevel::Warn, "dropped BillingAddress")
+            .await
+            .unwrap();
+        dyn_sink
+            .status(
+                "Account",
+                StreamStatus::Incomplete(IncompleteReason::ApiLimit {
+                    detail: "api-usage 15000/15000".into(),
+                }),
+            )
+            .await
+            .unwrap();
+        let err = dyn_sink
+            .record("Account", record("001B"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "sink write: memory sink accepts 6 messages and is full"
+        );
+
+        assert_eq!(sink.messages().len(), 6);
+        assert_eq!(sink.records("Account").len(), 1);
+        assert_eq!(sink.records("Account")[0].id(), Some("001A"));
+        assert_eq!(sink.records("Lead")[0].id(), Some("00QA"));
+        assert_eq!(sink.last_state("Account"), Some(&state.to_json()));
+        assert_eq!(sink.last_state("Lead"), None);
+        assert_eq!(sink.logs(), [(LogLevel::Warn, "dropped BillingAddress")]);
+        assert_eq!(sink.statuses("Account").len(), 2);
+        assert_eq!(sink.final_summary(), None);
+        let resume = sink.resume_state().unwrap();
+        assert_eq!(resume.get("Account"), Some(&SavedState::DateRange(state)));
+        assert_eq!(resume.get("Lead"), None);
+    }
+
+    #[tokio::test]
+    async fn summary_tells_success_from_failure() {
+        let stream = |name: &str, status| StreamSummary {
+            stream: name.into(),
+            sync_mode: SyncMode::Incremental,
+            api: Some(Api::Rest),
+            records: 10,
+            windows: 2,
+            status,
+        };
+        let limited = SyncSummary {
+            streams: vec![
+                stream("Account", StreamStatus::Complete),
+                stream(
+                    "Lead",
+                    StreamStatus::Incomplete(IncompleteReason::ApiLimit {
+                        detail: "TotalRequests".into(),
+                    }),
+                ),
+            ],
+            api_requests: Some(42),
+        };
+        assert!(limited.succeeded());
+        assert_eq!(limited.records(), 20);
+        let incomplete: Vec<_> = limited.incomplete().map(|(s, _)| s).collect();
+        assert_eq!(incomplete, ["Lead"]);
+        let mut failed = limited.clone();
+        failed.streams[0].status = StreamStatus::Incomplete(IncompleteReason::Failed {
+            message: "INVALID_FIELD".into(),
+        });
+        assert!(!failed.succeeded());
+        assert_eq!(
+            IncompleteReason::ApiLimit {
+                detail: "TotalRequests".into()
+            }
+            .to_string(),
+            "the API limit was reached (TotalRequests); the next sync resumes here"
+        );
+        let mut sink = MemorySink::new();
+        sink.summary(&limited).await.unwrap();
+        assert_eq!(sink.final_summary(), Some(&limited));
+    }
+}

@@ -1,0 +1,882 @@
+//! Per-stream state: the forms Airbyte's connector writes, migration, merging, and the one form
+//! this engine writes.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+
+use crate::error::Error;
+use crate::time::{format_instant, parse_instant};
+
+/// The `state_type` of Airbyte's concurrent cursor state.
+const DATE_RANGE: &str = "date-range";
+/// The key Airbyte's final-state cursor writes for a full-refresh stream.
+const NO_CURSOR_KEY: &str = "__ab_no_cursor_state_message";
+
+/// A span of cursor values already read completely, half-open `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateSlice {
+    /// Inclusive lower bound.
+    pub start: DateTime<Utc>,
+    /// Exclusive upper bound.
+    pub end: DateTime<Utc>,
+    /// The largest cursor value seen in the span, if a record was seen.
+    pub most_recent_cursor_value: Option<DateTime<Utc>>,
+}
+
+impl StateSlice {
+    /// A slice without a cursor value.
+    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> StateSlice {
+        StateSlice {
+            start,
+            end,
+            most_recent_cursor_value: None,
+        }
+    }
+
+    fn to_json(self) -> Value {
+        let mut obj = Map::new();
+        obj.insert("start".into(), Value::String(format_instant(self.start)));
+        obj.insert("end".into(), Value::String(format_instant(self.end)));
+        if let Some(v) = self.most_recent_cursor_value {
+            obj.insert(
+                "most_recent_cursor_value".into(),
+                Value::String(format_instant(v)),
+            );
+        }
+        Value::Object(obj)
+    }
+}
+
+/// A stream's incremental state: the spans read so far, merged.
+///
+/// Invariants, kept by every constructor: each slice has `start < end`; slices are sorted; two
+/// slices never overlap or touch (`next.start > prev.end`), because overlapping and adjacent
+/// slices are merged, keeping the larger `most_recent_cursor_value`. Empty slices cover nothing
+/// and are dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamState {
+    slices: Vec<StateSlice>,
+}
+
+impl StreamState {
+    /// No span read yet.
+    pub fn new() -> StreamState {
+        StreamState::default()
+    }
+
+    /// The merged state of any slices.
+    pub fn from_slices(slices: impl IntoIterator<Item = StateSlice>) -> StreamState {
+        let mut slices: Vec<StateSlice> = slices.into_iter().filter(|s| s.start < s.end).collect();
+        slices.sort_by_key(|s| (s.start, s.end));
+        let mut merged: Vec<StateSlice> = Vec::with_capacity(slices.len());
+        for slice in slices {
+            match merged.last_mut() {
+                Some(last) if slice.start <= last.end => {
+                    last.end = last.end.max(slice.end);
+                    last.most_recent_cursor_value = last
+                        .most_recent_cursor_value
+                        .max(slice.most_recent_cursor_value);
+                }
+                _ => merged.push(slice),
+            }
+        }
+        StreamState { slices: merged }
+    }
+
+    /// Records that `slice` has been read completely (and its records emitted).
+    pub fn add(&mut self, slice: StateSlice) {
+        if slice.start >= slice.end {
+            return;
+        }
+        let slices = std::mem::take(&mut self.slices);
+        *self = StreamState::from_slices(slices.into_iter().chain(Some(slice)));
+    }
+
+    /// The merged slices, sorted.
+    pub fn slices(&self) -> &[StateSlice] {
+        &self.slices
+    }
+
+    /// True when nothing has been read.
+    pub fn is_empty(&self) -> bool {
+        self.slices.is_empty()
+    }
+
+    /// True when `t` lies in a slice.
+    pub fn covers(&self, t: DateTime<Utc>) -> bool {
+        self.slices.iter().any(|s| s.start <= t && t < s.end)
+    }
+
+    /// The largest cursor value seen in any slice.
+    pub fn most_recent_cursor_value(&self) -> Option<DateTime<Utc>> {
+        self.slices
+            .iter()
+            .filter_map(|s| s.most_recent_cursor_value)
+            .max()
+    }
+
+    /// Airbyte's date-range form:
+    /// `{"state_type": "date-range", "slices": [{"start", "end", "most_recent_cursor_value"?}]}`,
+    /// instants as `YYYY-MM-DDTHH:MM:SS.sssZ`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "state_type": DATE_RANGE,
+            "slices": self.slices.iter().map(|s| s.to_json()).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The state of a full-refresh stream, as Airbyte writes it:
+/// `{"__ab_no_cursor_state_message": true}`.
+pub fn full_refresh_state() -> Value {
+    json!({ NO_CURSOR_KEY: true })
+}
+
+/// One stream's state as given, before it is checked against the stream's cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SavedState {
+    /// No state (`null`, `{}`).
+    Empty,
+    /// A full-refresh marker (`{"__ab_no_cursor_state_message": true}`): nothing to resume.
+    NoCursor,
+    /// Airbyte's sequential (legacy) form `{"SystemModstamp": "2021-10-02T05:08:29.000Z"}`.
+    Legacy {
+        /// The cursor field it was kept on.
+        cursor_field: String,
+        /// Everything up to this value was read.
+        value: DateTime<Utc>,
+    },
+    /// Airbyte's concurrent form `{"state_type": "date-range", "slices": [...]}` (also this
+    /// engine's).
+    DateRange(StreamState),
+}
+
+impl SavedState {
+    /// Reads one stream's `stream_state`; errors name `stream`.
+    pub fn from_value(stream: &str, value: &Value) -> Result<SavedState, Error> {
+        parse_stream_state(stream, value, "stream_state")
+    }
+
+    /// The state to continue from, for a stream whose cursor is `cursor_field`.
+    ///
+    /// A legacy state migrates to one slice `[start_date, value)` with `value` as the most recent
+    /// cursor value (Airbyte's migration); a legacy value at or before `start_date` covers nothing.
+    /// A legacy state kept on another field than `cursor_field` is an error naming the stream.
+    pub fn resolve(
+        self,
+        stream: &str,
+        cursor_field: &str,
+        start_date: DateTime<Utc>,
+    ) -> Result<StreamState, Error> {
+        match self {
+            SavedState::Empty | SavedState::NoCursor => Ok(StreamState::new()),
+            SavedState::DateRange(state) => Ok(state),
+            SavedState::Legacy {
+                cursor_field: field,
+                value,
+            } => {
+                if !field.eq_ignore_ascii_case(cursor_field) {
+                    return Err(Error::StateCursorMismatch {
+                        stream: stream.to_string(),
+                        state_field: field,
+                        cursor_field: cursor_field.to_string(),
+                    });
+                }
+                Ok(StreamState::from_slices([StateSlice {
+                    start: start_date,
+                    end: value,
+                    most_recent_cursor_value: Some(value),
+                }]))
+            }
+        }
+    }
+}
+
+/// The state given to a sync, per stream, from any of the forms Airbyte passes.
+///
+/// Accepted: `null` or `[]` (no state); a list of `AirbyteStateMessage`s of type `STREAM`
+/// (`{"type": "STREAM", "stream": {"stream_descriptor": {"name": ...}, "stream_state": {...}}}`),
+/// `GLOBAL` (its `stream_states` are read, the shared state ignored) or `LEGACY` (`data` is read
+/// as below); one such message on its own; and the legacy whole object
+/// `{"Account": {...}, "Lead": {...}}`, also wrapped as `{"type": "LEGACY", "data": {...}}`.
+/// When a stream appears twice, the later state wins. Namespaces are ignored (Salesforce streams
+/// have none).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InputState {
+    streams: BTreeMap<String, SavedState>,
+}
+
+impl InputState {
+    /// Reads a state file's text.
+    pub fn from_json(text: &str) -> Result<InputState, Error> {
+        let value: Value = serde_json::from_str(text).map_err(|e| Error::StateParse {
+            path: "$".into(),
+            reason: format!("not valid JSON ({e})"),
+        })?;
+        InputState::from_value(&value)
+    }
+
+    /// Reads a parsed state.
+    pub fn from_value(value: &Value) -> Result<InputState, Error> {
+        let mut state = InputState::default();
+        match value {
+            Value::Null => {}
+            Value::Array(messages) => {
+                for (i, message) in messages.iter().enumerate() {
+                    state.read_message(message, &format!("[{i}]"))?;
+                }
+            }
+            Value::Object(obj) if message_type(obj).is_some() => {
+                state.read_message(value, "$")?;
+            }
+            Value::Object(obj) => state.read_legacy_object(obj, "$")?,
+            other => {
+                return Err(Error::StateParse {
+                    path: "$".into(),
+                    reason: format!(
+                        "expected a list of state messages or an object of per-stream states, \
+                         got {}",
+                        describe(other)
+                    ),
+                })
+            }
+        }
+        Ok(state)
+    }
+
+    /// The saved state of `stream`, if any was given.
+    pub fn get(&self, stream: &str) -> Option<&SavedState> {
+        self.streams.get(stream)
+    }
+
+    /// Every stream with a given state, by name.
+    pub fn streams(&self) -> impl Iterator<Item = (&str, &SavedState)> {
+        self.streams.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// True when no stream has a state.
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// Sets the state of `stream`, replacing any earlier one.
+    pub(crate) fn insert(&mut self, stream: String, state: SavedState) {
+        self.streams.insert(stream, state);
+    }
+
+    fn read_message(&mut self, message: &Value, path: &str) -> Result<(), Error> {
+        let Some(obj) = message.as_object() else {
+            return Err(Error::StateParse {
+                path: path.into(),
+                reason: format!("expected a state message object, got {}", describe(message)),
+            });
+        };
+        match message_type(obj) {
+            Some("STREAM") => self.read_stream_entry(
+                obj.get("stream").unwrap_or(&Value::Null),
+                &format!("{path}.stream"),
+            ),
+            Some("LEGACY") => match obj.get("data") {
+                Some(Value::Object(data)) => self.read_legacy_object(data, &format!("{path}.data")),
+                Some(Value::Null) | None => Ok(()),
+                Some(other) => Err(Error::StateParse {
+                    path: format!("{path}.data"),
+                    reason: format!(
+                        "expected an object of per-stream states, got {}",
+                        describe(other)
+                    ),
+                }),
+            },
+            Some("GLOBAL") => {
+                let global_path = format!("{path}.global.stream_states");
+                let entries = obj
+                    .get("global")
+                    .and_then(|g| g.get("stream_states"))
+                    .unwrap_or(&Value::Null);
+                match entries {
+                    Value::Null => Ok(()),
+                    Value::Array(entries) => {
+                        for (i, entry) in entries.iter().enumerate() {
+                            self.read_stream_entry(entry, &format!("{global_path}[{i}]"))?;
+                        }
+                        Ok(())
+                    }
+                    other => Err(Error::StateParse {
+                        path: global_path,
+                        reason: format!("expected a list, got {}", describe(other)),
+                    }),
+                }
+            }
+            Some(other) => Err(Error::StateParse {
+                path: format!("{path}.type"),
+                reason: format!(
+                    "`{other}` is not a state type; expected `STREAM`, `GLOBAL` or `LEGACY`"
+                ),
+            }),
+            None => Err(Error::StateParse {
+                path: format!("{path}.type"),
+                reason: "missing; expected `STREAM`, `GLOBAL` or `LEGACY`".into(),
+            }),
+        }
+    }
+
+    /// `{"stream_descriptor": {"name": ...}, "stream_state": {...}}`.
+    fn read_stream_entry(&mut self, entry: &Value, path: &str) -> Result<(), Error> {
+        let name = entry
+            .get("stream_descriptor")
+            .and_then(|d| d.get("name"))
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| Error::StateParse {
+                path: format!("{path}.stream_descriptor.name"),
+                reason: "missing; every stream state names its stream".into(),
+            })?;
+        let saved = parse_stream_state(
+            name,
+            entry.get("stream_state").unwrap_or(&Value::Null),
+            &format!("{path}.stream_state"),
+        )?;
+        self.streams.insert(name.to_string(), saved);
+        Ok(())
+    }
+
+    fn read_legacy_object(&mut self, obj: &Map<String, Value>, path: &str) -> Result<(), Error> {
+        for (name, stream_state) in obj {
+            let saved = parse_stream_state(name, stream_state, &format!("{path}.{name}"))?;
+            self.streams.insert(name.clone(), saved);
+        }
+        Ok(())
+    }
+}
+
+/// The `type` of an `AirbyteStateMessage`, or `STREAM` for an untyped message with `stream`.
+fn message_type(obj: &Map<String, Value>) -> Option<&str> {
+    match obj.get("type") {
+        Some(Value::String(t)) => Some(t.as_str()),
+        _ if obj.get("stream").is_some_and(Value::is_object) => Some("STREAM"),
+        _ => None,
+    }
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn invalid(stream: &str, path: &str, reason: impl Into<String>) -> Error {
+    Error::StateInvalid {
+        stream: stream.to_string(),
+        path: path.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_stream_state(stream: &str, value: &Value, path: &str) -> Result<SavedState, Error> {
+    let obj = match value {
+        Value::Null => return Ok(SavedState::Empty),
+        Value::Object(obj) => obj,
+        other => {
+            return Err(invalid(
+                stream,
+                path,
+                format!("expected an object, got {}", describe(other)),
+            ))
+        }
+    };
+    if obj.contains_key("state_type") || obj.contains_key("slices") {
+        return parse_date_range(stream, obj, path).map(SavedState::DateRange);
+    }
+    if obj
+        .get(NO_CURSOR_KEY)
+        .is_some_and(|v| v.as_bool() == Some(true))
+    {
+        return Ok(SavedState::NoCursor);
+    }
+    let fields: Vec<(&String, &Value)> = obj
+        .iter()
+        .filter(|(k, v)| !k.starts_with("__ab_") && !v.is_null())
+        .collect();
+    match fields.as_slice() {
+        [] => Ok(SavedState::Empty),
+        [(field, value)] => {
+            let at = format!("{path}.{field}");
+            let text = value.as_str().ok_or_else(|| {
+                invalid(
+                    stream,
+                    &at,
+                    format!(
+                        "a cursor value must be a datetime string, got {}",
+                        describe(value)
+                    ),
+                )
+            })?;
+            let value = parse_instant(text).ok_or_else(|| {
+                invalid(
+                    stream,
+                    &at,
+                    format!("`{text}` is not a datetime such as `2021-10-02T05:08:29.000Z`"),
+                )
+            })?;
+            Ok(SavedState::Legacy {
+                cursor_field: (*field).clone(),
+                value,
+            })
+        }
+        several => Err(invalid(
+            stream,
+            path,
+            format!(
+                "a legacy state holds one cursor field, this one has {}: {}; expected e.g. \
+                 {{\"SystemModstamp\": \"2021-10-02T05:08:29.000Z\"}} or the date-range form",
+                several.len(),
+                several
+                    .iter()
+                    .map(|(k, _)| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+fn parse_date_range(
+    stream: &str,
+    obj: &Map<String, Value>,
+    path: &str,
+) -> Result<StreamState, Error> {
+    match obj.get("state_type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if t == DATE_RANGE => {}
+        Some(other) => {
+            return Err(invalid(
+                stream,
+                &format!("{path}.state_type"),
+                format!("{other} is not supported; expected \"{DATE_RANGE}\""),
+            ))
+        }
+    }
+    let slices = match obj.get("slices") {
+        None | Some(Value::Null) => return Ok(StreamState::new()),
+        Some(Value::Array(slices)) => slices,
+        Some(other) => {
+            return Err(invalid(
+                stream,
+                &format!("{path}.slices"),
+                format!(
+                    "expected a list of {{\"start\", \"end\"}}, got {}",
+                    describe(other)
+                ),
+            ))
+        }
+    };
+    let mut parsed = Vec::with_capacity(slices.len());
+    for (i, slice) in slices.iter().enumerate() {
+        let at = format!("{path}.slices[{i}]");
+        let instant = |key: &str, required: bool| -> Result<Option<DateTime<Utc>>, Error> {
+            match slice.get(key) {
+                None | Some(Value::Null) if !required => Ok(None),
+                None | Some(Value::Null) => Err(invalid(stream, &format!("{at}.{key}"), "missing")),
+                Some(Value::String(text)) => parse_instant(text).map(Some).ok_or_else(|| {
+                    invalid(
+                        stream,
+                        &format!("{at}.{key}"),
+                        format!("`{text}` is not a datetime such as `2023-01-01T00:00:00.000Z`"),
+                    )
+                }),
+                Some(other) => Err(invalid(
+                    stream,
+                    &format!("{at}.{key}"),
+                    format!("expected a datetime string, got {}", describe(other)),
+                )),
+            }
+        };
+        if !slice.is_object() {
+            return Err(invalid(
+                stream,
+                &at,
+                format!("expected {{\"start\", \"end\"}}, got {}", describe(slice)),
+            ));
+        }
+        let (Some(start), Some(end)) = (instant("start", true)?, instant("end", true)?) else {
+            return Err(invalid(stream, &at, "missing start or end"));
+        };
+        if end < start {
+            return Err(invalid(
+                stream,
+                &at,
+                format!(
+                    "ends ({}) before it starts ({})",
+                    format_instant(end),
+                    format_instant(start)
+                ),
+            ));
+        }
+        parsed.push(StateSlice {
+            start,
+            end,
+            most_recent_cursor_value: instant("most_recent_cursor_value", false)?,
+        });
+    }
+    Ok(StreamState::from_slices(parsed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+    use proptest::prelude::*;
+
+    fn t(text: &str) -> DateTime<Utc> {
+        parse_instant(text).unwrap()
+    }
+
+    fn slice(start: &str, end: &str, mrcv: Option<&str>) -> StateSlice {
+        StateSlice {
+            start: t(start),
+            end: t(end),
+            most_recent_cursor_value: mrcv.map(t),
+        }
+    }
+
+    #[test]
+    fn merges_overlapping_and_adjacent_slices() {
+        let state = StreamState::from_slices([
+            slice("2023-03-01", "2023-04-01", Some("2023-03-30T00:00:00Z")),
+            slice("2023-01-01", "2023-02-01", Some("2023-01-31T00:00:00Z")),
+            slice("2023-02-01", "2023-02-15", None),
+            slice("2023-03-15", "2023-03-20", Some("2023-03-31T00:00:00Z")),
+            slice("2023-05-01", "2023-05-01", Some("2023-05-01T00:00:00Z")),
+        ]);
+        assert_eq!(
+            state.slices(),
+            &[
+                slice("2023-01-01", "2023-02-15", Some("2023-01-31T00:00:00Z")),
+                slice("2023-03-01", "2023-04-01", Some("2023-03-31T00:00:00Z")),
+            ]
+        );
+        assert!(state.covers(t("2023-02-01")));
+        assert!(!state.covers(t("2023-02-15")));
+        assert_eq!(
+            state.most_recent_cursor_value(),
+            Some(t("2023-03-31T00:00:00Z"))
+        );
+        assert_eq!(
+            state.to_json(),
+            json!({"state_type": "date-range", "slices": [
+                {"start": "2023-01-01T00:00:00.000Z", "end": "2023-02-15T00:00:00.000Z",
+                 "most_recent_cursor_value": "2023-01-31T00:00:00.000Z"},
+                {"start": "2023-03-01T00:00:00.000Z", "end": "2023-04-01T00:00:00.000Z",
+                 "most_recent_cursor_value": "2023-03-31T00:00:00.000Z"},
+            ]})
+        );
+        let mut grown = state.clone();
+        grown.add(slice("2023-02-15", "2023-03-01", None));
+        assert_eq!(grown.slices().len(), 1);
+        assert_eq!(grown.slices()[0].end, t("2023-04-01"));
+        assert_eq!(
+            StreamState::new().to_json(),
+            json!({"state_type": "date-range", "slices": []})
+        );
+    }
+
+    #[test]
+    fn reads_airbytes_date_range_form() {
+        let value = json!({"state_type": "date-range", "slices": [
+            {"start": "2023-01-01T00:00:00.000Z", "end": "2023-04-01T00:00:00.000Z",
+             "most_recent_cursor_value": "2023-03-31T23:59:58.000Z"}],
+            "legacy": {"SystemModstamp": "2023-03-31T23:59:58.000Z"}});
+        let saved = SavedState::from_value("Account", &value).unwrap();
+        let state = saved
+            .resolve("Account", "SystemModstamp", t("2020-01-01"))
+            .unwrap();
+        assert_eq!(
+            state.slices(),
+            &[slice(
+                "2023-01-01",
+                "2023-04-01",
+                Some("2023-03-31T23:59:58Z")
+            )]
+        );
+        assert_eq!(state.to_json()["slices"], value["slices"]);
+    }
+
+    #[test]
+    fn migrates_legacy_state() {
+        let saved = SavedState::from_value(
+            "Account",
+            &json!({"SystemModstamp": "2021-10-02T05:08:29.000Z"}),
+        )
+        .unwrap();
+        assert_eq!(
+            saved,
+            SavedState::Legacy {
+                cursor_field: "SystemModstamp".into(),
+                value: t("2021-10-02T05:08:29Z")
+            }
+        );
+        let state = saved
+            .clone()
+            .resolve("Account", "SystemModstamp", t("2021-01-01"))
+            .unwrap();
+        assert_eq!(
+            state.to_json(),
+            json!({"state_type": "date-range", "slices": [
+                {"start": "2021-01-01T00:00:00.000Z", "end": "2021-10-02T05:08:29.000Z",
+                 "most_recent_cursor_value": "2021-10-02T05:08:29.000Z"}]})
+        );
+        // A legacy value before start_date covers nothing.
+        let state = saved
+            .clone()
+            .resolve("Account", "systemmodstamp", t("2022-01-01"))
+            .unwrap();
+        assert!(state.is_empty());
+        // Another cursor field: a clear error naming the stream.
+        let err = saved
+            .resolve("Account", "LastModifiedDate", t("2021-01-01"))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::StateCursorMismatch {
+                stream: "Account".into(),
+                state_field: "SystemModstamp".into(),
+                cursor_field: "LastModifiedDate".into()
+            }
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("`Account`") && msg.contains("reset"), "{msg}");
+    }
+
+    #[test]
+    fn reads_every_whole_state_form() {
+        let legacy_slice = json!({"SystemModstamp": "2021-10-02T05:08:29.000Z"});
+        let date_range = json!({"state_type": "date-range", "slices": [
+            {"start": "2023-01-01T00:00:00.000Z", "end": "2023-02-01T00:00:00.000Z"}]});
+        let forms = [
+            json!([
+                {"type": "STREAM", "stream": {"stream_descriptor": {"name": "Account"},
+                 "stream_state": legacy_slice}},
+                {"type": "STREAM", "stream": {"stream_descriptor": {"name": "Lead", "namespace": null},
+                 "stream_state": date_range}, "sourceStats": {"recordCount": 3.0}},
+            ]),
+            json!({"Account": legacy_slice, "Lead": date_range}),
+            json!({"type": "LEGACY", "data": {"Account": legacy_slice, "Lead": date_range}}),
+            json!({"type": "GLOBAL", "global": {"shared_state": {}, "stream_states": [
+                {"stream_descriptor": {"name": "Account"}, "stream_state": legacy_slice},
+                {"stream_descriptor": {"name": "Lead"}, "stream_state": date_range}]}}),
+            json!([{"type": "LEGACY", "data": {"Account": legacy_slice}},
+                   {"stream": {"stream_descriptor": {"name": "Lead"}, "stream_state": date_range}}]),
+        ];
+        for form in forms {
+            let state = InputState::from_value(&form).unwrap();
+            let names: Vec<&str> = state.streams().map(|(n, _)| n).collect();
+            assert_eq!(names, ["Account", "Lead"], "{form}");
+            assert!(
+                matches!(state.get("Account"), Some(SavedState::Legacy { .. })),
+                "{form}"
+            );
+            match state.get("Lead") {
+                Some(SavedState::DateRange(s)) => {
+                    assert_eq!(s.slices(), &[slice("2023-01-01", "2023-02-01", None)])
+                }
+                other => panic!("{form}: {other:?}"),
+            }
+        }
+        for empty in [json!([]), json!(null), json!({})] {
+            assert!(InputState::from_value(&empty).unwrap().is_empty());
+        }
+        let state = InputState::from_json(
+            r#"[{"type":"STREAM","stream":{"stream_descriptor":{"name":"Task"},"stream_state":{"__ab_no_cursor_state_message":true}}},
+                {"type":"STREAM","stream":{"stream_descriptor":{"name":"Note"}}}]"#,
+        )
+        .unwrap();
+        assert_eq!(state.get("Task"), Some(&SavedState::NoCursor));
+        assert_eq!(state.get("Note"), Some(&SavedState::Empty));
+        assert_eq!(
+            full_refresh_state(),
+            json!({"__ab_no_cursor_state_message": true})
+        );
+    }
+
+    #[test]
+    fn bad_states_name_the_place() {
+        for (input, want) in [
+            (json!(3), "state parse at `$`: expected a list"),
+            (
+                json!([{"type": "SHARED"}]),
+                "`[0].type`: `SHARED` is not a state type",
+            ),
+            (
+                json!([{"type": "STREAM", "stream": {"stream_state": {}}}]),
+                "`[0].stream.stream_descriptor.name`: missing",
+            ),
+            (json!([7]), "`[0]`: expected a state message object"),
+            (
+                json!({"Account": {"SystemModstamp": "soon"}}),
+                "state of stream `Account` at `$.Account.SystemModstamp`: `soon` is not a datetime",
+            ),
+            (
+                json!({"Account": {"SystemModstamp": 5}}),
+                "must be a datetime string, got a number",
+            ),
+            (
+                json!({"Account": {"SystemModstamp": "2021-01-01", "CreatedDate": "2021-01-01"}}),
+                "holds one cursor field, this one has 2",
+            ),
+            (
+                json!({"Account": {"state_type": "integer", "slices": []}}),
+                "`$.Account.state_type`: \"integer\" is not supported",
+            ),
+            (
+                json!({"Account": {"state_type": "date-range", "slices": [{"start": "2023-01-01"}]}}),
+                "`$.Account.slices[0].end`: missing",
+            ),
+            (
+                json!({"Account": {"state_type": "date-range", "slices":
+                [{"start": "2023-02-01", "end": "2023-01-01"}]}}),
+                "`$.Account.slices[0]`: ends (2023-01-01T00:00:00.000Z) before it starts",
+            ),
+            (
+                json!({"Account": {"state_type": "date-range", "slices": {}}}),
+                "`$.Account.slices`: expected a list",
+            ),
+            (
+                json!({"Account": []}),
+                "`$.Account`: expected an object, got a list",
+            ),
+            (
+                json!({"type": "LEGACY", "data": 1}),
+                "`$.data`: expected an object",
+            ),
+        ] {
+            let msg = InputState::from_value(&input).unwrap_err().to_string();
+            assert!(msg.contains(want), "{input}: {msg}");
+        }
+        let msg = InputState::from_json("[{").unwrap_err().to_string();
+        assert!(msg.contains("not valid JSON"), "{msg}");
+    }
+
+    fn arb_slices() -> impl Strategy<Value = Vec<StateSlice>> {
+        let base = t("2024-01-01");
+        proptest::collection::vec(
+            (0i64..200, 0i64..40, proptest::option::of(0i64..250)),
+            0..12,
+        )
+        .prop_map(move |raw| {
+            raw.into_iter()
+                .map(|(start, len, mrcv)| StateSlice {
+                    start: base + TimeDelta::seconds(start),
+                    end: base + TimeDelta::seconds(start + len),
+                    most_recent_cursor_value: mrcv.map(|m| base + TimeDelta::seconds(m)),
+                })
+                .collect()
+        })
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[a-zA-Z0-9:._+-]{0,26}".prop_map(Value::String),
+            Just(json!("2023-01-01T00:00:00.000Z")),
+            Just(json!("date-range")),
+            Just(json!("STREAM")),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            let keys = prop_oneof![
+                Just("type".to_string()),
+                Just("stream".to_string()),
+                Just("stream_descriptor".to_string()),
+                Just("name".to_string()),
+                Just("stream_state".to_string()),
+                Just("state_type".to_string()),
+                Just("slices".to_string()),
+                Just("start".to_string()),
+                Just("end".to_string()),
+                Just("data".to_string()),
+                Just("global".to_string()),
+                Just("stream_states".to_string()),
+                "[A-Za-z]{1,8}",
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::btree_map(keys, inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn merge_invariants(slices in arb_slices(), seed in any::<u64>()) {
+            let merged = StreamState::from_slices(slices.clone());
+            let out = merged.slices();
+            for s in out {
+                prop_assert!(s.start < s.end);
+            }
+            for pair in out.windows(2) {
+                prop_assert!(pair[0].end < pair[1].start, "touching or overlapping: {:?}", pair);
+            }
+            // Same coverage, probed every half second.
+            let base = t("2024-01-01");
+            for half in 0..(2 * 260) {
+                let at = base + TimeDelta::milliseconds(500 * half);
+                let covered_in = slices.iter().any(|s| s.start <= at && at < s.end);
+                prop_assert_eq!(merged.covers(at), covered_in, "at {}", at);
+            }
+            // Each merged slice keeps the largest cursor value of the slices inside it.
+            for s in out {
+                let want = slices
+                    .iter()
+                    .filter(|i| i.start < i.end && s.start <= i.start && i.end <= s.end)
+                    .filter_map(|i| i.most_recent_cursor_value)
+                    .max();
+                prop_assert_eq!(s.most_recent_cursor_value, want);
+            }
+            // Order does not matter; merging again changes nothing; adding one by one is the same.
+            let mut shuffled = slices.clone();
+            let n = shuffled.len();
+            if n > 1 {
+                for i in 0..n {
+                    let j = ((seed >> (i % 60)) as usize + i * 7) % n;
+                    shuffled.swap(i, j);
+                }
+            }
+            prop_assert_eq!(&StreamState::from_slices(shuffled), &merged);
+            prop_assert_eq!(&StreamState::from_slices(out.iter().copied()), &merged);
+            let mut stepwise = StreamState::new();
+            for s in &slices {
+                stepwise.add(*s);
+            }
+            prop_assert_eq!(&stepwise, &merged);
+            // The emitted JSON reads back to the same state.
+            let back = SavedState::from_value("S", &merged.to_json()).unwrap();
+            prop_assert_eq!(back, SavedState::DateRange(merged.clone()));
+        }
+
+        #[test]
+        fn parser_never_panics(value in arb_json()) {
+            if let Ok(state) = InputState::from_value(&value) {
+                for (name, saved) in state.streams() {
+                    let _ = saved.clone().resolve(name, "SystemModstamp", t("2020-01-01"));
+                }
+            }
+        }
+
+        #[test]
+        fn text_parser_never_panics(text in "\\PC{0,40}") {
+            let _ = InputState::from_json(&text);
+        }
+    }
+}
