@@ -1,5 +1,6 @@
 //! The REST reader: plans a read of one stream and streams its records.
 
+use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -229,8 +230,9 @@ impl RestReader {
         } else {
             request.fields.iter().map(String::as_str).collect()
         };
+        let mut seen = HashSet::new();
         for name in wanted {
-            if !columns.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+            if seen.insert(name.to_ascii_lowercase()) {
                 columns.push(name.to_string());
             }
         }
@@ -239,13 +241,13 @@ impl RestReader {
         }
         let id_field = stream.field("Id").map(|f| f.name.clone());
         if let Some(id) = &id_field {
-            if !columns.iter().any(|c| c.eq_ignore_ascii_case(id)) {
+            if seen.insert(id.to_ascii_lowercase()) {
                 columns.insert(0, id.clone());
             }
         }
         if let Some(window) = &request.window {
             if let Some(field) = stream.field(&window.field) {
-                if !columns.iter().any(|c| c.eq_ignore_ascii_case(&field.name)) {
+                if seen.insert(field.name.to_ascii_lowercase()) {
                     columns.push(field.name.clone());
                 }
             }
