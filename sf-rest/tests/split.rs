@@ -63,8 +63,11 @@ fn rest_datetime(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
 }
 
-/// One row, its values as REST renders them.
-fn row(n: usize, version: u32, modstamp: DateTime<Utc>) -> BTreeMap<String, Value> {
+/// A row's values by field, as REST renders them.
+type Row = BTreeMap<String, Value>;
+
+/// One row.
+fn row(n: usize, version: u32, modstamp: DateTime<Utc>) -> Row {
     let mut values = BTreeMap::new();
     values.insert("Id".to_string(), json!(id(n)));
     values.insert("Name".to_string(), json!(format!("row {n} v{version}")));
@@ -91,7 +94,7 @@ enum Mutation {
 struct FakeOrg {
     rows: BTreeMap<String, (DateTime<Utc>, BTreeMap<String, Value>)>,
     /// Open cursors: the fields and a snapshot of the rows, taken when the query ran.
-    cursors: Vec<(Vec<String>, Vec<BTreeMap<String, Value>>)>,
+    cursors: Vec<(Vec<String>, Vec<Row>)>,
     mutation: Mutation,
     queries: usize,
     largest_request: usize,
@@ -173,7 +176,7 @@ impl FakeOrg {
     }
 
     /// Runs the SOQL shapes the reader sends: a window with `ORDER BY Id`, or `Id IN (...)`.
-    fn run(&self, soql: &str) -> (Vec<String>, Vec<BTreeMap<String, Value>>) {
+    fn run(&self, soql: &str) -> (Vec<String>, Vec<Row>) {
         let select = soql.strip_prefix("SELECT ").unwrap();
         let (fields, rest) = select.split_once(" FROM Wide__c").unwrap();
         let fields: Vec<String> = fields.split(',').map(str::to_string).collect();
