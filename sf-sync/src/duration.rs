@@ -49,7 +49,8 @@ impl IsoDuration {
         })
     }
 
-    /// The duration of `secs` seconds, written as days, hours, minutes and seconds.
+    /// The duration of `secs` seconds (at most 10,000 years), written as days, hours, minutes and
+    /// seconds.
     pub fn from_secs(secs: u64) -> IsoDuration {
         let secs = secs.min(MAX_SECONDS);
         let mut d = IsoDuration {
