@@ -1,0 +1,382 @@
+#![allow(clippy::unwrap_used)]
+//! Reads against the emulated org (`fixtures::EmulatedOrg`), compared with its ground truth:
+//! random windows and page sizes, the 800-field `Wide__c` split into chunks under the emulator's
+//! 16,384-byte limit (it answers 414/431 above it), resuming after an expired query locator.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use fixtures::{EmulatedOrg, Faults, Mutation, OrgConfig, Scale};
+use futures_util::StreamExt;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
+use serde_json::Value;
+use sf_auth::{Credentials, LoginUrl, RetryConfig, Secret, Session, SessionConfig};
+use sf_discovery::{describe_streams, DiscoveryOptions, FieldType, Record, StreamSpec};
+use sf_rest::{ErrorKind, Order, ReadRequest, RestConfig, RestReader, Window};
+
+const ACCOUNTS: u64 = 1_200;
+const WIDES: u64 = 250;
+
+fn org_config() -> OrgConfig {
+    OrgConfig::new(11, Scale::Tiny)
+        .clock_start(Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap())
+        .rows("Account", ACCOUNTS)
+        .rows("Wide__c", WIDES)
+}
+
+async fn login(org: &EmulatedOrg) -> Session {
+    let info = org.login_info();
+    let mut config = SessionConfig::new(
+        LoginUrl::parse(&info.login_url).unwrap(),
+        Credentials {
+            client_id: info.client_id,
+            client_secret: Secret::new(info.client_secret),
+            refresh_token: Some(Secret::new(info.refresh_token)),
+        },
+    );
+    config.retry = RetryConfig {
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        ..RetryConfig::default()
+    };
+    Session::login(config).await.unwrap()
+}
+
+async fn stream_spec(session: &Session, name: &str) -> StreamSpec {
+    let catalog = describe_streams(session, &[name.to_string()], &DiscoveryOptions::default())
+        .await
+        .unwrap();
+    catalog.stream(name).unwrap().clone()
+}
+
+fn instant(value: &Value) -> Option<DateTime<Utc>> {
+    let text = sf_discovery::normalize_datetime(value.as_str()?)?;
+    DateTime::parse_from_rfc3339(&text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Truth rows by Id.
+fn truth(org: &EmulatedOrg, object: &str) -> BTreeMap<String, Value> {
+    org.control()
+        .truth(object)
+        .into_iter()
+        .map(|row| (row["Id"].as_str().unwrap().to_string(), row))
+        .collect()
+}
+
+/// The stream's datetime fields.
+fn datetimes(spec: &StreamSpec) -> HashSet<String> {
+    spec.fields
+        .iter()
+        .filter(|f| f.field_type == FieldType::DateTime)
+        .map(|f| f.name.clone())
+        .collect()
+}
+
+/// Asserts every column of `record` equals the truth row, datetimes in the normalised form.
+fn assert_matches_truth(
+    record: &Record,
+    row: &Value,
+    datetimes: &HashSet<String>,
+) -> Result<(), TestCaseError> {
+    for (column, value) in record.columns.iter().zip(&record.values) {
+        let raw = row.get(column).unwrap_or(&Value::Null);
+        let datetime = datetimes.contains(column);
+        let expected = match raw.as_str() {
+            Some(text) if datetime => {
+                Value::String(sf_discovery::normalize_datetime(text).unwrap())
+            }
+            _ => raw.clone(),
+        };
+        prop_assert_eq!(value, &expected, "{} of {:?}", column, record.id());
+    }
+    Ok(())
+}
+
+async fn read_all(
+    reader: &RestReader,
+    spec: &StreamSpec,
+    request: ReadRequest,
+) -> (Vec<Record>, Option<sf_rest::Error>, sf_rest::ReadStats) {
+    let mut stream = reader.read(spec, request).unwrap();
+    let mut records = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(r) => records.push(r),
+            Err(e) => return (records, Some(e), stream.stats()),
+        }
+    }
+    (records, None, stream.stats())
+}
+
+#[test]
+fn every_row_of_a_random_window_comes_exactly_once() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (org, session, spec) = rt.block_on(async {
+        let org = EmulatedOrg::start(org_config()).await.unwrap();
+        // Some rows deleted (only queryAll sees them), some updated to the org's now.
+        org.control()
+            .mutate(Mutation::new("Account").update(40).delete(30).insert(10));
+        let session = login(&org).await;
+        let spec = stream_spec(&session, "Account").await;
+        (org, session, spec)
+    });
+    let rows = truth(&org, "Account");
+    assert!(rows.len() as u64 >= ACCOUNTS);
+    let stamps: Vec<DateTime<Utc>> = rows
+        .values()
+        .filter_map(|r| instant(&r["SystemModstamp"]))
+        .collect();
+    let lo = *stamps.iter().min().unwrap();
+    let hi = *stamps.iter().max().unwrap();
+    let span = (hi - lo).num_seconds() + 2;
+    let dts = datetimes(&spec);
+
+    let mut runner = TestRunner::new(ProptestConfig::with_cases(16));
+    let strategy = (
+        200u32..=2000,
+        0i64..span,
+        0i64..span,
+        any::<bool>(),
+        any::<bool>(),
+    );
+    runner
+        .run(&strategy, |(batch, a, b, deleted, open_end)| {
+            let start = lo - chrono::Duration::seconds(1) + chrono::Duration::seconds(a.min(b));
+            let end = (!open_end)
+                .then(|| lo - chrono::Duration::seconds(1) + chrono::Duration::seconds(a.max(b)));
+            let config = RestConfig {
+                batch_size: Some(batch),
+                ..RestConfig::default()
+            };
+            let reader = RestReader::new(session.clone(), config).unwrap();
+            let request = ReadRequest {
+                window: Window::for_stream(&spec, Some(start), end),
+                include_deleted: deleted,
+                ..ReadRequest::default()
+            };
+            let (records, error, stats) = rt.block_on(read_all(&reader, &spec, request));
+            prop_assert!(error.is_none(), "{:?}", error);
+            let want: HashSet<&str> = rows
+                .iter()
+                .filter(|(_, row)| {
+                    let t = instant(&row["SystemModstamp"]).unwrap();
+                    t >= start
+                        && end.is_none_or(|end| t < end)
+                        && (deleted || row["IsDeleted"] != Value::Bool(true))
+                })
+                .map(|(id, _)| id.as_str())
+                .collect();
+            let got: Vec<&str> = records.iter().map(|r| r.id().unwrap()).collect();
+            let unique: HashSet<&str> = got.iter().copied().collect();
+            prop_assert_eq!(unique.len(), got.len(), "no record twice");
+            prop_assert_eq!(&unique, &want);
+            // Pages follow the asked size (the emulator honours batchSize).
+            let pages = (want.len() as u64).div_ceil(u64::from(batch)).max(1);
+            prop_assert_eq!(stats.pages, pages);
+            prop_assert_eq!(stats.total_size, Some(want.len() as u64));
+            // Ordered by cursor, then Id.
+            let keys: Vec<(DateTime<Utc>, &str)> = records
+                .iter()
+                .map(|r| {
+                    (
+                        instant(r.get("SystemModstamp").unwrap()).unwrap(),
+                        r.id().unwrap(),
+                    )
+                })
+                .collect();
+            prop_assert!(keys.windows(2).all(|w| w[0] < w[1]), "cursor order");
+            for record in &records {
+                assert_matches_truth(record, &rows[record.id().unwrap()], &dts)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    rt.block_on(org.shutdown());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_matches_the_truth() {
+    let org = EmulatedOrg::start(org_config()).await.unwrap();
+    org.control().mutate(Mutation::new("Account").delete(25));
+    let session = login(&org).await;
+    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let rows = truth(&org, "Account");
+    let live = rows
+        .values()
+        .filter(|r| r["IsDeleted"] != Value::Bool(true))
+        .count() as u64;
+    assert_eq!(reader.count("Account", None, false).await.unwrap(), live);
+    assert_eq!(
+        reader.count("Account", None, true).await.unwrap(),
+        rows.len() as u64
+    );
+    let err = reader
+        .count("NoSuchThing__c", None, false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_800_field_object_is_split_and_every_record_is_complete() {
+    let org = EmulatedOrg::start(org_config()).await.unwrap();
+    let session = login(&org).await;
+    let spec = stream_spec(&session, "Wide__c").await;
+    assert_eq!(spec.fields.len(), 800);
+    let config = RestConfig {
+        batch_size: Some(200),
+        ..RestConfig::default()
+    };
+    let reader = RestReader::new(session, config).unwrap();
+    let request = ReadRequest {
+        include_deleted: true,
+        ..ReadRequest::default()
+    };
+    let plan = reader.plan(&spec, &request).unwrap();
+    assert!(plan.is_split(), "800 fields overflow one request");
+    assert_eq!(plan.order, Order::Id);
+    let before = org.control().stats().requests;
+
+    let (records, error, stats) = read_all(&reader, &spec, request).await;
+    assert!(error.is_none(), "{error:?}");
+    let rows = truth(&org, "Wide__c");
+    let dts = datetimes(&spec);
+    assert_eq!(records.len(), rows.len());
+    let ids: Vec<&str> = records.iter().map(|r| r.id().unwrap()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(ids, sorted, "Id order, each once");
+    for record in &records {
+        assert_eq!(record.columns.len(), 800);
+        assert_matches_truth(record, &rows[record.id().unwrap()], &dts).unwrap();
+    }
+    // One query per chunk plus its further pages; nothing re-fetched, nothing refused.
+    let pages_per_chunk = WIDES.div_ceil(200);
+    let after = org.control().stats().requests;
+    assert_eq!(after.query - before.query, plan.chunks.len() as u64);
+    assert_eq!(
+        after.query_more - before.query_more,
+        plan.chunks.len() as u64 * (pages_per_chunk - 1)
+    );
+    assert_eq!(stats.requests, plan.chunks.len() as u64 * pages_per_chunk);
+    assert_eq!((stats.refetched, stats.vanished), (0, 0));
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wide_read_survives_writes_while_it_runs() {
+    let org = EmulatedOrg::start(org_config()).await.unwrap();
+    let session = login(&org).await;
+    let spec = stream_spec(&session, "Wide__c").await;
+    let reader = RestReader::new(
+        session,
+        RestConfig {
+            batch_size: Some(200),
+            ..RestConfig::default()
+        },
+    )
+    .unwrap();
+    let window = Window::for_stream(&spec, None, Some(org.control().now()));
+    let before = truth(&org, "Wide__c");
+    let mut stream = reader
+        .read(
+            &spec,
+            ReadRequest {
+                window,
+                ..ReadRequest::default()
+            },
+        )
+        .unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    org.control().advance_clock(60);
+    let done = org
+        .control()
+        .mutate(Mutation::new("Wide__c").update(30).delete(10).insert(5));
+    assert_eq!(done.updated.len(), 30);
+    let mut records = vec![first];
+    while let Some(item) = stream.next().await {
+        records.push(item.unwrap());
+    }
+    // The chunk queries ran before the writes: the window's rows as they were, each once, whole.
+    let ids: HashSet<&str> = records.iter().map(|r| r.id().unwrap()).collect();
+    assert_eq!(ids.len(), records.len());
+    let live_before: HashSet<&str> = before
+        .iter()
+        .filter(|(_, r)| r["IsDeleted"] != Value::Bool(true))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(ids, live_before);
+    let dts = datetimes(&spec);
+    for record in &records {
+        assert!(record.values.iter().any(|v| !v.is_null()));
+        assert_matches_truth(record, &before[record.id().unwrap()], &dts).unwrap();
+    }
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_locator_resumes_after_the_last_key() {
+    let org = EmulatedOrg::start(org_config()).await.unwrap();
+    org.control().set_faults(Faults {
+        query_locator_ttl_secs: 60,
+        ..Faults::default()
+    });
+    let session = login(&org).await;
+    let spec = stream_spec(&session, "Account").await;
+    let reader = RestReader::new(
+        session,
+        RestConfig {
+            batch_size: Some(200),
+            ..RestConfig::default()
+        },
+    )
+    .unwrap();
+    let window = Window::for_stream(&spec, None, Some(org.control().now()));
+    let request = ReadRequest {
+        window: window.clone(),
+        include_deleted: true,
+        ..ReadRequest::default()
+    };
+    let mut stream = reader.read(&spec, request.clone()).unwrap();
+    let mut records = Vec::new();
+    for _ in 0..250 {
+        records.push(stream.next().await.unwrap().unwrap());
+    }
+    // The locator of the second page is used, the third page's expires.
+    org.control().advance_clock(120);
+    let error = loop {
+        match stream.next().await.unwrap() {
+            Ok(r) => records.push(r),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(records.len(), 400, "two pages of 200 were read");
+    assert_eq!(error.kind(), ErrorKind::InvalidQueryLocator);
+    let key = error.resume_after().unwrap().clone();
+    assert_eq!(key.id, records.last().unwrap().id().unwrap());
+    assert_eq!(key.cursor.as_ref().unwrap().field, "SystemModstamp");
+
+    let resumed = ReadRequest {
+        after: Some(key),
+        ..request
+    };
+    let (rest, error, _) = read_all(&reader, &spec, resumed).await;
+    assert!(error.is_none(), "{error:?}");
+    records.extend(rest);
+    let ids: Vec<&str> = records.iter().map(|r| r.id().unwrap()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "nothing read twice");
+    let rows = truth(&org, "Account");
+    assert_eq!(unique.len(), rows.len(), "nothing lost");
+    org.shutdown().await;
+}
