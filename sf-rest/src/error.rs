@@ -204,7 +204,7 @@ impl Error {
                     status,
                     error_code: api.and_then(|a| a.error_code.clone()),
                     message: if api.is_some() {
-                        message
+                        message.trim_end_matches('.').to_string()
                     } else {
                         err.to_string()
                     },

@@ -94,9 +94,9 @@ pub struct ReadRequest {
     pub window: Option<Window>,
     /// Read through `queryAll`, which includes deleted (recycle-bin) and archived rows.
     pub include_deleted: bool,
-    /// The order; `None` orders by the window's cursor then `Id` when there is a window and both
+    /// The order; `None` orders by the cursor (of the window, or of `after`) then `Id` when both
     /// are sortable, by `Id` otherwise (when the object has one). A read split into chunks is
-    /// always ordered by `Id`.
+    /// always ordered by `Id`, so its resume keys are `Id` keys.
     pub order: Option<Order>,
     /// Only rows strictly after this key (to resume after [`Error::InvalidQueryLocator`]).
     pub after: Option<ResumeKey>,
@@ -253,11 +253,18 @@ impl RestReader {
             }
         }
         let sortable = |name: &str| stream.field(name).is_none_or(|f| f.sortable);
+        // A resume key in (cursor, Id) order keeps that order, so a further resume key is too.
+        let cursor = request
+            .after
+            .as_ref()
+            .and_then(|k| k.cursor.as_ref())
+            .map(|c| c.field.as_str())
+            .or(request.window.as_ref().map(|w| w.field.as_str()));
         let order = match &request.order {
             Some(order) => order.clone(),
-            None => match (&id_field, &request.window) {
-                (Some(id), Some(w)) if sortable(id) && sortable(&w.field) => {
-                    Order::CursorThenId(w.field.clone())
+            None => match (&id_field, cursor) {
+                (Some(id), Some(field)) if sortable(id) && sortable(field) => {
+                    Order::CursorThenId(field.to_string())
                 }
                 (Some(id), _) if sortable(id) => Order::Id,
                 _ => Order::Unordered,

@@ -463,6 +463,93 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    /// Undoes [`quote`].
+    fn unquote(literal: &str) -> String {
+        let inner = &literal[1..literal.len() - 1];
+        let mut out = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                match chars.next().unwrap() {
+                    'n' => out.push('\n'),
+                    'r' => out.push('\r'),
+                    't' => out.push('\t'),
+                    other => out.push(other),
+                }
+            } else {
+                assert!(c != '\'', "an unescaped quote in {literal}");
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn datetime_bounds_select_exactly_the_window(secs in 0i64..4_000_000_000, nanos in 0u32..1_000_000_000) {
+            let t = DateTime::from_timestamp(secs, nanos).unwrap();
+            let literal = bound_literal(CursorKind::DateTime, t);
+            prop_assert!(literal.ends_with('Z') && !literal.contains('+'));
+            let back = DateTime::parse_from_rfc3339(&literal).unwrap().with_timezone(&Utc);
+            // The smallest millisecond instant not before t.
+            prop_assert!(back >= t);
+            prop_assert!(back - t < Duration::milliseconds(1));
+            prop_assert_eq!(back.timestamp_subsec_nanos() % 1_000_000, 0);
+            prop_assert_eq!(CursorValue::parse(&literal), Some(CursorValue::DateTime(back)));
+        }
+
+        #[test]
+        fn date_bounds_select_exactly_the_dates_whose_midnight_is_in_the_window(secs in 0i64..4_000_000_000) {
+            let t = DateTime::from_timestamp(secs, 0).unwrap();
+            let literal = bound_literal(CursorKind::Date, t);
+            let date = NaiveDate::parse_from_str(&literal, "%Y-%m-%d").unwrap();
+            let midnight = date.and_time(NaiveTime::MIN).and_utc();
+            prop_assert!(midnight >= t);
+            prop_assert!(midnight - t < Duration::days(1));
+        }
+
+        #[test]
+        fn string_literals_round_trip(value in "\\PC*", raw in proptest::collection::vec(any::<char>(), 0..20)) {
+            for text in [value, raw.into_iter().collect::<String>()] {
+                let literal = quote(&text);
+                prop_assert_eq!(unquote(&literal), text);
+            }
+        }
+
+        #[test]
+        fn built_queries_keep_their_parts_in_order(
+            fields in proptest::collection::vec("[A-Za-z][A-Za-z0-9_]{0,20}", 1..30),
+            start in proptest::option::of(0i64..4_000_000_000),
+            id in proptest::option::of("[0-9A-Za-z]{18}"),
+            limit in proptest::option::of(1u64..100_000),
+        ) {
+            let window = Window::new("SystemModstamp", start.and_then(|s| DateTime::from_timestamp(s, 0)), None);
+            let mut soql = Soql::select("Account", fields.clone()).window(window).order(Order::Id);
+            if let Some(id) = &id {
+                soql = soql.after(ResumeKey::id(id.clone()));
+            }
+            if let Some(n) = limit {
+                soql = soql.limit(n);
+            }
+            let text = soql.build().unwrap();
+            let select = format!("SELECT {} FROM Account", fields.join(","));
+            prop_assert!(text.starts_with(&select), "{}", text);
+            let rest = &text[select.len()..];
+            let where_at = rest.find(" WHERE ");
+            prop_assert_eq!(where_at.is_some(), start.is_some() || id.is_some());
+            let order_at = rest.find(" ORDER BY Id ASC").unwrap();
+            prop_assert!(where_at.is_none_or(|w| w < order_at));
+            let tail = match limit {
+                Some(n) => format!(" ORDER BY Id ASC LIMIT {}", n),
+                None => " ORDER BY Id ASC".to_string(),
+            };
+            prop_assert!(rest.ends_with(&tail), "{}", text);
+        }
+    }
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
