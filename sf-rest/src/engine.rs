@@ -162,8 +162,11 @@ impl Engine {
                 return None;
             }
             if let Err(e) = self.step().await {
+                // Records merged but not yet yielded lie after the error's resume key: a resumed
+                // read gets them again, so they are not yielded after the error.
                 self.finished = true;
                 self.held.clear();
+                self.ready.clear();
                 return Some(Err(e));
             }
         }

@@ -98,6 +98,9 @@ struct FakeOrg {
     mutation: Mutation,
     queries: usize,
     largest_request: usize,
+    /// Cursors answer INVALID_QUERY_LOCATOR from this offset on (once per cursor), when set.
+    expire_at_offset: Option<usize>,
+    expired: Vec<usize>,
 }
 
 impl FakeOrg {
@@ -111,6 +114,8 @@ impl FakeOrg {
             mutation,
             queries: 0,
             largest_request: 0,
+            expire_at_offset: None,
+            expired: Vec::new(),
         }
     }
 
@@ -124,18 +129,27 @@ impl FakeOrg {
             );
         }
         let path = req.path();
-        let (fields, ids, offset) =
-            if let Some(rest) = path.strip_prefix("/services/data/v62.0/query/") {
-                let (cursor, offset) = rest.split_once('-').unwrap();
-                let cursor: usize = cursor.trim_start_matches("01gFAKE").parse().unwrap();
-                let (fields, ids) = self.cursors[cursor].clone();
-                (fields, ids, offset.parse::<usize>().unwrap())
-            } else {
-                let soql = query_param(req.path_and_query());
-                let (fields, ids) = self.run(&soql);
-                self.queries += 1;
-                (fields, ids, 0)
-            };
+        let (fields, ids, offset) = if let Some(rest) =
+            path.strip_prefix("/services/data/v62.0/query/")
+        {
+            let (cursor, offset) = rest.split_once('-').unwrap();
+            let cursor: usize = cursor.trim_start_matches("01gFAKE").parse().unwrap();
+            let offset = offset.parse::<usize>().unwrap();
+            if self.expire_at_offset.is_some_and(|at| offset >= at)
+                && !self.expired.contains(&cursor)
+            {
+                self.expired.push(cursor);
+                let body = json!([{"errorCode": "INVALID_QUERY_LOCATOR", "message": "invalid query locator"}]);
+                return (400, body);
+            }
+            let (fields, ids) = self.cursors[cursor].clone();
+            (fields, ids, offset)
+        } else {
+            let soql = query_param(req.path_and_query());
+            let (fields, ids) = self.run(&soql);
+            self.queries += 1;
+            (fields, ids, 0)
+        };
         let page: Vec<Value> = ids
             .iter()
             .skip(offset)
@@ -189,13 +203,21 @@ impl FakeOrg {
         } else {
             let rest = rest.strip_prefix(" WHERE SystemModstamp >= ").unwrap();
             let (start, rest) = rest.split_once(" AND SystemModstamp < ").unwrap();
-            let (end, order) = rest.split_once(' ').unwrap();
+            let (end, rest) = rest.split_once(' ').unwrap();
+            let (after, order) = match rest.strip_prefix("AND Id > '") {
+                Some(rest) => {
+                    let (after, order) = rest.split_once("' ").unwrap();
+                    (Some(after.to_string()), order)
+                }
+                None => (None, rest),
+            };
             assert_eq!(order, "ORDER BY Id ASC", "chunks are read in Id order");
             let start = DateTime::parse_from_rfc3339(start).unwrap();
             let end = DateTime::parse_from_rfc3339(end).unwrap();
             self.rows
                 .iter()
                 .filter(|(_, (t, _))| *t >= start && *t < end)
+                .filter(|(id, _)| after.as_ref().is_none_or(|after| *id > after))
                 .map(|(_, (_, values))| values.clone())
                 .collect()
         };
@@ -434,4 +456,53 @@ async fn a_tiny_request_limit_makes_more_chunks_and_still_fits() {
         .all(|r| r.values.iter().all(|v| !v.is_null())));
     assert_eq!(stream.stats().refetched, 1);
     assert!(org.lock().unwrap().largest_request <= 4_096);
+}
+
+#[tokio::test]
+async fn a_split_read_resumes_after_the_last_id_it_yielded() {
+    let mut server = mockito::Server::new_async().await;
+    let session = session(&mut server).await;
+    let mut fake = FakeOrg::new(Mutation::None);
+    fake.expire_at_offset = Some(2 * PAGE);
+    let org = Arc::new(Mutex::new(fake));
+    serve(&mut server, org.clone()).await;
+    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let request = ReadRequest {
+        window: january(),
+        ..ReadRequest::default()
+    };
+    let (mut records, error, _) = drain(reader.read(&wide(), request.clone()).unwrap()).await;
+    let error = error.expect("the third page's locator expired");
+    assert_eq!(error.kind(), sf_rest::ErrorKind::InvalidQueryLocator);
+    assert_eq!(
+        records.len(),
+        2 * PAGE,
+        "two pages of every chunk were merged and yielded"
+    );
+    let key = error.resume_after().unwrap().clone();
+    assert_eq!(
+        key,
+        sf_rest::ResumeKey::id(id(2 * PAGE - 1)),
+        "an Id key: chunks are Id-ordered"
+    );
+
+    let resumed = ReadRequest {
+        after: Some(key),
+        ..request
+    };
+    let (rest, error, _) = drain(reader.read(&wide(), resumed).unwrap()).await;
+    assert!(error.is_none(), "{error:?}");
+    records.extend(rest);
+    let ids: Vec<String> = records
+        .iter()
+        .map(|r| r.id().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        (0..ROWS).map(id).collect::<Vec<_>>(),
+        "every row once, in order"
+    );
+    assert!(records
+        .iter()
+        .all(|r| r.values.iter().all(|v| !v.is_null())));
 }
