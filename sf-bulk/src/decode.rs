@@ -144,9 +144,9 @@ pub struct PageDecoder {
     ends: Vec<usize>,
     ends_len: usize,
     mapping: Option<Mapping>,
+    /// The kind and the requested column of each header position (set with `mapping`).
+    positions: Vec<(ValueKind, usize)>,
     rows: u64,
-    /// Quote characters seen: odd at the end means the body stopped inside a quoted value.
-    quotes: u64,
     /// Up to three leading bytes, held until it is known whether they are a byte order mark.
     prefix: [u8; 3],
     prefix_len: usize,
@@ -185,8 +185,8 @@ impl PageDecoder {
             ends: vec![0; width + 1],
             ends_len: 0,
             mapping: None,
+            positions: Vec::new(),
             rows: 0,
-            quotes: 0,
             prefix: [0; 3],
             prefix_len: 0,
             started: false,
@@ -237,8 +237,30 @@ impl PageDecoder {
         if !self.started {
             self.start(out)?;
         }
-        if self.quotes % 2 == 1 {
-            return Err(DecodeError::Truncated { row: self.rows + 1 });
+        // A line feed tells whether the body stopped inside a quoted value: there it is data
+        // (written to the record); anywhere else it ends the record or is a blank line.
+        if self.buf_len == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        if self.ends_len == self.ends.len() {
+            self.ends.resize(self.ends.len() * 2, 0);
+        }
+        let (result, _, nout, nend) = self.reader.read_record(
+            b"\n",
+            &mut self.buf[self.buf_len..],
+            &mut self.ends[self.ends_len..],
+        );
+        let mut sentinel_blank = 0;
+        match result {
+            ReadRecordResult::Record => {
+                self.buf_len += nout;
+                self.ends_len += nend;
+                self.record(Some(b'\n'), out)?;
+                self.buf_len = 0;
+                self.ends_len = 0;
+            }
+            _ if nout > 0 => return Err(DecodeError::Truncated { row: self.rows + 1 }),
+            _ => sentinel_blank = 1,
         }
         self.run(&[], out)?;
         if self.schema.kinds.len() == 1 && self.mapping.is_some() {
@@ -246,7 +268,7 @@ impl PageDecoder {
                 .reader
                 .line()
                 .saturating_sub(self.lines_after_last)
-                .saturating_sub(u64::from(self.last_ended_cr));
+                .saturating_sub(u64::from(self.last_ended_cr) + sentinel_blank);
             self.push_nulls(blank, out);
         }
         self.finished = true;
@@ -272,24 +294,17 @@ impl PageDecoder {
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.clear();
             scratch.extend(chunk.iter().copied().filter(|&b| b != 0));
-            let result = self.feed_clean(&scratch, out);
+            // All NULs: nothing to feed (an empty input would mean the end of the page).
+            let result = if scratch.is_empty() {
+                Ok(())
+            } else {
+                self.run(&scratch, out)
+            };
             self.scratch = scratch;
             result
         } else {
-            self.feed_clean(chunk, out)
+            self.run(chunk, out)
         }
-    }
-
-    fn feed_clean<E: Extend<Record>>(
-        &mut self,
-        chunk: &[u8],
-        out: &mut E,
-    ) -> Result<(), DecodeError> {
-        self.quotes += chunk.iter().filter(|&&b| b == b'"').count() as u64;
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        self.run(chunk, out)
     }
 
     /// Runs the CSV reader over `input` (empty: end of input) and handles each record.
@@ -340,6 +355,14 @@ impl PageDecoder {
     ) -> Result<(), DecodeError> {
         if self.mapping.is_none() {
             let mapping = self.header(&self.buf[..self.buf_len], &self.ends[..self.ends_len])?;
+            let kinds = &self.schema.kinds;
+            self.positions = match &mapping {
+                Mapping::Identity => kinds.iter().copied().zip(0..).collect(),
+                Mapping::Permuted(targets) => targets
+                    .iter()
+                    .map(|&t| (kinds.get(t).copied().unwrap_or(ValueKind::String), t))
+                    .collect(),
+            };
             self.mapping = Some(mapping);
             self.note_lines(last_byte);
             return Ok(());
@@ -480,17 +503,13 @@ impl PageDecoder {
     }
 
     /// Types the cell at header position `pos`.
+    #[inline]
     fn convert(&self, pos: usize, cell: &str, row: u64) -> Result<Value, DecodeError> {
-        let column = match &self.mapping {
-            Some(Mapping::Permuted(targets)) => targets.get(pos).copied().unwrap_or(pos),
-            _ => pos,
-        };
-        let kind = self
-            .schema
-            .kinds
-            .get(column)
+        let (kind, column) = self
+            .positions
+            .get(pos)
             .copied()
-            .unwrap_or(ValueKind::String);
+            .unwrap_or((ValueKind::String, pos));
         convert_cell(kind, cell).map_err(|expected| DecodeError::Value {
             row,
             column: self.schema.columns.get(column).cloned().unwrap_or_default(),
@@ -789,6 +808,19 @@ mod tests {
             decode_all(&f, None, b"\"Id\",\"Note\"\n\"1\",\"ok\"\n\"2\",\"cut he").unwrap_err();
         assert_eq!(err, DecodeError::Truncated { row: 2 });
         assert_eq!(err.kind(), crate::ErrorKind::ResultsIncomplete);
+        // Cut right after an opening quote, or inside an escaped quote pair.
+        for body in [
+            &b"\"Id\",\"Note\"\n\"1\",\""[..],
+            b"\"Id\",\"Note\"\n\"1\",\"say \"\"hi\"\"",
+        ] {
+            assert_eq!(
+                decode_all(&f, None, body).unwrap_err(),
+                DecodeError::Truncated { row: 1 }
+            );
+        }
+        // Cut after a closing quote: the row is whole.
+        let records = decode_all(&f, None, b"\"Id\",\"Note\"\n\"1\",\"say \"\"hi\"\"\"").unwrap();
+        assert_eq!(records[0].values, vec![json!("1"), json!("say \"hi\"")]);
         let err = decode_all(&f, None, b"\"Id\",\"Note\"\n\"1\"\n").unwrap_err();
         assert_eq!(
             err,
