@@ -53,6 +53,11 @@ impl Mock {
 }
 
 pub async fn session_for(url: &str) -> Session {
+    session_with(url, |_| {}).await
+}
+
+/// A session to `url` with the test settings, adjusted by `adjust` before logging in.
+pub async fn session_with(url: &str, adjust: impl FnOnce(&mut SessionConfig)) -> Session {
     let mut config = SessionConfig::new(
         LoginUrl::parse(url).unwrap(),
         Credentials {
@@ -71,6 +76,7 @@ pub async fn session_for(url: &str) -> Session {
     config.connect_timeout = None;
     config.read_timeout = None;
     config.pool_idle_timeout = None;
+    adjust(&mut config);
     Session::login(config).await.unwrap()
 }
 
