@@ -2,6 +2,8 @@
 //!
 //! - `ci`: what a submission must pass: `cargo fmt --check`, clippy with `-D warnings`, and the
 //!   README's test command `cargo test --workspace`.
+//! - `bench-emulator`: how fast the emulated org serves a Bulk result of 1,000,000 rows × 20
+//!   columns (release build).
 //! - `tidy`: the repository checks (crate docs, forbidden dependencies, layering) on their own;
 //!   they also run as a plain `#[test]` inside `cargo test`.
 
@@ -17,6 +19,17 @@ fn main() -> Result<()> {
     let task = args.first().map(String::as_str).unwrap_or("help");
     match task {
         "ci" => ci(),
+        "bench-emulator" => run(
+            &workspace_root(),
+            &[
+                "run",
+                "--release",
+                "-p",
+                "fixtures",
+                "--example",
+                "bench_bulk_render",
+            ],
+        ),
         "tidy" => {
             let problems = tidy::check_workspace(&workspace_root())?;
             if problems.is_empty() {
@@ -30,7 +43,7 @@ fn main() -> Result<()> {
             }
         }
         "help" | "--help" | "-h" => {
-            println!("cargo xtask <task>\n\ntasks:\n  ci     fmt check, clippy -D warnings, cargo test --workspace\n  tidy   repository checks (crate docs, dependencies, layering)");
+            println!("cargo xtask <task>\n\ntasks:\n  ci              fmt check, clippy -D warnings, cargo test --workspace\n  bench-emulator  rows/s the emulated org serves for a 1M-row Bulk result\n  tidy            repository checks (crate docs, dependencies, layering)");
             Ok(())
         }
         other => bail!("unknown task `{other}`; run `cargo xtask help` for the list"),
