@@ -2,6 +2,21 @@
 
 use std::fmt;
 
+use crate::planner::Api;
+
+/// How a failure is labelled for the user (Airbyte's `failure_type` of an error trace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The user must change something: the config, the credentials, the catalog, the state or
+    /// the Salesforce user's permissions.
+    Config,
+    /// A failure worth another run as is: network trouble, an overloaded or rate-limited org.
+    Transient,
+    /// Anything else: a bug here or an answer from Salesforce this connector does not expect.
+    System,
+}
+
 /// What went wrong, named by operation and stage.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -77,6 +92,87 @@ pub enum Error {
         /// What the sink reported.
         message: String,
     },
+    /// `check`: listing the org's objects (describeGlobal) failed.
+    #[error(
+        "check: listing the org's objects failed{}: {message}",
+        code(error_code)
+    )]
+    CheckRequest {
+        /// Salesforce's `errorCode`, when it sent one.
+        error_code: Option<String>,
+        /// What failed and what to do about it.
+        message: String,
+        /// How the failure is labelled.
+        failure: Failure,
+    },
+    /// `discover`: listing or describing the org's objects failed.
+    #[error("discover failed{}: {message}", code(error_code))]
+    DiscoverRequest {
+        /// Salesforce's `errorCode`, when it sent one.
+        error_code: Option<String>,
+        /// What failed and what to do about it.
+        message: String,
+        /// How the failure is labelled.
+        failure: Failure,
+    },
+    /// `read`: describing the configured catalog's objects failed.
+    #[error(
+        "describing the catalog's streams failed{}: {message}",
+        code(error_code)
+    )]
+    DescribeRequest {
+        /// Salesforce's `errorCode`, when it sent one.
+        error_code: Option<String>,
+        /// What failed and what to do about it.
+        message: String,
+        /// How the failure is labelled.
+        failure: Failure,
+    },
+    /// A configured stream is not an object of the org, or not one this user may query.
+    #[error(
+        "stream `{stream}` is not an object this org has or lets this user query ({reason}); \
+         remove it from the configured catalog or run discover again"
+    )]
+    StreamUnknown {
+        /// The stream.
+        stream: String,
+        /// What Salesforce said.
+        reason: String,
+    },
+    /// A configured stream selects fields the object no longer has (or hides from this user).
+    #[error(
+        "stream `{stream}` selects {} that no longer exist in Salesforce or are not visible to \
+         this user: refresh the schema of the connection (run discover again) and re-select the \
+         stream's fields",
+        fields_list(fields)
+    )]
+    StreamFieldsMissing {
+        /// The stream.
+        stream: String,
+        /// The fields, as the catalog names them.
+        fields: Vec<String>,
+    },
+    /// Reading a stream failed.
+    #[error(
+        "reading stream `{stream}` through {}{} failed{}: {message}",
+        api.as_str(),
+        window.as_ref().map(|w| format!(" in window {w}")).unwrap_or_default(),
+        code(error_code)
+    )]
+    StreamRead {
+        /// The stream.
+        stream: String,
+        /// The API it was read through.
+        api: Api,
+        /// The window being read (`[start, end)`), `None` for a full read.
+        window: Option<String>,
+        /// Salesforce's `errorCode`, when it sent one.
+        error_code: Option<String>,
+        /// What failed and what to do about it.
+        message: String,
+        /// How the failure is labelled.
+        failure: Failure,
+    },
 }
 
 impl Error {
@@ -85,6 +181,54 @@ impl Error {
         Error::SinkWrite {
             message: message.to_string(),
         }
+    }
+
+    /// How the CLI labels this error in its trace: a config error the user must fix, a transient
+    /// one worth another run, or a system error.
+    pub fn failure(&self) -> Failure {
+        match self {
+            Error::ConfigParse { .. }
+            | Error::ConfigInvalid { .. }
+            | Error::DurationParse { .. }
+            | Error::StateParse { .. }
+            | Error::StateCursorMismatch { .. }
+            | Error::StateInvalid { .. }
+            | Error::CatalogParse { .. }
+            | Error::CatalogInvalid { .. }
+            | Error::StreamUnknown { .. }
+            | Error::StreamFieldsMissing { .. } => Failure::Config,
+            Error::SinkWrite { .. } => Failure::System,
+            Error::CheckRequest { failure, .. }
+            | Error::DiscoverRequest { failure, .. }
+            | Error::DescribeRequest { failure, .. }
+            | Error::StreamRead { failure, .. } => *failure,
+        }
+    }
+
+    /// Salesforce's `errorCode`, when the failure came with one.
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            Error::CheckRequest { error_code, .. }
+            | Error::DiscoverRequest { error_code, .. }
+            | Error::DescribeRequest { error_code, .. }
+            | Error::StreamRead { error_code, .. } => error_code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+fn code(error_code: &Option<String>) -> String {
+    error_code
+        .as_ref()
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default()
+}
+
+fn fields_list(fields: &[String]) -> String {
+    let names: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+    match names.as_slice() {
+        [one] => format!("field {one}"),
+        _ => format!("fields {}", names.join(", ")),
     }
 }
 

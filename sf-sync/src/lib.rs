@@ -41,12 +41,16 @@
 //! ```
 
 mod catalog;
+mod classify;
 mod config;
 mod duration;
+mod engine;
 mod error;
+mod options;
 mod planner;
 mod sink;
 mod state;
+mod stream;
 mod time;
 mod window;
 
@@ -57,7 +61,9 @@ pub use config::{
     MIN_API_VERSION,
 };
 pub use duration::IsoDuration;
-pub use error::{ConfigProblem, Error};
+pub use engine::{check, discover, read, read_with};
+pub use error::{ConfigProblem, Error, Failure};
+pub use options::ReadOptions;
 pub use planner::{Api, ApiConstraint, PlannedSpan, PlannerConfig, ReadPlan, SpanCount, Volume};
 pub use sink::{
     IncompleteReason, LogLevel, MemorySink, Sink, SinkMessage, StreamStatus, StreamSummary,

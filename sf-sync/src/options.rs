@@ -1,0 +1,47 @@
+//! How the engine runs: the knobs below the config, with their defaults in one place.
+
+use std::time::Duration;
+
+use crate::planner::PlannerConfig;
+
+/// Engine knobs that are not part of Airbyte's config. [`crate::read`] uses
+/// [`ReadOptions::default`]; [`crate::read_with`] takes them, for tests and benchmarks.
+///
+/// Defaults: the planner's defaults; 3 Bulk jobs in flight per stream; Bulk polls after 250 ms,
+/// doubling up to 5 s; 1,024 messages between the stream tasks and the sink; Salesforce's own
+/// REST page size; 3 resumes of a window after `INVALID_QUERY_LOCATOR` or a Bulk download cut
+/// short.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadOptions {
+    /// The volume planner: REST or Bulk, and window sizes.
+    pub planner: PlannerConfig,
+    /// Bulk jobs of later windows created while an earlier one downloads, per stream (at least 1).
+    pub bulk_jobs_in_flight: usize,
+    /// The wait before a new Bulk job is first polled; each later wait doubles.
+    pub bulk_poll_initial: Duration,
+    /// The longest wait between two polls of a Bulk job.
+    pub bulk_poll_max: Duration,
+    /// Messages (records, states, logs, statuses) queued between the stream tasks and the sink:
+    /// the bound on what the engine holds in memory besides pages being read.
+    pub channel_capacity: usize,
+    /// REST records per page (`Sforce-Query-Options: batchSize`, 200 to 2,000); `None` lets
+    /// Salesforce choose.
+    pub rest_batch_size: Option<u32>,
+    /// How many times one window resumes after a lost query locator or a Bulk download cut short
+    /// before the stream fails.
+    pub resume_attempts: u32,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            planner: PlannerConfig::default(),
+            bulk_jobs_in_flight: 3,
+            bulk_poll_initial: Duration::from_millis(250),
+            bulk_poll_max: Duration::from_secs(5),
+            channel_capacity: 1024,
+            rest_batch_size: None,
+            resume_attempts: 3,
+        }
+    }
+}

@@ -1,0 +1,1155 @@
+//! One stream's task: plan its reads, run them through REST or Bulk window by window, and send
+//! records, state, logs and statuses, in order, to the sink's channel.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde_json::Value;
+use sf_auth::Session;
+use sf_bulk::{BulkClient, BulkConfig, BulkItem, BulkStream, Operation, ResumePoint};
+use sf_discovery::{FieldSpec, Record, StreamSpec};
+use sf_rest::{ReadRequest, RestConfig, RestReader, ResumeKey, Soql};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::SyncMode;
+use crate::classify::{advice, bulk_failed_for_size, bulk_failure, rest_failure};
+use crate::error::{Error, Failure};
+use crate::options::ReadOptions;
+use crate::planner::{Api, ApiConstraint, SpanCount, Volume};
+use crate::sink::{IncompleteReason, LogLevel, StreamStatus, StreamSummary};
+use crate::state::{full_refresh_state, StreamState};
+use crate::time::parse_instant;
+use crate::window::{uncovered_spans, Window, WindowParams};
+
+/// What a stream task sends to the sink's consumer. Per stream, messages keep their order.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    /// A record of stream `.0`.
+    Record(usize, Record),
+    /// The state of stream `.0`.
+    State(usize, Value),
+    /// A log line.
+    Log(LogLevel, String),
+    /// A status of stream `.0`.
+    Status(usize, StreamStatus),
+}
+
+/// What every stream task shares.
+pub(crate) struct Shared {
+    rest: RestReader,
+    bulk: BulkClient,
+    session: Session,
+    options: ReadOptions,
+    params: WindowParams,
+    tx: mpsc::Sender<Msg>,
+    cancel: CancellationToken,
+    /// The first daily-limit stop seen: once set, no stream starts new work.
+    limit: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        session: Session,
+        options: ReadOptions,
+        params: WindowParams,
+        tx: mpsc::Sender<Msg>,
+        cancel: CancellationToken,
+        limit: Option<String>,
+    ) -> Result<Shared, Error> {
+        let setup_error = |message: String| Error::StreamRead {
+            stream: String::new(),
+            api: Api::Rest,
+            window: None,
+            error_code: None,
+            message,
+            failure: Failure::Config,
+        };
+        let rest = RestReader::new(
+            session.clone(),
+            RestConfig {
+                batch_size: options.rest_batch_size,
+                ..RestConfig::default()
+            },
+        )
+        .map_err(|e| setup_error(format!("read options: {e}")))?;
+        let bulk = BulkClient::new(
+            session.clone(),
+            BulkConfig {
+                poll_interval_initial: options.bulk_poll_initial,
+                poll_interval_max: options.bulk_poll_max.max(options.bulk_poll_initial),
+                ..BulkConfig::default()
+            },
+        )
+        .map_err(|e| setup_error(format!("read options: {e}")))?;
+        Ok(Shared {
+            rest,
+            bulk,
+            session,
+            options,
+            params,
+            tx,
+            cancel,
+            limit: Mutex::new(limit),
+        })
+    }
+
+    fn limit(&self) -> Option<String> {
+        match self.limit.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Records a daily-limit stop (the first one wins) and returns its detail.
+    fn hit_limit(&self, message: &str) -> String {
+        let detail = match self.session.api_usage() {
+            Some(u) => format!("{message}; api-usage {}/{}", u.used, u.max),
+            None => message.to_string(),
+        };
+        let mut guard = match self.limit.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        guard.get_or_insert(detail).clone()
+    }
+}
+
+/// How an object stream is read.
+#[derive(Debug, Clone)]
+pub(crate) enum Mode {
+    /// The whole object, once.
+    Full,
+    /// Windows on the cursor, from the state.
+    Incremental {
+        /// The cursor field.
+        cursor: String,
+        /// The state to continue from.
+        state: StreamState,
+    },
+}
+
+/// An object stream, set up.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamSetup {
+    /// The object as described now.
+    pub(crate) spec: StreamSpec,
+    /// The columns to query, in order (selected fields plus `Id`, the cursor and `IsDeleted`).
+    pub(crate) columns: Vec<String>,
+    /// What the object allows.
+    pub(crate) constraint: ApiConstraint,
+    /// Full or incremental.
+    pub(crate) mode: Mode,
+}
+
+/// What a stream task does.
+pub(crate) enum Job {
+    /// The `Describe` stream: its records are ready.
+    Describe {
+        /// One per described object.
+        records: Vec<Record>,
+    },
+    /// An object stream.
+    Object(Box<StreamSetup>),
+    /// A stream that cannot be read (unknown object, missing fields, bad state).
+    Failed {
+        /// Why.
+        error: Error,
+        /// The configured mode.
+        sync_mode: SyncMode,
+    },
+    /// A stream not started because the daily limit was reached before it.
+    Limited {
+        /// What was reached.
+        detail: String,
+        /// The configured mode.
+        sync_mode: SyncMode,
+    },
+}
+
+impl Job {
+    /// The mode the stream is read in.
+    pub(crate) fn sync_mode(&self) -> SyncMode {
+        match self {
+            Job::Describe { .. } => SyncMode::FullRefresh,
+            Job::Object(setup) => match setup.mode {
+                Mode::Full => SyncMode::FullRefresh,
+                Mode::Incremental { .. } => SyncMode::Incremental,
+            },
+            Job::Failed { sync_mode, .. } | Job::Limited { sync_mode, .. } => *sync_mode,
+        }
+    }
+}
+
+/// How a stream task ended.
+pub(crate) struct Outcome {
+    /// For the sync summary.
+    pub(crate) summary: StreamSummary,
+    /// The failure, if it failed.
+    pub(crate) error: Option<Error>,
+}
+
+/// Why a stream stopped before its end.
+enum Stop {
+    /// The daily API limit or the budget.
+    Limit(String),
+    /// Cancelled, or the sink's consumer is gone.
+    Cancelled,
+    /// A failure.
+    Failed(Error),
+}
+
+/// A span to read: a window, or the whole object (`None`).
+type Span = Option<Window>;
+
+/// The spans still to read, in order: pushed-back spans first, then the planned ones, lazily.
+struct SpanQueue {
+    front: VecDeque<Span>,
+    rest: Box<dyn Iterator<Item = Span> + Send>,
+}
+
+impl SpanQueue {
+    fn new(rest: impl Iterator<Item = Span> + Send + 'static) -> SpanQueue {
+        SpanQueue {
+            front: VecDeque::new(),
+            rest: Box::new(rest),
+        }
+    }
+
+    fn next(&mut self) -> Option<Span> {
+        self.front.pop_front().or_else(|| self.rest.next())
+    }
+
+    fn push_front(&mut self, span: Span) {
+        self.front.push_front(span);
+    }
+}
+
+fn describe_span(span: &Span) -> Option<String> {
+    span.map(|w| w.to_string())
+}
+
+/// Runs one stream's job to its end and reports how it went.
+pub(crate) async fn run_stream(
+    shared: Arc<Shared>,
+    idx: usize,
+    name: Arc<str>,
+    job: Job,
+) -> Outcome {
+    let sync_mode = job.sync_mode();
+    let mut runner = Runner {
+        shared,
+        idx,
+        name,
+        api: None,
+        records: 0,
+        windows: 0,
+        jobs: Arc::new(Mutex::new(HashSet::new())),
+    };
+    // A refused send means the consumer stopped; the task ends quietly then.
+    let _ = runner.send(Msg::Status(idx, StreamStatus::Started)).await;
+    let (result, state) = match job {
+        Job::Describe { records } => (runner.describe(records).await, None),
+        Job::Failed { error, .. } => (Err(Stop::Failed(error)), None),
+        Job::Limited { detail, .. } => (Err(Stop::Limit(detail)), None),
+        Job::Object(setup) => {
+            let mut object = ObjectRun::new(*setup);
+            let result = runner.object(&mut object).await;
+            (result, object.state)
+        }
+    };
+    let (status, error) = match result {
+        Ok(()) => (StreamStatus::Complete, None),
+        Err(Stop::Limit(detail)) => {
+            if let Some(state) = state.filter(|s| !s.is_empty()) {
+                let _ = runner.send(Msg::State(idx, state.to_json())).await;
+            }
+            runner
+                .log(
+                    LogLevel::Warn,
+                    format!(
+                        "{}: stopped at the API limit ({detail}); the state reached is emitted \
+                         and the next sync resumes from it",
+                        runner.name
+                    ),
+                )
+                .await;
+            (
+                StreamStatus::Incomplete(IncompleteReason::ApiLimit { detail }),
+                None,
+            )
+        }
+        Err(Stop::Cancelled) => (StreamStatus::Incomplete(IncompleteReason::Cancelled), None),
+        Err(Stop::Failed(error)) => {
+            runner
+                .log(LogLevel::Error, format!("{}: {error}", runner.name))
+                .await;
+            (
+                StreamStatus::Incomplete(IncompleteReason::Failed {
+                    message: error.to_string(),
+                }),
+                Some(error),
+            )
+        }
+    };
+    let _ = runner.send(Msg::Status(idx, status.clone())).await;
+    Outcome {
+        summary: StreamSummary {
+            stream: runner.name.to_string(),
+            sync_mode,
+            api: runner.api,
+            records: runner.records,
+            windows: runner.windows,
+            status,
+        },
+        error,
+    }
+}
+
+/// An object stream being read: its setup and where its state stands.
+struct ObjectRun {
+    setup: StreamSetup,
+    cursor: Option<String>,
+    /// `Some` for an incremental stream.
+    state: Option<StreamState>,
+    constraint: ApiConstraint,
+    bulk_fields: Arc<[FieldSpec]>,
+}
+
+impl ObjectRun {
+    fn new(setup: StreamSetup) -> ObjectRun {
+        let (cursor, state) = match &setup.mode {
+            Mode::Full => (None, None),
+            Mode::Incremental { cursor, state } => (Some(cursor.clone()), Some(state.clone())),
+        };
+        let bulk_fields: Vec<FieldSpec> = setup
+            .columns
+            .iter()
+            .filter_map(|c| setup.spec.field(c).cloned())
+            .collect();
+        ObjectRun {
+            constraint: setup.constraint,
+            setup,
+            cursor,
+            state,
+            bulk_fields: Arc::from(bulk_fields),
+        }
+    }
+
+    fn include_deleted(&self) -> bool {
+        self.setup.spec.has_is_deleted
+    }
+
+    fn rest_window(&self, span: &Span) -> Option<sf_rest::Window> {
+        span.and_then(|w| sf_rest::Window::for_stream(&self.setup.spec, Some(w.start), Some(w.end)))
+    }
+
+    /// The largest cursor value of a record.
+    fn cursor_value(&self, record: &Record) -> Option<DateTime<Utc>> {
+        let cursor = self.cursor.as_deref()?;
+        record.get(cursor)?.as_str().and_then(parse_instant)
+    }
+}
+
+/// How a span's read ended, short of success.
+enum SpanError {
+    /// The query timed out or the job failed for its size: read the span in halves.
+    Split(String),
+    /// Bulk cannot serve the stream: read it through REST from this span on.
+    Fallback(String),
+    /// Stop the stream.
+    Stop(Stop),
+}
+
+impl From<Stop> for SpanError {
+    fn from(stop: Stop) -> SpanError {
+        SpanError::Stop(stop)
+    }
+}
+
+/// A Bulk job created and complete, its results not read yet.
+struct Prepared {
+    stream: BulkStream,
+    job_id: Option<String>,
+    /// An item that arrived before `JobCompleted` was seen (not expected).
+    first: Option<BulkItem>,
+}
+
+struct Runner {
+    shared: Arc<Shared>,
+    idx: usize,
+    name: Arc<str>,
+    api: Option<Api>,
+    records: u64,
+    windows: u64,
+    /// Bulk jobs this stream created that may still be running.
+    jobs: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Runner {
+    async fn send(&self, msg: Msg) -> Result<(), Stop> {
+        self.shared.tx.send(msg).await.map_err(|_| Stop::Cancelled)
+    }
+
+    async fn log(&self, level: LogLevel, message: String) {
+        let _ = self.send(Msg::Log(level, message)).await;
+    }
+
+    /// Fails when no new work may start: cancelled, or the daily limit was reached.
+    fn may_continue(&self) -> Result<(), Stop> {
+        if self.shared.cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        match self.shared.limit() {
+            Some(detail) => Err(Stop::Limit(detail)),
+            None => Ok(()),
+        }
+    }
+
+    async fn record(&mut self, record: Record) -> Result<(), Stop> {
+        self.records += 1;
+        self.send(Msg::Record(self.idx, record)).await
+    }
+
+    async fn describe(&mut self, records: Vec<Record>) -> Result<(), Stop> {
+        self.may_continue()?;
+        for record in records {
+            self.record(record).await?;
+        }
+        self.windows = 1;
+        self.send(Msg::State(self.idx, full_refresh_state())).await
+    }
+
+    async fn object(&mut self, run: &mut ObjectRun) -> Result<(), Stop> {
+        self.may_continue()?;
+        let name = self.name.clone();
+        let planner = self.shared.options.planner.clone();
+        let (mut api, queue, skip) = match &run.state {
+            None => {
+                let rows = match run.constraint {
+                    ApiConstraint::Any => self.count(run, None).await?,
+                    _ => None,
+                };
+                let api = planner.choose_api(rows, run.constraint);
+                self.log(
+                    LogLevel::Info,
+                    format!(
+                        "{name}: full refresh through {}{}",
+                        api.as_str().to_uppercase(),
+                        why(run.constraint, rows, &planner)
+                    ),
+                )
+                .await;
+                (api, SpanQueue::new(std::iter::once(None)), false)
+            }
+            Some(state) => {
+                let params = self.shared.params;
+                let spans = uncovered_spans(state, &params);
+                if spans.is_empty() {
+                    self.log(
+                        LogLevel::Info,
+                        format!(
+                            "{name}: incremental: nothing to read, the state already reaches {}",
+                            crate::time::format_instant(params.upper())
+                        ),
+                    )
+                    .await;
+                    if !state.is_empty() {
+                        let json = state.to_json();
+                        self.send(Msg::State(self.idx, json)).await?;
+                    }
+                    return Ok(());
+                }
+                let mut volume = Volume::Unknown;
+                let mut counted = None;
+                if planner.needs_count(&spans, &volume) {
+                    let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
+                        return Ok(());
+                    };
+                    let hull = Window::new(first.start, last.end);
+                    if let Some(rows) = self.count(run, Some(hull)).await? {
+                        counted = Some(rows);
+                        volume = if spans.len() == 1 {
+                            Volume::Counted(vec![SpanCount { span: hull, rows }])
+                        } else {
+                            let days = hull.duration().as_secs_f64() / 86_400.0;
+                            Volume::Rate {
+                                rows_per_day: rows as f64 / days.max(1.0 / 86_400.0),
+                            }
+                        };
+                    }
+                }
+                let plan = planner.plan(&spans, &volume, params.step, run.constraint);
+                let windows = plan.windows().count();
+                self.log(
+                    LogLevel::Info,
+                    format!(
+                        "{name}: incremental on {} from {} to {}: {} window{} through {}{}",
+                        run.cursor.as_deref().unwrap_or("?"),
+                        crate::time::format_instant(spans[0].start),
+                        crate::time::format_instant(params.upper()),
+                        windows,
+                        if windows == 1 { "" } else { "s" },
+                        plan.api.as_str().to_uppercase(),
+                        why(run.constraint, plan.estimated_rows, &planner)
+                    ),
+                )
+                .await;
+                // A single span counted empty needs no query at all.
+                let skip = spans.len() == 1 && counted == Some(0);
+                let planned: Vec<_> = plan.spans.clone();
+                let queue = SpanQueue::new(planned.into_iter().flat_map(|s| s.windows()).map(Some));
+                (plan.api, queue, skip)
+            }
+        };
+        let mut queue = queue;
+        if skip {
+            while let Some(span) = queue.next() {
+                self.span_done(run, &span, None).await?;
+            }
+            return Ok(());
+        }
+        loop {
+            self.api = Some(api);
+            match api {
+                Api::Rest => {
+                    self.rest_spans(run, &mut queue).await?;
+                    break;
+                }
+                Api::Bulk => match self.bulk_spans(run, &mut queue).await? {
+                    None => break,
+                    Some(reason) => {
+                        self.log(
+                            LogLevel::Warn,
+                            format!(
+                                "{name}: the Bulk API cannot serve this stream ({reason}); \
+                                 switching to REST for the rest of it"
+                            ),
+                        )
+                        .await;
+                        run.constraint = ApiConstraint::RestOnly;
+                        api = Api::Rest;
+                    }
+                },
+            }
+        }
+        if run.state.is_none() {
+            self.send(Msg::State(self.idx, full_refresh_state()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `SELECT COUNT()` over a window (or the whole object); `None` when the count failed for a
+    /// reason that only costs the plan its precision.
+    async fn count(&self, run: &ObjectRun, window: Option<Window>) -> Result<Option<u64>, Stop> {
+        let sf_window = run.rest_window(&window);
+        let counted = tokio::select! {
+            biased;
+            _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled),
+            counted = self.shared.rest.count(&run.setup.spec.name, sf_window.as_ref(), run.include_deleted()) => counted,
+        };
+        match counted {
+            Ok(rows) => Ok(Some(rows)),
+            Err(e) if e.kind() == sf_rest::ErrorKind::DailyLimitExceeded => {
+                Err(Stop::Limit(self.shared.hit_limit(&e.to_string())))
+            }
+            Err(e) => {
+                self.log(
+                    LogLevel::Warn,
+                    format!(
+                        "{}: counting rows failed ({e}); planning without a count",
+                        self.name
+                    ),
+                )
+                .await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// A span was read completely: record it in the state and emit the state.
+    async fn span_done(
+        &mut self,
+        run: &mut ObjectRun,
+        span: &Span,
+        most_recent: Option<DateTime<Utc>>,
+    ) -> Result<(), Stop> {
+        self.windows += 1;
+        if let (Some(window), Some(state)) = (span, run.state.as_mut()) {
+            state.add(window.to_slice(most_recent));
+            let json = state.to_json();
+            self.send(Msg::State(self.idx, json)).await?;
+        }
+        Ok(())
+    }
+
+    fn split_or_fail(
+        &self,
+        api: Api,
+        span: &Span,
+        message: &str,
+        min: std::time::Duration,
+    ) -> Result<(Window, Window), Stop> {
+        match span.and_then(|w| w.split(min)) {
+            Some(halves) => Ok(halves),
+            None => Err(Stop::Failed(Error::StreamRead {
+                stream: self.name.to_string(),
+                api,
+                window: describe_span(span),
+                error_code: None,
+                message: format!(
+                    "{message}, and the window cannot be narrowed further; {}",
+                    advice(Failure::Transient)
+                ),
+                failure: Failure::Transient,
+            })),
+        }
+    }
+
+    // ---- REST ----
+
+    async fn rest_spans(&mut self, run: &mut ObjectRun, queue: &mut SpanQueue) -> Result<(), Stop> {
+        let min = self.shared.options.planner.min_window;
+        while let Some(span) = queue.next() {
+            self.may_continue()?;
+            match self.rest_span(run, &span).await {
+                Ok(most_recent) => self.span_done(run, &span, most_recent).await?,
+                Err(SpanError::Split(message)) => {
+                    let (a, b) = self.split_or_fail(Api::Rest, &span, &message, min)?;
+                    self.log(
+                        LogLevel::Warn,
+                        format!(
+                            "{}: {message}; reading window {} as {a} and {b}",
+                            self.name,
+                            describe_span(&span).unwrap_or_default()
+                        ),
+                    )
+                    .await;
+                    queue.push_front(Some(b));
+                    queue.push_front(Some(a));
+                }
+                Err(SpanError::Fallback(message)) => {
+                    return Err(Stop::Failed(self.rest_error(
+                        &span,
+                        None,
+                        message,
+                        Failure::System,
+                    )))
+                }
+                Err(SpanError::Stop(stop)) => return Err(stop),
+            }
+        }
+        Ok(())
+    }
+
+    fn rest_error(
+        &self,
+        span: &Span,
+        error_code: Option<String>,
+        message: String,
+        failure: Failure,
+    ) -> Error {
+        Error::StreamRead {
+            stream: self.name.to_string(),
+            api: Api::Rest,
+            window: describe_span(span),
+            error_code,
+            message,
+            failure,
+        }
+    }
+
+    /// Reads one span through REST; returns the largest cursor value seen.
+    async fn rest_span(
+        &mut self,
+        run: &ObjectRun,
+        span: &Span,
+    ) -> Result<Option<DateTime<Utc>>, SpanError> {
+        let mut most_recent: Option<DateTime<Utc>> = None;
+        let mut after: Option<ResumeKey> = None;
+        let mut resumes = 0u32;
+        'query: loop {
+            let request = ReadRequest {
+                fields: run.setup.columns.clone(),
+                window: run.rest_window(span),
+                include_deleted: run.include_deleted(),
+                order: None,
+                after: after.clone(),
+                limit: None,
+            };
+            let mut records = self
+                .shared
+                .rest
+                .read(&run.setup.spec, request)
+                .map_err(|e| {
+                    let failure = rest_failure(e.kind());
+                    Stop::Failed(self.rest_error(
+                        span,
+                        e.error_code().map(str::to_string),
+                        format!("{e}; {}", advice(failure)),
+                        failure,
+                    ))
+                })?;
+            loop {
+                let item = tokio::select! {
+                    biased;
+                    _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled.into()),
+                    item = records.next() => item,
+                };
+                let error = match item {
+                    None => return Ok(most_recent),
+                    Some(Ok(record)) => {
+                        most_recent = most_recent.max(run.cursor_value(&record));
+                        self.record(record).await?;
+                        continue;
+                    }
+                    Some(Err(e)) => e,
+                };
+                match error.kind() {
+                    sf_rest::ErrorKind::InvalidQueryLocator
+                        if resumes < self.shared.options.resume_attempts =>
+                    {
+                        resumes += 1;
+                        if let Some(key) = error.resume_after() {
+                            after = Some(key.clone());
+                        }
+                        self.log(
+                            LogLevel::Warn,
+                            format!(
+                                "{}: {error}; resuming window {} {}",
+                                self.name,
+                                describe_span(span).unwrap_or_else(|| "(whole object)".into()),
+                                match &after {
+                                    Some(key) => format!("after Id {}", key.id),
+                                    None => "from its start".to_string(),
+                                }
+                            ),
+                        )
+                        .await;
+                        continue 'query;
+                    }
+                    sf_rest::ErrorKind::QueryTimeout => {
+                        return Err(SpanError::Split(error.to_string()))
+                    }
+                    sf_rest::ErrorKind::DailyLimitExceeded => {
+                        return Err(Stop::Limit(self.shared.hit_limit(&error.to_string())).into())
+                    }
+                    sf_rest::ErrorKind::InvalidField => {
+                        let field = match &error {
+                            sf_rest::Error::InvalidField { field, .. } => field.clone(),
+                            _ => "?".to_string(),
+                        };
+                        return Err(Stop::Failed(Error::StreamFieldsMissing {
+                            stream: self.name.to_string(),
+                            fields: vec![field],
+                        })
+                        .into());
+                    }
+                    sf_rest::ErrorKind::NotFound => {
+                        return Err(Stop::Failed(Error::StreamUnknown {
+                            stream: self.name.to_string(),
+                            reason: error.to_string(),
+                        })
+                        .into());
+                    }
+                    kind => {
+                        let failure = rest_failure(kind);
+                        return Err(Stop::Failed(self.rest_error(
+                            span,
+                            error.error_code().map(str::to_string),
+                            format!("{error}; {}", advice(failure)),
+                            failure,
+                        ))
+                        .into());
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- Bulk ----
+
+    fn bulk_soql(&self, run: &ObjectRun, span: &Span) -> Result<String, Stop> {
+        Soql::select(run.setup.spec.name.clone(), run.setup.columns.iter())
+            .maybe_window(run.rest_window(span))
+            .build()
+            .map_err(|e| {
+                Stop::Failed(Error::StreamRead {
+                    stream: self.name.to_string(),
+                    api: Api::Bulk,
+                    window: describe_span(span),
+                    error_code: None,
+                    message: format!("{e}; {}", advice(Failure::System)),
+                    failure: Failure::System,
+                })
+            })
+    }
+
+    /// Starts a job for `span` on its own task, which returns once the job is complete.
+    fn spawn_prepare(
+        &self,
+        run: &ObjectRun,
+        span: &Span,
+    ) -> Result<JoinHandle<Result<Prepared, sf_bulk::Error>>, Stop> {
+        let soql = self.bulk_soql(run, span)?;
+        let bulk = self.shared.bulk.clone();
+        let fields = run.bulk_fields.clone();
+        let jobs = self.jobs.clone();
+        let operation = if run.include_deleted() {
+            Operation::QueryAll
+        } else {
+            Operation::Query
+        };
+        Ok(tokio::spawn(async move {
+            let mut stream = bulk.query(operation, soql, &fields);
+            let mut job_id = None;
+            loop {
+                match stream.next().await {
+                    Some(Ok(BulkItem::JobCreated { job_id: id })) => {
+                        lock(&jobs).insert(id.clone());
+                        job_id = Some(id);
+                    }
+                    Some(Ok(BulkItem::JobCompleted(_))) => {
+                        return Ok(Prepared {
+                            stream,
+                            job_id,
+                            first: None,
+                        })
+                    }
+                    Some(Ok(other)) => {
+                        return Ok(Prepared {
+                            stream,
+                            job_id,
+                            first: Some(other),
+                        })
+                    }
+                    Some(Err(e)) => {
+                        if let (Some(id), true) = (
+                            &job_id,
+                            matches!(
+                                e.kind(),
+                                sf_bulk::ErrorKind::JobFailed
+                                    | sf_bulk::ErrorKind::JobAborted
+                                    | sf_bulk::ErrorKind::NotSupported
+                            ),
+                        ) {
+                            lock(&jobs).remove(id);
+                        }
+                        return Err(e);
+                    }
+                    None => {
+                        return Ok(Prepared {
+                            stream,
+                            job_id,
+                            first: None,
+                        })
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Reads spans through Bulk, with jobs of later spans in flight while one downloads. Returns
+    /// `Some(reason)` when the stream must switch to REST (the unread spans are back in `queue`).
+    async fn bulk_spans(
+        &mut self,
+        run: &mut ObjectRun,
+        queue: &mut SpanQueue,
+    ) -> Result<Option<String>, Stop> {
+        let mut inflight: VecDeque<(Span, JoinHandle<Result<Prepared, sf_bulk::Error>>)> =
+            VecDeque::new();
+        let result = self.bulk_loop(run, queue, &mut inflight).await;
+        // Whatever ended the loop, nothing started ahead is needed any more.
+        for (_, handle) in inflight {
+            handle.abort();
+        }
+        if !matches!(result, Ok(None)) {
+            self.abort_jobs().await;
+        }
+        result
+    }
+
+    async fn bulk_loop(
+        &mut self,
+        run: &mut ObjectRun,
+        queue: &mut SpanQueue,
+        inflight: &mut VecDeque<(Span, JoinHandle<Result<Prepared, sf_bulk::Error>>)>,
+    ) -> Result<Option<String>, Stop> {
+        let ahead = self.shared.options.bulk_jobs_in_flight.max(1);
+        let min = self.shared.options.planner.min_window;
+        loop {
+            self.may_continue()?;
+            while inflight.len() < ahead {
+                let Some(span) = queue.next() else { break };
+                let handle = self.spawn_prepare(run, &span)?;
+                inflight.push_back((span, handle));
+            }
+            let Some((span, handle)) = inflight.pop_front() else {
+                return Ok(None);
+            };
+            let abort = handle.abort_handle();
+            let prepared = tokio::select! {
+                biased;
+                _ = self.shared.cancel.cancelled() => {
+                    abort.abort();
+                    return Err(Stop::Cancelled);
+                }
+                joined = handle => joined,
+            };
+            let outcome = match prepared {
+                Ok(Ok(prepared)) => self.bulk_download(run, &span, prepared).await,
+                Ok(Err(e)) => Err(self.bulk_span_error(&span, e)),
+                Err(join) => Err(SpanError::Stop(Stop::Failed(Error::StreamRead {
+                    stream: self.name.to_string(),
+                    api: Api::Bulk,
+                    window: describe_span(&span),
+                    error_code: None,
+                    message: format!("the Bulk job's task ended abnormally: {join}"),
+                    failure: Failure::System,
+                }))),
+            };
+            match outcome {
+                Ok(most_recent) => self.span_done(run, &span, most_recent).await?,
+                Err(SpanError::Split(message)) => {
+                    let (a, b) = self.split_or_fail(Api::Bulk, &span, &message, min)?;
+                    self.log(
+                        LogLevel::Warn,
+                        format!(
+                            "{}: {message}; reading window {} as {a} and {b}",
+                            self.name,
+                            describe_span(&span).unwrap_or_default()
+                        ),
+                    )
+                    .await;
+                    let second = self.spawn_prepare(run, &Some(b))?;
+                    inflight.push_front((Some(b), second));
+                    let first = self.spawn_prepare(run, &Some(a))?;
+                    inflight.push_front((Some(a), first));
+                }
+                Err(SpanError::Fallback(reason)) => {
+                    // This span and those started ahead go back, in order, ahead of the queue.
+                    let ahead: Vec<Span> = inflight.iter().map(|(s, _)| *s).collect();
+                    for (_, handle) in inflight.drain(..) {
+                        handle.abort();
+                    }
+                    for s in ahead.into_iter().rev() {
+                        queue.push_front(s);
+                    }
+                    queue.push_front(span);
+                    return Ok(Some(reason));
+                }
+                Err(SpanError::Stop(stop)) => return Err(stop),
+            }
+        }
+    }
+
+    /// Classifies a Bulk failure of one span.
+    fn bulk_span_error(&self, span: &Span, e: sf_bulk::Error) -> SpanError {
+        use sf_bulk::ErrorKind as K;
+        match e.kind() {
+            K::DailyLimitExceeded => {
+                SpanError::Stop(Stop::Limit(self.shared.hit_limit(&e.to_string())))
+            }
+            K::NotSupported | K::BulkJobLimit => SpanError::Fallback(e.to_string()),
+            K::JobFailed => match &e {
+                sf_bulk::Error::JobFailed { error_message, .. }
+                    if bulk_failed_for_size(error_message) && span.is_some() =>
+                {
+                    SpanError::Split(e.to_string())
+                }
+                _ => SpanError::Fallback(e.to_string()),
+            },
+            K::JobTimedOut if span.is_some() => SpanError::Split(e.to_string()),
+            K::QueryRejected if e.error_code() == Some("INVALID_FIELD") => {
+                let message = e.api_error().map(|a| a.message.clone()).unwrap_or_default();
+                SpanError::Stop(Stop::Failed(Error::StreamFieldsMissing {
+                    stream: self.name.to_string(),
+                    fields: vec![column_in_message(&message).unwrap_or_else(|| "?".to_string())],
+                }))
+            }
+            kind => {
+                let failure = bulk_failure(kind);
+                SpanError::Stop(Stop::Failed(Error::StreamRead {
+                    stream: self.name.to_string(),
+                    api: Api::Bulk,
+                    window: describe_span(span),
+                    error_code: e.error_code().map(str::to_string),
+                    message: format!("{e}; {}", advice(failure)),
+                    failure,
+                }))
+            }
+        }
+    }
+
+    /// Reads a complete job's results, resuming from the last page read when the download is cut.
+    async fn bulk_download(
+        &mut self,
+        run: &ObjectRun,
+        span: &Span,
+        prepared: Prepared,
+    ) -> Result<Option<DateTime<Utc>>, SpanError> {
+        let Prepared {
+            mut stream,
+            job_id,
+            mut first,
+        } = prepared;
+        let mut most_recent: Option<DateTime<Utc>> = None;
+        let mut resume: Option<ResumePoint> = job_id.as_ref().map(ResumePoint::start);
+        let mut resumes = 0u32;
+        loop {
+            let item = match first.take() {
+                Some(item) => Some(Ok(item)),
+                None => tokio::select! {
+                    biased;
+                    _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled.into()),
+                    item = stream.next() => item,
+                },
+            };
+            match item {
+                None => {
+                    if let Some(id) = &job_id {
+                        lock(&self.jobs).remove(id);
+                    }
+                    return Ok(most_recent);
+                }
+                Some(Ok(BulkItem::Record(record))) => {
+                    most_recent = most_recent.max(run.cursor_value(&record));
+                    self.record(record).await?;
+                }
+                Some(Ok(BulkItem::PageDone(progress))) => {
+                    resume = progress.resume_point().or(resume);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let resumable = matches!(
+                        e.kind(),
+                        sf_bulk::ErrorKind::ResultsIncomplete | sf_bulk::ErrorKind::Transient
+                    );
+                    match (&resume, resumable) {
+                        (Some(point), true) if resumes < self.shared.options.resume_attempts => {
+                            resumes += 1;
+                            self.log(
+                                LogLevel::Warn,
+                                format!(
+                                    "{}: reading Bulk results failed ({e}); resuming job {} {}",
+                                    self.name,
+                                    point.job_id,
+                                    match &point.locator {
+                                        Some(l) => format!("at locator {l}"),
+                                        None => "from its first page".to_string(),
+                                    }
+                                ),
+                            )
+                            .await;
+                            stream = self.shared.bulk.resume(point.clone(), &run.bulk_fields);
+                        }
+                        _ => return Err(self.bulk_span_error(span, e)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Aborts this stream's Bulk jobs that may still run (best effort: a finished job refuses).
+    async fn abort_jobs(&self) {
+        let ids: Vec<String> = lock(&self.jobs).drain().collect();
+        for id in ids {
+            match self.shared.bulk.abort(&id).await {
+                Ok(_) => {
+                    self.log(
+                        LogLevel::Info,
+                        format!("{}: Bulk job {id} aborted", self.name),
+                    )
+                    .await
+                }
+                Err(e) => {
+                    self.log(
+                        LogLevel::Debug,
+                        format!("{}: Bulk job {id} not aborted: {e}", self.name),
+                    )
+                    .await
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// The field in `No such column 'X' on entity 'Y'`.
+fn column_in_message(message: &str) -> Option<String> {
+    const MARK: &str = "No such column '";
+    let start = message.find(MARK)? + MARK.len();
+    let rest = &message[start..];
+    let end = rest.find('\'')?;
+    let name = &rest[..end];
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+/// Why an API was chosen, for the log.
+fn why(
+    constraint: ApiConstraint,
+    rows: Option<u64>,
+    planner: &crate::planner::PlannerConfig,
+) -> String {
+    match (constraint, rows) {
+        (ApiConstraint::RestOnly, _) => String::new(),
+        (ApiConstraint::BulkOnly, _) => " (force_use_bulk_api)".to_string(),
+        (ApiConstraint::Any, Some(rows)) if rows <= planner.rest_max_rows => {
+            format!(" ({rows} rows, at most {} for REST)", planner.rest_max_rows)
+        }
+        (ApiConstraint::Any, Some(rows)) => {
+            format!(
+                " ({rows} rows, more than {} for REST)",
+                planner.rest_max_rows
+            )
+        }
+        (ApiConstraint::Any, None) => " (volume unknown)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_come_out_of_messages() {
+        assert_eq!(
+            column_in_message("No such column 'Foo__c' on entity 'Account'.").as_deref(),
+            Some("Foo__c")
+        );
+        assert_eq!(column_in_message("something else"), None);
+    }
+
+    #[test]
+    fn queue_puts_pushed_spans_first() {
+        let t = |s: i64| DateTime::<Utc>::from_timestamp(s, 0).unwrap_or_default();
+        let planned = vec![
+            Some(Window::new(t(0), t(10))),
+            Some(Window::new(t(10), t(20))),
+        ];
+        let mut queue = SpanQueue::new(planned.into_iter());
+        let first = queue.next();
+        assert_eq!(first, Some(Some(Window::new(t(0), t(10)))));
+        queue.push_front(Some(Window::new(t(5), t(10))));
+        queue.push_front(Some(Window::new(t(0), t(5))));
+        let rest: Vec<Span> = std::iter::from_fn(|| queue.next()).collect();
+        assert_eq!(
+            rest,
+            [
+                Some(Window::new(t(0), t(5))),
+                Some(Window::new(t(5), t(10))),
+                Some(Window::new(t(10), t(20)))
+            ]
+        );
+    }
+}

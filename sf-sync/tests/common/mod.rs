@@ -1,0 +1,206 @@
+//! Helpers shared by the engine's tests against the emulated org.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use fixtures::{EmulatedOrg, OrgConfig, OrgControl, Scale};
+use serde_json::{json, Map, Value};
+use sf_auth::{RetryConfig, Session};
+use sf_discovery::{Catalog, FieldType, Record, StreamSpec, ValueKind};
+use sf_sync::{
+    read_with, CancellationToken, ConfiguredCatalog, InputState, MemorySink, ReadOptions,
+    SyncConfig, SyncSummary,
+};
+
+pub fn clock_start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap()
+}
+
+/// A tiny org with a frozen clock at [`clock_start`].
+pub fn org_config(seed: u64) -> OrgConfig {
+    OrgConfig::new(seed, Scale::Tiny)
+        .clock_start(clock_start())
+        .bulk_timing(5, 20)
+}
+
+pub async fn start(config: OrgConfig) -> EmulatedOrg {
+    EmulatedOrg::start(config).await.unwrap()
+}
+
+/// A config for `org`; `extra` overrides keys. The start date reaches before all generated rows.
+pub fn sync_config(org: &EmulatedOrg, extra: Value) -> SyncConfig {
+    let login = org.login_info();
+    let mut config = json!({
+        "client_id": login.client_id, "client_secret": login.client_secret,
+        "refresh_token": login.refresh_token, "login_url": login.login_url,
+        "start_date": "2021-01-01",
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    SyncConfig::from_value(&config, org.control().now())
+        .unwrap()
+        .config
+}
+
+pub async fn login(config: &SyncConfig) -> Session {
+    let mut session = config.session_config();
+    session.retry = RetryConfig {
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        ..RetryConfig::default()
+    };
+    Session::login(session).await.unwrap()
+}
+
+/// Options for fast tests: Bulk polled often.
+pub fn fast_options() -> ReadOptions {
+    ReadOptions {
+        bulk_poll_initial: Duration::from_millis(20),
+        bulk_poll_max: Duration::from_millis(100),
+        ..ReadOptions::default()
+    }
+}
+
+/// A configured catalog of `names` from a discovered catalog: every field selected, incremental
+/// where the stream supports it unless `mode` says otherwise.
+pub fn configure(catalog: &Catalog, names: &[&str], mode: Option<&str>) -> ConfiguredCatalog {
+    let streams: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            if *name == "Describe" {
+                return json!({"stream": {"name": "Describe", "json_schema": {}},
+                              "sync_mode": "full_refresh"});
+            }
+            let spec = catalog
+                .stream(name)
+                .unwrap_or_else(|| panic!("{name} not discovered"));
+            let sync_mode = mode.unwrap_or(if spec.supports_incremental {
+                "incremental"
+            } else {
+                "full_refresh"
+            });
+            json!({"stream": {"name": spec.name, "json_schema": spec.json_schema()},
+                   "sync_mode": sync_mode, "destination_sync_mode": "append"})
+        })
+        .collect();
+    ConfiguredCatalog::from_value(&json!({ "streams": streams })).unwrap()
+}
+
+/// Runs one read into a fresh memory sink.
+pub async fn run(
+    session: &Session,
+    config: &SyncConfig,
+    catalog: &ConfiguredCatalog,
+    state: &InputState,
+    options: &ReadOptions,
+) -> (Result<SyncSummary, sf_sync::Error>, MemorySink) {
+    let mut sink = MemorySink::new();
+    let result = read_with(
+        session,
+        config,
+        catalog,
+        state,
+        &mut sink,
+        CancellationToken::new(),
+        options,
+    )
+    .await;
+    (result, sink)
+}
+
+/// A truth row as the connector emits it: datetimes `...sssZ`, numbers compared as numbers.
+pub fn normalize(spec: &StreamSpec, row: &Value) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (k, v) in row.as_object().unwrap() {
+        let kind = spec.field(k).map(|f| f.value_kind());
+        out.insert(k.clone(), normalize_value(kind, v));
+    }
+    out
+}
+
+fn normalize_value(kind: Option<ValueKind>, v: &Value) -> Value {
+    match (kind, v) {
+        (Some(ValueKind::DateTime), Value::String(s)) => {
+            Value::String(sf_discovery::normalize_datetime(s).unwrap_or_else(|| s.clone()))
+        }
+        (_, Value::Number(n)) => json!(n.as_f64().unwrap()),
+        (_, Value::Object(map)) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), normalize_value(None, v)))
+                .collect(),
+        ),
+        _ => v.clone(),
+    }
+}
+
+/// A record as JSON, normalised as [`normalize`] does.
+pub fn record_json(spec: &StreamSpec, record: &Record) -> Map<String, Value> {
+    normalize(spec, &Value::Object(record.to_json()))
+}
+
+/// The truth rows of `object` by Id, normalised.
+pub fn truth(control: &OrgControl, spec: &StreamSpec) -> BTreeMap<String, Map<String, Value>> {
+    control
+        .truth(&spec.name)
+        .iter()
+        .map(|row| {
+            (
+                row["Id"].as_str().unwrap().to_string(),
+                normalize(spec, row),
+            )
+        })
+        .collect()
+}
+
+/// The last version of every record emitted for `stream`, by Id (later records win, as a dedup
+/// destination keeps them).
+pub fn latest(
+    sinks: &[&MemorySink],
+    stream: &str,
+    spec: &StreamSpec,
+) -> BTreeMap<String, Map<String, Value>> {
+    let mut out = BTreeMap::new();
+    for sink in sinks {
+        for record in sink.records(stream) {
+            out.insert(record.id().unwrap().to_string(), record_json(spec, record));
+        }
+    }
+    out
+}
+
+/// Asserts that every emitted record equals its truth row on the emitted columns, and that the
+/// ids are exactly the truth's.
+pub fn assert_matches_truth(
+    stream: &str,
+    got: &BTreeMap<String, Map<String, Value>>,
+    want: &BTreeMap<String, Map<String, Value>>,
+) {
+    let got_ids: BTreeSet<&String> = got.keys().collect();
+    let want_ids: BTreeSet<&String> = want.keys().collect();
+    assert_eq!(got_ids, want_ids, "{stream}: ids differ");
+    for (id, record) in got {
+        let truth = &want[id];
+        for (column, value) in record {
+            assert_eq!(
+                Some(value),
+                truth.get(column),
+                "{stream} {id} column {column}"
+            );
+        }
+    }
+}
+
+/// The cursor value of a truth row.
+pub fn stamp(row: &Map<String, Value>, cursor: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(row[cursor].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// True for a field type the Bulk API cannot select.
+pub fn bulk_unservable(t: &FieldType) -> bool {
+    t.bulk_unservable()
+}
