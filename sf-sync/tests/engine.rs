@@ -86,3 +86,213 @@ async fn a_full_sync_of_every_stream_equals_the_truth() {
     assert!(summary.api_requests.unwrap() > 0);
     org.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_syncs_catch_inserts_updates_and_deletes() {
+    let org = start(org_config(12).rows("Account", 450).default_batch_size(200)).await;
+    let control = org.control();
+    let config = sync_config(&org, json!({}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &["Account", "Contact"], None);
+    let (first, sink1) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &fast_options(),
+    )
+    .await;
+    first.unwrap();
+    let state1 = sink1.resume_state().unwrap();
+
+    control.advance_clock(3600);
+    let account = control.mutate(
+        fixtures::Mutation::new("Account")
+            .insert(3)
+            .update(2)
+            .delete(1),
+    );
+    let contact = control.mutate(fixtures::Mutation::new("Contact").update(2).delete(1));
+    assert!(account.errors.is_empty() && contact.errors.is_empty());
+    control.advance_clock(60);
+
+    let before = control.stats();
+    let (second, sink2) = run(&session, &config, &configured, &state1, &fast_options()).await;
+    let summary = second.unwrap();
+    let after = control.stats();
+    // The tail since the last sync is short: no COUNT(), one REST query per stream (and one
+    // describe subrequest per stream), no Bulk job.
+    assert_eq!(after.requests.query - before.requests.query, 2);
+    assert_eq!(after.requests.query_more, before.requests.query_more);
+    assert_eq!(after.requests.bulk_create, before.requests.bulk_create);
+    assert_eq!(after.api_usage.used - before.api_usage.used, 4);
+    assert_eq!(summary.api_requests, Some(4));
+
+    for (stream, changed) in [("Account", &account), ("Contact", &contact)] {
+        let spec = catalog.stream(stream).unwrap();
+        let got = latest(&[&sink2], stream, spec);
+        let want = truth(&control, spec);
+        for id in changed.inserted.iter().chain(&changed.updated) {
+            assert_eq!(got.get(id), want.get(id), "{stream} {id}");
+            assert_eq!(got[id]["IsDeleted"], json!(false));
+        }
+        for id in &changed.deleted {
+            assert_eq!(got[id]["IsDeleted"], json!(true), "{stream} {id}");
+            assert_eq!(got.get(id), want.get(id), "{stream} {id}");
+        }
+        // Across both syncs, the latest version of every row is the truth.
+        assert_matches_truth(stream, &latest(&[&sink1, &sink2], stream, spec), &want);
+    }
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_visible_late_but_within_the_lookback_are_not_lost() {
+    let faults = fixtures::Faults {
+        visibility_delay_secs: 120,
+        ..fixtures::Faults::default()
+    };
+    let org = start(org_config(13).faults(faults)).await;
+    let control = org.control();
+    // The default lookback: 10 minutes, longer than the 2-minute visibility delay.
+    let config = sync_config(&org, json!({}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &["Account"], None);
+    let spec = catalog.stream("Account").unwrap();
+    let mut states = States::default();
+
+    let (first, sink1) = run(
+        &session,
+        &config,
+        &configured,
+        &states.input(),
+        &fast_options(),
+    )
+    .await;
+    first.unwrap();
+    states.update(&sink1, &["Account"]);
+
+    control.advance_clock(600);
+    let written = control.mutate(fixtures::Mutation::new("Account").insert(4).update(2));
+    assert!(written.errors.is_empty());
+    // 30 s later the writes are behind the hold-back but not yet visible to queries.
+    control.advance_clock(30);
+    let (second, sink2) = run(
+        &session,
+        &config,
+        &configured,
+        &states.input(),
+        &fast_options(),
+    )
+    .await;
+    second.unwrap();
+    states.update(&sink2, &["Account"]);
+    let seen2 = latest(&[&sink2], "Account", spec);
+    for id in written.inserted.iter() {
+        assert!(
+            !seen2.contains_key(id),
+            "{id} was visible before its delay passed"
+        );
+    }
+    // The second state already reaches past the writes' stamp.
+    let end = states.0["Account"]["slices"][0]["end"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stamped = sf_discovery::normalize_datetime(&written.stamp).unwrap();
+    assert!(end > stamped, "{end} <= {stamped}");
+
+    // Later, the next sync re-reads the lookback and finds them.
+    control.advance_clock(300);
+    let (third, sink3) = run(
+        &session,
+        &config,
+        &configured,
+        &states.input(),
+        &fast_options(),
+    )
+    .await;
+    third.unwrap();
+    let seen3 = latest(&[&sink3], "Account", spec);
+    for id in written.inserted.iter().chain(&written.updated) {
+        assert!(seen3.contains_key(id), "{id} lost");
+    }
+    assert_matches_truth(
+        "Account",
+        &latest(&[&sink1, &sink2, &sink3], "Account", spec),
+        &truth(&control, spec),
+    );
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn airbyte_state_is_migrated_and_windows_resume_where_it_left_off() {
+    let org = start(org_config(14).rows("Account", 300).rows("Contact", 300)).await;
+    let control = org.control();
+    let config = sync_config(&org, json!({"lookback_window": "PT1H"}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &["Account", "Contact"], None);
+    // Account: Airbyte's legacy state. Contact: its date-range state with a gap.
+    let state = InputState::from_value(&json!([
+        {"type": "STREAM", "stream": {"stream_descriptor": {"name": "Account"},
+            "stream_state": {"SystemModstamp": "2023-06-15T12:00:00.000Z"}}},
+        {"type": "STREAM", "stream": {"stream_descriptor": {"name": "Contact"},
+            "stream_state": {"state_type": "date-range", "slices": [
+                {"start": "2021-01-01T00:00:00.000Z", "end": "2022-03-01T00:00:00.000Z"},
+                {"start": "2022-09-01T00:00:00.000Z", "end": "2023-09-01T00:00:00.000Z",
+                 "most_recent_cursor_value": "2023-08-30T10:00:00.000Z"}]}}},
+    ]))
+    .unwrap();
+    let (result, sink) = run(&session, &config, &configured, &state, &fast_options()).await;
+    result.unwrap();
+    let upper = "2024-05-31T23:59:55.000Z";
+    let t = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let within = |spans: &[(&str, &str)], at: chrono::DateTime<chrono::Utc>| {
+        spans.iter().any(|(a, b)| t(a) <= at && at < t(b))
+    };
+    for (stream, spans) in [
+        // From the legacy value minus the lookback.
+        ("Account", vec![("2023-06-15T11:00:00Z", upper)]),
+        // The gap from its start minus the lookback, and the tail likewise.
+        (
+            "Contact",
+            vec![
+                ("2022-02-28T23:00:00Z", "2022-09-01T00:00:00Z"),
+                ("2023-08-31T23:00:00Z", upper),
+            ],
+        ),
+    ] {
+        let spec = catalog.stream(stream).unwrap();
+        let want: std::collections::BTreeMap<_, _> = truth(&control, spec)
+            .into_iter()
+            .filter(|(_, row)| within(&spans, stamp(row, "SystemModstamp")))
+            .collect();
+        assert!(!want.is_empty(), "{stream}: the test needs rows to resume");
+        let got = latest(&[&sink], stream, spec);
+        assert_matches_truth(stream, &got, &want);
+        // One slice from the start of what was read before to the org's clock, held back.
+        let last = sink.last_state(stream).unwrap();
+        assert_eq!(last["state_type"], "date-range");
+        let slices = last["slices"].as_array().unwrap();
+        assert_eq!(slices.len(), 1, "{stream}: {last}");
+        assert_eq!(slices[0]["start"], "2021-01-01T00:00:00.000Z", "{stream}");
+        assert_eq!(slices[0]["end"], upper, "{stream}");
+    }
+    // The legacy value is kept as the slice's most recent cursor value unless a later one was
+    // read.
+    let account = sink.last_state("Account").unwrap();
+    assert!(
+        account["slices"][0]["most_recent_cursor_value"]
+            .as_str()
+            .unwrap()
+            >= "2023-06-15T12:00:00.000Z"
+    );
+    org.shutdown().await;
+}

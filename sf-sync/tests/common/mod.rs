@@ -204,3 +204,23 @@ pub fn stamp(row: &Map<String, Value>, cursor: &str) -> DateTime<Utc> {
 pub fn bulk_unservable(t: &FieldType) -> bool {
     t.bulk_unservable()
 }
+
+/// The state a restarted sync is given: each stream's last state over all runs so far.
+#[derive(Debug, Clone, Default)]
+pub struct States(pub Map<String, Value>);
+
+impl States {
+    /// Takes the last state each stream emitted into `sink`.
+    pub fn update(&mut self, sink: &MemorySink, streams: &[&str]) {
+        for stream in streams {
+            if let Some(state) = sink.last_state(stream) {
+                self.0.insert((*stream).to_string(), state.clone());
+            }
+        }
+    }
+
+    /// As the input of the next run (Airbyte's per-stream legacy object form).
+    pub fn input(&self) -> InputState {
+        InputState::from_value(&Value::Object(self.0.clone())).unwrap()
+    }
+}

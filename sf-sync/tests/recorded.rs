@@ -1,0 +1,117 @@
+//! The engine against recorded exchanges, for what the emulated org has no knob for: a window
+//! that times out is read again in halves.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use fixtures::recorded::Scenario;
+use serde_json::json;
+use sf_auth::{Credentials, LoginUrl, RetryConfig, Secret, Session, SessionConfig};
+use sf_sync::{
+    read, CancellationToken, ConfiguredCatalog, InputState, LogLevel, MemorySink, StreamStatus,
+    SyncConfig,
+};
+
+async fn session(server: &mockito::Server) -> Session {
+    let mut config = SessionConfig::new(
+        LoginUrl::parse(&server.url()).unwrap(),
+        Credentials {
+            client_id: "test-client-id".into(),
+            client_secret: Secret::new("test-secret"),
+            refresh_token: Some(Secret::new("test-refresh")),
+        },
+    );
+    config.retry = RetryConfig {
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        ..Default::default()
+    };
+    Session::login(config).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_window_that_times_out_is_read_in_halves() {
+    let mut server = mockito::Server::new_async().await;
+    Scenario::load("auth", "refresh_ok")
+        .unwrap()
+        .mount_async(&mut server)
+        .await;
+    let mocks = Scenario::load("sync", "query_timeout_split")
+        .unwrap()
+        .expecting(2, 1)
+        .expecting(3, 1)
+        .expecting(4, 1)
+        .mount_async(&mut server)
+        .await;
+    let session = session(&server).await;
+    let config = SyncConfig::from_value(
+        &json!({"client_id": "test-client-id", "client_secret": "test-secret",
+                "refresh_token": "test-refresh", "login_url": server.url(),
+                "start_date": "2024-01-01", "end_date": "2024-01-03"}),
+        chrono::Utc::now(),
+    )
+    .unwrap()
+    .config;
+    let catalog = ConfiguredCatalog::from_value(&json!({"streams": [{
+        "stream": {"name": "ActiveProfileMetric", "json_schema": {"properties": {
+            "Id": {}, "ActiveUserCount": {}, "SystemModstamp": {}}}},
+        "sync_mode": "incremental", "destination_sync_mode": "append"}]}))
+    .unwrap();
+    let mut sink = MemorySink::new();
+    let summary = read(
+        &session,
+        &config,
+        &catalog,
+        &InputState::default(),
+        &mut sink,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    for mock in &mocks[2..] {
+        mock.assert_async().await;
+    }
+    let records = sink.records("ActiveProfileMetric");
+    let ids: Vec<&str> = records.iter().map(|r| r.id().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "0Pq5e0000000001AAA",
+            "0Pq5e0000000002AAA",
+            "0Pq5e0000000003AAA"
+        ]
+    );
+    assert_eq!(
+        records[1].to_json(),
+        json!({"Id": "0Pq5e0000000002AAA", "ActiveUserCount": 7,
+               "SystemModstamp": "2024-01-01T23:59:59.000Z"})
+        .as_object()
+        .unwrap()
+        .clone()
+    );
+    // One state per half, the second merged into one slice over both days.
+    let states = sink.states("ActiveProfileMetric");
+    assert_eq!(
+        states,
+        [
+            &json!({"state_type": "date-range", "slices": [{
+                "start": "2024-01-01T00:00:00.000Z", "end": "2024-01-02T00:00:00.000Z",
+                "most_recent_cursor_value": "2024-01-01T23:59:59.000Z"}]}),
+            &json!({"state_type": "date-range", "slices": [{
+                "start": "2024-01-01T00:00:00.000Z", "end": "2024-01-03T00:00:00.000Z",
+                "most_recent_cursor_value": "2024-01-02T00:00:00.000Z"}]}),
+        ]
+    );
+    let split_logged = sink.logs().iter().any(|(level, message)| {
+        *level == LogLevel::Warn
+            && message.contains("QUERY_TIMEOUT")
+            && message.contains(
+                "as [2024-01-01T00:00:00.000Z, 2024-01-02T00:00:00.000Z) and \
+                 [2024-01-02T00:00:00.000Z, 2024-01-03T00:00:00.000Z)",
+            )
+    });
+    assert!(split_logged, "{:?}", sink.logs());
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    assert_eq!(summary.streams[0].windows, 2);
+    assert_eq!(summary.streams[0].records, 3);
+}
