@@ -93,6 +93,10 @@ async fn objects_the_user_cannot_query_do_not_appear() {
     for name in &not_queryable {
         assert!(catalog.stream(name).is_none(), "{name} is offered");
     }
+    // An object the user cannot see at all is not even listed, nor offered.
+    assert!(!listed.iter().any(|o| o.name == "Restricted_Data__c"));
+    assert!(catalog.stream("Restricted_Data__c").is_none());
+    assert!(catalog.stream("Invoice__c").is_some());
     assert_eq!(
         catalog.names().collect::<Vec<_>>(),
         candidate_objects(&listed, &StreamCriteria::all())
@@ -106,6 +110,12 @@ async fn objects_the_user_cannot_query_do_not_appear() {
             object.name
         );
     }
+    // Asked for by name, a hidden object fails as not found, naming it.
+    let hidden = vec!["Restricted_Data__c".to_string()];
+    let err = describe_streams(&session, &hidden, &DiscoveryOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.object(), Some("Restricted_Data__c"));
     // Asked for by name (as at read time), a non-queryable object is left out or fails.
     let wanted = vec!["Account".to_string(), "AccountChangeEvent".to_string()];
     let err = describe_streams(&session, &wanted, &DiscoveryOptions::default())
