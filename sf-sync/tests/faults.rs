@@ -1,0 +1,490 @@
+//! The engine under trouble, against the emulated org: the daily limit in the middle of a stream,
+//! tokens expiring mid-read, Bulk jobs failing, cancellation, and catalogs that no longer match
+//! the org.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::*;
+use fixtures::{Faults, OrgControl};
+use serde_json::{json, Value};
+use sf_discovery::Record;
+use sf_sync::{
+    read_with, Api, CancellationToken, Error, Failure, IncompleteReason, InputState, LogLevel,
+    MemorySink, PlannerConfig, ReadOptions, Sink, StreamStatus, SyncSummary,
+};
+
+/// Options that cut a small object into windows of about `rows` rows.
+fn windows_of(rows: u64) -> ReadOptions {
+    ReadOptions {
+        planner: PlannerConfig {
+            rest_rows_per_window: rows,
+            bulk_rows_per_window: rows,
+            ..PlannerConfig::default()
+        },
+        ..fast_options()
+    }
+}
+
+fn incomplete_for_limit(summary: &SyncSummary, stream: &str) -> bool {
+    summary.streams.iter().any(|s| {
+        s.stream == stream
+            && matches!(
+                s.status,
+                StreamStatus::Incomplete(IncompleteReason::ApiLimit { .. })
+            )
+    })
+}
+
+/// The daily limit is reached in the middle of `stream`: the run succeeds with the stream cut
+/// short and its state emitted; a second run with a fresh quota completes; nothing is lost.
+async fn limit_in_the_middle(force_bulk: bool, allowance: u64) {
+    let org = start(org_config(21).rows("Account", 500)).await;
+    let control = org.control();
+    let config = sync_config(&org, json!({"force_use_bulk_api": force_bulk}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &["Account"], None);
+    let spec = catalog.stream("Account").unwrap();
+    let mut options = windows_of(100);
+    options.bulk_jobs_in_flight = 1;
+
+    let used = control.stats().api_usage.used;
+    control.set_faults(Faults {
+        daily_api_limit: used + allowance,
+        ..Faults::default()
+    });
+    let mut states = States::default();
+    let (first, sink1) = run(&session, &config, &configured, &states.input(), &options).await;
+    let summary = first.unwrap();
+    assert!(summary.succeeded());
+    assert!(incomplete_for_limit(&summary, "Account"), "{summary:?}");
+    let want_api = if force_bulk { Api::Bulk } else { Api::Rest };
+    assert_eq!(summary.streams[0].api, Some(want_api));
+    let read_first = sink1.records("Account").len();
+    let total = control.truth("Account").len();
+    assert!(
+        read_first > 0 && read_first < total,
+        "{read_first} of {total}"
+    );
+    assert!(summary.streams[0].windows >= 1);
+    let state = sink1.last_state("Account").unwrap().clone();
+    assert_eq!(state["state_type"], "date-range");
+    // The stream's last messages: its state, then the limit stop.
+    let statuses = sink1.statuses("Account");
+    assert!(matches!(
+        statuses.last(),
+        Some(StreamStatus::Incomplete(IncompleteReason::ApiLimit { .. }))
+    ));
+    assert!(sink1
+        .logs()
+        .iter()
+        .any(|(level, m)| *level == LogLevel::Warn && m.contains("stopped at the API limit")));
+    states.update(&sink1, &["Account"]);
+
+    // A fresh quota: the next run resumes and completes.
+    control.set_faults(Faults::default());
+    let (second, sink2) = run(&session, &config, &configured, &states.input(), &options).await;
+    let summary = second.unwrap();
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    // It starts where the first stopped (minus the lookback), not from the start date.
+    assert!(sink2.records("Account").len() < total);
+    assert_matches_truth(
+        "Account",
+        &latest(&[&sink1, &sink2], "Account", spec),
+        &truth(&control, spec),
+    );
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_limit_in_the_middle_of_a_rest_stream_stops_cleanly() {
+    // One describe subrequest, one COUNT(), then two windows of about 100 rows.
+    limit_in_the_middle(false, 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_limit_in_the_middle_of_a_bulk_stream_stops_cleanly() {
+    // One describe subrequest, one COUNT(), then jobs of four or five requests each.
+    limit_in_the_middle(true, 12).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_budget_stops_the_sync_like_the_limit() {
+    let org = start(org_config(22).rows("Account", 500)).await;
+    let control = org.control();
+    control.set_faults(Faults {
+        daily_api_limit: 1000,
+        ..Faults::default()
+    });
+    let plain = sync_config(&org, json!({}));
+    let catalog = sf_sync::discover(&login(&plain).await, &plain)
+        .await
+        .unwrap();
+    let configured = configure(&catalog, &["Account", "Contact", "Lead"], None);
+    // A budget that leaves this sync 12 requests of the 1,000 a day.
+    let used = control.stats().api_usage.used;
+    let budget = (used + 12) as f64 / 1000.0;
+    let config = sync_config(&org, json!({ "api_budget": budget }));
+    let session = login(&config).await;
+    let (result, sink) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &windows_of(100),
+    )
+    .await;
+    let summary = result.unwrap();
+    assert!(summary.succeeded());
+    assert!(summary.incomplete().count() >= 1);
+    for (_, reason) in summary.incomplete() {
+        match reason {
+            IncompleteReason::ApiLimit { detail } => {
+                assert!(detail.contains("budget"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(summary.records() > 0);
+    let after = control.stats().api_usage.used;
+    // Requests already on their way when the budget was reached may pass it, one per stream.
+    assert!(after <= used + 12 + 3, "{after} > {used} + 15");
+    assert_eq!(sink.final_summary(), Some(&summary));
+    org.shutdown().await;
+}
+
+/// A sink that revokes the org's access tokens when it takes its `at`-th record.
+struct RevokingSink {
+    inner: MemorySink,
+    control: OrgControl,
+    seen: AtomicUsize,
+    at: usize,
+}
+
+#[async_trait]
+impl Sink for RevokingSink {
+    async fn record(&mut self, stream: &str, record: Record) -> Result<(), Error> {
+        if self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
+            self.control.revoke_access_tokens();
+        }
+        self.inner.record(stream, record).await
+    }
+    async fn state(&mut self, stream: &str, state: Value) -> Result<(), Error> {
+        self.inner.state(stream, state).await
+    }
+    async fn log(&mut self, level: LogLevel, message: &str) -> Result<(), Error> {
+        self.inner.log(level, message).await
+    }
+    async fn status(&mut self, stream: &str, status: StreamStatus) -> Result<(), Error> {
+        self.inner.status(stream, status).await
+    }
+    async fn summary(&mut self, summary: &SyncSummary) -> Result<(), Error> {
+        self.inner.summary(summary).await
+    }
+}
+
+async fn token_expires_mid_read(force_bulk: bool) {
+    let org = start(org_config(23).rows("Account", 450).default_batch_size(200)).await;
+    let control = org.control();
+    let config = sync_config(&org, json!({"force_use_bulk_api": force_bulk}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &["Account"], None);
+    let spec = catalog.stream("Account").unwrap();
+    let mut options = if force_bulk {
+        windows_of(150)
+    } else {
+        fast_options()
+    };
+    // Little queued between the reader and the sink, so reading goes on after the revocation.
+    options.channel_capacity = 2;
+    options.bulk_jobs_in_flight = 1;
+    let tokens_before = control.stats().requests.token;
+    let mut sink = RevokingSink {
+        inner: MemorySink::new(),
+        control: control.clone(),
+        seen: AtomicUsize::new(0),
+        at: 20,
+    };
+    let summary = read_with(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &mut sink,
+        CancellationToken::new(),
+        &options,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    assert_eq!(
+        summary.streams[0].api,
+        Some(if force_bulk { Api::Bulk } else { Api::Rest })
+    );
+    assert!(
+        control.stats().requests.token > tokens_before,
+        "no new login"
+    );
+    assert!(session.login_count() >= 2);
+    let got = latest(&[&sink.inner], "Account", spec);
+    assert_matches_truth("Account", &got, &truth(&control, spec));
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_expiring_in_a_rest_page_chain_is_renewed() {
+    token_expires_mid_read(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_expiring_between_bulk_jobs_and_pages_is_renewed() {
+    token_expires_mid_read(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_use_bulk_api_drops_the_fields_bulk_cannot_select() {
+    let org = start(org_config(24)).await;
+    let control = org.control();
+    let config = sync_config(&org, json!({"force_use_bulk_api": true}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &["Account"], None);
+    let spec = catalog.stream("Account").unwrap();
+    let before = control.stats().requests;
+    let (result, sink) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &fast_options(),
+    )
+    .await;
+    let summary = result.unwrap();
+    assert_eq!(summary.streams[0].api, Some(Api::Bulk));
+    assert!(control.stats().requests.bulk_create > before.bulk_create);
+    let warning = sink
+        .logs()
+        .into_iter()
+        .find(|(level, m)| *level == LogLevel::Warn && m.contains("force_use_bulk_api"))
+        .map(|(_, m)| m.to_string())
+        .unwrap();
+    assert!(warning.contains("`BillingAddress`"), "{warning}");
+    assert!(warning.contains("`ShippingAddress`"), "{warning}");
+    let records = sink.records("Account");
+    assert!(!records.is_empty());
+    for record in &records {
+        assert!(record.get("BillingAddress").is_none());
+        assert!(record.get("BillingCity").is_some());
+    }
+    assert_matches_truth(
+        "Account",
+        &latest(&[&sink], "Account", spec),
+        &truth(&control, spec),
+    );
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_bulk_jobs_fall_back_to_rest() {
+    let org = start(org_config(25)).await;
+    let control = org.control();
+    let config = sync_config(&org, json!({}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    // Opportunity has no field Bulk cannot select: with no REST allowance, it goes to Bulk.
+    let configured = configure(&catalog, &["Opportunity"], None);
+    let spec = catalog.stream("Opportunity").unwrap();
+    let mut options = fast_options();
+    options.planner.rest_max_rows = 0;
+    // The job fails, and so does the one that replaces it.
+    control.set_faults(Faults {
+        bulk_fail_next: 2,
+        ..Faults::default()
+    });
+    let before = control.stats().requests;
+    let (result, sink) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &options,
+    )
+    .await;
+    let summary = result.unwrap();
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    assert_eq!(summary.streams[0].api, Some(Api::Rest));
+    assert_eq!(control.stats().requests.bulk_create - before.bulk_create, 2);
+    assert!(sink.logs().iter().any(|(level, m)| *level == LogLevel::Warn
+        && m.contains("switching to REST")
+        && m.contains("failed")));
+    assert_matches_truth(
+        "Opportunity",
+        &latest(&[&sink], "Opportunity", spec),
+        &truth(&control, spec),
+    );
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_stops_the_sync_and_aborts_its_bulk_jobs() {
+    // Jobs that take a minute: they are still running when the sync is cancelled.
+    let org = start(org_config(26).bulk_timing(30_000, 30_000)).await;
+    let control = org.control();
+    let config = sync_config(&org, json!({"force_use_bulk_api": true}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &["Opportunity", "Task"], None);
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let watcher = control.clone();
+    tokio::spawn(async move {
+        while watcher.stats().requests.bulk_create < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        trigger.cancel();
+    });
+    let mut sink = MemorySink::new();
+    let summary = tokio::time::timeout(
+        Duration::from_secs(20),
+        read_with(
+            &session,
+            &config,
+            &configured,
+            &InputState::default(),
+            &mut sink,
+            cancel,
+            &fast_options(),
+        ),
+    )
+    .await
+    .expect("the sync stopped when cancelled")
+    .unwrap();
+    for stream in &summary.streams {
+        assert_eq!(
+            stream.status,
+            StreamStatus::Incomplete(IncompleteReason::Cancelled),
+            "{}",
+            stream.stream
+        );
+    }
+    let requests = control.stats().requests;
+    assert!(requests.bulk_create >= 2);
+    assert_eq!(requests.bulk_abort, requests.bulk_create);
+    assert!(sink.records("Opportunity").is_empty());
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_stream_fails_by_name_while_the_others_sync() {
+    let org = start(org_config(27)).await;
+    let control = org.control();
+    let config = sync_config(&org, json!({}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let mut configured = configure(&catalog, &["Account", "Lead"], None);
+    configured.streams[1].name = "Nope__c".to_string();
+    let (result, sink) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &fast_options(),
+    )
+    .await;
+    let err = result.unwrap_err();
+    assert!(matches!(&err, Error::StreamUnknown { stream, .. } if stream == "Nope__c"));
+    assert_eq!(err.failure(), Failure::Config);
+    let text = err.to_string();
+    assert!(
+        text.contains("stream `Nope__c`") && text.contains("run discover again"),
+        "{text}"
+    );
+    // Account still synced completely and the summary was emitted.
+    let summary = sink.final_summary().unwrap();
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    assert!(matches!(
+        &summary.streams[1].status,
+        StreamStatus::Incomplete(IncompleteReason::Failed { message }) if message.contains("Nope__c")
+    ));
+    assert!(!summary.succeeded());
+    let spec = catalog.stream("Account").unwrap();
+    assert_matches_truth(
+        "Account",
+        &latest(&[&sink], "Account", spec),
+        &truth(&control, spec),
+    );
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selected_field_gone_from_the_org_fails_the_stream_before_any_record() {
+    let org = start(org_config(28)).await;
+    let config = sync_config(&org, json!({}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let mut configured = configure(&catalog, &["Account"], None);
+    let fields = configured.streams[0].selected_fields.as_mut().unwrap();
+    fields.push("Renamed__c".to_string());
+    let (result, sink) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &fast_options(),
+    )
+    .await;
+    let err = result.unwrap_err();
+    assert_eq!(
+        err,
+        Error::StreamFieldsMissing {
+            stream: "Account".into(),
+            fields: vec!["Renamed__c".into()]
+        }
+    );
+    assert_eq!(err.failure(), Failure::Config);
+    let text = err.to_string();
+    assert!(
+        text.contains("`Renamed__c`") && text.contains("refresh the schema"),
+        "{text}"
+    );
+    assert!(sink.records("Account").is_empty());
+    assert!(sink.states("Account").is_empty());
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_discover_against_the_org() {
+    let org = start(org_config(29)).await;
+    let config = sync_config(
+        &org,
+        json!({"streams_criteria": [{"criteria": "starts with", "value": "acc"}]}),
+    );
+    let session = login(&config).await;
+    sf_sync::check(&session, &config).await.unwrap();
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let names: Vec<&str> = catalog.names().collect();
+    assert!(
+        names.contains(&"Account") && names.contains(&"AccountHistory"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().all(|n| n.to_lowercase().starts_with("acc")),
+        "{names:?}"
+    );
+    // With the daily limit used up, check fails as a transient failure naming Salesforce's code.
+    org.control().set_faults(Faults {
+        daily_api_limit: 0,
+        ..Faults::default()
+    });
+    let err = sf_sync::check(&session, &config).await.unwrap_err();
+    assert!(matches!(err, Error::CheckRequest { .. }), "{err:?}");
+    assert_eq!(err.failure(), Failure::Transient);
+    assert_eq!(err.error_code(), Some("REQUEST_LIMIT_EXCEEDED"));
+    org.shutdown().await;
+}
