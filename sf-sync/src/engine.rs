@@ -121,6 +121,7 @@ pub async fn read_with(
     cancel: CancellationToken,
     options: &ReadOptions,
 ) -> Result<SyncSummary, Error> {
+    options.validate()?;
     let usage_before = session.api_usage().map(|u| u.used);
     let objects: Vec<String> = catalog
         .streams

@@ -1,17 +1,71 @@
 //! The sync engine: reads a configured catalog from an org into a sink, resumably.
 //!
+//! **Entry points**, each taking a [`sf_auth::Session`] the caller logged in with
+//! [`SyncConfig::session_config`]: [`check`] (one describeGlobal call proves the credentials and
+//! API access), [`discover`] (the org's streams, filtered by `streams_criteria`) and [`read`]
+//! (or [`read_with`] and its [`ReadOptions`]), which syncs a [`ConfiguredCatalog`] from an
+//! [`InputState`] into a [`Sink`] and returns a [`SyncSummary`]. [`Error::failure`] tells the
+//! caller how to label a failure ([`Failure`]: config, transient or system).
+//!
+//! **How `read` runs.** It describes only the catalog's objects (25 to a `composite/batch` call),
+//! checks that every stream exists and still has its selected fields, and selects those fields
+//! plus `Id`, the cursor and `IsDeleted`. Per stream it picks the API: REST when the Bulk API
+//! cannot serve the object or its selected fields (unless `force_use_bulk_api`, which keeps Bulk
+//! and drops those fields), otherwise by volume: one `SELECT COUNT()` over the span to read
+//! feeds the [`PlannerConfig`], which sends small spans through REST in as few windows as the
+//! rows need and large ones through Bulk, with several jobs in flight while one downloads. A
+//! full-refresh stream reads the whole object; an incremental one reads the windows
+//! ([`uncovered_spans`]) from `max(start_date, state − lookback_window)` to the org's clock less
+//! [`CLOCK_HOLD_BACK`], and emits its merged date-range state after each window, after the
+//! window's records. A window that times out is read again in halves (down to [`MIN_WINDOW`]);
+//! a lost query locator resumes after the last record read; a Bulk job refused as unsupported,
+//! or failed twice, switches the stream to REST. At the daily API limit or the `api_budget`,
+//! no new work starts, every stream's state reached is emitted, and `read` returns `Ok` with the
+//! streams cut short marked [`IncompleteReason::ApiLimit`]. Up to `num_workers` streams run at
+//! once, each on its own task; their output reaches the sink through one bounded channel, so a
+//! stream's records and states keep their order and memory stays bounded. The cancellation token
+//! stops every stream and aborts its running Bulk jobs.
+//!
 //! **Owns:** the config ([`SyncConfig`], Airbyte source-salesforce's keys as they are, with its
 //! own ISO 8601 [`IsoDuration`]s), the configured catalog ([`ConfiguredCatalog`]), per-stream
 //! state ([`InputState`] reads every form Airbyte's connector writes, [`StreamState`] is the
 //! merged date-range form this engine writes), the windows an incremental sync reads
 //! ([`uncovered_spans`], [`plan_windows`], [`Window::split`] for timeouts), the volume-aware
-//! choice of REST or Bulk and of window sizes ([`PlannerConfig::plan`]), and the [`Sink`] that
-//! receives records, state, logs, statuses and the [`SyncSummary`] ([`MemorySink`] for tests).
-//! The run loop over `sf-rest` and `sf-bulk` builds on these.
+//! choice of REST or Bulk and of window sizes ([`PlannerConfig::plan`]), the run loop over
+//! `sf-rest` and `sf-bulk`, and the [`Sink`] that receives records, state, logs, statuses and the
+//! [`SyncSummary`] ([`MemorySink`] for tests).
 //!
 //! **Must not know:** the Airbyte message envelope or the command line (`sf-cli` wraps states and
 //! records into Airbyte messages); HTTP details beyond what `sf-auth`, `sf-rest` and `sf-bulk`
-//! expose.
+//! expose; SOQL paging and CSV decoding (theirs).
+//!
+//! ```no_run
+//! use chrono::Utc;
+//! use sf_sync::{read, CancellationToken, ConfiguredCatalog, InputState, MemorySink, SyncConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = SyncConfig::from_json(
+//!     r#"{"client_id": "3MVG9...", "client_secret": "secret", "refresh_token": "5Aep...",
+//!         "start_date": "2024-01-01"}"#,
+//!     Utc::now(),
+//! )?
+//! .config;
+//! let session = sf_auth::Session::login(config.session_config()).await?;
+//! sf_sync::check(&session, &config).await?;
+//! let catalog = ConfiguredCatalog::from_json(
+//!     r#"{"streams": [{"stream": {"name": "Account", "json_schema": {"properties":
+//!         {"Id": {}, "Name": {}, "SystemModstamp": {}}}}, "sync_mode": "incremental"}]}"#,
+//! )?;
+//! let state = InputState::from_json(r#"{"Account": {"SystemModstamp": "2024-02-20T08:00:00.000Z"}}"#)?;
+//! let mut sink = MemorySink::new();
+//! let summary = read(&session, &config, &catalog, &state, &mut sink, CancellationToken::new()).await?;
+//! println!("{} records; resume from {:?}", summary.records(), sink.last_state("Account"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The foundations on their own: a legacy state migrated and continued 10 minutes before its
+//! value, up to the org's clock less the hold-back.
 //!
 //! ```
 //! use chrono::{TimeZone, Utc};
@@ -26,7 +80,6 @@
 //! let config = parsed.config;
 //! assert_eq!(format!("{:?}", config.client_secret), "***");
 //!
-//! // Airbyte's legacy state for Account, migrated and continued 10 minutes before its value.
 //! let input = InputState::from_json(r#"{"Account": {"SystemModstamp": "2024-02-20T08:00:00.000Z"}}"#)?;
 //! let saved = input.get("Account").cloned().expect("Account has a state");
 //! let state = saved.resolve("Account", "SystemModstamp", config.start_date)?;

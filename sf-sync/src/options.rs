@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::error::{ConfigProblem, Error};
 use crate::planner::PlannerConfig;
 
 /// Engine knobs that are not part of Airbyte's config. [`crate::read`] uses
@@ -43,5 +44,89 @@ impl Default for ReadOptions {
             rest_batch_size: None,
             resume_attempts: 3,
         }
+    }
+}
+
+impl ReadOptions {
+    /// Checks every option; the error names each bad one, its value and what would do.
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut problems = Vec::new();
+        let mut bad = |key: &str, given: String, expected: &str| {
+            problems.push(ConfigProblem {
+                key: key.to_string(),
+                given: Some(given),
+                expected: expected.to_string(),
+            })
+        };
+        if self.bulk_jobs_in_flight == 0 {
+            bad("bulk_jobs_in_flight", "0".into(), "must be at least 1");
+        }
+        if self.bulk_poll_initial.is_zero() {
+            bad(
+                "bulk_poll_initial",
+                format!("{:?}", self.bulk_poll_initial),
+                "must be more than zero",
+            );
+        }
+        if self.bulk_poll_max < self.bulk_poll_initial {
+            bad(
+                "bulk_poll_max",
+                format!("{:?}", self.bulk_poll_max),
+                "must be at least bulk_poll_initial",
+            );
+        }
+        if self.channel_capacity == 0 {
+            bad("channel_capacity", "0".into(), "must be at least 1");
+        }
+        if let Some(n) = self.rest_batch_size {
+            if !(200..=2000).contains(&n) {
+                bad(
+                    "rest_batch_size",
+                    n.to_string(),
+                    "must be from 200 to 2000, or unset to let Salesforce choose",
+                );
+            }
+        }
+        if self.planner.rest_rows_per_window == 0 || self.planner.bulk_rows_per_window == 0 {
+            bad(
+                "planner",
+                format!(
+                    "{} REST / {} Bulk rows per window",
+                    self.planner.rest_rows_per_window, self.planner.bulk_rows_per_window
+                ),
+                "rows per window must be at least 1",
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::ConfigInvalid { problems })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_bad_values_are_named() {
+        ReadOptions::default().validate().unwrap();
+        let bad = ReadOptions {
+            bulk_jobs_in_flight: 0,
+            rest_batch_size: Some(50),
+            bulk_poll_max: Duration::from_millis(1),
+            ..ReadOptions::default()
+        };
+        let text = bad.validate().unwrap_err().to_string();
+        assert!(
+            text.contains("`bulk_jobs_in_flight`: `0` must be at least 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`rest_batch_size`: `50` must be from 200 to 2000"),
+            "{text}"
+        );
+        assert!(text.contains("`bulk_poll_max`"), "{text}");
     }
 }

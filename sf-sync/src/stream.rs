@@ -60,13 +60,13 @@ impl Shared {
         cancel: CancellationToken,
         limit: Option<String>,
     ) -> Result<Shared, Error> {
-        let setup_error = |message: String| Error::StreamRead {
-            stream: String::new(),
-            api: Api::Rest,
-            window: None,
-            error_code: None,
-            message,
-            failure: Failure::Config,
+        // The options were validated; these errors cannot happen, but are reported if they do.
+        let setup_error = |key: &str, message: String| Error::ConfigInvalid {
+            problems: vec![crate::error::ConfigProblem {
+                key: key.to_string(),
+                given: None,
+                expected: message,
+            }],
         };
         let rest = RestReader::new(
             session.clone(),
@@ -75,7 +75,7 @@ impl Shared {
                 ..RestConfig::default()
             },
         )
-        .map_err(|e| setup_error(format!("read options: {e}")))?;
+        .map_err(|e| setup_error("rest_batch_size", e.to_string()))?;
         let bulk = BulkClient::new(
             session.clone(),
             BulkConfig {
@@ -84,7 +84,7 @@ impl Shared {
                 ..BulkConfig::default()
             },
         )
-        .map_err(|e| setup_error(format!("read options: {e}")))?;
+        .map_err(|e| setup_error("bulk_poll_initial", e.to_string()))?;
         Ok(Shared {
             rest,
             bulk,
@@ -313,6 +313,8 @@ pub(crate) async fn run_stream(
 struct ObjectRun {
     setup: StreamSetup,
     cursor: Option<String>,
+    /// Where the cursor is among the columns (records of both APIs carry them in order).
+    cursor_index: Option<usize>,
     /// `Some` for an incremental stream.
     state: Option<StreamState>,
     constraint: ApiConstraint,
@@ -330,10 +332,17 @@ impl ObjectRun {
             .iter()
             .filter_map(|c| setup.spec.field(c).cloned())
             .collect();
+        let cursor_index = cursor.as_deref().and_then(|c| {
+            setup
+                .columns
+                .iter()
+                .position(|col| col.eq_ignore_ascii_case(c))
+        });
         ObjectRun {
             constraint: setup.constraint,
             setup,
             cursor,
+            cursor_index,
             state,
             bulk_fields: Arc::from(bulk_fields),
         }
@@ -350,7 +359,11 @@ impl ObjectRun {
     /// The largest cursor value of a record.
     fn cursor_value(&self, record: &Record) -> Option<DateTime<Utc>> {
         let cursor = self.cursor.as_deref()?;
-        record.get(cursor)?.as_str().and_then(parse_instant)
+        let value = match self.cursor_index {
+            Some(i) if record.columns.get(i).is_some_and(|c| c == cursor) => record.values.get(i),
+            _ => record.get(cursor),
+        };
+        value?.as_str().and_then(parse_instant)
     }
 }
 
