@@ -507,14 +507,18 @@ fn place(values: &mut [Value], out: &[usize], row: Vec<Value>) {
     }
 }
 
-/// The path of a `nextRecordsUrl`: kept when it is a path, cut out of an absolute URL.
+/// The path of a `nextRecordsUrl`: kept when it is a path, cut out of an absolute URL. A path
+/// that starts with `//` or `/\` is refused: joined to the instance URL it would name another
+/// host, and the request carries the bearer token.
 fn path_of(url: &str) -> Option<String> {
-    if url.starts_with('/') {
-        return Some(url.to_string());
-    }
-    let (_, rest) = url.split_once("://")?;
-    let slash = rest.find('/')?;
-    Some(rest[slash..].to_string())
+    let path = if url.starts_with('/') {
+        url
+    } else {
+        let (_, rest) = url.split_once("://")?;
+        &rest[rest.find('/')?..]
+    };
+    let names_a_host = path[1..].starts_with(['/', '\\']);
+    (!names_a_host).then(|| path.to_string())
 }
 
 #[cfg(test)]
@@ -532,6 +536,18 @@ mod tests {
             Some("/services/data/v62.0/query/01g-4000")
         );
         assert_eq!(path_of("query/01g"), None);
+        assert_eq!(
+            path_of("//evil.example.com/services/data/v62.0/query/01g"),
+            None
+        );
+        assert_eq!(
+            path_of("/\\evil.example.com/services/data/v62.0/query/01g"),
+            None
+        );
+        assert_eq!(
+            path_of("https://x.my.salesforce.com//evil.example.com/q"),
+            None
+        );
         assert_eq!(path_of("https://host-only"), None);
     }
 }
