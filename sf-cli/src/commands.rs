@@ -1,0 +1,229 @@
+//! `spec`, `check`, `discover` and `read`: the Airbyte protocol commands.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use sf_auth::Session;
+use sf_discovery::{DescribeStream, StreamSpec};
+use sf_sync::{CancellationToken, ConfiguredCatalog, InputState, SyncConfig, SyncSummary};
+
+use crate::failure::Failure;
+use crate::files::{in_file, read_json, FileKind};
+use crate::protocol::{self, Output};
+use crate::sink::AirbyteSink;
+
+/// A parsed config and its raw JSON (kept to re-emit with a rotated refresh token).
+pub struct LoadedConfig {
+    /// The config as given.
+    pub raw: Value,
+    /// The validated config.
+    pub config: SyncConfig,
+}
+
+fn emit(out: &Output, message: &Value) -> Result<(), Failure> {
+    out.emit(message)
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::system(format!("cannot write to stdout: {e}")))
+}
+
+/// Reads and validates the config file; unknown keys become LOG warnings.
+pub fn load_config(path: &Path, out: &Output) -> Result<LoadedConfig, Failure> {
+    let raw = read_json(FileKind::Config, path)?;
+    let parsed = SyncConfig::from_value(&raw, chrono::Utc::now())
+        .map_err(|e| Failure::config(in_file(FileKind::Config, path, e)))?;
+    for warning in &parsed.warnings {
+        emit(
+            out,
+            &protocol::log(
+                "WARN",
+                &format!("config `{}`: {}", warning.key, warning.message),
+            ),
+        )?;
+    }
+    Ok(LoadedConfig {
+        raw,
+        config: parsed.config,
+    })
+}
+
+/// Logs in, and re-emits the config with the new refresh token each time it rotates.
+pub async fn login(loaded: &LoadedConfig, out: Arc<Output>) -> Result<Session, Failure> {
+    let session = Session::login(loaded.config.session_config())
+        .await
+        .map_err(|e| Failure::from_auth("logging in to Salesforce failed", &e))?;
+    let mut rotations = session.subscribe_rotation();
+    let raw = loaded.raw.clone();
+    let emit_rotated = move |token: &sf_auth::Secret| {
+        let mut config = raw.clone();
+        config["refresh_token"] = json!(token.expose());
+        // One write per message: the line never interleaves with records.
+        let _ = out
+            .emit(&protocol::control_config(config))
+            .and_then(|()| out.flush());
+    };
+    if let Some(token) = rotations.borrow_and_update().clone() {
+        emit_rotated(&token);
+    }
+    tokio::spawn(async move {
+        while rotations.changed().await.is_ok() {
+            if let Some(token) = rotations.borrow_and_update().clone() {
+                emit_rotated(&token);
+            }
+        }
+    });
+    Ok(session)
+}
+
+/// `spec`.
+pub fn spec(out: &Output) -> Result<(), Failure> {
+    emit(out, &protocol::spec(crate::spec::spec()))
+}
+
+/// `check`: CONNECTION_STATUS SUCCEEDED or FAILED (a failed connection is a completed check).
+pub async fn check(config_path: &Path, out: Arc<Output>) -> Result<(), Failure> {
+    let loaded = match load_config(config_path, &out) {
+        Ok(l) => l,
+        Err(f) => return emit(&out, &protocol::connection_status(false, Some(&f.message))),
+    };
+    let result = match login(&loaded, out.clone()).await {
+        Ok(session) => sf_sync::check(&session, &loaded.config)
+            .await
+            .map_err(|e| Failure::from_sync("the connection check failed", &e)),
+        Err(f) => Err(f),
+    };
+    match result {
+        Ok(()) => emit(&out, &protocol::connection_status(true, None)),
+        Err(f) => emit(&out, &protocol::connection_status(false, Some(&f.message))),
+    }
+}
+
+/// One CATALOG entry.
+pub fn catalog_entry(stream: &StreamSpec) -> Value {
+    let mut entry = json!({
+        "name": stream.name,
+        "json_schema": stream.json_schema(),
+        "supported_sync_modes": if stream.supports_incremental {
+            json!(["full_refresh", "incremental"])
+        } else {
+            json!(["full_refresh"])
+        },
+        "is_resumable": stream.supports_incremental,
+    });
+    if let Some(pk) = &stream.primary_key {
+        entry["source_defined_primary_key"] = json!([[pk]]);
+    }
+    if stream.supports_incremental {
+        if let Some(cursor) = &stream.cursor_field {
+            entry["source_defined_cursor"] = json!(true);
+            entry["default_cursor_field"] = json!([cursor]);
+        }
+    }
+    entry
+}
+
+/// The `Describe` stream's CATALOG entry.
+pub fn describe_entry() -> Value {
+    json!({
+        "name": DescribeStream::NAME,
+        "json_schema": DescribeStream::json_schema(),
+        "supported_sync_modes": ["full_refresh"],
+        "source_defined_primary_key": [[DescribeStream::PRIMARY_KEY]],
+        "is_resumable": false,
+    })
+}
+
+/// `discover`: the CATALOG of every stream the config's criteria keep, plus `Describe`.
+pub async fn discover(config_path: &Path, out: Arc<Output>) -> Result<Value, Failure> {
+    let loaded = load_config(config_path, &out)?;
+    let session = login(&loaded, out.clone()).await?;
+    let catalog = sf_sync::discover(&session, &loaded.config)
+        .await
+        .map_err(|e| Failure::from_sync("discovery failed", &e))?;
+    for warning in &catalog.warnings {
+        emit(&out, &protocol::log("WARN", &warning.to_string()))?;
+    }
+    let mut streams: Vec<Value> = catalog.streams.iter().map(catalog_entry).collect();
+    if !catalog
+        .streams
+        .iter()
+        .any(|s| s.name == DescribeStream::NAME)
+    {
+        streams.push(describe_entry());
+    }
+    let message = protocol::catalog(streams);
+    emit(&out, &message)?;
+    Ok(message)
+}
+
+/// `read`: RECORD, STATE, LOG and TRACE messages; success also when the daily limit cut it short.
+pub async fn read(
+    config_path: &Path,
+    catalog_path: &Path,
+    state_path: Option<&Path>,
+    out: Arc<Output>,
+    show_progress: bool,
+) -> Result<SyncSummary, Failure> {
+    let loaded = load_config(config_path, &out)?;
+    let catalog_json = read_json(FileKind::Catalog, catalog_path)?;
+    let catalog = ConfiguredCatalog::from_value(&catalog_json)
+        .map_err(|e| Failure::config(in_file(FileKind::Catalog, catalog_path, e)))?;
+    let state = match state_path {
+        Some(path) => {
+            let json = read_json(FileKind::State, path)?;
+            InputState::from_value(&json)
+                .map_err(|e| Failure::config(in_file(FileKind::State, path, e)))?
+        }
+        None => InputState::from_value(&json!([]))
+            .map_err(|e| Failure::system(format!("empty state: {e}")))?,
+    };
+    let session = login(&loaded, out.clone()).await?;
+    let cancel = CancellationToken::new();
+    let on_interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cancel();
+        }
+    });
+    let mut sink = AirbyteSink::new(out.clone(), catalog.streams.len(), show_progress);
+    let summary = sf_sync::read(
+        &session,
+        &loaded.config,
+        &catalog,
+        &state,
+        &mut sink,
+        cancel,
+    )
+    .await
+    .map_err(|e| Failure::from_sync("the sync failed", &e))?;
+    let stopped: Vec<String> = summary
+        .incomplete()
+        .filter(|(_, reason)| !reason.is_failure())
+        .map(|(stream, reason)| format!("{stream} ({reason})"))
+        .collect();
+    if !stopped.is_empty() {
+        emit(
+            &out,
+            &protocol::log(
+                "WARN",
+                &format!(
+                    "the sync stopped early and succeeded; the next incremental sync resumes: {}",
+                    stopped.join(", ")
+                ),
+            ),
+        )?;
+    }
+    if !summary.succeeded() {
+        let failed: Vec<String> = summary
+            .incomplete()
+            .filter(|(_, reason)| reason.is_failure())
+            .map(|(stream, reason)| format!("{stream}: {reason}"))
+            .collect();
+        return Err(Failure::system(format!(
+            "{} stream(s) failed; the others completed and their state was emitted: {}",
+            failed.len(),
+            failed.join("; ")
+        )));
+    }
+    Ok(summary)
+}

@@ -1,0 +1,69 @@
+//! A failure the CLI reports as a TRACE error and a non-zero exit.
+
+use crate::protocol::FailureType;
+
+/// What failed, for the user, and how Airbyte should classify it.
+#[derive(Debug)]
+pub struct Failure {
+    /// The message (what failed and what to do).
+    pub message: String,
+    /// Airbyte's failure type.
+    pub failure_type: FailureType,
+}
+
+impl Failure {
+    /// The user must fix the config, catalog or state.
+    pub fn config(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            failure_type: FailureType::Config,
+        }
+    }
+
+    /// Something unexpected.
+    pub fn system(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            failure_type: FailureType::System,
+        }
+    }
+
+    /// Worth retrying later.
+    pub fn transient(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            failure_type: FailureType::Transient,
+        }
+    }
+
+    /// From a session error (login or API call).
+    pub fn from_auth(context: &str, e: &sf_auth::Error) -> Failure {
+        let message = format!("{context}: {e}");
+        match e.kind() {
+            sf_auth::ErrorKind::Unauthenticated => Failure::config(message),
+            sf_auth::ErrorKind::Transient | sf_auth::ErrorKind::ConcurrentLimit => {
+                Failure::transient(message)
+            }
+            _ if matches!(e, sf_auth::Error::InvalidLoginUrl { .. }) => Failure::config(message),
+            _ => Failure::system(message),
+        }
+    }
+
+    /// From a sync engine error.
+    pub fn from_sync(context: &str, e: &sf_sync::Error) -> Failure {
+        let message = format!("{context}: {e}");
+        match e.failure() {
+            sf_sync::Failure::Config => Failure::config(message),
+            sf_sync::Failure::Transient => Failure::transient(message),
+            _ => Failure::system(message),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}

@@ -1,0 +1,115 @@
+//! Reading the config, catalog and state files, with errors that name the file and the fix.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::failure::Failure;
+
+/// Which file is being read, for messages.
+#[derive(Debug, Clone, Copy)]
+pub enum FileKind {
+    /// `--config`
+    Config,
+    /// `--catalog`
+    Catalog,
+    /// `--state`
+    State,
+}
+
+impl FileKind {
+    fn name(self) -> &'static str {
+        match self {
+            FileKind::Config => "config",
+            FileKind::Catalog => "catalog",
+            FileKind::State => "state",
+        }
+    }
+
+    fn fix(self) -> &'static str {
+        match self {
+            FileKind::Config => {
+                "pass a JSON object with the connector's config (its keys: `sfconnect spec`)"
+            }
+            FileKind::Catalog => {
+                "pass a configured catalog: a JSON object {\"streams\": [...]} built from `sfconnect discover`"
+            }
+            FileKind::State => {
+                "pass the STATE messages' `state` objects of the last sync as a JSON list, a legacy state object, or `[]`"
+            }
+        }
+    }
+}
+
+/// Reads and parses a JSON file; the name need not end in `.json`.
+pub fn read_json(kind: FileKind, path: &Path) -> Result<Value, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let what = if e.kind() == std::io::ErrorKind::NotFound {
+            "does not exist".to_string()
+        } else {
+            format!("cannot be read ({e})")
+        };
+        Failure::config(format!(
+            "{} file `{}` {what}: {}",
+            kind.name(),
+            path.display(),
+            kind.fix()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        Failure::config(format!(
+            "{} file `{}` is not valid JSON: {} at line {}, column {}: {}",
+            kind.name(),
+            path.display(),
+            classify_json_error(&e),
+            e.line(),
+            e.column(),
+            kind.fix()
+        ))
+    })
+}
+
+fn classify_json_error(e: &serde_json::Error) -> String {
+    // serde_json's message ends with " at line L column C"; keep only the reason.
+    let text = e.to_string();
+    match text.find(" at line ") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    }
+}
+
+/// Prefixes an error about a file's content with the file's name.
+pub fn in_file(kind: FileKind, path: &Path, error: impl std::fmt::Display) -> String {
+    format!("{} file `{}`: {error}", kind.name(), path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_invalid_files_are_named() {
+        let dir = std::env::temp_dir().join(format!("sfconnect-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("nope.conf");
+        let e = read_json(FileKind::Config, &missing).unwrap_err();
+        assert!(e.message.contains("config file"), "{}", e.message);
+        assert!(
+            e.message.contains("nope.conf` does not exist"),
+            "{}",
+            e.message
+        );
+        let bad = dir.join("catalog.txt");
+        std::fs::write(&bad, "{\"streams\": [\n  {\"x\": }\n]}").unwrap();
+        let e = read_json(FileKind::Catalog, &bad).unwrap_err();
+        assert!(e.message.contains("is not valid JSON"), "{}", e.message);
+        assert!(e.message.contains("line 2"), "{}", e.message);
+        let good = dir.join("state");
+        std::fs::write(&good, "[]").unwrap();
+        assert_eq!(
+            read_json(FileKind::State, &good).unwrap(),
+            serde_json::json!([])
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,203 @@
+//! `sfconnect`: the Salesforce source connector's command line.
+//!
+//! **Owns:** the binary `sfconnect`: `spec`, `check`, `discover` and `read` speaking the Airbyte
+//! protocol on stdout (one JSON message per line, nothing else there), reading Airbyte
+//! source-salesforce's config, catalog and state files as they are; `emulate` (serve the emulated
+//! org and print a ready-to-use config) and `demo` (a whole sync against it, written to a folder).
+//! Logs go to stderr through `tracing` (`RUST_LOG`).
+//!
+//! **Must not know:** HTTP, SOQL, CSV or Salesforce error bodies. It maps the sync engine's sink
+//! events to Airbyte messages and failures to TRACE errors and exit codes; with `xtask` it is the
+//! only crate that uses `anyhow` and `clap`.
+
+mod commands;
+mod demo;
+mod failure;
+mod files;
+mod protocol;
+mod sink;
+mod spec;
+
+use std::io::BufWriter;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use fixtures::{EmulatedOrg, OrgConfig, Scale};
+
+use crate::failure::Failure;
+use crate::protocol::Output;
+
+#[derive(Parser)]
+#[command(
+    name = "sfconnect",
+    version,
+    about = "A Salesforce source connector speaking the Airbyte protocol"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the connection specification (SPEC).
+    Spec,
+    /// Check the config: log in and reach the API (CONNECTION_STATUS).
+    Check {
+        /// The config file (Airbyte source-salesforce's keys).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// List the streams the config can read (CATALOG).
+    Discover {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Read the configured streams (RECORD, STATE, LOG, TRACE).
+    Read {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The configured catalog file.
+        #[arg(long)]
+        catalog: PathBuf,
+        /// The state file of the last sync.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Serve the emulated Salesforce org on loopback and print a ready-to-use config.
+    Emulate {
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 8765)]
+        port: u16,
+        /// Seed of the org's data (same seed, same org).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Size: tiny, small, medium or large.
+        #[arg(long, default_value = "small")]
+        scale: Scale,
+    },
+    /// Run check, discover, a first read, changes to the org and an incremental read against the
+    /// emulated org; write every step's messages under a folder and print a summary.
+    Demo {
+        /// Where to write the messages.
+        #[arg(long, default_value = "sfconnect-demo")]
+        dir: PathBuf,
+        /// Seed of the org's data.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Size: tiny, small, medium or large.
+        #[arg(long, default_value = "small")]
+        scale: Scale,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sfconnect: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = Arc::new(Output::new(Box::new(BufWriter::with_capacity(
+        1 << 16,
+        std::io::stdout(),
+    ))));
+    match cli.command {
+        Command::Emulate { port, seed, scale } => runtime.block_on(async move {
+            match emulate(port, seed, scale).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sfconnect emulate: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
+        Command::Demo { dir, seed, scale } => runtime.block_on(async move {
+            match demo::run(&dir, seed, scale).await {
+                Ok(steps) => {
+                    println!("{}", demo::table(&steps));
+                    println!("messages of every step are in {}/", dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sfconnect demo: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
+        command => {
+            let out = stdout.clone();
+            let result = runtime.block_on(async move { protocol_command(command, out).await });
+            let code = match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(failure) => {
+                    let _ = stdout.emit(&protocol::trace_error(
+                        &failure.message,
+                        None,
+                        failure.failure_type,
+                    ));
+                    ExitCode::FAILURE
+                }
+            };
+            let _ = stdout.flush();
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            code
+        }
+    }
+}
+
+async fn protocol_command(command: Command, out: Arc<Output>) -> Result<(), Failure> {
+    match command {
+        Command::Spec => commands::spec(&out),
+        Command::Check { config } => commands::check(&config, out).await,
+        Command::Discover { config } => commands::discover(&config, out).await.map(|_| ()),
+        Command::Read {
+            config,
+            catalog,
+            state,
+        } => commands::read(&config, &catalog, state.as_deref(), out, true)
+            .await
+            .map(|_| ()),
+        Command::Emulate { .. } | Command::Demo { .. } => {
+            Err(Failure::system("not a protocol command"))
+        }
+    }
+}
+
+async fn emulate(port: u16, seed: u64, scale: Scale) -> anyhow::Result<()> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let org = EmulatedOrg::start_on(addr, OrgConfig::new(seed, scale)).await?;
+    let info = org.login_info();
+    let config = serde_json::json!({
+        "client_id": info.client_id,
+        "client_secret": info.client_secret,
+        "refresh_token": info.refresh_token,
+        "login_url": info.login_url,
+    });
+    println!("{config}");
+    eprintln!(
+        "emulated Salesforce org at {} (seed {seed}). Save the line above as config.json, then e.g. \
+         `sfconnect discover --config config.json`. Ctrl-C stops it.",
+        org.base_url()
+    );
+    tokio::signal::ctrl_c().await?;
+    org.shutdown().await;
+    Ok(())
+}

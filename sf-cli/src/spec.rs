@@ -1,0 +1,107 @@
+//! The connection specification: a JSON schema accepting every key the config takes.
+
+use serde_json::{json, Value};
+
+const DATE_PATTERN: &str = "^([0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?)$";
+const DURATION_PATTERN: &str =
+    "^P(?!$)([0-9]+(\\.[0-9]+)?Y)?([0-9]+(\\.[0-9]+)?M)?([0-9]+(\\.[0-9]+)?W)?([0-9]+(\\.[0-9]+)?D)?(T(?=[0-9])([0-9]+(\\.[0-9]+)?H)?([0-9]+(\\.[0-9]+)?M)?([0-9]+(\\.[0-9]+)?S)?)?$";
+
+/// The `spec` object of the SPEC message.
+pub fn spec() -> Value {
+    json!({
+        "documentationUrl": "https://docs.airbyte.com/integrations/sources/salesforce",
+        "supportsIncremental": true,
+        "supported_destination_sync_modes": ["overwrite", "append", "append_dedup"],
+        "connectionSpecification": {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "title": "Salesforce Source Spec (sfconnect)",
+            "type": "object",
+            "required": ["client_id", "client_secret"],
+            "additionalProperties": true,
+            "properties": {
+                "is_sandbox": {
+                    "title": "Sandbox", "type": "boolean", "default": false, "order": 1,
+                    "description": "Log in at test.salesforce.com instead of login.salesforce.com."
+                },
+                "auth_type": {"type": "string", "const": "Client"},
+                "client_id": {
+                    "title": "Client ID", "type": "string", "order": 2,
+                    "description": "The connected app's consumer key."
+                },
+                "client_secret": {
+                    "title": "Client Secret", "type": "string", "airbyte_secret": true, "order": 3,
+                    "description": "The connected app's consumer secret."
+                },
+                "refresh_token": {
+                    "title": "Refresh Token", "type": "string", "airbyte_secret": true, "order": 4,
+                    "description": "An OAuth refresh token of the user whose data is synced."
+                },
+                "start_date": {
+                    "title": "Replication Start Date", "type": "string", "order": 5,
+                    "format": "date-time", "pattern": DATE_PATTERN,
+                    "examples": ["2021-07-25", "2021-07-25T00:00:00Z"],
+                    "description": "UTC. Data before it is not replicated. Default: two years before the sync."
+                },
+                "end_date": {
+                    "title": "Replication End Date", "type": "string", "order": 6,
+                    "pattern": format!("^$|{}", DATE_PATTERN.trim_start_matches('^')),
+                    "examples": ["2024-01-01", "2024-01-01T00:00:00Z"],
+                    "description": "UTC, exclusive. Incremental streams only. Empty: now."
+                },
+                "force_use_bulk_api": {
+                    "title": "Force to use BULK API", "type": "boolean", "default": false, "order": 7,
+                    "description": "Keep Bulk API 2.0 for objects with base64 or compound fields, dropping those fields."
+                },
+                "stream_slice_step": {
+                    "title": "Stream Slice Step for Incremental sync", "type": "string", "default": "P30D",
+                    "order": 8, "pattern": DURATION_PATTERN,
+                    "examples": ["PT12H", "P7D", "P30D", "P1M", "P1Y"],
+                    "description": "ISO 8601 duration of the largest window read at once; at least 1 second."
+                },
+                "lookback_window": {
+                    "title": "Lookback Window", "type": "string", "default": "PT10M", "order": 9,
+                    "pattern": DURATION_PATTERN, "examples": ["PT10M", "PT30M", "PT1H"],
+                    "description": "ISO 8601 duration re-read on every incremental sync, against Salesforce's eventual consistency."
+                },
+                "streams_criteria": {
+                    "title": "Filter Salesforce Objects", "type": "array", "order": 10,
+                    "description": "Keep objects whose name matches any criterion (case-insensitive). None: every object.",
+                    "items": {
+                        "type": "object",
+                        "required": ["criteria", "value"],
+                        "properties": {
+                            "criteria": {
+                                "type": "string", "default": "contains",
+                                "enum": ["starts with", "ends with", "contains", "exacts",
+                                         "starts not with", "ends not with", "not contains", "not exacts"]
+                            },
+                            "value": {"type": "string"}
+                        }
+                    }
+                },
+                "preserve_na_values": {
+                    "title": "Preserve NA values", "type": "boolean", "default": false, "order": 11,
+                    "description": "Accepted for compatibility: sfconnect always keeps NA, N/A, NULL and None as strings."
+                },
+                "login_url": {
+                    "title": "Login URL", "type": "string", "order": 12,
+                    "examples": ["https://acme.my.salesforce.com", "http://127.0.0.1:8765"],
+                    "description": "A My Domain login URL, or an emulated org on loopback. Overrides is_sandbox."
+                },
+                "api_version": {
+                    "title": "API version", "type": "string", "default": "62.0", "order": 13,
+                    "pattern": "^[0-9]{2}\\.0$"
+                },
+                "num_workers": {
+                    "title": "Streams in flight", "type": "integer", "default": 4,
+                    "minimum": 1, "maximum": 50, "order": 14
+                },
+                "api_budget": {
+                    "title": "API budget", "type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                    "order": 15,
+                    "description": "The largest share of the org's daily API limit this sync may use, e.g. 0.5. Default: no cap besides the limit."
+                }
+            }
+        }
+    })
+}
