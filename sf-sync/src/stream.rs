@@ -2,6 +2,7 @@
 //! records, state, logs and statuses, in order, to the sink's channel.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -49,6 +50,8 @@ pub(crate) struct Shared {
     cancel: CancellationToken,
     /// The first daily-limit stop seen: once set, no stream starts new work.
     limit: Mutex<Option<String>>,
+    /// Set when the org's daily Bulk job allowance is used up: streams read through REST then.
+    bulk_exhausted: AtomicBool,
 }
 
 impl Shared {
@@ -94,6 +97,7 @@ impl Shared {
             tx,
             cancel,
             limit: Mutex::new(limit),
+            bulk_exhausted: AtomicBool::new(false),
         })
     }
 
@@ -383,6 +387,9 @@ impl From<Stop> for SpanError {
     }
 }
 
+/// A task creating a Bulk job and waiting for it; `None` when it was stopped.
+type Preparing = JoinHandle<Option<Result<Prepared, sf_bulk::Error>>>;
+
 /// A Bulk job created and complete, its results not read yet.
 struct Prepared {
     stream: BulkStream,
@@ -439,6 +446,19 @@ impl Runner {
     async fn object(&mut self, run: &mut ObjectRun) -> Result<(), Stop> {
         self.may_continue()?;
         let name = self.name.clone();
+        if run.constraint != ApiConstraint::RestOnly
+            && self.shared.bulk_exhausted.load(Ordering::Relaxed)
+        {
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "{name}: read through REST: the org's daily Bulk query job allowance is \
+                     used up"
+                ),
+            )
+            .await;
+            run.constraint = ApiConstraint::RestOnly;
+        }
         let planner = self.shared.options.planner.clone();
         let (mut api, queue, skip) = match &run.state {
             None => {
@@ -802,66 +822,63 @@ impl Runner {
             })
     }
 
-    /// Starts a job for `span` on its own task, which returns once the job is complete.
+    /// Starts a job for `span` on its own task, which returns once the job is complete, or
+    /// `None` once `stop` is cancelled (a job being created is created first, so its id is
+    /// known and it can be aborted).
     fn spawn_prepare(
         &self,
         run: &ObjectRun,
         span: &Span,
-    ) -> Result<JoinHandle<Result<Prepared, sf_bulk::Error>>, Stop> {
+        stop: &CancellationToken,
+    ) -> Result<Preparing, Stop> {
         let soql = self.bulk_soql(run, span)?;
         let bulk = self.shared.bulk.clone();
         let fields = run.bulk_fields.clone();
         let jobs = self.jobs.clone();
+        let stop = stop.clone();
         let operation = if run.include_deleted() {
             Operation::QueryAll
         } else {
             Operation::Query
         };
         Ok(tokio::spawn(async move {
+            if stop.is_cancelled() {
+                return None;
+            }
             let mut stream = bulk.query(operation, soql, &fields);
-            let mut job_id = None;
+            let mut job_id: Option<String> = None;
             loop {
-                match stream.next().await {
+                let item = tokio::select! {
+                    biased;
+                    _ = stop.cancelled(), if job_id.is_some() => return None,
+                    item = stream.next() => item,
+                };
+                let first = match item {
                     Some(Ok(BulkItem::JobCreated { job_id: id })) => {
                         lock(&jobs).insert(id.clone());
                         job_id = Some(id);
+                        continue;
                     }
-                    Some(Ok(BulkItem::JobCompleted(_))) => {
-                        return Ok(Prepared {
-                            stream,
-                            job_id,
-                            first: None,
-                        })
-                    }
-                    Some(Ok(other)) => {
-                        return Ok(Prepared {
-                            stream,
-                            job_id,
-                            first: Some(other),
-                        })
-                    }
+                    Some(Ok(BulkItem::JobCompleted(_))) | None => None,
+                    Some(Ok(other)) => Some(other),
                     Some(Err(e)) => {
-                        if let (Some(id), true) = (
-                            &job_id,
-                            matches!(
-                                e.kind(),
-                                sf_bulk::ErrorKind::JobFailed
-                                    | sf_bulk::ErrorKind::JobAborted
-                                    | sf_bulk::ErrorKind::NotSupported
-                            ),
-                        ) {
+                        let ended = matches!(
+                            e.kind(),
+                            sf_bulk::ErrorKind::JobFailed
+                                | sf_bulk::ErrorKind::JobAborted
+                                | sf_bulk::ErrorKind::NotSupported
+                        );
+                        if let (Some(id), true) = (&job_id, ended) {
                             lock(&jobs).remove(id);
                         }
-                        return Err(e);
+                        return Some(Err(e));
                     }
-                    None => {
-                        return Ok(Prepared {
-                            stream,
-                            job_id,
-                            first: None,
-                        })
-                    }
-                }
+                };
+                return Some(Ok(Prepared {
+                    stream,
+                    job_id,
+                    first,
+                }));
             }
         }))
     }
@@ -873,12 +890,14 @@ impl Runner {
         run: &mut ObjectRun,
         queue: &mut SpanQueue,
     ) -> Result<Option<String>, Stop> {
-        let mut inflight: VecDeque<(Span, JoinHandle<Result<Prepared, sf_bulk::Error>>)> =
-            VecDeque::new();
-        let result = self.bulk_loop(run, queue, &mut inflight).await;
-        // Whatever ended the loop, nothing started ahead is needed any more.
+        let stop = self.shared.cancel.child_token();
+        let mut inflight: VecDeque<(Span, Preparing)> = VecDeque::new();
+        let result = self.bulk_loop(run, queue, &mut inflight, &stop).await;
+        // Whatever ended the loop, nothing started ahead is needed any more: the tasks stop once
+        // the jobs they create have ids, and every job still running is aborted.
+        stop.cancel();
         for (_, handle) in inflight {
-            handle.abort();
+            let _ = handle.await;
         }
         if !matches!(result, Ok(None)) {
             self.abort_jobs().await;
@@ -890,7 +909,8 @@ impl Runner {
         &mut self,
         run: &mut ObjectRun,
         queue: &mut SpanQueue,
-        inflight: &mut VecDeque<(Span, JoinHandle<Result<Prepared, sf_bulk::Error>>)>,
+        inflight: &mut VecDeque<(Span, Preparing)>,
+        stop: &CancellationToken,
     ) -> Result<Option<String>, Stop> {
         let ahead = self.shared.options.bulk_jobs_in_flight.max(1);
         let min = self.shared.options.planner.min_window;
@@ -898,24 +918,24 @@ impl Runner {
             self.may_continue()?;
             while inflight.len() < ahead {
                 let Some(span) = queue.next() else { break };
-                let handle = self.spawn_prepare(run, &span)?;
+                let handle = self.spawn_prepare(run, &span, stop)?;
                 inflight.push_back((span, handle));
             }
-            let Some((span, handle)) = inflight.pop_front() else {
+            let Some((span, mut handle)) = inflight.pop_front() else {
                 return Ok(None);
             };
-            let abort = handle.abort_handle();
             let prepared = tokio::select! {
                 biased;
                 _ = self.shared.cancel.cancelled() => {
-                    abort.abort();
+                    inflight.push_front((span, handle));
                     return Err(Stop::Cancelled);
                 }
-                joined = handle => joined,
+                joined = &mut handle => joined,
             };
             let outcome = match prepared {
-                Ok(Ok(prepared)) => self.bulk_download(run, &span, prepared).await,
-                Ok(Err(e)) => Err(self.bulk_span_error(&span, e)),
+                Ok(Some(Ok(prepared))) => self.bulk_download(run, &span, prepared).await,
+                Ok(Some(Err(e))) => Err(self.bulk_span_error(&span, e)),
+                Ok(None) => Err(SpanError::Stop(Stop::Cancelled)),
                 Err(join) => Err(SpanError::Stop(Stop::Failed(Error::StreamRead {
                     stream: self.name.to_string(),
                     api: Api::Bulk,
@@ -938,17 +958,15 @@ impl Runner {
                         ),
                     )
                     .await;
-                    let second = self.spawn_prepare(run, &Some(b))?;
+                    let second = self.spawn_prepare(run, &Some(b), stop)?;
                     inflight.push_front((Some(b), second));
-                    let first = self.spawn_prepare(run, &Some(a))?;
+                    let first = self.spawn_prepare(run, &Some(a), stop)?;
                     inflight.push_front((Some(a), first));
                 }
                 Err(SpanError::Fallback(reason)) => {
-                    // This span and those started ahead go back, in order, ahead of the queue.
+                    // This span and those started ahead go back, in order, ahead of the queue;
+                    // the jobs started ahead are stopped and aborted by the caller.
                     let ahead: Vec<Span> = inflight.iter().map(|(s, _)| *s).collect();
-                    for (_, handle) in inflight.drain(..) {
-                        handle.abort();
-                    }
                     for s in ahead.into_iter().rev() {
                         queue.push_front(s);
                     }
@@ -967,7 +985,12 @@ impl Runner {
             K::DailyLimitExceeded => {
                 SpanError::Stop(Stop::Limit(self.shared.hit_limit(&e.to_string())))
             }
-            K::NotSupported | K::BulkJobLimit => SpanError::Fallback(e.to_string()),
+            K::NotSupported => SpanError::Fallback(e.to_string()),
+            K::BulkJobLimit => {
+                // Other streams need not try: REST requests are a separate allowance.
+                self.shared.bulk_exhausted.store(true, Ordering::Relaxed);
+                SpanError::Fallback(e.to_string())
+            }
             K::JobFailed => match &e {
                 sf_bulk::Error::JobFailed { error_message, .. }
                     if bulk_failed_for_size(error_message) && span.is_some() =>

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::*;
-use fixtures::{Faults, OrgControl};
+use fixtures::Faults;
 use serde_json::{json, Value};
 use sf_discovery::Record;
 use sf_sync::{
@@ -158,19 +158,30 @@ async fn the_api_budget_stops_the_sync_like_the_limit() {
     org.shutdown().await;
 }
 
-/// A sink that revokes the org's access tokens when it takes its `at`-th record.
-struct RevokingSink {
+/// A sink that acts on the org when it takes its `at`-th record.
+struct ActingSink {
     inner: MemorySink,
-    control: OrgControl,
+    act: Box<dyn Fn() + Send>,
     seen: AtomicUsize,
     at: usize,
 }
 
+impl ActingSink {
+    fn new(at: usize, act: impl Fn() + Send + 'static) -> ActingSink {
+        ActingSink {
+            inner: MemorySink::new(),
+            act: Box::new(act),
+            seen: AtomicUsize::new(0),
+            at,
+        }
+    }
+}
+
 #[async_trait]
-impl Sink for RevokingSink {
+impl Sink for ActingSink {
     async fn record(&mut self, stream: &str, record: Record) -> Result<(), Error> {
         if self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
-            self.control.revoke_access_tokens();
+            (self.act)();
         }
         self.inner.record(stream, record).await
     }
@@ -205,12 +216,8 @@ async fn token_expires_mid_read(force_bulk: bool) {
     options.channel_capacity = 2;
     options.bulk_jobs_in_flight = 1;
     let tokens_before = control.stats().requests.token;
-    let mut sink = RevokingSink {
-        inner: MemorySink::new(),
-        control: control.clone(),
-        seen: AtomicUsize::new(0),
-        at: 20,
-    };
+    let revoker = control.clone();
+    let mut sink = ActingSink::new(20, move || revoker.revoke_access_tokens());
     let summary = read_with(
         &session,
         &config,
@@ -486,5 +493,144 @@ async fn check_and_discover_against_the_org() {
     assert!(matches!(err, Error::CheckRequest { .. }), "{err:?}");
     assert_eq!(err.failure(), Failure::Transient);
     assert_eq!(err.error_code(), Some("REQUEST_LIMIT_EXCEEDED"));
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_query_locator_resumes_after_the_last_record_read() {
+    let org = start(
+        org_config(41)
+            .rows("Account", 600)
+            .default_batch_size(200)
+            .faults(Faults {
+                query_locator_ttl_secs: 30,
+                ..Faults::default()
+            }),
+    )
+    .await;
+    let control = org.control();
+    let config = sync_config(&org, json!({}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &["Account"], None);
+    let spec = catalog.stream("Account").unwrap();
+    let mut options = fast_options();
+    options.channel_capacity = 2;
+    // While the first page is being taken, a minute passes: the locator of the next expires.
+    let clock = control.clone();
+    let mut sink = ActingSink::new(50, move || clock.advance_clock(60));
+    let summary = read_with(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &mut sink,
+        CancellationToken::new(),
+        &options,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    let logs = sink.inner.logs();
+    let resumed = logs
+        .iter()
+        .find(|(_, m)| m.contains("INVALID_QUERY_LOCATOR"))
+        .map(|(_, m)| m.to_string())
+        .unwrap_or_else(|| panic!("{logs:?}"));
+    assert!(
+        resumed.contains("resuming window") && resumed.contains("after Id"),
+        "{resumed}"
+    );
+    // Resumed after the last key: every row once, none twice.
+    let records = sink.inner.records("Account");
+    let ids: std::collections::BTreeSet<&str> = records.iter().map(|r| r.id().unwrap()).collect();
+    assert_eq!(ids.len(), records.len());
+    assert_matches_truth(
+        "Account",
+        &latest(&[&sink.inner], "Account", spec),
+        &truth(&control, spec),
+    );
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_results_page_cut_short_is_read_again() {
+    let org = start(org_config(42).faults(Faults {
+        truncate_results_next: 1,
+        ..Faults::default()
+    }))
+    .await;
+    let control = org.control();
+    let config = sync_config(&org, json!({}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &["Opportunity"], None);
+    let spec = catalog.stream("Opportunity").unwrap();
+    let mut options = fast_options();
+    options.planner.rest_max_rows = 0;
+    let (result, sink) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &options,
+    )
+    .await;
+    let summary = result.unwrap();
+    assert_eq!(summary.streams[0].api, Some(Api::Bulk));
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    assert!(sink
+        .logs()
+        .iter()
+        .any(|(_, m)| m.contains("reading Bulk results failed") && m.contains("resuming job")));
+    assert_matches_truth(
+        "Opportunity",
+        &latest(&[&sink], "Opportunity", spec),
+        &truth(&control, spec),
+    );
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_bulk_job_allowance_used_up_sends_streams_to_rest() {
+    let org = start(org_config(43).faults(Faults {
+        daily_bulk_job_limit: 0,
+        ..Faults::default()
+    }))
+    .await;
+    let control = org.control();
+    let config = sync_config(&org, json!({"num_workers": 1}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &["Opportunity", "Task"], None);
+    let mut options = fast_options();
+    options.planner.rest_max_rows = 0;
+    let (result, sink) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &options,
+    )
+    .await;
+    let summary = result.unwrap();
+    for stream in &summary.streams {
+        assert_eq!(stream.status, StreamStatus::Complete, "{}", stream.stream);
+        assert_eq!(stream.api, Some(Api::Rest), "{}", stream.stream);
+    }
+    // Only the first stream tried: the second knew the allowance was used up.
+    assert_eq!(control.stats().requests.bulk_create, 1);
+    assert!(sink
+        .logs()
+        .iter()
+        .any(|(_, m)| m.starts_with("Task:") && m.contains("Bulk query job allowance")));
+    for stream in ["Opportunity", "Task"] {
+        let spec = catalog.stream(stream).unwrap();
+        assert_matches_truth(
+            stream,
+            &latest(&[&sink], stream, spec),
+            &truth(&control, spec),
+        );
+    }
     org.shutdown().await;
 }
