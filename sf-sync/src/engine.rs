@@ -28,8 +28,7 @@ use crate::window::WindowParams;
 /// Proves that the credentials work and the org's API answers: one describeGlobal call.
 ///
 /// Logs nothing itself; the caller built the session from [`SyncConfig::session_config`].
-pub async fn check(session: &Session, config: &SyncConfig) -> Result<(), Error> {
-    let _ = config;
+pub async fn check(session: &Session, _config: &SyncConfig) -> Result<(), Error> {
     match sf_discovery::describe_global(session).await {
         Ok(_) => Ok(()),
         Err(e) => {
@@ -129,7 +128,8 @@ pub async fn read_with(
         .filter(|s| s.name != DescribeStream::NAME)
         .map(|s| s.name.clone())
         .collect();
-    let described = describe_catalog(session, &objects).await?;
+    let keep_describes = catalog.get(DescribeStream::NAME).is_some();
+    let described = describe_catalog(session, &objects, keep_describes).await?;
     // Without a usage figure from before, count the describe calls as the first requests.
     let usage_start = usage_before.or_else(|| {
         session
@@ -305,7 +305,12 @@ fn valid_object_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-async fn describe_catalog(session: &Session, names: &[String]) -> Result<Described, Error> {
+/// Describes the named objects; the describes themselves are kept only for the `Describe` stream.
+async fn describe_catalog(
+    session: &Session,
+    names: &[String],
+    keep_describes: bool,
+) -> Result<Described, Error> {
     let mut out = Described {
         found: HashMap::new(),
         unknown: HashMap::new(),
@@ -340,7 +345,10 @@ async fn describe_catalog(session: &Session, names: &[String]) -> Result<Describ
     let mut stream = std::pin::pin!(stream);
     while let Some(item) = stream.next().await {
         match item {
-            Ok(described) => {
+            Ok(mut described) => {
+                if !keep_describes {
+                    described.describe = Value::Null;
+                }
                 out.found
                     .insert(described.stream.name.to_ascii_lowercase(), described);
             }
