@@ -434,8 +434,11 @@ impl Runner {
         self.send(Msg::Record(self.idx, record)).await
     }
 
+    /// Emits the `Describe` stream's records, already read (so even past the API limit).
     async fn describe(&mut self, records: Vec<Record>) -> Result<(), Stop> {
-        self.may_continue()?;
+        if self.shared.cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
         for record in records {
             self.record(record).await?;
         }
@@ -516,7 +519,14 @@ impl Runner {
                     }
                 }
                 let plan = planner.plan(&spans, &volume, params.step, run.constraint);
-                let windows = plan.windows().count();
+                let windows: u128 = plan
+                    .spans
+                    .iter()
+                    .map(|s| {
+                        let window = s.window.as_millis().max(1);
+                        s.span.duration().as_millis().div_ceil(window)
+                    })
+                    .sum();
                 self.log(
                     LogLevel::Info,
                     format!(
