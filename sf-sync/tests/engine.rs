@@ -296,3 +296,41 @@ async fn airbyte_state_is_migrated_and_windows_resume_where_it_left_off() {
     );
     org.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_refresh_reads_the_whole_object_through_either_api() {
+    let org = start(org_config(15)).await;
+    let control = org.control();
+    for (force_bulk, api) in [(false, Api::Rest), (true, Api::Bulk)] {
+        let config = sync_config(
+            &org,
+            json!({"force_use_bulk_api": force_bulk, "start_date": "2024-01-01"}),
+        );
+        let session = login(&config).await;
+        let catalog = sf_sync::discover(&session, &config).await.unwrap();
+        let configured = configure(&catalog, &["Opportunity"], Some("full_refresh"));
+        let spec = catalog.stream("Opportunity").unwrap();
+        let (result, sink) = run(
+            &session,
+            &config,
+            &configured,
+            &InputState::default(),
+            &fast_options(),
+        )
+        .await;
+        let summary = result.unwrap();
+        assert_eq!(summary.streams[0].api, Some(api));
+        assert_eq!(summary.streams[0].sync_mode, SyncMode::FullRefresh);
+        // The start date does not apply: every row, deleted ones included.
+        assert_matches_truth(
+            "Opportunity",
+            &latest(&[&sink], "Opportunity", spec),
+            &truth(&control, spec),
+        );
+        assert_eq!(
+            sink.states("Opportunity"),
+            [&json!({"__ab_no_cursor_state_message": true})]
+        );
+    }
+    org.shutdown().await;
+}
