@@ -4,9 +4,12 @@
 //!   README's test command `cargo test --workspace`.
 //! - `bench-emulator`: how fast the emulated org serves a Bulk result of 1,000,000 rows × 20
 //!   columns (release build).
+//! - `fuzz [--seconds N] [TARGET...]`: each cargo-fuzz target under `fuzz/` for a bounded time
+//!   (30 s by default); not part of `cargo test`.
 //! - `tidy`: the repository checks (crate docs, forbidden dependencies, layering) on their own;
 //!   they also run as a plain `#[test]` inside `cargo test`.
 
+mod fuzz;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +33,7 @@ fn main() -> Result<()> {
                 "bench_bulk_render",
             ],
         ),
+        "fuzz" => fuzz::run(&workspace_root(), &args[1..]),
         "tidy" => {
             let problems = tidy::check_workspace(&workspace_root())?;
             if problems.is_empty() {
@@ -43,7 +47,7 @@ fn main() -> Result<()> {
             }
         }
         "help" | "--help" | "-h" => {
-            println!("cargo xtask <task>\n\ntasks:\n  ci              fmt check, clippy -D warnings, cargo test --workspace\n  bench-emulator  rows/s the emulated org serves for a 1M-row Bulk result\n  tidy            repository checks (crate docs, dependencies, layering)");
+            println!("cargo xtask <task>\n\ntasks:\n  ci              fmt check, clippy -D warnings, cargo test --workspace\n  bench-emulator  rows/s the emulated org serves for a 1M-row Bulk result\n  fuzz            each fuzz target for a bounded time: [--seconds N] [TARGET...]\n  tidy            repository checks (crate docs, dependencies, layering)");
             Ok(())
         }
         other => bail!("unknown task `{other}`; run `cargo xtask help` for the list"),
