@@ -298,6 +298,8 @@ struct Inner {
     refresh_token: RwLock<Option<Secret>>,
     refresh_lock: Mutex<()>,
     logins: AtomicU64,
+    /// API requests sent (token requests not included), retries and replays included.
+    requests: AtomicU64,
     usage: UsageTracker,
     rotation: watch::Sender<Option<Secret>>,
     /// Org clock minus local clock, in milliseconds, from the last `Date` header.
@@ -382,6 +384,7 @@ impl Session {
                 refresh_token: RwLock::new(refresh_token),
                 refresh_lock: Mutex::new(()),
                 logins: AtomicU64::new(0),
+                requests: AtomicU64::new(0),
                 usage: UsageTracker::default(),
                 rotation,
                 clock_skew_ms: AtomicI64::new(0),
@@ -416,6 +419,12 @@ impl Session {
     /// How many logins (initial and renewals) this session has made.
     pub fn login_count(&self) -> u64 {
         self.inner.logins.load(Ordering::Relaxed)
+    }
+
+    /// How many API requests this session has sent (each retry and replay counts; logins do
+    /// not): what this session cost against the daily limit, whatever else the org serves.
+    pub fn request_count(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
     }
 
     /// The refresh token now in force (a rotated one after rotation).
@@ -518,6 +527,7 @@ impl Session {
             if let Some(body) = &req.body {
                 builder = builder.body(body.clone());
             }
+            self.inner.requests.fetch_add(1, Ordering::Relaxed);
             let answer = builder.send().await;
             let response = match answer {
                 Ok(r) => r,

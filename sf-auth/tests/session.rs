@@ -85,6 +85,7 @@ async fn a_second_401_is_an_error_not_a_loop() {
     assert!(err.to_string().contains("INVALID_SESSION_ID"), "{err}");
     // One initial login plus exactly one renewal; the data call was sent twice.
     assert_eq!(session.login_count(), 2);
+    assert_eq!(session.request_count(), 2);
     mocks[0].assert_async().await;
     mocks[1].assert_async().await;
 }
@@ -332,6 +333,8 @@ async fn transient_failures_are_retried_and_limits_are_read() {
     for mock in &mocks[1..4] {
         mock.assert_async().await;
     }
+    // Three failures and the success: four requests sent, the login not counted.
+    assert_eq!(session.request_count(), 4);
     mocks[4].assert_async().await;
 }
 
