@@ -3,8 +3,9 @@
 use serde_json::{json, Value};
 
 const DATE_PATTERN: &str = "^([0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?)$";
-const DURATION_PATTERN: &str =
-    "^P(?!$)([0-9]+(\\.[0-9]+)?Y)?([0-9]+(\\.[0-9]+)?M)?([0-9]+(\\.[0-9]+)?W)?([0-9]+(\\.[0-9]+)?D)?(T(?=[0-9])([0-9]+(\\.[0-9]+)?H)?([0-9]+(\\.[0-9]+)?M)?([0-9]+(\\.[0-9]+)?S)?)?$";
+/// ISO 8601 durations (`P30D`, `PT12H`, `P1Y2M`); no look-ahead, so every JSON-schema validator
+/// takes it. The config parser gives the precise error for what this lets through (`P`, `PT`).
+const DURATION_PATTERN: &str = "^P([0-9]+(\\.[0-9]+)?Y)?([0-9]+(\\.[0-9]+)?M)?([0-9]+(\\.[0-9]+)?W)?([0-9]+(\\.[0-9]+)?D)?(T([0-9]+(\\.[0-9]+)?H)?([0-9]+(\\.[0-9]+)?M)?([0-9]+(\\.[0-9]+)?S)?)?$";
 
 /// The `spec` object of the SPEC message.
 pub fn spec() -> Value {
@@ -38,7 +39,9 @@ pub fn spec() -> Value {
                 },
                 "start_date": {
                     "title": "Replication Start Date", "type": "string", "order": 5,
-                    "format": "date-time", "pattern": DATE_PATTERN,
+                    // No `format: date-time`: a date alone is valid here, and validators that
+                    // check formats would refuse it.
+                    "pattern": DATE_PATTERN,
                     "examples": ["2021-07-25", "2021-07-25T00:00:00Z"],
                     "description": "UTC. Data before it is not replicated. Default: two years before the sync."
                 },
@@ -104,4 +107,47 @@ pub fn spec() -> Value {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config with every key the spec declares parses, with no "unknown key" warning: the
+    /// spec and the engine's config agree.
+    #[test]
+    fn every_spec_key_is_a_config_key() {
+        let spec = spec();
+        let properties = spec["connectionSpecification"]["properties"]
+            .as_object()
+            .expect("properties");
+        let mut config = serde_json::Map::new();
+        for (key, schema) in properties {
+            let value = if let Some(example) = schema["examples"].get(0) {
+                example.clone()
+            } else if let Some(default) = schema.get("default") {
+                default.clone()
+            } else if let Some(constant) = schema.get("const") {
+                constant.clone()
+            } else {
+                match schema["type"].as_str() {
+                    Some("string") => json!("x"),
+                    Some("number") => json!(0.5),
+                    Some("array") => json!([]),
+                    other => panic!("no sample value for {key} ({other:?})"),
+                }
+            };
+            config.insert(key.clone(), value);
+        }
+        config.insert("login_url".into(), json!("http://127.0.0.1:8765"));
+        let parsed = sf_sync::SyncConfig::from_value(&Value::Object(config), chrono::Utc::now())
+            .expect("a config built from the spec parses");
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+        for required in spec["connectionSpecification"]["required"]
+            .as_array()
+            .expect("required")
+        {
+            assert!(properties.contains_key(required.as_str().expect("name")));
+        }
+    }
 }
