@@ -2,6 +2,10 @@
 //!
 //! - `ci`: what a submission must pass: `cargo fmt --check`, clippy with `-D warnings`, and the
 //!   README's test command `cargo test --workspace`.
+//! - `bench [--quick] [--out FILE] [--no-build]`: the connector end to end against the emulated
+//!   org (throughput, peak memory, API calls, the scale curve, discovery, realistic latency) and
+//!   against the limit (a raw download and a bare CSV parse of the same bytes); writes the table
+//!   to `BENCHMARKS.md` (release build; takes minutes, or about one with `--quick`).
 //! - `bench-emulator`: how fast the emulated org serves a Bulk result of 1,000,000 rows × 20
 //!   columns (release build).
 //! - `fuzz [--seconds N] [TARGET...]`: each cargo-fuzz target under `fuzz/` for a bounded time
@@ -9,6 +13,11 @@
 //! - `tidy`: the repository checks (crate docs, forbidden dependencies, layering) on their own;
 //!   they also run as a plain `#[test]` inside `cargo test`.
 
+mod bench;
+mod bench_http;
+mod bench_proc;
+mod bench_raw;
+mod bench_report;
 mod fuzz;
 mod tidy;
 
@@ -22,6 +31,7 @@ fn main() -> Result<()> {
     let task = args.first().map(String::as_str).unwrap_or("help");
     match task {
         "ci" => ci(),
+        "bench" => bench::main(&args[1..]),
         "bench-emulator" => run(
             &workspace_root(),
             &[
@@ -47,7 +57,7 @@ fn main() -> Result<()> {
             }
         }
         "help" | "--help" | "-h" => {
-            println!("cargo xtask <task>\n\ntasks:\n  ci              fmt check, clippy -D warnings, cargo test --workspace\n  bench-emulator  rows/s the emulated org serves for a 1M-row Bulk result\n  fuzz            each fuzz target for a bounded time: [--seconds N] [TARGET...]\n  tidy            repository checks (crate docs, dependencies, layering)");
+            println!("cargo xtask <task>\n\ntasks:\n  ci              fmt check, clippy -D warnings, cargo test --workspace\n  bench           connector throughput, memory and API calls vs the limit -> BENCHMARKS.md\n                  (--quick: small sizes; --out FILE; --no-build)\n  bench-emulator  rows/s the emulated org serves for a 1M-row Bulk result\n  fuzz            each fuzz target for a bounded time: [--seconds N] [TARGET...]\n  tidy            repository checks (crate docs, dependencies, layering)");
             Ok(())
         }
         other => bail!("unknown task `{other}`; run `cargo xtask help` for the list"),

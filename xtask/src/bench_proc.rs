@@ -1,0 +1,563 @@
+//! The processes a benchmark drives: the emulated org (`bench_org`, its own process) and the
+//! connector (`sfconnect`), measured from outside as a user would see them.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::bench_http;
+
+/// Linux's `USER_HZ`: the unit of the CPU times in `/proc/<pid>/stat`.
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+
+/// Requests served by the org, per kind (the org's `/__admin/stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Calls {
+    /// Token requests (logins); not API calls.
+    pub token: u64,
+    /// describeGlobal.
+    pub describe_global: u64,
+    /// sObject describes (each subrequest of a composite batch counts).
+    pub describe: u64,
+    /// Composite batch envelopes (round trips carrying describes).
+    pub composite: u64,
+    /// First pages of `query`/`queryAll` (including `SELECT COUNT()`).
+    pub query: u64,
+    /// Follow-up REST pages.
+    pub query_more: u64,
+    /// Bulk job creations.
+    pub bulk_create: u64,
+    /// Bulk job polls.
+    pub bulk_poll: u64,
+    /// Bulk results pages.
+    pub bulk_results: u64,
+    /// Bulk job deletions.
+    pub bulk_delete: u64,
+    /// Everything else (limits, aborts, other resources).
+    pub other: u64,
+    /// Calls counted against the org's daily API allowance (every request but logins and
+    /// composite envelopes; each composite subrequest counts).
+    pub api: u64,
+}
+
+impl Calls {
+    fn from_stats(stats: &Value) -> Calls {
+        let r = &stats["requests"];
+        let n = |k: &str| r[k].as_u64().unwrap_or(0);
+        Calls {
+            token: n("token"),
+            describe_global: n("describe_global"),
+            describe: n("describe"),
+            composite: n("composite"),
+            query: n("query"),
+            query_more: n("query_more"),
+            bulk_create: n("bulk_create"),
+            bulk_poll: n("bulk_poll"),
+            bulk_results: n("bulk_results"),
+            bulk_delete: n("bulk_delete"),
+            other: n("limits") + n("bulk_abort") + n("other"),
+            api: stats["api_usage"]["used"].as_u64().unwrap_or(0),
+        }
+    }
+
+    /// The calls made between `before` and `self`.
+    pub fn since(&self, before: &Calls) -> Calls {
+        Calls {
+            token: self.token.saturating_sub(before.token),
+            describe_global: self.describe_global.saturating_sub(before.describe_global),
+            describe: self.describe.saturating_sub(before.describe),
+            composite: self.composite.saturating_sub(before.composite),
+            query: self.query.saturating_sub(before.query),
+            query_more: self.query_more.saturating_sub(before.query_more),
+            bulk_create: self.bulk_create.saturating_sub(before.bulk_create),
+            bulk_poll: self.bulk_poll.saturating_sub(before.bulk_poll),
+            bulk_results: self.bulk_results.saturating_sub(before.bulk_results),
+            bulk_delete: self.bulk_delete.saturating_sub(before.bulk_delete),
+            other: self.other.saturating_sub(before.other),
+            api: self.api.saturating_sub(before.api),
+        }
+    }
+
+    /// A compact "kind count" list of the non-zero kinds.
+    pub fn by_kind(&self) -> String {
+        let kinds = [
+            ("login", self.token),
+            ("describeGlobal", self.describe_global),
+            ("describe", self.describe),
+            ("composite", self.composite),
+            ("query", self.query),
+            ("queryMore", self.query_more),
+            ("bulk create", self.bulk_create),
+            ("poll", self.bulk_poll),
+            ("results", self.bulk_results),
+            ("delete", self.bulk_delete),
+            ("other", self.other),
+        ];
+        let parts: Vec<String> = kinds
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        parts.join(", ")
+    }
+}
+
+/// How to configure an emulated org (the `bench_org` example's flags).
+#[derive(Debug, Clone, Default)]
+pub struct OrgSpec {
+    /// Rows per object.
+    pub rows: Vec<(String, u64)>,
+    /// Extra custom objects.
+    pub extra_objects: usize,
+    /// Added latency per API round trip, ms.
+    pub latency_ms: u64,
+    /// Bulk job queued time, ms.
+    pub bulk_queued_ms: u64,
+    /// Bulk job running time, ms.
+    pub bulk_running_ms: u64,
+}
+
+impl OrgSpec {
+    fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--latency-ms".to_string(),
+            self.latency_ms.to_string(),
+            "--bulk-queued-ms".to_string(),
+            self.bulk_queued_ms.to_string(),
+            "--bulk-running-ms".to_string(),
+            self.bulk_running_ms.to_string(),
+            "--extra-objects".to_string(),
+            self.extra_objects.to_string(),
+        ];
+        for (object, n) in &self.rows {
+            args.push("--rows".to_string());
+            args.push(format!("{object}={n}"));
+        }
+        args
+    }
+}
+
+/// A running emulated org in its own process; stops when dropped.
+pub struct Org {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// The login info line (`login_url`, `client_id`, `client_secret`, `refresh_token`, `objects`).
+    pub login: Value,
+    authority: String,
+}
+
+impl Org {
+    /// Starts `bench_org` and waits for its login line.
+    pub fn start(binary: &Path, spec: &OrgSpec) -> Result<Org> {
+        let mut child = Command::new(binary)
+            .args(spec.args())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("no stdout from bench_org")?;
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .context("cannot read the org's login line")?;
+        let login: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("bench_org printed {line:?} instead of its login line: {e}");
+            }
+        };
+        let base = login["login_url"].as_str().unwrap_or_default();
+        let authority = bench_http::authority(base)?;
+        Ok(Org {
+            child,
+            stdin,
+            login,
+            authority,
+        })
+    }
+
+    /// `host:port` of the org.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// The connector config (Airbyte source-salesforce's keys) that logs in to this org.
+    pub fn connector_config(&self, extra: &[(&str, Value)]) -> Value {
+        let mut config = json!({
+            "client_id": self.login["client_id"],
+            "client_secret": self.login["client_secret"],
+            "refresh_token": self.login["refresh_token"],
+            "login_url": self.login["login_url"],
+        });
+        for (k, v) in extra {
+            config[*k] = v.clone();
+        }
+        config
+    }
+
+    /// Requests served so far.
+    pub fn calls(&self) -> Result<Calls> {
+        let stats =
+            bench_http::send(&self.authority, "GET", "/__admin/stats", &[], None)?.json()?;
+        Ok(Calls::from_stats(&stats))
+    }
+
+    /// Applies a mutation (`POST /__admin/mutate`); returns the org's answer.
+    pub fn mutate(&self, mutation: &Value) -> Result<Value> {
+        let body = mutation.to_string();
+        let answer = bench_http::send(
+            &self.authority,
+            "POST",
+            "/__admin/mutate",
+            &[],
+            Some(("application/json", body.as_bytes())),
+        )?
+        .json()?;
+        if let Some(errors) = answer["errors"].as_array().filter(|e| !e.is_empty()) {
+            bail!("mutation {mutation} failed: {errors:?}");
+        }
+        Ok(answer)
+    }
+
+    /// Moves the org clock forward.
+    pub fn advance_clock(&self, secs: i64) -> Result<()> {
+        let body = json!({ "advance_secs": secs }).to_string();
+        bench_http::send(
+            &self.authority,
+            "POST",
+            "/__admin/clock",
+            &[],
+            Some(("application/json", body.as_bytes())),
+        )?
+        .json()?;
+        Ok(())
+    }
+
+    /// CPU seconds the org process has used so far.
+    pub fn cpu_secs(&self) -> f64 {
+        proc_cpu_secs(self.child.id()).unwrap_or(0.0)
+    }
+}
+
+impl Drop for Org {
+    fn drop(&mut self) {
+        // Closing stdin asks the org to stop; kill it if it does not within a second.
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds (user + system) of a live process, from `/proc/<pid>/stat`.
+fn proc_cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    cpu_from_stat(&stat, 13)
+}
+
+/// CPU seconds of the children this process has waited for (`cutime + cstime` of
+/// `/proc/self/stat`).
+fn children_cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| cpu_from_stat(&s, 15))
+        .unwrap_or(0.0)
+}
+
+/// Sums two consecutive tick fields of a `/proc/<pid>/stat` line, `first` being the 0-based
+/// index of the first field after the command name's closing parenthesis... counted as in
+/// `proc(5)` (field 14 `utime` is index 13).
+fn cpu_from_stat(stat: &str, first: usize) -> Option<f64> {
+    // The command name may hold spaces: fields start after the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // `after` starts at field 3 (state), i.e. index 2.
+    let a: f64 = fields.get(first - 2)?.parse().ok()?;
+    let b: f64 = fields.get(first - 1)?.parse().ok()?;
+    Some((a + b) / CLOCK_TICKS_PER_SEC)
+}
+
+/// `VmHWM` (peak resident set) of a live process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// What a connector run produced and cost.
+#[derive(Debug, Clone, Default)]
+pub struct RunResult {
+    /// Wall time from start to exit.
+    pub seconds: f64,
+    /// CPU seconds of the connector (user + system).
+    pub cpu_secs: f64,
+    /// Peak resident set of the connector (VmHWM sampled every 10 ms), KiB.
+    pub peak_rss_kib: u64,
+    /// Bytes written to stdout.
+    pub bytes: u64,
+    /// RECORD messages.
+    pub records: u64,
+    /// Every message that is not a RECORD (states, logs, traces), in order.
+    pub other_messages: Vec<Value>,
+}
+
+impl RunResult {
+    /// The last STATE message of each stream (`state` objects), as a state file holds them.
+    pub fn final_states(&self) -> Vec<Value> {
+        let mut last: Vec<(String, Value)> = Vec::new();
+        for m in &self.other_messages {
+            if m["type"] != "STATE" {
+                continue;
+            }
+            let name = m["state"]["stream"]["stream_descriptor"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            match last.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = m["state"].clone(),
+                None => last.push((name, m["state"].clone())),
+            }
+        }
+        last.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// TRACE error messages, if any.
+    pub fn errors(&self) -> Vec<String> {
+        self.other_messages
+            .iter()
+            .filter(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR")
+            .map(|m| {
+                m["trace"]["error"]["message"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
+/// Counts a stream of Airbyte messages without keeping the records: bytes, RECORD lines, and
+/// the other messages parsed.
+#[derive(Default)]
+pub struct MessageCounter {
+    bytes: u64,
+    records: u64,
+    line: Vec<u8>,
+    others: Vec<Value>,
+}
+
+/// A RECORD line starts with this (the CLI writes `type` first), or has `"type":"RECORD"` at the
+/// top level later on; only lines that do not start so are parsed.
+const RECORD_PREFIX: &[u8] = b"{\"type\":\"RECORD\"";
+
+impl MessageCounter {
+    /// Takes the next piece of output.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        self.bytes += data.len() as u64;
+        while let Some(pos) = data.iter().position(|&b| b == b'\n') {
+            self.line_part(&data[..pos]);
+            self.end_line();
+            data = &data[pos + 1..];
+        }
+        self.line_part(data);
+    }
+
+    /// Keeps at most what is needed to classify the line, unless it may be a non-record.
+    fn line_part(&mut self, part: &[u8]) {
+        let known_record =
+            self.line.len() >= RECORD_PREFIX.len() && self.line.starts_with(RECORD_PREFIX);
+        if !known_record {
+            self.line.extend_from_slice(part);
+        }
+    }
+
+    fn end_line(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        if line.starts_with(RECORD_PREFIX) {
+            self.records += 1;
+        } else if !line.iter().all(u8::is_ascii_whitespace) {
+            match serde_json::from_slice::<Value>(&line) {
+                Ok(v) if v["type"] == "RECORD" => self.records += 1,
+                Ok(v) => self.others.push(v),
+                Err(_) => self.others.push(json!({
+                    "type": "NOT_JSON",
+                    "line": String::from_utf8_lossy(&line[..line.len().min(200)]),
+                })),
+            }
+        }
+        self.line = line;
+        self.line.clear();
+    }
+
+    /// Ends the stream (a last line without a newline counts).
+    pub fn finish(mut self) -> (u64, u64, Vec<Value>) {
+        if !self.line.is_empty() {
+            self.end_line();
+        }
+        (self.bytes, self.records, self.others)
+    }
+}
+
+/// Runs `sfconnect` with `args`; stdout goes through a pipe to a reader that counts and discards
+/// records (the other messages are kept, and written to `log` with the extension
+/// `messages.jsonl`), stderr to `log`.
+pub fn run_connector(binary: &Path, args: &[&str], log: &Path) -> Result<RunResult> {
+    let log_file =
+        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let cpu_before = children_cpu_secs();
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let pid = child.id();
+    let mut stdout = child.stdout.take().context("no stdout from sfconnect")?;
+    let reader = std::thread::spawn(move || {
+        let mut counter = MessageCounter::default();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => counter.feed(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        counter.finish()
+    });
+    let done = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (done, peak) = (done.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if let Some(kib) = peak_rss_kib(pid) {
+                    peak.fetch_max(kib, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let status = child.wait().context("waiting for sfconnect")?;
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu_secs = children_cpu_secs() - cpu_before;
+    done.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let (bytes, records, other_messages) = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the stdout reader panicked"))?;
+    // Keep the non-record messages (logs, states, statuses) next to the stderr log.
+    let messages: String = other_messages.iter().map(|m| format!("{m}\n")).collect();
+    let _ = std::fs::write(log.with_extension("messages.jsonl"), messages);
+    let result = RunResult {
+        seconds,
+        cpu_secs,
+        peak_rss_kib: peak.load(Ordering::Relaxed),
+        bytes,
+        records,
+        other_messages,
+    };
+    if !status.success() {
+        bail!(
+            "`sfconnect {}` failed ({status}): {}; see {}",
+            args.join(" "),
+            result.errors().join("; "),
+            log.display()
+        );
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_counts_records_and_keeps_the_rest_across_any_split() {
+        let text = concat!(
+            "{\"type\":\"RECORD\",\"record\":{\"stream\":\"A\",\"data\":{\"Id\":\"1\"}}}\n",
+            "{\"type\":\"LOG\",\"log\":{\"level\":\"INFO\",\"message\":\"hi\"}}\n",
+            "{\"record\":{\"stream\":\"A\",\"data\":{}},\"type\":\"RECORD\"}\n",
+            "{\"type\":\"RECORD\",\"record\":{\"stream\":\"A\",\"data\":{\"Id\":\"2\"}}}\n",
+            "{\"type\":\"STATE\",\"state\":{\"type\":\"STREAM\",\"stream\":{\"stream_descriptor\":{\"name\":\"A\"},\"stream_state\":{\"n\":1}}}}\n",
+            "{\"type\":\"STATE\",\"state\":{\"type\":\"STREAM\",\"stream\":{\"stream_descriptor\":{\"name\":\"A\"},\"stream_state\":{\"n\":2}}}}\n",
+            "not json",
+        );
+        for split in [1, 2, 7, 16, 17, 64, 1000] {
+            let mut counter = MessageCounter::default();
+            for piece in text.as_bytes().chunks(split) {
+                counter.feed(piece);
+            }
+            let (bytes, records, others) = counter.finish();
+            assert_eq!(bytes, text.len() as u64, "split {split}");
+            assert_eq!(records, 3, "split {split}");
+            assert_eq!(others.len(), 4, "split {split}");
+            assert_eq!(others[0]["log"]["message"], "hi");
+            assert_eq!(others[3]["type"], "NOT_JSON");
+            let run = RunResult {
+                other_messages: others,
+                ..RunResult::default()
+            };
+            let states = run.final_states();
+            assert_eq!(states.len(), 1);
+            assert_eq!(states[0]["stream"]["stream_state"]["n"], 2);
+            assert!(run.errors().is_empty());
+        }
+    }
+
+    #[test]
+    fn proc_stat_fields_are_read_after_the_command_name() {
+        // pid (comm with spaces) state ppid ... utime(14) stime(15) cutime(16) cstime(17)
+        let stat = "42 (a b) c) S 1 2 3 4 5 6 7 8 9 10 250 50 1000 500 20 0";
+        assert_eq!(cpu_from_stat(stat, 13), Some(3.0));
+        assert_eq!(cpu_from_stat(stat, 15), Some(15.0));
+        assert_eq!(cpu_from_stat("garbage", 13), None);
+        assert!(peak_rss_kib(std::process::id()).is_some_and(|k| k > 0));
+        assert!(proc_cpu_secs(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn calls_subtract_and_list_their_kinds() {
+        let stats = json!({
+            "requests": {"token": 2, "describe": 5, "composite": 1, "query": 3, "bulk_poll": 4, "limits": 1},
+            "api_usage": {"used": 13, "max": 100}
+        });
+        let after = Calls::from_stats(&stats);
+        let before = Calls {
+            token: 1,
+            query: 1,
+            api: 3,
+            ..Calls::default()
+        };
+        let d = after.since(&before);
+        assert_eq!(d.token, 1);
+        assert_eq!(d.query, 2);
+        assert_eq!(d.api, 10);
+        assert_eq!(d.other, 1);
+        assert_eq!(
+            d.by_kind(),
+            "login 1, describe 5, composite 1, query 2, poll 4, other 1"
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The limit the connector is measured against: the same Bulk result pages downloaded by a client
+//! that does no parsing (bytes to nowhere), and the same bytes parsed by the bare `csv` crate.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::bench_http::{self, form_encode};
+use crate::bench_proc::Org;
+
+/// The API version the connector uses by default.
+const API: &str = "/services/data/v62.0";
+/// The results page size the connector asks for (`sf-bulk`'s default `maxRecords`).
+pub const MAX_RECORDS: u64 = 100_000;
+
+/// A raw download of one Bulk job's result pages.
+#[derive(Debug, Default)]
+pub struct RawDownload {
+    /// Seconds from the first results request to the end of the last page.
+    pub seconds: f64,
+    /// Bytes received (compressed when gzip was asked for).
+    pub bytes: u64,
+    /// Pages read.
+    pub pages: u64,
+    /// Rows, as `Sforce-NumberOfRecords` announced them.
+    pub rows: u64,
+    /// The pages' bytes, when asked to keep them.
+    pub kept: Vec<Vec<u8>>,
+}
+
+/// Logs in with the org's refresh token; returns an access token.
+pub fn login(org: &Org) -> Result<String> {
+    let l = &org.login;
+    let field = |k: &str| form_encode(l[k].as_str().unwrap_or_default());
+    let form = format!(
+        "grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
+        field("client_id"),
+        field("client_secret"),
+        field("refresh_token")
+    );
+    let answer = bench_http::send(
+        org.authority(),
+        "POST",
+        "/services/oauth2/token",
+        &[],
+        Some(("application/x-www-form-urlencoded", form.as_bytes())),
+    )?
+    .json()
+    .context("login failed")?;
+    answer["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .context("the token answer has no access_token")
+}
+
+/// Creates a `queryAll` Bulk job for `soql`, waits for it, downloads every results page
+/// (`maxRecords` as the connector asks, `Accept-Encoding: gzip` when `gzip`), then deletes the
+/// job. Only the download is timed.
+pub fn download(org: &Org, token: &str, soql: &str, gzip: bool, keep: bool) -> Result<RawDownload> {
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+    let body = json!({
+        "operation": "queryAll",
+        "query": soql,
+        "contentType": "CSV",
+        "columnDelimiter": "COMMA",
+        "lineEnding": "LF",
+    })
+    .to_string();
+    let job = bench_http::send(
+        org.authority(),
+        "POST",
+        &format!("{API}/jobs/query"),
+        &auth,
+        Some(("application/json", body.as_bytes())),
+    )?
+    .json()
+    .context("creating the Bulk job")?;
+    let id = job["id"].as_str().context("the job has no id")?.to_string();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let info: Value = bench_http::send(
+            org.authority(),
+            "GET",
+            &format!("{API}/jobs/query/{id}"),
+            &auth,
+            None,
+        )?
+        .json()?;
+        match info["state"].as_str() {
+            Some("JobComplete") => break,
+            Some("Failed") | Some("Aborted") => bail!("the raw download's job ended {info}"),
+            _ if Instant::now() > deadline => bail!("the raw download's job never completed"),
+            _ => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    let mut out = RawDownload::default();
+    let mut headers: Vec<(&str, &str)> = auth.to_vec();
+    if gzip {
+        headers.push(("Accept-Encoding", "gzip"));
+    }
+    let started = Instant::now();
+    let mut locator: Option<String> = None;
+    loop {
+        let mut path = format!("{API}/jobs/query/{id}/results?maxRecords={MAX_RECORDS}");
+        if let Some(l) = &locator {
+            path.push_str("&locator=");
+            path.push_str(&form_encode(l));
+        }
+        let response = bench_http::send(org.authority(), "GET", &path, &headers, None)?;
+        if response.status != 200 {
+            let status = response.status;
+            bail!("results page: HTTP {status}: {}", response.text()?);
+        }
+        let rows: u64 = response
+            .header("sforce-numberofrecords")
+            .and_then(|v| v.parse().ok())
+            .context("a results page without Sforce-NumberOfRecords")?;
+        let next = response.header("sforce-locator").map(str::to_string);
+        let mut page = Vec::new();
+        out.bytes += response.read_body(&mut |b| {
+            if keep {
+                page.extend_from_slice(b);
+            }
+        })?;
+        if keep {
+            out.kept.push(page);
+        }
+        out.rows += rows;
+        out.pages += 1;
+        match next {
+            Some(l) if !l.is_empty() && l != "null" => locator = Some(l),
+            _ => break,
+        }
+    }
+    out.seconds = started.elapsed().as_secs_f64();
+    let _ = bench_http::send(
+        org.authority(),
+        "DELETE",
+        &format!("{API}/jobs/query/{id}"),
+        &auth,
+        None,
+    )
+    .and_then(|r| r.read_body(&mut |_| {}));
+    Ok(out)
+}
+
+/// Parses CSV pages (each with its header row) with the bare `csv` crate, touching every field
+/// and typing nothing; returns the seconds taken and the data rows seen.
+pub fn bare_parse(pages: &[Vec<u8>]) -> Result<(f64, u64, u64)> {
+    let started = Instant::now();
+    let mut rows = 0u64;
+    let mut field_bytes = 0u64;
+    let mut record = csv::ByteRecord::new();
+    for page in pages {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(page.as_slice());
+        while reader.read_byte_record(&mut record)? {
+            rows += 1;
+            field_bytes += record.as_slice().len() as u64;
+        }
+    }
+    Ok((started.elapsed().as_secs_f64(), rows, field_bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_parse_counts_rows_of_every_page_without_headers() {
+        let pages = vec![
+            b"\"Id\",\"Name\"\n\"001\",\"a, \"\"quoted\"\"\nline\"\n\"002\",\"\"\n".to_vec(),
+            b"\"Id\",\"Name\"\n\"003\",\"c\"\n".to_vec(),
+            b"\"Id\",\"Name\"\n".to_vec(),
+        ];
+        let (_, rows, field_bytes) = bare_parse(&pages).unwrap();
+        assert_eq!(rows, 3);
+        // 001 + a, "quoted"\nline + 002 + 003 + c
+        assert_eq!(field_bytes, 3 + 16 + 3 + 3 + 1);
+        assert!(bare_parse(&[b"\"a\"\n\"1\",\"2\"\n".to_vec()]).is_err());
+    }
+}
