@@ -315,6 +315,8 @@ pub struct RunResult {
     pub bytes: u64,
     /// RECORD messages.
     pub records: u64,
+    /// RECORD messages per stream.
+    pub records_by_stream: Vec<(String, u64)>,
     /// Every message that is not a RECORD (states, logs, traces), in order.
     pub other_messages: Vec<Value>,
 }
@@ -354,19 +356,31 @@ impl RunResult {
     }
 }
 
-/// Counts a stream of Airbyte messages without keeping the records: bytes, RECORD lines, and
-/// the other messages parsed.
+/// Counts a stream of Airbyte messages without keeping the records: bytes, RECORD lines per
+/// stream, and the other messages parsed.
 #[derive(Default)]
 pub struct MessageCounter {
     bytes: u64,
-    records: u64,
+    by_stream: Vec<(String, u64)>,
     line: Vec<u8>,
     others: Vec<Value>,
 }
 
-/// A RECORD line starts with this (the CLI writes `type` first), or has `"type":"RECORD"` at the
-/// top level later on; only lines that do not start so are parsed.
-const RECORD_PREFIX: &[u8] = b"{\"type\":\"RECORD\"";
+/// What a [`MessageCounter`] saw.
+#[derive(Debug, Default)]
+pub struct Counted {
+    /// Bytes.
+    pub bytes: u64,
+    /// RECORD messages per stream, in order of first appearance.
+    pub by_stream: Vec<(String, u64)>,
+    /// The other messages, parsed.
+    pub others: Vec<Value>,
+}
+
+/// A RECORD line as the CLI writes it starts with this (any other layout is parsed as JSON).
+const RECORD_PREFIX: &[u8] = b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"";
+/// How much of a RECORD line is kept: enough for the stream name.
+const RECORD_KEEP: usize = 256;
 
 impl MessageCounter {
     /// Takes the next piece of output.
@@ -380,22 +394,44 @@ impl MessageCounter {
         self.line_part(data);
     }
 
-    /// Keeps at most what is needed to classify the line, unless it may be a non-record.
-    fn line_part(&mut self, part: &[u8]) {
-        let known_record =
-            self.line.len() >= RECORD_PREFIX.len() && self.line.starts_with(RECORD_PREFIX);
-        if !known_record {
-            self.line.extend_from_slice(part);
+    /// Keeps the head of a RECORD line, or the whole of any other line.
+    fn line_part(&mut self, mut part: &[u8]) {
+        if self.line.len() < RECORD_PREFIX.len() {
+            let n = (RECORD_PREFIX.len() - self.line.len()).min(part.len());
+            self.line.extend_from_slice(&part[..n]);
+            part = &part[n..];
+        }
+        let room = if self.line.starts_with(RECORD_PREFIX) {
+            RECORD_KEEP.saturating_sub(self.line.len())
+        } else {
+            part.len()
+        };
+        self.line.extend_from_slice(&part[..room.min(part.len())]);
+    }
+
+    fn count(&mut self, stream: &str) {
+        match self.by_stream.iter_mut().find(|(s, _)| s == stream) {
+            Some(slot) => slot.1 += 1,
+            None => self.by_stream.push((stream.to_string(), 1)),
         }
     }
 
     fn end_line(&mut self) {
         let line = std::mem::take(&mut self.line);
-        if line.starts_with(RECORD_PREFIX) {
-            self.records += 1;
+        let fast_name = line
+            .strip_prefix(RECORD_PREFIX)
+            .and_then(|rest| rest.iter().position(|&b| b == b'"').map(|end| &rest[..end]))
+            .filter(|name| !name.contains(&b'\\'))
+            .and_then(|name| std::str::from_utf8(name).ok());
+        if let Some(name) = fast_name {
+            let name = name.to_string();
+            self.count(&name);
         } else if !line.iter().all(u8::is_ascii_whitespace) {
             match serde_json::from_slice::<Value>(&line) {
-                Ok(v) if v["type"] == "RECORD" => self.records += 1,
+                Ok(v) if v["type"] == "RECORD" => {
+                    let name = v["record"]["stream"].as_str().unwrap_or("?").to_string();
+                    self.count(&name);
+                }
                 Ok(v) => self.others.push(v),
                 Err(_) => self.others.push(json!({
                     "type": "NOT_JSON",
@@ -408,11 +444,15 @@ impl MessageCounter {
     }
 
     /// Ends the stream (a last line without a newline counts).
-    pub fn finish(mut self) -> (u64, u64, Vec<Value>) {
+    pub fn finish(mut self) -> Counted {
         if !self.line.is_empty() {
             self.end_line();
         }
-        (self.bytes, self.records, self.others)
+        Counted {
+            bytes: self.bytes,
+            by_stream: self.by_stream,
+            others: self.others,
+        }
     }
 }
 
@@ -464,9 +504,10 @@ pub fn run_connector(binary: &Path, args: &[&str], log: &Path) -> Result<RunResu
     let cpu_secs = children_cpu_secs() - cpu_before;
     done.store(true, Ordering::Relaxed);
     let _ = sampler.join();
-    let (bytes, records, other_messages) = reader
+    let counted = reader
         .join()
         .map_err(|_| anyhow::anyhow!("the stdout reader panicked"))?;
+    let other_messages = counted.others;
     // Keep the non-record messages (logs, states, statuses) next to the stderr log.
     let messages: String = other_messages.iter().map(|m| format!("{m}\n")).collect();
     let _ = std::fs::write(log.with_extension("messages.jsonl"), messages);
@@ -474,8 +515,9 @@ pub fn run_connector(binary: &Path, args: &[&str], log: &Path) -> Result<RunResu
         seconds,
         cpu_secs,
         peak_rss_kib: peak.load(Ordering::Relaxed),
-        bytes,
-        records,
+        bytes: counted.bytes,
+        records: counted.by_stream.iter().map(|(_, n)| n).sum(),
+        records_by_stream: counted.by_stream,
         other_messages,
     };
     if !status.success() {
@@ -494,24 +536,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counter_counts_records_and_keeps_the_rest_across_any_split() {
-        let text = concat!(
-            "{\"type\":\"RECORD\",\"record\":{\"stream\":\"A\",\"data\":{\"Id\":\"1\"}}}\n",
-            "{\"type\":\"LOG\",\"log\":{\"level\":\"INFO\",\"message\":\"hi\"}}\n",
-            "{\"record\":{\"stream\":\"A\",\"data\":{}},\"type\":\"RECORD\"}\n",
-            "{\"type\":\"RECORD\",\"record\":{\"stream\":\"A\",\"data\":{\"Id\":\"2\"}}}\n",
-            "{\"type\":\"STATE\",\"state\":{\"type\":\"STREAM\",\"stream\":{\"stream_descriptor\":{\"name\":\"A\"},\"stream_state\":{\"n\":1}}}}\n",
-            "{\"type\":\"STATE\",\"state\":{\"type\":\"STREAM\",\"stream\":{\"stream_descriptor\":{\"name\":\"A\"},\"stream_state\":{\"n\":2}}}}\n",
-            "not json",
+    fn counter_counts_records_per_stream_and_keeps_the_rest_across_any_split() {
+        let long = "x".repeat(5000);
+        let text = format!(
+            concat!(
+                "{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"A\",\"data\":{{\"Id\":\"1\",\"Long\":\"{}\"}}}}}}\n",
+                "{{\"type\":\"LOG\",\"log\":{{\"level\":\"INFO\",\"message\":\"hi\"}}}}\n",
+                "{{\"record\":{{\"stream\":\"B\",\"data\":{{}}}},\"type\":\"RECORD\"}}\n",
+                "{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"A\",\"data\":{{\"Id\":\"2\"}}}}}}\n",
+                "{{\"type\":\"STATE\",\"state\":{{\"type\":\"STREAM\",\"stream\":{{\"stream_descriptor\":{{\"name\":\"A\"}},\"stream_state\":{{\"n\":1}}}}}}}}\n",
+                "{{\"type\":\"STATE\",\"state\":{{\"type\":\"STREAM\",\"stream\":{{\"stream_descriptor\":{{\"name\":\"A\"}},\"stream_state\":{{\"n\":2}}}}}}}}\n",
+                "not json",
+            ),
+            long
         );
-        for split in [1, 2, 7, 16, 17, 64, 1000] {
+        for split in [1, 2, 7, 16, 17, 64, 1000, 100_000] {
             let mut counter = MessageCounter::default();
             for piece in text.as_bytes().chunks(split) {
                 counter.feed(piece);
+                assert!(counter.line.len() <= RECORD_KEEP.max(400), "split {split}");
             }
-            let (bytes, records, others) = counter.finish();
-            assert_eq!(bytes, text.len() as u64, "split {split}");
-            assert_eq!(records, 3, "split {split}");
+            let counted = counter.finish();
+            assert_eq!(counted.bytes, text.len() as u64, "split {split}");
+            assert_eq!(
+                counted.by_stream,
+                vec![("A".to_string(), 2), ("B".to_string(), 1)],
+                "split {split}"
+            );
+            let others = counted.others;
             assert_eq!(others.len(), 4, "split {split}");
             assert_eq!(others[0]["log"]["message"], "hi");
             assert_eq!(others[3]["type"], "NOT_JSON");

@@ -277,12 +277,17 @@ pub fn render(r: &Results) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "Command: `{}` · date: {} · machine: {} cores ({}), {} · release build{}",
+        "Command: `{}` · date: {} · machine: {} cores ({}), {} · release build · load average \
+         {} before, {} after · each read run {} time(s), the fastest counts (peak RSS: the \
+         largest){}",
         r.command,
         r.machine.date,
         r.machine.cores,
         r.machine.cpu,
         r.machine.memory,
+        r.load.0,
+        r.load.1,
+        r.repeat,
         if r.quick {
             " · **quick run: sizes scaled down, not the figures of issue 9**"
         } else {
@@ -413,17 +418,21 @@ pub fn render(r: &Results) -> String {
     let _ = writeln!(s);
 
     let lat = &r.latency;
+    let per_stream = &lat.first.run.records_by_stream;
     let _ = writeln!(
         s,
-        "### Realistic latency: six objects (40–3,000 rows in the two years read), 100 ms per round trip, {:.0} s Bulk jobs",
+        "### Realistic latency: {} objects ({}–{} records each in the two years read), 100 ms per round trip, {:.0} s Bulk jobs",
+        per_stream.len(),
+        thousands(per_stream.iter().map(|(_, n)| *n).min().unwrap_or(0)),
+        thousands(per_stream.iter().map(|(_, n)| *n).max().unwrap_or(0)),
         lat.job_secs
     );
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "| sync | seconds | records | API calls | round trips | by kind | Airbyte source-salesforce |"
+        "| sync | seconds | records | per stream | API calls | round trips | by kind | Airbyte source-salesforce |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---|---|");
+    let _ = writeln!(s, "|---|---:|---:|---|---:|---:|---|---|");
     for (name, sync, (secs, calls)) in [
         ("first incremental sync", &lat.first, AIRBYTE_FIRST),
         (
@@ -434,9 +443,15 @@ pub fn render(r: &Results) -> String {
     ] {
         let _ = writeln!(
             s,
-            "| {name} | {:.2} | {} | {} | {} | {} | {secs} s, {calls} calls |",
+            "| {name} | {:.2} | {} | {} | {} | {} | {} | {secs} s, {calls} calls |",
             sync.run.seconds,
             thousands(sync.run.records),
+            sync.run
+                .records_by_stream
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             sync.calls.api,
             round_trips(&sync.calls),
             sync.calls.by_kind()
