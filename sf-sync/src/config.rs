@@ -5,6 +5,7 @@ use std::fmt;
 use chrono::{DateTime, Months, SubsecRound, Utc};
 use serde_json::{Map, Value};
 use sf_auth::{Credentials, Grant, LoginUrl, Secret, SessionConfig};
+use sf_discovery::{Criterion, StreamCriterion};
 
 use crate::duration::IsoDuration;
 use crate::error::{ConfigProblem, Error};
@@ -91,90 +92,6 @@ pub struct ConfigWarning {
 impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "`{}`: {}", self.key, self.message)
-    }
-}
-
-/// How a `streams_criteria` entry matches an object name (case-insensitively).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Criterion {
-    /// `starts with`
-    StartsWith,
-    /// `ends with`
-    EndsWith,
-    /// `contains`
-    Contains,
-    /// `exacts`
-    Exacts,
-    /// `starts not with`
-    StartsNotWith,
-    /// `ends not with`
-    EndsNotWith,
-    /// `not contains`
-    NotContains,
-    /// `not exacts`
-    NotExacts,
-}
-
-impl Criterion {
-    /// Every criterion, in the order Airbyte's spec lists them.
-    pub const ALL: [Criterion; 8] = [
-        Criterion::StartsWith,
-        Criterion::EndsWith,
-        Criterion::Contains,
-        Criterion::Exacts,
-        Criterion::StartsNotWith,
-        Criterion::EndsNotWith,
-        Criterion::NotContains,
-        Criterion::NotExacts,
-    ];
-
-    /// The spelling in the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Criterion::StartsWith => "starts with",
-            Criterion::EndsWith => "ends with",
-            Criterion::Contains => "contains",
-            Criterion::Exacts => "exacts",
-            Criterion::StartsNotWith => "starts not with",
-            Criterion::EndsNotWith => "ends not with",
-            Criterion::NotContains => "not contains",
-            Criterion::NotExacts => "not exacts",
-        }
-    }
-
-    /// Reads a spelling (case and surrounding spaces ignored).
-    pub fn parse(text: &str) -> Option<Criterion> {
-        let text = text.trim();
-        Criterion::ALL
-            .into_iter()
-            .find(|c| c.as_str().eq_ignore_ascii_case(text))
-    }
-}
-
-/// One `streams_criteria` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamCriterion {
-    /// How to match.
-    pub criteria: Criterion,
-    /// What to match against.
-    pub value: String,
-}
-
-impl StreamCriterion {
-    /// True when `name` passes this criterion (both lower-cased, as Airbyte does).
-    pub fn matches(&self, name: &str) -> bool {
-        let name = name.to_lowercase();
-        let value = self.value.to_lowercase();
-        match self.criteria {
-            Criterion::StartsWith => name.starts_with(&value),
-            Criterion::EndsWith => name.ends_with(&value),
-            Criterion::Contains => name.contains(&value),
-            Criterion::Exacts => name == value,
-            Criterion::StartsNotWith => !name.starts_with(&value),
-            Criterion::EndsNotWith => !name.ends_with(&value),
-            Criterion::NotContains => !name.contains(&value),
-            Criterion::NotExacts => name != value,
-        }
     }
 }
 
@@ -594,7 +511,7 @@ impl Reader<'_> {
                 }
             };
             match (criteria, value) {
-                (Some(criteria), Some(value)) => out.push(StreamCriterion { criteria, value }),
+                (Some(criterion), Some(value)) => out.push(StreamCriterion::new(criterion, value)),
                 _ => ok = false,
             }
         }

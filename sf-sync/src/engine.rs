@@ -22,7 +22,9 @@ use crate::options::ReadOptions;
 use crate::planner::ApiConstraint;
 use crate::sink::{IncompleteReason, LogLevel, Sink, StreamStatus, StreamSummary, SyncSummary};
 use crate::state::{InputState, StreamState};
-use crate::stream::{run_stream, Job, Mode, Msg, Outcome, Shared, StreamSetup};
+use crate::stream::{
+    parent_filter, run_stream, Job, Mode, Msg, Outcome, Shared, StreamSetup, SLICE_BATCH_SIZE,
+};
 use crate::window::WindowParams;
 
 /// Proves that the credentials work and the org's API answers: one describeGlobal call.
@@ -45,28 +47,10 @@ pub async fn check(session: &Session, _config: &SyncConfig) -> Result<(), Error>
 /// Discovers the org's streams, keeping the objects `streams_criteria` selects: describeGlobal
 /// and one `composite/batch` call per 25 objects.
 pub async fn discover(session: &Session, config: &SyncConfig) -> Result<Catalog, Error> {
-    let mut criteria = Vec::with_capacity(config.streams_criteria.len());
-    for c in &config.streams_criteria {
-        let Some(criterion) = sf_discovery::Criterion::parse(c.criteria.as_str()) else {
-            return Err(Error::DiscoverRequest {
-                error_code: None,
-                message: format!(
-                    "criterion `{}` is not known to discovery; use one of `starts with`, \
-                     `ends with`, `contains`, `exacts` or their negations",
-                    c.criteria.as_str()
-                ),
-                failure: Failure::Config,
-            });
-        };
-        criteria.push(sf_discovery::StreamCriterion::new(
-            criterion,
-            c.value.clone(),
-        ));
-    }
     // An object the org lists but will not describe for this user is left out with a warning in
     // the catalog rather than failing discovery.
     let options = DiscoveryOptions {
-        streams_criteria: StreamCriteria(criteria),
+        streams_criteria: StreamCriteria(config.streams_criteria.clone()),
         skip_inaccessible: true,
         ..DiscoveryOptions::default()
     };
@@ -121,7 +105,9 @@ pub async fn read_with(
     options: &ReadOptions,
 ) -> Result<SyncSummary, Error> {
     options.validate()?;
-    let usage_before = session.api_usage().map(|u| u.used);
+    // The session counts every API request it sends (retries included), whatever the org's
+    // usage figure says about other clients: the change over this read is what it cost.
+    let requests_before = session.request_count();
     let objects: Vec<String> = catalog
         .streams
         .iter()
@@ -130,12 +116,6 @@ pub async fn read_with(
         .collect();
     let keep_describes = catalog.get(DescribeStream::NAME).is_some();
     let described = describe_catalog(session, &objects, keep_describes).await?;
-    // Without a usage figure from before, count the describe calls as the first requests.
-    let usage_start = usage_before.or_else(|| {
-        session
-            .api_usage()
-            .map(|u| u.used.saturating_sub(described.calls))
-    });
     let params = WindowParams::new(config, session.org_now());
 
     let mut jobs = Vec::with_capacity(catalog.streams.len());
@@ -226,10 +206,7 @@ pub async fn read_with(
     if let Some(e) = sink_error {
         return Err(e);
     }
-    let api_requests = match (usage_start, session.api_usage()) {
-        (Some(start), Some(end)) => Some(end.used.saturating_sub(start)),
-        _ => None,
-    };
+    let api_requests = Some(session.request_count().saturating_sub(requests_before));
     let summary = SyncSummary {
         streams,
         api_requests,
@@ -280,10 +257,6 @@ fn name_of(names: &[Arc<str>], idx: usize) -> &str {
     names.get(idx).map_or("", |n| n.as_ref())
 }
 
-/// The object Salesforce serves only filtered by its parents' ids (Airbyte reads it as a substream
-/// of `ContentDocument`).
-const PARENT_FILTERED: &str = "ContentDocumentLink";
-
 /// What describing the catalog's objects gave.
 struct Described {
     /// By lower-cased name.
@@ -294,8 +267,6 @@ struct Described {
     failed: HashMap<String, Error>,
     /// Set when the daily limit stopped the describes.
     limit: Option<String>,
-    /// API calls the describes took (estimated: one per batch of 25).
-    calls: u64,
 }
 
 /// True for an sObject API name: an ASCII letter, then letters, digits and `_`.
@@ -316,7 +287,6 @@ async fn describe_catalog(
         unknown: HashMap::new(),
         failed: HashMap::new(),
         limit: None,
-        calls: 0,
     };
     let mut valid = Vec::with_capacity(names.len());
     for name in names {
@@ -333,7 +303,6 @@ async fn describe_catalog(
         return Ok(out);
     }
     let options = DiscoveryOptions::default();
-    out.calls = valid.len().div_ceil(options.describe_batch_size) as u64;
     let stream = describe_objects(session, valid, &options).map_err(|e| {
         let failure = discovery_failure(&e);
         Error::DescribeRequest {
@@ -485,19 +454,6 @@ fn setup(
 ) -> Result<StreamSetup, Error> {
     let spec = &object.stream;
     let name = &configured.name;
-    if spec.name.eq_ignore_ascii_case(PARENT_FILTERED) {
-        return Err(Error::StreamRead {
-            stream: name.clone(),
-            api: crate::planner::Api::Rest,
-            window: None,
-            error_code: None,
-            message: "Salesforce answers queries on ContentDocumentLink only when they filter on \
-                      the ids of its parent ContentDocument, which this connector does not do \
-                      yet; remove the stream from the configured catalog"
-                .to_string(),
-            failure: Failure::Config,
-        });
-    }
     if let Some(selected) = &configured.selected_fields {
         let missing: Vec<String> = selected
             .iter()
@@ -533,7 +489,18 @@ fn setup(
         })
         .cloned()
         .collect();
-    let constraint = if sf_rest::is_bulk_unsupported(&spec.name) {
+    let parent = parent_filter(&spec.name);
+    let constraint = if let Some(filter) = parent {
+        notes.push((
+            LogLevel::Info,
+            format!(
+                "{name}: read through REST: Salesforce serves it only filtered by {}, so it is \
+                 read by batches of {SLICE_BATCH_SIZE} ids of its parent {}",
+                filter.key, filter.parent
+            ),
+        ));
+        ApiConstraint::RestOnly
+    } else if sf_rest::is_bulk_unsupported(&spec.name) {
         notes.push((
             LogLevel::Info,
             format!("{name}: read through REST: the Bulk API does not serve this object"),
@@ -599,6 +566,7 @@ fn setup(
         columns,
         constraint,
         mode,
+        parent,
     })
 }
 

@@ -14,8 +14,11 @@
 //! and drops those fields), otherwise by volume: one `SELECT COUNT()` over the span to read
 //! feeds the [`PlannerConfig`], which sends small spans through REST in as few windows as the
 //! rows need and large ones through Bulk, with several jobs in flight while one downloads. A
-//! full-refresh stream reads the whole object; an incremental one reads the windows
-//! ([`uncovered_spans`]) from `max(start_date, state − lookback_window)` to the org's clock less
+//! full-refresh stream reads the whole object; `ContentDocumentLink`, which Salesforce serves
+//! only filtered by its parent's ids, is read as Airbyte's connector reads it: the
+//! `ContentDocument` ids through REST (`queryAll`, so deleted documents' links come too),
+//! [`SLICE_BATCH_SIZE`] at a time, one `WHERE ContentDocumentId IN (...)` query per batch. An
+//! incremental stream reads the windows ([`uncovered_spans`]) from `max(start_date, state − lookback_window)` to the org's clock less
 //! [`CLOCK_HOLD_BACK`], and emits its merged date-range state after each window, after the
 //! window's records. A window that times out is read again in halves (down to [`MIN_WINDOW`]);
 //! a lost query locator resumes after the last record read; a Bulk job refused as unsupported,
@@ -37,7 +40,8 @@
 //!
 //! **Must not know:** the Airbyte message envelope or the command line (`sf-cli` wraps states and
 //! records into Airbyte messages); HTTP details beyond what `sf-auth`, `sf-rest` and `sf-bulk`
-//! expose; SOQL paging and CSV decoding (theirs).
+//! expose; SOQL paging and CSV decoding (theirs; the one exception is the pages of the
+//! parent-filtered child queries, since `sf-rest`'s reader takes no id-list filter).
 //!
 //! ```no_run
 //! use chrono::Utc;
@@ -109,20 +113,21 @@ mod window;
 
 pub use catalog::{ConfiguredCatalog, ConfiguredStream, DestinationSyncMode, SyncMode};
 pub use config::{
-    ConfigWarning, Criterion, ParsedConfig, StreamCriterion, SyncConfig, DEFAULT_LOOKBACK_WINDOW,
-    DEFAULT_NUM_WORKERS, DEFAULT_START_DATE_YEARS, DEFAULT_STREAM_SLICE_STEP, MAX_NUM_WORKERS,
-    MIN_API_VERSION,
+    ConfigWarning, ParsedConfig, SyncConfig, DEFAULT_LOOKBACK_WINDOW, DEFAULT_NUM_WORKERS,
+    DEFAULT_START_DATE_YEARS, DEFAULT_STREAM_SLICE_STEP, MAX_NUM_WORKERS, MIN_API_VERSION,
 };
 pub use duration::IsoDuration;
 pub use engine::{check, discover, read, read_with};
 pub use error::{ConfigProblem, Error, Failure};
 pub use options::ReadOptions;
 pub use planner::{Api, ApiConstraint, PlannedSpan, PlannerConfig, ReadPlan, SpanCount, Volume};
+pub use sf_discovery::{Criterion, StreamCriterion};
 pub use sink::{
     IncompleteReason, LogLevel, MemorySink, Sink, SinkMessage, StreamStatus, StreamSummary,
     SyncSummary,
 };
 pub use state::{full_refresh_state, InputState, SavedState, StateSlice, StreamState};
+pub use stream::SLICE_BATCH_SIZE;
 pub use tokio_util::sync::CancellationToken;
 pub use window::{
     plan_windows, uncovered_spans, Chunks, Window, WindowParams, CLOCK_HOLD_BACK, MIN_WINDOW,

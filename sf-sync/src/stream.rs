@@ -26,6 +26,11 @@ use crate::state::{full_refresh_state, StreamState};
 use crate::time::parse_instant;
 use crate::window::{uncovered_spans, Window, WindowParams};
 
+mod substream;
+
+pub use substream::SLICE_BATCH_SIZE;
+pub(crate) use substream::{parent_filter, ParentFilter};
+
 /// What a stream task sends to the sink's consumer. Per stream, messages keep their order.
 #[derive(Debug)]
 pub(crate) enum Msg {
@@ -147,6 +152,9 @@ pub(crate) struct StreamSetup {
     pub(crate) constraint: ApiConstraint,
     /// Full or incremental.
     pub(crate) mode: Mode,
+    /// Set for an object Salesforce serves only filtered by its parent's ids: read in full by
+    /// batches of those ids.
+    pub(crate) parent: Option<ParentFilter>,
 }
 
 /// What a stream task does.
@@ -449,6 +457,10 @@ impl Runner {
     async fn object(&mut self, run: &mut ObjectRun) -> Result<(), Stop> {
         self.may_continue()?;
         let name = self.name.clone();
+        if let Some(filter) = run.setup.parent {
+            self.substream(run, filter).await?;
+            return self.send(Msg::State(self.idx, full_refresh_state())).await;
+        }
         if run.constraint != ApiConstraint::RestOnly
             && self.shared.bulk_exhausted.load(Ordering::Relaxed)
         {

@@ -73,7 +73,7 @@ fn a_full_airbyte_config_reads_as_given() {
         Some(Utc.with_ymd_and_hms(2023, 1, 1, 0, 0, 0).unwrap())
     );
     assert_eq!(c.streams_criteria.len(), 2);
-    assert_eq!(c.streams_criteria[1].criteria, Criterion::NotContains);
+    assert_eq!(c.streams_criteria[1].criterion, Criterion::NotContains);
     assert_eq!(
         c.stream_slice_step.as_std(),
         Duration::from_secs(7 * 86_400)

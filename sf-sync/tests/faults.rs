@@ -5,17 +5,14 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use common::*;
 use fixtures::Faults;
-use serde_json::{json, Value};
-use sf_discovery::Record;
+use serde_json::json;
 use sf_sync::{
     read_with, Api, CancellationToken, Error, Failure, IncompleteReason, InputState, LogLevel,
-    MemorySink, PlannerConfig, ReadOptions, Sink, StreamStatus, SyncSummary,
+    MemorySink, PlannerConfig, ReadOptions, StreamStatus, SyncSummary,
 };
 
 /// Options that cut a small object into windows of about `rows` rows.
@@ -156,47 +153,6 @@ async fn the_api_budget_stops_the_sync_like_the_limit() {
     assert!(after <= used + 12 + 3, "{after} > {used} + 15");
     assert_eq!(sink.final_summary(), Some(&summary));
     org.shutdown().await;
-}
-
-/// A sink that acts on the org when it takes its `at`-th record.
-struct ActingSink {
-    inner: MemorySink,
-    act: Box<dyn Fn() + Send>,
-    seen: AtomicUsize,
-    at: usize,
-}
-
-impl ActingSink {
-    fn new(at: usize, act: impl Fn() + Send + 'static) -> ActingSink {
-        ActingSink {
-            inner: MemorySink::new(),
-            act: Box::new(act),
-            seen: AtomicUsize::new(0),
-            at,
-        }
-    }
-}
-
-#[async_trait]
-impl Sink for ActingSink {
-    async fn record(&mut self, stream: &str, record: Record) -> Result<(), Error> {
-        if self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
-            (self.act)();
-        }
-        self.inner.record(stream, record).await
-    }
-    async fn state(&mut self, stream: &str, state: Value) -> Result<(), Error> {
-        self.inner.state(stream, state).await
-    }
-    async fn log(&mut self, level: LogLevel, message: &str) -> Result<(), Error> {
-        self.inner.log(level, message).await
-    }
-    async fn status(&mut self, stream: &str, status: StreamStatus) -> Result<(), Error> {
-        self.inner.status(stream, status).await
-    }
-    async fn summary(&mut self, summary: &SyncSummary) -> Result<(), Error> {
-        self.inner.summary(summary).await
-    }
 }
 
 async fn token_expires_mid_read(force_bulk: bool) {

@@ -181,6 +181,9 @@ async fn small_objects_cost_few_requests_first_and_next_time() {
     assert_eq!(after.requests.query - before.requests.query, 12);
     let first_calls = after.api_usage.used - before.api_usage.used;
     assert_eq!(first_calls, 19, "{first_calls} calls");
+    // What the session sent: the six describes in one composite call, then 6 + 7 queries.
+    assert_eq!(after.requests.composite - before.requests.composite, 1);
+    assert_eq!(summary.api_requests, Some(14));
     assert!(summary.records() > 3000);
 
     // A few hundred changes an hour later.
@@ -199,11 +202,14 @@ async fn small_objects_cost_few_requests_first_and_next_time() {
     states.update(&sink1, &streams);
     let before = control.stats();
     let (second, sink2) = sf_sync_run(&session, &config, &configured, &states.input()).await;
-    second.unwrap();
+    let summary = second.unwrap();
     let after = control.stats();
     let next_calls = after.api_usage.used - before.api_usage.used;
     // Six describes and one query per object.
     assert_eq!(next_calls, 12, "{next_calls} calls");
+    assert_eq!(after.requests.query - before.requests.query, 6);
+    assert_eq!(after.requests.query_more, before.requests.query_more);
+    assert_eq!(summary.api_requests, Some(7));
     assert!(sink2.records("Account").len() >= 100);
     for stream in streams {
         let spec = catalog.stream(stream).unwrap();

@@ -2,7 +2,10 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use chrono::{DateTime, TimeZone, Utc};
 use fixtures::{EmulatedOrg, OrgConfig, OrgControl, Scale};
@@ -10,8 +13,8 @@ use serde_json::{json, Map, Value};
 use sf_auth::{RetryConfig, Session};
 use sf_discovery::{Catalog, FieldType, Record, StreamSpec, ValueKind};
 use sf_sync::{
-    read_with, CancellationToken, ConfiguredCatalog, InputState, MemorySink, ReadOptions,
-    SyncConfig, SyncSummary,
+    read_with, CancellationToken, ConfiguredCatalog, Error, InputState, LogLevel, MemorySink,
+    ReadOptions, Sink, StreamStatus, SyncConfig, SyncSummary,
 };
 
 pub fn clock_start() -> DateTime<Utc> {
@@ -222,5 +225,46 @@ impl States {
     /// As the input of the next run (Airbyte's per-stream legacy object form).
     pub fn input(&self) -> InputState {
         InputState::from_value(&Value::Object(self.0.clone())).unwrap()
+    }
+}
+
+/// A sink that acts on the org when it takes its `at`-th record.
+pub struct ActingSink {
+    pub inner: MemorySink,
+    act: Box<dyn Fn() + Send>,
+    seen: AtomicUsize,
+    at: usize,
+}
+
+impl ActingSink {
+    pub fn new(at: usize, act: impl Fn() + Send + 'static) -> ActingSink {
+        ActingSink {
+            inner: MemorySink::new(),
+            act: Box::new(act),
+            seen: AtomicUsize::new(0),
+            at,
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for ActingSink {
+    async fn record(&mut self, stream: &str, record: Record) -> Result<(), Error> {
+        if self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
+            (self.act)();
+        }
+        self.inner.record(stream, record).await
+    }
+    async fn state(&mut self, stream: &str, state: Value) -> Result<(), Error> {
+        self.inner.state(stream, state).await
+    }
+    async fn log(&mut self, level: LogLevel, message: &str) -> Result<(), Error> {
+        self.inner.log(level, message).await
+    }
+    async fn status(&mut self, stream: &str, status: StreamStatus) -> Result<(), Error> {
+        self.inner.status(stream, status).await
+    }
+    async fn summary(&mut self, summary: &SyncSummary) -> Result<(), Error> {
+        self.inner.summary(summary).await
     }
 }

@@ -1,0 +1,225 @@
+//! ContentDocumentLink, which Salesforce serves only filtered by its parent's ids, read as
+//! Airbyte reads it: the ContentDocument ids in batches of 200, one query per batch, against the
+//! emulated org's ground truth.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use fixtures::{Faults, Mutation};
+use serde_json::json;
+use sf_sync::{
+    read_with, Api, CancellationToken, IncompleteReason, InputState, LogLevel, StreamStatus,
+    SyncMode, SLICE_BATCH_SIZE,
+};
+
+const LINK: &str = "ContentDocumentLink";
+
+/// An org with 450 documents (batches of 200, 200 and 50) and 1,200 links, pages of 200.
+fn files_org(seed: u64) -> fixtures::OrgConfig {
+    org_config(seed)
+        .rows("ContentDocument", 450)
+        .rows(LINK, 1_200)
+        .default_batch_size(200)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_are_read_by_batches_of_document_ids_and_equal_the_truth() {
+    assert_eq!(SLICE_BATCH_SIZE, 200);
+    let org = start(files_org(51)).await;
+    let control = org.control();
+    // Deleted documents (their links stay reachable through queryAll) and deleted links.
+    let documents = control.mutate(Mutation::new("ContentDocument").delete(20));
+    let links = control.mutate(Mutation::new(LINK).delete(30).update(25));
+    assert!(documents.errors.is_empty() && links.errors.is_empty());
+    control.advance_clock(60);
+
+    // force_use_bulk_api does not apply: the Bulk API is never used for it.
+    let config = sync_config(&org, json!({"force_use_bulk_api": true}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let spec = catalog.stream(LINK).unwrap();
+    assert!(!spec.supports_incremental);
+    // Asked for incremental: read in full, with a warning.
+    let configured = configure(&catalog, &[LINK], Some("incremental"));
+    let before = control.stats();
+    let (result, sink) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &fast_options(),
+    )
+    .await;
+    let summary = result.unwrap();
+    let after = control.stats();
+
+    let stream = &summary.streams[0];
+    assert_eq!(stream.status, StreamStatus::Complete);
+    assert_eq!(stream.api, Some(Api::Rest));
+    assert_eq!(stream.sync_mode, SyncMode::FullRefresh);
+    assert_eq!(stream.windows, 1);
+    assert_eq!(
+        sink.states(LINK),
+        [&json!({"__ab_no_cursor_state_message": true})]
+    );
+    let want = truth(&control, spec);
+    assert_eq!(want.len(), 1_200);
+    assert!(
+        want.values()
+            .filter(|r| r["IsDeleted"] == json!(true))
+            .count()
+            >= 30
+    );
+    let records = sink.records(LINK);
+    assert_eq!(records.len(), want.len(), "a link emitted twice");
+    assert_eq!(stream.records as usize, records.len());
+    assert_matches_truth(LINK, &latest(&[&sink], LINK, spec), &want);
+
+    // The document ids: one queryAll in 3 pages of 200. The links: one query per batch of
+    // 200, 200 and 50 documents, each in pages of 200 links. No COUNT(), no Bulk job.
+    let mut document_ids: Vec<String> = control
+        .truth("ContentDocument")
+        .iter()
+        .map(|d| d["Id"].as_str().unwrap().to_string())
+        .collect();
+    document_ids.sort();
+    assert_eq!(document_ids.len(), 450);
+    let batch_pages: Vec<u64> = document_ids
+        .chunks(SLICE_BATCH_SIZE)
+        .map(|batch| {
+            let links = want
+                .values()
+                .filter(|l| batch.iter().any(|id| l["ContentDocumentId"] == id.as_str()))
+                .count() as u64;
+            links.div_ceil(200).max(1)
+        })
+        .collect();
+    let queries = after.requests.query - before.requests.query;
+    let pages = after.requests.query_more - before.requests.query_more;
+    assert_eq!(queries, 1 + 3, "{queries} queries");
+    assert_eq!(
+        pages,
+        2 + batch_pages.iter().map(|p| p - 1).sum::<u64>(),
+        "{batch_pages:?}"
+    );
+    assert_eq!(after.requests.bulk_create, before.requests.bulk_create);
+    assert_eq!(after.requests.composite - before.requests.composite, 1);
+    assert_eq!(summary.api_requests, Some(1 + queries + pages));
+
+    let logs = sink.logs();
+    assert!(logs.iter().any(|(level, m)| *level == LogLevel::Warn
+        && m.starts_with("ContentDocumentLink: asked for incremental")));
+    assert!(logs
+        .iter()
+        .any(|(_, m)| m.contains("one query per 200 ids of its parent ContentDocument")));
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_cursors_of_documents_and_links_lose_and_repeat_nothing() {
+    let org = start(files_org(52).faults(Faults {
+        query_locator_ttl_secs: 30,
+        ..Faults::default()
+    }))
+    .await;
+    let control = org.control();
+    let config = sync_config(&org, json!({}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let spec = catalog.stream(LINK).unwrap();
+    let configured = configure(&catalog, &[LINK], None);
+    let mut options = fast_options();
+    options.channel_capacity = 2;
+    // While the first page of links is being taken, a minute passes: the next page of links and
+    // the next page of document ids both lose their cursor.
+    let clock = control.clone();
+    let mut sink = ActingSink::new(50, move || clock.advance_clock(60));
+    let summary = read_with(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &mut sink,
+        CancellationToken::new(),
+        &options,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    let logs = sink.inner.logs();
+    assert!(
+        logs.iter().any(|(_, m)| m.contains("lost its cursor")
+            && m.contains("querying the batch of 200 ContentDocument ids again")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter().any(|(_, m)| m
+            .contains("reading the ids of ContentDocument lost its cursor; resuming after Id")),
+        "{logs:?}"
+    );
+    let records = sink.inner.records(LINK);
+    let ids: std::collections::BTreeSet<&str> = records.iter().map(|r| r.id().unwrap()).collect();
+    assert_eq!(ids.len(), records.len(), "a link emitted twice");
+    assert_matches_truth(
+        LINK,
+        &latest(&[&sink.inner], LINK, spec),
+        &truth(&control, spec),
+    );
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_limit_in_the_middle_stops_cleanly_and_the_next_sync_reads_it_all() {
+    let org = start(files_org(53)).await;
+    let control = org.control();
+    let config = sync_config(&org, json!({}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let spec = catalog.stream(LINK).unwrap();
+    let configured = configure(&catalog, &[LINK], None);
+    let mut options = fast_options();
+    options.channel_capacity = 2;
+    // At the 300th link the org's allowance is used up.
+    let limiter = control.clone();
+    let mut sink = ActingSink::new(300, move || {
+        let used = limiter.stats().api_usage.used;
+        limiter.set_faults(Faults {
+            daily_api_limit: used,
+            ..Faults::default()
+        });
+    });
+    let summary = read_with(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &mut sink,
+        CancellationToken::new(),
+        &options,
+    )
+    .await
+    .unwrap();
+    assert!(summary.succeeded());
+    assert!(matches!(
+        summary.streams[0].status,
+        StreamStatus::Incomplete(IncompleteReason::ApiLimit { .. })
+    ));
+    let first = sink.inner.records(LINK).len();
+    assert!((300..1_200).contains(&first), "{first}");
+    // A full refresh cut short leaves no state: the next sync reads it all again.
+    assert!(sink.inner.states(LINK).is_empty());
+
+    control.set_faults(Faults::default());
+    let (result, sink2) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &fast_options(),
+    )
+    .await;
+    assert_eq!(result.unwrap().streams[0].status, StreamStatus::Complete);
+    assert_matches_truth(LINK, &latest(&[&sink2], LINK, spec), &truth(&control, spec));
+    org.shutdown().await;
+}
