@@ -1,0 +1,604 @@
+#![allow(clippy::unwrap_used)]
+//! Process-level tests of `sfconnect` against the emulated org.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use fixtures::{EmulatedOrg, OrgConfig, Scale};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sfconnect");
+
+struct Env {
+    org: EmulatedOrg,
+    dir: PathBuf,
+}
+
+impl Env {
+    async fn new(name: &str) -> Env {
+        let org = EmulatedOrg::start(OrgConfig::new(7, Scale::Tiny))
+            .await
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("sfconnect-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Env { org, dir }
+    }
+
+    /// A config reading the whole history (the emulated org has rows older than two years).
+    fn config(&self) -> Value {
+        let info = self.org.login_info();
+        json!({
+            "client_id": info.client_id,
+            "client_secret": info.client_secret,
+            "refresh_token": info.refresh_token,
+            "login_url": info.login_url,
+            "start_date": "2000-01-01",
+        })
+    }
+
+    fn write(&self, name: &str, value: &Value) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, value.to_string()).unwrap();
+        path
+    }
+
+    /// Runs the binary off the async runtime (the org keeps serving meanwhile).
+    async fn run(&self, args: &[&str]) -> Run {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let dir = self.dir.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(BIN)
+                .args(&args)
+                .current_dir(dir)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        Run::new(output)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Run {
+    code: i32,
+    messages: Vec<Value>,
+    stdout: String,
+    stderr: String,
+}
+
+const KNOWN_TYPES: [&str; 9] = [
+    "SPEC",
+    "CONNECTION_STATUS",
+    "CATALOG",
+    "RECORD",
+    "STATE",
+    "LOG",
+    "TRACE",
+    "CONTROL",
+    "ESTIMATE",
+];
+
+impl Run {
+    fn new(output: Output) -> Run {
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        let messages: Vec<Value> = stdout
+            .lines()
+            .map(|line| {
+                let v: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+                let t = v["type"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no type: {line}"));
+                assert!(KNOWN_TYPES.contains(&t), "unknown message type {t}");
+                v
+            })
+            .collect();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            messages,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn of_type(&self, t: &str) -> Vec<&Value> {
+        self.messages.iter().filter(|m| m["type"] == t).collect()
+    }
+
+    fn records(&self, stream: &str) -> Vec<&Value> {
+        self.of_type("RECORD")
+            .into_iter()
+            .filter(|m| m["record"]["stream"] == stream)
+            .map(|m| &m["record"]["data"])
+            .collect()
+    }
+
+    fn trace_error(&self) -> &Value {
+        self.messages
+            .iter()
+            .find(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR")
+            .unwrap_or_else(|| panic!("no TRACE error in:\n{}\n{}", self.stdout, self.stderr))
+    }
+}
+
+fn configured(catalog: &Value, streams: &[(&str, &str)]) -> Value {
+    let all = catalog["catalog"]["streams"].as_array().unwrap();
+    let chosen: Vec<Value> = streams
+        .iter()
+        .map(|(name, mode)| {
+            let stream = all
+                .iter()
+                .find(|s| s["name"] == *name)
+                .unwrap_or_else(|| panic!("{name} not discovered"));
+            let mut entry = json!({
+                "stream": stream,
+                "sync_mode": mode,
+                "destination_sync_mode": if *mode == "incremental" { "append_dedup" } else { "overwrite" },
+                // fields the platform sends that this connector does not use
+                "generation_id": 3, "minimum_generation_id": 0, "sync_id": 42,
+            });
+            if *mode == "incremental" {
+                entry["cursor_field"] = stream["default_cursor_field"].clone();
+                entry["primary_key"] = json!([["Id"]]);
+            }
+            entry
+        })
+        .collect();
+    json!({"streams": chosen})
+}
+
+async fn discovered(env: &Env, config: &Path) -> Value {
+    let run = env
+        .run(&["discover", "--config", config.to_str().unwrap()])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.of_type("CATALOG")[0].clone()
+}
+
+fn ids(records: &[&Value]) -> std::collections::BTreeSet<String> {
+    records
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spec_is_a_json_schema_for_every_config_key() {
+    let env = Env::new("spec").await;
+    let run = env.run(&["spec"]).await;
+    assert_eq!(run.code, 0);
+    assert_eq!(run.messages.len(), 1);
+    let spec = &run.messages[0]["spec"]["connectionSpecification"];
+    assert_eq!(spec["type"], "object");
+    for key in [
+        "client_id",
+        "client_secret",
+        "refresh_token",
+        "is_sandbox",
+        "auth_type",
+        "start_date",
+        "end_date",
+        "streams_criteria",
+        "stream_slice_step",
+        "lookback_window",
+        "force_use_bulk_api",
+        "preserve_na_values",
+        "login_url",
+        "api_version",
+        "num_workers",
+        "api_budget",
+    ] {
+        assert!(
+            spec["properties"][key].is_object(),
+            "{key} missing from the spec"
+        );
+    }
+    assert_eq!(spec["properties"]["client_secret"]["airbyte_secret"], true);
+    assert_eq!(spec["properties"]["refresh_token"]["airbyte_secret"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_succeeds_and_fails_with_a_status() {
+    let env = Env::new("check").await;
+    let good = env.write("config", &env.config());
+    let run = env
+        .run(&["check", "--config", good.to_str().unwrap()])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
+        "SUCCEEDED"
+    );
+
+    let mut bad = env.config();
+    bad["client_secret"] = json!("wrong-secret");
+    let bad = env.write("bad.conf", &bad);
+    let run = env.run(&["check", "--config", bad.to_str().unwrap()]).await;
+    let status = &run.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    assert_eq!(status["status"], "FAILED");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("client_secret"),
+        "{status}"
+    );
+    assert!(!run.stdout.contains("wrong-secret") && !run.stderr.contains("wrong-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discover_lists_streams_and_describe() {
+    let env = Env::new("discover").await;
+    let config = env.write("config.json", &env.config());
+    let catalog = discovered(&env, &config).await;
+    let streams = catalog["catalog"]["streams"].as_array().unwrap();
+    let account = streams.iter().find(|s| s["name"] == "Account").unwrap();
+    assert_eq!(account["default_cursor_field"], json!(["SystemModstamp"]));
+    assert_eq!(account["source_defined_primary_key"], json!([["Id"]]));
+    assert!(account["json_schema"]["properties"]["BillingAddress"].is_object());
+    assert!(streams.iter().any(|s| s["name"] == "Describe"));
+    assert!(streams.iter().any(|s| s["name"] == "User"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_equals_the_org_and_resumes_from_state() {
+    let env = Env::new("read").await;
+    let config = env.write("config", &env.config());
+    let catalog = discovered(&env, &config).await;
+    let catalog_file = env.write(
+        "catalog",
+        &configured(
+            &catalog,
+            &[
+                ("Account", "incremental"),
+                ("Contact", "full_refresh"),
+                ("Invoice__c", "incremental"),
+            ],
+        ),
+    );
+    let state = env.write("state", &json!([]));
+    let run = env
+        .run(&[
+            "read",
+            "--config",
+            config.to_str().unwrap(),
+            "--catalog",
+            catalog_file.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for stream in ["Account", "Contact", "Invoice__c"] {
+        let truth = env.org.control().truth(stream);
+        let live: Vec<&Value> = truth
+            .iter()
+            .filter(|r| r["IsDeleted"] != json!(true))
+            .collect();
+        let got = run.records(stream);
+        assert!(!got.is_empty(), "{stream}: no records");
+        // Incremental streams read queryAll (deleted rows too); full refresh at least every live row.
+        assert!(ids(&got).is_superset(&ids(&live)), "{stream}: rows missing");
+        for r in run.of_type("RECORD") {
+            assert!(r["record"]["emitted_at"].is_i64());
+        }
+    }
+    let states = run.of_type("STATE");
+    assert!(!states.is_empty());
+    let last_states: Vec<Value> = ["Account", "Invoice__c"]
+        .iter()
+        .map(|s| {
+            states
+                .iter()
+                .rev()
+                .find(|m| m["state"]["stream"]["stream_descriptor"]["name"] == *s)
+                .unwrap()["state"]
+                .clone()
+        })
+        .collect();
+    // Change the org, then read again from the state: only changes come back.
+    let changed = env.org.control().mutate(
+        fixtures::Mutation::new("Account")
+            .insert(2)
+            .update(2)
+            .delete(1),
+    );
+    env.org.control().advance_clock(120);
+    let state = env.write("state2", &Value::Array(last_states));
+    let catalog_file = env.write(
+        "catalog2",
+        &configured(
+            &catalog,
+            &[("Account", "incremental"), ("Invoice__c", "incremental")],
+        ),
+    );
+    let run = env
+        .run(&[
+            "read",
+            "--config",
+            config.to_str().unwrap(),
+            "--catalog",
+            catalog_file.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let got = ids(&run.records("Account"));
+    for id in changed
+        .inserted
+        .iter()
+        .chain(&changed.updated)
+        .chain(&changed.deleted)
+    {
+        assert!(got.contains(id), "change {id} not read");
+    }
+    let account = run.records("Account");
+    let deleted = account
+        .iter()
+        .find(|r| r["Id"] == json!(changed.deleted[0]))
+        .unwrap();
+    assert_eq!(deleted["IsDeleted"], true);
+    // Far fewer records than the first read: only the lookback window and the changes.
+    assert!(
+        run.records("Account").len() < 50,
+        "{}",
+        run.records("Account").len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_files_get_a_trace_naming_file_and_fix() {
+    let env = Env::new("badfiles").await;
+    let config = env.write("config.json", &env.config());
+    let catalog = discovered(&env, &config).await;
+    let good_catalog = env.write(
+        "catalog.json",
+        &configured(&catalog, &[("Account", "full_refresh")]),
+    );
+
+    // missing config file
+    let run = env
+        .run(&[
+            "read",
+            "--config",
+            "nope.json",
+            "--catalog",
+            good_catalog.to_str().unwrap(),
+        ])
+        .await;
+    assert_ne!(run.code, 0);
+    let error = &run.trace_error()["trace"]["error"];
+    assert_eq!(error["failure_type"], "config_error");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("config file `nope.json` does not exist"),
+        "{error}"
+    );
+
+    // invalid JSON in the catalog
+    std::fs::write(env.dir.join("broken"), "{\"streams\": [").unwrap();
+    let run = env
+        .run(&[
+            "read",
+            "--config",
+            config.to_str().unwrap(),
+            "--catalog",
+            "broken",
+        ])
+        .await;
+    assert_ne!(run.code, 0);
+    let message = run.trace_error()["trace"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("catalog file `broken` is not valid JSON"),
+        "{message}"
+    );
+
+    // a bad config value
+    let mut bad = env.config();
+    bad["stream_slice_step"] = json!("P221S");
+    let bad = env.write("bad-config", &bad);
+    let run = env
+        .run(&[
+            "read",
+            "--config",
+            bad.to_str().unwrap(),
+            "--catalog",
+            good_catalog.to_str().unwrap(),
+        ])
+        .await;
+    assert_ne!(run.code, 0);
+    let message = run.trace_error()["trace"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("stream_slice_step"), "{message}");
+
+    // a stream unknown to the org
+    let mut unknown = configured(&catalog, &[("Account", "full_refresh")]);
+    unknown["streams"][0]["stream"]["name"] = json!("Nope__c");
+    let unknown = env.write("unknown-stream", &unknown);
+    let run = env
+        .run(&[
+            "read",
+            "--config",
+            config.to_str().unwrap(),
+            "--catalog",
+            unknown.to_str().unwrap(),
+        ])
+        .await;
+    assert_ne!(run.code, 0);
+    let error = &run.trace_error()["trace"]["error"];
+    assert!(
+        error["message"].as_str().unwrap().contains("Nope__c"),
+        "{error}"
+    );
+    assert!(run.of_type("RECORD").is_empty());
+
+    // a selected field that no longer exists
+    let mut gone = configured(&catalog, &[("Account", "full_refresh")]);
+    gone["streams"][0]["stream"]["json_schema"]["properties"]["Gone__c"] =
+        json!({"type": ["null", "string"]});
+    let gone = env.write("gone-field", &gone);
+    let run = env
+        .run(&[
+            "read",
+            "--config",
+            config.to_str().unwrap(),
+            "--catalog",
+            gone.to_str().unwrap(),
+        ])
+        .await;
+    assert_ne!(run.code, 0);
+    let error = &run.trace_error()["trace"]["error"];
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("Gone__c") && message.contains("Account"),
+        "{message}"
+    );
+    assert!(run.of_type("RECORD").is_empty());
+
+    // a bad state file
+    std::fs::write(env.dir.join("state"), "{\"Account\": 5}").unwrap();
+    let run = env
+        .run(&[
+            "read",
+            "--config",
+            config.to_str().unwrap(),
+            "--catalog",
+            good_catalog.to_str().unwrap(),
+            "--state",
+            "state",
+        ])
+        .await;
+    assert_ne!(run.code, 0);
+    let message = run.trace_error()["trace"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("state file `state`"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn legacy_state_and_full_refresh_only_streams() {
+    let env = Env::new("legacy").await;
+    let config = env.write("config.json", &env.config());
+    let catalog = discovered(&env, &config).await;
+    let streams = catalog["catalog"]["streams"].as_array().unwrap();
+    let full_only = streams
+        .iter()
+        .find(|s| s["supported_sync_modes"] == json!(["full_refresh"]) && s["name"] != "Describe")
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Ask for incremental on a stream that only supports full refresh: read in full, with a warning.
+    let mut asked = configured(
+        &catalog,
+        &[(&full_only, "full_refresh"), ("Account", "incremental")],
+    );
+    asked["streams"][0]["sync_mode"] = json!("incremental");
+    let asked = env.write("catalog.json", &asked);
+    // Airbyte's legacy whole-state object.
+    let state = env.write(
+        "state.json",
+        &json!({"Account": {"SystemModstamp": "2100-01-01T00:00:00.000Z"}}),
+    );
+    let run = env
+        .run(&[
+            "read",
+            "--config",
+            config.to_str().unwrap(),
+            "--catalog",
+            asked.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let warned = run.of_type("LOG").iter().any(|m| {
+        m["log"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&full_only)
+    });
+    assert!(warned, "no warning about {full_only}: {}", run.stdout);
+    assert!(!run.records(&full_only).is_empty() || env.org.control().truth(&full_only).is_empty());
+    // A legacy state in the future: nothing of Account is read again.
+    assert!(run.records("Account").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_writes_every_step_and_its_summary_matches_the_files() {
+    let dir = std::env::temp_dir().join(format!("sfconnect-demo-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_str = dir.to_str().unwrap().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(BIN)
+            .args(["demo", "--dir", &dir_str, "--scale", "tiny"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for file in [
+        "check.jsonl",
+        "discover.jsonl",
+        "read-1.jsonl",
+        "read-2.jsonl",
+        "state-1.json",
+        "configured_catalog.json",
+    ] {
+        assert!(dir.join(file).exists(), "{file} missing");
+    }
+    // The table's record counts are the files' RECORD lines.
+    for (step, file) in [
+        ("read (first sync)", "read-1.jsonl"),
+        ("read (incremental)", "read-2.jsonl"),
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let records = text
+            .lines()
+            .filter(|l| l.contains("\"type\":\"RECORD\""))
+            .count();
+        let deletes = text
+            .lines()
+            .filter(|l| l.contains("\"type\":\"RECORD\"") && l.contains("\"IsDeleted\":true"))
+            .count();
+        let row = stdout.lines().find(|l| l.starts_with(step)).unwrap();
+        let cols: Vec<&str> = row[step.len()..].split_whitespace().collect();
+        assert_eq!(cols[1], records.to_string(), "{row}");
+        assert_eq!(cols[2], deletes.to_string(), "{row}");
+    }
+    let second = stdout
+        .lines()
+        .find(|l| l.starts_with("read (incremental)"))
+        .unwrap();
+    let cols: Vec<&str> = second["read (incremental)".len()..]
+        .split_whitespace()
+        .collect();
+    assert!(
+        cols[2].parse::<u64>().unwrap() >= 1,
+        "the incremental read saw no delete: {second}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
