@@ -384,9 +384,26 @@ enum SpanError {
     /// The query timed out or the job failed for its size: read the span in halves.
     Split(String),
     /// Bulk cannot serve the stream: read it through REST from this span on.
-    Fallback(String),
+    Fallback(Fallback),
     /// Stop the stream.
     Stop(Stop),
+}
+
+/// Why a stream leaves the Bulk API for REST.
+struct Fallback {
+    /// What the Bulk API answered.
+    reason: String,
+    /// The org's daily Bulk query job limit is reached (every later stream reads through REST).
+    job_limit: bool,
+}
+
+impl Fallback {
+    fn unsupported(reason: String) -> SpanError {
+        SpanError::Fallback(Fallback {
+            reason,
+            job_limit: false,
+        })
+    }
 }
 
 impl From<Stop> for SpanError {
@@ -464,8 +481,9 @@ impl Runner {
         if run.constraint != ApiConstraint::RestOnly
             && self.shared.bulk_exhausted.load(Ordering::Relaxed)
         {
+            // The stream that found the limit logged it once, as a warning.
             self.log(
-                LogLevel::Warn,
+                LogLevel::Info,
                 format!(
                     "{name}: read through REST: the org's daily Bulk query job allowance is \
                      used up"
@@ -576,7 +594,36 @@ impl Runner {
                 }
                 Api::Bulk => match self.bulk_spans(run, &mut queue).await? {
                     None => break,
-                    Some(reason) => {
+                    Some(Fallback {
+                        reason,
+                        job_limit: true,
+                    }) => {
+                        // Logged once per sync, by the first stream to find it.
+                        let first = !self.shared.bulk_exhausted.swap(true, Ordering::Relaxed);
+                        let (level, message) = if first {
+                            (
+                                LogLevel::Warn,
+                                format!(
+                                    "the org's daily Bulk API query job limit \
+                                     (DailyBulkV2QueryJobs) is reached ({reason}): {name} and \
+                                     every stream after it are read through REST, which counts \
+                                     against the daily API request limit instead"
+                                ),
+                            )
+                        } else {
+                            (
+                                LogLevel::Info,
+                                format!(
+                                    "{name}: switching to REST: the org's daily Bulk query job \
+                                     allowance is used up"
+                                ),
+                            )
+                        };
+                        self.log(level, message).await;
+                        run.constraint = ApiConstraint::RestOnly;
+                        api = Api::Rest;
+                    }
+                    Some(Fallback { reason, .. }) => {
                         self.log(
                             LogLevel::Warn,
                             format!(
@@ -687,11 +734,11 @@ impl Runner {
                     queue.push_front(Some(b));
                     queue.push_front(Some(a));
                 }
-                Err(SpanError::Fallback(message)) => {
+                Err(SpanError::Fallback(fallback)) => {
                     return Err(Stop::Failed(self.rest_error(
                         &span,
                         None,
-                        message,
+                        fallback.reason,
                         Failure::System,
                     )))
                 }
@@ -906,12 +953,12 @@ impl Runner {
     }
 
     /// Reads spans through Bulk, with jobs of later spans in flight while one downloads. Returns
-    /// `Some(reason)` when the stream must switch to REST (the unread spans are back in `queue`).
+    /// `Some(why)` when the stream must switch to REST (the unread spans are back in `queue`).
     async fn bulk_spans(
         &mut self,
         run: &mut ObjectRun,
         queue: &mut SpanQueue,
-    ) -> Result<Option<String>, Stop> {
+    ) -> Result<Option<Fallback>, Stop> {
         let stop = self.shared.cancel.child_token();
         let mut inflight: VecDeque<(Span, Preparing)> = VecDeque::new();
         let result = self.bulk_loop(run, queue, &mut inflight, &stop).await;
@@ -933,7 +980,7 @@ impl Runner {
         queue: &mut SpanQueue,
         inflight: &mut VecDeque<(Span, Preparing)>,
         stop: &CancellationToken,
-    ) -> Result<Option<String>, Stop> {
+    ) -> Result<Option<Fallback>, Stop> {
         let ahead = self.shared.options.bulk_jobs_in_flight.max(1);
         let min = self.shared.options.planner.min_window;
         loop {
@@ -985,7 +1032,7 @@ impl Runner {
                     let first = self.spawn_prepare(run, &Some(a), stop)?;
                     inflight.push_front((Some(a), first));
                 }
-                Err(SpanError::Fallback(reason)) => {
+                Err(SpanError::Fallback(fallback)) => {
                     // This span and those started ahead go back, in order, ahead of the queue;
                     // the jobs started ahead are stopped and aborted by the caller.
                     let ahead: Vec<Span> = inflight.iter().map(|(s, _)| *s).collect();
@@ -993,7 +1040,7 @@ impl Runner {
                         queue.push_front(s);
                     }
                     queue.push_front(span);
-                    return Ok(Some(reason));
+                    return Ok(Some(fallback));
                 }
                 Err(SpanError::Stop(stop)) => return Err(stop),
             }
@@ -1007,19 +1054,19 @@ impl Runner {
             K::DailyLimitExceeded => {
                 SpanError::Stop(Stop::Limit(self.shared.hit_limit(&e.to_string())))
             }
-            K::NotSupported => SpanError::Fallback(e.to_string()),
-            K::BulkJobLimit => {
-                // Other streams need not try: REST requests are a separate allowance.
-                self.shared.bulk_exhausted.store(true, Ordering::Relaxed);
-                SpanError::Fallback(e.to_string())
-            }
+            K::NotSupported => Fallback::unsupported(e.to_string()),
+            // Other streams need not try: REST requests are a separate allowance.
+            K::BulkJobLimit => SpanError::Fallback(Fallback {
+                reason: e.to_string(),
+                job_limit: true,
+            }),
             K::JobFailed => match &e {
                 sf_bulk::Error::JobFailed { error_message, .. }
                     if bulk_failed_for_size(error_message) && span.is_some() =>
                 {
                     SpanError::Split(e.to_string())
                 }
-                _ => SpanError::Fallback(e.to_string()),
+                _ => Fallback::unsupported(e.to_string()),
             },
             K::JobTimedOut if span.is_some() => SpanError::Split(e.to_string()),
             K::QueryRejected if e.error_code() == Some("INVALID_FIELD") => {

@@ -576,11 +576,82 @@ async fn the_daily_bulk_job_allowance_used_up_sends_streams_to_rest() {
     }
     // Only the first stream tried: the second knew the allowance was used up.
     assert_eq!(control.stats().requests.bulk_create, 1);
-    assert!(sink
-        .logs()
+    // One warning names the limit and what it costs; the stream after it notes it quietly.
+    let logs = sink.logs();
+    let warnings: Vec<&str> = logs
         .iter()
-        .any(|(_, m)| m.starts_with("Task:") && m.contains("Bulk query job allowance")));
+        .filter(|(level, m)| *level == LogLevel::Warn && m.contains("Bulk"))
+        .map(|(_, m)| *m)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{logs:?}");
+    for needle in [
+        "daily Bulk API query job limit (DailyBulkV2QueryJobs) is reached",
+        "Max bulk v2 query jobs (0) per 24 hrs has been reached (1)",
+        "Opportunity and every stream after it are read through REST",
+    ] {
+        assert!(
+            warnings[0].contains(needle),
+            "`{needle}` not in {}",
+            warnings[0]
+        );
+    }
+    assert!(logs.iter().any(|(level, m)| *level == LogLevel::Info
+        && m.starts_with("Task:")
+        && m.contains("Bulk query job allowance")));
     for stream in ["Opportunity", "Task"] {
+        let spec = catalog.stream(stream).unwrap();
+        assert_matches_truth(
+            stream,
+            &latest(&[&sink], stream, spec),
+            &truth(&control, spec),
+        );
+    }
+    org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_finding_the_bulk_job_limit_together_warn_once() {
+    let org = start(org_config(44).faults(Faults {
+        daily_bulk_job_limit: 0,
+        ..Faults::default()
+    }))
+    .await;
+    let control = org.control();
+    let config = sync_config(&org, json!({"num_workers": 3}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let streams = ["Opportunity", "Task", "User"];
+    let configured = configure(&catalog, &streams, None);
+    let mut options = fast_options();
+    options.planner.rest_max_rows = 0;
+    let (result, sink) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &options,
+    )
+    .await;
+    let summary = result.unwrap();
+    for stream in &summary.streams {
+        assert_eq!(stream.status, StreamStatus::Complete, "{}", stream.stream);
+        assert_eq!(stream.api, Some(Api::Rest), "{}", stream.stream);
+    }
+    let created = control.stats().requests.bulk_create;
+    assert!((1..=3).contains(&created), "{created}");
+    let logs = sink.logs();
+    let warnings = logs
+        .iter()
+        .filter(|(level, m)| *level == LogLevel::Warn && m.contains("Bulk"))
+        .count();
+    assert_eq!(warnings, 1, "{logs:?}");
+    // Every stream but the one that warned says why it reads through REST.
+    let noted = logs
+        .iter()
+        .filter(|(level, m)| *level == LogLevel::Info && m.contains("Bulk query job allowance"))
+        .count();
+    assert_eq!(noted, streams.len() - 1, "{logs:?}");
+    for stream in streams {
         let spec = catalog.stream(stream).unwrap();
         assert_matches_truth(
             stream,
