@@ -30,8 +30,11 @@ pub struct StepSummary {
     pub deletes: u64,
     /// STATE messages.
     pub states: u64,
-    /// API requests by kind, as the org counted them.
+    /// HTTP requests by kind, as the org counted them (describes inside a composite batch are
+    /// counted as describes too).
     pub calls: RequestCounts,
+    /// API requests charged against the org's daily limit (each composite subrequest counts).
+    pub charged: u64,
     /// Wall time.
     pub seconds: f64,
 }
@@ -100,9 +103,9 @@ fn calls_between(before: &RequestCounts, after: &RequestCounts) -> RequestCounts
     }
 }
 
-fn total_calls(c: &RequestCounts) -> u64 {
+/// HTTP requests to the API (a composite batch is one, however many describes it carries).
+fn total_requests(c: &RequestCounts) -> u64 {
     c.describe_global
-        + c.describe
         + c.composite
         + c.query
         + c.query_more
@@ -163,7 +166,7 @@ pub async fn run(dir: &Path, seed: u64, scale: Scale) -> Result<Vec<StepSummary>
     let mut steps = Vec::new();
 
     // check
-    let before = control.stats().requests;
+    let before = control.stats();
     let started = Instant::now();
     let file = dir.join("check.jsonl");
     let out = file_output(&file)?;
@@ -172,7 +175,9 @@ pub async fn run(dir: &Path, seed: u64, scale: Scale) -> Result<Vec<StepSummary>
         .map_err(|f| anyhow::anyhow!("check: {f}"))?;
     out.flush()?;
     let (mut s, _) = summarise("check", &file)?;
-    s.calls = calls_between(&before, &control.stats().requests);
+    let after = control.stats();
+    s.calls = calls_between(&before.requests, &after.requests);
+    s.charged = after.api_usage.used.saturating_sub(before.api_usage.used);
     s.seconds = started.elapsed().as_secs_f64();
     let status = std::fs::read_to_string(&file)?;
     if !status.contains("\"SUCCEEDED\"") {
@@ -181,7 +186,7 @@ pub async fn run(dir: &Path, seed: u64, scale: Scale) -> Result<Vec<StepSummary>
     steps.push(s);
 
     // discover
-    let before = control.stats().requests;
+    let before = control.stats();
     let started = Instant::now();
     let file = dir.join("discover.jsonl");
     let out = file_output(&file)?;
@@ -191,7 +196,9 @@ pub async fn run(dir: &Path, seed: u64, scale: Scale) -> Result<Vec<StepSummary>
     out.flush()?;
     let (mut s, _) = summarise("discover", &file)?;
     s.streams = catalog["catalog"]["streams"].as_array().map_or(0, Vec::len);
-    s.calls = calls_between(&before, &control.stats().requests);
+    let after = control.stats();
+    s.calls = calls_between(&before.requests, &after.requests);
+    s.charged = after.api_usage.used.saturating_sub(before.api_usage.used);
     s.seconds = started.elapsed().as_secs_f64();
     steps.push(s);
     let catalog_path = dir.join("configured_catalog.json");
@@ -251,7 +258,7 @@ async fn read_step(
     file: &Path,
     state_out: &Path,
 ) -> Result<StepSummary> {
-    let before = control.stats().requests;
+    let before = control.stats();
     let started = Instant::now();
     let out = file_output(file)?;
     commands::read(config, catalog, state, out.clone(), true)
@@ -259,7 +266,9 @@ async fn read_step(
         .map_err(|f| anyhow::anyhow!("{step}: {f}"))?;
     out.flush()?;
     let (mut s, states) = summarise(step, file)?;
-    s.calls = calls_between(&before, &control.stats().requests);
+    let after = control.stats();
+    s.calls = calls_between(&before.requests, &after.requests);
+    s.charged = after.api_usage.used.saturating_sub(before.api_usage.used);
     s.seconds = started.elapsed().as_secs_f64();
     std::fs::write(
         state_out,
@@ -272,32 +281,45 @@ async fn read_step(
 pub fn table(steps: &[StepSummary]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<20} {:>7} {:>8} {:>7} {:>6} {:>9}  {:<44} {:>7}\n",
-        "step", "streams", "records", "deletes", "states", "API calls", "by kind", "seconds"
+        "{:<20} {:>7} {:>8} {:>7} {:>6} {:>8} {:>8}  {:<40} {:>7}\n",
+        "step",
+        "streams",
+        "records",
+        "deletes",
+        "states",
+        "requests",
+        "charged",
+        "by kind",
+        "seconds"
     ));
     for s in steps {
         let c = &s.calls;
         let kinds = format!(
-            "query {} more {} bulk {}/{}/{} describe {}",
+            "query {} more {} bulk {}/{}/{} meta {}",
             c.query,
             c.query_more,
             c.bulk_create,
             c.bulk_poll,
             c.bulk_results,
-            c.describe + c.composite + c.describe_global
+            c.composite + c.describe_global
         );
         out.push_str(&format!(
-            "{:<20} {:>7} {:>8} {:>7} {:>6} {:>9}  {:<44} {:>7.2}\n",
+            "{:<20} {:>7} {:>8} {:>7} {:>6} {:>8} {:>8}  {:<40} {:>7.2}\n",
             s.step,
             s.streams,
             s.records,
             s.deletes,
             s.states,
-            total_calls(c),
+            total_requests(c),
+            s.charged,
             kinds,
             s.seconds
         ));
     }
-    out.push_str("(bulk = jobs created/polls/result pages; describe = describeGlobal + composite batches + single describes)\n");
+    out.push_str(
+        "requests: HTTP calls to the API; charged: what the org's daily API limit counted (each \
+         describe in a composite batch counts)\nbulk = jobs created/polls/result pages; meta = \
+         describeGlobal and composite describe batches\n",
+    );
     out
 }
