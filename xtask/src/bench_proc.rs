@@ -293,6 +293,30 @@ fn cpu_from_stat(stat: &str, first: usize) -> Option<f64> {
     Some((a + b) / CLOCK_TICKS_PER_SEC)
 }
 
+/// CPU seconds all processes have used since boot (`/proc/stat`'s `cpu` line: user, nice,
+/// system, irq, softirq, steal).
+pub fn system_busy_secs() -> f64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|t| busy_from_proc_stat(&t))
+        .unwrap_or(0.0)
+}
+
+fn busy_from_proc_stat(text: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|&i| ticks.get(i).copied().unwrap_or(0.0))
+        .sum::<f64>();
+    Some(busy / CLOCK_TICKS_PER_SEC)
+}
+
 /// `VmHWM` (peak resident set) of a live process, in KiB.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -586,6 +610,10 @@ mod tests {
         assert_eq!(cpu_from_stat(stat, 15), Some(15.0));
         assert_eq!(cpu_from_stat("garbage", 13), None);
         assert!(peak_rss_kib(std::process::id()).is_some_and(|k| k > 0));
+        let stat = "cpu  100 5 50 9000 7 3 2 40 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n";
+        assert_eq!(busy_from_proc_stat(stat), Some(2.0));
+        assert_eq!(busy_from_proc_stat("intr 1 2"), None);
+        assert!(system_busy_secs() > 0.0);
         assert!(proc_cpu_secs(std::process::id()).is_some());
     }
 

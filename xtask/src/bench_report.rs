@@ -315,11 +315,11 @@ pub fn render(r: &Results) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "| case | object | API | rows | columns | seconds | rows/s | output MB/s | peak RSS MiB | connector CPU s | org CPU s | API calls | round trips | describe+poll (Airbyte's floor) | by kind |"
+        "| case | object | API | rows | columns | seconds | rows/s | output MB/s | peak RSS MiB | connector CPU s | org CPU s | other CPU s | API calls | round trips | describe+poll (Airbyte's floor) | by kind |"
     );
     let _ = writeln!(
         s,
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     let mut curve: Vec<&Throughput> = r.curve.iter().collect();
     if let Some(middle) = r.cases.first() {
@@ -330,7 +330,7 @@ pub fn render(r: &Results) -> String {
         let floor = airbyte_overhead(1, t.calls.bulk_create, t.job_secs);
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {:.2} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {} | {} | {} ({floor}) | {} |",
+            "| {} | {} | {} | {} | {} | {:.2} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {} | {} ({floor}) | {} |",
             t.case,
             t.object,
             t.api,
@@ -342,6 +342,7 @@ pub fn render(r: &Results) -> String {
             mib(t.run.peak_rss_kib),
             t.run.cpu_secs,
             t.org_cpu_secs,
+            t.other_cpu_secs,
             t.calls.api,
             round_trips(&t.calls),
             overhead(&t.calls),
