@@ -169,7 +169,7 @@ fn instant_ms() -> impl Strategy<Value = DateTime<Utc>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Any text: a duration whose canonical form parses back to it, or an error naming the text.
     #[test]
