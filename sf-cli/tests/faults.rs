@@ -128,6 +128,49 @@ async fn access_tokens_expiring_every_few_seconds_are_renewed() {
     }
 }
 
+/// Every access token revoked (as an admin's "revoke sessions" does) a few times while the sync
+/// runs: each request refused with 401 logs in again once and is replayed.
+#[tokio::test(flavor = "multi_thread")]
+async fn access_tokens_revoked_during_the_sync_are_renewed() {
+    let env = Env::start("token-revoked", org(23)).await;
+    env.org.control().set_faults(Faults {
+        latency_ms: 3,
+        ..Faults::default()
+    });
+    let streams = [
+        ("Account", "incremental"),
+        ("Invoice__c", "incremental"),
+        ("Contact", "full_refresh"),
+    ];
+    let config = env.write("config.json", &env.config(json!({})));
+    let catalog = env.write("catalog.json", &catalog(&streams));
+    let control = env.org.control();
+    let revoker = std::thread::spawn(move || {
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(150));
+            control.revoke_access_tokens();
+        }
+    });
+    let run = env
+        .read(&config, &catalog, None, &[("RUST_LOG", "sf_auth=info")])
+        .await;
+    revoker.join().unwrap();
+    run.assert_success();
+    let logins = harness::plain(&run.stderr)
+        .matches("SessionLoggedIn")
+        .count();
+    assert!(
+        logins >= 2,
+        "no token was renewed ({logins} logins)\n{}",
+        run.dump()
+    );
+    let runs = [run];
+    for stream in stream_names(&streams) {
+        assert_union_is_truth(&env, &runs, stream);
+        assert_no_duplicates(&runs[0], stream);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn transient_errors_on_every_seventh_request_are_retried_through_rest_and_bulk() {
     let env = Env::start("every-7th", org(12)).await;
