@@ -105,7 +105,8 @@ enum Mapping {
 /// Decodes one results page: fed the body chunk by chunk, it checks the header row against the
 /// requested columns and turns each row into a [`Record`] typed by the fields' [`ValueKind`]s.
 ///
-/// - NUL bytes are dropped; a UTF-8 byte order mark is skipped.
+/// - NUL bytes are dropped; one UTF-8 byte order mark at the start is skipped (a second one is
+///   data), whatever the chunks.
 /// - The charset comes from the page's `Content-Type` (UTF-8 when none is named; ISO-8859-1 and
 ///   windows-1252 are decoded; any other is a [`DecodeError::Charset`]).
 /// - The header must name exactly the requested columns, compared case-insensitively, in any
@@ -151,6 +152,10 @@ pub struct PageDecoder {
     prefix: [u8; 3],
     prefix_len: usize,
     started: bool,
+    /// Whether the CSV reader has been given input. Its first input is one byte at most, so it
+    /// never strips a byte order mark of its own (it would only when that first input held all
+    /// three bytes, which made the result depend on how the body was cut).
+    reader_fed: bool,
     /// Bytes of the current chunk with NULs removed (reused).
     scratch: Vec<u8>,
     /// Line count (of the CSV reader) after the last record, to see blank lines, which are null
@@ -190,6 +195,7 @@ impl PageDecoder {
             prefix: [0; 3],
             prefix_len: 0,
             started: false,
+            reader_fed: false,
             scratch: Vec::new(),
             lines_after_last: 0,
             last_ended_cr: false,
@@ -311,8 +317,14 @@ impl PageDecoder {
     fn run<E: Extend<Record>>(&mut self, mut input: &[u8], out: &mut E) -> Result<(), DecodeError> {
         let at_end = input.is_empty();
         loop {
+            let given = if self.reader_fed {
+                input
+            } else {
+                &input[..input.len().min(1)]
+            };
+            self.reader_fed = true;
             let (result, nin, nout, nend) = self.reader.read_record(
-                input,
+                given,
                 &mut self.buf[self.buf_len..],
                 &mut self.ends[self.ends_len..],
             );
