@@ -44,6 +44,16 @@ impl LoginUrl {
             ))
         })?;
         check_scheme(&parsed).map_err(|reason| bad(&reason))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            // Never keep (or later print) credentials embedded in a URL.
+            return Err(Error::InvalidLoginUrl {
+                url: "<a URL with credentials in it>".to_string(),
+                reason: "user names and passwords do not belong in login_url; give only the \
+                         scheme and host, and the credentials in client_id, client_secret and \
+                         refresh_token"
+                    .to_string(),
+            });
+        }
         if parsed.path() != "/" && !parsed.path().is_empty() {
             return Err(bad(
                 "give only the scheme and host (e.g. https://acme.my.salesforce.com), no path",
@@ -256,6 +266,11 @@ mod tests {
             assert!(err.contains("only allowed for loopback"), "{bad}: {err}");
             assert!(err.contains("login_url"), "{err}");
         }
+        let err = LoginUrl::parse("https://admin:hunter2@acme.my.salesforce.com")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("do not belong in login_url"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
         let err = LoginUrl::parse("ftp://x").unwrap_err().to_string();
         assert!(err.contains("scheme `ftp`"), "{err}");
         let err = LoginUrl::parse("acme.my.salesforce.com")

@@ -220,7 +220,7 @@ impl LoginFailure {
 }
 
 /// This crate's error.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The login URL in the config is not usable.

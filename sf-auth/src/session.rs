@@ -285,6 +285,18 @@ struct TokenWire {
     refresh_token: Option<String>,
 }
 
+/// A renewal that failed: requests that saw the same expired token get its error instead of
+/// logging in again, one after another, each with a full retry budget.
+struct FailedRenewal {
+    generation: u64,
+    at: std::time::Instant,
+    error: Error,
+}
+
+/// How long a renewal that failed for a transient reason answers for its generation. A refused
+/// grant (wrong or revoked credentials) answers for good: retrying cannot fix it.
+const FAILED_RENEWAL_TTL: Duration = Duration::from_secs(10);
+
 struct Token {
     access: Secret,
     instance_url: Url,
@@ -297,6 +309,8 @@ struct Inner {
     token: RwLock<Token>,
     refresh_token: RwLock<Option<Secret>>,
     refresh_lock: Mutex<()>,
+    /// The last renewal that failed, shared with every request waiting on the same generation.
+    failed_renewal: std::sync::Mutex<Option<FailedRenewal>>,
     logins: AtomicU64,
     /// API requests sent (token requests not included), retries and replays included.
     requests: AtomicU64,
@@ -383,6 +397,7 @@ impl Session {
                 token: RwLock::new(placeholder),
                 refresh_token: RwLock::new(refresh_token),
                 refresh_lock: Mutex::new(()),
+                failed_renewal: std::sync::Mutex::new(None),
                 logins: AtomicU64::new(0),
                 requests: AtomicU64::new(0),
                 usage: UsageTracker::default(),
@@ -421,8 +436,9 @@ impl Session {
         self.inner.logins.load(Ordering::Relaxed)
     }
 
-    /// How many API requests this session has sent (each retry and replay counts; logins do
-    /// not): what this session cost against the daily limit, whatever else the org serves.
+    /// How many HTTP requests to the API this session has sent (each retry and replay counts;
+    /// logins do not), whatever else the org serves. Salesforce's daily limit may charge more: each
+    /// subrequest of a `composite/batch` call counts there.
     pub fn request_count(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
     }
@@ -507,12 +523,15 @@ impl Session {
     /// the response once its status is a success, with the body still unread.
     pub async fn send(&self, req: Request) -> Result<Response, Error> {
         let operation = req.operation();
-        let url = self.url_for(&req)?;
         let mut retry: u32 = 0;
         let mut renewed = false;
         loop {
             self.check_budget()?;
-            let (generation, token) = self.read_token(|t| (t.generation, t.access.clone()));
+            // Token and instance are read together on every attempt: a renewal may move the org
+            // to another instance, and the replay must follow it.
+            let (generation, token, base) =
+                self.read_token(|t| (t.generation, t.access.clone(), t.instance_url.clone()));
+            let url = url_for(&base, &req, &self.data_path())?;
             let mut builder = self
                 .inner
                 .http
@@ -577,19 +596,6 @@ impl Session {
             }
             return Err(Error::Api { operation, api });
         }
-    }
-
-    fn url_for(&self, req: &Request) -> Result<Url, Error> {
-        let base = self.read_token(|t| t.instance_url.clone());
-        let path = if req.path.starts_with('/') {
-            req.path.clone()
-        } else {
-            format!("{}/{}", self.data_path(), req.path)
-        };
-        base.join(&path).map_err(|e| Error::Decode {
-            operation: req.operation(),
-            message: format!("cannot build a URL from the path: {e}"),
-        })
     }
 
     fn read_token<R>(&self, f: impl FnOnce(&Token) -> R) -> R {
@@ -661,7 +667,22 @@ impl Session {
         if self.read_token(|t| t.generation) != generation {
             return Ok(());
         }
-        let token = self.request_token().await?;
+        if let Some(error) = self.failed_renewal_of(generation) {
+            return Err(error);
+        }
+        let token = match self.request_token().await {
+            Ok(token) => token,
+            Err(error) => {
+                if let Ok(mut slot) = self.inner.failed_renewal.lock() {
+                    *slot = Some(FailedRenewal {
+                        generation,
+                        at: std::time::Instant::now(),
+                        error: error.clone(),
+                    });
+                }
+                return Err(error);
+            }
+        };
         let instance_url = Url::parse(token.instance_url.trim()).map_err(|e| Error::Decode {
             operation: "POST /services/oauth2/token".to_string(),
             message: format!("instance_url is not a URL: {e}"),
@@ -693,6 +714,14 @@ impl Session {
         self.inner.logins.fetch_add(1, Ordering::Relaxed);
         tracing::info!(generation = generation + 1, "SessionLoggedIn");
         Ok(())
+    }
+
+    fn failed_renewal_of(&self, generation: u64) -> Option<Error> {
+        let slot = self.inner.failed_renewal.lock().ok()?;
+        let failed = slot.as_ref()?;
+        let permanent = matches!(failed.error, Error::Login { .. });
+        (failed.generation == generation && (permanent || failed.at.elapsed() < FAILED_RENEWAL_TTL))
+            .then(|| failed.error.clone())
     }
 
     async fn request_token(&self) -> Result<TokenWire, Error> {
@@ -755,6 +784,28 @@ impl Session {
             return Err(Error::Api { operation, api });
         }
     }
+}
+
+/// The URL of `req` on the instance `base`: paths starting with `/` are absolute on the instance,
+/// others relative to the versioned data API.
+fn url_for(base: &Url, req: &Request, data_path: &str) -> Result<Url, Error> {
+    let path = if req.path.starts_with('/') {
+        req.path.clone()
+    } else {
+        format!("{data_path}/{}", req.path)
+    };
+    let url = base.join(&path).map_err(|e| Error::Decode {
+        operation: req.operation(),
+        message: format!("cannot build a URL from the path: {e}"),
+    })?;
+    // The bearer token goes only to the instance it was issued for.
+    if url.host() != base.host() || url.port_or_known_default() != base.port_or_known_default() {
+        return Err(Error::Decode {
+            operation: req.operation(),
+            message: "the path names another host; refusing to send the token there".to_string(),
+        });
+    }
+    Ok(url)
 }
 
 /// The token request's form body (kept out of async code: the serializer is not `Send`).

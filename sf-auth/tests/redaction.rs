@@ -72,7 +72,19 @@ async fn sessions_and_errors_print_no_secret() {
                 .mount_async(&mut server)
                 .await;
         }
-        match Session::login(config(&server.url())).await {
+        let login = Session::login(config(&server.url())).await;
+        if scenarios[0].starts_with("refresh") || scenarios[0] == "session_always_expired" {
+            assert!(login.is_ok(), "{scenarios:?}: {login:?}");
+        }
+        if scenarios == ["refresh_rotated"] {
+            let session = login.as_ref().unwrap();
+            assert_eq!(
+                session.refresh_token().as_ref().map(Secret::expose),
+                Some(ROTATED),
+                "the rotated token is held"
+            );
+        }
+        match login {
             Ok(session) => {
                 outputs.push(format!("{session:?}"));
                 outputs.push(format!("{:?}", session.refresh_token()));

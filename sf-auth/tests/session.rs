@@ -93,7 +93,9 @@ async fn a_second_401_is_an_error_not_a_loop() {
 /// A tiny HTTP server for the single-flight test: it holds every request made with the first
 /// token until eight of them have arrived, then answers them all 401, so all eight really see an
 /// expired session at once. It counts logins.
-async fn gated_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+async fn gated_server(
+    renewal_fails: bool,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -135,6 +137,16 @@ async fn gated_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsiz
                 let text = String::from_utf8_lossy(&buf).to_string();
                 let (status, body) = if text.starts_with("POST /services/oauth2/token") {
                     let n = logins.fetch_add(1, Ordering::SeqCst) + 1;
+                    if n > 1 && renewal_fails {
+                        let body = r#"{"error":"invalid_grant","error_description":"expired access/refresh token"}"#;
+                        let reply = format!(
+                            "HTTP/1.1 400 X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        sock.write_all(reply.as_bytes()).await.unwrap();
+                        let _ = sock.shutdown().await;
+                        return;
+                    }
                     (
                         200,
                         format!(
@@ -161,7 +173,7 @@ async fn gated_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsiz
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_concurrent_401s_cause_exactly_one_login() {
-    let (base, logins) = gated_server().await;
+    let (base, logins) = gated_server(false).await;
     let mut config = SessionConfig::new(
         LoginUrl::parse(&base).unwrap(),
         Credentials {
@@ -584,4 +596,241 @@ async fn jittered_backoff_stays_within_its_bounds() {
     // Each wait is drawn from [b/2, b]: between 1.75 s and 3.5 s in all.
     assert!(elapsed >= Duration::from_millis(1750), "{elapsed:?}");
     assert!(elapsed <= Duration::from_millis(3500), "{elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_renewal_is_shared_not_repeated() {
+    let (base, logins) = gated_server(true).await;
+    let mut config = SessionConfig::new(
+        LoginUrl::parse(&base).unwrap(),
+        Credentials {
+            client_id: "test-client-id".to_string(),
+            client_secret: Secret::new(CLIENT_SECRET),
+            refresh_token: Some(Secret::new(REFRESH_TOKEN)),
+        },
+    );
+    config.retry.initial_backoff = Duration::from_millis(1);
+    let session = Session::login(config).await.unwrap();
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let s = session.clone();
+            tokio::spawn(async move { s.get_json::<serde_json::Value>("sobjects", &[]).await })
+        })
+        .collect();
+    for call in calls {
+        let err = call.await.unwrap().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Login {
+                    failure: LoginFailure::ExpiredRefreshToken,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    // The initial login and one refused renewal: the waiters got its answer.
+    assert_eq!(logins.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn the_replay_follows_a_new_instance_url() {
+    // Logging in again moves the org to another instance: the replay goes there.
+    let mut login_server = mockito::Server::new_async().await;
+    let mut new_instance = mockito::Server::new_async().await;
+    let token = |n: u32, instance: &str| {
+        serde_json::json!({"access_token": format!("00D1!TOKEN_{n}"), "instance_url": instance,
+            "id": "x", "token_type": "Bearer", "issued_at": "1", "signature": "x"})
+        .to_string()
+    };
+    login_server
+        .mock("POST", "/services/oauth2/token")
+        .with_body(token(1, &login_server.url()))
+        .expect(1)
+        .create_async()
+        .await;
+    login_server
+        .mock("POST", "/services/oauth2/token")
+        .with_body(token(2, &new_instance.url()))
+        .expect(1)
+        .create_async()
+        .await;
+    let expired = login_server
+        .mock("GET", "/services/data/v62.0/sobjects")
+        .with_status(401)
+        .with_body(r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#)
+        .expect(1)
+        .create_async()
+        .await;
+    let moved = new_instance
+        .mock("GET", "/services/data/v62.0/sobjects")
+        .match_header("authorization", "Bearer 00D1!TOKEN_2")
+        .with_body(r#"{"sobjects": []}"#)
+        .expect(1)
+        .create_async()
+        .await;
+    let session = Session::login(config(&login_server)).await.unwrap();
+    session
+        .get_json::<serde_json::Value>("sobjects", &[])
+        .await
+        .unwrap();
+    assert_eq!(session.instance_url(), new_instance.url());
+    expired.assert_async().await;
+    moved.assert_async().await;
+}
+
+#[tokio::test]
+async fn the_token_never_goes_to_another_host() {
+    let (server, _mocks) = server_with(&[("auth", "refresh_ok")]).await;
+    let session = Session::login(config(&server)).await.unwrap();
+    for path in ["//evil.example/steal", "/\\evil.example/steal"] {
+        let err = session.fetch(Request::get(path)).await.unwrap_err();
+        assert!(err.to_string().contains("another host"), "{path}: {err}");
+    }
+    assert_eq!(session.request_count(), 0);
+}
+
+#[tokio::test]
+async fn edge_406_and_429_are_retried() {
+    let (server, mocks) = server_expecting(
+        &[("auth", "refresh_ok"), ("auth", "edge_406_429_then_ok")],
+        &[(1, 1), (2, 1), (3, 1)],
+    )
+    .await;
+    let session = Session::login(config(&server)).await.unwrap();
+    session
+        .get_json::<serde_json::Value>("sobjects", &[])
+        .await
+        .unwrap();
+    for mock in &mocks[1..] {
+        mock.assert_async().await;
+    }
+    assert_eq!(session.request_count(), 3);
+}
+
+#[tokio::test]
+async fn other_4xx_answers_are_never_retried() {
+    let (server, mocks) = server_expecting(
+        &[("auth", "refresh_ok"), ("auth", "error_bodies")],
+        &[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)],
+    )
+    .await;
+    let session = Session::login(config(&server)).await.unwrap();
+    let _ = session
+        .fetch(Request::get("query").query("q", "SELECT Nope FROM Account"))
+        .await
+        .unwrap_err();
+    for path in [
+        "sobjects/Nope__c/describe",
+        "oauth-shaped",
+        "empty-body",
+        "html-body",
+    ] {
+        let _ = session.fetch(Request::get(path)).await.unwrap_err();
+    }
+    for mock in &mocks[1..] {
+        mock.assert_async().await;
+    }
+    assert_eq!(session.request_count(), 5);
+}
+
+#[tokio::test]
+async fn client_credentials_to_a_login_host_names_the_fix() {
+    let (server, _mocks) = server_with(&[("auth", "login_wrong_domain")]).await;
+    let mut config = config(&server);
+    config.grant = Grant::ClientCredentials;
+    let err = Session::login(config).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Login {
+                failure: LoginFailure::WrongDomainForGrant,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("My Domain"), "{err}");
+}
+
+/// A server that reads requests and never answers, counting them; the login answers normally.
+async fn silent_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (counter, base2) = (requests.clone(), base.clone());
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let (counter, base) = (counter.clone(), base2.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                if head.starts_with("POST /services/oauth2/token") {
+                    let body = format!(
+                        r#"{{"access_token":"00D1!T","instance_url":"{base}","id":"x","token_type":"Bearer","issued_at":"1","signature":"x"}}"#
+                    );
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(reply.as_bytes()).await;
+                    return;
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                // Hold the connection open without answering until the client gives up.
+                let _ = sock.read(&mut buf).await;
+            });
+        }
+    });
+    (base, requests)
+}
+
+#[tokio::test]
+async fn timeouts_are_retried_for_idempotent_requests_only() {
+    let (base, requests) = silent_server().await;
+    let mut config = SessionConfig::new(
+        LoginUrl::parse(&base).unwrap(),
+        Credentials {
+            client_id: "test-client-id".to_string(),
+            client_secret: Secret::new(CLIENT_SECRET),
+            refresh_token: Some(Secret::new(REFRESH_TOKEN)),
+        },
+    );
+    config.read_timeout = Some(Duration::from_millis(50));
+    config.retry = RetryConfig {
+        max_retries: 2,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
+        ..RetryConfig::default()
+    };
+    let session = Session::login(config).await.unwrap();
+    let err = session.fetch(Request::get("sobjects")).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Network { timeout: true, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        requests.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "GET: first try and 2 retries"
+    );
+    let before = requests.load(std::sync::atomic::Ordering::SeqCst);
+    let post = Request::json(sf_auth::Method::Post, "jobs/query", &serde_json::json!({}));
+    let err = session.fetch(post).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Network { timeout: true, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        requests.load(std::sync::atomic::Ordering::SeqCst) - before,
+        1,
+        "a POST that timed out may have been done: not sent again"
+    );
 }
