@@ -4,7 +4,8 @@
 //! Memory: one page per chunk, plus at most `refetch_batch` records held back while records
 //! missing from a chunk wait to be re-fetched.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -29,6 +30,32 @@ enum Next {
     Done,
 }
 
+/// The `nextRecordsUrl`s one query has followed, kept as 64-bit hashes (8 bytes a page), so
+/// that a server naming a page already read again is refused instead of read forever.
+#[derive(Debug, Default)]
+struct Followed(HashSet<u64>);
+
+impl Followed {
+    /// Records the page `next` names; fails when the query has read that page already.
+    fn refuse_repeat(&mut self, stream: &str, next: &Next) -> Result<(), Error> {
+        let Next::Url(path) = next else {
+            return Ok(());
+        };
+        let mut hasher = DefaultHasher::new();
+        path.hash(&mut hasher);
+        if self.0.insert(hasher.finish()) {
+            return Ok(());
+        }
+        Err(Error::QueryDecode {
+            stream: stream.to_string(),
+            message: format!(
+                "nextRecordsUrl `{path}` names a page this query has already read; the server \
+                 repeats its pages, so the read stops rather than loop"
+            ),
+        })
+    }
+}
+
 /// One row of one chunk.
 #[derive(Debug)]
 struct Row {
@@ -46,6 +73,7 @@ struct Chunk {
     next: Next,
     buffer: VecDeque<Row>,
     last_id: Option<String>,
+    followed: Followed,
 }
 
 /// A record held back until the records missing from a chunk before it have been re-fetched.
@@ -106,6 +134,7 @@ impl Engine {
                 next: Next::First(chunk.soql),
                 buffer: VecDeque::new(),
                 last_id: None,
+                followed: Followed::default(),
             })
             .collect();
         let id_col = plan
@@ -295,11 +324,13 @@ impl Engine {
                     .where_in("Id", batch)
                     .build()?;
                 let mut next = Next::First(soql);
+                let mut followed = Followed::default();
                 while let Some(request) = self.page_request(&next) {
                     self.with_stats(|s| s.requests += 1);
                     let answer = self.session.fetch(request).await;
                     let page = self.decode(answer)?;
                     next = self.next_of(&page)?;
+                    followed.refuse_repeat(&self.stream, &next)?;
                     self.with_stats(|s| s.pages += 1);
                     let chunk = &self.chunks[c];
                     for raw in page.records {
@@ -427,6 +458,7 @@ impl Engine {
 
     fn accept_page(&mut self, c: usize, page: QueryPage) -> Result<(), Error> {
         let next = self.next_of(&page)?;
+        self.chunks[c].followed.refuse_repeat(&self.stream, &next)?;
         let first_of_first = c == 0 && matches!(self.chunks[0].next, Next::First(_));
         let total = page.total_size;
         let merge = self.merge;
@@ -523,7 +555,31 @@ fn path_of(url: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_page_followed_twice_is_refused() {
+        let mut followed = Followed::default();
+        let url = |p: &str| Next::Url(format!("/services/data/v62.0/query/01g-{p}"));
+        assert!(followed.refuse_repeat("Account", &url("2000")).is_ok());
+        assert!(followed.refuse_repeat("Account", &url("4000")).is_ok());
+        assert!(followed
+            .refuse_repeat("Account", &Next::First("SELECT Id FROM Account".into()))
+            .is_ok());
+        assert!(followed.refuse_repeat("Account", &Next::Done).is_ok());
+        let e = followed.refuse_repeat("Account", &url("2000")).unwrap_err();
+        assert!(matches!(&e, Error::QueryDecode { stream, .. } if stream == "Account"));
+        assert!(
+            e.to_string()
+                .contains("`/services/data/v62.0/query/01g-2000`"),
+            "{e}"
+        );
+        // Another query has its own trail.
+        assert!(Followed::default()
+            .refuse_repeat("Account", &url("2000"))
+            .is_ok());
+    }
 
     #[test]
     fn next_urls_become_paths() {

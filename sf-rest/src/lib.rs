@@ -1,13 +1,15 @@
 //! sf-rest: REST query extraction: SOQL through `/query` and `/queryAll`, paged by `nextRecordsUrl`.
 //!
 //! **Owns:** the SOQL builder ([`Soql`], with [`Window`], [`Order`] and [`ResumeKey`]), which the
-//! Bulk path uses too; [`RestReader`], which plans a read of a stream ([`QueryPlan`]), splits a
-//! field list whose request would pass 16,384 bytes into chunks that each carry `Id` and merges
-//! them on `Id` as they stream, and yields a [`RecordStream`] of records shaped like the Bulk
-//! path's (no `attributes`, datetimes `YYYY-MM-DDTHH:MM:SS.sssZ`, numbers as numbers, explicit
-//! nulls, compound fields as objects); `SELECT COUNT()` ([`RestReader::count`]); the errors the
-//! sync engine acts on ([`Error::kind`]); and the objects Bulk API 2.0 does not serve
-//! ([`is_bulk_unsupported`]).
+//! Bulk path uses too; [`RestReader`], which plans a read of a stream ([`QueryPlan`]) over a
+//! window, after a resume key, or filtered by a list of values ([`ReadRequest::where_in`], for
+//! objects Salesforce serves only filtered by their parent's ids), splits a field list whose
+//! request would pass 16,384 bytes into chunks that each carry `Id` and merges them on `Id` as
+//! they stream, and yields a [`RecordStream`] of records shaped like the Bulk path's (no
+//! `attributes`, datetimes `YYYY-MM-DDTHH:MM:SS.sssZ`, numbers as numbers, explicit nulls,
+//! compound fields as objects), refusing a page chain that stops short or comes round again;
+//! `SELECT COUNT()` ([`RestReader::count`]); the errors the sync engine acts on
+//! ([`Error::kind`]); and the objects Bulk API 2.0 does not serve ([`is_bulk_unsupported`]).
 //!
 //! **Must not know:** Bulk API jobs (`sf-bulk`), windows chosen and state kept (`sf-sync`), or
 //! the Airbyte protocol. It talks to Salesforce only through an [`sf_auth::Session`], which

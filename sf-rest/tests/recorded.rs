@@ -417,3 +417,163 @@ async fn other_errors_keep_their_error_code() {
         "unexpected {e:?}"
     );
 }
+
+#[tokio::test]
+async fn a_repeated_next_records_url_ends_the_read_with_an_error() {
+    let mut server = mockito::Server::new_async().await;
+    let session = session(&mut server).await;
+    let pages = mount(&mut server, "error_repeated_next_url").await;
+    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let request = ReadRequest {
+        fields: fields(&["Id", "Name"]),
+        window: january(),
+        ..ReadRequest::default()
+    };
+    let mut stream = reader.read(&account(), request).unwrap();
+    // Without a guard the pages -2 and -4 come round forever; stop looking after 20 items.
+    let mut ids = Vec::new();
+    let mut error = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(record) => ids.push(record.id().unwrap().to_string()),
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+        assert!(ids.len() <= 20, "the read loops: {ids:?}");
+    }
+    // The first two pages once each; the page that points back is refused whole (a read
+    // resumed after the last record yielded gets its rows again).
+    assert_eq!(
+        ids,
+        [
+            "001RO0000035WQgYAM",
+            "001RO0000035WQhYAM",
+            "001RO0000035WQiYAM",
+            "001RO0000035WQjYAM"
+        ]
+    );
+    let e = error.expect("the read fails");
+    assert!(
+        stream.next().await.is_none(),
+        "the stream ends after an error"
+    );
+    assert!(matches!(e, sf_rest::Error::QueryDecode { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "query on `Account` returned an unexpected page: nextRecordsUrl \
+         `/services/data/v62.0/query/01gRO0000016QzXYAU-2` names a page this query has already \
+         read; the server repeats its pages, so the read stops rather than loop"
+    );
+    // Each page was asked for once; the repeat was refused before being requested again.
+    assert!(pages[0].matched_async().await);
+    assert_eq!(stream.stats().requests, 3);
+    assert_eq!(stream.stats().records, 4);
+}
+
+fn content_document_link() -> sf_discovery::StreamSpec {
+    use sf_discovery::{FieldSpec, FieldType};
+    sf_discovery::StreamSpec::from_fields(
+        "ContentDocumentLink",
+        false,
+        vec![
+            FieldSpec::new("Id", FieldType::Id),
+            FieldSpec::new("LinkedEntityId", FieldType::Reference),
+            FieldSpec::new("ContentDocumentId", FieldType::Reference),
+            FieldSpec::new("ShareType", FieldType::Picklist),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn an_in_filter_reads_the_rows_of_a_batch_of_parent_ids() {
+    let mut server = mockito::Server::new_async().await;
+    let session = session(&mut server).await;
+    let mocks = mount(&mut server, "in_filter").await;
+    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let documents = fields(&["069RO000000AbcdYAC", "069RO000000AbceYAC"]);
+    let request = ReadRequest {
+        include_deleted: true,
+        order: Some(Order::Unordered),
+        where_in: Some(("ContentDocumentId".into(), documents)),
+        ..ReadRequest::default()
+    };
+    let plan = reader.plan(&content_document_link(), &request).unwrap();
+    assert_eq!(
+        plan.chunks[0].soql,
+        "SELECT Id,LinkedEntityId,ContentDocumentId,ShareType FROM ContentDocumentLink \
+         WHERE ContentDocumentId IN ('069RO000000AbcdYAC','069RO000000AbceYAC')"
+    );
+    let (records, error, stream) =
+        drain(reader.read(&content_document_link(), request).unwrap()).await;
+    assert!(error.is_none(), "{error:?}");
+    for mock in &mocks {
+        mock.assert_async().await;
+    }
+    assert_eq!(stream.stats().pages, 2);
+    assert_eq!(records.len(), 3);
+    assert_eq!(
+        common::json(&records[2]),
+        json!({"Id": "06ARO000000Q1aCYAS", "LinkedEntityId": "001RO0000035WQhYAM",
+               "ContentDocumentId": "069RO000000AbceYAC", "ShareType": "C"})
+    );
+}
+
+#[tokio::test]
+async fn in_filters_are_checked_against_the_request_limit() {
+    let mut server = mockito::Server::new_async().await;
+    let session = session(&mut server).await;
+    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let ids = |n: usize| -> Vec<String> { (0..n).map(|i| format!("069{i:015}")).collect() };
+    let request = |values: Vec<String>| ReadRequest {
+        where_in: Some(("ContentDocumentId".into(), values)),
+        ..ReadRequest::default()
+    };
+    // 200 ids of 18 characters (Airbyte's batch) fit in one query with room to spare.
+    let plan = reader
+        .plan(&content_document_link(), &request(ids(200)))
+        .unwrap();
+    assert!(!plan.is_split());
+    assert!(
+        plan.chunks[0].request_bytes < 9_000,
+        "{:?}",
+        plan.chunks[0].request_bytes
+    );
+    assert!(plan.chunks[0]
+        .soql
+        .ends_with("'069000000000000199') ORDER BY Id ASC"));
+    // An empty list or one that cannot fit is refused before anything is sent.
+    let e = reader
+        .plan(&content_document_link(), &request(Vec::new()))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+    assert_eq!(
+        e.to_string(),
+        "cannot build a query on `ContentDocumentLink`: the filter `ContentDocumentId IN (...)` \
+         has no values"
+    );
+    let e = reader
+        .plan(&content_document_link(), &request(ids(1_000)))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+    assert!(
+        e.to_string()
+            .contains("`ContentDocumentId IN (...)` of 1000 values needs"),
+        "{e}"
+    );
+    // Values are quoted as literals, so an id cannot break out of the list.
+    let plan = reader
+        .plan(
+            &content_document_link(),
+            &request(fields(&["069' OR Id != '"])),
+        )
+        .unwrap();
+    assert!(
+        plan.chunks[0]
+            .soql
+            .contains("ContentDocumentId IN ('069\\' OR Id != \\'')"),
+        "{}",
+        plan.chunks[0].soql
+    );
+}
