@@ -782,6 +782,7 @@ impl Runner {
                 order: None,
                 after: after.clone(),
                 limit: None,
+                where_in: None,
             };
             let mut records = self
                 .shared
