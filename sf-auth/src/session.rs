@@ -283,6 +283,20 @@ struct TokenWire {
     instance_url: String,
     #[serde(default)]
     refresh_token: Option<String>,
+    /// The identity URL, `https://{login host}/id/{orgId}/{userId}`.
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// The org id (the first 15 characters: the 18-character form adds a checksum) from an identity
+/// URL `.../id/{orgId}/{userId}`.
+fn org_id_of(identity_url: &str) -> Option<String> {
+    let mut parts = identity_url.trim_end_matches('/').rsplit('/');
+    let _user = parts.next()?;
+    let org = parts.next()?;
+    let marker = parts.next()?;
+    (marker == "id" && org.len() >= 15 && org.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then(|| org[..15].to_string())
 }
 
 /// A renewal that failed: requests that saw the same expired token get its error instead of
@@ -301,6 +315,7 @@ struct Token {
     access: Secret,
     instance_url: Url,
     generation: u64,
+    org_id: Option<String>,
 }
 
 struct Inner {
@@ -389,6 +404,7 @@ impl Session {
             access: Secret::new(""),
             instance_url: config.login_url.token_url(),
             generation: 0,
+            org_id: None,
         };
         let session = Session {
             inner: Arc::new(Inner {
@@ -414,6 +430,12 @@ impl Session {
     /// The org's instance URL, e.g. `https://acme.my.salesforce.com` (no trailing slash).
     pub fn instance_url(&self) -> String {
         self.read_token(|t| t.instance_url.as_str().trim_end_matches('/').to_string())
+    }
+
+    /// The org's id (15 characters), from the identity URL of the token answer, when it names
+    /// one. It tells one org's state from another's.
+    pub fn org_id(&self) -> Option<String> {
+        self.read_token(|t| t.org_id.clone())
     }
 
     /// The REST API version, e.g. `62.0`.
@@ -710,6 +732,7 @@ impl Session {
             access: Secret::new(token.access_token),
             instance_url,
             generation: generation + 1,
+            org_id: token.id.as_deref().and_then(org_id_of),
         };
         self.inner.logins.fetch_add(1, Ordering::Relaxed);
         tracing::info!(generation = generation + 1, "SessionLoggedIn");
@@ -846,6 +869,22 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn org_ids_come_from_identity_urls() {
+        assert_eq!(
+            org_id_of("https://login.salesforce.com/id/00D5e000001N20QEAS/0055e000003E8ooAAC")
+                .as_deref(),
+            Some("00D5e000001N20Q")
+        );
+        assert_eq!(
+            org_id_of("https://x/id/00D5e000001N20Q/005").as_deref(),
+            Some("00D5e000001N20Q")
+        );
+        assert_eq!(org_id_of("x"), None);
+        assert_eq!(org_id_of("https://x/other/00D5e000001N20QEAS/005"), None);
+        assert_eq!(org_id_of("https://x/id/short/005"), None);
+    }
 
     #[test]
     fn urls_are_stripped_from_network_messages() {

@@ -57,6 +57,7 @@ async fn refresh_token_grant_logs_in_and_calls_the_instance() {
     let (server, _mocks) = server_with(&[("auth", "session_expired_then_ok")]).await;
     let session = Session::login(config(&server)).await.unwrap();
     assert_eq!(session.instance_url(), server.url());
+    assert_eq!(session.org_id().as_deref(), Some("00D000000000001"));
     assert_eq!(session.login_count(), 1);
     assert!(session.refresh_token().is_some());
     // The first token is expired: one renewal, one replay, success.
