@@ -31,17 +31,18 @@
 //!
 //! **Owns:** the config ([`SyncConfig`], Airbyte source-salesforce's keys as they are, with its
 //! own ISO 8601 [`IsoDuration`]s), the configured catalog ([`ConfiguredCatalog`]), per-stream
-//! state ([`InputState`] reads every form Airbyte's connector writes, [`StreamState`] is the
-//! merged date-range form this engine writes), the windows an incremental sync reads
+//! state in Airbyte's state formats ([`InputState`] reads every form Airbyte's connector writes,
+//! [`StreamState`] is the merged date-range form this engine writes, [`full_refresh_state`] the
+//! `{"__ab_no_cursor_state_message": true}` of a full-refresh stream), the windows an incremental sync reads
 //! ([`uncovered_spans`], [`plan_windows`], [`Window::split`] for timeouts), the volume-aware
 //! choice of REST or Bulk and of window sizes ([`PlannerConfig::plan`]), the run loop over
 //! `sf-rest` and `sf-bulk`, and the [`Sink`] that receives records, state, logs, statuses and the
 //! [`SyncSummary`] ([`MemorySink`] for tests).
 //!
 //! **Must not know:** the Airbyte message envelope or the command line (`sf-cli` wraps states and
-//! records into Airbyte messages); HTTP details beyond what `sf-auth`, `sf-rest` and `sf-bulk`
-//! expose; SOQL paging and CSV decoding (theirs; the one exception is the pages of the
-//! parent-filtered child queries, since `sf-rest`'s reader takes no id-list filter).
+//! records into Airbyte messages; this crate owns Airbyte's *state* formats, not its message
+//! envelope); HTTP details beyond what `sf-auth`, `sf-rest` and `sf-bulk` expose; SOQL paging
+//! and CSV decoding (theirs: even the parent-filtered child queries page through `sf-rest`).
 //!
 //! ```no_run
 //! use chrono::Utc;

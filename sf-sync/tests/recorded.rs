@@ -115,3 +115,108 @@ async fn a_window_that_times_out_is_read_in_halves() {
     assert_eq!(summary.streams[0].windows, 2);
     assert_eq!(summary.streams[0].records, 3);
 }
+
+#[tokio::test]
+async fn a_link_page_that_says_more_follow_without_a_next_page_fails_the_stream() {
+    let (result, sink, _) = read_links("links_page_without_next").await;
+    // The page promised more and named no next page: sf-rest refuses it whole, and the stream
+    // fails instead of completing with a third of the links and a full-refresh state.
+    assert!(sink.records("ContentDocumentLink").is_empty());
+    assert!(sink.states("ContentDocumentLink").is_empty());
+    let e = result.expect_err("the sync fails");
+    let text = format!("{e:#}");
+    assert!(
+        text.contains("ContentDocumentLink")
+            && text.contains("a page says more follow but has no nextRecordsUrl"),
+        "{text}"
+    );
+    match sink.statuses("ContentDocumentLink").last().unwrap() {
+        StreamStatus::Incomplete(sf_sync::IncompleteReason::Failed { message }) => assert!(
+            message.contains("querying the children of 2 ContentDocument ids"),
+            "{message}"
+        ),
+        other => panic!("unexpected status {other:?}"),
+    }
+}
+
+/// Runs a full-refresh sync of ContentDocumentLink against the recorded `scenario`.
+async fn read_links(
+    scenario: &str,
+) -> (
+    Result<sf_sync::SyncSummary, sf_sync::Error>,
+    MemorySink,
+    Vec<mockito::Mock>,
+) {
+    let mut server = mockito::Server::new_async().await;
+    Scenario::load("auth", "refresh_ok")
+        .unwrap()
+        .mount_async(&mut server)
+        .await;
+    let mocks = Scenario::load("sync", scenario)
+        .unwrap()
+        .mount_async(&mut server)
+        .await;
+    let session = session(&server).await;
+    let config = SyncConfig::from_value(
+        &json!({"client_id": "test-client-id", "client_secret": "test-secret",
+                "refresh_token": "test-refresh", "login_url": server.url(),
+                "start_date": "2024-01-01"}),
+        chrono::Utc::now(),
+    )
+    .unwrap()
+    .config;
+    let catalog = ConfiguredCatalog::from_value(&json!({"streams": [{
+        "stream": {"name": "ContentDocumentLink", "json_schema": {"properties": {
+            "Id": {}, "LinkedEntityId": {}, "ContentDocumentId": {}, "IsDeleted": {},
+            "SystemModstamp": {}, "ShareType": {}}}},
+        "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}]}))
+    .unwrap();
+    let mut sink = MemorySink::new();
+    let result = read(
+        &session,
+        &config,
+        &catalog,
+        &InputState::default(),
+        &mut sink,
+        CancellationToken::new(),
+    )
+    .await;
+    for mock in &mocks {
+        mock.assert_async().await;
+    }
+    (result, sink, mocks)
+}
+
+#[tokio::test]
+async fn a_batch_of_links_that_times_out_is_read_again_in_halves() {
+    let (result, sink, _) = read_links("links_timeout_split").await;
+    let summary = result.unwrap();
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    let records: Vec<serde_json::Value> = sink
+        .records("ContentDocumentLink")
+        .iter()
+        .map(|r| serde_json::Value::Object(r.to_json()))
+        .collect();
+    assert_eq!(
+        records,
+        [
+            json!({"Id": "06ARO000000Q1aAYAS", "LinkedEntityId": "001RO0000035WQgYAM",
+                   "ContentDocumentId": "069RO000000AbcdYAC", "IsDeleted": false,
+                   "SystemModstamp": "2024-03-01T10:00:00.000Z", "ShareType": "V"}),
+            json!({"Id": "06ARO000000Q1aCYAS", "LinkedEntityId": "001RO0000035WQhYAM",
+                   "ContentDocumentId": "069RO000000AbceYAC", "IsDeleted": true,
+                   "SystemModstamp": "2024-03-02T11:30:00.000Z", "ShareType": "C"}),
+        ]
+    );
+    assert_eq!(
+        sink.states("ContentDocumentLink"),
+        [&json!({"__ab_no_cursor_state_message": true})]
+    );
+    let logs = sink.logs();
+    assert!(
+        logs.iter().any(|(level, m)| *level == LogLevel::Warn
+            && m.contains("the query timed out (QUERY_TIMEOUT")
+            && m.contains("reading the batch of 2 ContentDocument ids as 1 and 1")),
+        "{logs:?}"
+    );
+}

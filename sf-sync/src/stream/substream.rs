@@ -3,22 +3,20 @@
 //! ids in batches of [`SLICE_BATCH_SIZE`], one `... WHERE <key> IN (...)` query per batch, as
 //! Airbyte's connector reads its one substream.
 //!
-//! Both the parent's ids and the children are read through REST (`queryAll` when the child has
-//! `IsDeleted`, so deleted documents' links and deleted links come out too). Memory holds one
-//! page of parent ids, one batch of them and one page of children.
+//! Both the parent's ids and the children are read through `sf-rest`'s [`sf_rest::RestReader`]
+//! (`queryAll` when the child has `IsDeleted`, so deleted documents' links and deleted links
+//! come out too; the children with [`ReadRequest::where_in`]), which pages, shapes rows and
+//! refuses a page chain that stops short. Memory holds one page of parent ids, one batch of them,
+//! one page of children and the Ids of the batch's children emitted so far.
 
 use std::collections::HashSet;
 
 use futures_util::StreamExt;
-use serde_json::{Map, Value};
-use sf_auth::Request;
-use sf_discovery::{
-    normalize_datetime, Columns, FieldSpec, FieldType, Record, StreamSpec, ValueKind,
-};
-use sf_rest::{Order, ReadRequest, ResumeKey, Soql};
+use sf_discovery::{FieldSpec, FieldType, StreamSpec};
+use sf_rest::{Order, ReadRequest, ResumeKey};
 
 use super::{ObjectRun, Runner, Stop};
-use crate::classify::{advice, auth_failure, rest_failure};
+use crate::classify::{advice, rest_failure};
 use crate::error::{Error, Failure};
 use crate::planner::Api;
 use crate::sink::LogLevel;
@@ -53,20 +51,6 @@ pub(crate) fn parent_filter(object: &str) -> Option<ParentFilter> {
         .map(|(_, filter)| *filter)
 }
 
-/// One page of a `/query` answer (the Salesforce payload; only what is read here).
-#[derive(Debug, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct QueryPage {
-    /// False while more pages follow.
-    #[serde(default)]
-    done: Option<bool>,
-    /// The path of the next page.
-    #[serde(default)]
-    next_records_url: Option<String>,
-    /// The rows: an `attributes` object and one key per selected field.
-    records: Vec<Map<String, Value>>,
-}
-
 /// How one child query ended, short of success.
 enum ChildError {
     /// The query timed out: its ids are read again in halves.
@@ -81,61 +65,6 @@ impl From<Stop> for ChildError {
     fn from(stop: Stop) -> ChildError {
         ChildError::Stop(stop)
     }
-}
-
-/// Turns REST rows of the child into records with the columns in order: `attributes` dropped,
-/// datetimes normalised, a `null` for every column a row lacks (as `sf-rest` shapes rows).
-struct Shape {
-    columns: Columns,
-    lower: Vec<String>,
-    datetime: Vec<bool>,
-}
-
-impl Shape {
-    fn new(columns: &[String], spec: &StreamSpec) -> Shape {
-        Shape {
-            columns: Columns::from(columns.to_vec()),
-            lower: columns.iter().map(|c| c.to_ascii_lowercase()).collect(),
-            datetime: columns
-                .iter()
-                .map(|c| {
-                    spec.field(c)
-                        .is_some_and(|f| f.value_kind() == ValueKind::DateTime)
-                })
-                .collect(),
-        }
-    }
-
-    fn record(&self, mut row: Map<String, Value>) -> Record {
-        row.remove("attributes");
-        let mut values = vec![Value::Null; self.lower.len()];
-        for (key, mut value) in row {
-            let lower = key.to_ascii_lowercase();
-            let Some(i) = self.lower.iter().position(|c| *c == lower) else {
-                continue;
-            };
-            if let Value::Object(map) = &mut value {
-                map.remove("attributes");
-            }
-            if self.datetime[i] {
-                if let Some(normal) = value.as_str().and_then(normalize_datetime) {
-                    value = Value::String(normal);
-                }
-            }
-            values[i] = value;
-        }
-        Record {
-            columns: self.columns.clone(),
-            values,
-        }
-    }
-}
-
-/// A `nextRecordsUrl` the session may follow: an absolute path on the instance (never `//host`
-/// or `/\host`, which would send the bearer token elsewhere).
-fn next_path(url: &str) -> Option<&str> {
-    let ok = url.starts_with('/') && !url.starts_with("//") && !url.starts_with("/\\");
-    ok.then_some(url)
 }
 
 impl Runner {
@@ -162,7 +91,6 @@ impl Runner {
             false,
             vec![FieldSpec::new("Id", FieldType::Id)],
         );
-        let shape = Shape::new(&run.setup.columns, &run.setup.spec);
         let mut batch: Vec<String> = Vec::with_capacity(SLICE_BATCH_SIZE);
         let mut last: Option<String> = None;
         let mut resumes = 0u32;
@@ -194,7 +122,7 @@ impl Runner {
                         last = Some(id.to_string());
                         batch.push(id.to_string());
                         if batch.len() == SLICE_BATCH_SIZE {
-                            self.child_batch(run, filter, &shape, &batch).await?;
+                            self.child_batch(run, filter, &batch).await?;
                             batch.clear();
                         }
                     }
@@ -227,7 +155,7 @@ impl Runner {
             }
         }
         if !batch.is_empty() {
-            self.child_batch(run, filter, &shape, &batch).await?;
+            self.child_batch(run, filter, &batch).await?;
         }
         self.windows += 1;
         Ok(())
@@ -255,7 +183,6 @@ impl Runner {
         &mut self,
         run: &ObjectRun,
         filter: ParentFilter,
-        shape: &Shape,
         ids: &[String],
     ) -> Result<(), Stop> {
         // The Ids emitted from this batch, so that a query run again skips them (the query is
@@ -265,10 +192,7 @@ impl Runner {
         let mut restarts = 0u32;
         while let Some(part) = pending.pop() {
             self.may_continue()?;
-            match self
-                .child_query(run, filter, shape, part, &mut emitted)
-                .await
-            {
+            match self.child_query(run, filter, part, &mut emitted).await {
                 Ok(()) => {}
                 Err(ChildError::Restart(message))
                     if restarts < self.shared.options.resume_attempts =>
@@ -344,124 +268,85 @@ impl Runner {
         }
     }
 
-    /// One query over the children of `ids`, followed page by page.
+    /// One query over the children of `ids`, read to its end through `sf-rest`. Unordered, as
+    /// Airbyte sends it: a rerun after a lost cursor skips the Ids in `emitted`.
     async fn child_query(
         &mut self,
         run: &ObjectRun,
         filter: ParentFilter,
-        shape: &Shape,
         ids: &[String],
         emitted: &mut HashSet<String>,
     ) -> Result<(), ChildError> {
-        let object = run.setup.spec.name.as_str();
-        let soql = Soql::select(object, run.setup.columns.iter())
-            .where_in(filter.key, ids.iter())
-            .build()
-            .map_err(|e| {
-                Stop::Failed(self.child_error(
-                    filter,
-                    ids,
-                    None,
-                    format!("{e}; {}", advice(Failure::System)),
-                    Failure::System,
-                ))
-            })?;
-        let endpoint = if run.include_deleted() {
-            "queryAll"
-        } else {
-            "query"
+        let request = ReadRequest {
+            fields: run.setup.columns.clone(),
+            include_deleted: run.include_deleted(),
+            order: Some(Order::Unordered),
+            where_in: Some((filter.key.to_string(), ids.to_vec())),
+            ..ReadRequest::default()
         };
-        let batch_header = self
+        let mut children = self
             .shared
-            .options
-            .rest_batch_size
-            .map(|n| format!("batchSize={n}"));
-        let with_options = |request: Request| match &batch_header {
-            Some(value) => request.header("Sforce-Query-Options", value.clone()),
-            None => request,
-        };
-        let mut request = with_options(Request::get(endpoint).query("q", soql));
+            .rest
+            .read(&run.setup.spec, request)
+            .map_err(|e| self.child_rest_error(filter, ids, e))?;
         loop {
-            let answer = tokio::select! {
+            let item = tokio::select! {
                 biased;
                 _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled.into()),
-                answer = self.shared.session.fetch(request) => answer,
+                item = children.next() => item,
             };
-            let response = answer.map_err(|e| self.child_session_error(filter, ids, e))?;
-            let page: QueryPage = serde_json::from_slice(&response.body).map_err(|e| {
-                Stop::Failed(self.child_error(
-                    filter,
-                    ids,
-                    None,
-                    format!(
-                        "the answer is not a query page ({e}); {}",
-                        advice(Failure::System)
-                    ),
-                    Failure::System,
-                ))
-            })?;
-            for row in page.records {
-                let record = shape.record(row);
-                if let Some(id) = record.id() {
-                    if !emitted.insert(id.to_string()) {
-                        continue;
+            match item {
+                None => return Ok(()),
+                Some(Ok(record)) => {
+                    if let Some(id) = record.id() {
+                        if !emitted.insert(id.to_string()) {
+                            continue;
+                        }
                     }
+                    self.record(record).await?;
                 }
-                self.record(record).await?;
+                Some(Err(e)) => return Err(self.child_rest_error(filter, ids, e)),
             }
-            let next = match (&page.next_records_url, page.done) {
-                (_, Some(true)) | (None, _) => return Ok(()),
-                (Some(url), _) => url,
-            };
-            let Some(path) = next_path(next) else {
-                return Err(Stop::Failed(self.child_error(
-                    filter,
-                    ids,
-                    None,
-                    format!(
-                        "the next page is not a path on the instance (`{next}`); {}",
-                        advice(Failure::System)
-                    ),
-                    Failure::System,
-                ))
-                .into());
-            };
-            request = with_options(Request::get(path));
         }
     }
 
-    /// What a failed child request means.
-    fn child_session_error(
+    /// What a failed child query means.
+    fn child_rest_error(
         &self,
         filter: ParentFilter,
         ids: &[String],
-        e: sf_auth::Error,
+        e: sf_rest::Error,
     ) -> ChildError {
-        use sf_auth::ErrorKind as K;
-        let message = e
-            .api_error()
-            .map(|a| a.message.trim().to_string())
-            .unwrap_or_else(|| e.to_string());
-        match e.kind() {
-            K::DailyLimitExceeded => ChildError::Stop(Stop::Limit(self.shared.hit_limit(&message))),
-            K::QueryTimeout => ChildError::Timeout(format!("the query timed out ({message})")),
-            K::InvalidQueryLocator => {
-                ChildError::Restart(format!("the query lost its cursor ({message})"))
+        use sf_rest::ErrorKind as K;
+        match (e.kind(), &e) {
+            (K::DailyLimitExceeded, _) => {
+                ChildError::Stop(Stop::Limit(self.shared.hit_limit(&e.to_string())))
             }
-            K::InvalidField => ChildError::Stop(Stop::Failed(Error::StreamFieldsMissing {
-                stream: self.name.to_string(),
-                fields: vec![super::column_in_message(&message)
-                    .or_else(|| e.api_error().and_then(|a| a.fields.first().cloned()))
-                    .unwrap_or_else(|| "?".to_string())],
-            })),
-            kind => {
-                let failure = auth_failure(kind);
-                let error_code = e.api_error().and_then(|a| a.error_code.clone());
+            (K::QueryTimeout, _) => ChildError::Timeout(format!(
+                "the query timed out (QUERY_TIMEOUT{})",
+                match &e {
+                    sf_rest::Error::QueryTimeout { message, .. } if !message.is_empty() => {
+                        format!(": {message}")
+                    }
+                    _ => String::new(),
+                }
+            )),
+            (K::InvalidQueryLocator, _) => {
+                ChildError::Restart("the query lost its cursor (INVALID_QUERY_LOCATOR)".to_string())
+            }
+            (K::InvalidField, sf_rest::Error::InvalidField { field, .. }) => {
+                ChildError::Stop(Stop::Failed(Error::StreamFieldsMissing {
+                    stream: self.name.to_string(),
+                    fields: vec![field.clone()],
+                }))
+            }
+            (kind, _) => {
+                let failure = rest_failure(kind);
                 ChildError::Stop(Stop::Failed(self.child_error(
                     filter,
                     ids,
-                    error_code,
-                    format!("{message}; {}", advice(failure)),
+                    e.error_code().map(str::to_string),
+                    format!("{e}; {}", advice(failure)),
                     failure,
                 )))
             }
@@ -473,7 +358,7 @@ impl Runner {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use serde_json::json;
+    use sf_rest::Soql;
 
     #[test]
     fn only_content_document_link_is_parent_filtered() {
@@ -486,62 +371,6 @@ mod tests {
         );
         assert_eq!(parent_filter("ContentDocument"), None);
         assert_eq!(parent_filter("Account"), None);
-    }
-
-    #[test]
-    fn rows_are_shaped_like_the_other_paths() {
-        let spec = StreamSpec::from_fields(
-            "ContentDocumentLink",
-            false,
-            vec![
-                FieldSpec::new("Id", FieldType::Id),
-                FieldSpec::new("ContentDocumentId", FieldType::Reference),
-                FieldSpec::new("IsDeleted", FieldType::Boolean),
-                FieldSpec::new("SystemModstamp", FieldType::DateTime),
-                FieldSpec::new("ShareType", FieldType::Picklist),
-            ],
-        );
-        let columns: Vec<String> = [
-            "Id",
-            "ContentDocumentId",
-            "IsDeleted",
-            "SystemModstamp",
-            "ShareType",
-        ]
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
-        let shape = Shape::new(&columns, &spec);
-        let row = json!({
-            "attributes": {"type": "ContentDocumentLink", "url": "/services/data/v62.0/sobjects/ContentDocumentLink/06A000000000001AAA"},
-            "Id": "06A000000000001AAA",
-            "contentdocumentid": "069000000000001AAA",
-            "IsDeleted": false,
-            "SystemModstamp": "2024-05-01T10:20:30.000+0000",
-            "Unselected": 3
-        });
-        let record = shape.record(row.as_object().unwrap().clone());
-        assert_eq!(
-            Value::Object(record.to_json()),
-            json!({
-                "Id": "06A000000000001AAA",
-                "ContentDocumentId": "069000000000001AAA",
-                "IsDeleted": false,
-                "SystemModstamp": "2024-05-01T10:20:30.000Z",
-                "ShareType": null
-            })
-        );
-    }
-
-    #[test]
-    fn next_pages_stay_on_the_instance() {
-        assert_eq!(
-            next_path("/services/data/v62.0/query/01gD0000002HU6KIAW-2000"),
-            Some("/services/data/v62.0/query/01gD0000002HU6KIAW-2000")
-        );
-        assert_eq!(next_path("//evil.example.com/services/data"), None);
-        assert_eq!(next_path("/\\evil.example.com"), None);
-        assert_eq!(next_path("https://evil.example.com/x"), None);
     }
 
     #[test]
