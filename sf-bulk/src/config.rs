@@ -22,8 +22,10 @@ pub struct BulkConfig {
     /// How many times [`crate::BulkClient::query`] replaces a job that ended in `Failed` with a
     /// new one before giving up with [`crate::ErrorKind::JobFailed`]. Default 1.
     pub failed_job_retries: u32,
-    /// Delete each job once its results are read (and failed or aborted jobs). A failed delete is
-    /// logged, never fatal: Salesforce removes jobs after 7 days anyway. Default true.
+    /// Delete each job once its results are read and verified (and failed, aborted or timed out
+    /// jobs). A job whose download fails is kept for [`crate::BulkClient::resume`]; see
+    /// [`crate::BulkClient::query`]. A failed delete is logged, never fatal: Salesforce removes
+    /// jobs after 7 days anyway. Default true.
     pub delete_jobs: bool,
 }
 

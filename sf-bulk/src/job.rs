@@ -161,6 +161,22 @@ impl BulkClient {
     /// once its [`crate::BulkItem::PageDone`] arrives: after a failure, resume from the last
     /// one with [`BulkClient::resume`].
     ///
+    /// Counts: each page's rows are checked against its `Sforce-NumberOfRecords` header, and all
+    /// rows against the job's `numberRecordsProcessed`; a mismatch is
+    /// [`crate::Error::ResultsPageCount`] or [`crate::Error::ResultsTotalCount`]
+    /// ([`crate::ErrorKind::ResultsIncomplete`]). Salesforce always sends both; when one is
+    /// missing (a proxy that drops headers) there is nothing to check against, so the run logs a
+    /// warning (`BulkResultsCountMissing`, once per run, and `BulkJobTotalMissing`) and reads on;
+    /// a page cut inside a quoted value is still refused by the decoder.
+    ///
+    /// Jobs left behind: with [`BulkConfig::delete_jobs`], a job is deleted once its results are
+    /// read whole and verified, and when it ends `Failed`, `Aborted` or timed out. A run that
+    /// fails while reading the results (a page cut short or miscounted, a job total that does
+    /// not match, a transport or decode failure) keeps the job, so the download can be resumed
+    /// with [`BulkClient::resume`] from the last checkpoint; [`crate::Error::job_id`] names it.
+    /// A caller that gives up deletes it with [`BulkClient::delete`] (Salesforce removes jobs
+    /// after 7 days otherwise).
+    ///
     /// Dropping the stream does not stop the job on Salesforce's side: call
     /// [`BulkClient::abort`] with the id from [`crate::BulkItem::JobCreated`] for that.
     pub fn query(

@@ -112,6 +112,8 @@ pub(crate) struct Run {
     locator: Option<String>,
     rows_total: u64,
     expected_total: Option<u64>,
+    /// Whether a page without `Sforce-NumberOfRecords` was warned about (once per run).
+    warned_page_count: bool,
     page: Option<Page>,
     ready: VecDeque<Record>,
     /// Yielded once `ready` is drained (a page's checkpoint, or an error found at its end).
@@ -136,6 +138,7 @@ impl Run {
             locator: None,
             rows_total: 0,
             expected_total: None,
+            warned_page_count: false,
             page: None,
             ready: VecDeque::new(),
             after: None,
@@ -153,6 +156,7 @@ impl Run {
             locator: from.locator.filter(|l| !is_last(l)),
             rows_total: from.rows_done,
             expected_total: None,
+            warned_page_count: false,
             page: None,
             ready: VecDeque::new(),
             after: None,
@@ -348,9 +352,10 @@ impl Run {
                 };
                 self.rows_total += rows;
                 tracing::debug!(job_id = %self.job_id, locator = ?page.locator, rows, "BulkResultsPageRead");
-                if let Some(announced) = page.announced {
-                    if announced != rows {
-                        // The page's records go out first; the error takes its checkpoint's place.
+                match page.announced {
+                    Some(announced) if announced != rows => {
+                        // The page's records go out first; the error takes its checkpoint's
+                        // place. The job is kept, so the page can be read again.
                         self.after = Some(Err(Error::ResultsPageCount {
                             job_id: self.job_id.clone(),
                             locator: page.locator,
@@ -358,6 +363,19 @@ impl Run {
                             received: rows,
                         }));
                         return Ok(());
+                    }
+                    Some(_) => {}
+                    None if !self.warned_page_count => {
+                        self.warned_page_count = true;
+                        tracing::warn!(
+                            job_id = %self.job_id,
+                            locator = ?page.locator,
+                            rows,
+                            "BulkResultsCountMissing: the page came without Sforce-NumberOfRecords, so its row count was not checked"
+                        );
+                    }
+                    None => {
+                        tracing::debug!(job_id = %self.job_id, locator = ?page.locator, rows, "BulkResultsCountMissing");
                     }
                 }
                 let progress = PageProgress {
@@ -369,19 +387,27 @@ impl Run {
                 };
                 match page.next_locator {
                     Some(next) => self.locator = Some(next),
-                    None => {
-                        self.phase = Phase::Finish;
-                        if let Some(processed) = self.expected_total {
-                            if processed != self.rows_total {
-                                self.after = Some(Err(Error::ResultsTotalCount {
-                                    job_id: self.job_id.clone(),
-                                    processed,
-                                    received: self.rows_total,
-                                }));
-                                return Ok(());
-                            }
+                    None => match self.expected_total {
+                        Some(processed) if processed != self.rows_total => {
+                            // The job is kept (see `BulkClient::query`): the caller may read
+                            // again from its last checkpoint, or delete the job.
+                            self.after = Some(Err(Error::ResultsTotalCount {
+                                job_id: self.job_id.clone(),
+                                processed,
+                                received: self.rows_total,
+                            }));
+                            return Ok(());
                         }
-                    }
+                        Some(_) => self.phase = Phase::Finish,
+                        None => {
+                            tracing::warn!(
+                                job_id = %self.job_id,
+                                rows = self.rows_total,
+                                "BulkJobTotalMissing: the completed job reported no numberRecordsProcessed, so the total was not checked"
+                            );
+                            self.phase = Phase::Finish;
+                        }
+                    },
                 }
                 self.after = Some(Ok(BulkItem::PageDone(progress)));
                 Ok(())

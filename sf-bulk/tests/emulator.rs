@@ -285,3 +285,101 @@ async fn what_bulk_cannot_serve_is_classified() {
     assert_eq!(error.unwrap().kind(), ErrorKind::BulkJobLimit);
     org.shutdown().await;
 }
+
+/// A page that ends cleanly one row short of its `Sforce-NumberOfRecords`: the page's records
+/// go out without a checkpoint, the error names the counts, the job is kept, and a resume from
+/// the last checkpoint reads the page whole.
+#[tokio::test(start_paused = true)]
+async fn a_clean_page_short_of_its_announced_count_is_an_error_and_resumes() {
+    let org = org(25).await;
+    let client = client(&org, pages_of(10)).await;
+    let fields = invoice_fields();
+    let mut stream = client.query(Operation::QueryAll, invoice_soql(), &fields);
+    let mut kept = Vec::new();
+    let mut pending = Vec::new();
+    let mut checkpoint = None;
+    let error = loop {
+        match stream.next().await {
+            Some(Ok(BulkItem::Record(r))) => pending.push(r),
+            Some(Ok(BulkItem::PageDone(p))) => {
+                kept.append(&mut pending);
+                checkpoint = p.resume_point();
+                org.control().set_faults(Faults {
+                    short_results_next: 1,
+                    ..Faults::default()
+                });
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break e,
+            None => panic!("the short page must fail the run"),
+        }
+    };
+    let checkpoint = checkpoint.unwrap();
+    match &error {
+        Error::ResultsPageCount {
+            job_id,
+            locator,
+            announced,
+            received,
+        } => {
+            assert_eq!((*announced, *received), (10, 9));
+            assert_eq!(locator, &checkpoint.locator);
+            assert_eq!(job_id, &checkpoint.job_id);
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(error.kind(), ErrorKind::ResultsIncomplete);
+    assert_eq!(error.job_id(), Some(checkpoint.job_id.as_str()));
+    assert_eq!((kept.len(), pending.len()), (10, 9));
+    assert_eq!(org.control().stats().requests.bulk_delete, 0, "kept");
+    let (items, error) = collect(client.resume(checkpoint, &fields)).await;
+    assert!(error.is_none(), "{error:?}");
+    kept.extend(records(&items));
+    assert_eq!(by_id(&kept), truth(&org, &fields));
+    let stats = org.control().stats().requests;
+    assert_eq!((stats.bulk_create, stats.bulk_delete), (1, 1));
+    org.shutdown().await;
+}
+
+/// A job whose `numberRecordsProcessed` is one more than its pages hold: every page checks out,
+/// the run ends with the total's error instead of the last checkpoint, and the job is kept
+/// (the error names it) until the caller deletes it.
+#[tokio::test(start_paused = true)]
+async fn a_job_total_that_does_not_match_its_pages_is_an_error() {
+    let org = org(25).await;
+    org.control().set_faults(Faults {
+        bulk_overcount_next: 1,
+        ..Faults::default()
+    });
+    let client = client(&org, pages_of(10)).await;
+    let fields = invoice_fields();
+    let (items, error) = collect(client.query(Operation::QueryAll, invoice_soql(), &fields)).await;
+    let error = error.unwrap();
+    let job_id = match &error {
+        Error::ResultsTotalCount {
+            job_id,
+            processed,
+            received,
+        } => {
+            assert_eq!((*processed, *received), (26, 25));
+            job_id.clone()
+        }
+        other => panic!("{other}"),
+    };
+    assert_eq!(error.kind(), ErrorKind::ResultsIncomplete);
+    assert_eq!(error.job_id(), Some(job_id.as_str()));
+    // Two checkpoints; the last page's records went out without one.
+    assert_eq!(
+        pages(&items)
+            .iter()
+            .map(|p| p.rows_total)
+            .collect::<Vec<_>>(),
+        [10, 20]
+    );
+    assert_eq!(records(&items).len(), 25);
+    let stats = org.control().stats().requests;
+    assert_eq!((stats.bulk_results, stats.bulk_delete), (3, 0));
+    client.delete(&job_id).await.unwrap();
+    assert_eq!(org.control().stats().requests.bulk_delete, 1);
+    org.shutdown().await;
+}

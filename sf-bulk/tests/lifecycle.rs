@@ -281,6 +281,8 @@ async fn a_page_shorter_than_announced_is_an_error_and_the_job_is_kept() {
         "{error}"
     );
     assert_eq!(error.kind(), ErrorKind::ResultsIncomplete);
+    // Kept for a resume (the scenario expects no DELETE), and named for one.
+    assert_eq!(error.job_id(), Some(JOB));
     mock.assert_expectations().await;
 }
 
@@ -307,6 +309,69 @@ async fn a_job_total_that_does_not_match_is_an_error() {
         error.to_string(),
         format!("bulk job {JOB} processed 5 records but its results held 2 rows")
     );
+    // The last page's records went out without a checkpoint; the job is kept (the scenario
+    // expects no DELETE) so it can be read again from there, and the error names it.
+    let pages = items
+        .iter()
+        .filter(|item| matches!(item, BulkItem::PageDone(_)))
+        .count();
+    assert_eq!(pages, 0);
+    assert_eq!(error.kind(), ErrorKind::ResultsIncomplete);
+    assert_eq!(error.job_id(), Some(JOB));
+    mock.assert_expectations().await;
+}
+
+/// Captures what the code under test logs on this thread, as text.
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_counts_are_warned_about_and_the_run_reads_on() {
+    let mock = Mock::start(&["counts_absent"]).await;
+    let client = mock.client(config()).await;
+    let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&captured);
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || Logs(std::sync::Arc::clone(&sink)))
+        .finish();
+    let (items, error) = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        collect(client.query(Operation::QueryAll, ACCOUNT_SOQL, &account_fields())).await
+    };
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(
+        outline(&items),
+        [
+            format!("created:{JOB}"),
+            format!("completed:{}", u64::MAX),
+            "record:001R0000000001AAA".to_string(),
+            "record:001R0000000002AAA".to_string(),
+            "page:2/2->end".to_string(),
+        ]
+    );
+    let logs = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<&str> = logs.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warnings.len(), 2, "{logs}");
+    assert!(
+        warnings[0].contains("BulkResultsCountMissing") && warnings[0].contains(JOB),
+        "{logs}"
+    );
+    assert!(
+        warnings[1].contains("BulkJobTotalMissing") && warnings[1].contains("rows=2"),
+        "{logs}"
+    );
+    // Read whole, so deleted (the scenario expects one DELETE).
     mock.assert_expectations().await;
 }
 
