@@ -3,7 +3,7 @@
 # The Airbyte platform runs the entrypoint with spec | check | discover | read and the usual
 # --config/--catalog/--state files mounted into the container.
 
-FROM rust:1.85-slim-bookworm AS build
+FROM rust:1.88-slim-bookworm AS build
 WORKDIR /src
 COPY . .
 # rustls with bundled web PKI roots: no OpenSSL, no system CA bundle needed at run time.

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use sf_auth::Session;
 use sf_discovery::{DescribeStream, StreamSpec};
-use sf_sync::{CancellationToken, ConfiguredCatalog, InputState, SyncConfig, SyncSummary};
+use sf_sync::{
+    CancellationToken, ConfiguredCatalog, IncompleteReason, InputState, SyncConfig, SyncSummary,
+};
 
 use crate::failure::Failure;
 use crate::files::{in_file, read_json, FileKind};
@@ -196,9 +198,23 @@ pub async fn read(
     )
     .await
     .map_err(|e| Failure::from_sync("the sync failed", &e))?;
+    let cancelled: Vec<&str> = summary
+        .incomplete()
+        .filter(|(_, reason)| matches!(reason, IncompleteReason::Cancelled))
+        .map(|(stream, _)| stream)
+        .collect();
+    if !cancelled.is_empty() {
+        // An interrupted sync is not a good one: a full refresh cut short must not replace the
+        // destination's data. The state emitted so far is valid for the next sync.
+        return Err(Failure::transient(format!(
+            "the sync was interrupted before {} finished; run it again (incremental streams resume \
+             from the state emitted)",
+            cancelled.join(", ")
+        )));
+    }
     let stopped: Vec<String> = summary
         .incomplete()
-        .filter(|(_, reason)| !reason.is_failure())
+        .filter(|(_, reason)| matches!(reason, IncompleteReason::ApiLimit { .. }))
         .map(|(stream, reason)| format!("{stream} ({reason})"))
         .collect();
     if !stopped.is_empty() {

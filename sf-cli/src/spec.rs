@@ -3,6 +3,8 @@
 use serde_json::{json, Value};
 
 const DATE_PATTERN: &str = "^([0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?)$";
+/// The same, or empty (no end date).
+const END_DATE_PATTERN: &str = "^(|[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?)$";
 /// ISO 8601 durations (`P30D`, `PT12H`, `P1Y2M`); no look-ahead, so every JSON-schema validator
 /// takes it. The config parser gives the precise error for what this lets through (`P`, `PT`).
 const DURATION_PATTERN: &str = "^P([0-9]+(\\.[0-9]+)?Y)?([0-9]+(\\.[0-9]+)?M)?([0-9]+(\\.[0-9]+)?W)?([0-9]+(\\.[0-9]+)?D)?(T([0-9]+(\\.[0-9]+)?H)?([0-9]+(\\.[0-9]+)?M)?([0-9]+(\\.[0-9]+)?S)?)?$";
@@ -24,7 +26,11 @@ pub fn spec() -> Value {
                     "title": "Sandbox", "type": "boolean", "default": false, "order": 1,
                     "description": "Log in at test.salesforce.com instead of login.salesforce.com."
                 },
-                "auth_type": {"type": "string", "const": "Client"},
+                "auth_type": {
+                    "title": "Grant", "type": "string", "enum": ["Client", "client_credentials"],
+                    "default": "Client",
+                    "description": "Client: the refresh-token grant. client_credentials: the client credentials grant, which needs login_url set to the org's My Domain."
+                },
                 "client_id": {
                     "title": "Client ID", "type": "string", "order": 2,
                     "description": "The connected app's consumer key."
@@ -47,7 +53,7 @@ pub fn spec() -> Value {
                 },
                 "end_date": {
                     "title": "Replication End Date", "type": "string", "order": 6,
-                    "pattern": format!("^$|{}", DATE_PATTERN.trim_start_matches('^')),
+                    "pattern": END_DATE_PATTERN,
                     "examples": ["2024-01-01", "2024-01-01T00:00:00Z"],
                     "description": "UTC, exclusive. Incremental streams only. Empty: now."
                 },
@@ -149,5 +155,66 @@ mod tests {
         {
             assert!(properties.contains_key(required.as_str().expect("name")));
         }
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    fn validator() -> jsonschema::Validator {
+        jsonschema::draft7::new(&spec()["connectionSpecification"])
+            .expect("the spec is a valid schema")
+    }
+
+    /// Orchestrators (PyAirbyte, the Airbyte platform) validate the config against the spec
+    /// before running the connector: every config the README shows or the engine takes must pass.
+    #[test]
+    fn configs_users_write_are_valid() {
+        let v = validator();
+        let good = [
+            json!({"client_id": "3MVG9...", "client_secret": "s", "refresh_token": "5Aep861...",
+                   "is_sandbox": false, "start_date": "2024-01-01",
+                   "streams_criteria": [{"criteria": "starts with", "value": "Acc"}]}),
+            json!({"client_id": "a", "client_secret": "b", "auth_type": "client_credentials",
+                   "login_url": "https://acme.my.salesforce.com"}),
+            json!({"client_id": "a", "client_secret": "b", "refresh_token": "c",
+                   "login_url": "http://127.0.0.1:8765", "start_date": "2021-07-25T00:00:00Z",
+                   "end_date": "", "stream_slice_step": "PT12H", "lookback_window": "P1DT2H30M",
+                   "force_use_bulk_api": true, "preserve_na_values": true, "api_version": "58.0",
+                   "num_workers": 8, "api_budget": 0.5, "wait_timeout": 30, "auth_type": "Client"}),
+        ];
+        for config in good {
+            let errors: Vec<String> = v.iter_errors(&config).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{config}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_refused() {
+        let v = validator();
+        let base = json!({"client_id": "a", "client_secret": "b", "refresh_token": "c"});
+        for (key, value) in [
+            ("end_date", json!("garbage2024-01-01")),
+            ("start_date", json!("2024/01/01")),
+            ("stream_slice_step", json!("30 days")),
+            ("lookback_window", json!("10m")),
+            ("num_workers", json!(0)),
+            ("api_budget", json!(2)),
+            ("auth_type", json!("password")),
+            (
+                "streams_criteria",
+                json!([{"criteria": "like", "value": "x"}]),
+            ),
+            ("is_sandbox", json!("yes")),
+        ] {
+            let mut config = base.clone();
+            config[key] = value.clone();
+            assert!(!v.is_valid(&config), "{key} = {value} was accepted");
+        }
+        assert!(
+            !v.is_valid(&json!({"client_id": "a"})),
+            "client_secret is required"
+        );
     }
 }

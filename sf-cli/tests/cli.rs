@@ -602,3 +602,73 @@ async fn demo_writes_every_step_and_its_summary_matches_the_files() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_read_is_not_a_success() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new("interrupt").await;
+    // Slow answers, so the sync is still running when it is interrupted.
+    let mut faults = env.org.control().faults();
+    faults.latency_ms = 150;
+    env.org.control().set_faults(faults);
+    let config = env.write("config.json", &env.config());
+    let catalog = discovered(&env, &config).await;
+    let catalog = env.write(
+        "catalog.json",
+        &configured(
+            &catalog,
+            &[
+                ("Account", "full_refresh"),
+                ("Contact", "full_refresh"),
+                ("Task", "full_refresh"),
+                ("Opportunity", "full_refresh"),
+            ],
+        ),
+    );
+    let (config, catalog, dir) = (config.clone(), catalog.clone(), env.dir.clone());
+    let (code, lines) = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(BIN)
+            .args([
+                "read",
+                "--config",
+                config.to_str().unwrap(),
+                "--catalog",
+                catalog.to_str().unwrap(),
+            ])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = Vec::new();
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let mut interrupted = false;
+        while reader.read_line(&mut line).unwrap() > 0 {
+            if !interrupted && line.contains("\"STREAM_STATUS\"") {
+                // Ctrl-C as soon as the sync has started.
+                std::process::Command::new("kill")
+                    .args(["-INT", &child.id().to_string()])
+                    .status()
+                    .unwrap();
+                interrupted = true;
+            }
+            lines.push(std::mem::take(&mut line));
+        }
+        (child.wait().unwrap().code(), lines)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(1), "{lines:?}");
+    let trace = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR")
+        .unwrap_or_else(|| panic!("no TRACE error: {lines:?}"));
+    assert_eq!(trace["trace"]["error"]["failure_type"], "transient_error");
+    assert!(trace["trace"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("interrupted"));
+}
