@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
 use sf_discovery::Record;
 use sf_sync::{LogLevel, Sink, StreamStatus, SyncSummary};
@@ -20,13 +19,81 @@ const BATCH_BYTES: usize = 256 * 1024;
 pub struct AirbyteSink {
     out: Arc<Output>,
     buf: Vec<u8>,
-    /// Records per stream since its last state message.
-    since_state: HashMap<String, u64>,
-    /// Records per stream in all.
-    totals: HashMap<String, u64>,
+    /// Per stream: counters and the record line's fixed parts, escaped once.
+    streams: HashMap<String, StreamLines>,
+    /// `emitted_at`, refreshed every [`CLOCK_EVERY`] records (milliseconds do not need more).
+    emitted_at: i64,
+    until_clock: u32,
     progress: Option<Progress>,
     /// The summary the engine sent last.
     pub summary: Option<SyncSummary>,
+}
+
+/// Read the clock once per this many records.
+const CLOCK_EVERY: u32 = 256;
+
+/// What a stream's record lines share, JSON-escaped once.
+#[derive(Default)]
+struct StreamLines {
+    /// Records since the stream's last state message.
+    since_state: u64,
+    /// Records in all.
+    total: u64,
+    /// `{"type":"RECORD","record":{"stream":"<name>","data":{`.
+    prefix: Vec<u8>,
+    /// The columns the keys were escaped for.
+    columns: Option<sf_discovery::Columns>,
+    /// `"<column>":` for each column.
+    keys: Vec<Vec<u8>>,
+}
+
+impl StreamLines {
+    fn new(stream: &str) -> serde_json::Result<StreamLines> {
+        let mut prefix = b"{\"type\":\"RECORD\",\"record\":{\"stream\":".to_vec();
+        serde_json::to_writer(&mut prefix, stream)?;
+        prefix.extend_from_slice(b",\"data\":{");
+        Ok(StreamLines {
+            prefix,
+            ..StreamLines::default()
+        })
+    }
+
+    /// Appends one RECORD line.
+    fn write(
+        &mut self,
+        buf: &mut Vec<u8>,
+        record: &Record,
+        emitted_at: i64,
+    ) -> serde_json::Result<()> {
+        let same = self
+            .columns
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, &record.columns));
+        if !same {
+            self.keys = record
+                .columns
+                .iter()
+                .map(|c| {
+                    let mut key = serde_json::to_vec(c)?;
+                    key.push(b':');
+                    Ok(key)
+                })
+                .collect::<serde_json::Result<_>>()?;
+            self.columns = Some(record.columns.clone());
+        }
+        buf.extend_from_slice(&self.prefix);
+        for (i, (key, value)) in self.keys.iter().zip(record.values.iter()).enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(key);
+            serde_json::to_writer(&mut *buf, value)?;
+        }
+        buf.extend_from_slice(b"},\"emitted_at\":");
+        buf.extend_from_slice(emitted_at.to_string().as_bytes());
+        buf.extend_from_slice(b"}}\n");
+        Ok(())
+    }
 }
 
 struct Progress {
@@ -48,8 +115,9 @@ impl AirbyteSink {
         AirbyteSink {
             out,
             buf: Vec::with_capacity(BATCH_BYTES + 4096),
-            since_state: HashMap::new(),
-            totals: HashMap::new(),
+            streams: HashMap::new(),
+            emitted_at: protocol::now_millis(),
+            until_clock: CLOCK_EVERY,
             progress,
             summary: None,
         }
@@ -70,7 +138,7 @@ impl AirbyteSink {
     }
 
     fn show_progress(&mut self, force: bool) {
-        let records: u64 = self.totals.values().sum();
+        let records: u64 = self.streams.values().map(|s| s.total).sum();
         if let Some(p) = &mut self.progress {
             if !force && p.last.elapsed().as_millis() < 500 {
                 return;
@@ -91,43 +159,25 @@ impl AirbyteSink {
     }
 }
 
-/// Serialises a record's columns and values as a JSON object without copying them.
-struct Data<'a>(&'a Record);
-
-impl serde::Serialize for Data<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.values.len()))?;
-        for (k, v) in self.0.columns.iter().zip(self.0.values.iter()) {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-/// Appends one RECORD line for `record` to `buf`.
-pub fn write_record_line(
-    buf: &mut Vec<u8>,
-    stream: &str,
-    record: &Record,
-    emitted_at: i64,
-) -> serde_json::Result<()> {
-    buf.extend_from_slice(b"{\"type\":\"RECORD\",\"record\":{\"stream\":");
-    serde_json::to_writer(&mut *buf, stream)?;
-    buf.extend_from_slice(b",\"data\":");
-    serde_json::to_writer(&mut *buf, &Data(record))?;
-    buf.extend_from_slice(b",\"emitted_at\":");
-    buf.extend_from_slice(emitted_at.to_string().as_bytes());
-    buf.extend_from_slice(b"}}\n");
-    Ok(())
-}
-
 #[async_trait]
 impl Sink for AirbyteSink {
     async fn record(&mut self, stream: &str, record: Record) -> Result<(), sf_sync::Error> {
-        write_record_line(&mut self.buf, stream, &record, protocol::now_millis())
-            .map_err(sf_sync::Error::sink)?;
-        *self.since_state.entry(stream.to_string()).or_default() += 1;
-        *self.totals.entry(stream.to_string()).or_default() += 1;
+        self.until_clock -= 1;
+        if self.until_clock == 0 {
+            self.emitted_at = protocol::now_millis();
+            self.until_clock = CLOCK_EVERY;
+        }
+        if !self.streams.contains_key(stream) {
+            let lines = StreamLines::new(stream).map_err(sf_sync::Error::sink)?;
+            self.streams.insert(stream.to_string(), lines);
+        }
+        if let Some(lines) = self.streams.get_mut(stream) {
+            lines
+                .write(&mut self.buf, &record, self.emitted_at)
+                .map_err(sf_sync::Error::sink)?;
+            lines.since_state += 1;
+            lines.total += 1;
+        }
         if self.buf.len() >= BATCH_BYTES {
             self.flush_records()?;
             self.show_progress(false);
@@ -136,7 +186,11 @@ impl Sink for AirbyteSink {
     }
 
     async fn state(&mut self, stream: &str, state: Value) -> Result<(), sf_sync::Error> {
-        let count = self.since_state.insert(stream.to_string(), 0).unwrap_or(0);
+        let count = self
+            .streams
+            .get_mut(stream)
+            .map(|s| std::mem::take(&mut s.since_state))
+            .unwrap_or(0);
         self.emit(&protocol::stream_state(stream, state, count))
     }
 
@@ -186,12 +240,28 @@ mod tests {
             values: vec![json!("001"), json!("Say \"hi\"\n"), Value::Null],
         };
         let mut buf = Vec::new();
-        write_record_line(&mut buf, "Account", &record, 1700000000000).unwrap();
-        assert_eq!(buf.last(), Some(&b'\n'));
+        let mut lines = StreamLines::new("Acc\"ount").unwrap();
+        lines.write(&mut buf, &record, 1700000000000).unwrap();
+        // the same columns again reuse the escaped keys; other columns are escaped anew
+        lines.write(&mut buf, &record, 1700000000001).unwrap();
+        let other = Record {
+            columns: Arc::from(vec!["X".to_string()]),
+            values: vec![json!(1.5)],
+        };
+        lines.write(&mut buf, &other, 1700000000002).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1]["record"]["emitted_at"], 1700000000001i64);
+        assert_eq!(lines[2]["record"]["data"], json!({"X": 1.5}));
+        let buf = text.lines().next().unwrap().as_bytes().to_vec();
         let v: Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(
             v,
-            json!({"type": "RECORD", "record": {"stream": "Account",
+            json!({"type": "RECORD", "record": {"stream": "Acc\"ount",
                 "data": {"Id": "001", "Name": "Say \"hi\"\n", "N": null},
                 "emitted_at": 1700000000000i64}})
         );
