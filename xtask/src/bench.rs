@@ -12,7 +12,9 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::bench_proc::{run_connector, system_busy_secs, Calls, Org, OrgSpec, RunResult};
+use crate::bench_proc::{
+    run_connector, system_busy_secs, wait_for_quiet, Calls, Org, OrgSpec, RunResult,
+};
 use crate::bench_raw::{self, RawDownload};
 use crate::bench_report::{self, Machine};
 
@@ -99,16 +101,20 @@ pub struct Options {
     /// Runs of each read; the fastest counts (the machine is shared and noisy). Default 3, or 1
     /// with `--quick`.
     pub repeat: usize,
+    /// Before each read, wait up to this many seconds for the machine to be idle (0: never
+    /// wait). Default 60, or 0 with `--quick`.
+    pub quiet_wait_secs: Option<u64>,
 }
 
 impl Options {
-    /// Reads `--quick`, `--out FILE`, `--no-build`, `--repeat N`.
+    /// Reads `--quick`, `--out FILE`, `--no-build`, `--repeat N`, `--quiet-wait SECS`.
     pub fn parse(args: &[String], root: &Path) -> Result<Options> {
         let mut options = Options {
             quick: false,
             out: root.join("BENCHMARKS.md"),
             no_build: false,
             repeat: 0,
+            quiet_wait_secs: None,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -118,6 +124,15 @@ impl Options {
                 "--out" => {
                     let path = it.next().context("--out needs a file name")?;
                     options.out = PathBuf::from(path);
+                }
+                "--quiet-wait" => {
+                    let n = it
+                        .next()
+                        .context("--quiet-wait needs a number of seconds")?;
+                    options.quiet_wait_secs = Some(
+                        n.parse::<u64>()
+                            .with_context(|| format!("--quiet-wait {n}: expected seconds"))?,
+                    );
                 }
                 "--repeat" => {
                     let n = it.next().context("--repeat needs a number")?;
@@ -129,12 +144,15 @@ impl Options {
                 }
                 other => bail!(
                     "unknown option `{other}` (expected --quick, --out FILE, --no-build, \
-                     --repeat N)"
+                     --repeat N, --quiet-wait SECS)"
                 ),
             }
         }
         if options.repeat == 0 {
             options.repeat = if options.quick { 1 } else { 3 };
+        }
+        if options.quiet_wait_secs.is_none() {
+            options.quiet_wait_secs = Some(if options.quick { 0 } else { 60 });
         }
         Ok(options)
     }
@@ -287,6 +305,10 @@ pub struct Results {
     pub load: (String, String),
     /// Runs of each read (the fastest counts).
     pub repeat: usize,
+    /// Measured runs that started on a busy machine (the wait for quiet timed out), of all.
+    pub busy_runs: (usize, usize),
+    /// The longest wait for quiet before a run, seconds.
+    pub quiet_wait_secs: u64,
     /// The command line.
     pub command: String,
     /// Bulk 20 columns, REST 20 columns, 300 columns, slow Bulk job.
@@ -299,6 +321,36 @@ pub struct Results {
     pub latency: Latency,
     /// Component figures.
     pub components: Vec<Component>,
+}
+
+/// Waits for an idle machine before each measured run, and counts the waits that timed out.
+pub struct Quiet {
+    wait: std::time::Duration,
+    timeouts: std::cell::Cell<usize>,
+    runs: std::cell::Cell<usize>,
+}
+
+impl Quiet {
+    /// Waits at most `secs` seconds per run (0: never waits).
+    pub fn new(secs: u64) -> Quiet {
+        Quiet {
+            wait: std::time::Duration::from_secs(secs),
+            timeouts: std::cell::Cell::new(0),
+            runs: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Called before a measured run.
+    fn settle(&self) {
+        self.runs.set(self.runs.get() + 1);
+        if self.wait.is_zero() {
+            return;
+        }
+        if !wait_for_quiet(self.wait, 0.15) {
+            self.timeouts.set(self.timeouts.get() + 1);
+            eprintln!("bench: the machine stayed busy; measuring anyway");
+        }
+    }
 }
 
 /// Paths of the release binaries.
@@ -401,6 +453,7 @@ pub fn main(args: &[String]) -> Result<()> {
     );
 
     let load_before = load_average();
+    let quiet = Quiet::new(options.quiet_wait_secs.unwrap_or(0));
     let bulk_case = |name: &str, rows: u64, limit: bool| ReadCase {
         name: name.to_string(),
         object: "Account",
@@ -439,7 +492,7 @@ pub fn main(args: &[String]) -> Result<()> {
         } else {
             options.repeat
         };
-        cases.push(throughput(&bins, &work, repeat, &case)?);
+        cases.push(throughput(&bins, &work, repeat, &quiet, &case)?);
     }
     let mut curve = Vec::new();
     for rows in sizes.curve {
@@ -447,16 +500,18 @@ pub fn main(args: &[String]) -> Result<()> {
             continue;
         }
         let case = bulk_case(&format!("curve-{rows}"), rows, false);
-        curve.push(throughput(&bins, &work, options.repeat, &case)?);
+        curve.push(throughput(&bins, &work, options.repeat, &quiet, &case)?);
     }
-    let discovery = discovery(&bins, &work, sizes.discovery_objects)?;
-    let latency = latency(&bins, &work)?;
+    let discovery = discovery(&bins, &work, &quiet, sizes.discovery_objects)?;
+    let latency = latency(&bins, &work, &quiet)?;
     let components = components(&bins, options.quick)?;
 
     let results = Results {
         quick: options.quick,
         machine,
         load: (load_before, load_average()),
+        busy_runs: (quiet.timeouts.get(), quiet.runs.get()),
+        quiet_wait_secs: options.quiet_wait_secs.unwrap_or(0),
         repeat: options.repeat,
         command: format!(
             "cargo xtask bench{}",
@@ -615,7 +670,13 @@ pub struct ReadCase {
 
 /// A full-refresh read of a case's object, in an org of its own, `repeat` times: the fastest
 /// run counts for time, the largest peak RSS for memory.
-fn throughput(bins: &Binaries, work: &Path, repeat: usize, case: &ReadCase) -> Result<Throughput> {
+fn throughput(
+    bins: &Binaries,
+    work: &Path,
+    repeat: usize,
+    quiet: &Quiet,
+    case: &ReadCase,
+) -> Result<Throughput> {
     let (name, object, rows) = (case.name.as_str(), case.object, case.rows);
     eprintln!("bench: {name}: {rows} rows of {object}");
     let dir = work.join(name.replace([' ', ',', '/'], "_"));
@@ -633,6 +694,7 @@ fn throughput(bins: &Binaries, work: &Path, repeat: usize, case: &ReadCase) -> R
     let mut best: Option<(RunResult, Calls, f64, f64)> = None;
     let mut peak_rss_kib = 0;
     for _ in 0..repeat.max(1) {
+        quiet.settle();
         let calls_before = org.calls()?;
         let org_cpu_before = org.cpu_secs();
         let busy_before = system_busy_secs();
@@ -736,7 +798,7 @@ fn limit(org: &Org, case: &ReadCase, columns: &[String], repeat: usize) -> Resul
 }
 
 /// `sfconnect discover` against an org of `objects` objects.
-fn discovery(bins: &Binaries, work: &Path, objects: usize) -> Result<Discovery> {
+fn discovery(bins: &Binaries, work: &Path, quiet: &Quiet, objects: usize) -> Result<Discovery> {
     eprintln!("bench: discovery: {objects} objects");
     let dir = work.join("discovery");
     std::fs::create_dir_all(&dir)?;
@@ -751,6 +813,7 @@ fn discovery(bins: &Binaries, work: &Path, objects: usize) -> Result<Discovery> 
     };
     let org = Org::start(&bins.bench_org, &spec)?;
     let before = org.calls()?;
+    quiet.settle();
     let (catalog, run) = discover(bins, &dir, &org)?;
     let calls = org.calls()?.since(&before);
     Ok(Discovery {
@@ -765,7 +828,7 @@ fn discovery(bins: &Binaries, work: &Path, objects: usize) -> Result<Discovery> 
 
 /// The realistic-latency case: six small objects, 100 ms per round trip, 12 s Bulk jobs; the
 /// first incremental sync, a few hundred changes, the next sync.
-fn latency(bins: &Binaries, work: &Path) -> Result<Latency> {
+fn latency(bins: &Binaries, work: &Path, quiet: &Quiet) -> Result<Latency> {
     eprintln!("bench: realistic latency: six objects, 100 ms per round trip, 12 s Bulk jobs");
     let dir = work.join("latency");
     std::fs::create_dir_all(&dir)?;
@@ -803,6 +866,7 @@ fn latency(bins: &Binaries, work: &Path) -> Result<Latency> {
             args.push("--state");
             args.push(path_str(s)?);
         }
+        quiet.settle();
         let run = run_connector(&bins.sfconnect, &args, &dir.join(format!("{name}.log")))?;
         let calls = org.calls()?.since(&before);
         eprintln!(
@@ -961,6 +1025,12 @@ mod tests {
         assert_eq!((o.repeat, o.no_build), (5, true));
         assert!(Options::parse(&strings(&["--repeat", "0"]), root).is_err());
         assert!(Options::parse(&strings(&["--repeat", "x"]), root).is_err());
+        assert_eq!(Options::parse(&[], root).unwrap().quiet_wait_secs, Some(60));
+        let o = Options::parse(&strings(&["--quick"]), root).unwrap();
+        assert_eq!(o.quiet_wait_secs, Some(0));
+        let o = Options::parse(&strings(&["--quiet-wait", "5"]), root).unwrap();
+        assert_eq!(o.quiet_wait_secs, Some(5));
+        assert!(Options::parse(&strings(&["--quiet-wait", "-1"]), root).is_err());
         assert_eq!(
             Options::parse(&[], root).unwrap().out,
             root.join("BENCHMARKS.md")

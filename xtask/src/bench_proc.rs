@@ -317,6 +317,25 @@ fn busy_from_proc_stat(text: &str) -> Option<f64> {
     Some(busy / CLOCK_TICKS_PER_SEC)
 }
 
+/// Waits until the machine has been idle for a second (less than `max_busy` of its cores busy),
+/// at most `max_wait`; returns whether it became idle. Other people's builds on a shared machine
+/// would otherwise land in the middle of a measurement.
+pub fn wait_for_quiet(max_wait: Duration, max_busy: f64) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let deadline = Instant::now() + max_wait;
+    loop {
+        let before = system_busy_secs();
+        std::thread::sleep(Duration::from_secs(1));
+        let busy = (system_busy_secs() - before) / cores;
+        if busy < max_busy {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+    }
+}
+
 /// `VmHWM` (peak resident set) of a live process, in KiB.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

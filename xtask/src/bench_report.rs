@@ -127,15 +127,18 @@ fn mb_per_sec(bytes: u64, secs: f64) -> f64 {
 }
 
 fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
+    let digits = n.to_string();
+    let (head, rest) = digits.split_at(digits.len() % 3);
+    let mut groups: Vec<&str> = Vec::new();
+    if !head.is_empty() {
+        groups.push(head);
     }
-    out
+    groups.extend(
+        rest.as_bytes()
+            .chunks(3)
+            .map(|c| std::str::from_utf8(c).unwrap_or("?")),
+    );
+    groups.join(",")
 }
 
 /// One line of the targets table.
@@ -300,7 +303,8 @@ pub fn render(r: &Results) -> String {
         s,
         "Command: `{}` · date: {} · machine: {} cores ({}), {} · release build · load average \
          {} before, {} after · each read run {} time(s), the fastest counts (peak RSS: the \
-         largest){}",
+         largest) · {} of {} measured runs started on a busy machine (after waiting up to {} s \
+         for it to be idle){}",
         r.command,
         r.machine.date,
         r.machine.cores,
@@ -309,6 +313,9 @@ pub fn render(r: &Results) -> String {
         r.load.0,
         r.load.1,
         r.repeat,
+        r.busy_runs.0,
+        r.busy_runs.1,
+        r.quiet_wait_secs,
         if r.quick {
             " · **quick run: sizes scaled down, not the figures of issue 9**"
         } else {
@@ -592,6 +599,8 @@ mod tests {
             },
             load: ("0.1".into(), "0.2".into()),
             repeat: 3,
+            busy_runs: (1, 12),
+            quiet_wait_secs: 60,
             command: "cargo xtask bench".into(),
             cases: vec![
                 bulk,
@@ -644,6 +653,7 @@ mod tests {
         assert!(text.contains("| bulk-20 | Account | BULK | 1,000,000 | 20 | 2.50 | 400,000 |"));
         assert!(text.contains("| 5,000,000 | 13.00 | 2.60 | 384,615 | 70.0 |"));
         assert!(text.contains("load average 0.1 before, 0.2 after"));
+        assert!(text.contains("1 of 12 measured runs started on a busy machine"));
         assert_eq!(text.matches("**missed**").count(), 6);
     }
 
@@ -707,5 +717,8 @@ mod tests {
         assert_eq!(airbyte_overhead(1, 1, 0.0), 2);
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(123_456), "123,456");
     }
 }

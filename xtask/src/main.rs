@@ -2,10 +2,11 @@
 //!
 //! - `ci`: what a submission must pass: `cargo fmt --check`, clippy with `-D warnings`, and the
 //!   README's test command `cargo test --workspace`.
-//! - `bench [--quick] [--out FILE] [--no-build]`: the connector end to end against the emulated
-//!   org (throughput, peak memory, API calls, the scale curve, discovery, realistic latency) and
-//!   against the limit (a raw download and a bare CSV parse of the same bytes); writes the table
-//!   to `BENCHMARKS.md` (release build; takes minutes, or about one with `--quick`).
+//! - `bench [--quick] [--out FILE] [--repeat N] [--quiet-wait SECS] [--no-build]`: the
+//!   connector end to end against the emulated org (throughput, peak memory, API calls, the
+//!   scale curve, discovery, realistic latency) and against the limit (a raw download and a bare
+//!   CSV parse of the same bytes); writes the table to `BENCHMARKS.md` (release build; takes
+//!   minutes, or about one with `--quick`).
 //! - `bench-emulator`: how fast the emulated org serves a Bulk result of 1,000,000 rows × 20
 //!   columns (release build).
 //! - `fuzz [--seconds N] [TARGET...]`: each cargo-fuzz target under `fuzz/` for a bounded time
@@ -57,7 +58,7 @@ fn main() -> Result<()> {
             }
         }
         "help" | "--help" | "-h" => {
-            println!("cargo xtask <task>\n\ntasks:\n  ci              fmt check, clippy -D warnings, cargo test --workspace\n  bench           connector throughput, memory and API calls vs the limit -> BENCHMARKS.md\n                  (--quick: small sizes; --out FILE; --no-build)\n  bench-emulator  rows/s the emulated org serves for a 1M-row Bulk result\n  fuzz            each fuzz target for a bounded time: [--seconds N] [TARGET...]\n  tidy            repository checks (crate docs, dependencies, layering)");
+            println!("cargo xtask <task>\n\ntasks:\n  ci              fmt check, clippy -D warnings, cargo test --workspace\n  bench           connector throughput, memory and API calls vs the limit -> BENCHMARKS.md\n                  (--quick: small sizes; --out FILE; --repeat N; --quiet-wait SECS; --no-build)\n  bench-emulator  rows/s the emulated org serves for a 1M-row Bulk result\n  fuzz            each fuzz target for a bounded time: [--seconds N] [TARGET...]\n  tidy            repository checks (crate docs, dependencies, layering)");
             Ok(())
         }
         other => bail!("unknown task `{other}`; run `cargo xtask help` for the list"),
