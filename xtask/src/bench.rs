@@ -102,7 +102,7 @@ pub struct Options {
     /// with `--quick`.
     pub repeat: usize,
     /// Before each read, wait up to this many seconds for the machine to be idle (0: never
-    /// wait). Default 60, or 0 with `--quick`.
+    /// wait). Default 30, or 0 with `--quick`.
     pub quiet_wait_secs: Option<u64>,
 }
 
@@ -152,7 +152,7 @@ impl Options {
             options.repeat = if options.quick { 1 } else { 3 };
         }
         if options.quiet_wait_secs.is_none() {
-            options.quiet_wait_secs = Some(if options.quick { 0 } else { 60 });
+            options.quiet_wait_secs = Some(if options.quick { 0 } else { 30 });
         }
         Ok(options)
     }
@@ -1025,7 +1025,7 @@ mod tests {
         assert_eq!((o.repeat, o.no_build), (5, true));
         assert!(Options::parse(&strings(&["--repeat", "0"]), root).is_err());
         assert!(Options::parse(&strings(&["--repeat", "x"]), root).is_err());
-        assert_eq!(Options::parse(&[], root).unwrap().quiet_wait_secs, Some(60));
+        assert_eq!(Options::parse(&[], root).unwrap().quiet_wait_secs, Some(30));
         let o = Options::parse(&strings(&["--quick"]), root).unwrap();
         assert_eq!(o.quiet_wait_secs, Some(0));
         let o = Options::parse(&strings(&["--quiet-wait", "5"]), root).unwrap();
