@@ -339,7 +339,87 @@ async fn cancelling_stops_the_sync_and_aborts_its_bulk_jobs() {
     let requests = control.stats().requests;
     assert!(requests.bulk_create >= 2);
     assert_eq!(requests.bulk_abort, requests.bulk_create);
+    // Aborted, then deleted: nothing is left on the org.
+    assert_eq!(requests.bulk_delete, requests.bulk_create);
+    assert_eq!(jobs_on_org(&session).await, []);
     assert!(sink.records("Opportunity").is_empty());
+    org.shutdown().await;
+}
+
+/// The Bulk jobs on the org, as `GET jobs/query` lists them: `(id, state)`.
+async fn jobs_on_org(session: &sf_auth::Session) -> Vec<(String, String)> {
+    let list: serde_json::Value = session.get_json("jobs/query", &[]).await.unwrap();
+    list["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["id"].as_str().unwrap().to_string(),
+                j["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_deletes_the_bulk_jobs_that_had_already_completed() {
+    // Jobs complete as soon as they are created: the three started ahead are all complete when
+    // the sync is cancelled in the middle of the first one's download.
+    let org = start(org_config(29).rows("Opportunity", 400).bulk_timing(0, 0)).await;
+    let control = org.control();
+    let config = sync_config(&org, json!({}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &["Opportunity"], None);
+    let mut options = windows_of(50);
+    options.planner.rest_max_rows = 0;
+    options.bulk_jobs_in_flight = 3;
+    options.channel_capacity = 2;
+    let before = control.stats().requests;
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let watcher = control.clone();
+    let mut sink = ActingSink::new(1, move || {
+        // The first record is out: wait (briefly) until the jobs started ahead exist.
+        for _ in 0..2_000 {
+            if watcher.stats().requests.bulk_create >= before.bulk_create + 3 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        trigger.cancel();
+    });
+    let summary = read_with(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &mut sink,
+        cancel,
+        &options,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.streams[0].api, Some(Api::Bulk));
+    assert_eq!(
+        summary.streams[0].status,
+        StreamStatus::Incomplete(IncompleteReason::Cancelled)
+    );
+    let requests = control.stats().requests;
+    let created = requests.bulk_create - before.bulk_create;
+    assert!(created >= 3, "{created} jobs");
+    // Every job was complete: each abort was refused, and each job deleted all the same.
+    assert_eq!(requests.bulk_abort - before.bulk_abort, created);
+    assert_eq!(requests.bulk_delete - before.bulk_delete, created);
+    assert_eq!(jobs_on_org(&session).await, []);
+    let deleted = sink
+        .inner
+        .logs()
+        .iter()
+        .filter(|(_, m)| m.contains("had already ended; deleted"))
+        .count() as u64;
+    assert_eq!(deleted, created);
     org.shutdown().await;
 }
 
