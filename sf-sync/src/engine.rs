@@ -11,7 +11,7 @@ use sf_discovery::{
     describe_objects, Catalog, DescribeStream, DiscoveryOptions, ObjectDescribe, Record,
     StreamCriteria,
 };
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{ConfiguredCatalog, ConfiguredStream, SyncMode};
@@ -140,16 +140,26 @@ pub async fn read_with(
     let names: Vec<Arc<str>> = jobs.iter().map(|(n, _)| Arc::from(n.as_str())).collect();
     let permits = Arc::new(Semaphore::new(config.num_workers.max(1)));
     let mut handles = Vec::with_capacity(jobs.len());
+    // Streams start in catalog order: each task asks for its permit once the one before it has
+    // its own (tasks are polled in no particular order).
+    let mut turn: Option<oneshot::Receiver<()>> = None;
     for (idx, (_, job)) in jobs.into_iter().enumerate() {
         let shared = shared.clone();
         let permits = permits.clone();
         let name = names[idx].clone();
         let sync_mode = job.sync_mode();
+        let (next, next_turn) = oneshot::channel();
+        let my_turn = turn.replace(next_turn);
         handles.push((
             sync_mode,
             tokio::spawn(async move {
+                if let Some(my_turn) = my_turn {
+                    // An error means the task before ended without a permit: go on.
+                    let _ = my_turn.await;
+                }
                 // A closed semaphore never happens here; without a permit the stream still runs.
                 let _permit = permits.acquire_owned().await.ok();
+                let _ = next.send(());
                 run_stream(shared, idx, name, job).await
             }),
         ));
