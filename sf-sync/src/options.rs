@@ -9,7 +9,8 @@ use crate::planner::PlannerConfig;
 /// [`ReadOptions::default`]; [`crate::read_with`] takes them, for tests and benchmarks.
 ///
 /// Defaults: the planner's defaults; 3 Bulk jobs in flight per stream; Bulk polls after 250 ms,
-/// doubling up to 5 s; 1,024 messages between the stream tasks and the sink; Salesforce's own
+/// doubling up to 5 s; Bulk results pages of up to 100,000 rows (`sf-bulk`'s default); 1,024
+/// messages between the stream tasks and the sink; Salesforce's own
 /// REST page size; 3 resumes of a window after `INVALID_QUERY_LOCATOR` or a Bulk download cut
 /// short.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,9 @@ pub struct ReadOptions {
     pub bulk_poll_initial: Duration,
     /// The longest wait between two polls of a Bulk job.
     pub bulk_poll_max: Duration,
+    /// Rows per Bulk results page (`maxRecords`); `None` lets Salesforce choose. Smaller pages
+    /// mean more requests, but a download cut short resumes from a nearer page.
+    pub bulk_max_records: Option<u32>,
     /// Messages (records, states, logs, statuses) queued between the stream tasks and the sink:
     /// the bound on what the engine holds in memory besides pages being read.
     pub channel_capacity: usize,
@@ -40,6 +44,7 @@ impl Default for ReadOptions {
             bulk_jobs_in_flight: 3,
             bulk_poll_initial: Duration::from_millis(250),
             bulk_poll_max: Duration::from_secs(5),
+            bulk_max_records: sf_bulk::BulkConfig::default().max_records,
             channel_capacity: 1024,
             rest_batch_size: None,
             resume_attempts: 3,
@@ -73,6 +78,13 @@ impl ReadOptions {
                 "bulk_poll_max",
                 format!("{:?}", self.bulk_poll_max),
                 "must be at least bulk_poll_initial",
+            );
+        }
+        if self.bulk_max_records == Some(0) {
+            bad(
+                "bulk_max_records",
+                "0".into(),
+                "must be at least 1, or unset to let Salesforce choose",
             );
         }
         if self.channel_capacity == 0 {
@@ -116,6 +128,7 @@ mod tests {
             bulk_jobs_in_flight: 0,
             rest_batch_size: Some(50),
             bulk_poll_max: Duration::from_millis(1),
+            bulk_max_records: Some(0),
             ..ReadOptions::default()
         };
         let text = bad.validate().unwrap_err().to_string();
@@ -128,5 +141,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("`bulk_poll_max`"), "{text}");
+        assert!(
+            text.contains("`bulk_max_records`: `0` must be at least 1"),
+            "{text}"
+        );
+        assert_eq!(ReadOptions::default().bulk_max_records, Some(100_000));
     }
 }

@@ -89,6 +89,7 @@ impl Shared {
             BulkConfig {
                 poll_interval_initial: options.bulk_poll_initial,
                 poll_interval_max: options.bulk_poll_max.max(options.bulk_poll_initial),
+                max_records: options.bulk_max_records,
                 ..BulkConfig::default()
             },
         )

@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -208,6 +210,61 @@ async fn a_token_expiring_in_a_rest_page_chain_is_renewed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_expiring_between_bulk_jobs_and_pages_is_renewed() {
     token_expires_mid_read(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_expiring_in_the_middle_of_one_bulk_jobs_download_is_renewed() {
+    let org = start(org_config(28).rows("Account", 450)).await;
+    let control = org.control();
+    let config = sync_config(&org, json!({"force_use_bulk_api": true}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &["Account"], None);
+    let spec = catalog.stream("Account").unwrap();
+    // One job (one window), its results in pages of 100 rows.
+    let mut options = windows_of(10_000);
+    options.bulk_max_records = Some(100);
+    options.bulk_jobs_in_flight = 1;
+    options.channel_capacity = 2;
+    let before = control.stats().requests;
+    // At the 150th record (on the job's second page), every access token is revoked; the pages
+    // already asked for when that happens are counted.
+    let pages_at_revocation = Arc::new(AtomicU64::new(u64::MAX));
+    let seen = pages_at_revocation.clone();
+    let revoker = control.clone();
+    let mut sink = ActingSink::new(150, move || {
+        seen.store(revoker.stats().requests.bulk_results, Ordering::SeqCst);
+        revoker.revoke_access_tokens();
+    });
+    let summary = read_with(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &mut sink,
+        CancellationToken::new(),
+        &options,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    assert_eq!(summary.streams[0].api, Some(Api::Bulk));
+    let requests = control.stats().requests;
+    assert_eq!(requests.bulk_create - before.bulk_create, 1, "one job");
+    let pages = requests.bulk_results - before.bulk_results;
+    assert_eq!(pages, 5, "450 rows in pages of 100");
+    // The revocation came in the middle of the job's download: later pages of the same job
+    // were read with a new token.
+    let at = pages_at_revocation.load(Ordering::SeqCst) - before.bulk_results;
+    assert!((2..5).contains(&at), "revoked after {at} of {pages} pages");
+    assert!(requests.token > before.token, "no new login");
+    assert!(session.login_count() >= 2);
+    assert_matches_truth(
+        "Account",
+        &latest(&[&sink.inner], "Account", spec),
+        &truth(&control, spec),
+    );
+    org.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
