@@ -82,8 +82,9 @@ pub(crate) fn valid_object_name(name: &str) -> bool {
 /// order given.
 ///
 /// `options.describe_batch_size` objects go in one call (25 by default), at most
-/// `options.describe_batches_in_flight` calls run at once, so N objects cost ⌈N/25⌉ calls when
-/// every describe succeeds. A subrequest that fails is retried alone (`GET
+/// `options.describe_batches_in_flight` calls run at once, so N objects cost ⌈N/25⌉ HTTP requests
+/// when every describe succeeds (and N requests of the daily API allowance, which charges each
+/// subrequest). A subrequest that fails is retried alone (`GET
 /// sobjects/{name}/describe`) up to `options.describe_retries` times; one that keeps failing
 /// yields [`Error::Describe`] naming the object, and the stream goes on with the other objects.
 /// A batch call that fails as a whole yields one [`Error::BatchRequest`] for its objects.

@@ -8,9 +8,17 @@
 //! stream its JSON schema, primary key, cursor, whether it can be read incrementally
 //! ([`UNSUPPORTED_FILTERING_OBJECTS`] cannot), and the per-field facts the sync engine needs
 //! (Bulk-unservable fields, formula fields, `IsDeleted`). The entry points are [`discover`] (the
-//! whole org, ⌈N/25⌉ + 1 API calls for N objects) and [`describe_streams`] (only the named objects,
-//! for `read`); both return a [`Catalog`]. The [`DescribeStream`] (one record per object: its
-//! describe) is always offered besides.
+//! whole org) and [`describe_streams`] (only the named objects, for `read`); both return a
+//! [`Catalog`]. The [`DescribeStream`] (one record per object: its describe) is always offered
+//! besides.
+//!
+//! **Cost.** For N objects, [`discover`] sends ⌈N/25⌉ + 1 HTTP requests (describeGlobal and one
+//! `composite/batch` call per 25 describes): that is what bounds its time on big orgs. The daily
+//! API allowance (`DailyApiRequests`) is charged differently: each subrequest of a composite
+//! batch counts as one API request there, so a discovery costs N + 1 requests of the allowance
+//! (N + 1 + ⌈N/25⌉ if Salesforce also charges the envelope, which its documentation leaves open;
+//! the emulated org does not), about what one describe call per object would. Batching saves
+//! round trips and time, not allowance.
 //!
 //! **Must not know:** how records are extracted (REST or Bulk, and the object-level Bulk denylist),
 //! sync state, or the Airbyte protocol. It talks to Salesforce only through an

@@ -44,21 +44,33 @@ async fn a_thousand_object_org_is_discovered_in_forty_one_calls() {
             .await
             .unwrap();
     let session = session(&org).await;
-    let before = org.control().stats().requests;
+    let before = org.control().stats();
+    let sent_before = session.request_count();
     let catalog = discover(&session, &DiscoveryOptions::default())
         .await
         .unwrap();
-    let after = org.control().stats().requests;
+    let after = org.control().stats();
     assert_eq!(catalog.len(), 1000);
     assert!(catalog.warnings.is_empty(), "{:?}", catalog.warnings);
     // ⌈1000/25⌉ + 1 HTTP calls: one describeGlobal and 40 batches; no describe sent alone.
-    assert_eq!(after.describe_global - before.describe_global, 1);
-    assert_eq!(after.composite - before.composite, 40);
     assert_eq!(
-        after.describe - before.describe,
+        session.request_count() - sent_before,
+        41,
+        "sent by the session"
+    );
+    let (requests, requests_before) = (&after.requests, &before.requests);
+    assert_eq!(
+        requests.describe_global - requests_before.describe_global,
+        1
+    );
+    assert_eq!(requests.composite - requests_before.composite, 40);
+    assert_eq!(
+        requests.describe - requests_before.describe,
         1000,
         "describes inside the batches"
     );
+    // The daily allowance charges every subrequest: 1,001 requests of it, not 41.
+    assert_eq!(after.api_usage.used - before.api_usage.used, 1001);
     let custom = catalog
         .streams
         .iter()
