@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used)]
 //! Reads against the emulated org (`fixtures::EmulatedOrg`), compared with its ground truth:
 //! random windows and page sizes, the 800-field `Wide__c` split into chunks under the emulator's
-//! 16,384-byte limit (it answers 414/431 above it), resuming after an expired query locator.
+//! 16,384-byte limit (it answers 414/431 above it), rows changed between two chunk queries,
+//! resuming after an expired query locator.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -27,6 +28,18 @@ fn org_config() -> OrgConfig {
 }
 
 async fn login(org: &EmulatedOrg) -> Session {
+    login_with(
+        org,
+        RetryConfig {
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+            ..RetryConfig::default()
+        },
+    )
+    .await
+}
+
+async fn login_with(org: &EmulatedOrg, retry: RetryConfig) -> Session {
     let info = org.login_info();
     let mut config = SessionConfig::new(
         LoginUrl::parse(&info.login_url).unwrap(),
@@ -36,11 +49,7 @@ async fn login(org: &EmulatedOrg) -> Session {
             refresh_token: Some(Secret::new(info.refresh_token)),
         },
     );
-    config.retry = RetryConfig {
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(5),
-        ..RetryConfig::default()
-    };
+    config.retry = retry;
     Session::login(config).await.unwrap()
 }
 
@@ -322,6 +331,121 @@ async fn a_wide_read_survives_writes_while_it_runs() {
         assert_matches_truth(record, &before[record.id().unwrap()], &dts).unwrap();
     }
     org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_changed_between_chunk_queries_is_still_delivered() {
+    // The reader sends every chunk's first query at once, before yielding anything, and the org
+    // snapshots a query's rows when it runs: a consumer cannot slip a write between two chunk
+    // queries. A transient failure can: the last of the chunk queries to arrive is answered 503
+    // and the session retries it after 600 ms; meanwhile the rows change.
+    let org = EmulatedOrg::start(org_config()).await.unwrap();
+    let retry = RetryConfig {
+        initial_backoff: Duration::from_millis(600),
+        max_backoff: Duration::from_millis(600),
+        jitter: false,
+        ..RetryConfig::default()
+    };
+    let session = login_with(&org, retry).await;
+    let spec = stream_spec(&session, "Wide__c").await;
+    let reader = RestReader::new(
+        session,
+        RestConfig {
+            batch_size: Some(200),
+            ..RestConfig::default()
+        },
+    )
+    .unwrap();
+    let control = org.control();
+    let request = ReadRequest {
+        window: Window::for_stream(&spec, None, Some(control.now())),
+        ..ReadRequest::default()
+    };
+    let chunks = reader.plan(&spec, &request).unwrap().chunks.len() as u64;
+    assert!(chunks >= 2, "{chunks} chunks");
+    let before = truth(&org, "Wide__c");
+    let queries = control.stats().requests.query;
+
+    control.set_faults(Faults {
+        fail_every_nth: Some(chunks),
+        ..Faults::default()
+    });
+    let writer = {
+        let control = control.clone();
+        std::thread::spawn(move || {
+            // Once the other chunk queries are served (and have taken their snapshots), before
+            // the refused one is sent again: 30 rows are updated (stamped
+            // after the window, which they leave) and 10 deleted.
+            while control.stats().requests.query < queries + chunks - 1 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(150));
+            control.set_faults(Faults::default());
+            control.advance_clock(60);
+            control.mutate(Mutation::new("Wide__c").update(30).delete(10))
+        })
+    };
+    let (records, error, stats) = read_all(&reader, &spec, request).await;
+    let done = writer.join().unwrap();
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!((done.updated.len(), done.deleted.len()), (30, 10));
+    // Each chunk query served once (the refused attempt never ran), and the re-fetches by Id:
+    // at least one, at most one per changed record (a chunk's field list leaves room for few
+    // ids in its re-fetch).
+    let refetches = control.stats().requests.query - queries - chunks;
+    assert!((1..=40).contains(&refetches), "{refetches} re-fetches");
+    let after = truth(&org, "Wide__c");
+
+    // The changed rows were missing from the chunk queried after the change: the updated ones
+    // were fetched again by Id and delivered, the deleted ones are reported as vanished.
+    assert_eq!(stats.refetched, 30);
+    assert_eq!(stats.vanished, 10);
+    let vanished: HashSet<&str> = stats.vanished_ids.iter().map(String::as_str).collect();
+    let deleted: HashSet<&str> = done.deleted.iter().map(String::as_str).collect();
+    assert_eq!(vanished, deleted);
+    let ids: Vec<&str> = records.iter().map(|r| r.id().unwrap()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "each record once");
+    let want: HashSet<&str> = before
+        .iter()
+        .filter(|(id, r)| r["IsDeleted"] != Value::Bool(true) && !deleted.contains(id.as_str()))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(unique, want);
+    let dts = datetimes(&spec);
+    let updated: HashSet<&str> = done.updated.iter().map(String::as_str).collect();
+    for record in &records {
+        let id = record.id().unwrap();
+        if !updated.contains(id) {
+            assert_matches_truth(record, &before[id], &dts).unwrap();
+            continue;
+        }
+        // A changed record is whole: each chunk's columns as that chunk read them, before or
+        // after the change, and some of them after it.
+        let mut changed = 0;
+        for (column, value) in record.columns.iter().zip(&record.values) {
+            let then = normalized(&before[id], column, &dts);
+            let now = normalized(&after[id], column, &dts);
+            assert!(
+                *value == then || *value == now,
+                "{column} of {id}: {value} is neither {then} nor {now}"
+            );
+            changed += usize::from(then != now && *value == now);
+        }
+        assert!(changed > 0, "{id}: the change was not delivered");
+    }
+    org.shutdown().await;
+}
+
+/// A truth row's value of `column` as a record holds it.
+fn normalized(row: &Value, column: &str, datetimes: &HashSet<String>) -> Value {
+    let raw = row.get(column).unwrap_or(&Value::Null);
+    match raw.as_str() {
+        Some(text) if datetimes.contains(column) => {
+            Value::String(sf_discovery::normalize_datetime(text).unwrap())
+        }
+        _ => raw.clone(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
