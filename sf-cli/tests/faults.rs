@@ -134,7 +134,7 @@ async fn access_tokens_expiring_every_few_seconds_are_renewed() {
 async fn access_tokens_revoked_during_the_sync_are_renewed() {
     let env = Env::start("token-revoked", org(23)).await;
     env.org.control().set_faults(Faults {
-        latency_ms: 3,
+        latency_ms: 40,
         ..Faults::default()
     });
     let streams = [
@@ -145,9 +145,18 @@ async fn access_tokens_revoked_during_the_sync_are_renewed() {
     let config = env.write("config.json", &env.config(json!({})));
     let catalog = env.write("catalog.json", &catalog(&streams));
     let control = env.org.control();
+    // Revoke as the sync progresses (after its first query), not after a time: every query
+    // after the revocation meets an expired session, however fast the machine. (Revoking again
+    // while a replay is in flight would meet sf-auth's rule that a 401 right after a renewal is
+    // an error, not a loop.)
     let revoker = std::thread::spawn(move || {
-        for _ in 0..3 {
-            std::thread::sleep(Duration::from_millis(150));
+        for after_queries in [1] {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while control.stats().requests.query < after_queries
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             control.revoke_access_tokens();
         }
     });
