@@ -128,12 +128,14 @@ pub async fn read_with(
     }
 
     let child = cancel.child_token();
-    let (tx, mut rx) = mpsc::channel::<Msg>(options.channel_capacity.max(1));
+    let (batch_max, slots) = channel_shape(options.channel_capacity);
+    let (tx, mut rx) = mpsc::channel::<Msg>(slots);
     let shared = Arc::new(Shared::new(
         session.clone(),
         options.clone(),
         params,
         tx,
+        batch_max,
         child.clone(),
         described.limit.clone(),
     )?);
@@ -228,6 +230,18 @@ pub async fn read_with(
     }
 }
 
+/// Records per batch and messages in the channel for a bound of `capacity` records queued: a
+/// batch is a quarter of the bound (at most [`BATCH_MAX`]), so a few batches are in flight while
+/// the sink writes one.
+fn channel_shape(capacity: usize) -> (usize, usize) {
+    let capacity = capacity.max(1);
+    let batch = (capacity / 4).clamp(1, BATCH_MAX);
+    (batch, (capacity / batch).max(1))
+}
+
+/// The most records sent in one message to the sink's consumer.
+const BATCH_MAX: usize = 1024;
+
 /// Passes one message to the sink, with a `Running` status before a stream's first output.
 async fn deliver(
     sink: &mut dyn Sink,
@@ -246,11 +260,15 @@ async fn deliver(
         }
     };
     match msg {
-        Msg::Record(idx, record) => {
+        Msg::Records(idx, records) => {
             if let Some(name) = first_output(idx) {
                 sink.status(name, StreamStatus::Running).await?;
             }
-            sink.record(name_of(names, idx), record).await
+            let name = name_of(names, idx);
+            for record in records {
+                sink.record(name, record).await?;
+            }
+            Ok(())
         }
         Msg::State(idx, state) => {
             if let Some(name) = first_output(idx) {
@@ -586,4 +604,26 @@ fn quoted(fields: &[String]) -> String {
         .map(|f| format!("`{f}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_channel_bounds_records_not_messages() {
+        // The default: 4 batches of 1,024 records.
+        assert_eq!(channel_shape(4096), (1024, 4));
+        // Small bounds as tests use them: one record per message, as many slots as records.
+        assert_eq!(channel_shape(2), (1, 2));
+        assert_eq!(channel_shape(8), (2, 4));
+        assert_eq!(channel_shape(0), (1, 1));
+        // Large bounds keep batches at 1,024 and add slots.
+        assert_eq!(channel_shape(100_000), (1024, 97));
+        for capacity in 1..5000 {
+            let (batch, slots) = channel_shape(capacity);
+            assert!(batch * slots <= capacity.max(1), "{capacity}");
+            assert!((1..=BATCH_MAX).contains(&batch));
+        }
+    }
 }

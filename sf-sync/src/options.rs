@@ -9,8 +9,8 @@ use crate::planner::PlannerConfig;
 /// [`ReadOptions::default`]; [`crate::read_with`] takes them, for tests and benchmarks.
 ///
 /// Defaults: the planner's defaults; 3 Bulk jobs in flight per stream; Bulk polls after 250 ms,
-/// doubling up to 5 s; Bulk results pages of up to 100,000 rows (`sf-bulk`'s default); 1,024
-/// messages between the stream tasks and the sink; Salesforce's own
+/// doubling up to 5 s; Bulk results pages of up to 100,000 rows (`sf-bulk`'s default); 4,096
+/// records queued between the stream tasks and the sink (in batches of 1,024); Salesforce's own
 /// REST page size; 3 resumes of a window after `INVALID_QUERY_LOCATOR` or a Bulk download cut
 /// short.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,8 +26,10 @@ pub struct ReadOptions {
     /// Rows per Bulk results page (`maxRecords`); `None` lets Salesforce choose. Smaller pages
     /// mean more requests, but a download cut short resumes from a nearer page.
     pub bulk_max_records: Option<u32>,
-    /// Messages (records, states, logs, statuses) queued between the stream tasks and the sink:
-    /// the bound on what the engine holds in memory besides pages being read.
+    /// Records queued between the stream tasks and the sink: the bound on what the engine holds
+    /// in memory besides pages being read. Records travel in batches of a quarter of this (at
+    /// most 1,024), each taking one of the channel's `channel_capacity / batch` slots, which
+    /// states, logs and statuses share.
     pub channel_capacity: usize,
     /// REST records per page (`Sforce-Query-Options: batchSize`, 200 to 2,000); `None` lets
     /// Salesforce choose.
@@ -45,7 +47,7 @@ impl Default for ReadOptions {
             bulk_poll_initial: Duration::from_millis(250),
             bulk_poll_max: Duration::from_secs(5),
             bulk_max_records: sf_bulk::BulkConfig::default().max_records,
-            channel_capacity: 1024,
+            channel_capacity: 4096,
             rest_batch_size: None,
             resume_attempts: 3,
         }

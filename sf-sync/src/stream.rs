@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, Stream, StreamExt};
 use serde_json::Value;
 use sf_auth::Session;
 use sf_bulk::{BulkClient, BulkConfig, BulkItem, BulkStream, Operation, ResumePoint};
@@ -34,8 +34,9 @@ pub(crate) use substream::{parent_filter, ParentFilter};
 /// What a stream task sends to the sink's consumer. Per stream, messages keep their order.
 #[derive(Debug)]
 pub(crate) enum Msg {
-    /// A record of stream `.0`.
-    Record(usize, Record),
+    /// Records of stream `.0`, in order: a batch of at most [`Shared::batch_max`], sent when it
+    /// is full, when the source has nothing more ready, or before the stream's next other message.
+    Records(usize, Vec<Record>),
     /// The state of stream `.0`.
     State(usize, Value),
     /// A log line.
@@ -52,6 +53,8 @@ pub(crate) struct Shared {
     options: ReadOptions,
     params: WindowParams,
     tx: mpsc::Sender<Msg>,
+    /// Records per [`Msg::Records`] batch (at least 1).
+    batch_max: usize,
     cancel: CancellationToken,
     /// The first daily-limit stop seen: once set, no stream starts new work.
     limit: Mutex<Option<String>>,
@@ -65,6 +68,7 @@ impl Shared {
         options: ReadOptions,
         params: WindowParams,
         tx: mpsc::Sender<Msg>,
+        batch_max: usize,
         cancel: CancellationToken,
         limit: Option<String>,
     ) -> Result<Shared, Error> {
@@ -101,6 +105,7 @@ impl Shared {
             options,
             params,
             tx,
+            batch_max: batch_max.max(1),
             cancel,
             limit: Mutex::new(limit),
             bulk_exhausted: AtomicBool::new(false),
@@ -261,6 +266,7 @@ pub(crate) async fn run_stream(
         records: 0,
         windows: 0,
         jobs: Arc::new(Mutex::new(HashSet::new())),
+        batch: Mutex::new(Vec::new()),
     };
     // A refused send means the consumer stopped; the task ends quietly then.
     let _ = runner.send(Msg::Status(idx, StreamStatus::Started)).await;
@@ -433,11 +439,53 @@ struct Runner {
     windows: u64,
     /// Bulk jobs this stream created that may still be running.
     jobs: Arc<Mutex<HashSet<String>>>,
+    /// Records read and not sent yet: sent as one message once full, once the source has
+    /// nothing ready, and before any other message of the stream (so order holds).
+    batch: Mutex<Vec<Record>>,
 }
 
 impl Runner {
+    /// Sends `msg` after the records before it.
     async fn send(&self, msg: Msg) -> Result<(), Stop> {
+        self.flush().await?;
         self.shared.tx.send(msg).await.map_err(|_| Stop::Cancelled)
+    }
+
+    /// Sends the records waiting in the batch, if any.
+    async fn flush(&self) -> Result<(), Stop> {
+        let batch = std::mem::take(&mut *lock(&self.batch));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.shared
+            .tx
+            .send(Msg::Records(self.idx, batch))
+            .await
+            .map_err(|_| Stop::Cancelled)
+    }
+
+    fn has_pending(&self) -> bool {
+        !lock(&self.batch).is_empty()
+    }
+
+    /// The next item of a record source. An item already ready is taken without sending the
+    /// batch; when the source would wait, the batch goes to the sink first, so records never sit
+    /// in the batch while the stream waits for the network. Stops when cancelled.
+    async fn next_from<S: Stream + Unpin>(&self, source: &mut S) -> Result<Option<S::Item>, Stop> {
+        if self.has_pending() {
+            if self.shared.cancel.is_cancelled() {
+                return Err(Stop::Cancelled);
+            }
+            if let Some(item) = source.next().now_or_never() {
+                return Ok(item);
+            }
+            self.flush().await?;
+        }
+        tokio::select! {
+            biased;
+            _ = self.shared.cancel.cancelled() => Err(Stop::Cancelled),
+            item = source.next() => Ok(item),
+        }
     }
 
     async fn log(&self, level: LogLevel, message: String) {
@@ -457,7 +505,15 @@ impl Runner {
 
     async fn record(&mut self, record: Record) -> Result<(), Stop> {
         self.records += 1;
-        self.send(Msg::Record(self.idx, record)).await
+        let full = {
+            let mut batch = lock(&self.batch);
+            batch.push(record);
+            batch.len() >= self.shared.batch_max
+        };
+        if full {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     /// Emits the `Describe` stream's records, already read (so even past the API limit).
@@ -799,11 +855,7 @@ impl Runner {
                     ))
                 })?;
             loop {
-                let item = tokio::select! {
-                    biased;
-                    _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled.into()),
-                    item = records.next() => item,
-                };
+                let item = self.next_from(&mut records).await?;
                 let error = match item {
                     None => return Ok(most_recent),
                     Some(Ok(record)) => {
@@ -1110,11 +1162,7 @@ impl Runner {
         loop {
             let item = match first.take() {
                 Some(item) => Some(Ok(item)),
-                None => tokio::select! {
-                    biased;
-                    _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled.into()),
-                    item = stream.next() => item,
-                },
+                None => self.next_from(&mut stream).await?,
             };
             match item {
                 None => {

@@ -11,7 +11,6 @@
 
 use std::collections::HashSet;
 
-use futures_util::StreamExt;
 use sf_discovery::{FieldSpec, FieldType, StreamSpec};
 use sf_rest::{Order, ReadRequest, ResumeKey};
 
@@ -109,11 +108,7 @@ impl Runner {
                 .read(&parent, request)
                 .map_err(|e| Stop::Failed(self.parent_error(filter, &e)))?;
             loop {
-                let item = tokio::select! {
-                    biased;
-                    _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled),
-                    item = parents.next() => item,
-                };
+                let item = self.next_from(&mut parents).await?;
                 match item {
                     None => break 'parents,
                     Some(Ok(record)) => {
@@ -290,11 +285,7 @@ impl Runner {
             .read(&run.setup.spec, request)
             .map_err(|e| self.child_rest_error(filter, ids, e))?;
         loop {
-            let item = tokio::select! {
-                biased;
-                _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled.into()),
-                item = children.next() => item,
-            };
+            let item = self.next_from(&mut children).await?;
             match item {
                 None => return Ok(()),
                 Some(Ok(record)) => {
