@@ -158,6 +158,38 @@ impl Options {
     }
 }
 
+impl Options {
+    /// The command line that gives these options (defaults left out, `--out` too).
+    pub fn command_line(&self) -> String {
+        let defaults = Options::parse(
+            &(if self.quick {
+                vec!["--quick".to_string()]
+            } else {
+                Vec::new()
+            }),
+            Path::new("."),
+        )
+        .ok();
+        let mut line = "cargo xtask bench".to_string();
+        if self.quick {
+            line.push_str(" --quick");
+        }
+        if defaults.as_ref().is_some_and(|d| d.repeat != self.repeat) {
+            line.push_str(&format!(" --repeat {}", self.repeat));
+        }
+        if defaults
+            .as_ref()
+            .is_some_and(|d| d.quiet_wait_secs != self.quiet_wait_secs)
+        {
+            line.push_str(&format!(
+                " --quiet-wait {}",
+                self.quiet_wait_secs.unwrap_or(0)
+            ));
+        }
+        line
+    }
+}
+
 /// Sizes of the cases.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sizes {
@@ -513,10 +545,7 @@ pub fn main(args: &[String]) -> Result<()> {
         busy_runs: (quiet.timeouts.get(), quiet.runs.get()),
         quiet_wait_secs: options.quiet_wait_secs.unwrap_or(0),
         repeat: options.repeat,
-        command: format!(
-            "cargo xtask bench{}",
-            if options.quick { " --quick" } else { "" }
-        ),
+        command: options.command_line(),
         curve,
         cases,
         discovery,
@@ -1031,6 +1060,16 @@ mod tests {
         let o = Options::parse(&strings(&["--quiet-wait", "5"]), root).unwrap();
         assert_eq!(o.quiet_wait_secs, Some(5));
         assert!(Options::parse(&strings(&["--quiet-wait", "-1"]), root).is_err());
+        let line = |args: &[&str]| Options::parse(&strings(args), root).unwrap().command_line();
+        assert_eq!(line(&["--out", "x", "--no-build"]), "cargo xtask bench");
+        assert_eq!(
+            line(&["--quick", "--repeat", "1"]),
+            "cargo xtask bench --quick"
+        );
+        assert_eq!(
+            line(&["--quiet-wait", "90", "--repeat", "5"]),
+            "cargo xtask bench --repeat 5 --quiet-wait 90"
+        );
         assert_eq!(
             Options::parse(&[], root).unwrap().out,
             root.join("BENCHMARKS.md")
