@@ -17,7 +17,7 @@ use crate::plan::{form_encoded_len, RequestBudget};
 use crate::reader::{QueryPlan, ReadStats};
 use crate::shape::Shape;
 use crate::soql::{quote, CursorPoint, CursorValue, Order, ResumeKey, Soql};
-use crate::wire::QueryPage;
+use crate::wire::{decode_page, QueryPage};
 
 /// Where a query goes next.
 #[derive(Debug, Clone)]
@@ -220,7 +220,7 @@ impl Engine {
                 futures_util::future::join_all(requests.into_iter().map(|r| session.fetch(r)))
                     .await;
             for (c, answer) in wanted.into_iter().zip(answers) {
-                let page = self.decode(answer)?;
+                let page = self.decode(c, answer)?;
                 self.accept_page(c, page)?;
             }
             return Ok(());
@@ -328,13 +328,12 @@ impl Engine {
                 while let Some(request) = self.page_request(&next) {
                     self.with_stats(|s| s.requests += 1);
                     let answer = self.session.fetch(request).await;
-                    let page = self.decode(answer)?;
+                    let page = self.decode(c, answer)?;
                     next = self.next_of(&page)?;
                     followed.refuse_repeat(&self.stream, &next)?;
                     self.with_stats(|s| s.pages += 1);
                     let chunk = &self.chunks[c];
-                    for raw in page.records {
-                        let row_values = chunk.shape.values(raw);
+                    for row_values in page.records {
                         let id = chunk
                             .shape
                             .id_index()
@@ -428,10 +427,16 @@ impl Engine {
         })
     }
 
-    fn decode(&self, answer: Result<FullResponse, sf_auth::Error>) -> Result<QueryPage, Error> {
+    /// Parses a page of chunk `c`, its rows shaped by the chunk's columns.
+    fn decode(
+        &self,
+        c: usize,
+        answer: Result<FullResponse, sf_auth::Error>,
+    ) -> Result<QueryPage, Error> {
         let response =
             answer.map_err(|e| Error::from_session(&self.stream, e, || self.last_key.clone()))?;
-        serde_json::from_slice(&response.body).map_err(|e| Error::QueryDecode {
+        let shape = &self.chunks[c].shape;
+        decode_page(&response.body, shape).map_err(|e| Error::QueryDecode {
             stream: self.stream.clone(),
             message: e.to_string(),
         })
@@ -465,8 +470,7 @@ impl Engine {
         let stream = self.stream.clone();
         let chunk = &mut self.chunks[c];
         chunk.next = next;
-        for raw in page.records {
-            let values = chunk.shape.values(raw);
+        for values in page.records {
             let id = chunk
                 .shape
                 .id_index()

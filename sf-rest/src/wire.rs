@@ -1,23 +1,119 @@
 //! Serde types of the `/query` and `/queryAll` answers.
 
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use std::fmt;
 
-/// One page of query results.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::shape::Shape;
+
+/// One page of query results, its rows already shaped into values in column order.
+#[derive(Debug)]
 pub(crate) struct QueryPage {
     /// The size of the whole result, repeated on every page.
-    #[serde(default)]
     pub total_size: Option<u64>,
     /// False while more pages follow.
-    #[serde(default)]
     pub done: Option<bool>,
     /// The path of the next page, absent or null on the last one.
-    #[serde(default)]
     pub next_records_url: Option<String>,
-    /// The rows, each with an `attributes` object and one key per selected field.
-    pub records: Vec<Map<String, Value>>,
+    /// The rows' values, in the shape's column order.
+    pub records: Vec<Vec<Value>>,
+}
+
+/// Parses a page's body, shaping each row as it is read (no map per row).
+pub(crate) fn decode_page(body: &[u8], shape: &Shape) -> Result<QueryPage, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let page = PageSeed { shape }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(page)
+}
+
+struct PageSeed<'a> {
+    shape: &'a Shape,
+}
+
+impl<'de> DeserializeSeed<'de> for PageSeed<'_> {
+    type Value = QueryPage;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<QueryPage, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PageSeed<'_> {
+    type Value = QueryPage;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a query results page")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<QueryPage, A::Error> {
+        let mut total_size = None;
+        let mut done = None;
+        let mut next_records_url = None;
+        let mut records = None;
+        while let Some(key) = map.next_key::<PageKey>()? {
+            match key {
+                PageKey::TotalSize => total_size = map.next_value::<Option<u64>>()?,
+                PageKey::Done => done = map.next_value::<Option<bool>>()?,
+                PageKey::NextRecordsUrl => next_records_url = map.next_value::<Option<String>>()?,
+                PageKey::Records => {
+                    records = Some(map.next_value_seed(RecordsSeed { shape: self.shape })?)
+                }
+                PageKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let records = records.ok_or_else(|| serde::de::Error::missing_field("records"))?;
+        Ok(QueryPage {
+            total_size,
+            done,
+            next_records_url,
+            records,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum PageKey {
+    TotalSize,
+    Done,
+    NextRecordsUrl,
+    Records,
+    #[serde(other)]
+    Other,
+}
+
+struct RecordsSeed<'a> {
+    shape: &'a Shape,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
+    type Value = Vec<Vec<Value>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsSeed<'_> {
+    type Value = Vec<Vec<Value>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // A page holds at most 2,000 records; the hint is capped against a hostile length.
+        let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(2000));
+        while let Some(row) = seq.next_element_seed(self.shape.row())? {
+            rows.push(row);
+        }
+        Ok(rows)
+    }
 }
 
 /// The answer to `SELECT COUNT() ...`.
@@ -25,4 +121,79 @@ pub(crate) struct QueryPage {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CountPage {
     pub total_size: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+    use sf_discovery::{FieldSpec, FieldType, StreamSpec};
+
+    fn shape() -> Shape {
+        let spec = StreamSpec {
+            name: "Account".into(),
+            fields: vec![
+                FieldSpec::new("Id", FieldType::Id),
+                FieldSpec::new("SystemModstamp", FieldType::DateTime),
+            ],
+            primary_key: Some("Id".into()),
+            cursor_field: Some("SystemModstamp".into()),
+            supports_incremental: true,
+            has_is_deleted: false,
+            custom: false,
+        };
+        Shape::new(&["Id".into(), "SystemModstamp".into()], &spec)
+    }
+
+    #[test]
+    fn a_page_is_read_with_its_rows_shaped() {
+        let body = br#"{"totalSize": 3, "done": false, "queryLocator": "x",
+            "nextRecordsUrl": "/services/data/v62.0/query/01gxx-2000",
+            "records": [
+              {"attributes": {"type": "Account", "url": "/x"}, "Id": "001A", "SystemModstamp": "2024-01-31T23:59:59.000+0000"},
+              {"attributes": {"type": "Account", "url": "/y"}, "Id": "001B", "SystemModstamp": null}
+            ]}"#;
+        let page = decode_page(body, &shape()).unwrap();
+        assert_eq!(page.total_size, Some(3));
+        assert_eq!(page.done, Some(false));
+        assert_eq!(
+            page.next_records_url.as_deref(),
+            Some("/services/data/v62.0/query/01gxx-2000")
+        );
+        assert_eq!(
+            page.records,
+            vec![
+                vec![json!("001A"), json!("2024-01-31T23:59:59.000Z")],
+                vec![json!("001B"), Value::Null]
+            ]
+        );
+        let last = decode_page(
+            br#"{"done": true, "nextRecordsUrl": null, "records": []}"#,
+            &shape(),
+        )
+        .unwrap();
+        assert_eq!(
+            (last.done, last.next_records_url, last.records.len()),
+            (Some(true), None, 0)
+        );
+    }
+
+    #[test]
+    fn malformed_pages_are_errors() {
+        for body in [
+            &br#"{"done": true}"#[..],
+            br#"{"done": true, "records": [1]}"#,
+            br#"{"done": "yes", "records": []}"#,
+            br#"{"done": true, "records": []} trailing"#,
+            br#"{"done": true, "records": [{"Id": "001"}"#,
+            b"[]",
+        ] {
+            assert!(
+                decode_page(body, &shape()).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
 }
