@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{ConfiguredCatalog, ConfiguredStream, SyncMode};
-use crate::classify::{advice, auth_failure, discovery_failure};
+use crate::classify::{advice, discovery_failure};
 use crate::config::SyncConfig;
 use crate::error::{Error, Failure};
 use crate::options::ReadOptions;
@@ -368,10 +368,7 @@ async fn describe_catalog(
                     );
                 }
                 None => {
-                    let failure = match e.kind() {
-                        sf_auth::ErrorKind::Other => discovery_failure(&e),
-                        kind => auth_failure(kind),
-                    };
+                    let failure = discovery_failure(&e);
                     return Err(Error::DescribeRequest {
                         error_code: e.error_code().map(str::to_string),
                         message: format!("{e}; {}", advice(failure)),

@@ -846,7 +846,7 @@ impl Runner {
                 .rest
                 .read(&run.setup.spec, request)
                 .map_err(|e| {
-                    let failure = rest_failure(e.kind());
+                    let failure = rest_failure(&e);
                     Stop::Failed(self.rest_error(
                         span,
                         e.error_code().map(str::to_string),
@@ -912,8 +912,8 @@ impl Runner {
                         })
                         .into());
                     }
-                    kind => {
-                        let failure = rest_failure(kind);
+                    _ => {
+                        let failure = rest_failure(&error);
                         return Err(Stop::Failed(self.rest_error(
                             span,
                             error.error_code().map(str::to_string),
@@ -1130,8 +1130,8 @@ impl Runner {
                     fields: vec![column_in_message(&message).unwrap_or_else(|| "?".to_string())],
                 }))
             }
-            kind => {
-                let failure = bulk_failure(kind);
+            _ => {
+                let failure = bulk_failure(&e);
                 SpanError::Stop(Stop::Failed(Error::StreamRead {
                     stream: self.name.to_string(),
                     api: Api::Bulk,

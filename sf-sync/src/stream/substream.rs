@@ -157,7 +157,7 @@ impl Runner {
     }
 
     fn parent_error(&self, filter: ParentFilter, e: &sf_rest::Error) -> Error {
-        let failure = rest_failure(e.kind());
+        let failure = rest_failure(e);
         Error::StreamRead {
             stream: self.name.to_string(),
             api: Api::Rest,
@@ -331,8 +331,8 @@ impl Runner {
                     fields: vec![field.clone()],
                 }))
             }
-            (kind, _) => {
-                let failure = rest_failure(kind);
+            _ => {
+                let failure = rest_failure(&e);
                 ChildError::Stop(Stop::Failed(self.child_error(
                     filter,
                     ids,
