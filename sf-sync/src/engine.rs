@@ -117,10 +117,11 @@ pub async fn read_with(
     let keep_describes = catalog.get(DescribeStream::NAME).is_some();
     let described = describe_catalog(session, &objects, keep_describes).await?;
     let params = WindowParams::new(config, session.org_now());
+    let org_id = session.org_id();
 
     let mut jobs = Vec::with_capacity(catalog.streams.len());
     for configured in &catalog.streams {
-        let (job, notes) = job_for(configured, &described, state, config);
+        let (job, notes) = job_for(configured, &described, state, config, org_id.as_deref());
         for (level, message) in notes {
             sink.log(level, &message).await?;
         }
@@ -387,6 +388,7 @@ fn job_for(
     described: &Described,
     state: &InputState,
     config: &SyncConfig,
+    org_id: Option<&str>,
 ) -> (Job, Vec<(LogLevel, String)>) {
     let mut notes = Vec::new();
     if configured.name == DescribeStream::NAME {
@@ -446,7 +448,7 @@ fn job_for(
             notes,
         );
     };
-    match setup(configured, object, state, config, &mut notes) {
+    match setup(configured, object, state, config, org_id, &mut notes) {
         Ok(setup) => (Job::Object(Box::new(setup)), notes),
         Err(error) => (
             Job::Failed {
@@ -469,12 +471,15 @@ fn describe_record(describe: &Value) -> Option<Record> {
     })
 }
 
-/// Decides the columns, the API constraint and the mode of an object stream.
+/// Decides the columns, the API constraint and the mode of an object stream. An incremental
+/// state names `org_id` (the session's org) from here on; one that names another org fails the
+/// stream.
 fn setup(
     configured: &ConfiguredStream,
     object: &ObjectDescribe,
     input: &InputState,
     config: &SyncConfig,
+    org_id: Option<&str>,
     notes: &mut Vec<(LogLevel, String)>,
 ) -> Result<StreamSetup, Error> {
     let spec = &object.stream;
@@ -560,8 +565,16 @@ fn setup(
     let mode = match (configured.sync_mode, &cursor) {
         (SyncMode::Incremental, Some(cursor)) if spec.supports_incremental => {
             let state = match input.get(name) {
-                Some(saved) => saved.clone().resolve(name, cursor, config.start_date)?,
+                Some(saved) => {
+                    saved.check_org(name, org_id)?;
+                    saved.clone().resolve(name, cursor, config.start_date)?
+                }
                 None => StreamState::new(),
+            };
+            // A session that cannot tell its org keeps the org the state names, if any.
+            let state = match org_id {
+                Some(id) => state.with_org_id(Some(id.to_string())),
+                None => state,
             };
             Mode::Incremental {
                 cursor: cursor.clone(),

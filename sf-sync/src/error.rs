@@ -62,6 +62,20 @@ pub enum Error {
         /// The stream's cursor field.
         cursor_field: String,
     },
+    /// A stream's saved state was written by a sync of another org than the one the config logs
+    /// in to: its windows say nothing about this org's records.
+    #[error(
+        "state of stream `{stream}` belongs to org {state_org}; the config logs in to org \
+         {config_org}; use that org's state or start without state"
+    )]
+    StateOtherOrg {
+        /// The stream.
+        stream: String,
+        /// The org named in the state (`org_id`).
+        state_org: String,
+        /// The org the session logged in to.
+        config_org: String,
+    },
     /// One stream's saved state cannot be read.
     #[error("state of stream `{stream}` at `{path}`: {reason}")]
     StateInvalid {
@@ -192,6 +206,7 @@ impl Error {
             | Error::DurationParse { .. }
             | Error::StateParse { .. }
             | Error::StateCursorMismatch { .. }
+            | Error::StateOtherOrg { .. }
             | Error::StateInvalid { .. }
             | Error::CatalogParse { .. }
             | Error::CatalogInvalid { .. }

@@ -13,6 +13,8 @@ use crate::time::{format_instant, parse_instant};
 const DATE_RANGE: &str = "date-range";
 /// The key Airbyte's final-state cursor writes for a full-refresh stream.
 const NO_CURSOR_KEY: &str = "__ab_no_cursor_state_message";
+/// The key of a date-range state naming the org it was read from.
+const ORG_ID_KEY: &str = "org_id";
 
 /// A span of cursor values already read completely, half-open `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +57,14 @@ impl StateSlice {
 /// slices never overlap or touch (`next.start > prev.end`), because overlapping and adjacent
 /// slices are merged, keeping the larger `most_recent_cursor_value`. Empty slices cover nothing
 /// and are dropped.
+///
+/// A state this engine writes also names the org it was read from (`org_id`, 15 characters), so
+/// a state file given to a sync of another org is refused rather than trusted; Airbyte's readers
+/// ignore the extra key, and states without it (Airbyte's) are accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StreamState {
     slices: Vec<StateSlice>,
+    org_id: Option<String>,
 }
 
 impl StreamState {
@@ -82,7 +89,21 @@ impl StreamState {
                 _ => merged.push(slice),
             }
         }
-        StreamState { slices: merged }
+        StreamState {
+            slices: merged,
+            org_id: None,
+        }
+    }
+
+    /// The same state, naming the org it belongs to.
+    pub fn with_org_id(mut self, org_id: Option<String>) -> StreamState {
+        self.org_id = org_id;
+        self
+    }
+
+    /// The org the state was read from, when it names one.
+    pub fn org_id(&self) -> Option<&str> {
+        self.org_id.as_deref()
     }
 
     /// Records that `slice` has been read completely (and its records emitted).
@@ -91,7 +112,8 @@ impl StreamState {
             return;
         }
         let slices = std::mem::take(&mut self.slices);
-        *self = StreamState::from_slices(slices.into_iter().chain(Some(slice)));
+        let org_id = self.org_id.take();
+        *self = StreamState::from_slices(slices.into_iter().chain(Some(slice))).with_org_id(org_id);
     }
 
     /// The merged slices, sorted.
@@ -119,12 +141,16 @@ impl StreamState {
 
     /// Airbyte's date-range form:
     /// `{"state_type": "date-range", "slices": [{"start", "end", "most_recent_cursor_value"?}]}`,
-    /// instants as `YYYY-MM-DDTHH:MM:SS.sssZ`.
+    /// instants as `YYYY-MM-DDTHH:MM:SS.sssZ`, plus `"org_id"` when the state names its org.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut value = json!({
             "state_type": DATE_RANGE,
             "slices": self.slices.iter().map(|s| s.to_json()).collect::<Vec<_>>(),
-        })
+        });
+        if let (Some(org_id), Some(object)) = (&self.org_id, value.as_object_mut()) {
+            object.insert(ORG_ID_KEY.to_string(), Value::String(org_id.clone()));
+        }
+        value
     }
 }
 
@@ -158,6 +184,30 @@ impl SavedState {
     /// Reads one stream's `stream_state`; errors name `stream`.
     pub fn from_value(stream: &str, value: &Value) -> Result<SavedState, Error> {
         parse_stream_state(stream, value, "stream_state")
+    }
+
+    /// The org the state says it was read from (only this engine's date-range states say).
+    pub fn org_id(&self) -> Option<&str> {
+        match self {
+            SavedState::DateRange(state) => state.org_id(),
+            _ => None,
+        }
+    }
+
+    /// Refuses a state that names another org than `session_org` (the org the config logs in
+    /// to), with an error naming the stream and the fix. A state that names no org, or a
+    /// session that cannot tell its org, passes.
+    pub fn check_org(&self, stream: &str, session_org: Option<&str>) -> Result<(), Error> {
+        match (self.org_id(), session_org) {
+            (Some(state_org), Some(config_org)) if !same_org(state_org, config_org) => {
+                Err(Error::StateOtherOrg {
+                    stream: stream.to_string(),
+                    state_org: state_org.to_string(),
+                    config_org: config_org.to_string(),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The state to continue from, for a stream whose cursor is `cursor_field`.
@@ -380,6 +430,19 @@ fn invalid(stream: &str, path: &str, reason: impl Into<String>) -> Error {
     }
 }
 
+/// True when two org ids name the same org: an 18-character id is the 15-character one (case
+/// sensitive) plus a checksum suffix.
+fn same_org(a: &str, b: &str) -> bool {
+    let short = |id: &str| -> String {
+        if id.len() == 18 && id.is_ascii() {
+            id[..15].to_string()
+        } else {
+            id.to_string()
+        }
+    };
+    short(a) == short(b)
+}
+
 fn parse_stream_state(stream: &str, value: &Value, path: &str) -> Result<SavedState, Error> {
     let obj = match value {
         Value::Null => return Ok(SavedState::Empty),
@@ -464,8 +527,22 @@ fn parse_date_range(
             ))
         }
     }
+    let org_id = match obj.get(ORG_ID_KEY) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if !id.trim().is_empty() => Some(id.trim().to_string()),
+        Some(other) => {
+            return Err(invalid(
+                stream,
+                &format!("{path}.{ORG_ID_KEY}"),
+                format!(
+                    "expected the org's id such as \"00D000000000062\", got {}",
+                    describe(other)
+                ),
+            ))
+        }
+    };
     let slices = match obj.get("slices") {
-        None | Some(Value::Null) => return Ok(StreamState::new()),
+        None | Some(Value::Null) => return Ok(StreamState::new().with_org_id(org_id)),
         Some(Value::Array(slices)) => slices,
         Some(other) => {
             return Err(invalid(
@@ -526,7 +603,7 @@ fn parse_date_range(
             most_recent_cursor_value: instant("most_recent_cursor_value", false)?,
         });
     }
-    Ok(StreamState::from_slices(parsed))
+    Ok(StreamState::from_slices(parsed).with_org_id(org_id))
 }
 
 #[cfg(test)]
@@ -704,6 +781,77 @@ mod tests {
             full_refresh_state(),
             json!({"__ab_no_cursor_state_message": true})
         );
+    }
+
+    #[test]
+    fn states_name_their_org_and_another_orgs_is_refused() {
+        let state = StreamState::from_slices([slice(
+            "2024-01-01T00:00:00.000Z",
+            "2024-01-02T00:00:00.000Z",
+            Some("2024-01-01T12:00:00.000Z"),
+        )])
+        .with_org_id(Some("00D000000000062".into()));
+        let json = state.to_json();
+        assert_eq!(json["org_id"], json!("00D000000000062"));
+        // Read back, the org comes with it; adding a slice keeps it.
+        let saved = SavedState::from_value("Account", &json).unwrap();
+        assert_eq!(saved.org_id(), Some("00D000000000062"));
+        let mut back = match saved.clone() {
+            SavedState::DateRange(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(back, state);
+        back.add(slice(
+            "2024-01-02T00:00:00.000Z",
+            "2024-01-03T00:00:00.000Z",
+            None,
+        ));
+        assert_eq!(back.org_id(), Some("00D000000000062"));
+        assert_eq!(back.slices().len(), 1);
+        // The same org (also in its 18-character form), or a session that cannot tell: accepted.
+        saved.check_org("Account", Some("00D000000000062")).unwrap();
+        saved
+            .check_org("Account", Some("00D000000000062AAB"))
+            .unwrap();
+        saved.check_org("Account", None).unwrap();
+        // Another org: refused, naming the stream, both orgs and the fix.
+        let error = saved
+            .check_org("Account", Some("00D000000000063"))
+            .unwrap_err();
+        assert_eq!(error.failure(), crate::Failure::Config);
+        assert_eq!(
+            error.to_string(),
+            "state of stream `Account` belongs to org 00D000000000062; the config logs in to org \
+             00D000000000063; use that org's state or start without state"
+        );
+        // Ids differing only in case are different orgs.
+        assert!(saved.check_org("Account", Some("00d000000000062")).is_err());
+        // Airbyte's states name no org and pass.
+        let airbyte = SavedState::from_value(
+            "Account",
+            &json!({"state_type": "date-range", "slices": []}),
+        )
+        .unwrap();
+        assert_eq!(airbyte.org_id(), None);
+        airbyte
+            .check_org("Account", Some("00D000000000063"))
+            .unwrap();
+        let legacy = SavedState::from_value(
+            "Account",
+            &json!({"SystemModstamp": "2024-01-01T00:00:00Z"}),
+        )
+        .unwrap();
+        legacy
+            .check_org("Account", Some("00D000000000063"))
+            .unwrap();
+        // An org id that is not a string is named.
+        let error = SavedState::from_value(
+            "Account",
+            &json!({"state_type": "date-range", "slices": [], "org_id": 62}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("stream_state.org_id"), "{error}");
     }
 
     #[test]

@@ -338,3 +338,80 @@ async fn full_refresh_reads_the_whole_object_through_either_api() {
     }
     org.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn states_name_their_org_and_another_orgs_state_is_refused() {
+    let org = start(org_config(17)).await;
+    let config = sync_config(&org, json!({}));
+    let session = login(&config).await;
+    let org_id = session.org_id().unwrap();
+    assert_eq!(org_id.len(), 15);
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let streams = ["Account", "Lead"];
+    let configured = configure(&catalog, &streams, Some("incremental"));
+
+    // A first sync: every state it emits names the org.
+    let (result, first) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &fast_options(),
+    )
+    .await;
+    assert!(result.unwrap().succeeded());
+    for stream in streams {
+        let states = first.states(stream);
+        assert!(!states.is_empty(), "{stream}");
+        for state in states {
+            assert_eq!(state["org_id"], json!(org_id), "{stream}: {state}");
+            assert_eq!(state["state_type"], json!("date-range"));
+        }
+    }
+
+    // Its state, given back, is accepted and read on from.
+    let mut states = States::default();
+    states.update(&first, &streams);
+    let (result, again) = run(
+        &session,
+        &config,
+        &configured,
+        &states.input(),
+        &fast_options(),
+    )
+    .await;
+    assert!(result.unwrap().succeeded());
+    assert!(again.records("Account").len() < first.records("Account").len());
+
+    // Account's state from another org: that stream fails with a config error naming the fix and
+    // emits nothing; Lead, whose state names no org (as Airbyte writes it), reads on.
+    let mut foreign = states.0.clone();
+    foreign["Account"]["org_id"] = json!("00D5e000000AbCd");
+    foreign["Lead"].as_object_mut().unwrap().remove("org_id");
+    let input = InputState::from_value(&serde_json::Value::Object(foreign)).unwrap();
+    let (result, sink) = run(&session, &config, &configured, &input, &fast_options()).await;
+    let error = result.unwrap_err();
+    assert_eq!(error.failure(), sf_sync::Failure::Config);
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "state of stream `Account` belongs to org 00D5e000000AbCd; the config logs in to org \
+             {org_id}; use that org's state or start without state"
+        )
+    );
+    assert!(sink.records("Account").is_empty());
+    assert!(sink.states("Account").is_empty());
+    let summary = sink.final_summary().unwrap();
+    let lead = summary.streams.iter().find(|s| s.stream == "Lead").unwrap();
+    assert_eq!(lead.status, StreamStatus::Complete);
+    // Lead's next state names the org again.
+    assert_eq!(sink.last_state("Lead").unwrap()["org_id"], json!(org_id));
+
+    // The same org's id in its 18-character form is the same org.
+    let mut long = states.0.clone();
+    long["Account"]["org_id"] = json!(format!("{org_id}AAA"));
+    let input = InputState::from_value(&serde_json::Value::Object(long)).unwrap();
+    let (result, _) = run(&session, &config, &configured, &input, &fast_options()).await;
+    assert!(result.unwrap().succeeded());
+    org.shutdown().await;
+}

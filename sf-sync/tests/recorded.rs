@@ -89,15 +89,16 @@ async fn a_window_that_times_out_is_read_in_halves() {
         .unwrap()
         .clone()
     );
-    // One state per half, the second merged into one slice over both days.
+    // One state per half, the second merged into one slice over both days; each names the org
+    // of the token answer's identity URL.
     let states = sink.states("ActiveProfileMetric");
     assert_eq!(
         states,
         [
-            &json!({"state_type": "date-range", "slices": [{
+            &json!({"state_type": "date-range", "org_id": "00D000000000001", "slices": [{
                 "start": "2024-01-01T00:00:00.000Z", "end": "2024-01-02T00:00:00.000Z",
                 "most_recent_cursor_value": "2024-01-01T23:59:59.000Z"}]}),
-            &json!({"state_type": "date-range", "slices": [{
+            &json!({"state_type": "date-range", "org_id": "00D000000000001", "slices": [{
                 "start": "2024-01-01T00:00:00.000Z", "end": "2024-01-03T00:00:00.000Z",
                 "most_recent_cursor_value": "2024-01-02T00:00:00.000Z"}]}),
         ]
