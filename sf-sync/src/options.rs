@@ -8,8 +8,10 @@ use crate::planner::PlannerConfig;
 /// Engine knobs that are not part of Airbyte's config. [`crate::read`] uses
 /// [`ReadOptions::default`]; [`crate::read_with`] takes them, for tests and benchmarks.
 ///
-/// Defaults: the planner's defaults; 3 Bulk jobs in flight per stream; Bulk polls after 250 ms,
-/// doubling up to 5 s; Bulk results pages of up to 100,000 rows (`sf-bulk`'s default); 4,096
+/// Defaults: the planner's defaults; 3 Bulk jobs in flight per stream; Bulk polls after 0.5 s,
+/// the wait doubling up to 30 s (polls at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 61.5 s, then every
+/// 30 s: a job done at once is seen after half a second, a 12 s job costs 5 polls, a 5-minute
+/// one 15, where one poll per 5 s would cost 3 and 60); Bulk results pages of up to 100,000 rows (`sf-bulk`'s default); 4,096
 /// records queued between the stream tasks and the sink (in batches of 1,024); Salesforce's own
 /// REST page size; 3 resumes of a window after `INVALID_QUERY_LOCATOR` or a Bulk download cut
 /// short.
@@ -21,7 +23,8 @@ pub struct ReadOptions {
     pub bulk_jobs_in_flight: usize,
     /// The wait before a new Bulk job is first polled; each later wait doubles.
     pub bulk_poll_initial: Duration,
-    /// The longest wait between two polls of a Bulk job.
+    /// The longest wait between two polls of a Bulk job. Long jobs are polled this often, so
+    /// it sets their poll count (a job of a few minutes costs a few polls per minute).
     pub bulk_poll_max: Duration,
     /// Rows per Bulk results page (`maxRecords`); `None` lets Salesforce choose. Smaller pages
     /// mean more requests, but a download cut short resumes from a nearer page.
@@ -44,8 +47,8 @@ impl Default for ReadOptions {
         ReadOptions {
             planner: PlannerConfig::default(),
             bulk_jobs_in_flight: 3,
-            bulk_poll_initial: Duration::from_millis(250),
-            bulk_poll_max: Duration::from_secs(5),
+            bulk_poll_initial: Duration::from_millis(500),
+            bulk_poll_max: Duration::from_secs(30),
             bulk_max_records: sf_bulk::BulkConfig::default().max_records,
             channel_capacity: 4096,
             rest_batch_size: None,

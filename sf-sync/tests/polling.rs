@@ -1,0 +1,65 @@
+//! How often a Bulk job is polled: the default cadence against the emulated org's job timing, on
+//! paused time (the org's jobs age on tokio's clock), counting the org's poll requests.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use sf_sync::{Api, InputState, ReadOptions};
+
+/// Reads Account in full through one Bulk job that stays queued `queued_ms` and runs
+/// `running_ms`, with `options`; returns the polls the org answered.
+async fn polls_for_one_job(queued_ms: u64, running_ms: u64, options: ReadOptions) -> u64 {
+    let org = start(org_config(31).bulk_timing(queued_ms, running_ms)).await;
+    let config = sync_config(&org, json!({"force_use_bulk_api": true}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &["Account"], Some("full_refresh"));
+    let before = org.control().stats().requests;
+    let (result, sink) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &options,
+    )
+    .await;
+    let summary = result.unwrap();
+    assert_eq!(summary.streams[0].api, Some(Api::Bulk));
+    assert!(!sink.records("Account").is_empty());
+    let after = org.control().stats().requests;
+    assert_eq!(after.bulk_create - before.bulk_create, 1);
+    org.shutdown().await;
+    after.bulk_poll - before.bulk_poll
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_twelve_second_job_is_polled_five_times_and_a_quick_one_once() {
+    // Polls at 0.5, 1.5, 3.5, 7.5 and 15.5 s: the fifth sees the job complete.
+    assert_eq!(
+        polls_for_one_job(2_000, 10_000, ReadOptions::default()).await,
+        5
+    );
+    // The former cadence (250 ms doubling to 5 s) polled six times: 0.25, 0.75, 1.75, 3.75, 7.75
+    // and 12.75 s.
+    let former = ReadOptions {
+        bulk_poll_initial: Duration::from_millis(250),
+        bulk_poll_max: Duration::from_secs(5),
+        ..ReadOptions::default()
+    };
+    assert_eq!(polls_for_one_job(2_000, 10_000, former).await, 6);
+    // A job done within half a second is seen at the first poll.
+    assert_eq!(polls_for_one_job(100, 300, ReadOptions::default()).await, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_job_is_polled_every_thirty_seconds_at_most() {
+    // A five-minute job: 0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 61.5, then every 30 s to 301.5 s.
+    assert_eq!(
+        polls_for_one_job(30_000, 270_000, ReadOptions::default()).await,
+        15
+    );
+}
