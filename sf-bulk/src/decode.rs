@@ -406,50 +406,68 @@ impl PageDecoder {
 
     /// The typed values of the current record, in the requested order.
     fn values(&self, row: u64) -> Result<Vec<Value>, DecodeError> {
-        let bytes = &self.buf[..self.buf_len];
-        let ends = &self.ends[..self.ends_len];
         let width = self.schema.kinds.len();
-        if ends.len() != width {
+        if self.ends_len != width {
             return Err(DecodeError::FieldCount {
                 row,
                 expected: width,
-                found: ends.len(),
+                found: self.ends_len,
             });
         }
-        let mut values = Vec::with_capacity(width);
+        // In header order, each value goes straight to its requested column.
+        if let Some(Mapping::Permuted(_)) = self.mapping {
+            let mut values = vec![Value::Null; width];
+            self.convert_row(row, |column, value| {
+                if let Some(slot) = values.get_mut(column) {
+                    *slot = value;
+                }
+            })?;
+            Ok(values)
+        } else {
+            let mut values = Vec::with_capacity(width);
+            self.convert_row(row, |_, value| values.push(value))?;
+            Ok(values)
+        }
+    }
+
+    /// Types each field of the current record, giving `put` its requested column and value.
+    #[inline]
+    fn convert_row(&self, row: u64, mut put: impl FnMut(usize, Value)) -> Result<(), DecodeError> {
+        let bytes = &self.buf[..self.buf_len];
+        let ends = &self.ends[..self.ends_len];
+        // `positions` has one entry per header field.
+        let fields = ends.iter().zip(&self.positions);
         let mut start = 0;
         match self.charset {
             Charset::Utf8 => {
+                // Validated once for the whole row.
                 let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::Encoding {
                     row,
                     charset: Charset::Utf8.name(),
                 })?;
-                for (pos, &end) in ends.iter().enumerate() {
+                for (&end, &(kind, column)) in fields {
                     // Field ends fall on ASCII delimiters, so they are character boundaries.
                     let cell = text.get(start..end).unwrap_or_default();
-                    values.push(self.convert(pos, cell, row)?);
+                    put(column, self.convert(kind, column, cell, row)?);
                     start = end;
                 }
             }
             single_byte => {
-                for (pos, &end) in ends.iter().enumerate() {
+                for (&end, &(kind, column)) in fields {
                     let raw = bytes.get(start..end).unwrap_or_default();
                     let cell = decode_single_byte(raw, single_byte);
-                    values.push(self.convert(pos, &cell, row)?);
+                    // Text is kept as decoded, without a second copy.
+                    let value = if kept_as_text(kind) && !cell.is_empty() {
+                        Value::String(cell)
+                    } else {
+                        self.convert(kind, column, &cell, row)?
+                    };
+                    put(column, value);
                     start = end;
                 }
             }
         }
-        if let Some(Mapping::Permuted(targets)) = &self.mapping {
-            let mut ordered = vec![Value::Null; width];
-            for (value, &target) in values.into_iter().zip(targets) {
-                if let Some(slot) = ordered.get_mut(target) {
-                    *slot = value;
-                }
-            }
-            values = ordered;
-        }
-        Ok(values)
+        Ok(())
     }
 
     fn note_lines(&mut self, last_byte: Option<u8>) {
@@ -514,14 +532,15 @@ impl PageDecoder {
         Ok(Mapping::Permuted(targets))
     }
 
-    /// Types the cell at header position `pos`.
+    /// Types a cell of requested column `column`.
     #[inline]
-    fn convert(&self, pos: usize, cell: &str, row: u64) -> Result<Value, DecodeError> {
-        let (kind, column) = self
-            .positions
-            .get(pos)
-            .copied()
-            .unwrap_or((ValueKind::String, pos));
+    fn convert(
+        &self,
+        kind: ValueKind,
+        column: usize,
+        cell: &str,
+        row: u64,
+    ) -> Result<Value, DecodeError> {
         convert_cell(kind, cell).map_err(|expected| DecodeError::Value {
             row,
             column: self.schema.columns.get(column).cloned().unwrap_or_default(),
@@ -538,7 +557,16 @@ fn cut(value: &str) -> String {
     }
 }
 
+/// Kinds whose cells are kept as the text sent (`convert_cell` copies them unchanged).
+fn kept_as_text(kind: ValueKind) -> bool {
+    matches!(
+        kind,
+        ValueKind::String | ValueKind::Date | ValueKind::Base64 | ValueKind::Object
+    )
+}
+
 /// Types one cell. `Err` names the type it failed to be.
+#[inline(always)]
 pub(crate) fn convert_cell(kind: ValueKind, cell: &str) -> Result<Value, &'static str> {
     if cell.is_empty() {
         return Ok(Value::Null);
@@ -555,15 +583,10 @@ pub(crate) fn convert_cell(kind: ValueKind, cell: &str) -> Result<Value, &'stati
                 Err("boolean")
             }
         }
-        ValueKind::DateTime => {
-            if is_canonical_datetime(cell.as_bytes()) {
-                Ok(Value::String(cell.to_string()))
-            } else {
-                normalize_datetime(cell)
-                    .map(Value::String)
-                    .ok_or("datetime")
-            }
-        }
+        // Bulk's own `...sssZ` form is checked and copied byte by byte there, with no parse.
+        ValueKind::DateTime => normalize_datetime(cell)
+            .map(Value::String)
+            .ok_or("datetime"),
         ValueKind::String | ValueKind::Date | ValueKind::Base64 | ValueKind::Object => {
             Ok(Value::String(cell.to_string()))
         }
@@ -599,29 +622,6 @@ fn parse_integer(cell: &str) -> Option<i64> {
     let n = parse_number(cell)?;
     let f = n.as_f64()?;
     (f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15).then_some(f as i64)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.sssZ` exactly (the form Bulk sends and records use).
-fn is_canonical_datetime(b: &[u8]) -> bool {
-    const DIGITS: [usize; 17] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22];
-    b.len() == 24
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-        && b[13] == b':'
-        && b[16] == b':'
-        && b[19] == b'.'
-        && b[23] == b'Z'
-        && DIGITS.iter().all(|&i| b[i].is_ascii_digit())
-        && (b"01".contains(&b[5]) && b"0123".contains(&b[8]))
-        && normalize_cheap_check(b)
-}
-
-/// Ranges a pattern check cannot see (month 13, hour 24): rare, so let the full parser decide.
-fn normalize_cheap_check(b: &[u8]) -> bool {
-    let two = |i: usize| u32::from(b[i] - b'0') * 10 + u32::from(b[i + 1] - b'0');
-    let (month, day, hour, minute, second) = (two(5), two(8), two(11), two(14), two(17));
-    (1..=12).contains(&month) && (1..=28).contains(&day) && hour < 24 && minute < 60 && second < 60
 }
 
 #[cfg(test)]
@@ -869,6 +869,96 @@ mod tests {
             }
         );
         assert!(decode_all(&f, Some("text/csv"), "\"Name\"\n\"Zoë 🚀\"\n".as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn every_kind_reads_the_same_in_every_charset() {
+        let f = fields(&[
+            ("Id", FieldType::Id),
+            ("Amount", FieldType::Currency),
+            ("Count", FieldType::Int),
+            ("Done", FieldType::Boolean),
+            ("Stamp", FieldType::DateTime),
+            ("Day", FieldType::Date),
+            ("Blob", FieldType::Base64),
+            ("Street", FieldType::Address),
+        ]);
+        let header = "\"Id\",\"Amount\",\"Count\",\"Done\",\"Stamp\",\"Day\",\"Blob\",\"Street\"\n";
+        let body = format!(
+            "{header}\"001\",\"1.5E3\",\"7\",\"true\",\"2024-03-31T01:02:03.000+0000\",\"2024-03-31\",\"QUJD\",\"1 Main St\"\n\
+             ,,,,,,,\n"
+        );
+        let want = vec![
+            vec![
+                json!("001"),
+                json!(1500.0),
+                json!(7),
+                json!(true),
+                json!("2024-03-31T01:02:03.000Z"),
+                json!("2024-03-31"),
+                json!("QUJD"),
+                json!("1 Main St"),
+            ],
+            vec![Value::Null; 8],
+        ];
+        for charset in ["UTF-8", "ISO-8859-1", "windows-1252"] {
+            let content_type = format!("text/csv; charset={charset}");
+            let records = decode_all(&f, Some(&content_type), body.as_bytes()).unwrap();
+            let values: Vec<_> = records.into_iter().map(|r| r.values).collect();
+            assert_eq!(values, want, "{charset}");
+        }
+        // A value that does not convert is named in the error whatever the charset.
+        let bad = format!("{header}\"001\",\"1.5E3\",\"7\",\"maybe\",,,,\n");
+        for charset in ["UTF-8", "ISO-8859-1"] {
+            let content_type = format!("text/csv; charset={charset}");
+            assert_eq!(
+                decode_all(&f, Some(&content_type), bad.as_bytes()).unwrap_err(),
+                DecodeError::Value {
+                    row: 1,
+                    column: "Done".to_string(),
+                    value: "maybe".to_string(),
+                    expected: "boolean"
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_reordered_header_types_each_value_by_its_own_column() {
+        let f = fields(&[
+            ("Id", FieldType::Id),
+            ("Amount", FieldType::Currency),
+            ("Stamp", FieldType::DateTime),
+            ("Note", FieldType::Textarea),
+        ]);
+        let body = b"\"NOTE\",\"stamp\",\"Id\",\"Amount\"\n\"12\",\"2024-01-30T00:00:00Z\",\"001\",\"12\"\n,,\"002\",\"x\"\n";
+        for charset in ["UTF-8", "ISO-8859-1"] {
+            let content_type = format!("text/csv; charset={charset}");
+            let err = decode_all(&f, Some(&content_type), body).unwrap_err();
+            assert_eq!(
+                err,
+                DecodeError::Value {
+                    row: 2,
+                    column: "Amount".to_string(),
+                    value: "x".to_string(),
+                    expected: "number"
+                }
+            );
+            let mut decoder = PageDecoder::new(&f, Some(&content_type)).unwrap();
+            let mut out = Vec::new();
+            let first_row = body.iter().position(|&b| b == b'x').unwrap() - 1;
+            decoder.push(&body[..first_row], &mut out).unwrap();
+            assert_eq!(
+                out[0].values,
+                vec![
+                    json!("001"),
+                    json!(12),
+                    json!("2024-01-30T00:00:00.000Z"),
+                    json!("12")
+                ]
+            );
+            assert_eq!(out[1..], []);
+        }
     }
 
     #[test]
