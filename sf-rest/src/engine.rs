@@ -1,12 +1,17 @@
 //! The paging state machine behind [`crate::RecordStream`]: one query followed page by page, or
 //! several chunk queries over the same rows merged on `Id`.
 //!
-//! Memory: one page per chunk, plus at most `refetch_batch` records held back while records
-//! missing from a chunk wait to be re-fetched.
+//! Memory: two pages per chunk (the one being yielded and the next, asked for as soon as its
+//! `nextRecordsUrl` is known so that the round trip overlaps the shaping and yielding of the
+//! current one), plus at most `refetch_batch` records held back while records missing from a
+//! chunk wait to be re-fetched.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use serde_json::Value;
 use sf_auth::{FullResponse, Request, Session};
@@ -63,8 +68,20 @@ struct Row {
     values: Vec<Value>,
 }
 
+/// A page asked for ahead of need.
+type Pending = Pin<Box<dyn Future<Output = Result<FullResponse, sf_auth::Error>> + Send>>;
+
+/// The next page of a chunk, asked for before the current one is used up.
+enum Prefetch {
+    /// Nothing asked ahead.
+    None,
+    /// The request is on its way; polled whenever the stream is.
+    InFlight(Pending),
+    /// The answer came.
+    Arrived(Result<FullResponse, sf_auth::Error>),
+}
+
 /// One chunk query in flight.
-#[derive(Debug)]
 struct Chunk {
     fields: Vec<String>,
     shape: Shape,
@@ -74,6 +91,8 @@ struct Chunk {
     buffer: VecDeque<Row>,
     last_id: Option<String>,
     followed: Followed,
+    /// The page `next` names, when already asked for.
+    prefetch: Prefetch,
 }
 
 /// A record held back until the records missing from a chunk before it have been re-fetched.
@@ -135,6 +154,7 @@ impl Engine {
                 buffer: VecDeque::new(),
                 last_id: None,
                 followed: Followed::default(),
+                prefetch: Prefetch::None,
             })
             .collect();
         let id_col = plan
@@ -180,6 +200,14 @@ impl Engine {
     /// The next record, an error (after which the stream ends), or `None` at the end.
     pub async fn next(&mut self) -> Option<Result<Record, Error>> {
         loop {
+            if !self.ready.is_empty() && self.ready.len().is_multiple_of(DRIVE_EVERY) {
+                // Keep the pages asked for ahead moving while records are yielded.
+                std::future::poll_fn(|cx| {
+                    self.drive(cx);
+                    Poll::Ready(())
+                })
+                .await;
+            }
             if let Some(record) = self.ready.pop_front() {
                 if self.resumable {
                     self.last_key = self.key_of(&record);
@@ -201,6 +229,41 @@ impl Engine {
         }
     }
 
+    /// Polls the pages asked for ahead once, keeping the answers that came.
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        for chunk in &mut self.chunks {
+            if let Prefetch::InFlight(pending) = &mut chunk.prefetch {
+                if let Poll::Ready(answer) = pending.as_mut().poll(cx) {
+                    chunk.prefetch = Prefetch::Arrived(answer);
+                }
+            }
+        }
+    }
+
+    /// Asks for chunk `c`'s next page ahead of need, if it has one.
+    fn prefetch(&mut self, c: usize) {
+        let Some(request) = self.page_request(&self.chunks[c].next) else {
+            return;
+        };
+        let session = self.session.clone();
+        self.with_stats(|s| s.requests += 1);
+        self.chunks[c].prefetch =
+            Prefetch::InFlight(Box::pin(async move { session.fetch(request).await }));
+    }
+
+    /// The answer for chunk `c`'s next page: the one asked ahead, or a request sent now.
+    async fn page_answer(&mut self, c: usize) -> Option<Result<FullResponse, sf_auth::Error>> {
+        match std::mem::replace(&mut self.chunks[c].prefetch, Prefetch::None) {
+            Prefetch::Arrived(answer) => Some(answer),
+            Prefetch::InFlight(pending) => Some(pending.await),
+            Prefetch::None => {
+                let request = self.page_request(&self.chunks[c].next)?;
+                self.with_stats(|s| s.requests += 1);
+                Some(self.session.fetch(request).await)
+            }
+        }
+    }
+
     /// Makes progress: fetches the pages the merge waits for, or merges buffered rows into
     /// records, or re-fetches held records, or notices the end.
     async fn step(&mut self) -> Result<(), Error> {
@@ -210,19 +273,50 @@ impl Engine {
             })
             .collect();
         if !wanted.is_empty() {
-            let requests: Vec<Request> = wanted
-                .iter()
-                .filter_map(|&c| self.page_request(&self.chunks[c].next))
-                .collect();
-            let session = self.session.clone();
-            self.with_stats(|s| s.requests += requests.len() as u64);
-            let answers =
-                futures_util::future::join_all(requests.into_iter().map(|r| session.fetch(r)))
+            let mut answers = Vec::with_capacity(wanted.len());
+            if let [c] = wanted[..] {
+                answers.push(self.page_answer(c).await);
+            } else {
+                // Chunks waiting together are fetched together.
+                let mut fetches = Vec::with_capacity(wanted.len());
+                for &c in &wanted {
+                    let pending: Option<Pending> =
+                        match std::mem::replace(&mut self.chunks[c].prefetch, Prefetch::None) {
+                            Prefetch::Arrived(answer) => Some(Box::pin(std::future::ready(answer))),
+                            Prefetch::InFlight(pending) => Some(pending),
+                            Prefetch::None => {
+                                self.page_request(&self.chunks[c].next)
+                                    .map(|request| -> Pending {
+                                        let session = self.session.clone();
+                                        self.with_stats(|s| s.requests += 1);
+                                        Box::pin(async move { session.fetch(request).await })
+                                    })
+                            }
+                        };
+                    fetches.push(pending);
+                }
+                let joined =
+                    futures_util::future::join_all(fetches.into_iter().map(|pending| async move {
+                        match pending {
+                            Some(p) => Some(p.await),
+                            None => None,
+                        }
+                    }))
                     .await;
+                answers.extend(joined);
+            }
             for (c, answer) in wanted.into_iter().zip(answers) {
+                let Some(answer) = answer else { continue };
                 let page = self.decode(c, answer)?;
                 self.accept_page(c, page)?;
+                self.prefetch(c);
             }
+            // Send the requests asked ahead now, not at the first record.
+            std::future::poll_fn(|cx| {
+                self.drive(cx);
+                Poll::Ready(())
+            })
+            .await;
             return Ok(());
         }
         if self.chunks.iter().all(|c| c.buffer.is_empty()) {
@@ -533,6 +627,9 @@ impl Engine {
         }
     }
 }
+
+/// Records yielded between two polls of the pages asked for ahead.
+const DRIVE_EVERY: usize = 64;
 
 /// Puts a chunk's values into their output positions.
 fn place(values: &mut [Value], out: &[usize], row: Vec<Value>) {

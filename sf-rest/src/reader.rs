@@ -169,8 +169,11 @@ pub struct RestReader {
     config: RestConfig,
 }
 
-/// The records of one read, yielded as pages arrive; the next page is asked for only when the
-/// consumer has taken the current one.
+/// The records of one read, yielded as pages arrive. Nothing is sent before the first poll;
+/// then each page's next is asked for as soon as its `nextRecordsUrl` is known, so its round trip
+/// overlaps the consumer taking the current page, and no further: at most two pages per chunk
+/// query are held. The request asked ahead is sent while the stream is polled; dropping the
+/// stream drops it.
 pub struct RecordStream {
     inner: Pin<Box<dyn Stream<Item = Result<Record, Error>> + Send>>,
     columns: Columns,

@@ -473,10 +473,21 @@ async fn an_expired_locator_resumes_after_the_last_key() {
     };
     let mut stream = reader.read(&spec, request.clone()).unwrap();
     let mut records = Vec::new();
-    for _ in 0..250 {
+    for _ in 0..150 {
         records.push(stream.next().await.unwrap().unwrap());
     }
-    // The locator of the second page is used, the third page's expires.
+    // The second page was asked for as soon as the first came (ahead of need), so its locator is
+    // used in time; the third is asked for once the second is taken, after the clock moved: its
+    // locator has expired. The clock moves once the org has taken the second page's request
+    // (and had a moment to serve it: the request is on its way while records are taken).
+    for _ in 0..500 {
+        if org.control().stats().requests.query_more >= 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(org.control().stats().requests.query_more, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     org.control().advance_clock(120);
     let error = loop {
         match stream.next().await.unwrap() {
