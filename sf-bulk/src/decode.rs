@@ -2,6 +2,11 @@
 //!
 //! A push parser: bytes go in as they arrive from the socket, in chunks of any size, and each
 //! record comes out as soon as its last byte is in. Memory is one record plus the chunk.
+//!
+//! Rows in the form Bulk writes (every value quoted, LF line endings) are scanned eight bytes at
+//! a time by `quoted_row`; anything else (the header, a row cut by the chunk's end, CR line
+//! endings, unquoted values) goes through `csv_core`'s reader, whose reading `quoted_row` matches
+//! byte for byte (a property test compares the two).
 
 use std::sync::Arc;
 
@@ -162,6 +167,13 @@ pub struct PageDecoder {
     /// rows when there is a single column.
     lines_after_last: u64,
     last_ended_cr: bool,
+    /// Whether the next input byte starts a data row and the CSV reader is where it would be
+    /// then: the header is read, the last record ended with a line feed, there is more than one
+    /// column (a single column counts the reader's lines) and rows may be read without it.
+    at_row_start: bool,
+    /// Whether rows in Bulk's own form are read without the CSV reader (off only in tests that
+    /// compare both ways).
+    fast_rows: bool,
     finished: bool,
 }
 
@@ -199,6 +211,8 @@ impl PageDecoder {
             scratch: Vec::new(),
             lines_after_last: 0,
             last_ended_cr: false,
+            at_row_start: false,
+            fast_rows: true,
             finished: false,
         })
     }
@@ -317,6 +331,15 @@ impl PageDecoder {
     fn run<E: Extend<Record>>(&mut self, mut input: &[u8], out: &mut E) -> Result<(), DecodeError> {
         let at_end = input.is_empty();
         loop {
+            if self.at_row_start {
+                if let Some(used) = self.quoted_row(input) {
+                    input = &input[used..];
+                    self.record(Some(b'\n'), out)?;
+                    self.buf_len = 0;
+                    self.ends_len = 0;
+                    continue;
+                }
+            }
             let given = if self.reader_fed {
                 input
             } else {
@@ -336,6 +359,12 @@ impl PageDecoder {
             input = &input[nin..];
             self.buf_len += nout;
             self.ends_len += nend;
+            // The reader is back at the start of a row after a record that ended with a line
+            // feed; anything else it read (part of a row, blank lines) leaves it elsewhere.
+            self.at_row_start = self.fast_rows
+                && result == ReadRecordResult::Record
+                && last_byte == Some(b'\n')
+                && self.schema.kinds.len() > 1;
             match result {
                 ReadRecordResult::InputEmpty => {
                     if input.is_empty() && !at_end {
@@ -356,6 +385,53 @@ impl PageDecoder {
                     self.ends_len = 0;
                 }
                 ReadRecordResult::End => return Ok(()),
+            }
+        }
+    }
+
+    /// Reads one whole data row in the form Bulk writes (every value quoted, quotes doubled,
+    /// nulls empty, comma separated, ending with a line feed) from the start of `input` into the
+    /// record buffers, as the CSV reader would, and returns the bytes it took. `None`, with
+    /// nothing taken, for anything else (an unquoted value, a carriage return, a blank line, a
+    /// row not complete in `input`, buffers too small): the CSV reader reads that.
+    ///
+    /// Called only at the start of a row with the reader after a line feed, where taking a
+    /// whole row leaves the reader's state as reading it would have (its line count aside,
+    /// which only a single column uses).
+    fn quoted_row(&mut self, input: &[u8]) -> Option<usize> {
+        let buf = &mut self.buf[..];
+        let ends = &mut self.ends[..];
+        let (mut pos, mut len, mut fields) = (0, 0, 0);
+        // A line feed first is a blank line, which the reader skips.
+        if matches!(input.first(), None | Some(b'\n')) {
+            return None;
+        }
+        loop {
+            match *input.get(pos)? {
+                b'"' => loop {
+                    let quote = copy_to_quote(input.get(pos + 1..)?, buf.get_mut(len..)?)?;
+                    len += quote;
+                    pos += quote + 2;
+                    // A doubled quote is one quote of the value; a single one ends it.
+                    if input.get(pos) != Some(&b'"') {
+                        break;
+                    }
+                    *buf.get_mut(len)? = b'"';
+                    len += 1;
+                },
+                b',' | b'\n' => {}
+                _ => return None,
+            }
+            *ends.get_mut(fields)? = len;
+            fields += 1;
+            match *input.get(pos)? {
+                b',' => pos += 1,
+                b'\n' => {
+                    self.buf_len = len;
+                    self.ends_len = fields;
+                    return Some(pos + 1);
+                }
+                _ => return None,
             }
         }
     }
@@ -550,6 +626,36 @@ impl PageDecoder {
     }
 }
 
+/// Copies `src` into `dst` up to the first `"` and returns the number of bytes before it; `None`
+/// if `src` holds no quote or `dst` is too short. Eight bytes at a time: each word is copied
+/// whole (bytes past the quote are scratch, overwritten later) and searched for the quote.
+#[inline]
+fn copy_to_quote(src: &[u8], dst: &mut [u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
+    let mut at = 0;
+    while let (Some(from), Some(to)) = (src.get(at..at + 8), dst.get_mut(at..at + 8)) {
+        to.copy_from_slice(from);
+        let word = u64::from_le_bytes(<[u8; 8]>::try_from(from).ok()?) ^ QUOTES;
+        // The high bit of each byte that is zero here (a quote in `from`); bytes after the first
+        // such may be flagged wrongly, the first one never is.
+        let quotes = word.wrapping_sub(ONES) & !word & HIGHS;
+        if quotes != 0 {
+            return Some(at + quotes.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    loop {
+        let byte = *src.get(at)?;
+        if byte == b'"' {
+            return Some(at);
+        }
+        *dst.get_mut(at)? = byte;
+        at += 1;
+    }
+}
+
 fn cut(value: &str) -> String {
     match value.char_indices().nth(MAX_VALUE_IN_ERROR) {
         Some((at, _)) => format!("{}...", &value[..at]),
@@ -610,8 +716,87 @@ fn parse_number(cell: &str) -> Option<Number> {
     if !(first.is_ascii_digit() || first == b'-' || first == b'.') {
         return None;
     }
-    let f: f64 = cell.parse().ok()?;
+    let f: f64 = match short_decimal(bytes) {
+        Some(f) => f,
+        None => cell.parse().ok()?,
+    };
     Number::from_f64(f)
+}
+
+/// Powers of ten a double holds exactly.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// `-?D+(.D+)?([eE][+-]?D+)?` with at most 15 digits and a power of ten within ±22, as the double
+/// nearest to it (what `str::parse` gives): the digits and the power are then both exact doubles,
+/// and one multiplication or division rounds once, correctly (Clinger's fast path). `None` for
+/// anything else, which `str::parse` reads.
+fn short_decimal(bytes: &[u8]) -> Option<f64> {
+    let (negative, bytes) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    let mut mantissa: u64 = 0;
+    let mut digits = 0;
+    let mut exponent: i32 = 0;
+    let mut at = 0;
+    let mut take_digits = |at: &mut usize, scale: i32| {
+        let start = *at;
+        while let Some(&byte) = bytes.get(*at) {
+            if !byte.is_ascii_digit() {
+                break;
+            }
+            mantissa = mantissa * 10 + u64::from(byte - b'0');
+            digits += 1;
+            exponent += scale;
+            *at += 1;
+            if digits > 15 {
+                return None;
+            }
+        }
+        (*at > start).then_some(())
+    };
+    take_digits(&mut at, 0)?;
+    if bytes.get(at) == Some(&b'.') {
+        at += 1;
+        take_digits(&mut at, -1)?;
+    }
+    if let Some(b'e' | b'E') = bytes.get(at) {
+        at += 1;
+        let sign = match bytes.get(at) {
+            Some(b'-') => -1,
+            Some(b'+') => 1,
+            _ => 0,
+        };
+        at += usize::from(sign != 0);
+        let start = at;
+        let mut power: i32 = 0;
+        while let Some(&byte) = bytes.get(at) {
+            if !byte.is_ascii_digit() || at - start == 3 {
+                return None;
+            }
+            power = power * 10 + i32::from(byte - b'0');
+            at += 1;
+        }
+        if at == start {
+            return None;
+        }
+        exponent += if sign < 0 { -power } else { power };
+    }
+    if at != bytes.len() {
+        return None;
+    }
+    // At most 15 digits: below 2^53, so exact.
+    let mantissa = mantissa as f64;
+    let scale = *EXACT_POWERS_OF_TEN.get(usize::try_from(exponent.unsigned_abs()).ok()?)?;
+    let value = if exponent < 0 {
+        mantissa / scale
+    } else {
+        mantissa * scale
+    };
+    Some(if negative { -value } else { value })
 }
 
 /// An integer; an integral float (`120.0`, `1.2E3`) is accepted as the integer it is.
@@ -627,6 +812,7 @@ fn parse_integer(cell: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
     use sf_discovery::FieldType;
 
@@ -747,6 +933,49 @@ mod tests {
             convert_cell(ValueKind::Date, "2024-01-02"),
             Ok(json!("2024-01-02"))
         );
+    }
+
+    #[test]
+    fn short_decimals_read_as_the_standard_parser_reads_them() {
+        for (text, want) in [
+            ("9.0E7", Some(9.0e7)),
+            ("1234.5", Some(1234.5)),
+            ("-0.0", Some(-0.0)),
+            ("0.1", Some(0.1)),
+            ("1.5e-3", Some(0.0015)),
+            ("123456789012345E+7", Some(1.23456789012345e21)),
+            ("9.99e22", Some(9.99e22)),
+            // Left to the standard parser.
+            ("1234567890123456.0", None),
+            ("1e23", None),
+            ("1e-23", None),
+            ("1e0100", None),
+            (".5", None),
+            ("5.", None),
+            ("1e", None),
+            ("1.5x", None),
+            ("+1", None),
+        ] {
+            assert_eq!(short_decimal(text.as_bytes()), want, "{text}");
+        }
+        assert!(short_decimal(b"-0.0").unwrap().is_sign_negative());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn the_short_decimal_path_agrees_with_the_standard_parser(
+            text in prop_oneof![
+                "-?[0-9]{1,8}(\\.[0-9]{1,7})?([eE][+-]?[0-9]{1,2})?",
+                "-?[0-9]{0,17}(\\.[0-9]{0,17})?([eE][+-]?[0-9]{0,4})?x?",
+            ]
+        ) {
+            if let Some(fast) = short_decimal(text.as_bytes()) {
+                let std: f64 = text.parse().unwrap();
+                prop_assert_eq!(fast.to_bits(), std.to_bits(), "{}", text);
+            }
+        }
     }
 
     #[test]
@@ -958,6 +1187,113 @@ mod tests {
                 ]
             );
             assert_eq!(out[1..], []);
+        }
+    }
+
+    /// Decodes `body` cut at `cuts`, with or without the fast row reader: the records made
+    /// before the end or the first error, and how the page ended.
+    fn decode_cut(
+        fields: &[FieldSpec],
+        body: &[u8],
+        cuts: &[usize],
+        fast_rows: bool,
+    ) -> (Vec<Vec<Value>>, Result<u64, DecodeError>) {
+        let mut decoder = PageDecoder::new(fields, None).unwrap();
+        decoder.fast_rows = fast_rows;
+        let mut out: Vec<Record> = Vec::new();
+        let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(body.len())).collect();
+        cuts.sort_unstable();
+        let mut start = 0;
+        let mut result = Ok(());
+        for end in cuts.into_iter().chain([body.len()]) {
+            result = decoder.push(&body[start..end], &mut out);
+            start = end;
+            if result.is_err() {
+                break;
+            }
+        }
+        let ended = result.and_then(|()| decoder.finish(&mut out));
+        (out.into_iter().map(|r| r.values).collect(), ended)
+    }
+
+    #[test]
+    fn bulk_rows_skip_the_csv_reader_and_read_the_same() {
+        let f = fields(&[("Id", FieldType::Id), ("Note", FieldType::Textarea)]);
+        let body =
+            b"\"Id\",\"Note\"\n\"1\",\"a, \"\"b\"\"\nc\"\n\"2\",\n,\"\"\n\"4\",\"\"\"\"\"\"\n";
+        let want = vec![
+            vec![json!("1"), json!("a, \"b\"\nc")],
+            vec![json!("2"), Value::Null],
+            vec![Value::Null, Value::Null],
+            vec![json!("4"), json!("\"\"")],
+        ];
+        let mut decoder = PageDecoder::new(&f, None).unwrap();
+        let mut out = Vec::new();
+        decoder.push(body, &mut out).unwrap();
+        assert_eq!(decoder.finish(&mut out).unwrap(), 4);
+        let values: Vec<_> = out.into_iter().map(|r| r.values).collect();
+        assert_eq!(values, want);
+        // The CSV reader counted the header's line feed and the final check's, none of the rows'.
+        assert_eq!(decoder.reader.line(), 3);
+        for cut in 0..=body.len() {
+            assert_eq!(
+                decode_cut(&f, body, &[cut], true),
+                (want.clone(), Ok(4)),
+                "{cut}"
+            );
+        }
+    }
+
+    fn row_strategy() -> impl Strategy<Value = Vec<u8>> {
+        let value = prop_oneof![
+            Just(String::new()),
+            "[a-z\"\\n\\r,é ]{0,6}".prop_map(|v| format!("\"{}\"", v.replace('"', "\"\""))),
+            Just("12".to_string()),
+            Just("\"3.5E2\"".to_string()),
+        ];
+        let bulk_row = proptest::collection::vec(value, 1..4).prop_map(|cells| {
+            let mut row = cells.join(",");
+            row.push('\n');
+            row.into_bytes()
+        });
+        let token = prop_oneof![
+            Just(&b"\""[..]),
+            Just(&b"\"\""[..]),
+            Just(&b","[..]),
+            Just(&b"\n"[..]),
+            Just(&b"\r"[..]),
+            Just(&b"\r\n"[..]),
+            Just(&b"x"[..]),
+            Just(&b"7"[..]),
+            Just(&b"\xff"[..]),
+            Just(&b"\0"[..]),
+        ];
+        let soup = proptest::collection::vec(token, 0..8).prop_map(|t| t.concat());
+        prop_oneof![4 => bulk_row, 1 => soup]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn the_fast_row_reader_agrees_with_the_csv_reader(
+            width in 2usize..4,
+            rows in proptest::collection::vec(row_strategy(), 0..8),
+            cuts in proptest::collection::vec(0usize..200, 0..4),
+        ) {
+            let spec = [
+                ("Name", FieldType::Textarea),
+                ("Count", FieldType::Int),
+                ("Amount", FieldType::Currency),
+            ];
+            let f = fields(&spec[..width]);
+            let header: Vec<String> = f.iter().map(|f| format!("\"{}\"", f.name)).collect();
+            let mut body = format!("{}\n", header.join(",")).into_bytes();
+            body.extend(rows.concat());
+            prop_assert_eq!(
+                decode_cut(&f, &body, &cuts, true),
+                decode_cut(&f, &body, &cuts, false)
+            );
         }
     }
 

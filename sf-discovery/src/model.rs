@@ -415,18 +415,14 @@ pub fn normalize_datetime(text: &str) -> Option<String> {
 /// (a leap second, the 30th of February), which the general parser judges.
 fn normalize_utc_fast(text: &str) -> Option<String> {
     let b = text.as_bytes();
-    let date_time = b.get(..19)?;
     let (millis, offset) = match b.get(19) {
-        Some(b'.') => {
-            let millis = b.get(20..23)?;
-            if !millis.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            (text.get(20..23)?, &b[23..])
-        }
-        _ => ("000", &b[19..]),
+        Some(b'.') => (text.get(20..23)?, b.get(23..)?),
+        _ => ("000", b.get(19..)?),
     };
-    if !matches!(offset, b"Z" | b"+0000" | b"+00:00") || !valid_date_time(date_time) {
+    if !matches!(offset, b"Z" | b"+0000" | b"+00:00")
+        || !millis.bytes().all(|d| d.is_ascii_digit())
+        || !valid_date_time(b.get(..19)?)
+    {
         return None;
     }
     let mut out = String::with_capacity(24);
@@ -444,35 +440,28 @@ fn valid_date_time(b: &[u8]) -> bool {
     else {
         return false;
     };
-    let (Some(century), Some(yy), Some(month), Some(day)) = (
-        two_digits(y0, y1),
-        two_digits(y2, y3),
-        two_digits(m0, m1),
-        two_digits(d0, d1),
-    ) else {
+    // Digits' values, or 10 and more for any other byte.
+    let digit = |byte: u8| u32::from(byte.wrapping_sub(b'0'));
+    if [y0, y1, y2, y3, m0, m1, d0, d1, h0, h1, n0, n1, s0, s1]
+        .iter()
+        .any(|&byte| digit(byte) > 9)
+    {
         return false;
-    };
-    let (Some(hour), Some(minute), Some(second)) =
-        (two_digits(h0, h1), two_digits(n0, n1), two_digits(s0, s1))
-    else {
-        return false;
-    };
-    let year = century * 100 + yy;
-    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    }
+    let two = |tens: u8, ones: u8| digit(tens) * 10 + digit(ones);
+    let (month, day) = (two(m0, m1), two(d0, d1));
     let month_days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
+        2 => {
+            let year = two(y0, y1) * 100 + two(y2, y3);
+            let leap =
+                year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+            28 + u32::from(leap)
+        }
         _ => return false,
     };
-    (1..=month_days).contains(&day) && hour < 24 && minute < 60 && second < 60
-}
-
-/// Two ASCII digits as a number.
-fn two_digits(tens: u8, ones: u8) -> Option<u32> {
-    (tens.is_ascii_digit() && ones.is_ascii_digit())
-        .then(|| u32::from(tens - b'0') * 10 + u32::from(ones - b'0'))
+    (1..=month_days).contains(&day) && two(h0, h1) < 24 && two(n0, n1) < 60 && two(s0, s1) < 60
 }
 
 /// Any RFC 3339 datetime, or Salesforce's `+hhmm` offsets, converted to UTC.
