@@ -622,7 +622,11 @@ mod tests {
 
     #[test]
     fn the_channel_bounds_records_not_messages() {
-        // The default: 4 batches of 1,024 records.
+        // The default: 4 batches of 256 records.
+        assert_eq!(
+            channel_shape(ReadOptions::default().channel_capacity),
+            (256, 4)
+        );
         assert_eq!(channel_shape(4096), (1024, 4));
         // Small bounds as tests use them: one record per message, as many slots as records.
         assert_eq!(channel_shape(2), (1, 2));

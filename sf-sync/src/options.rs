@@ -11,8 +11,8 @@ use crate::planner::PlannerConfig;
 /// Defaults: the planner's defaults; 3 Bulk jobs in flight per stream; Bulk polls after 0.5 s,
 /// the wait doubling up to 30 s (polls at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 61.5 s, then every
 /// 30 s: a job done at once is seen after half a second, a 12 s job costs 5 polls, a 5-minute
-/// one 15, where one poll per 5 s would cost 3 and 60); Bulk results pages of up to 100,000 rows (`sf-bulk`'s default); 4,096
-/// records queued between the stream tasks and the sink (in batches of 1,024); Salesforce's own
+/// one 15, where one poll per 5 s would cost 3 and 60); Bulk results pages of up to 100,000 rows (`sf-bulk`'s default); 1,024
+/// records queued between the stream tasks and the sink (in batches of 256); Salesforce's own
 /// REST page size; 3 resumes of a window after `INVALID_QUERY_LOCATOR` or a Bulk download cut
 /// short.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +50,7 @@ impl Default for ReadOptions {
             bulk_poll_initial: Duration::from_millis(500),
             bulk_poll_max: Duration::from_secs(30),
             bulk_max_records: sf_bulk::BulkConfig::default().max_records,
-            channel_capacity: 4096,
+            channel_capacity: 1024,
             rest_batch_size: None,
             resume_attempts: 3,
         }
