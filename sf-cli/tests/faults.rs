@@ -84,15 +84,22 @@ async fn access_tokens_expiring_every_few_seconds_are_renewed() {
         latency_ms: 2,
         ..Faults::default()
     });
-    // The org clock moves a second every 100 ms while the sync runs: a token lives ~300 ms.
+    // The org clock moves 2 s for every 2 data requests served, so a token (3 s) serves two or
+    // three requests, however fast the machine: expiry follows the sync's progress, not time.
     let control = env.org.control();
     let ticking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let ticker = {
         let ticking = ticking.clone();
         std::thread::spawn(move || {
+            let mut last = 0;
             while ticking.load(std::sync::atomic::Ordering::SeqCst) {
-                control.advance_clock(1);
-                std::thread::sleep(Duration::from_millis(100));
+                let r = control.stats().requests;
+                let served = r.query + r.query_more + r.bulk_create + r.bulk_poll + r.bulk_results;
+                if served >= last + 2 {
+                    control.advance_clock(2);
+                    last = served;
+                }
+                std::thread::sleep(Duration::from_millis(1));
             }
         })
     };
