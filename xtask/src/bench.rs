@@ -343,6 +343,8 @@ pub struct Results {
     pub quiet_wait_secs: u64,
     /// The command line.
     pub command: String,
+    /// The commit measured, with a note when the connector's sources differ from it.
+    pub revision: String,
     /// Bulk 20 columns, REST 20 columns, 300 columns, slow Bulk job.
     pub cases: Vec<Throughput>,
     /// The scale curve's small and large points (the middle one is the Bulk case).
@@ -546,6 +548,7 @@ pub fn main(args: &[String]) -> Result<()> {
         quiet_wait_secs: options.quiet_wait_secs.unwrap_or(0),
         repeat: options.repeat,
         command: options.command_line(),
+        revision: revision(&root),
         curve,
         cases,
         discovery,
@@ -669,6 +672,41 @@ fn api_used(run: &RunResult) -> String {
         "?".to_string()
     } else {
         apis.join("+")
+    }
+}
+
+/// `git rev-parse --short HEAD`, and whether tracked files of the connector differ from it.
+fn revision(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(head) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return "unknown".to_string();
+    };
+    let changed = git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "sf-auth",
+        "sf-discovery",
+        "sf-bulk",
+        "sf-rest",
+        "sf-sync",
+        "sf-cli",
+        "fixtures",
+    ])
+    .is_some_and(|s| !s.is_empty());
+    if changed {
+        format!("{head} with uncommitted changes to the crates")
+    } else {
+        head
     }
 }
 

@@ -309,11 +309,12 @@ pub fn render(r: &Results) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "Command: `{}` · date: {} · machine: {} cores ({}), {} · release build · load average \
+        "Command: `{}` · commit {} · date: {} · machine: {} cores ({}), {} · release build · load average \
          {} before, {} after · each read run {} time(s), the fastest counts (peak RSS: the \
          largest) · {} of {} measured runs started on a busy machine (after waiting up to {} s \
          for it to be idle){}",
         r.command,
+        r.revision,
         r.machine.date,
         r.machine.cores,
         r.machine.cpu,
@@ -616,6 +617,7 @@ mod tests {
             busy_runs: (1, 12),
             quiet_wait_secs: 60,
             command: "cargo xtask bench".into(),
+            revision: "abc1234".into(),
             cases: vec![
                 bulk,
                 read("rest-20", 200_000, 2.5, 33, "REST", 0.0),
@@ -667,6 +669,7 @@ mod tests {
         assert!(text.contains("| bulk-20 | Account | BULK | 1,000,000 | 20 | 2.50 | 400,000 |"));
         assert!(text.contains("| 5,000,000 | 13.00 | 2.60 | 384,615 | 2.08 | 0.00 | 70.0 |"));
         assert!(text.contains("load average 0.1 before, 0.2 after"));
+        assert!(text.contains("Command: `cargo xtask bench` · commit abc1234 · date: 2025-01-01"));
         assert!(text.contains("1 of 12 measured runs started on a busy machine"));
         assert_eq!(text.matches("**missed**").count(), 6);
     }
