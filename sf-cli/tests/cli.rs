@@ -43,6 +43,15 @@ impl Env {
         path
     }
 
+    /// `sfconnect read --config C --catalog K [--state S]`.
+    async fn read(&self, config: &str, catalog: &str, state: Option<&str>) -> Run {
+        let mut args = vec!["read", "--config", config, "--catalog", catalog];
+        if let Some(state) = state {
+            args.extend(["--state", state]);
+        }
+        self.run(&args).await
+    }
+
     /// Runs the binary off the async runtime (the org keeps serving meanwhile).
     async fn run(&self, args: &[&str]) -> Run {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -266,15 +275,11 @@ async fn read_equals_the_org_and_resumes_from_state() {
     );
     let state = env.write("state", &json!([]));
     let run = env
-        .run(&[
-            "read",
-            "--config",
+        .read(
             config.to_str().unwrap(),
-            "--catalog",
             catalog_file.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ])
+            Some(state.to_str().unwrap()),
+        )
         .await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     for stream in ["Account", "Contact", "Invoice__c"] {
@@ -321,15 +326,11 @@ async fn read_equals_the_org_and_resumes_from_state() {
         ),
     );
     let run = env
-        .run(&[
-            "read",
-            "--config",
+        .read(
             config.to_str().unwrap(),
-            "--catalog",
             catalog_file.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ])
+            Some(state.to_str().unwrap()),
+        )
         .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let got = ids(&run.records("Account"));
@@ -367,13 +368,7 @@ async fn bad_files_get_a_trace_naming_file_and_fix() {
 
     // missing config file
     let run = env
-        .run(&[
-            "read",
-            "--config",
-            "nope.json",
-            "--catalog",
-            good_catalog.to_str().unwrap(),
-        ])
+        .read("nope.json", good_catalog.to_str().unwrap(), None)
         .await;
     assert_ne!(run.code, 0);
     let error = &run.trace_error()["trace"]["error"];
@@ -388,15 +383,7 @@ async fn bad_files_get_a_trace_naming_file_and_fix() {
 
     // invalid JSON in the catalog
     std::fs::write(env.dir.join("broken"), "{\"streams\": [").unwrap();
-    let run = env
-        .run(&[
-            "read",
-            "--config",
-            config.to_str().unwrap(),
-            "--catalog",
-            "broken",
-        ])
-        .await;
+    let run = env.read(config.to_str().unwrap(), "broken", None).await;
     assert_ne!(run.code, 0);
     let message = run.trace_error()["trace"]["error"]["message"]
         .as_str()
@@ -412,13 +399,7 @@ async fn bad_files_get_a_trace_naming_file_and_fix() {
     bad["stream_slice_step"] = json!("P221S");
     let bad = env.write("bad-config", &bad);
     let run = env
-        .run(&[
-            "read",
-            "--config",
-            bad.to_str().unwrap(),
-            "--catalog",
-            good_catalog.to_str().unwrap(),
-        ])
+        .read(bad.to_str().unwrap(), good_catalog.to_str().unwrap(), None)
         .await;
     assert_ne!(run.code, 0);
     let message = run.trace_error()["trace"]["error"]["message"]
@@ -432,13 +413,7 @@ async fn bad_files_get_a_trace_naming_file_and_fix() {
     unknown["streams"][0]["stream"]["name"] = json!("Nope__c");
     let unknown = env.write("unknown-stream", &unknown);
     let run = env
-        .run(&[
-            "read",
-            "--config",
-            config.to_str().unwrap(),
-            "--catalog",
-            unknown.to_str().unwrap(),
-        ])
+        .read(config.to_str().unwrap(), unknown.to_str().unwrap(), None)
         .await;
     assert_ne!(run.code, 0);
     let error = &run.trace_error()["trace"]["error"];
@@ -454,13 +429,7 @@ async fn bad_files_get_a_trace_naming_file_and_fix() {
         json!({"type": ["null", "string"]});
     let gone = env.write("gone-field", &gone);
     let run = env
-        .run(&[
-            "read",
-            "--config",
-            config.to_str().unwrap(),
-            "--catalog",
-            gone.to_str().unwrap(),
-        ])
+        .read(config.to_str().unwrap(), gone.to_str().unwrap(), None)
         .await;
     assert_ne!(run.code, 0);
     let error = &run.trace_error()["trace"]["error"];
@@ -474,15 +443,11 @@ async fn bad_files_get_a_trace_naming_file_and_fix() {
     // a bad state file
     std::fs::write(env.dir.join("state"), "{\"Account\": 5}").unwrap();
     let run = env
-        .run(&[
-            "read",
-            "--config",
+        .read(
             config.to_str().unwrap(),
-            "--catalog",
             good_catalog.to_str().unwrap(),
-            "--state",
-            "state",
-        ])
+            Some("state"),
+        )
         .await;
     assert_ne!(run.code, 0);
     let message = run.trace_error()["trace"]["error"]["message"]
@@ -518,15 +483,11 @@ async fn legacy_state_and_full_refresh_only_streams() {
         &json!({"Account": {"SystemModstamp": "2100-01-01T00:00:00.000Z"}}),
     );
     let run = env
-        .run(&[
-            "read",
-            "--config",
+        .read(
             config.to_str().unwrap(),
-            "--catalog",
             asked.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ])
+            Some(state.to_str().unwrap()),
+        )
         .await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let warned = run.of_type("LOG").iter().any(|m| {
