@@ -13,8 +13,13 @@ const CLIENT_SECRET: &str = "test-secret";
 const REFRESH_TOKEN: &str = "test-refresh";
 
 fn config(server: &mockito::Server) -> SessionConfig {
+    config_at(&server.url())
+}
+
+/// A config logging in at `url` with the test credentials and millisecond backoffs.
+fn config_at(url: &str) -> SessionConfig {
     let mut config = SessionConfig::new(
-        LoginUrl::parse(&server.url()).unwrap(),
+        LoginUrl::parse(url).unwrap(),
         Credentials {
             client_id: "test-client-id".to_string(),
             client_secret: Secret::new(CLIENT_SECRET),
@@ -27,6 +32,21 @@ fn config(server: &mockito::Server) -> SessionConfig {
         ..RetryConfig::default()
     };
     config
+}
+
+/// Eight concurrent `GET sobjects` calls on one session.
+async fn eight_calls(session: &Session) -> Vec<Result<serde_json::Value, Error>> {
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let s = session.clone();
+            tokio::spawn(async move { s.get_json::<serde_json::Value>("sobjects", &[]).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for call in calls {
+        results.push(call.await.unwrap());
+    }
+    results
 }
 
 async fn server_with(scenarios: &[(&str, &str)]) -> (mockito::ServerGuard, Vec<mockito::Mock>) {
@@ -175,24 +195,10 @@ async fn gated_server(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_concurrent_401s_cause_exactly_one_login() {
     let (base, logins) = gated_server(false).await;
-    let mut config = SessionConfig::new(
-        LoginUrl::parse(&base).unwrap(),
-        Credentials {
-            client_id: "test-client-id".to_string(),
-            client_secret: Secret::new(CLIENT_SECRET),
-            refresh_token: Some(Secret::new(REFRESH_TOKEN)),
-        },
-    );
-    config.retry.initial_backoff = Duration::from_millis(1);
+    let config = config_at(&base);
     let session = Session::login(config).await.unwrap();
-    let calls: Vec<_> = (0..8)
-        .map(|_| {
-            let s = session.clone();
-            tokio::spawn(async move { s.get_json::<serde_json::Value>("sobjects", &[]).await })
-        })
-        .collect();
-    for call in calls {
-        call.await.unwrap().unwrap();
+    for result in eight_calls(&session).await {
+        result.unwrap();
     }
     // The barrier released only once all eight held the expired token: one renewal served them all.
     assert_eq!(logins.load(std::sync::atomic::Ordering::SeqCst), 2);
@@ -290,19 +296,8 @@ async fn a_network_failure_is_not_a_credential_failure() {
         .local_addr()
         .unwrap()
         .port();
-    let mut config = SessionConfig::new(
-        LoginUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
-        Credentials {
-            client_id: "id".into(),
-            client_secret: Secret::new(CLIENT_SECRET),
-            refresh_token: Some(Secret::new(REFRESH_TOKEN)),
-        },
-    );
-    config.retry = RetryConfig {
-        max_retries: 1,
-        initial_backoff: Duration::from_millis(1),
-        ..RetryConfig::default()
-    };
+    let mut config = config_at(&format!("http://127.0.0.1:{port}"));
+    config.retry.max_retries = 1;
     let err = Session::login(config).await.unwrap_err();
     assert!(matches!(err, Error::Network { .. }), "{err:?}");
     assert_eq!(err.kind(), ErrorKind::Transient);
@@ -602,24 +597,10 @@ async fn jittered_backoff_stays_within_its_bounds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_renewal_is_shared_not_repeated() {
     let (base, logins) = gated_server(true).await;
-    let mut config = SessionConfig::new(
-        LoginUrl::parse(&base).unwrap(),
-        Credentials {
-            client_id: "test-client-id".to_string(),
-            client_secret: Secret::new(CLIENT_SECRET),
-            refresh_token: Some(Secret::new(REFRESH_TOKEN)),
-        },
-    );
-    config.retry.initial_backoff = Duration::from_millis(1);
+    let config = config_at(&base);
     let session = Session::login(config).await.unwrap();
-    let calls: Vec<_> = (0..8)
-        .map(|_| {
-            let s = session.clone();
-            tokio::spawn(async move { s.get_json::<serde_json::Value>("sobjects", &[]).await })
-        })
-        .collect();
-    for call in calls {
-        let err = call.await.unwrap().unwrap_err();
+    for result in eight_calls(&session).await {
+        let err = result.unwrap_err();
         assert!(
             matches!(
                 err,
@@ -796,14 +777,7 @@ async fn silent_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsi
 #[tokio::test]
 async fn timeouts_are_retried_for_idempotent_requests_only() {
     let (base, requests) = silent_server().await;
-    let mut config = SessionConfig::new(
-        LoginUrl::parse(&base).unwrap(),
-        Credentials {
-            client_id: "test-client-id".to_string(),
-            client_secret: Secret::new(CLIENT_SECRET),
-            refresh_token: Some(Secret::new(REFRESH_TOKEN)),
-        },
-    );
+    let mut config = config_at(&base);
     config.read_timeout = Some(Duration::from_millis(50));
     config.retry = RetryConfig {
         max_retries: 2,
