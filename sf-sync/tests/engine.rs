@@ -26,14 +26,7 @@ async fn a_full_sync_of_every_stream_equals_the_truth() {
         .chain(["Describe"])
         .collect();
     let configured = configure(&catalog, &names, None);
-    let (result, sink) = run(
-        &session,
-        &config,
-        &configured,
-        &InputState::default(),
-        &fast_options(),
-    )
-    .await;
+    let (result, sink) = run_fresh(&session, &config, &configured).await;
     let summary = result.unwrap();
     assert!(summary.succeeded());
     assert_eq!(summary.streams.len(), names.len());
@@ -96,14 +89,7 @@ async fn incremental_syncs_catch_inserts_updates_and_deletes() {
     let session = login(&config).await;
     let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let configured = configure(&catalog, &["Account", "Contact"], None);
-    let (first, sink1) = run(
-        &session,
-        &config,
-        &configured,
-        &InputState::default(),
-        &fast_options(),
-    )
-    .await;
+    let (first, sink1) = run_fresh(&session, &config, &configured).await;
     first.unwrap();
     let state1 = sink1.resume_state().unwrap();
 
@@ -314,14 +300,7 @@ async fn full_refresh_reads_the_whole_object_through_either_api() {
         let catalog = sf_sync::discover(&session, &config).await.unwrap();
         let configured = configure(&catalog, &["Opportunity"], Some("full_refresh"));
         let spec = catalog.stream("Opportunity").unwrap();
-        let (result, sink) = run(
-            &session,
-            &config,
-            &configured,
-            &InputState::default(),
-            &fast_options(),
-        )
-        .await;
+        let (result, sink) = run_fresh(&session, &config, &configured).await;
         let summary = result.unwrap();
         assert_eq!(summary.streams[0].api, Some(api));
         assert_eq!(summary.streams[0].sync_mode, SyncMode::FullRefresh);
@@ -351,14 +330,7 @@ async fn states_name_their_org_and_another_orgs_state_is_refused() {
     let configured = configure(&catalog, &streams, Some("incremental"));
 
     // A first sync: every state it emits names the org.
-    let (result, first) = run(
-        &session,
-        &config,
-        &configured,
-        &InputState::default(),
-        &fast_options(),
-    )
-    .await;
+    let (result, first) = run_fresh(&session, &config, &configured).await;
     assert!(result.unwrap().succeeded());
     for stream in streams {
         let states = first.states(stream);

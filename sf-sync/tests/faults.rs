@@ -277,14 +277,7 @@ async fn force_use_bulk_api_drops_the_fields_bulk_cannot_select() {
     let configured = configure(&catalog, &["Account"], None);
     let spec = catalog.stream("Account").unwrap();
     let before = control.stats().requests;
-    let (result, sink) = run(
-        &session,
-        &config,
-        &configured,
-        &InputState::default(),
-        &fast_options(),
-    )
-    .await;
+    let (result, sink) = run_fresh(&session, &config, &configured).await;
     let summary = result.unwrap();
     assert_eq!(summary.streams[0].api, Some(Api::Bulk));
     assert!(control.stats().requests.bulk_create > before.bulk_create);
@@ -489,14 +482,7 @@ async fn an_unknown_stream_fails_by_name_while_the_others_sync() {
     let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let mut configured = configure(&catalog, &["Account", "Lead"], None);
     configured.streams[1].name = "Nope__c".to_string();
-    let (result, sink) = run(
-        &session,
-        &config,
-        &configured,
-        &InputState::default(),
-        &fast_options(),
-    )
-    .await;
+    let (result, sink) = run_fresh(&session, &config, &configured).await;
     let err = result.unwrap_err();
     assert!(matches!(&err, Error::StreamUnknown { stream, .. } if stream == "Nope__c"));
     assert_eq!(err.failure(), Failure::Config);
@@ -531,14 +517,7 @@ async fn a_selected_field_gone_from_the_org_fails_the_stream_before_any_record()
     let mut configured = configure(&catalog, &["Account"], None);
     let fields = configured.streams[0].selected_fields.as_mut().unwrap();
     fields.push("Renamed__c".to_string());
-    let (result, sink) = run(
-        &session,
-        &config,
-        &configured,
-        &InputState::default(),
-        &fast_options(),
-    )
-    .await;
+    let (result, sink) = run_fresh(&session, &config, &configured).await;
     let err = result.unwrap_err();
     assert_eq!(
         err,

@@ -43,14 +43,7 @@ async fn links_are_read_by_batches_of_document_ids_and_equal_the_truth() {
     // Asked for incremental: read in full, with a warning.
     let configured = configure(&catalog, &[LINK], Some("incremental"));
     let before = control.stats();
-    let (result, sink) = run(
-        &session,
-        &config,
-        &configured,
-        &InputState::default(),
-        &fast_options(),
-    )
-    .await;
+    let (result, sink) = run_fresh(&session, &config, &configured).await;
     let summary = result.unwrap();
     let after = control.stats();
 
@@ -211,14 +204,7 @@ async fn the_daily_limit_in_the_middle_stops_cleanly_and_the_next_sync_reads_it_
     assert!(sink.inner.states(LINK).is_empty());
 
     control.set_faults(Faults::default());
-    let (result, sink2) = run(
-        &session,
-        &config,
-        &configured,
-        &InputState::default(),
-        &fast_options(),
-    )
-    .await;
+    let (result, sink2) = run_fresh(&session, &config, &configured).await;
     assert_eq!(result.unwrap().streams[0].status, StreamStatus::Complete);
     assert_matches_truth(LINK, &latest(&[&sink2], LINK, spec), &truth(&control, spec));
     org.shutdown().await;

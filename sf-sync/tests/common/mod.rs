@@ -114,6 +114,22 @@ pub async fn run(
     (result, sink)
 }
 
+/// Runs one read from no state with [`fast_options`], into a fresh memory sink.
+pub async fn run_fresh(
+    session: &Session,
+    config: &SyncConfig,
+    catalog: &ConfiguredCatalog,
+) -> (Result<SyncSummary, sf_sync::Error>, MemorySink) {
+    run(
+        session,
+        config,
+        catalog,
+        &InputState::default(),
+        &fast_options(),
+    )
+    .await
+}
+
 /// A truth row as the connector emits it: datetimes `...sssZ`, numbers compared as numbers.
 pub fn normalize(spec: &StreamSpec, row: &Value) -> Map<String, Value> {
     let mut out = Map::new();
