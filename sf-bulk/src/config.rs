@@ -4,14 +4,113 @@ use std::time::Duration;
 
 use crate::error::Error;
 
+/// When a new job is polled, as times since it was created.
+///
+/// The first poll comes soon after creation, for jobs Salesforce answers at once (small results).
+/// The second comes when a typical Bulk query job is done: on Salesforce a job spends seconds
+/// queued before it runs, so one that is not done at once seldom is before about ten seconds.
+/// Later polls each come at `growth` times the time of the one before, at most `max_wait` after
+/// it, so a job is seen done at most `growth - 1` of its age late (half, by default) and costs
+/// polls in proportion to the logarithm of its duration until the waits reach `max_wait`.
+///
+/// The defaults (0.1 s, 12.5 s, ×1.5, 30 s) poll at 0.1, 12.5, 18.75, 28.1, 42.2, 63.3, 93.3 s
+/// and then every 30 s: a 12 s job costs 2 polls, a minute 6, five minutes 14. A fixed 5 s
+/// cadence, as Airbyte's connector polls, costs 3, 12 and 60. The price: a job that takes 1 s is
+/// seen at 12.5 s.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PollSchedule {
+    /// The first poll, this long after the job is created. Default 0.1 s.
+    pub first: Duration,
+    /// The second poll, this long after the job is created (at least `first`). Default 12.5 s.
+    pub second: Duration,
+    /// Each later poll comes at this many times the time of the one before (at least 1; the
+    /// wait is never shorter than `first`). Default 1.5.
+    pub growth: f64,
+    /// The longest wait between two polls: long jobs are polled this often. Default 30 s.
+    pub max_wait: Duration,
+}
+
+impl Default for PollSchedule {
+    fn default() -> Self {
+        PollSchedule {
+            first: Duration::from_millis(100),
+            second: Duration::from_millis(12_500),
+            growth: 1.5,
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+impl PollSchedule {
+    /// Polls every `interval`: at `interval`, twice it, three times it, and so on.
+    pub fn every(interval: Duration) -> PollSchedule {
+        PollSchedule {
+            first: interval,
+            second: interval.saturating_mul(2),
+            growth: 1.0,
+            max_wait: interval,
+        }
+    }
+
+    /// The time (since the job was created) of poll number `poll` (0-based), given the time of
+    /// the one before (`previous`; ignored for the first).
+    pub fn next_poll_at(&self, poll: u32, previous: Duration) -> Duration {
+        if poll == 0 {
+            return self.first;
+        }
+        let target = if poll == 1 {
+            self.second
+        } else {
+            // `growth` is checked to be finite and at least 1; the product is bounded below.
+            Duration::try_from_secs_f64(previous.as_secs_f64() * self.growth)
+                .unwrap_or(Duration::MAX)
+        };
+        let earliest = previous.saturating_add(self.first.min(self.max_wait));
+        let latest = previous.saturating_add(self.max_wait);
+        target.max(earliest).min(latest)
+    }
+
+    /// The times of the first `polls` polls since the job was created.
+    pub fn poll_times(&self, polls: usize) -> Vec<Duration> {
+        let mut times = Vec::with_capacity(polls);
+        let mut previous = Duration::ZERO;
+        for poll in 0..polls {
+            previous = self.next_poll_at(poll as u32, previous);
+            times.push(previous);
+        }
+        times
+    }
+
+    /// Checks every field; the error ([`Error::Config`]) names the first one out of range.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |field: &'static str, reason: &str| Error::Config {
+            field,
+            reason: reason.to_string(),
+        };
+        if self.first.is_zero() {
+            return Err(bad("poll.first", "must be more than zero"));
+        }
+        if self.second < self.first {
+            return Err(bad("poll.second", "must be at least poll.first"));
+        }
+        if !self.growth.is_finite() || self.growth < 1.0 {
+            return Err(bad(
+                "poll.growth",
+                "must be a finite number of at least 1 (1.5 polls when a job's age grows by half)",
+            ));
+        }
+        if self.max_wait.is_zero() {
+            return Err(bad("poll.max_wait", "must be more than zero"));
+        }
+        Ok(())
+    }
+}
+
 /// Bulk job policy. Defaults are in [`BulkConfig::default`], the one place they are set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BulkConfig {
-    /// The wait before the first poll of a new job; each later wait doubles, up to
-    /// `poll_interval_max`. Default 0.5 s.
-    pub poll_interval_initial: Duration,
-    /// The longest wait between two polls. Default 10 s.
-    pub poll_interval_max: Duration,
+    /// When a new job is polled; see [`PollSchedule`].
+    pub poll: PollSchedule,
     /// How long a job may stay queued or in progress before it is aborted
     /// (`PATCH {"state":"Aborted"}`) and the run fails with [`crate::ErrorKind::JobTimedOut`].
     /// Default 24 h, as Airbyte's connector (large objects legitimately take hours).
@@ -32,8 +131,7 @@ pub struct BulkConfig {
 impl Default for BulkConfig {
     fn default() -> Self {
         BulkConfig {
-            poll_interval_initial: Duration::from_millis(500),
-            poll_interval_max: Duration::from_secs(10),
+            poll: PollSchedule::default(),
             job_timeout: Duration::from_secs(24 * 60 * 60),
             max_records: Some(100_000),
             failed_job_retries: 1,
@@ -49,15 +147,7 @@ impl BulkConfig {
             field,
             reason: reason.to_string(),
         };
-        if self.poll_interval_initial.is_zero() {
-            return Err(bad("poll_interval_initial", "must be more than zero"));
-        }
-        if self.poll_interval_max < self.poll_interval_initial {
-            return Err(bad(
-                "poll_interval_max",
-                "must be at least poll_interval_initial",
-            ));
-        }
+        self.poll.validate()?;
         if self.job_timeout.is_zero() {
             return Err(bad("job_timeout", "must be more than zero"));
         }
@@ -69,29 +159,69 @@ impl BulkConfig {
         }
         Ok(())
     }
-
-    /// The wait before poll number `poll` (0-based): `poll_interval_initial` doubled `poll` times,
-    /// capped at `poll_interval_max`.
-    pub fn poll_interval(&self, poll: u32) -> Duration {
-        let factor = 2u32.saturating_pow(poll.min(31));
-        self.poll_interval_initial
-            .saturating_mul(factor)
-            .min(self.poll_interval_max)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn millis(times: &[Duration]) -> Vec<u64> {
+        times.iter().map(|t| t.as_millis() as u64).collect()
+    }
+
     #[test]
-    fn poll_interval_doubles_to_the_cap() {
-        let config = BulkConfig::default();
-        let waits: Vec<u64> = (0..8)
-            .map(|n| config.poll_interval(n).as_millis() as u64)
-            .collect();
-        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 10000, 10000, 10000]);
-        assert_eq!(config.poll_interval(u32::MAX), Duration::from_secs(10));
+    fn the_default_schedule_polls_at_once_at_twelve_and_a_half_seconds_then_by_half_its_age() {
+        let times = PollSchedule::default().poll_times(12);
+        assert_eq!(
+            millis(&times),
+            [
+                100, 12_500, 18_750, 28_125, 42_187, 63_281, 93_281, 123_281, 153_281, 183_281,
+                213_281, 243_281
+            ]
+        );
+        // Polls a job of each duration costs: the number of poll times before it is seen done.
+        let polls = |job_secs: u64| {
+            let times = PollSchedule::default().poll_times(100);
+            1 + times
+                .iter()
+                .take_while(|t| **t < Duration::from_secs(job_secs))
+                .count()
+        };
+        assert_eq!(polls(0), 1);
+        assert_eq!(polls(12), 2);
+        assert_eq!(polls(60), 6);
+        assert_eq!(polls(300), 14);
+    }
+
+    #[test]
+    fn a_fixed_cadence_and_the_bounds_on_each_wait() {
+        let every = PollSchedule::every(Duration::from_secs(5));
+        assert_eq!(
+            millis(&every.poll_times(4)),
+            [5_000, 10_000, 15_000, 20_000]
+        );
+        // The wait never exceeds max_wait, even for the jump to the second poll; growth goes on from
+        // where the poll came.
+        let capped = PollSchedule {
+            max_wait: Duration::from_secs(2),
+            ..PollSchedule::default()
+        };
+        assert_eq!(millis(&capped.poll_times(4)), [100, 2_100, 3_150, 4_725]);
+        // Growth 1 never polls twice at the same time: each wait is at least `first`.
+        let flat = PollSchedule {
+            first: Duration::from_secs(1),
+            second: Duration::from_secs(1),
+            growth: 1.0,
+            max_wait: Duration::from_secs(30),
+        };
+        assert_eq!(millis(&flat.poll_times(3)), [1_000, 2_000, 3_000]);
+        // Huge times saturate rather than overflow.
+        let huge = PollSchedule {
+            growth: 1e300,
+            max_wait: Duration::MAX,
+            ..PollSchedule::default()
+        };
+        assert_eq!(huge.poll_times(4)[3], Duration::MAX);
     }
 
     #[test]
@@ -100,17 +230,53 @@ mod tests {
         let cases = [
             (
                 BulkConfig {
-                    poll_interval_initial: Duration::ZERO,
+                    poll: PollSchedule {
+                        first: Duration::ZERO,
+                        ..PollSchedule::default()
+                    },
                     ..BulkConfig::default()
                 },
-                "poll_interval_initial",
+                "poll.first",
             ),
             (
                 BulkConfig {
-                    poll_interval_max: Duration::from_millis(100),
+                    poll: PollSchedule {
+                        second: Duration::from_millis(50),
+                        ..PollSchedule::default()
+                    },
                     ..BulkConfig::default()
                 },
-                "poll_interval_max",
+                "poll.second",
+            ),
+            (
+                BulkConfig {
+                    poll: PollSchedule {
+                        growth: f64::NAN,
+                        ..PollSchedule::default()
+                    },
+                    ..BulkConfig::default()
+                },
+                "poll.growth",
+            ),
+            (
+                BulkConfig {
+                    poll: PollSchedule {
+                        growth: 0.5,
+                        ..PollSchedule::default()
+                    },
+                    ..BulkConfig::default()
+                },
+                "poll.growth",
+            ),
+            (
+                BulkConfig {
+                    poll: PollSchedule {
+                        max_wait: Duration::ZERO,
+                        ..PollSchedule::default()
+                    },
+                    ..BulkConfig::default()
+                },
+                "poll.max_wait",
             ),
             (
                 BulkConfig {

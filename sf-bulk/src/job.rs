@@ -1,6 +1,7 @@
 //! The query job lifecycle: create, poll until done, abort, delete.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sf_auth::{Method, Request, Session};
 use sf_discovery::FieldSpec;
@@ -240,8 +241,8 @@ impl BulkClient {
         Ok(info)
     }
 
-    /// Polls the job until it is complete, starting at once and waiting longer each time (see
-    /// [`BulkConfig::poll_interval`]). `Failed`, `Aborted` and unknown states are errors; after
+    /// Polls the job until it is complete: at once, then at the times of [`BulkConfig::poll`]
+    /// counted from this call. `Failed`, `Aborted` and unknown states are errors; after
     /// [`BulkConfig::job_timeout`] the job is aborted and the error is
     /// [`crate::ErrorKind::JobTimedOut`].
     pub async fn wait_for_completion(&self, job_id: &str) -> Result<JobInfo, Error> {
@@ -253,16 +254,21 @@ impl BulkClient {
         let config = &self.inner.config;
         let started = Instant::now();
         let deadline = started + config.job_timeout;
+        // `poll` counts the scheduled polls; `at` is the time of the last one since `started`.
         let mut poll = 0u32;
+        let mut at = Duration::ZERO;
+        let mut polls_made = 0u32;
         if delay_first {
-            tokio::time::sleep(config.poll_interval(poll).min(config.job_timeout)).await;
+            at = config.poll.next_poll_at(poll, at);
             poll += 1;
+            tokio::time::sleep(at.min(config.job_timeout)).await;
         }
         loop {
             let info = self.job_info(job_id).await?;
+            polls_made = polls_made.saturating_add(1);
             match &info.state {
                 JobState::JobComplete => {
-                    tracing::info!(job_id, records = ?info.records_processed, polls = poll + 1, "BulkJobCompleted");
+                    tracing::info!(job_id, records = ?info.records_processed, polls = polls_made, "BulkJobCompleted");
                     return Ok(info);
                 }
                 JobState::Failed => {
@@ -301,9 +307,13 @@ impl BulkClient {
                     timeout_secs: config.job_timeout.as_secs(),
                 });
             }
-            let wait = config.poll_interval(poll).min(deadline - now);
-            tokio::time::sleep(wait).await;
+            let next = config.poll.next_poll_at(poll, at);
             poll = poll.saturating_add(1);
+            let wait = (started + next)
+                .saturating_duration_since(now)
+                .min(deadline - now);
+            at = next;
+            tokio::time::sleep(wait).await;
         }
     }
 

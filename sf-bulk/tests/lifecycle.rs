@@ -53,9 +53,9 @@ async fn a_query_runs_end_to_end() {
     assert_eq!(info.state, JobState::JobComplete);
     assert_eq!(info.operation, Some(Operation::QueryAll));
     assert_eq!(info.total_processing_time_ms, Some(334));
-    // Three polls after waits of 0.5 s, 1 s and 2 s (no transport timers run in these tests, so
-    // virtual time moves only for the poller).
-    assert_eq!(started.elapsed(), Duration::from_millis(3500));
+    // Three polls, at 0.1, 12.5 and 18.75 s (no transport timers run in these tests, so virtual
+    // time moves only for the poller).
+    assert_eq!(started.elapsed(), Duration::from_millis(18_750));
     mock.assert_expectations().await;
 }
 

@@ -10,7 +10,9 @@ use mockito::Matcher;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use sf_auth::{Credentials, LoginUrl, RetryConfig, Secret, Session, SessionConfig};
-use sf_bulk::{BulkClient, BulkConfig, BulkItem, DecodeError, Operation, PageDecoder};
+use sf_bulk::{
+    BulkClient, BulkConfig, BulkItem, DecodeError, Operation, PageDecoder, PollSchedule,
+};
 use sf_discovery::{FieldSpec, FieldType};
 
 const TYPES: [&str; 12] = [
@@ -305,8 +307,7 @@ async fn run_query(answers: Answers) -> (u64, Option<sf_bulk::Error>) {
             .await;
     }
     let config = BulkConfig {
-        poll_interval_initial: Duration::from_millis(1),
-        poll_interval_max: Duration::from_millis(2),
+        poll: PollSchedule::every(Duration::from_millis(1)),
         job_timeout: Duration::from_millis(300),
         failed_job_retries: 1,
         ..BulkConfig::default()

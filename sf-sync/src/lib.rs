@@ -122,6 +122,7 @@ pub use engine::{check, discover, read, read_with};
 pub use error::{ConfigProblem, Error, Failure};
 pub use options::ReadOptions;
 pub use planner::{Api, ApiConstraint, PlannedSpan, PlannerConfig, ReadPlan, SpanCount, Volume};
+pub use sf_bulk::PollSchedule;
 pub use sf_discovery::{Criterion, StreamCriterion};
 pub use sink::{
     IncompleteReason, LogLevel, MemorySink, Sink, SinkMessage, StreamStatus, StreamSummary,

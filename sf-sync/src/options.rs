@@ -1,6 +1,6 @@
 //! How the engine runs: the knobs below the config, with their defaults in one place.
 
-use std::time::Duration;
+use sf_bulk::PollSchedule;
 
 use crate::error::{ConfigProblem, Error};
 use crate::planner::PlannerConfig;
@@ -8,10 +8,11 @@ use crate::planner::PlannerConfig;
 /// Engine knobs that are not part of Airbyte's config. [`crate::read`] uses
 /// [`ReadOptions::default`]; [`crate::read_with`] takes them, for tests and benchmarks.
 ///
-/// Defaults: the planner's defaults; 3 Bulk jobs in flight per stream; Bulk polls after 0.5 s,
-/// the wait doubling up to 30 s (polls at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 61.5 s, then every
-/// 30 s: a job done at once is seen after half a second, a 12 s job costs 5 polls, a 5-minute
-/// one 15, where one poll per 5 s would cost 3 and 60); Bulk results pages of up to 100,000 rows (`sf-bulk`'s default); 1,024
+/// Defaults: the planner's defaults; 3 Bulk jobs in flight per stream; Bulk jobs polled on
+/// [`sf_bulk::PollSchedule::default`] (at 0.1 s, 12.5 s, then each at 1.5 times the age of the
+/// one before, at most 30 s apart: a job done at once is seen at 0.1 s, a 12 s job costs 2
+/// polls, a minute 6, five minutes 14, where one poll per 5 s would cost 3, 12 and 60); Bulk
+/// results pages of up to 100,000 rows (`sf-bulk`'s default); 1,024
 /// records queued between the stream tasks and the sink (in batches of 256); Salesforce's own
 /// REST page size; 3 resumes of a window after `INVALID_QUERY_LOCATOR` or a Bulk download cut
 /// short.
@@ -21,11 +22,9 @@ pub struct ReadOptions {
     pub planner: PlannerConfig,
     /// Bulk jobs of later windows created while an earlier one downloads, per stream (at least 1).
     pub bulk_jobs_in_flight: usize,
-    /// The wait before a new Bulk job is first polled; each later wait doubles.
-    pub bulk_poll_initial: Duration,
-    /// The longest wait between two polls of a Bulk job. Long jobs are polled this often, so
-    /// it sets their poll count (a job of a few minutes costs a few polls per minute).
-    pub bulk_poll_max: Duration,
+    /// When a Bulk job is polled. Its `max_wait` sets what long jobs cost (a job of a few
+    /// minutes is polled that often).
+    pub bulk_poll: PollSchedule,
     /// Rows per Bulk results page (`maxRecords`); `None` lets Salesforce choose. Smaller pages
     /// mean more requests, but a download cut short resumes from a nearer page.
     pub bulk_max_records: Option<u32>,
@@ -47,8 +46,7 @@ impl Default for ReadOptions {
         ReadOptions {
             planner: PlannerConfig::default(),
             bulk_jobs_in_flight: 3,
-            bulk_poll_initial: Duration::from_millis(500),
-            bulk_poll_max: Duration::from_secs(30),
+            bulk_poll: PollSchedule::default(),
             bulk_max_records: sf_bulk::BulkConfig::default().max_records,
             channel_capacity: 1024,
             rest_batch_size: None,
@@ -71,18 +69,11 @@ impl ReadOptions {
         if self.bulk_jobs_in_flight == 0 {
             bad("bulk_jobs_in_flight", "0".into(), "must be at least 1");
         }
-        if self.bulk_poll_initial.is_zero() {
+        if let Err(sf_bulk::Error::Config { field, reason }) = self.bulk_poll.validate() {
             bad(
-                "bulk_poll_initial",
-                format!("{:?}", self.bulk_poll_initial),
-                "must be more than zero",
-            );
-        }
-        if self.bulk_poll_max < self.bulk_poll_initial {
-            bad(
-                "bulk_poll_max",
-                format!("{:?}", self.bulk_poll_max),
-                "must be at least bulk_poll_initial",
+                &format!("bulk_{field}"),
+                format!("{:?}", self.bulk_poll),
+                &reason,
             );
         }
         if self.bulk_max_records == Some(0) {
@@ -132,7 +123,10 @@ mod tests {
         let bad = ReadOptions {
             bulk_jobs_in_flight: 0,
             rest_batch_size: Some(50),
-            bulk_poll_max: Duration::from_millis(1),
+            bulk_poll: PollSchedule {
+                growth: 0.5,
+                ..PollSchedule::default()
+            },
             bulk_max_records: Some(0),
             ..ReadOptions::default()
         };
@@ -145,7 +139,11 @@ mod tests {
             text.contains("`rest_batch_size`: `50` must be from 200 to 2000"),
             "{text}"
         );
-        assert!(text.contains("`bulk_poll_max`"), "{text}");
+        assert!(
+            text.contains("`bulk_poll.growth`")
+                && text.contains("must be a finite number of at least 1"),
+            "{text}"
+        );
         assert!(
             text.contains("`bulk_max_records`: `0` must be at least 1"),
             "{text}"

@@ -91,13 +91,12 @@ impl Shared {
         let bulk = BulkClient::new(
             session.clone(),
             BulkConfig {
-                poll_interval_initial: options.bulk_poll_initial,
-                poll_interval_max: options.bulk_poll_max.max(options.bulk_poll_initial),
+                poll: options.bulk_poll,
                 max_records: options.bulk_max_records,
                 ..BulkConfig::default()
             },
         )
-        .map_err(|e| setup_error("bulk_poll_initial", e.to_string()))?;
+        .map_err(|e| setup_error("bulk_poll", e.to_string()))?;
         Ok(Shared {
             rest,
             bulk,

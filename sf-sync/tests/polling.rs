@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use sf_sync::{Api, InputState, ReadOptions};
+use sf_sync::{Api, InputState, PollSchedule, ReadOptions};
 
 /// Reads Account in full through one Bulk job that stays queued `queued_ms` and runs
 /// `running_ms`, with `options`; returns the polls the org answered.
@@ -37,29 +37,43 @@ async fn polls_for_one_job(queued_ms: u64, running_ms: u64, options: ReadOptions
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_twelve_second_job_is_polled_five_times_and_a_quick_one_once() {
-    // Polls at 0.5, 1.5, 3.5, 7.5 and 15.5 s: the fifth sees the job complete.
+async fn a_twelve_second_job_is_polled_twice_and_a_quick_one_once() {
+    // Polls at 0.1 and 12.5 s: the second sees the job complete.
     assert_eq!(
         polls_for_one_job(2_000, 10_000, ReadOptions::default()).await,
-        5
+        2
     );
-    // The former cadence (250 ms doubling to 5 s) polled six times: 0.25, 0.75, 1.75, 3.75, 7.75
-    // and 12.75 s.
-    let former = ReadOptions {
-        bulk_poll_initial: Duration::from_millis(250),
-        bulk_poll_max: Duration::from_secs(5),
+    // The former cadence (0.5 s doubling to 30 s) polled five times: 0.5, 1.5, 3.5, 7.5 and
+    // 15.5 s; one poll per 5 s (Airbyte's cadence) three times.
+    let doubling = ReadOptions {
+        bulk_poll: PollSchedule {
+            first: Duration::from_millis(500),
+            second: Duration::from_millis(1_500),
+            growth: 2.0,
+            max_wait: Duration::from_secs(30),
+        },
         ..ReadOptions::default()
     };
-    assert_eq!(polls_for_one_job(2_000, 10_000, former).await, 6);
-    // A job done within half a second is seen at the first poll.
-    assert_eq!(polls_for_one_job(100, 300, ReadOptions::default()).await, 1);
+    assert_eq!(polls_for_one_job(2_000, 10_000, doubling).await, 5);
+    let every_five_seconds = ReadOptions {
+        bulk_poll: PollSchedule::every(Duration::from_secs(5)),
+        ..ReadOptions::default()
+    };
+    assert_eq!(
+        polls_for_one_job(2_000, 10_000, every_five_seconds).await,
+        3
+    );
+    // A job done within a tenth of a second is seen at the first poll.
+    assert_eq!(polls_for_one_job(20, 60, ReadOptions::default()).await, 1);
+    // One done in a second waits for the second poll.
+    assert_eq!(polls_for_one_job(200, 800, ReadOptions::default()).await, 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_long_job_is_polled_every_thirty_seconds_at_most() {
-    // A five-minute job: 0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 61.5, then every 30 s to 301.5 s.
+    // A five-minute job: 0.1, 12.5, 18.75, 28.1, 42.2, 63.3, 93.3 s, then every 30 s to 303.3 s.
     assert_eq!(
         polls_for_one_job(30_000, 270_000, ReadOptions::default()).await,
-        15
+        14
     );
 }

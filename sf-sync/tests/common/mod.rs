@@ -61,8 +61,12 @@ pub async fn login(config: &SyncConfig) -> Session {
 /// Options for fast tests: Bulk polled often.
 pub fn fast_options() -> ReadOptions {
     ReadOptions {
-        bulk_poll_initial: Duration::from_millis(20),
-        bulk_poll_max: Duration::from_millis(100),
+        bulk_poll: sf_bulk::PollSchedule {
+            first: Duration::from_millis(20),
+            second: Duration::from_millis(40),
+            growth: 2.0,
+            max_wait: Duration::from_millis(100),
+        },
         ..ReadOptions::default()
     }
 }
