@@ -28,6 +28,12 @@ use clap::{Parser, Subcommand};
 use fixtures::{EmulatedOrg, OrgConfig, Scale};
 
 use crate::failure::Failure;
+
+/// mimalloc rather than glibc's malloc: a read allocates a string per text cell on the stream
+/// tasks and frees it on the sink's thread, which glibc's arenas make costly (a fifth of a Bulk
+/// read's CPU went to `malloc` and `free`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::protocol::Output;
 
 #[derive(Parser)]
