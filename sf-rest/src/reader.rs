@@ -17,6 +17,10 @@ use crate::shape::Shape;
 use crate::soql::{Order, ResumeKey, Soql, Window};
 use crate::wire::CountPage;
 
+/// Ids a chunk's re-fetch by `Id IN (...)` has room for: a record that changed between the
+/// chunk queries is fetched again this many at a time (not one request each).
+const REFETCH_IDS: usize = 20;
+
 /// How the reader reads. Defaults: Salesforce's page size, the 16,384-byte request limit with
 /// 2,048 bytes kept for headers, re-fetches of up to 200 records at a time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,19 +351,26 @@ impl RestReader {
                 )));
             }
         }
-        let refetch = Soql::select(object, [id_name.clone()])
-            .where_in("Id", ["a".repeat(18)])
-            .build()?;
-        let base = budget
-            .request_bytes(&alone)
-            .max(budget.request_bytes(&refetch));
-        let groups = split_fields(&columns, id_index, base, self.config.max_request_bytes)
-            .map_err(|field| {
+        // Each chunk leaves room for a re-fetch of at least REFETCH_IDS records by Id (the rows
+        // that changed between the chunk queries), unless a field is too long for that; then
+        // for one.
+        let base_for = |ids: usize| -> Result<usize, Error> {
+            let refetch = Soql::select(object, [id_name.clone()])
+                .where_in("Id", (0..ids).map(|_| "a".repeat(18)))
+                .build()?;
+            Ok(budget
+                .request_bytes(&alone)
+                .max(budget.request_bytes(&refetch)))
+        };
+        let max = self.config.max_request_bytes;
+        let groups = match split_fields(&columns, id_index, base_for(REFETCH_IDS)?, max) {
+            Ok(groups) => groups,
+            Err(_) => split_fields(&columns, id_index, base_for(1)?, max).map_err(|field| {
                 build_error(format!(
-                    "field `{field}` does not fit in a request of {} bytes even alone with Id",
-                    self.config.max_request_bytes
+                    "field `{field}` does not fit in a request of {max} bytes even alone with Id"
                 ))
-            })?;
+            })?,
+        };
         let mut chunks = Vec::with_capacity(groups.len());
         for group in groups {
             let fields: Vec<String> = group.iter().map(|&i| columns[i].clone()).collect();

@@ -507,3 +507,57 @@ async fn a_split_read_resumes_after_the_last_id_it_yielded() {
         .iter()
         .all(|r| r.values.iter().all(|v| !v.is_null())));
 }
+
+/// What one more 18-character id adds to a re-fetch's request: `'…'` and a comma, form-encoded.
+const ENCODED_ID: usize = 3 + 18 + 3 + 3;
+
+#[tokio::test]
+async fn a_field_too_long_to_leave_room_for_twenty_ids_still_plans_with_room_for_one() {
+    let mut server = mockito::Server::new_async().await;
+    let session = session(&mut server).await;
+    let config = RestConfig {
+        max_request_bytes: 2_048,
+        header_allowance_bytes: 1_000,
+        ..RestConfig::default()
+    };
+    let reader = RestReader::new(session, config).unwrap();
+    let with_long_field = |len: usize| {
+        let mut spec = wide();
+        spec.fields.truncate(3);
+        spec.fields.push(FieldSpec::new(
+            format!("{}__c", "L".repeat(len)),
+            FieldType::String,
+        ));
+        spec.fields
+            .push(FieldSpec::new("Other__c", FieldType::String));
+        spec
+    };
+    let request = ReadRequest::default();
+    // The longest field name that still plans.
+    let longest = (10..2_000)
+        .rev()
+        .find(|&len| reader.plan(&with_long_field(len), &request).is_ok())
+        .unwrap();
+    let plan = reader.plan(&with_long_field(longest), &request).unwrap();
+    let chunk = plan
+        .chunks
+        .iter()
+        .find(|c| c.fields.iter().any(|f| f.starts_with("LLL")))
+        .unwrap();
+    // It took the fallback: its chunk has no room for 20 ids, but the read is planned.
+    assert!(
+        chunk.request_bytes + 20 * ENCODED_ID > 2_048,
+        "{}",
+        chunk.request_bytes
+    );
+    assert!(chunk.request_bytes <= 2_048);
+    // One character more does not fit even with one id, and the error names the field.
+    let err = reader
+        .plan(&with_long_field(longest + 1), &request)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("LLLL") && err.contains("even alone with Id"),
+        "{err}"
+    );
+}
