@@ -31,7 +31,8 @@ pub struct ReadOptions {
     /// Records queued between the stream tasks and the sink: the bound on what the engine holds
     /// in memory besides pages being read. Records travel in batches of a quarter of this (at
     /// most 1,024), each taking one of the channel's `channel_capacity / batch` slots, which
-    /// states, logs and statuses share.
+    /// states, logs and statuses share. A batch of records wider than 32 columns holds fewer of
+    /// them (at most `batch × 32` values), so wide objects queue as many values as narrow ones.
     pub channel_capacity: usize,
     /// REST records per page (`Sforce-Query-Options: batchSize`, 200 to 2,000); `None` lets
     /// Salesforce choose.

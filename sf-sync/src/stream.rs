@@ -31,11 +31,22 @@ mod substream;
 pub use substream::SLICE_BATCH_SIZE;
 pub(crate) use substream::{parent_filter, ParentFilter};
 
+/// The record width a batch of [`Shared::batch_max`] records is sized for: a batch of wider
+/// records is cut at `batch_max × BATCH_WIDTH` cells.
+pub(crate) const BATCH_WIDTH: usize = 32;
+
+/// Whether a batch of `len` records of `width` values is full: at `batch_max` records, or at
+/// `batch_max × BATCH_WIDTH` values (records of a stream have one width, so wide records make
+/// smaller batches and the channel holds about as many values whatever the width).
+fn batch_full(len: usize, width: usize, batch_max: usize) -> bool {
+    len >= batch_max || len.saturating_mul(width) >= batch_max.saturating_mul(BATCH_WIDTH)
+}
+
 /// What a stream task sends to the sink's consumer. Per stream, messages keep their order.
 #[derive(Debug)]
 pub(crate) enum Msg {
-    /// Records of stream `.0`, in order: a batch of at most [`Shared::batch_max`], sent when it
-    /// is full, when the source has nothing more ready, or before the stream's next other message.
+    /// Records of stream `.0`, in order: a batch of at most [`Shared::batch_max`] (fewer when
+    /// records are wider than [`BATCH_WIDTH`]), sent when it is full, when the source has nothing more ready, or before the stream's next other message.
     Records(usize, Vec<Record>),
     /// The state of stream `.0`.
     State(usize, Value),
@@ -505,9 +516,10 @@ impl Runner {
     async fn record(&mut self, record: Record) -> Result<(), Stop> {
         self.records += 1;
         let full = {
+            let width = record.values.len().max(1);
             let mut batch = lock(&self.batch);
             batch.push(record);
-            batch.len() >= self.shared.batch_max
+            batch_full(batch.len(), width, self.shared.batch_max)
         };
         if full {
             self.flush().await?;
@@ -1308,6 +1320,22 @@ fn why(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_are_cut_by_records_or_by_values() {
+        // 20 columns: 256 records a batch.
+        assert!(!batch_full(255, 20, 256));
+        assert!(batch_full(256, 20, 256));
+        // 300 columns: 256 × 32 = 8,192 values, 28 records (27 hold 8,100).
+        assert!(!batch_full(27, 300, 256));
+        assert!(batch_full(28, 300, 256));
+        // Exactly 32 columns: both bounds at 256 records.
+        assert!(!batch_full(255, 32, 256));
+        assert!(batch_full(256, 32, 256));
+        // A batch of one record is full at once however wide, and at the smallest bound.
+        assert!(batch_full(1, 100_000, 256));
+        assert!(batch_full(1, 1, 1));
+    }
 
     #[test]
     fn columns_come_out_of_messages() {
