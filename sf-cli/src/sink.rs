@@ -87,13 +87,85 @@ impl StreamLines {
                 buf.push(b',');
             }
             buf.extend_from_slice(key);
-            serde_json::to_writer(&mut *buf, value)?;
+            write_value(buf, value)?;
         }
         buf.extend_from_slice(b"},\"emitted_at\":");
         buf.extend_from_slice(emitted_at.to_string().as_bytes());
         buf.extend_from_slice(b"}}\n");
         Ok(())
     }
+}
+
+/// Appends `value` as JSON, as `serde_json` writes it; null, booleans and strings (most cells)
+/// without going through its `io::Write` formatter.
+fn write_value(buf: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
+    match value {
+        Value::Null => buf.extend_from_slice(b"null"),
+        Value::Bool(true) => buf.extend_from_slice(b"true"),
+        Value::Bool(false) => buf.extend_from_slice(b"false"),
+        Value::String(text) => write_str(buf, text),
+        other => serde_json::to_writer(&mut *buf, other)?,
+    }
+    Ok(())
+}
+
+/// Appends `text` as a JSON string, escaped as `serde_json` escapes it: `\"`, `\\`, the short
+/// escapes `\b \f \n \r \t` and `\u00XX` for the other control characters. Eight bytes at a
+/// time are checked for anything to escape, and runs without any are copied whole.
+fn write_str(buf: &mut Vec<u8>, text: &str) {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    /// True when a byte of `word` is below 0x20, or is `"` or `\`.
+    fn needs_escape(word: u64) -> bool {
+        let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        let zero_in = |w: u64| w.wrapping_sub(ONES) & !w;
+        (below_space | zero_in(quote) | zero_in(backslash)) & HIGHS != 0
+    }
+    let bytes = text.as_bytes();
+    buf.reserve(bytes.len() + 2);
+    buf.push(b'"');
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !needs_escape(u64::from_ne_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let byte = bytes[i];
+        let escaped: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => &[],
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        buf.extend_from_slice(&bytes[start..i]);
+        if escaped.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            buf.extend_from_slice(b"\\u00");
+            buf.push(HEX[usize::from(byte >> 4)]);
+            buf.push(HEX[usize::from(byte & 0xf)]);
+        } else {
+            buf.extend_from_slice(escaped);
+        }
+        i += 1;
+        start = i;
+    }
+    buf.extend_from_slice(&bytes[start..]);
+    buf.push(b'"');
 }
 
 struct Progress {
@@ -232,6 +304,55 @@ impl Sink for AirbyteSink {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn strings_and_values_are_written_as_serde_json_writes_them() {
+        let mut texts: Vec<String> = (0u8..=127).map(|b| char::from(b).to_string()).collect();
+        texts.extend(
+            [
+                "",
+                "plain ascii text longer than eight bytes",
+                "Zoë Ünïcode — ✓ 🎉",
+                "quote \" and backslash \\ in the middle of a long run of text",
+                "\u{1}\u{1f}\u{7f}\u{80}",
+                "tab\tnew\nline\rcarriage\u{8}\u{c}",
+                "12345678\"",
+                "1234567\"8",
+                "\\abcdefgh",
+            ]
+            .map(String::from),
+        );
+        // Every control character, quote and backslash at every offset of a 17-byte string.
+        for special in ['"', '\\', '\u{0}', '\u{1f}', '\n', 'é'] {
+            for at in 0..17 {
+                let mut text: Vec<char> = "abcdefghijklmnopq".chars().collect();
+                text[at] = special;
+                texts.push(text.into_iter().collect());
+            }
+        }
+        for text in &texts {
+            let mut buf = Vec::new();
+            write_str(&mut buf, text);
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                serde_json::to_string(text).unwrap(),
+                "{text:?}"
+            );
+        }
+        for value in [
+            Value::Null,
+            json!(true),
+            json!(false),
+            json!(-12),
+            json!(1.5e300),
+            json!("x"),
+            json!({"street": "1 \"Main\" St", "n": [1, null]}),
+        ] {
+            let mut buf = Vec::new();
+            write_value(&mut buf, &value).unwrap();
+            assert_eq!(buf, serde_json::to_vec(&value).unwrap(), "{value}");
+        }
+    }
 
     #[test]
     fn record_lines_are_airbyte_records() {
