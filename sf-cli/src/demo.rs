@@ -30,10 +30,10 @@ pub struct StepSummary {
     pub deletes: u64,
     /// STATE messages.
     pub states: u64,
-    /// HTTP requests by kind, as the org counted them (describes inside a composite batch are
+    /// HTTP requests by kind, as the org counted them (describes inside a composite call are
     /// counted as describes too).
     pub calls: RequestCounts,
-    /// API requests charged against the org's daily limit (each composite subrequest counts).
+    /// API calls charged against the org's daily limit (a composite call counts once).
     pub charged: u64,
     /// Wall time.
     pub seconds: f64,
@@ -91,6 +91,7 @@ fn calls_between(before: &RequestCounts, after: &RequestCounts) -> RequestCounts
         describe_global: after.describe_global - before.describe_global,
         describe: after.describe - before.describe,
         composite: after.composite - before.composite,
+        composite_batch: after.composite_batch - before.composite_batch,
         query: after.query - before.query,
         query_more: after.query_more - before.query_more,
         bulk_create: after.bulk_create - before.bulk_create,
@@ -103,10 +104,11 @@ fn calls_between(before: &RequestCounts, after: &RequestCounts) -> RequestCounts
     }
 }
 
-/// HTTP requests to the API (a composite batch is one, however many describes it carries).
+/// HTTP requests to the API (a composite envelope is one, however many describes it carries).
 fn total_requests(c: &RequestCounts) -> u64 {
     c.describe_global
         + c.composite
+        + c.composite_batch
         + c.query
         + c.query_more
         + c.bulk_create
@@ -301,7 +303,7 @@ pub fn table(steps: &[StepSummary]) -> String {
             c.bulk_create,
             c.bulk_poll,
             c.bulk_results,
-            c.composite + c.describe_global
+            c.composite + c.composite_batch + c.describe_global
         );
         out.push_str(&format!(
             "{:<20} {:>7} {:>8} {:>7} {:>6} {:>8} {:>8}  {:<40} {:>7.2}\n",
@@ -317,9 +319,9 @@ pub fn table(steps: &[StepSummary]) -> String {
         ));
     }
     out.push_str(
-        "requests: HTTP calls to the API; charged: what the org's daily API limit counted (each \
-         describe in a composite batch counts)\nbulk = jobs created/polls/result pages; meta = \
-         describeGlobal and composite describe batches\n",
+        "requests: HTTP calls to the API; charged: what the org's daily API limit counted (a \
+         composite call of 25 describes counts once)\nbulk = jobs created/polls/result pages; \
+         meta = describeGlobal and composite calls of describes\n",
     );
     out
 }

@@ -63,7 +63,10 @@ async fn a_thousand_object_org_is_discovered_in_forty_one_calls() {
         requests.describe_global - requests_before.describe_global,
         1
     );
-    assert_eq!(requests.composite - requests_before.composite, 40);
+    assert_eq!(
+        requests.composite_batch - requests_before.composite_batch,
+        40
+    );
     assert_eq!(
         requests.describe - requests_before.describe,
         1000,

@@ -113,7 +113,10 @@ async fn incremental_syncs_catch_inserts_updates_and_deletes() {
     assert_eq!(after.requests.query - before.requests.query, 2);
     assert_eq!(after.requests.query_more, before.requests.query_more);
     assert_eq!(after.requests.bulk_create, before.requests.bulk_create);
-    assert_eq!(after.requests.composite - before.requests.composite, 1);
+    assert_eq!(
+        after.requests.composite_batch - before.requests.composite_batch,
+        1
+    );
     // The org charges each describe subrequest; the session sent one composite call and the two
     // queries, and the summary counts what the session sent.
     assert_eq!(after.api_usage.used - before.api_usage.used, 4);

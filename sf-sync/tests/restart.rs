@@ -182,7 +182,10 @@ async fn small_objects_cost_few_requests_first_and_next_time() {
     let first_calls = after.api_usage.used - before.api_usage.used;
     assert_eq!(first_calls, 19, "{first_calls} calls");
     // What the session sent: the six describes in one composite call, then 6 + 7 queries.
-    assert_eq!(after.requests.composite - before.requests.composite, 1);
+    assert_eq!(
+        after.requests.composite_batch - before.requests.composite_batch,
+        1
+    );
     assert_eq!(summary.api_requests, Some(14));
     assert!(summary.records() > 3000);
 
