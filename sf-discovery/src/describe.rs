@@ -1,5 +1,5 @@
-//! Describes in `composite/batch` calls: 25 objects a call, a bounded number of calls in flight,
-//! failed subrequests retried alone.
+//! Describes in `composite` calls: 25 objects a call (one API call of the daily allowance), a
+//! bounded number of calls in flight, failed subrequests retried alone.
 
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
@@ -9,7 +9,9 @@ use sf_auth::{ApiError, ErrorKind, Method, Request, Session};
 use crate::error::Error;
 use crate::model::{FieldSpec, FieldType, StreamSpec};
 use crate::options::{DiscoveryOptions, DiscoveryWarning};
-use crate::wire::{BatchRequestWire, BatchResponseWire, DescribeWire, SubrequestWire};
+use crate::wire::{
+    CompositeRequestWire, CompositeResponseWire, DescribeWire, SubrequestWire, SubresultWire,
+};
 
 /// One object's describe: its stream, the describe itself, and what was odd about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,16 +80,19 @@ pub(crate) fn valid_object_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Describes the named objects through `composite/batch`, yielding one result per object, in the
+/// Describes the named objects through `POST composite`, yielding one result per object, in the
 /// order given.
 ///
 /// `options.describe_batch_size` objects go in one call (25 by default), at most
 /// `options.describe_batches_in_flight` calls run at once, so N objects cost ⌈N/25⌉ HTTP requests
-/// when every describe succeeds (and N requests of the daily API allowance, which charges each
-/// subrequest). A subrequest that fails is retried alone (`GET
-/// sobjects/{name}/describe`) up to `options.describe_retries` times; one that keeps failing
-/// yields [`Error::Describe`] naming the object, and the stream goes on with the other objects.
-/// A batch call that fails as a whole yields one [`Error::BatchRequest`] for its objects.
+/// when every describe succeeds, and as many API calls of the daily allowance: Salesforce counts
+/// a composite call once, whatever it carries. Each describe is a subrequest named by its
+/// `referenceId` (`d0`, `d1`, ...), and answers are matched to objects by it; with `allOrNone`
+/// false a failing subrequest leaves the others be. A subrequest that fails is retried alone
+/// (`GET sobjects/{name}/describe`, one API call each) up to `options.describe_retries` times; one
+/// that keeps failing yields [`Error::Describe`] naming the object, and the stream goes on with
+/// the other objects. A call that fails as a whole (the daily limit spent, a refused envelope)
+/// yields one [`Error::BatchRequest`] for its objects.
 ///
 /// Memory stays bounded: at most the batches in flight are held, whatever the number of objects.
 /// Names are checked first ([`Error::InvalidObjectName`]), as are the options.
@@ -122,33 +127,80 @@ fn summarize(names: &[String]) -> String {
     }
 }
 
+/// The `referenceId` of the `index`th subrequest of a call: a letter, then digits.
+fn reference_id(index: usize) -> String {
+    format!("d{index}")
+}
+
+/// The answers of a call in the order of its `count` subrequests, matched by `referenceId`
+/// (Salesforce names each answer; its position is not relied on). Anything but exactly one
+/// answer per subrequest is an error message.
+fn by_reference(count: usize, answers: Vec<SubresultWire>) -> Result<Vec<SubresultWire>, String> {
+    if answers.len() != count {
+        return Err(format!("{} results for {count} subrequests", answers.len()));
+    }
+    let mut slots: Vec<Option<SubresultWire>> = (0..count).map(|_| None).collect();
+    for answer in answers {
+        let index = answer
+            .reference_id
+            .strip_prefix('d')
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&i| i < count && reference_id(i) == answer.reference_id);
+        match index {
+            Some(i) if slots[i].is_none() => slots[i] = Some(answer),
+            Some(_) => {
+                return Err(format!(
+                    "two results for referenceId `{}`",
+                    answer.reference_id
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "a result for the unknown referenceId `{}`",
+                    answer.reference_id
+                ))
+            }
+        }
+    }
+    slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            slot.ok_or_else(|| format!("no result for referenceId `{}`", reference_id(i)))
+        })
+        .collect()
+}
+
 async fn describe_batch(
     session: Session,
     names: Vec<String>,
     retries: u32,
 ) -> Vec<Result<ObjectDescribe, Error>> {
-    let version = session.api_version().to_string();
-    let body = BatchRequestWire {
-        halt_on_error: false,
-        batch_requests: names
+    let data_path = session.data_path();
+    let body = CompositeRequestWire {
+        all_or_none: false,
+        composite_request: names
             .iter()
-            .map(|name| SubrequestWire {
+            .enumerate()
+            .map(|(i, name)| SubrequestWire {
                 method: "GET",
-                url: format!("v{version}/sobjects/{name}/describe"),
+                url: format!("{data_path}/sobjects/{name}/describe"),
+                reference_id: reference_id(i),
             })
             .collect(),
     };
+    let decode_error = |names: &[String], message: String| {
+        vec![Err(Error::BatchDecode {
+            objects: summarize(names),
+            message,
+        })]
+    };
     let body = match serde_json::to_value(&body) {
         Ok(body) => body,
-        Err(e) => {
-            return vec![Err(Error::BatchDecode {
-                objects: summarize(&names),
-                message: format!("cannot build the request: {e}"),
-            })]
-        }
+        Err(e) => return decode_error(&names, format!("cannot build the request: {e}")),
     };
     // Read-only subrequests: safe to send twice.
-    let request = Request::json(Method::Post, "composite/batch", &body).idempotent(true);
+    let request = Request::json(Method::Post, "composite", &body).idempotent(true);
     tracing::debug!(objects = names.len(), "DescribeBatchSent");
     let response = match session.fetch(request).await {
         Ok(response) => response,
@@ -159,34 +211,23 @@ async fn describe_batch(
             })]
         }
     };
-    let batch: BatchResponseWire = match serde_json::from_slice(&response.body) {
-        Ok(batch) => batch,
-        Err(e) => {
-            return vec![Err(Error::BatchDecode {
-                objects: summarize(&names),
-                message: e.to_string(),
-            })]
-        }
+    let composite: CompositeResponseWire = match serde_json::from_slice(&response.body) {
+        Ok(composite) => composite,
+        Err(e) => return decode_error(&names, e.to_string()),
     };
-    if batch.results.len() != names.len() {
-        return vec![Err(Error::BatchDecode {
-            objects: summarize(&names),
-            message: format!(
-                "{} results for {} subrequests",
-                batch.results.len(),
-                names.len()
-            ),
-        })];
-    }
+    let answers = match by_reference(names.len(), composite.composite_response) {
+        Ok(answers) => answers,
+        Err(message) => return decode_error(&names, message),
+    };
     let mut out = Vec::with_capacity(names.len());
-    for (name, sub) in names.into_iter().zip(batch.results) {
-        if (200..300).contains(&sub.status_code) {
-            out.push(ObjectDescribe::from_json(&name, sub.result));
+    for (name, sub) in names.into_iter().zip(answers) {
+        if (200..300).contains(&sub.http_status_code) {
+            out.push(ObjectDescribe::from_json(&name, sub.body));
             continue;
         }
-        let api = ApiError::from_body(sub.status_code, sub.result.to_string().as_bytes());
+        let api = ApiError::from_body(sub.http_status_code, sub.body.to_string().as_bytes());
         let failure = sf_auth::Error::Api {
-            operation: format!("GET sobjects/{name}/describe (in composite/batch)"),
+            operation: format!("GET sobjects/{name}/describe (in composite)"),
             api,
         };
         out.push(retry_alone(&session, name, failure, retries).await);
@@ -265,6 +306,59 @@ mod tests {
         assert_eq!(summarize(&names[..1]), "`Account`");
         assert_eq!(summarize(&names[..2]), "`Account` and `Contact`");
         assert_eq!(summarize(&names), "`Account`, `Contact` and 2 more");
+    }
+
+    fn answer(reference_id: &str, status: u16) -> SubresultWire {
+        SubresultWire {
+            http_status_code: status,
+            body: json!({"answers": reference_id}),
+            reference_id: reference_id.to_string(),
+        }
+    }
+
+    #[test]
+    fn answers_are_matched_by_reference_id_not_position() {
+        let matched = by_reference(
+            3,
+            vec![answer("d2", 500), answer("d0", 200), answer("d1", 404)],
+        )
+        .unwrap();
+        let got: Vec<(&str, u16)> = matched
+            .iter()
+            .map(|a| (a.reference_id.as_str(), a.http_status_code))
+            .collect();
+        assert_eq!(got, [("d0", 200), ("d1", 404), ("d2", 500)]);
+        assert_eq!(matched[2].body, json!({"answers": "d2"}));
+    }
+
+    #[test]
+    fn answers_that_do_not_fit_the_request_are_errors() {
+        for (answers, want) in [
+            (vec![answer("d0", 200)], "1 results for 2 subrequests"),
+            (
+                vec![answer("d0", 200), answer("d0", 200)],
+                "two results for referenceId `d0`",
+            ),
+            (
+                vec![answer("d0", 200), answer("d2", 200)],
+                "a result for the unknown referenceId `d2`",
+            ),
+            (
+                vec![answer("d01", 200), answer("d0", 200)],
+                "a result for the unknown referenceId `d01`",
+            ),
+            (
+                vec![answer("x1", 200), answer("d0", 200)],
+                "a result for the unknown referenceId `x1`",
+            ),
+        ] {
+            match by_reference(2, answers) {
+                Err(message) => assert_eq!(message, want),
+                Ok(_) => panic!("{want}: accepted"),
+            }
+        }
+        assert_eq!(reference_id(0), "d0");
+        assert_eq!(reference_id(24), "d24");
     }
 
     #[test]

@@ -126,11 +126,11 @@ impl Catalog {
 }
 
 /// Discovers the org's catalog: describeGlobal, the objects that are queryable, not excluded and
-/// pass the criteria, each described through `composite/batch`.
+/// pass the criteria, each described through `composite`.
 ///
 /// Sends ⌈N/25⌉ + 1 HTTP requests for N described objects (with the default batch size; plus one
-/// per describe retried alone). Against the daily API allowance it costs N + 1: each subrequest
-/// of a `composite/batch` call counts as one API request there (see the crate docs).
+/// per describe retried alone), and costs as many API calls of the daily allowance: a composite
+/// call counts once (see the crate docs).
 pub async fn discover(session: &Session, options: &DiscoveryOptions) -> Result<Catalog, Error> {
     options.validate()?;
     let objects = describe_global(session).await?;
@@ -150,8 +150,8 @@ pub async fn discover(session: &Session, options: &DiscoveryOptions) -> Result<C
 }
 
 /// Describes only the named objects (e.g. the configured catalog's streams at `read` time),
-/// without describeGlobal, the fixed lists or the criteria: ⌈N/25⌉ HTTP requests, N requests of
-/// the daily API allowance.
+/// without describeGlobal, the fixed lists or the criteria: ⌈N/25⌉ HTTP requests and as many API
+/// calls of the daily allowance.
 ///
 /// Names are matched as Salesforce spells them; the describe's own spelling names the stream.
 /// Duplicates (case-insensitive) and the `Describe` stream's name are ignored. An object that does

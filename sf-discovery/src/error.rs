@@ -43,29 +43,31 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
-    /// A `composite/batch` call of describes failed as a whole.
-    #[error("describing {objects} (composite/batch) failed: {source}")]
+    /// A `composite` call of describes failed as a whole (e.g. the daily API limit is spent, or
+    /// the call was refused).
+    #[error("describing {objects} (composite) failed: {source}")]
     BatchRequest {
-        /// The objects of the batch, e.g. `Account, Contact and 23 more`.
+        /// The objects of the call, e.g. `Account, Contact and 23 more`.
         objects: String,
         /// The session's error.
         #[source]
         source: Box<sf_auth::Error>,
     },
-    /// A `composite/batch` answer that is not a batch result.
-    #[error("describing {objects} (composite/batch): unexpected response body: {message}")]
+    /// A `composite` answer that is not a composite result for the call (not one answer per
+    /// subrequest, matched by `referenceId`).
+    #[error("describing {objects} (composite): unexpected response body: {message}")]
     BatchDecode {
-        /// The objects of the batch.
+        /// The objects of the call.
         objects: String,
         /// What was wrong.
         message: String,
     },
-    /// The describe of one object kept failing, in its batch and when retried alone.
+    /// The describe of one object kept failing, in its composite call and when retried alone.
     #[error("describing `{object}` failed after {attempts} attempts: {source}")]
     Describe {
         /// The object.
         object: String,
-        /// How many times it was asked for (in a batch, then alone).
+        /// How many times it was asked for (in a composite call, then alone).
         attempts: u32,
         /// The last failure; its `api_error()` carries Salesforce's `errorCode`.
         #[source]

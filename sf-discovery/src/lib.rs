@@ -4,7 +4,7 @@
 //! [`FieldType`], [`Record`]); which objects are offered ([`ObjectInfo::exclusion`]: queryable, not
 //! on the fixed lists such as [`QUERY_RESTRICTED_OBJECTS`], not a `*ChangeEvent`); the stream-name
 //! criteria ([`StreamCriteria`]: `starts with`, `not contains`, ...); describes batched 25 to a
-//! `composite/batch` call with a bounded number of calls in flight ([`describe_objects`]); and per
+//! `composite` call with a bounded number of calls in flight ([`describe_objects`]); and per
 //! stream its JSON schema, primary key, cursor, whether it can be read incrementally
 //! ([`UNSUPPORTED_FILTERING_OBJECTS`] cannot), and the per-field facts the sync engine needs
 //! (Bulk-unservable fields, formula fields, `IsDeleted`). The entry points are [`discover`] (the
@@ -13,12 +13,11 @@
 //! besides.
 //!
 //! **Cost.** For N objects, [`discover`] sends ⌈N/25⌉ + 1 HTTP requests (describeGlobal and one
-//! `composite/batch` call per 25 describes): that is what bounds its time on big orgs. The daily
-//! API allowance (`DailyApiRequests`) is charged differently: each subrequest of a composite
-//! batch counts as one API request there, so a discovery costs N + 1 requests of the allowance
-//! (N + 1 + ⌈N/25⌉ if Salesforce also charges the envelope, which its documentation leaves open;
-//! the emulated org does not), about what one describe call per object would. Batching saves
-//! round trips and time, not allowance.
+//! `POST composite` call per 25 describes), and they are also what it costs of the daily API
+//! allowance (`DailyApiRequests`): Salesforce counts a composite call as one API call, however
+//! many subrequests it carries. So 1,000 objects cost 41 calls (40 for the describes) where one
+//! describe call per object, or `composite/batch` (which charges each subrequest), would cost
+//! 1,001. A describe that fails inside a call and is retried alone costs one call more.
 //!
 //! **Must not know:** how records are extracted (REST or Bulk, and the object-level Bulk denylist),
 //! sync state, or the Airbyte protocol. It talks to Salesforce only through an

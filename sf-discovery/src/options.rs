@@ -5,24 +5,24 @@ use serde::{Deserialize, Serialize};
 use crate::criteria::StreamCriteria;
 use crate::error::Error;
 
-/// The most subrequests one `composite/batch` call may carry.
+/// The most subrequests one `composite` call may carry.
 pub const MAX_BATCH_SIZE: usize = 25;
 
 /// How discovery runs.
 ///
-/// Defaults (in [`DiscoveryOptions::default`]): no criteria, 25 describes per `composite/batch`
-/// call, 4 calls in flight, a failed describe retried alone once, an inaccessible object fails
+/// Defaults (in [`DiscoveryOptions::default`]): no criteria, 25 describes per `composite` call,
+/// 4 calls in flight, a failed describe retried alone once, an inaccessible object fails
 /// discovery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DiscoveryOptions {
     /// Which objects become streams, by name (Airbyte's `streams_criteria`); empty → all.
     pub streams_criteria: StreamCriteria,
-    /// Describes per `composite/batch` call, 1 to 25.
+    /// Describes per `composite` call, 1 to 25 (each call is one API call, whatever it carries).
     pub describe_batch_size: usize,
-    /// `composite/batch` calls in flight at once, at least 1.
+    /// `composite` calls in flight at once, at least 1.
     pub describe_batches_in_flight: usize,
-    /// How many times a describe that failed inside a batch is retried alone (each retry is one
+    /// How many times a describe that failed inside a composite call is retried alone (each retry is one
     /// `GET sobjects/{name}/describe`, which the session itself retries on transient failures).
     pub describe_retries: u32,
     /// Drop an object whose describe says it does not exist, is not accessible or not queryable,
@@ -49,7 +49,7 @@ impl DiscoveryOptions {
             return Err(Error::InvalidConfig {
                 field: "describe_batch_size".to_string(),
                 reason: format!(
-                    "{} is out of range; composite/batch takes 1 to {MAX_BATCH_SIZE} subrequests",
+                    "{} is out of range; a composite call takes 1 to {MAX_BATCH_SIZE} subrequests",
                     self.describe_batch_size
                 ),
             });

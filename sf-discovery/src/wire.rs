@@ -1,4 +1,4 @@
-//! Salesforce's payloads for describeGlobal, describe and composite/batch, as serde types.
+//! Salesforce's payloads for describeGlobal, describe and composite, as serde types.
 //!
 //! Only the attributes discovery uses are named; everything else is ignored. Flags that a real
 //! payload always carries default to the common value when absent, so a sparse payload still parses.
@@ -69,32 +69,38 @@ fn yes() -> bool {
     true
 }
 
-/// The body of `POST composite/batch`.
+/// The body of `POST composite`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct BatchRequestWire {
-    pub halt_on_error: bool,
-    pub batch_requests: Vec<SubrequestWire>,
+pub(crate) struct CompositeRequestWire {
+    pub all_or_none: bool,
+    pub composite_request: Vec<SubrequestWire>,
 }
 
-/// One subrequest.
+/// One subrequest: `url` is the whole path (`/services/data/vXX.X/...`), `reference_id` names
+/// its answer.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct SubrequestWire {
     pub method: &'static str,
     pub url: String,
+    pub reference_id: String,
 }
 
-/// The answer of `POST composite/batch`.
+/// The answer of `POST composite`.
 #[derive(Debug, Deserialize)]
-pub(crate) struct BatchResponseWire {
-    pub results: Vec<SubresultWire>,
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CompositeResponseWire {
+    pub composite_response: Vec<SubresultWire>,
 }
 
-/// One subrequest's answer: its status and its body (a describe, or an error list).
+/// One subrequest's answer: its status, its body (a describe, or an error list) and the
+/// `referenceId` of the subrequest it answers.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SubresultWire {
-    pub status_code: u16,
+    pub http_status_code: u16,
     #[serde(default)]
-    pub result: Value,
+    pub body: Value,
+    pub reference_id: String,
 }

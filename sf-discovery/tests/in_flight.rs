@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
-//! `describe_batches_in_flight` bounds the `composite/batch` calls running at once.
+//! `describe_batches_in_flight` bounds the `composite` calls running at once.
 //!
-//! An in-test server, on the test's runtime with paused tokio time, holds every batch call for
+//! An in-test server, on the test's runtime with paused tokio time, holds every composite call for
 //! one (virtual) second and counts the calls it holds at once. Paused time only moves when
 //! nothing else can run: every call the client has started has reached the server by then. So
 //! the most calls held at once is exactly the most the client had in flight, a count, not a
@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use sf_auth::{Credentials, LoginUrl, Secret, Session, SessionConfig};
 use sf_discovery::{describe_streams, discover, DiscoveryOptions};
 
-/// Batch calls arrived, held now, and the most held at once.
+/// Composite calls arrived, held now, and the most held at once.
 #[derive(Debug, Default, Clone, Copy)]
 struct Gate {
     arrived: usize,
@@ -67,7 +67,7 @@ async fn global(State(server): State<Arc<Server>>) -> Json<Value> {
     Json(json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects}))
 }
 
-async fn batch(State(server): State<Arc<Server>>, Json(body): Json<Value>) -> Json<Value> {
+async fn composite(State(server): State<Arc<Server>>, Json(body): Json<Value>) -> Json<Value> {
     {
         let mut g = server.gate.lock().unwrap();
         g.arrived += 1;
@@ -75,15 +75,21 @@ async fn batch(State(server): State<Arc<Server>>, Json(body): Json<Value>) -> Js
         g.most_held = g.most_held.max(g.held);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut results = Vec::new();
-    for sub in body["batchRequests"].as_array().unwrap() {
+    let mut answers = Vec::new();
+    for sub in body["compositeRequest"].as_array().unwrap() {
+        // /services/data/v62.0/sobjects/{name}/describe
         let url = sub["url"].as_str().unwrap();
-        let name = url.split('/').nth(2).unwrap().to_string();
-        results.push(json!({"statusCode": 200, "result": describe(&name)}));
+        let name = url.split('/').nth(5).unwrap().to_string();
+        answers.push(json!({
+            "body": describe(&name),
+            "httpHeaders": {},
+            "httpStatusCode": 200,
+            "referenceId": sub["referenceId"],
+        }));
         server.described.lock().unwrap().push(name);
     }
     server.gate.lock().unwrap().held -= 1;
-    Json(json!({"hasErrors": false, "results": results}))
+    Json(json!({"compositeResponse": answers}))
 }
 
 /// Serves `objects` on the current runtime.
@@ -96,7 +102,7 @@ async fn serve(objects: usize) -> (Arc<Server>, SocketAddr) {
     let app = Router::new()
         .route("/services/oauth2/token", post(token))
         .route("/services/data/v62.0/sobjects", get(global))
-        .route("/services/data/v62.0/composite/batch", post(batch))
+        .route("/services/data/v62.0/composite", post(composite))
         .with_state(Arc::clone(&server));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -117,7 +123,7 @@ async fn session(addr: SocketAddr) -> Session {
 }
 
 #[tokio::test(start_paused = true)]
-async fn batch_calls_in_flight_never_exceed_the_bound() {
+async fn composite_calls_in_flight_never_exceed_the_bound() {
     // 23 objects in batches of 2: 12 calls, in rounds of `bound` calls a (virtual) second.
     for bound in [1, 3, 5, 12, 20] {
         let (server, addr) = serve(23).await;

@@ -78,18 +78,20 @@ fn recorded_describes() -> HashMap<String, Value> {
         .collect()
 }
 
-/// What the batch endpoint saw: the number of subrequests of each call.
+/// What the composite endpoint saw: the number of subrequests of each call.
 type Seen = Arc<Mutex<Vec<usize>>>;
 
 const NOT_FOUND: &str =
     r#"[{"errorCode":"NOT_FOUND","message":"The requested resource does not exist"}]"#;
 
-/// A `composite/batch` endpoint answering from the recorded describes, as Salesforce would: it
-/// checks that envelopes are `haltOnError: false` with at most 25 `GET vNN.N/...` describe
-/// subrequests, and answers 404 NOT_FOUND for an object it has no describe for (object names are
-/// case-insensitive). The plain `GET sobjects/{name}/describe` answers the same way; those mocks
-/// are returned with the batch mock.
-async fn mount_batch(
+/// A `composite` endpoint answering from the recorded describes, as Salesforce would: it checks
+/// that envelopes are `allOrNone: false` with 1 to 25 `GET /services/data/v62.0/...` describe
+/// subrequests under distinct `referenceId`s, and answers 404 NOT_FOUND for an object it has no
+/// describe for (object names are case-insensitive). It lists its answers in reverse order, each
+/// under its subrequest's `referenceId`, so every test here also checks that answers are matched
+/// by `referenceId`, not by position. The plain `GET sobjects/{name}/describe` answers the same
+/// way; those mocks are returned with the composite mock.
+async fn mount_composite(
     server: &mut mockito::Server,
     describes: HashMap<String, Value>,
 ) -> (mockito::Mock, Seen, Vec<mockito::Mock>) {
@@ -126,35 +128,39 @@ async fn mount_batch(
     let seen: Seen = Arc::default();
     let log = seen.clone();
     let mock = server
-        .mock("POST", "/services/data/v62.0/composite/batch")
+        .mock("POST", "/services/data/v62.0/composite")
         .with_status(200)
         .with_header("content-type", "application/json;charset=UTF-8")
         .with_header("Sforce-Limit-Info", "api-usage=120/15000")
         .with_body_from_request(move |request| {
             let body: Value = serde_json::from_slice(request.body().unwrap()).unwrap();
-            assert_eq!(body["haltOnError"], json!(false));
-            let subrequests = body["batchRequests"].as_array().unwrap();
+            assert_eq!(body["allOrNone"], json!(false));
+            let subrequests = body["compositeRequest"].as_array().unwrap();
             assert!(!subrequests.is_empty() && subrequests.len() <= 25);
             log.lock().unwrap().push(subrequests.len());
-            let results: Vec<Value> = subrequests
+            let mut ids = std::collections::HashSet::new();
+            let mut answers: Vec<Value> = subrequests
                 .iter()
                 .map(|sub| {
                     assert_eq!(sub["method"], "GET");
+                    let id = sub["referenceId"].as_str().unwrap();
+                    assert!(ids.insert(id.to_string()), "referenceId {id} twice");
                     let url = sub["url"].as_str().unwrap();
                     let name = url
-                        .strip_prefix("v62.0/sobjects/")
+                        .strip_prefix("/services/data/v62.0/sobjects/")
                         .and_then(|rest| rest.strip_suffix("/describe"))
                         .unwrap_or_else(|| panic!("unexpected sub-URL {url}"));
-                    match describes.get(&name.to_lowercase()) {
-                        Some(describe) => json!({"statusCode": 200, "result": describe}),
-                        None => json!({"statusCode": 404, "result": [
+                    let (status, body) = match describes.get(&name.to_lowercase()) {
+                        Some(describe) => (200, describe.clone()),
+                        None => (404, json!([
                             {"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}
-                        ]}),
-                    }
+                        ])),
+                    };
+                    json!({"body": body, "httpHeaders": {}, "httpStatusCode": status, "referenceId": id})
                 })
                 .collect();
-            let has_errors = results.iter().any(|r| r["statusCode"] != 200);
-            json!({"hasErrors": has_errors, "results": results})
+            answers.reverse();
+            json!({"compositeResponse": answers})
                 .to_string()
                 .into_bytes()
         })
@@ -167,12 +173,12 @@ struct Org {
     _server: mockito::ServerGuard,
     session: Session,
     global: mockito::Mock,
-    batch: mockito::Mock,
+    composite: mockito::Mock,
     seen: Seen,
     alone: Vec<mockito::Mock>,
 }
 
-/// A server with a logged-in session, the recorded describeGlobal and the batch endpoint.
+/// A server with a logged-in session, the recorded describeGlobal and the composite endpoint.
 async fn recorded_org() -> Org {
     let mut server = mockito::Server::new_async().await;
     let session = login(&mut server, 5).await;
@@ -181,12 +187,12 @@ async fn recorded_org() -> Org {
         .mount_async(&mut server)
         .await
         .remove(0);
-    let (batch, seen, alone) = mount_batch(&mut server, recorded_describes()).await;
+    let (composite, seen, alone) = mount_composite(&mut server, recorded_describes()).await;
     Org {
         _server: server,
         session,
         global,
-        batch,
+        composite,
         seen,
         alone,
     }
@@ -208,10 +214,10 @@ async fn discovery_offers_the_queryable_objects_in_two_calls() {
         .unwrap();
     assert_eq!(names(&catalog), OFFERED);
     assert!(catalog.warnings.is_empty(), "{:?}", catalog.warnings);
-    // ⌈9/25⌉ + 1 calls: describeGlobal and one batch of nine describes, nothing alone.
+    // ⌈9/25⌉ + 1 calls: describeGlobal and one composite call of nine describes, nothing alone.
     assert_eq!(*org.seen.lock().unwrap(), vec![9]);
     org.global.expect(1).assert_async().await;
-    org.batch.expect(1).assert_async().await;
+    org.composite.expect(1).assert_async().await;
     for mock in org.alone {
         mock.expect(0).assert_async().await;
     }
@@ -418,7 +424,7 @@ async fn criteria_choose_which_objects_are_described() {
         ["Account", "AccountHistory", "Invoice__c", "Store__c"]
     );
     assert_eq!(*seen.lock().unwrap(), vec![4]);
-    // A criterion that matches nothing: no batch at all.
+    // A criterion that matches nothing: no composite call at all.
     let options = DiscoveryOptions {
         streams_criteria: StreamCriteria(vec![StreamCriterion::new(Criterion::Exacts, "Lead")]),
         ..Default::default()
@@ -441,7 +447,7 @@ async fn smaller_batches_split_the_describes() {
     let mut sizes = seen.lock().unwrap().clone();
     sizes.sort_unstable();
     assert_eq!(sizes, vec![1, 4, 4]);
-    org.batch.expect(3).assert_async().await;
+    org.composite.expect(3).assert_async().await;
 }
 
 #[tokio::test]
@@ -459,7 +465,7 @@ async fn describing_named_streams_skips_describe_global() {
     assert_eq!(names(&catalog), ["Account", "Invoice__c"]);
     assert_eq!(*seen.lock().unwrap(), vec![2]);
     org.global.expect(0).assert_async().await;
-    org.batch.expect(1).assert_async().await;
+    org.composite.expect(1).assert_async().await;
 }
 
 #[tokio::test]
@@ -515,9 +521,9 @@ async fn an_object_missing_from_the_org_fails_or_is_skipped() {
 async fn failed_subrequests_are_retried_alone_and_a_lasting_failure_names_the_object() {
     let mut server = mockito::Server::new_async().await;
     let session = &login(&mut server, 5).await;
-    // Two runs below; in each, one batch, and Coupon__c (500 in the batch) and Ghost__c (404)
-    // each retried alone once.
-    let mocks = Scenario::load("discovery", "batch_partial_failure")
+    // Two runs below; in each, one composite call, and Coupon__c (500 in the call) and Ghost__c
+    // (404) each retried alone once; Store__c, answered in the same call, is not.
+    let mocks = Scenario::load("discovery", "composite_partial_failure")
         .unwrap()
         .expecting(0, 2)
         .expecting(1, 2)
@@ -569,7 +575,7 @@ async fn a_describe_that_keeps_failing_is_an_error_naming_it() {
     // Each plain GET is tried once and retried twice by the session.
     let session = &login(&mut server, 2).await;
     // Two runs: the first retries Invoice__c alone twice (3 requests each), the second not at all.
-    let scenario = Scenario::load("discovery", "batch_persistent_failure")
+    let scenario = Scenario::load("discovery", "composite_persistent_failure")
         .unwrap()
         .expecting(0, 2)
         .expecting(1, 6);
@@ -609,26 +615,47 @@ async fn a_describe_that_keeps_failing_is_an_error_naming_it() {
 }
 
 #[tokio::test]
-async fn the_daily_limit_is_not_retried() {
+async fn the_daily_limit_refuses_the_composite_call_and_is_not_retried() {
     let mut server = mockito::Server::new_async().await;
     let session = &login(&mut server, 5).await;
-    Scenario::load("discovery", "batch_daily_limit")
+    // The call is refused as a whole: sent once (not retried by the session), and neither object
+    // is asked for alone.
+    let mocks = Scenario::load("discovery", "composite_daily_limit")
         .unwrap()
         .expecting(0, 1)
         .mount_async(&mut server)
         .await;
     let alone = server
-        .mock("GET", "/services/data/v62.0/sobjects/Store__c/describe")
+        .mock(
+            "GET",
+            mockito::Matcher::Regex(r"^/services/data/v62\.0/sobjects/\w+/describe$".into()),
+        )
         .expect(0)
         .create_async()
         .await;
     let wanted = vec!["Coupon__c".to_string(), "Store__c".to_string()];
-    let err = describe_streams(session, &wanted, &DiscoveryOptions::default())
+    let options = DiscoveryOptions {
+        describe_retries: 3,
+        skip_inaccessible: true,
+        ..Default::default()
+    };
+    let err = describe_streams(session, &wanted, &options)
         .await
         .unwrap_err();
-    assert_eq!(err.object(), Some("Store__c"));
+    assert!(matches!(err, Error::BatchRequest { .. }), "{err:?}");
+    assert_eq!(err.object(), None);
     assert_eq!(err.kind(), ErrorKind::DailyLimitExceeded);
     assert_eq!(err.error_code(), Some("REQUEST_LIMIT_EXCEEDED"));
+    assert!(!err.is_inaccessible());
+    assert_eq!(
+        err.to_string(),
+        "describing `Coupon__c` and `Store__c` (composite) failed: \
+         POST composite failed: HTTP 403 REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded."
+    );
+    assert_eq!(session.api_usage().map(|u| u.used), Some(15_000));
+    for mock in &mocks {
+        mock.assert_async().await;
+    }
     alone.assert_async().await;
 }
 
@@ -645,7 +672,7 @@ async fn unknown_field_types_are_strings_with_a_warning() {
             {"name": "Vector__c", "type": "vector", "soapType": "urn:vector", "custom": true}
         ]}),
     );
-    let _mocks = mount_batch(&mut server, describes).await;
+    let _mocks = mount_composite(&mut server, describes).await;
     let catalog = describe_streams(
         session,
         &["Embedding__c".to_string()],
@@ -669,7 +696,7 @@ async fn unknown_field_types_are_strings_with_a_warning() {
 }
 
 #[tokio::test]
-async fn failures_of_the_listing_and_of_whole_batches() {
+async fn failures_of_the_listing_and_of_whole_composite_calls() {
     let mut server = mockito::Server::new_async().await;
     let session = &login(&mut server, 0).await;
 
@@ -704,28 +731,60 @@ async fn failures_of_the_listing_and_of_whole_batches() {
         .iter()
         .map(|s| s.to_string())
         .collect();
+    let answer = |id: &str, body: &str| {
+        format!(r#"{{"body":{body},"httpHeaders":{{}},"httpStatusCode":200,"referenceId":"{id}"}}"#)
+    };
+    let three = |ids: [&str; 3], contact: &str| {
+        format!(
+            r#"{{"compositeResponse":[{},{},{}]}}"#,
+            answer(ids[0], r#"{"name":"Account","fields":[]}"#),
+            answer(ids[1], contact),
+            answer(ids[2], r#"{"name":"Lead","fields":[]}"#),
+        )
+    };
+    let contact = r#"{"name":"Contact","fields":[]}"#;
     for (status, body, check) in [
         (
             400,
-            r#"[{"errorCode":"JSON_PARSER_ERROR","message":"Unexpected character"}]"#,
+            r#"[{"errorCode":"JSON_PARSER_ERROR","message":"Unexpected character"}]"#.to_string(),
             "JSON_PARSER_ERROR",
         ),
-        (200, "<html>maintenance</html>", "unexpected response body"),
         (
             200,
-            r#"{"hasErrors":false,"results":[{"statusCode":200,"result":{}}]}"#,
+            "<html>maintenance</html>".to_string(),
+            "unexpected response body",
+        ),
+        // A composite/batch answer is not a composite one.
+        (
+            200,
+            r#"{"hasErrors":false,"results":[{"statusCode":200,"result":{}}]}"#.to_string(),
+            "missing field `compositeResponse`",
+        ),
+        (
+            200,
+            format!(r#"{{"compositeResponse":[{}]}}"#, answer("d0", "{}")),
             "1 results for 3 subrequests",
         ),
         (
             200,
-            r#"{"hasErrors":false,"results":[{"statusCode":200,"result":{"name":"Account","fields":[]}},{"statusCode":200,"result":{"name":"Contact","fields":7}},{"statusCode":200,"result":{"name":"Lead","fields":[]}}]}"#,
+            three(["d0", "d1", "d1"], contact),
+            "two results for referenceId `d1`",
+        ),
+        (
+            200,
+            three(["d0", "d1", "refLead"], contact),
+            "a result for the unknown referenceId `refLead`",
+        ),
+        (
+            200,
+            three(["d0", "d1", "d2"], r#"{"name":"Contact","fields":7}"#),
             "`Contact`",
         ),
     ] {
         let mock = server
-            .mock("POST", "/services/data/v62.0/composite/batch")
+            .mock("POST", "/services/data/v62.0/composite")
             .with_status(status)
-            .with_body(body)
+            .with_body(&body)
             .create_async()
             .await;
         let err = describe_streams(session, &wanted, &DiscoveryOptions::default())
@@ -746,8 +805,8 @@ async fn failures_of_the_listing_and_of_whole_batches() {
 async fn bad_names_and_options_fail_before_any_request() {
     let mut server = mockito::Server::new_async().await;
     let session = &login(&mut server, 0).await;
-    let batch = server
-        .mock("POST", "/services/data/v62.0/composite/batch")
+    let composite = server
+        .mock("POST", "/services/data/v62.0/composite")
         .expect(0)
         .create_async()
         .await;
@@ -770,5 +829,5 @@ async fn bad_names_and_options_fail_before_any_request() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("describe_batch_size"), "{err}");
-    batch.assert_async().await;
+    composite.assert_async().await;
 }

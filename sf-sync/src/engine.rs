@@ -45,7 +45,7 @@ pub async fn check(session: &Session, _config: &SyncConfig) -> Result<(), Error>
 }
 
 /// Discovers the org's streams, keeping the objects `streams_criteria` selects: describeGlobal
-/// and one `composite/batch` call per 25 objects.
+/// and one `composite` call per 25 objects.
 pub async fn discover(session: &Session, config: &SyncConfig) -> Result<Catalog, Error> {
     // An object the org lists but will not describe for this user is left out with a warning in
     // the catalog rather than failing discovery.

@@ -7,7 +7,7 @@
 //! [`InputState`] into a [`Sink`] and returns a [`SyncSummary`]. [`Error::failure`] tells the
 //! caller how to label a failure ([`Failure`]: config, transient or system).
 //!
-//! **How `read` runs.** It describes only the catalog's objects (25 to a `composite/batch` call),
+//! **How `read` runs.** It describes only the catalog's objects (25 to a `composite` call),
 //! checks that every stream exists and still has its selected fields, and selects those fields
 //! plus `Id`, the cursor and `IsDeleted`. Per stream it picks the API: REST when the Bulk API
 //! cannot serve the object or its selected fields (unless `force_use_bulk_api`, which keeps Bulk

@@ -113,9 +113,8 @@ pub struct SyncSummary {
     /// One entry per configured stream, in catalog order.
     pub streams: Vec<StreamSummary>,
     /// API requests this sync sent, counted by the session (`Session::request_count`): every
-    /// request and retry, logins excluded; a `composite/batch` call counts once, though the org
-    /// charges each of its subrequests against the daily limit. Always `Some` from
-    /// [`crate::read`].
+    /// request and retry, logins excluded; a `composite` call of describes counts once, as the org
+    /// counts it against the daily limit. Always `Some` from [`crate::read`].
     pub api_requests: Option<u64>,
 }
 

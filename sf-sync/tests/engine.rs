@@ -109,17 +109,14 @@ async fn incremental_syncs_catch_inserts_updates_and_deletes() {
     let summary = second.unwrap();
     let after = control.stats();
     // The tail since the last sync is short: no COUNT(), one REST query per stream (and one
-    // describe subrequest per stream), no Bulk job.
+    // composite call describing both streams), no Bulk job.
     assert_eq!(after.requests.query - before.requests.query, 2);
     assert_eq!(after.requests.query_more, before.requests.query_more);
     assert_eq!(after.requests.bulk_create, before.requests.bulk_create);
-    assert_eq!(
-        after.requests.composite_batch - before.requests.composite_batch,
-        1
-    );
-    // The org charges each describe subrequest; the session sent one composite call and the two
-    // queries, and the summary counts what the session sent.
-    assert_eq!(after.api_usage.used - before.api_usage.used, 4);
+    assert_eq!(after.requests.composite - before.requests.composite, 1);
+    // The org counts the composite call once: it charges what the session sent, one composite
+    // call and the two queries, which is what the summary counts.
+    assert_eq!(after.api_usage.used - before.api_usage.used, 3);
     assert_eq!(summary.api_requests, Some(3));
 
     for (stream, changed) in [("Account", &account), ("Contact", &contact)] {

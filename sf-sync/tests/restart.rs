@@ -179,13 +179,12 @@ async fn small_objects_cost_few_requests_first_and_next_time() {
     // for the object over 2,000 rows; no Bulk job.
     assert_eq!(after.requests.bulk_create, before.requests.bulk_create);
     assert_eq!(after.requests.query - before.requests.query, 12);
+    // The org charges what the session sent: the six describes in one composite call (one API
+    // call), then 6 + 7 queries.
     let first_calls = after.api_usage.used - before.api_usage.used;
-    assert_eq!(first_calls, 19, "{first_calls} calls");
-    // What the session sent: the six describes in one composite call, then 6 + 7 queries.
-    assert_eq!(
-        after.requests.composite_batch - before.requests.composite_batch,
-        1
-    );
+    assert_eq!(first_calls, 14, "{first_calls} calls");
+    assert_eq!(after.requests.composite - before.requests.composite, 1);
+    assert_eq!(after.requests.describe - before.requests.describe, 6);
     assert_eq!(summary.api_requests, Some(14));
     assert!(summary.records() > 3000);
 
@@ -208,8 +207,8 @@ async fn small_objects_cost_few_requests_first_and_next_time() {
     let summary = second.unwrap();
     let after = control.stats();
     let next_calls = after.api_usage.used - before.api_usage.used;
-    // Six describes and one query per object.
-    assert_eq!(next_calls, 12, "{next_calls} calls");
+    // Six describes in one composite call and one query per object.
+    assert_eq!(next_calls, 7, "{next_calls} calls");
     assert_eq!(after.requests.query - before.requests.query, 6);
     assert_eq!(after.requests.query_more, before.requests.query_more);
     assert_eq!(summary.api_requests, Some(7));

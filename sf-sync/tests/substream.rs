@@ -97,10 +97,7 @@ async fn links_are_read_by_batches_of_document_ids_and_equal_the_truth() {
         "{batch_pages:?}"
     );
     assert_eq!(after.requests.bulk_create, before.requests.bulk_create);
-    assert_eq!(
-        after.requests.composite_batch - before.requests.composite_batch,
-        1
-    );
+    assert_eq!(after.requests.composite - before.requests.composite, 1);
     assert_eq!(summary.api_requests, Some(1 + queries + pages));
 
     let logs = sink.logs();
