@@ -23,10 +23,14 @@ pub struct Calls {
     pub token: u64,
     /// describeGlobal.
     pub describe_global: u64,
-    /// sObject describes (each subrequest of a composite batch counts).
+    /// sObject describes, one per object, sent alone or inside a composite envelope.
     pub describe: u64,
-    /// Composite batch envelopes (round trips carrying describes).
+    /// `composite` envelopes (round trips carrying describes): one API call each, whatever they
+    /// carry.
     pub composite: u64,
+    /// `composite/batch` envelopes: not API calls themselves, each of their subrequests is one
+    /// (the connector sends none; counted so that the figures stay true if it did).
+    pub composite_batch: u64,
     /// First pages of `query`/`queryAll` (including `SELECT COUNT()`).
     pub query: u64,
     /// Follow-up REST pages.
@@ -41,8 +45,9 @@ pub struct Calls {
     pub bulk_delete: u64,
     /// Everything else (limits, aborts, other resources).
     pub other: u64,
-    /// Calls counted against the org's daily API allowance (every request but logins and
-    /// composite envelopes; each composite subrequest counts).
+    /// API calls as the org counts them against its daily allowance (`DailyApiRequests`): every
+    /// request but logins, a `composite` call once, each `composite/batch` subrequest once (its
+    /// envelope not).
     pub api: u64,
 }
 
@@ -55,6 +60,7 @@ impl Calls {
             describe_global: n("describe_global"),
             describe: n("describe"),
             composite: n("composite"),
+            composite_batch: n("composite_batch"),
             query: n("query"),
             query_more: n("query_more"),
             bulk_create: n("bulk_create"),
@@ -73,6 +79,7 @@ impl Calls {
             describe_global: self.describe_global.saturating_sub(before.describe_global),
             describe: self.describe.saturating_sub(before.describe),
             composite: self.composite.saturating_sub(before.composite),
+            composite_batch: self.composite_batch.saturating_sub(before.composite_batch),
             query: self.query.saturating_sub(before.query),
             query_more: self.query_more.saturating_sub(before.query_more),
             bulk_create: self.bulk_create.saturating_sub(before.bulk_create),
@@ -91,6 +98,7 @@ impl Calls {
             ("describeGlobal", self.describe_global),
             ("describe", self.describe),
             ("composite", self.composite),
+            ("composite/batch", self.composite_batch),
             ("query", self.query),
             ("queryMore", self.query_more),
             ("bulk create", self.bulk_create),
@@ -639,8 +647,8 @@ mod tests {
     #[test]
     fn calls_subtract_and_list_their_kinds() {
         let stats = json!({
-            "requests": {"token": 2, "describe": 5, "composite": 1, "query": 3, "bulk_poll": 4, "limits": 1},
-            "api_usage": {"used": 13, "max": 100}
+            "requests": {"token": 2, "describe": 5, "composite": 1, "composite_batch": 2, "query": 3, "bulk_poll": 4, "limits": 1},
+            "api_usage": {"used": 9, "max": 100}
         });
         let after = Calls::from_stats(&stats);
         let before = Calls {
@@ -652,11 +660,12 @@ mod tests {
         let d = after.since(&before);
         assert_eq!(d.token, 1);
         assert_eq!(d.query, 2);
-        assert_eq!(d.api, 10);
+        assert_eq!(d.api, 6);
         assert_eq!(d.other, 1);
+        assert_eq!((d.composite, d.composite_batch), (1, 2));
         assert_eq!(
             d.by_kind(),
-            "login 1, describe 5, composite 1, query 2, poll 4, other 1"
+            "login 1, describe 5, composite 1, composite/batch 2, query 2, poll 4, other 1"
         );
     }
 }
