@@ -9,23 +9,27 @@ use crate::error::Error;
 /// The first poll comes soon after creation, for jobs Salesforce answers at once (small results).
 /// The second comes when a typical Bulk query job is done: on Salesforce a job spends seconds
 /// queued before it runs, so one that is not done at once seldom is before about ten seconds.
-/// Later polls each come at `growth` times the time of the one before, at most `max_wait` after
-/// it, so a job is seen done at most `growth - 1` of its age late (half, by default) and costs
-/// polls in proportion to the logarithm of its duration until the waits reach `max_wait`.
+/// Later polls each come at `growth` times the time of the one before, at least `min_wait` and at
+/// most `max_wait` after it, so a job is seen done at most `growth - 1` of its age late (half, by
+/// default) and costs polls in proportion to the logarithm of its duration until the waits reach
+/// `max_wait`. A poll that comes back late moves the later ones: waits count from its answer.
 ///
-/// The defaults (0.1 s, 12.5 s, ×1.5, 30 s) poll at 0.1, 12.5, 18.75, 28.1, 42.2, 63.3, 93.3 s
-/// and then every 30 s: a 12 s job costs 2 polls, a minute 6, five minutes 14. A fixed 5 s
-/// cadence, as Airbyte's connector polls, costs 3, 12 and 60. The price: a job that takes 1 s is
-/// seen at 12.5 s.
+/// The defaults (0.1 s, 12.5 s, ×1.5, 5 s to 30 s) poll at 0.1, 12.5, 18.75, 28.1, 42.2, 63.3,
+/// 93.3 s and then every 30 s: a 12 s job costs 2 polls, a minute 6, five minutes 14. A fixed 5 s
+/// cadence (Airbyte's connector sleeps 5 s between its rounds of polls) costs 3, 12 and 60. The
+/// price: a job that takes 1 s is seen at 12.5 s.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PollSchedule {
     /// The first poll, this long after the job is created. Default 0.1 s.
     pub first: Duration,
-    /// The second poll, this long after the job is created (at least `first`). Default 12.5 s.
+    /// The second poll, this long after the job is created (at least `first`, and at least
+    /// `min_wait` after it). Default 12.5 s.
     pub second: Duration,
-    /// Each later poll comes at this many times the time of the one before (at least 1; the
-    /// wait is never shorter than `first`). Default 1.5.
+    /// Each later poll comes at this many times the time of the one before (at least 1).
+    /// Default 1.5.
     pub growth: f64,
+    /// The shortest wait between two polls after the first (at most `max_wait`). Default 5 s.
+    pub min_wait: Duration,
     /// The longest wait between two polls: long jobs are polled this often. Default 30 s.
     pub max_wait: Duration,
 }
@@ -36,6 +40,7 @@ impl Default for PollSchedule {
             first: Duration::from_millis(100),
             second: Duration::from_millis(12_500),
             growth: 1.5,
+            min_wait: Duration::from_secs(5),
             max_wait: Duration::from_secs(30),
         }
     }
@@ -48,12 +53,13 @@ impl PollSchedule {
             first: interval,
             second: interval.saturating_mul(2),
             growth: 1.0,
+            min_wait: interval,
             max_wait: interval,
         }
     }
 
     /// The time (since the job was created) of poll number `poll` (0-based), given the time of
-    /// the one before (`previous`; ignored for the first).
+    /// the one before, or of its answer when that came later (`previous`; ignored for the first).
     pub fn next_poll_at(&self, poll: u32, previous: Duration) -> Duration {
         if poll == 0 {
             return self.first;
@@ -65,7 +71,7 @@ impl PollSchedule {
             Duration::try_from_secs_f64(previous.as_secs_f64() * self.growth)
                 .unwrap_or(Duration::MAX)
         };
-        let earliest = previous.saturating_add(self.first.min(self.max_wait));
+        let earliest = previous.saturating_add(self.min_wait.min(self.max_wait));
         let latest = previous.saturating_add(self.max_wait);
         target.max(earliest).min(latest)
     }
@@ -99,8 +105,11 @@ impl PollSchedule {
                 "must be a finite number of at least 1 (1.5 polls when a job's age grows by half)",
             ));
         }
-        if self.max_wait.is_zero() {
-            return Err(bad("poll.max_wait", "must be more than zero"));
+        if self.min_wait.is_zero() {
+            return Err(bad("poll.min_wait", "must be more than zero"));
+        }
+        if self.max_wait < self.min_wait {
+            return Err(bad("poll.max_wait", "must be at least poll.min_wait"));
         }
         Ok(())
     }
@@ -203,18 +212,35 @@ mod tests {
         // The wait never exceeds max_wait, even for the jump to the second poll; growth goes on from
         // where the poll came.
         let capped = PollSchedule {
+            min_wait: Duration::from_secs(1),
             max_wait: Duration::from_secs(2),
             ..PollSchedule::default()
         };
         assert_eq!(millis(&capped.poll_times(4)), [100, 2_100, 3_150, 4_725]);
-        // Growth 1 never polls twice at the same time: each wait is at least `first`.
+        // Growth 1 never polls faster than min_wait, however close the times.
         let flat = PollSchedule {
+            growth: 1.0,
+            ..PollSchedule::default()
+        };
+        assert_eq!(millis(&flat.poll_times(4)), [100, 12_500, 17_500, 22_500]);
+        let close = PollSchedule {
             first: Duration::from_secs(1),
             second: Duration::from_secs(1),
             growth: 1.0,
+            min_wait: Duration::from_secs(1),
             max_wait: Duration::from_secs(30),
         };
-        assert_eq!(millis(&flat.poll_times(3)), [1_000, 2_000, 3_000]);
+        assert_eq!(millis(&close.poll_times(3)), [1_000, 2_000, 3_000]);
+        // A late answer moves the next poll: it counts from the answer.
+        let schedule = PollSchedule::default();
+        assert_eq!(
+            schedule.next_poll_at(1, Duration::from_secs(20)),
+            Duration::from_secs(25)
+        );
+        assert_eq!(
+            schedule.next_poll_at(3, Duration::from_secs(200)),
+            Duration::from_secs(230)
+        );
         // Huge times saturate rather than overflow.
         let huge = PollSchedule {
             growth: 1e300,
@@ -271,7 +297,17 @@ mod tests {
             (
                 BulkConfig {
                     poll: PollSchedule {
-                        max_wait: Duration::ZERO,
+                        min_wait: Duration::ZERO,
+                        ..PollSchedule::default()
+                    },
+                    ..BulkConfig::default()
+                },
+                "poll.min_wait",
+            ),
+            (
+                BulkConfig {
+                    poll: PollSchedule {
+                        max_wait: Duration::from_secs(1),
                         ..PollSchedule::default()
                     },
                     ..BulkConfig::default()

@@ -242,7 +242,7 @@ impl BulkClient {
     }
 
     /// Polls the job until it is complete: at once, then at the times of [`BulkConfig::poll`]
-    /// counted from this call. `Failed`, `Aborted` and unknown states are errors; after
+    /// from its second on (12.5 s, 18.75 s, ... by default), counted from this call. `Failed`, `Aborted` and unknown states are errors; after
     /// [`BulkConfig::job_timeout`] the job is aborted and the error is
     /// [`crate::ErrorKind::JobTimedOut`].
     pub async fn wait_for_completion(&self, job_id: &str) -> Result<JobInfo, Error> {
@@ -252,17 +252,18 @@ impl BulkClient {
     pub(crate) async fn wait(&self, job_id: &str, delay_first: bool) -> Result<JobInfo, Error> {
         check_job_id(job_id)?;
         let config = &self.inner.config;
+        let timeout = config.job_timeout;
+        // Times are durations since `started` (no `Instant` arithmetic that could overflow).
         let started = Instant::now();
-        let deadline = started + config.job_timeout;
-        // `poll` counts the scheduled polls; `at` is the time of the last one since `started`.
-        let mut poll = 0u32;
+        // The schedule's poll 0 is either waited for here or is the poll made at once; `poll`
+        // is the index of the next one, `at` the time of the last one.
         let mut at = Duration::ZERO;
-        let mut polls_made = 0u32;
         if delay_first {
-            at = config.poll.next_poll_at(poll, at);
-            poll += 1;
-            tokio::time::sleep(at.min(config.job_timeout)).await;
+            at = config.poll.next_poll_at(0, at);
+            tokio::time::sleep(at.min(timeout)).await;
         }
+        let mut poll = 1u32;
+        let mut polls_made = 0u32;
         loop {
             let info = self.job_info(job_id).await?;
             polls_made = polls_made.saturating_add(1);
@@ -292,27 +293,23 @@ impl BulkClient {
                 }
                 JobState::UploadComplete | JobState::InProgress => {}
             }
-            let now = Instant::now();
-            if now >= deadline {
-                tracing::warn!(
-                    job_id,
-                    timeout_secs = config.job_timeout.as_secs(),
-                    "BulkJobTimedOut"
-                );
+            let elapsed = started.elapsed();
+            if elapsed >= timeout {
+                tracing::warn!(job_id, timeout_secs = timeout.as_secs(), "BulkJobTimedOut");
                 if let Err(e) = self.abort(job_id).await {
                     tracing::warn!(job_id, error = %e, "BulkJobAbortFailed");
                 }
                 return Err(Error::JobTimedOut {
                     job_id: job_id.to_string(),
-                    timeout_secs: config.job_timeout.as_secs(),
+                    timeout_secs: timeout.as_secs(),
                 });
             }
-            let next = config.poll.next_poll_at(poll, at);
+            // A poll answered late (a slow request, retries) moves the schedule: the next wait
+            // counts from its answer, so late polls never fire back to back.
+            let next = config.poll.next_poll_at(poll, at.max(elapsed));
             poll = poll.saturating_add(1);
-            let wait = (started + next)
-                .saturating_duration_since(now)
-                .min(deadline - now);
             at = next;
+            let wait = next.saturating_sub(elapsed).min(timeout - elapsed);
             tokio::time::sleep(wait).await;
         }
     }

@@ -7,7 +7,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use sf_bulk::{BulkConfig, BulkItem, Error, ErrorKind, JobState, Operation, ResumePoint};
+use sf_bulk::{
+    BulkConfig, BulkItem, Error, ErrorKind, JobState, Operation, PollSchedule, ResumePoint,
+};
 use support::{account_fields, collect, config, outline, records_json, Mock, ACCOUNT_SOQL};
 
 const JOB: &str = "750R0000000zxr8IAA";
@@ -151,6 +153,44 @@ async fn a_job_that_never_completes_is_aborted_at_the_timeout() {
     // The last wait is cut to the deadline: the job is given exactly its minute.
     assert_eq!(started.elapsed(), Duration::from_secs(60));
     mock.assert_expectations().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_schedule_of_huge_waits_is_cut_to_the_timeout_without_overflow() {
+    let mock = Mock::start(&["never_completes"]).await;
+    let client = mock
+        .client(BulkConfig {
+            job_timeout: Duration::from_secs(60),
+            poll: PollSchedule {
+                growth: 1e300,
+                max_wait: Duration::MAX,
+                ..PollSchedule::default()
+            },
+            ..config()
+        })
+        .await;
+    let started = tokio::time::Instant::now();
+    let (_, error) =
+        collect(client.query(Operation::QueryAll, ACCOUNT_SOQL, &account_fields())).await;
+    // Polls at 0.1 and 12.5 s; the third would be at the end of time and is cut to the minute.
+    assert_eq!(error.unwrap().kind(), ErrorKind::JobTimedOut);
+    assert_eq!(started.elapsed(), Duration::from_secs(60));
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_for_an_existing_job_polls_at_once_then_from_the_second_poll_time() {
+    let mock = Mock::start(&["never_completes"]).await;
+    let client = mock
+        .client(BulkConfig {
+            job_timeout: Duration::from_secs(20),
+            ..config()
+        })
+        .await;
+    let started = tokio::time::Instant::now();
+    // At 0, 12.5, 18.75 and (cut to the timeout) 20 s; not at 0 and 0.1 s.
+    let error = client.wait_for_completion(JOB).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::JobTimedOut);
+    assert_eq!(started.elapsed(), Duration::from_secs(20));
 }
 
 #[tokio::test(start_paused = true)]

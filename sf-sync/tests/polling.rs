@@ -7,13 +7,28 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use fixtures::Faults;
 use serde_json::json;
 use sf_sync::{Api, InputState, PollSchedule, ReadOptions};
 
 /// Reads Account in full through one Bulk job that stays queued `queued_ms` and runs
 /// `running_ms`, with `options`; returns the polls the org answered.
 async fn polls_for_one_job(queued_ms: u64, running_ms: u64, options: ReadOptions) -> u64 {
+    polls_with_latency(queued_ms, running_ms, options, 0).await
+}
+
+/// As [`polls_for_one_job`], every request taking `latency_ms` to answer.
+async fn polls_with_latency(
+    queued_ms: u64,
+    running_ms: u64,
+    options: ReadOptions,
+    latency_ms: u64,
+) -> u64 {
     let org = start(org_config(31).bulk_timing(queued_ms, running_ms)).await;
+    org.control().set_faults(Faults {
+        latency_ms,
+        ..Faults::default()
+    });
     let config = sync_config(&org, json!({"force_use_bulk_api": true}));
     let session = login(&config).await;
     let catalog = sf_sync::discover(&session, &config).await.unwrap();
@@ -50,6 +65,7 @@ async fn a_twelve_second_job_is_polled_twice_and_a_quick_one_once() {
             first: Duration::from_millis(500),
             second: Duration::from_millis(1_500),
             growth: 2.0,
+            min_wait: Duration::from_millis(500),
             max_wait: Duration::from_secs(30),
         },
         ..ReadOptions::default()
@@ -75,5 +91,18 @@ async fn a_long_job_is_polled_every_thirty_seconds_at_most() {
     assert_eq!(
         polls_for_one_job(30_000, 270_000, ReadOptions::default()).await,
         14
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poll_answered_late_moves_the_later_ones() {
+    // Every request takes 20 s; the job is done 62 s after it is created. Poll 1 goes at 0.1 s
+    // and is answered at 20.1 s; poll 2 waits the least wait, 5 s, from that answer (25.1 s,
+    // answered 45.1 s); poll 3 goes at 1.5 times that (67.65 s) and sees the job done. Polls
+    // counted from their planned times (0.1, 12.5, 18.75 ...) would have gone back to back, 4 of
+    // them.
+    assert_eq!(
+        polls_with_latency(2_000, 60_000, ReadOptions::default(), 20_000).await,
+        3
     );
 }

@@ -65,6 +65,7 @@ pub fn fast_options() -> ReadOptions {
             first: Duration::from_millis(20),
             second: Duration::from_millis(40),
             growth: 2.0,
+            min_wait: Duration::from_millis(20),
             max_wait: Duration::from_millis(100),
         },
         ..ReadOptions::default()
