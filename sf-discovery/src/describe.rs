@@ -89,10 +89,12 @@ pub(crate) fn valid_object_name(name: &str) -> bool {
 /// a composite call once, whatever it carries. Each describe is a subrequest named by its
 /// `referenceId` (`d0`, `d1`, ...), and answers are matched to objects by it; with `allOrNone`
 /// false a failing subrequest leaves the others be. A subrequest that fails is retried alone
-/// (`GET sobjects/{name}/describe`, one API call each) up to `options.describe_retries` times; one
-/// that keeps failing yields [`Error::Describe`] naming the object, and the stream goes on with
-/// the other objects. A call that fails as a whole (the daily limit spent, a refused envelope)
-/// yields one [`Error::BatchRequest`] for its objects.
+/// (`GET sobjects/{name}/describe`, one API call each) up to `options.describe_retries` times,
+/// unless the object is not there (`NOT_FOUND`), the allowance is spent or the session refused;
+/// one that keeps failing yields [`Error::Describe`] naming the object, and the stream goes on
+/// with the other objects. An answer that cannot be matched to the subrequests counts as a
+/// failure of each (each is then tried alone). A call that fails as a whole (the daily limit
+/// spent, a refused envelope) yields one [`Error::BatchRequest`] for its objects.
 ///
 /// Memory stays bounded: at most the batches in flight are held, whatever the number of objects.
 /// Names are checked first ([`Error::InvalidObjectName`]), as are the options.
@@ -211,13 +213,28 @@ async fn describe_batch(
             })]
         }
     };
-    let composite: CompositeResponseWire = match serde_json::from_slice(&response.body) {
-        Ok(composite) => composite,
-        Err(e) => return decode_error(&names, e.to_string()),
-    };
-    let answers = match by_reference(names.len(), composite.composite_response) {
+    let answers = serde_json::from_slice::<CompositeResponseWire>(&response.body)
+        .map_err(|e| e.to_string())
+        .and_then(|composite| by_reference(names.len(), composite.composite_response));
+    let answers = match answers {
         Ok(answers) => answers,
-        Err(message) => return decode_error(&names, message),
+        Err(message) => {
+            // An answer that cannot be matched to the describes: each object is tried alone
+            // rather than all of them lost.
+            tracing::warn!(objects = names.len(), error = %message, "DescribeBatchUnreadable");
+            let mut out = Vec::with_capacity(names.len());
+            for name in names {
+                let failure = sf_auth::Error::Decode {
+                    operation: format!(
+                        "POST composite (describes of {})",
+                        summarize(std::slice::from_ref(&name))
+                    ),
+                    message: message.clone(),
+                };
+                out.push(retry_alone(&session, name, failure, retries).await);
+            }
+            return out;
+        }
     };
     let mut out = Vec::with_capacity(names.len());
     for (name, sub) in names.into_iter().zip(answers) {
@@ -235,11 +252,13 @@ async fn describe_batch(
     out
 }
 
-/// Whether another try could help: not when the daily limit or the credentials are the problem.
+/// Whether a failed describe may succeed alone: not when the allowance is spent, the session is
+/// refused, or the object is not there (`NOT_FOUND`: deleted since describeGlobal, or not
+/// visible), where another try only spends an API call.
 fn worth_retrying(error: &sf_auth::Error) -> bool {
     !matches!(
         error.kind(),
-        ErrorKind::DailyLimitExceeded | ErrorKind::Unauthenticated
+        ErrorKind::DailyLimitExceeded | ErrorKind::Unauthenticated | ErrorKind::NotFound
     )
 }
 

@@ -53,8 +53,9 @@ pub enum Error {
         #[source]
         source: Box<sf_auth::Error>,
     },
-    /// A `composite` answer that is not a composite result for the call (not one answer per
-    /// subrequest, matched by `referenceId`).
+    /// The `composite` call for these objects could not be built. (An answer that is not a
+    /// composite result for the call, one answer per subrequest matched by `referenceId`, makes
+    /// each object be described alone instead; a lasting failure is [`Error::Describe`].)
     #[error("describing {objects} (composite): unexpected response body: {message}")]
     BatchDecode {
         /// The objects of the call.

@@ -242,7 +242,7 @@ async fn a_missing_object_fails_only_its_own_describe() {
     assert_eq!(after.api_usage.used - before.api_usage.used, 3);
     assert_eq!(after.requests.describe - before.requests.describe, 60);
 
-    // Without skipping, the error names the object; retried alone once, it costs one call more.
+    // Without skipping, the error names the object; a missing object is not retried alone.
     // One call at a time: the third call is never sent, as the error comes first.
     let before = org.control().stats();
     let one_at_a_time = DiscoveryOptions {
@@ -256,15 +256,15 @@ async fn a_missing_object_fails_only_its_own_describe() {
     match &err {
         Error::Describe {
             object, attempts, ..
-        } => assert_eq!((object.as_str(), *attempts), ("Gone__c", 2)),
+        } => assert_eq!((object.as_str(), *attempts), ("Gone__c", 1)),
         other => panic!("{other:?}"),
     }
     assert_eq!(err.error_code(), Some("NOT_FOUND"));
     assert_eq!(err.kind(), ErrorKind::NotFound);
-    // Two composite calls and the describe alone.
-    assert_eq!(after.api_usage.used - before.api_usage.used, 3);
+    // Two composite calls, and no describe alone.
+    assert_eq!(after.api_usage.used - before.api_usage.used, 2);
     assert_eq!(after.requests.composite - before.requests.composite, 2);
-    assert_eq!(after.requests.describe - before.requests.describe, 51);
+    assert_eq!(after.requests.describe - before.requests.describe, 50);
     org.shutdown().await;
 }
 

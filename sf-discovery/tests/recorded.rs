@@ -521,13 +521,12 @@ async fn an_object_missing_from_the_org_fails_or_is_skipped() {
 async fn failed_subrequests_are_retried_alone_and_a_lasting_failure_names_the_object() {
     let mut server = mockito::Server::new_async().await;
     let session = &login(&mut server, 5).await;
-    // Two runs below; in each, one composite call, and Coupon__c (500 in the call) and Ghost__c
-    // (404) each retried alone once; Store__c, answered in the same call, is not.
+    // Two runs below; in each, one composite call, and Coupon__c (500 in the call) retried alone
+    // once; Ghost__c (404: not there) and Store__c (answered) are not.
     let mocks = Scenario::load("discovery", "composite_partial_failure")
         .unwrap()
         .expecting(0, 2)
         .expecting(1, 2)
-        .expecting(2, 2)
         .mount_async(&mut server)
         .await;
     let wanted: Vec<String> = ["Store__c", "Ghost__c", "Coupon__c"]
@@ -542,7 +541,7 @@ async fn failed_subrequests_are_retried_alone_and_a_lasting_failure_names_the_ob
             object, attempts, ..
         } => {
             assert_eq!(object, "Ghost__c");
-            assert_eq!(*attempts, 2);
+            assert_eq!(*attempts, 1);
         }
         other => panic!("{other:?}"),
     }
@@ -787,15 +786,26 @@ async fn failures_of_the_listing_and_of_whole_composite_calls() {
             .with_body(&body)
             .create_async()
             .await;
-        let err = describe_streams(session, &wanted, &DiscoveryOptions::default())
+        // No retries alone: an unreadable answer fails the first object with what was wrong.
+        let no_retries = DiscoveryOptions {
+            describe_retries: 0,
+            ..Default::default()
+        };
+        let err = describe_streams(session, &wanted, &no_retries)
             .await
             .unwrap_err();
         let text = err.to_string();
         assert!(text.contains(check), "{status} {body}: {text}");
-        if check != "`Contact`" {
+        if status == 400 {
+            // Refused whole: one error for the call's objects.
             assert!(text.contains("`Account`, `Contact` and 1 more"), "{text}");
-        } else {
+        } else if check == "`Contact`" {
             assert!(matches!(err, Error::DescribeDecode { .. }), "{err:?}");
+        } else {
+            assert!(
+                matches!(&err, Error::Describe { object, attempts: 1, .. } if object == "Account"),
+                "{err:?}"
+            );
         }
         mock.remove_async().await;
     }
@@ -830,4 +840,43 @@ async fn bad_names_and_options_fail_before_any_request() {
     .unwrap_err();
     assert!(err.to_string().contains("describe_batch_size"), "{err}");
     composite.assert_async().await;
+}
+
+#[tokio::test]
+async fn an_unreadable_composite_answer_describes_each_object_alone() {
+    let mut server = mockito::Server::new_async().await;
+    let session = &login(&mut server, 0).await;
+    // A 200 that answers none of the subrequests.
+    let composite = server
+        .mock("POST", "/services/data/v62.0/composite")
+        .with_status(200)
+        .with_header("content-type", "application/json")
+        .with_body(r#"{"compositeResponse":[]}"#)
+        .expect(2)
+        .create_async()
+        .await;
+    let alone = Scenario::load("discovery", "describe_store")
+        .unwrap()
+        .expecting(0, 1)
+        .mount_async(&mut server)
+        .await;
+    let wanted = vec!["Store__c".to_string()];
+    let catalog = describe_streams(session, &wanted, &DiscoveryOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(names(&catalog), ["Store__c"]);
+
+    // Without retries, the object fails, and the error says what was wrong with the answer.
+    let none = DiscoveryOptions {
+        describe_retries: 0,
+        ..Default::default()
+    };
+    let err = describe_streams(session, &wanted, &none).await.unwrap_err();
+    assert_eq!(err.object(), Some("Store__c"));
+    let text = err.to_string();
+    assert!(text.contains("0 results for 1 subrequests"), "{text}");
+    composite.assert_async().await;
+    for mock in &alone {
+        mock.assert_async().await;
+    }
 }
