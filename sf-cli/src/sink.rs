@@ -354,6 +354,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// Any string, weighted towards the bytes that need escaping, comes out as serde_json
+        /// writes it.
+        #[test]
+        fn any_string_is_written_as_serde_json_writes_it(
+            text in "([\\x00-\\x1f\"\\\\a-z\\x7f]|\\PC){0,40}"
+        ) {
+            let mut buf = Vec::new();
+            write_str(&mut buf, &text);
+            proptest::prop_assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                serde_json::to_string(&text).unwrap()
+            );
+        }
+    }
+
     #[test]
     fn record_lines_are_airbyte_records() {
         let record = Record {
