@@ -92,6 +92,8 @@ fn calls_between(before: &RequestCounts, after: &RequestCounts) -> RequestCounts
         describe: after.describe - before.describe,
         composite: after.composite - before.composite,
         composite_batch: after.composite_batch - before.composite_batch,
+        composite_subrequests: after.composite_subrequests - before.composite_subrequests,
+        batch_subrequests: after.batch_subrequests - before.batch_subrequests,
         query: after.query - before.query,
         query_more: after.query_more - before.query_more,
         bulk_create: after.bulk_create - before.bulk_create,

@@ -31,6 +31,10 @@ pub struct Calls {
     /// `composite/batch` envelopes: not API calls themselves, each of their subrequests is one
     /// (the connector sends none; counted so that the figures stay true if it did).
     pub composite_batch: u64,
+    /// Subrequests carried by `composite` envelopes (describes, from the connector).
+    pub composite_subrequests: u64,
+    /// Subrequests carried by `composite/batch` envelopes.
+    pub batch_subrequests: u64,
     /// First pages of `query`/`queryAll` (including `SELECT COUNT()`).
     pub query: u64,
     /// Follow-up REST pages.
@@ -61,6 +65,8 @@ impl Calls {
             describe: n("describe"),
             composite: n("composite"),
             composite_batch: n("composite_batch"),
+            composite_subrequests: n("composite_subrequests"),
+            batch_subrequests: n("batch_subrequests"),
             query: n("query"),
             query_more: n("query_more"),
             bulk_create: n("bulk_create"),
@@ -80,6 +86,12 @@ impl Calls {
             describe: self.describe.saturating_sub(before.describe),
             composite: self.composite.saturating_sub(before.composite),
             composite_batch: self.composite_batch.saturating_sub(before.composite_batch),
+            composite_subrequests: self
+                .composite_subrequests
+                .saturating_sub(before.composite_subrequests),
+            batch_subrequests: self
+                .batch_subrequests
+                .saturating_sub(before.batch_subrequests),
             query: self.query.saturating_sub(before.query),
             query_more: self.query_more.saturating_sub(before.query_more),
             bulk_create: self.bulk_create.saturating_sub(before.bulk_create),
@@ -647,7 +659,7 @@ mod tests {
     #[test]
     fn calls_subtract_and_list_their_kinds() {
         let stats = json!({
-            "requests": {"token": 2, "describe": 5, "composite": 1, "composite_batch": 2, "query": 3, "bulk_poll": 4, "limits": 1},
+            "requests": {"token": 2, "describe": 5, "composite": 1, "composite_batch": 2, "composite_subrequests": 3, "batch_subrequests": 2, "query": 3, "bulk_poll": 4, "limits": 1},
             "api_usage": {"used": 9, "max": 100}
         });
         let after = Calls::from_stats(&stats);
@@ -663,6 +675,7 @@ mod tests {
         assert_eq!(d.api, 6);
         assert_eq!(d.other, 1);
         assert_eq!((d.composite, d.composite_batch), (1, 2));
+        assert_eq!((d.composite_subrequests, d.batch_subrequests), (3, 2));
         assert_eq!(
             d.by_kind(),
             "login 1, describe 5, composite 1, composite/batch 2, query 2, poll 4, other 1"

@@ -24,8 +24,6 @@ const MAX_RAW_RATIO: f64 = 2.0;
 const FLAT_RSS_FACTOR: f64 = 1.25;
 /// "Linear": seconds per row at the largest size within this factor of the middle size's.
 const LINEAR_TIME_FACTOR: f64 = 1.2;
-/// A composite envelope (`composite` or `composite/batch`) carries at most this many describes.
-const COMPOSITE_MAX: u64 = 25;
 /// Airbyte polls every running Bulk job once per this many seconds.
 const AIRBYTE_POLL_SECS: f64 = 5.0;
 
@@ -90,12 +88,12 @@ pub fn civil_date(days: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// The describes that rode in `composite` calls and in `composite/batch` envelopes, assuming
-/// envelopes carry describes only, at most 25 each, `composite` ones filled first (as the
-/// connector sends them); the rest were sent alone.
+/// The describes that rode in `composite` calls and in `composite/batch` envelopes, as the org
+/// counted the envelopes' subrequests (the connector's envelopes carry describes only); the rest
+/// were sent alone.
 fn enveloped_describes(c: &Calls) -> (u64, u64) {
-    let in_composite = c.describe.min(c.composite * COMPOSITE_MAX);
-    let in_batch = (c.describe - in_composite).min(c.composite_batch * COMPOSITE_MAX);
+    let in_composite = c.describe.min(c.composite_subrequests);
+    let in_batch = (c.describe - in_composite).min(c.batch_subrequests);
     (in_composite, in_batch)
 }
 
@@ -576,6 +574,7 @@ mod tests {
             calls: Calls {
                 describe: 1,
                 composite: 1,
+                composite_subrequests: 1,
                 bulk_create: u64::from(api == "BULK"),
                 bulk_poll: if job_secs > 0.0 {
                     6
@@ -609,6 +608,7 @@ mod tests {
             calls: Calls {
                 describe: 6,
                 composite: 1,
+                composite_subrequests: 6,
                 api,
                 ..Calls::default()
             },
@@ -720,6 +720,7 @@ mod tests {
             describe_global: 1,
             describe: 30,
             composite: 2,
+            composite_subrequests: 30,
             query: 1,
             bulk_create: 1,
             bulk_poll: 3,
@@ -736,6 +737,7 @@ mod tests {
         let direct = Calls {
             describe: 60,
             composite: 2,
+            composite_subrequests: 50,
             api: 2 + 10,
             ..Calls::default()
         };
@@ -746,6 +748,7 @@ mod tests {
         let batch = Calls {
             describe: 30,
             composite_batch: 2,
+            batch_subrequests: 30,
             api: 30,
             ..Calls::default()
         };
@@ -756,11 +759,23 @@ mod tests {
             describe: 30,
             composite: 1,
             composite_batch: 1,
+            composite_subrequests: 25,
+            batch_subrequests: 5,
             api: 1 + 5,
             ..Calls::default()
         };
         assert_eq!(round_trips(&both), 2);
         assert_eq!(overhead(&both), 1 + 5);
+        // 6 describes in a part-filled composite call and one retried alone: 2 API calls.
+        let retried = Calls {
+            describe: 7,
+            composite: 1,
+            composite_subrequests: 6,
+            api: 2,
+            ..Calls::default()
+        };
+        assert_eq!(round_trips(&retried), 2);
+        assert_eq!(overhead(&retried), 2);
         assert_eq!(airbyte_overhead(6, 0, 12.0), 6);
         assert_eq!(airbyte_overhead(1, 2, 12.0), 1 + 2 * 3);
         assert_eq!(airbyte_overhead(1, 1, 0.0), 2);
