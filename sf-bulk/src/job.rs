@@ -242,8 +242,8 @@ impl BulkClient {
     }
 
     /// Polls the job until it is complete: at once, then at the times of [`BulkConfig::poll`]
-    /// from its second on (12.5 s, 18.75 s, ... by default), counted from this call. `Failed`, `Aborted` and unknown states are errors; after
-    /// [`BulkConfig::job_timeout`] the job is aborted and the error is
+    /// from its second on (12.5 s, 18.75 s, ... by default), counted from this call. `Failed`,
+    /// `Aborted` and unknown states are errors; after [`BulkConfig::job_timeout`] the job is aborted and the error is
     /// [`crate::ErrorKind::JobTimedOut`].
     pub async fn wait_for_completion(&self, job_id: &str) -> Result<JobInfo, Error> {
         self.wait(job_id, false).await
@@ -256,20 +256,19 @@ impl BulkClient {
         // Times are durations since `started` (no `Instant` arithmetic that could overflow).
         let started = Instant::now();
         // The schedule's poll 0 is either waited for here or is the poll made at once; `poll`
-        // is the index of the next one, `at` the time of the last one.
+        // is the index of the poll being made (so also the count of polls made once it answers),
+        // `at` the time of the last one.
         let mut at = Duration::ZERO;
         if delay_first {
             at = config.poll.next_poll_at(0, at);
             tokio::time::sleep(at.min(timeout)).await;
         }
         let mut poll = 1u32;
-        let mut polls_made = 0u32;
         loop {
             let info = self.job_info(job_id).await?;
-            polls_made = polls_made.saturating_add(1);
             match &info.state {
                 JobState::JobComplete => {
-                    tracing::info!(job_id, records = ?info.records_processed, polls = polls_made, "BulkJobCompleted");
+                    tracing::info!(job_id, records = ?info.records_processed, polls = poll, "BulkJobCompleted");
                     return Ok(info);
                 }
                 JobState::Failed => {

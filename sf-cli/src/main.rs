@@ -28,6 +28,7 @@ use clap::{Parser, Subcommand};
 use fixtures::{EmulatedOrg, OrgConfig, Scale};
 
 use crate::failure::Failure;
+use crate::protocol::Output;
 
 /// mimalloc rather than glibc's malloc: a read allocates a string per text cell on the stream
 /// tasks and frees it on the sink's thread, which glibc's arenas make costly (a fifth of a Bulk
@@ -35,7 +36,6 @@ use crate::failure::Failure;
 /// pages: v3 held 2 to 5 MiB more, and more unevenly, on the same reads.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use crate::protocol::Output;
 
 #[derive(Parser)]
 #[command(

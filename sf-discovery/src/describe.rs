@@ -191,15 +191,14 @@ async fn describe_batch(
             })
             .collect(),
     };
-    let decode_error = |names: &[String], message: String| {
-        vec![Err(Error::BatchDecode {
-            objects: summarize(names),
-            message,
-        })]
-    };
     let body = match serde_json::to_value(&body) {
         Ok(body) => body,
-        Err(e) => return decode_error(&names, format!("cannot build the request: {e}")),
+        Err(e) => {
+            return vec![Err(Error::BatchDecode {
+                objects: summarize(&names),
+                message: format!("cannot build the request: {e}"),
+            })]
+        }
     };
     // Read-only subrequests: safe to send twice.
     let request = Request::json(Method::Post, "composite", &body).idempotent(true);

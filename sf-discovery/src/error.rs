@@ -56,7 +56,7 @@ pub enum Error {
     /// The `composite` call for these objects could not be built. (An answer that is not a
     /// composite result for the call, one answer per subrequest matched by `referenceId`, makes
     /// each object be described alone instead; a lasting failure is [`Error::Describe`].)
-    #[error("describing {objects} (composite): unexpected response body: {message}")]
+    #[error("describing {objects} (composite): {message}")]
     BatchDecode {
         /// The objects of the call.
         objects: String,

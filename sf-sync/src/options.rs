@@ -12,9 +12,8 @@ use crate::planner::PlannerConfig;
 /// [`sf_bulk::PollSchedule::default`] (at 0.1 s, 12.5 s, then each at 1.5 times the age of the
 /// one before, 5 to 30 s apart: a job done at once is seen at 0.1 s, a 12 s job costs 2
 /// polls, a minute 6, five minutes 14, where one poll per 5 s would cost 3, 12 and 60); Bulk
-/// results pages of up to 100,000 rows (`sf-bulk`'s default); 1,024
-/// records queued between the stream tasks and the sink (in batches of 256 records or 8,192
-/// values); Salesforce's own
+/// results pages of up to 100,000 rows (`sf-bulk`'s default); 1,024 records queued between the
+/// stream tasks and the sink (in batches of 256 records or 8,192 values); Salesforce's own
 /// REST page size; 3 resumes of a window after `INVALID_QUERY_LOCATOR` or a Bulk download cut
 /// short.
 #[derive(Debug, Clone, PartialEq)]

@@ -46,7 +46,8 @@ fn batch_full(len: usize, width: usize, batch_max: usize) -> bool {
 #[derive(Debug)]
 pub(crate) enum Msg {
     /// Records of stream `.0`, in order: a batch of at most [`Shared::batch_max`] (fewer when
-    /// records are wider than [`BATCH_WIDTH`]), sent when it is full, when the source has nothing more ready, or before the stream's next other message.
+    /// records are wider than [`BATCH_WIDTH`]), sent when it is full, when the source has
+    /// nothing more ready, or before the stream's next other message.
     Records(usize, Vec<Record>),
     /// The state of stream `.0`.
     State(usize, Value),
@@ -516,7 +517,7 @@ impl Runner {
     async fn record(&mut self, record: Record) -> Result<(), Stop> {
         self.records += 1;
         let full = {
-            let width = record.values.len().max(1);
+            let width = record.values.len();
             let mut batch = lock(&self.batch);
             batch.push(record);
             batch_full(batch.len(), width, self.shared.batch_max)
