@@ -12,6 +12,10 @@
 //! **Must not know:** SOQL, describe, Bulk jobs, sync state or the Airbyte protocol. It is the only
 //! crate that names `reqwest`; the others see [`Request`], [`Response`] and [`FullResponse`].
 //!
+//! [`lock`], [`read_lock`] and [`write_lock`] take a std lock even if a holder panicked. The
+//! `test-util` feature adds a test kit: `RetryConfig::immediate()` (retries without waiting) and
+//! `SessionConfig::for_paused_time()` (no transport timers under tokio's paused time).
+//!
 //! ```no_run
 //! use sf_auth::{Credentials, LoginUrl, Request, Secret, Session, SessionConfig};
 //!
@@ -35,15 +39,22 @@
 
 mod config;
 mod error;
+mod lock;
 mod secret;
 mod session;
+#[cfg(any(test, feature = "test-util"))]
+mod test_util;
 mod usage;
 
 pub use config::{
     Credentials, Grant, LoginUrl, RetryConfig, SessionConfig, DEFAULT_API_VERSION,
     PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL,
 };
-pub use error::{classify, ApiError, Error, ErrorKind, LoginFailure};
+pub use error::{
+    classify, classify_job_failure, field_in_message, required_permission, ApiError, Error,
+    ErrorKind, LoginFailure, EXEMPT_FROM_TRANSACTION_SECURITY, VIEW_ALL_DATA,
+};
+pub use lock::{lock, read_lock, write_lock};
 pub use secret::Secret;
 pub use session::{ByteStream, FullResponse, Headers, Method, Request, Response, Session};
 pub use usage::{parse_limit_info, ApiUsage, Limit, Limits};

@@ -14,6 +14,7 @@ use url::Url;
 
 use crate::config::{check_scheme, Grant, SessionConfig};
 use crate::error::{ApiError, Error, ErrorKind, LoginFailure};
+use crate::lock::{read_lock, write_lock};
 use crate::secret::Secret;
 use crate::usage::{parse_limit_info, ApiUsage, Limits, UsageTracker};
 
@@ -621,10 +622,7 @@ impl Session {
     }
 
     fn read_token<R>(&self, f: impl FnOnce(&Token) -> R) -> R {
-        match self.inner.token.read() {
-            Ok(guard) => f(&guard),
-            Err(poisoned) => f(&poisoned.into_inner()),
-        }
+        f(&read_lock(&self.inner.token))
     }
 
     fn check_budget(&self) -> Result<(), Error> {
@@ -724,11 +722,7 @@ impl Session {
                 self.inner.rotation.send_replace(Some(new));
             }
         }
-        let mut guard = match self.inner.token.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = Token {
+        *write_lock(&self.inner.token) = Token {
             access: Secret::new(token.access_token),
             instance_url,
             generation: generation + 1,

@@ -1,8 +1,6 @@
 #![allow(clippy::unwrap_used)]
 //! Secrets never show: credentials, the session and every error, formatted with `{}` and `{:?}`.
 
-use std::time::Duration;
-
 use fixtures::recorded::Scenario;
 use sf_auth::{Credentials, LoginUrl, RetryConfig, Secret, Session, SessionConfig};
 
@@ -31,9 +29,7 @@ fn config(url: &str) -> SessionConfig {
     );
     config.retry = RetryConfig {
         max_retries: 1,
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(2),
-        ..RetryConfig::default()
+        ..RetryConfig::immediate()
     };
     config
 }

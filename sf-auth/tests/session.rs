@@ -16,7 +16,7 @@ fn config(server: &mockito::Server) -> SessionConfig {
     config_at(&server.url())
 }
 
-/// A config logging in at `url` with the test credentials and millisecond backoffs.
+/// A config logging in at `url` with the test credentials and retries that do not wait.
 fn config_at(url: &str) -> SessionConfig {
     let mut config = SessionConfig::new(
         LoginUrl::parse(url).unwrap(),
@@ -26,11 +26,7 @@ fn config_at(url: &str) -> SessionConfig {
             refresh_token: Some(Secret::new(REFRESH_TOKEN)),
         },
     );
-    config.retry = RetryConfig {
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(4),
-        ..RetryConfig::default()
-    };
+    config.retry = RetryConfig::immediate();
     config
 }
 
@@ -550,11 +546,8 @@ async fn backoff_doubles_between_retries() {
         &[(4, 1)],
     )
     .await;
-    let mut config = config(&server);
     // No transport timers, so virtual time moves only for the backoff sleeps.
-    config.connect_timeout = None;
-    config.read_timeout = None;
-    config.pool_idle_timeout = None;
+    let mut config = config(&server).for_paused_time();
     config.retry = RetryConfig {
         max_retries: 5,
         initial_backoff: Duration::from_millis(500),
@@ -577,10 +570,7 @@ async fn jittered_backoff_stays_within_its_bounds() {
         &[],
     )
     .await;
-    let mut config = config(&server);
-    config.connect_timeout = None;
-    config.read_timeout = None;
-    config.pool_idle_timeout = None;
+    let mut config = config(&server).for_paused_time();
     config.retry = RetryConfig {
         initial_backoff: Duration::from_millis(500),
         ..RetryConfig::default()
@@ -781,9 +771,7 @@ async fn timeouts_are_retried_for_idempotent_requests_only() {
     config.read_timeout = Some(Duration::from_millis(50));
     config.retry = RetryConfig {
         max_retries: 2,
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(2),
-        ..RetryConfig::default()
+        ..RetryConfig::immediate()
     };
     let session = Session::login(config).await.unwrap();
     let err = session.fetch(Request::get("sobjects")).await.unwrap_err();

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use fixtures::recorded::Scenario;
 use futures_util::StreamExt;
@@ -50,9 +49,7 @@ fn config(server: &mockito::Server, max_retries: u32) -> SessionConfig {
     );
     config.retry = RetryConfig {
         max_retries,
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(4),
-        ..RetryConfig::default()
+        ..RetryConfig::immediate()
     };
     config
 }
