@@ -15,7 +15,10 @@
 //!   they also run as a plain `#[test]` inside `cargo test`.
 
 mod bench;
+mod bench_cases;
+mod bench_catalog;
 mod bench_http;
+mod bench_options;
 mod bench_proc;
 mod bench_raw;
 mod bench_report;
