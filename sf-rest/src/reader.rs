@@ -201,10 +201,7 @@ impl RecordStream {
 
     /// The read's counters so far.
     pub fn stats(&self) -> ReadStats {
-        match self.stats.lock() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        sf_auth::lock(&self.stats).clone()
     }
 }
 
