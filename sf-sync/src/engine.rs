@@ -190,7 +190,7 @@ pub async fn read_with(
             Err(join) => {
                 let error = Error::StreamRead {
                     stream: names[idx].to_string(),
-                    api: crate::planner::Api::Rest,
+                    api: crate::planner::Api::Bulk,
                     window: None,
                     error_code: None,
                     message: format!("the stream's task ended abnormally: {join}"),

@@ -2,30 +2,32 @@
 //! records, state, logs and statuses, in order, to the sink's channel.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use futures_util::{FutureExt, Stream, StreamExt};
 use serde_json::Value;
-use sf_auth::Session;
-use sf_bulk::{BulkClient, BulkConfig, BulkItem, BulkStream, Operation, ResumePoint};
+use sf_auth::{lock, Session};
+use sf_bulk::{BulkClient, BulkConfig};
 use sf_discovery::{FieldSpec, Record, StreamSpec};
-use sf_rest::{ReadRequest, RestConfig, RestReader, ResumeKey, Soql};
+use sf_rest::{RestConfig, RestReader};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::SyncMode;
-use crate::classify::{advice, bulk_failed_for_size, bulk_failure, rest_failure};
+use crate::classify::advice;
 use crate::error::{Error, Failure};
 use crate::options::ReadOptions;
-use crate::planner::{Api, ApiConstraint, SpanCount, Volume};
+use crate::planner::{Api, ApiConstraint};
 use crate::sink::{IncompleteReason, LogLevel, StreamStatus, StreamSummary};
 use crate::state::{full_refresh_state, StreamState};
 use crate::time::parse_instant;
-use crate::window::{uncovered_spans, Window, WindowParams};
+use crate::window::{Window, WindowParams};
 
+mod bulk;
+mod plan;
+mod rest;
 mod substream;
 
 pub use substream::SLICE_BATCH_SIZE;
@@ -85,13 +87,6 @@ impl Shared {
         limit: Option<String>,
     ) -> Result<Shared, Error> {
         // The options were validated; these errors cannot happen, but are reported if they do.
-        let setup_error = |key: &str, message: String| Error::ConfigInvalid {
-            problems: vec![crate::error::ConfigProblem {
-                key: key.to_string(),
-                given: None,
-                expected: message,
-            }],
-        };
         let rest = RestReader::new(
             session.clone(),
             RestConfig {
@@ -99,7 +94,13 @@ impl Shared {
                 ..RestConfig::default()
             },
         )
-        .map_err(|e| setup_error("rest_batch_size", e.to_string()))?;
+        .map_err(|e| match e {
+            sf_rest::Error::Config {
+                field: "batch_size",
+                ..
+            } => setup_error(Some("rest_batch_size".to_string()), e.to_string()),
+            e => setup_error(None, e.to_string()),
+        })?;
         let bulk = BulkClient::new(
             session.clone(),
             BulkConfig {
@@ -108,7 +109,20 @@ impl Shared {
                 ..BulkConfig::default()
             },
         )
-        .map_err(|e| setup_error("bulk_poll", e.to_string()))?;
+        .map_err(|e| {
+            let key = match &e {
+                // `poll.first`, ...: named as `ReadOptions::validate` names them.
+                sf_bulk::Error::Config { field, .. } if field.starts_with("poll.") => {
+                    Some(format!("bulk_{field}"))
+                }
+                sf_bulk::Error::Config {
+                    field: "max_records",
+                    ..
+                } => Some("bulk_max_records".to_string()),
+                _ => None,
+            };
+            setup_error(key, e.to_string())
+        })?;
         Ok(Shared {
             rest,
             bulk,
@@ -124,10 +138,7 @@ impl Shared {
     }
 
     fn limit(&self) -> Option<String> {
-        match self.limit.lock() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        lock(&self.limit).clone()
     }
 
     /// Records a daily-limit stop (the first one wins) and returns its detail.
@@ -136,11 +147,22 @@ impl Shared {
             Some(u) => format!("{message}; api-usage {}/{}", u.used, u.max),
             None => message.to_string(),
         };
-        let mut guard = match self.limit.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        guard.get_or_insert(detail).clone()
+        lock(&self.limit).get_or_insert(detail).clone()
+    }
+}
+
+/// A client that refused the engine's options: under the option's name (`key`), or, when the
+/// refused setting is not one of [`ReadOptions`], as the client's own message.
+fn setup_error(key: Option<String>, message: String) -> Error {
+    match key {
+        Some(key) => Error::ConfigInvalid {
+            problems: vec![crate::error::ConfigProblem {
+                key,
+                given: None,
+                expected: message,
+            }],
+        },
+        None => Error::ConfigParse { reason: message },
     }
 }
 
@@ -430,17 +452,6 @@ impl From<Stop> for SpanError {
     }
 }
 
-/// A task creating a Bulk job and waiting for it; `None` when it was stopped.
-type Preparing = JoinHandle<Option<Result<Prepared, sf_bulk::Error>>>;
-
-/// A Bulk job created and complete, its results not read yet.
-struct Prepared {
-    stream: BulkStream,
-    job_id: Option<String>,
-    /// An item that arrived before `JobCompleted` was seen (not expected).
-    first: Option<BulkItem>,
-}
-
 struct Runner {
     shared: Arc<Shared>,
     idx: usize,
@@ -540,208 +551,6 @@ impl Runner {
         self.send(Msg::State(self.idx, full_refresh_state())).await
     }
 
-    async fn object(&mut self, run: &mut ObjectRun) -> Result<(), Stop> {
-        self.may_continue()?;
-        let name = self.name.clone();
-        if let Some(filter) = run.setup.parent {
-            self.substream(run, filter).await?;
-            return self.send(Msg::State(self.idx, full_refresh_state())).await;
-        }
-        if run.constraint != ApiConstraint::RestOnly
-            && self.shared.bulk_exhausted.load(Ordering::Relaxed)
-        {
-            // The stream that found the limit logged it once, as a warning.
-            self.log(
-                LogLevel::Info,
-                format!(
-                    "{name}: read through REST: the org's daily Bulk query job allowance is \
-                     used up"
-                ),
-            )
-            .await;
-            run.constraint = ApiConstraint::RestOnly;
-        }
-        let planner = self.shared.options.planner.clone();
-        let (mut api, queue, skip) = match &run.state {
-            None => {
-                let rows = match run.constraint {
-                    ApiConstraint::Any => self.count(run, None).await?,
-                    _ => None,
-                };
-                let api = planner.choose_api(rows, run.constraint);
-                self.log(
-                    LogLevel::Info,
-                    format!(
-                        "{name}: full refresh through {}{}",
-                        api.as_str().to_uppercase(),
-                        why(run.constraint, rows, &planner)
-                    ),
-                )
-                .await;
-                (api, SpanQueue::new(std::iter::once(None)), false)
-            }
-            Some(state) => {
-                let params = self.shared.params;
-                let spans = uncovered_spans(state, &params);
-                if spans.is_empty() {
-                    self.log(
-                        LogLevel::Info,
-                        format!(
-                            "{name}: incremental: nothing to read, the state already reaches {}",
-                            crate::time::format_instant(params.upper())
-                        ),
-                    )
-                    .await;
-                    if !state.is_empty() {
-                        let json = state.to_json();
-                        self.send(Msg::State(self.idx, json)).await?;
-                    }
-                    return Ok(());
-                }
-                let mut volume = Volume::Unknown;
-                let mut counted = None;
-                if planner.needs_count(&spans, &volume) {
-                    let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
-                        return Ok(());
-                    };
-                    let hull = Window::new(first.start, last.end);
-                    if let Some(rows) = self.count(run, Some(hull)).await? {
-                        counted = Some(rows);
-                        volume = if spans.len() == 1 {
-                            Volume::Counted(vec![SpanCount { span: hull, rows }])
-                        } else {
-                            let days = hull.duration().as_secs_f64() / 86_400.0;
-                            Volume::Rate {
-                                rows_per_day: rows as f64 / days.max(1.0 / 86_400.0),
-                            }
-                        };
-                    }
-                }
-                let plan = planner.plan(&spans, &volume, params.step, run.constraint);
-                let windows: u128 = plan
-                    .spans
-                    .iter()
-                    .map(|s| {
-                        let window = s.window.as_millis().max(1);
-                        s.span.duration().as_millis().div_ceil(window)
-                    })
-                    .sum();
-                self.log(
-                    LogLevel::Info,
-                    format!(
-                        "{name}: incremental on {} from {} to {}: {} window{} through {}{}",
-                        run.cursor.as_deref().unwrap_or("?"),
-                        crate::time::format_instant(spans[0].start),
-                        crate::time::format_instant(params.upper()),
-                        windows,
-                        if windows == 1 { "" } else { "s" },
-                        plan.api.as_str().to_uppercase(),
-                        why(run.constraint, plan.estimated_rows, &planner)
-                    ),
-                )
-                .await;
-                // A single span counted empty needs no query at all.
-                let skip = spans.len() == 1 && counted == Some(0);
-                let planned: Vec<_> = plan.spans.clone();
-                let queue = SpanQueue::new(planned.into_iter().flat_map(|s| s.windows()).map(Some));
-                (plan.api, queue, skip)
-            }
-        };
-        let mut queue = queue;
-        if skip {
-            while let Some(span) = queue.next() {
-                self.span_done(run, &span, None).await?;
-            }
-            return Ok(());
-        }
-        loop {
-            self.api = Some(api);
-            match api {
-                Api::Rest => {
-                    self.rest_spans(run, &mut queue).await?;
-                    break;
-                }
-                Api::Bulk => match self.bulk_spans(run, &mut queue).await? {
-                    None => break,
-                    Some(Fallback {
-                        reason,
-                        job_limit: true,
-                    }) => {
-                        // Logged once per sync, by the first stream to find it.
-                        let first = !self.shared.bulk_exhausted.swap(true, Ordering::Relaxed);
-                        let (level, message) = if first {
-                            (
-                                LogLevel::Warn,
-                                format!(
-                                    "the org's daily Bulk API query job limit \
-                                     (DailyBulkV2QueryJobs) is reached ({reason}): {name} and \
-                                     every stream after it are read through REST, which counts \
-                                     against the daily API request limit instead"
-                                ),
-                            )
-                        } else {
-                            (
-                                LogLevel::Info,
-                                format!(
-                                    "{name}: switching to REST: the org's daily Bulk query job \
-                                     allowance is used up"
-                                ),
-                            )
-                        };
-                        self.log(level, message).await;
-                        run.constraint = ApiConstraint::RestOnly;
-                        api = Api::Rest;
-                    }
-                    Some(Fallback { reason, .. }) => {
-                        self.log(
-                            LogLevel::Warn,
-                            format!(
-                                "{name}: the Bulk API cannot serve this stream ({reason}); \
-                                 switching to REST for the rest of it"
-                            ),
-                        )
-                        .await;
-                        run.constraint = ApiConstraint::RestOnly;
-                        api = Api::Rest;
-                    }
-                },
-            }
-        }
-        if run.state.is_none() {
-            self.send(Msg::State(self.idx, full_refresh_state()))
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// `SELECT COUNT()` over a window (or the whole object); `None` when the count failed for a
-    /// reason that only costs the plan its precision.
-    async fn count(&self, run: &ObjectRun, window: Option<Window>) -> Result<Option<u64>, Stop> {
-        let sf_window = run.rest_window(&window);
-        let counted = tokio::select! {
-            biased;
-            _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled),
-            counted = self.shared.rest.count(&run.setup.spec.name, sf_window.as_ref(), run.include_deleted()) => counted,
-        };
-        match counted {
-            Ok(rows) => Ok(Some(rows)),
-            Err(e) if e.kind() == sf_rest::ErrorKind::DailyLimitExceeded => {
-                Err(Stop::Limit(self.shared.hit_limit(&e.to_string())))
-            }
-            Err(e) => {
-                self.log(
-                    LogLevel::Warn,
-                    format!(
-                        "{}: counting rows failed ({e}); planning without a count",
-                        self.name
-                    ),
-                )
-                .await;
-                Ok(None)
-            }
-        }
-    }
-
     /// A span was read completely: record it in the state and emit the state.
     async fn span_done(
         &mut self,
@@ -758,563 +567,51 @@ impl Runner {
         Ok(())
     }
 
-    fn split_or_fail(
-        &self,
-        api: Api,
-        span: &Span,
-        message: &str,
-        min: std::time::Duration,
-    ) -> Result<(Window, Window), Stop> {
-        match span.and_then(|w| w.split(min)) {
-            Some(halves) => Ok(halves),
-            None => Err(Stop::Failed(Error::StreamRead {
-                stream: self.name.to_string(),
+    /// Splits a span that timed out (or whose Bulk job failed for its size) in halves and logs
+    /// it, or fails the stream when the span cannot be narrowed further.
+    async fn split(&self, api: Api, span: &Span, message: &str) -> Result<(Window, Window), Stop> {
+        let min = self.shared.options.planner.min_window;
+        let Some((a, b)) = span.and_then(|w| w.split(min)) else {
+            return Err(Stop::Failed(self.read_error(
                 api,
-                window: describe_span(span),
-                error_code: None,
-                message: format!(
+                describe_span(span),
+                None,
+                format!(
                     "{message}, and the window cannot be narrowed further; {}",
                     advice(Failure::Transient)
                 ),
-                failure: Failure::Transient,
-            })),
-        }
+                Failure::Transient,
+            )));
+        };
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "{}: {message}; reading window {} as {a} and {b}",
+                self.name,
+                describe_span(span).unwrap_or_default()
+            ),
+        )
+        .await;
+        Ok((a, b))
     }
 
-    // ---- REST ----
-
-    async fn rest_spans(&mut self, run: &mut ObjectRun, queue: &mut SpanQueue) -> Result<(), Stop> {
-        let min = self.shared.options.planner.min_window;
-        while let Some(span) = queue.next() {
-            self.may_continue()?;
-            match self.rest_span(run, &span).await {
-                Ok(most_recent) => self.span_done(run, &span, most_recent).await?,
-                Err(SpanError::Split(message)) => {
-                    let (a, b) = self.split_or_fail(Api::Rest, &span, &message, min)?;
-                    self.log(
-                        LogLevel::Warn,
-                        format!(
-                            "{}: {message}; reading window {} as {a} and {b}",
-                            self.name,
-                            describe_span(&span).unwrap_or_default()
-                        ),
-                    )
-                    .await;
-                    queue.push_front(Some(b));
-                    queue.push_front(Some(a));
-                }
-                Err(SpanError::Fallback(fallback)) => {
-                    return Err(Stop::Failed(self.rest_error(
-                        &span,
-                        None,
-                        fallback.reason,
-                        Failure::System,
-                    )))
-                }
-                Err(SpanError::Stop(stop)) => return Err(stop),
-            }
-        }
-        Ok(())
-    }
-
-    fn rest_error(
+    /// A failed read of this stream through `api`.
+    fn read_error(
         &self,
-        span: &Span,
+        api: Api,
+        window: Option<String>,
         error_code: Option<String>,
         message: String,
         failure: Failure,
     ) -> Error {
         Error::StreamRead {
             stream: self.name.to_string(),
-            api: Api::Rest,
-            window: describe_span(span),
+            api,
+            window,
             error_code,
             message,
             failure,
         }
-    }
-
-    /// Reads one span through REST; returns the largest cursor value seen.
-    async fn rest_span(
-        &mut self,
-        run: &ObjectRun,
-        span: &Span,
-    ) -> Result<Option<DateTime<Utc>>, SpanError> {
-        let mut most_recent: Option<DateTime<Utc>> = None;
-        let mut after: Option<ResumeKey> = None;
-        let mut resumes = 0u32;
-        'query: loop {
-            let request = ReadRequest {
-                fields: run.setup.columns.clone(),
-                window: run.rest_window(span),
-                include_deleted: run.include_deleted(),
-                order: None,
-                after: after.clone(),
-                limit: None,
-                where_in: None,
-            };
-            let mut records = self
-                .shared
-                .rest
-                .read(&run.setup.spec, request)
-                .map_err(|e| {
-                    let failure = rest_failure(&e);
-                    Stop::Failed(self.rest_error(
-                        span,
-                        e.error_code().map(str::to_string),
-                        format!("{e}; {}", advice(failure)),
-                        failure,
-                    ))
-                })?;
-            loop {
-                let item = self.next_from(&mut records).await?;
-                let error = match item {
-                    None => return Ok(most_recent),
-                    Some(Ok(record)) => {
-                        most_recent = most_recent.max(run.cursor_value(&record));
-                        self.record(record).await?;
-                        continue;
-                    }
-                    Some(Err(e)) => e,
-                };
-                match error.kind() {
-                    sf_rest::ErrorKind::InvalidQueryLocator
-                        if resumes < self.shared.options.resume_attempts =>
-                    {
-                        resumes += 1;
-                        if let Some(key) = error.resume_after() {
-                            after = Some(key.clone());
-                        }
-                        self.log(
-                            LogLevel::Warn,
-                            format!(
-                                "{}: {error}; resuming window {} {}",
-                                self.name,
-                                describe_span(span).unwrap_or_else(|| "(whole object)".into()),
-                                match &after {
-                                    Some(key) => format!("after Id {}", key.id),
-                                    None => "from its start".to_string(),
-                                }
-                            ),
-                        )
-                        .await;
-                        continue 'query;
-                    }
-                    sf_rest::ErrorKind::QueryTimeout => {
-                        return Err(SpanError::Split(error.to_string()))
-                    }
-                    sf_rest::ErrorKind::DailyLimitExceeded => {
-                        return Err(Stop::Limit(self.shared.hit_limit(&error.to_string())).into())
-                    }
-                    sf_rest::ErrorKind::InvalidField => {
-                        let field = match &error {
-                            sf_rest::Error::InvalidField { field, .. } => field.clone(),
-                            _ => "?".to_string(),
-                        };
-                        return Err(Stop::Failed(Error::StreamFieldsMissing {
-                            stream: self.name.to_string(),
-                            fields: vec![field],
-                        })
-                        .into());
-                    }
-                    sf_rest::ErrorKind::NotFound => {
-                        return Err(Stop::Failed(Error::StreamUnknown {
-                            stream: self.name.to_string(),
-                            reason: error.to_string(),
-                        })
-                        .into());
-                    }
-                    _ => {
-                        let failure = rest_failure(&error);
-                        return Err(Stop::Failed(self.rest_error(
-                            span,
-                            error.error_code().map(str::to_string),
-                            format!("{error}; {}", advice(failure)),
-                            failure,
-                        ))
-                        .into());
-                    }
-                }
-            }
-        }
-    }
-
-    // ---- Bulk ----
-
-    fn bulk_soql(&self, run: &ObjectRun, span: &Span) -> Result<String, Stop> {
-        Soql::select(run.setup.spec.name.clone(), run.setup.columns.iter())
-            .maybe_window(run.rest_window(span))
-            .build()
-            .map_err(|e| {
-                Stop::Failed(Error::StreamRead {
-                    stream: self.name.to_string(),
-                    api: Api::Bulk,
-                    window: describe_span(span),
-                    error_code: None,
-                    message: format!("{e}; {}", advice(Failure::System)),
-                    failure: Failure::System,
-                })
-            })
-    }
-
-    /// Starts a job for `span` on its own task, which returns once the job is complete, or
-    /// `None` once `stop` is cancelled (a job being created is created first, so its id is
-    /// known and it can be aborted).
-    fn spawn_prepare(
-        &self,
-        run: &ObjectRun,
-        span: &Span,
-        stop: &CancellationToken,
-    ) -> Result<Preparing, Stop> {
-        let soql = self.bulk_soql(run, span)?;
-        let bulk = self.shared.bulk.clone();
-        let fields = run.bulk_fields.clone();
-        let jobs = self.jobs.clone();
-        let stop = stop.clone();
-        let operation = if run.include_deleted() {
-            Operation::QueryAll
-        } else {
-            Operation::Query
-        };
-        Ok(tokio::spawn(async move {
-            if stop.is_cancelled() {
-                return None;
-            }
-            let mut stream = bulk.query(operation, soql, &fields);
-            let mut job_id: Option<String> = None;
-            loop {
-                let item = tokio::select! {
-                    biased;
-                    _ = stop.cancelled(), if job_id.is_some() => return None,
-                    item = stream.next() => item,
-                };
-                let first = match item {
-                    Some(Ok(BulkItem::JobCreated { job_id: id })) => {
-                        lock(&jobs).insert(id.clone());
-                        job_id = Some(id);
-                        continue;
-                    }
-                    Some(Ok(BulkItem::JobCompleted(_))) | None => None,
-                    Some(Ok(other)) => Some(other),
-                    Some(Err(e)) => {
-                        let ended = matches!(
-                            e.kind(),
-                            sf_bulk::ErrorKind::JobFailed
-                                | sf_bulk::ErrorKind::JobAborted
-                                | sf_bulk::ErrorKind::NotSupported
-                        );
-                        if let (Some(id), true) = (&job_id, ended) {
-                            lock(&jobs).remove(id);
-                        }
-                        return Some(Err(e));
-                    }
-                };
-                return Some(Ok(Prepared {
-                    stream,
-                    job_id,
-                    first,
-                }));
-            }
-        }))
-    }
-
-    /// Reads spans through Bulk, with jobs of later spans in flight while one downloads. Returns
-    /// `Some(why)` when the stream must switch to REST (the unread spans are back in `queue`).
-    async fn bulk_spans(
-        &mut self,
-        run: &mut ObjectRun,
-        queue: &mut SpanQueue,
-    ) -> Result<Option<Fallback>, Stop> {
-        let stop = self.shared.cancel.child_token();
-        let mut inflight: VecDeque<(Span, Preparing)> = VecDeque::new();
-        let result = self.bulk_loop(run, queue, &mut inflight, &stop).await;
-        // Whatever ended the loop, nothing started ahead is needed any more: the tasks stop once
-        // the jobs they create have ids, and every job still running is aborted.
-        stop.cancel();
-        for (_, handle) in inflight {
-            let _ = handle.await;
-        }
-        if !matches!(result, Ok(None)) {
-            self.abort_jobs().await;
-        }
-        result
-    }
-
-    async fn bulk_loop(
-        &mut self,
-        run: &mut ObjectRun,
-        queue: &mut SpanQueue,
-        inflight: &mut VecDeque<(Span, Preparing)>,
-        stop: &CancellationToken,
-    ) -> Result<Option<Fallback>, Stop> {
-        let ahead = self.shared.options.bulk_jobs_in_flight.max(1);
-        let min = self.shared.options.planner.min_window;
-        loop {
-            self.may_continue()?;
-            while inflight.len() < ahead {
-                let Some(span) = queue.next() else { break };
-                let handle = self.spawn_prepare(run, &span, stop)?;
-                inflight.push_back((span, handle));
-            }
-            let Some((span, mut handle)) = inflight.pop_front() else {
-                return Ok(None);
-            };
-            let prepared = tokio::select! {
-                biased;
-                _ = self.shared.cancel.cancelled() => {
-                    inflight.push_front((span, handle));
-                    return Err(Stop::Cancelled);
-                }
-                joined = &mut handle => joined,
-            };
-            let outcome = match prepared {
-                Ok(Some(Ok(prepared))) => self.bulk_download(run, &span, prepared).await,
-                Ok(Some(Err(e))) => Err(self.bulk_span_error(&span, e)),
-                Ok(None) => Err(SpanError::Stop(Stop::Cancelled)),
-                Err(join) => Err(SpanError::Stop(Stop::Failed(Error::StreamRead {
-                    stream: self.name.to_string(),
-                    api: Api::Bulk,
-                    window: describe_span(&span),
-                    error_code: None,
-                    message: format!("the Bulk job's task ended abnormally: {join}"),
-                    failure: Failure::System,
-                }))),
-            };
-            match outcome {
-                Ok(most_recent) => self.span_done(run, &span, most_recent).await?,
-                Err(SpanError::Split(message)) => {
-                    let (a, b) = self.split_or_fail(Api::Bulk, &span, &message, min)?;
-                    self.log(
-                        LogLevel::Warn,
-                        format!(
-                            "{}: {message}; reading window {} as {a} and {b}",
-                            self.name,
-                            describe_span(&span).unwrap_or_default()
-                        ),
-                    )
-                    .await;
-                    let second = self.spawn_prepare(run, &Some(b), stop)?;
-                    inflight.push_front((Some(b), second));
-                    let first = self.spawn_prepare(run, &Some(a), stop)?;
-                    inflight.push_front((Some(a), first));
-                }
-                Err(SpanError::Fallback(fallback)) => {
-                    // This span and those started ahead go back, in order, ahead of the queue;
-                    // the jobs started ahead are stopped and aborted by the caller.
-                    let ahead: Vec<Span> = inflight.iter().map(|(s, _)| *s).collect();
-                    for s in ahead.into_iter().rev() {
-                        queue.push_front(s);
-                    }
-                    queue.push_front(span);
-                    return Ok(Some(fallback));
-                }
-                Err(SpanError::Stop(stop)) => return Err(stop),
-            }
-        }
-    }
-
-    /// Classifies a Bulk failure of one span.
-    fn bulk_span_error(&self, span: &Span, e: sf_bulk::Error) -> SpanError {
-        use sf_bulk::ErrorKind as K;
-        match e.kind() {
-            K::DailyLimitExceeded => {
-                SpanError::Stop(Stop::Limit(self.shared.hit_limit(&e.to_string())))
-            }
-            K::NotSupported => Fallback::unsupported(e.to_string()),
-            // Other streams need not try: REST requests are a separate allowance.
-            K::BulkJobLimit => SpanError::Fallback(Fallback {
-                reason: e.to_string(),
-                job_limit: true,
-            }),
-            K::JobFailed => match &e {
-                sf_bulk::Error::JobFailed { error_message, .. }
-                    if bulk_failed_for_size(error_message) && span.is_some() =>
-                {
-                    SpanError::Split(e.to_string())
-                }
-                _ => Fallback::unsupported(e.to_string()),
-            },
-            K::JobTimedOut if span.is_some() => SpanError::Split(e.to_string()),
-            K::QueryRejected if e.error_code() == Some("INVALID_FIELD") => {
-                let message = e.api_error().map(|a| a.message.clone()).unwrap_or_default();
-                SpanError::Stop(Stop::Failed(Error::StreamFieldsMissing {
-                    stream: self.name.to_string(),
-                    fields: vec![column_in_message(&message).unwrap_or_else(|| "?".to_string())],
-                }))
-            }
-            _ => {
-                let failure = bulk_failure(&e);
-                SpanError::Stop(Stop::Failed(Error::StreamRead {
-                    stream: self.name.to_string(),
-                    api: Api::Bulk,
-                    window: describe_span(span),
-                    error_code: e.error_code().map(str::to_string),
-                    message: format!("{e}; {}", advice(failure)),
-                    failure,
-                }))
-            }
-        }
-    }
-
-    /// Reads a complete job's results, resuming from the last page read when the download is cut.
-    async fn bulk_download(
-        &mut self,
-        run: &ObjectRun,
-        span: &Span,
-        prepared: Prepared,
-    ) -> Result<Option<DateTime<Utc>>, SpanError> {
-        let Prepared {
-            mut stream,
-            job_id,
-            mut first,
-        } = prepared;
-        let mut most_recent: Option<DateTime<Utc>> = None;
-        let mut resume: Option<ResumePoint> = job_id.as_ref().map(ResumePoint::start);
-        let mut resumes = 0u32;
-        loop {
-            let item = match first.take() {
-                Some(item) => Some(Ok(item)),
-                None => self.next_from(&mut stream).await?,
-            };
-            match item {
-                None => {
-                    if let Some(id) = &job_id {
-                        lock(&self.jobs).remove(id);
-                    }
-                    return Ok(most_recent);
-                }
-                Some(Ok(BulkItem::Record(record))) => {
-                    most_recent = most_recent.max(run.cursor_value(&record));
-                    self.record(record).await?;
-                }
-                Some(Ok(BulkItem::PageDone(progress))) => {
-                    resume = progress.resume_point().or(resume);
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    let resumable = matches!(
-                        e.kind(),
-                        sf_bulk::ErrorKind::ResultsIncomplete | sf_bulk::ErrorKind::Transient
-                    );
-                    match (&resume, resumable) {
-                        (Some(point), true) if resumes < self.shared.options.resume_attempts => {
-                            resumes += 1;
-                            self.log(
-                                LogLevel::Warn,
-                                format!(
-                                    "{}: reading Bulk results failed ({e}); resuming job {} {}",
-                                    self.name,
-                                    point.job_id,
-                                    match &point.locator {
-                                        Some(l) => format!("at locator {l}"),
-                                        None => "from its first page".to_string(),
-                                    }
-                                ),
-                            )
-                            .await;
-                            stream = self.shared.bulk.resume(point.clone(), &run.bulk_fields);
-                        }
-                        _ => return Err(self.bulk_span_error(span, e)),
-                    }
-                }
-            }
-        }
-    }
-
-    /// Aborts this stream's Bulk jobs that may still run, then deletes them (unless the client
-    /// keeps jobs), so a stop or a switch to REST leaves none on the org. A job that finished
-    /// before the stop (started ahead, or cut off mid-download) refuses the abort (400, "Aborting
-    /// already Completed Job not allowed") and is deleted all the same. Best effort: a job that
-    /// cannot be deleted is logged; Salesforce removes jobs after seven days.
-    async fn abort_jobs(&self) {
-        let delete = self.shared.bulk.config().delete_jobs;
-        let ids: Vec<String> = lock(&self.jobs).drain().collect();
-        for id in ids {
-            let (ended, how) = match self.shared.bulk.abort(&id).await {
-                Ok(info) => (info.state.is_terminal(), "aborted"),
-                // Refused: the job had already ended (complete, failed or aborted).
-                Err(e) if e.api_error().is_some_and(|a| a.status == 400) => {
-                    (true, "had already ended")
-                }
-                Err(e) if e.kind() == sf_bulk::ErrorKind::JobNotFound => continue,
-                Err(e) => {
-                    self.log(
-                        LogLevel::Warn,
-                        format!("{}: Bulk job {id} not aborted: {e}", self.name),
-                    )
-                    .await;
-                    continue;
-                }
-            };
-            if !(delete && ended) {
-                self.log(
-                    LogLevel::Info,
-                    format!("{}: Bulk job {id} {how}", self.name),
-                )
-                .await;
-                continue;
-            }
-            match self.shared.bulk.delete(&id).await {
-                Ok(()) => {
-                    self.log(
-                        LogLevel::Info,
-                        format!("{}: Bulk job {id} {how}; deleted", self.name),
-                    )
-                    .await
-                }
-                Err(e) if e.kind() == sf_bulk::ErrorKind::JobNotFound => {}
-                Err(e) => {
-                    self.log(
-                        LogLevel::Warn,
-                        format!(
-                            "{}: Bulk job {id} {how} but was not deleted ({e}); Salesforce \
-                             deletes it after seven days",
-                            self.name
-                        ),
-                    )
-                    .await
-                }
-            }
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
-
-/// The field in `No such column 'X' on entity 'Y'`.
-fn column_in_message(message: &str) -> Option<String> {
-    const MARK: &str = "No such column '";
-    let start = message.find(MARK)? + MARK.len();
-    let rest = &message[start..];
-    let end = rest.find('\'')?;
-    let name = &rest[..end];
-    (!name.is_empty()).then(|| name.to_string())
-}
-
-/// Why an API was chosen, for the log.
-fn why(
-    constraint: ApiConstraint,
-    rows: Option<u64>,
-    planner: &crate::planner::PlannerConfig,
-) -> String {
-    match (constraint, rows) {
-        (ApiConstraint::RestOnly, _) => String::new(),
-        (ApiConstraint::BulkOnly, _) => " (force_use_bulk_api)".to_string(),
-        (ApiConstraint::Any, Some(rows)) if rows <= planner.rest_max_rows => {
-            format!(" ({rows} rows, at most {} for REST)", planner.rest_max_rows)
-        }
-        (ApiConstraint::Any, Some(rows)) => {
-            format!(
-                " ({rows} rows, more than {} for REST)",
-                planner.rest_max_rows
-            )
-        }
-        (ApiConstraint::Any, None) => " (volume unknown)".to_string(),
     }
 }
 
@@ -1336,15 +633,6 @@ mod tests {
         // A batch of one record is full at once however wide, and at the smallest bound.
         assert!(batch_full(1, 100_000, 256));
         assert!(batch_full(1, 1, 1));
-    }
-
-    #[test]
-    fn columns_come_out_of_messages() {
-        assert_eq!(
-            column_in_message("No such column 'Foo__c' on entity 'Account'.").as_deref(),
-            Some("Foo__c")
-        );
-        assert_eq!(column_in_message("something else"), None);
     }
 
     #[test]

@@ -14,9 +14,10 @@ use std::collections::HashSet;
 use sf_discovery::{FieldSpec, FieldType, StreamSpec};
 use sf_rest::{Order, ReadRequest, ResumeKey};
 
+use super::rest::{RestFailure, RestRead};
 use super::{ObjectRun, Runner, Stop};
-use crate::classify::{advice, rest_failure};
-use crate::error::{Error, Failure};
+use crate::classify::advice;
+use crate::error::Failure;
 use crate::planner::Api;
 use crate::sink::LogLevel;
 
@@ -106,7 +107,7 @@ impl Runner {
                 .shared
                 .rest
                 .read(&parent, request)
-                .map_err(|e| Stop::Failed(self.parent_error(filter, &e)))?;
+                .map_err(|e| Stop::Failed(self.rest_error(RestRead::Parents(filter), &e)))?;
             loop {
                 let item = self.next_from(&mut parents).await?;
                 match item {
@@ -121,8 +122,8 @@ impl Runner {
                             batch.clear();
                         }
                     }
-                    Some(Err(e)) => match e.kind() {
-                        sf_rest::ErrorKind::InvalidQueryLocator
+                    Some(Err(e)) => match self.rest_failed(RestRead::Parents(filter), &e) {
+                        RestFailure::LostCursor
                             if resumes < self.shared.options.resume_attempts =>
                         {
                             resumes += 1;
@@ -141,10 +142,12 @@ impl Runner {
                             .await;
                             continue 'parents;
                         }
-                        sf_rest::ErrorKind::DailyLimitExceeded => {
-                            return Err(Stop::Limit(self.shared.hit_limit(&e.to_string())))
+                        RestFailure::Stop(stop) => return Err(stop),
+                        RestFailure::LostCursor | RestFailure::TimedOut => {
+                            return Err(Stop::Failed(
+                                self.rest_error(RestRead::Parents(filter), &e),
+                            ))
                         }
-                        _ => return Err(Stop::Failed(self.parent_error(filter, &e))),
                     },
                 }
             }
@@ -154,22 +157,6 @@ impl Runner {
         }
         self.windows += 1;
         Ok(())
-    }
-
-    fn parent_error(&self, filter: ParentFilter, e: &sf_rest::Error) -> Error {
-        let failure = rest_failure(e);
-        Error::StreamRead {
-            stream: self.name.to_string(),
-            api: Api::Rest,
-            window: None,
-            error_code: e.error_code().map(str::to_string),
-            message: format!(
-                "reading the ids of its parent {}: {e}; {}",
-                filter.parent,
-                advice(failure)
-            ),
-            failure,
-        }
     }
 
     /// Reads the children of one batch of parent ids; a query that times out is read again in
@@ -223,9 +210,8 @@ impl Runner {
                     pending.push(a);
                 }
                 Err(ChildError::Restart(message) | ChildError::Timeout(message)) => {
-                    return Err(Stop::Failed(self.child_error(
-                        filter,
-                        part,
+                    return Err(Stop::Failed(self.rest_read_error(
+                        RestRead::Children(filter, part),
                         None,
                         format!("{message}; {}", advice(Failure::Transient)),
                         Failure::Transient,
@@ -235,32 +221,6 @@ impl Runner {
             }
         }
         Ok(())
-    }
-
-    fn child_error(
-        &self,
-        filter: ParentFilter,
-        ids: &[String],
-        error_code: Option<String>,
-        message: String,
-        failure: Failure,
-    ) -> Error {
-        let range = match (ids.first(), ids.last()) {
-            (Some(first), Some(last)) => format!(" {first} to {last}"),
-            _ => String::new(),
-        };
-        Error::StreamRead {
-            stream: self.name.to_string(),
-            api: Api::Rest,
-            window: None,
-            error_code,
-            message: format!(
-                "querying the children of {} {} ids{range}: {message}",
-                ids.len(),
-                filter.parent
-            ),
-            failure,
-        }
     }
 
     /// One query over the children of `ids`, read to its end through `sf-rest`. Unordered, as
@@ -308,12 +268,8 @@ impl Runner {
         ids: &[String],
         e: sf_rest::Error,
     ) -> ChildError {
-        use sf_rest::ErrorKind as K;
-        match (e.kind(), &e) {
-            (K::DailyLimitExceeded, _) => {
-                ChildError::Stop(Stop::Limit(self.shared.hit_limit(&e.to_string())))
-            }
-            (K::QueryTimeout, _) => ChildError::Timeout(format!(
+        match self.rest_failed(RestRead::Children(filter, ids), &e) {
+            RestFailure::TimedOut => ChildError::Timeout(format!(
                 "the query timed out (QUERY_TIMEOUT{})",
                 match &e {
                     sf_rest::Error::QueryTimeout { message, .. } if !message.is_empty() => {
@@ -322,25 +278,10 @@ impl Runner {
                     _ => String::new(),
                 }
             )),
-            (K::InvalidQueryLocator, _) => {
+            RestFailure::LostCursor => {
                 ChildError::Restart("the query lost its cursor (INVALID_QUERY_LOCATOR)".to_string())
             }
-            (K::InvalidField, sf_rest::Error::InvalidField { field, .. }) => {
-                ChildError::Stop(Stop::Failed(Error::StreamFieldsMissing {
-                    stream: self.name.to_string(),
-                    fields: vec![field.clone()],
-                }))
-            }
-            _ => {
-                let failure = rest_failure(&e);
-                ChildError::Stop(Stop::Failed(self.child_error(
-                    filter,
-                    ids,
-                    e.error_code().map(str::to_string),
-                    format!("{e}; {}", advice(failure)),
-                    failure,
-                )))
-            }
+            RestFailure::Stop(stop) => ChildError::Stop(stop),
         }
     }
 }

@@ -1,0 +1,379 @@
+//! Reading a stream's spans through Bulk API 2.0: jobs of later spans created while one
+//! downloads, a cut download resumed from its last page, failures sorted into splitting the
+//! span, switching to REST or stopping, and the stream's jobs aborted when it stops early.
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use sf_auth::lock;
+use sf_bulk::{BulkItem, BulkStream, Operation, ResumePoint};
+use sf_rest::Soql;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{describe_span, Fallback, ObjectRun, Runner, Span, SpanError, SpanQueue, Stop};
+use crate::classify::{advice, bulk_failed_for_size, bulk_failure};
+use crate::error::{Error, Failure};
+use crate::planner::Api;
+use crate::sink::LogLevel;
+
+/// A task creating a Bulk job and waiting for it; `None` when it was stopped.
+type Preparing = JoinHandle<Option<Result<Prepared, sf_bulk::Error>>>;
+
+/// A Bulk job created and complete, its results not read yet.
+struct Prepared {
+    stream: BulkStream,
+    job_id: Option<String>,
+    /// An item that arrived before `JobCompleted` was seen (not expected).
+    first: Option<BulkItem>,
+}
+impl Runner {
+    fn bulk_soql(&self, run: &ObjectRun, span: &Span) -> Result<String, Stop> {
+        Soql::select(run.setup.spec.name.clone(), run.setup.columns.iter())
+            .maybe_window(run.rest_window(span))
+            .build()
+            .map_err(|e| {
+                Stop::Failed(self.read_error(
+                    Api::Bulk,
+                    describe_span(span),
+                    None,
+                    format!("{e}; {}", advice(Failure::System)),
+                    Failure::System,
+                ))
+            })
+    }
+
+    /// Starts a job for `span` on its own task, which returns once the job is complete, or
+    /// `None` once `stop` is cancelled (a job being created is created first, so its id is
+    /// known and it can be aborted).
+    fn spawn_prepare(
+        &self,
+        run: &ObjectRun,
+        span: &Span,
+        stop: &CancellationToken,
+    ) -> Result<Preparing, Stop> {
+        let soql = self.bulk_soql(run, span)?;
+        let bulk = self.shared.bulk.clone();
+        let fields = run.bulk_fields.clone();
+        let jobs = self.jobs.clone();
+        let stop = stop.clone();
+        let operation = if run.include_deleted() {
+            Operation::QueryAll
+        } else {
+            Operation::Query
+        };
+        Ok(tokio::spawn(async move {
+            if stop.is_cancelled() {
+                return None;
+            }
+            let mut stream = bulk.query(operation, soql, &fields);
+            let mut job_id: Option<String> = None;
+            loop {
+                let item = tokio::select! {
+                    biased;
+                    _ = stop.cancelled(), if job_id.is_some() => return None,
+                    item = stream.next() => item,
+                };
+                let first = match item {
+                    Some(Ok(BulkItem::JobCreated { job_id: id })) => {
+                        lock(&jobs).insert(id.clone());
+                        job_id = Some(id);
+                        continue;
+                    }
+                    Some(Ok(BulkItem::JobCompleted(_))) | None => None,
+                    Some(Ok(other)) => Some(other),
+                    Some(Err(e)) => {
+                        let ended = matches!(
+                            e.kind(),
+                            sf_bulk::ErrorKind::JobFailed
+                                | sf_bulk::ErrorKind::JobAborted
+                                | sf_bulk::ErrorKind::NotSupported
+                        );
+                        if let (Some(id), true) = (&job_id, ended) {
+                            lock(&jobs).remove(id);
+                        }
+                        return Some(Err(e));
+                    }
+                };
+                return Some(Ok(Prepared {
+                    stream,
+                    job_id,
+                    first,
+                }));
+            }
+        }))
+    }
+
+    /// Reads spans through Bulk, with jobs of later spans in flight while one downloads. Returns
+    /// `Some(why)` when the stream must switch to REST (the unread spans are back in `queue`).
+    pub(super) async fn bulk_spans(
+        &mut self,
+        run: &mut ObjectRun,
+        queue: &mut SpanQueue,
+    ) -> Result<Option<Fallback>, Stop> {
+        let stop = self.shared.cancel.child_token();
+        let mut inflight: VecDeque<(Span, Preparing)> = VecDeque::new();
+        let result = self.bulk_loop(run, queue, &mut inflight, &stop).await;
+        // Whatever ended the loop, nothing started ahead is needed any more: the tasks stop once
+        // the jobs they create have ids, and every job still running is aborted.
+        stop.cancel();
+        for (_, handle) in inflight {
+            let _ = handle.await;
+        }
+        if !matches!(result, Ok(None)) {
+            self.abort_jobs().await;
+        }
+        result
+    }
+
+    async fn bulk_loop(
+        &mut self,
+        run: &mut ObjectRun,
+        queue: &mut SpanQueue,
+        inflight: &mut VecDeque<(Span, Preparing)>,
+        stop: &CancellationToken,
+    ) -> Result<Option<Fallback>, Stop> {
+        let ahead = self.shared.options.bulk_jobs_in_flight.max(1);
+        loop {
+            self.may_continue()?;
+            while inflight.len() < ahead {
+                let Some(span) = queue.next() else { break };
+                let handle = self.spawn_prepare(run, &span, stop)?;
+                inflight.push_back((span, handle));
+            }
+            let Some((span, mut handle)) = inflight.pop_front() else {
+                return Ok(None);
+            };
+            let prepared = tokio::select! {
+                biased;
+                _ = self.shared.cancel.cancelled() => {
+                    inflight.push_front((span, handle));
+                    return Err(Stop::Cancelled);
+                }
+                joined = &mut handle => joined,
+            };
+            let outcome = match prepared {
+                Ok(Some(Ok(prepared))) => self.bulk_download(run, &span, prepared).await,
+                Ok(Some(Err(e))) => Err(self.bulk_span_error(&span, e)),
+                Ok(None) => Err(SpanError::Stop(Stop::Cancelled)),
+                Err(join) => Err(SpanError::Stop(Stop::Failed(self.read_error(
+                    Api::Bulk,
+                    describe_span(&span),
+                    None,
+                    format!("the Bulk job's task ended abnormally: {join}"),
+                    Failure::System,
+                )))),
+            };
+            match outcome {
+                Ok(most_recent) => self.span_done(run, &span, most_recent).await?,
+                Err(SpanError::Split(message)) => {
+                    let (a, b) = self.split(Api::Bulk, &span, &message).await?;
+                    let second = self.spawn_prepare(run, &Some(b), stop)?;
+                    inflight.push_front((Some(b), second));
+                    let first = self.spawn_prepare(run, &Some(a), stop)?;
+                    inflight.push_front((Some(a), first));
+                }
+                Err(SpanError::Fallback(fallback)) => {
+                    // This span and those started ahead go back, in order, ahead of the queue;
+                    // the jobs started ahead are stopped and aborted by the caller.
+                    let ahead: Vec<Span> = inflight.iter().map(|(s, _)| *s).collect();
+                    for s in ahead.into_iter().rev() {
+                        queue.push_front(s);
+                    }
+                    queue.push_front(span);
+                    return Ok(Some(fallback));
+                }
+                Err(SpanError::Stop(stop)) => return Err(stop),
+            }
+        }
+    }
+
+    /// Classifies a Bulk failure of one span.
+    fn bulk_span_error(&self, span: &Span, e: sf_bulk::Error) -> SpanError {
+        use sf_bulk::ErrorKind as K;
+        match e.kind() {
+            K::DailyLimitExceeded => {
+                SpanError::Stop(Stop::Limit(self.shared.hit_limit(&e.to_string())))
+            }
+            K::NotSupported => Fallback::unsupported(e.to_string()),
+            // Other streams need not try: REST requests are a separate allowance.
+            K::BulkJobLimit => SpanError::Fallback(Fallback {
+                reason: e.to_string(),
+                job_limit: true,
+            }),
+            K::JobFailed => match &e {
+                sf_bulk::Error::JobFailed { error_message, .. }
+                    if bulk_failed_for_size(error_message) && span.is_some() =>
+                {
+                    SpanError::Split(e.to_string())
+                }
+                _ => Fallback::unsupported(e.to_string()),
+            },
+            K::JobTimedOut if span.is_some() => SpanError::Split(e.to_string()),
+            K::QueryRejected if e.error_code() == Some("INVALID_FIELD") => {
+                let message = e.api_error().map(|a| a.message.clone()).unwrap_or_default();
+                SpanError::Stop(Stop::Failed(Error::StreamFieldsMissing {
+                    stream: self.name.to_string(),
+                    fields: vec![column_in_message(&message).unwrap_or_else(|| "?".to_string())],
+                }))
+            }
+            _ => {
+                let failure = bulk_failure(&e);
+                SpanError::Stop(Stop::Failed(self.read_error(
+                    Api::Bulk,
+                    describe_span(span),
+                    e.error_code().map(str::to_string),
+                    format!("{e}; {}", advice(failure)),
+                    failure,
+                )))
+            }
+        }
+    }
+
+    /// Reads a complete job's results, resuming from the last page read when the download is cut.
+    async fn bulk_download(
+        &mut self,
+        run: &ObjectRun,
+        span: &Span,
+        prepared: Prepared,
+    ) -> Result<Option<DateTime<Utc>>, SpanError> {
+        let Prepared {
+            mut stream,
+            job_id,
+            mut first,
+        } = prepared;
+        let mut most_recent: Option<DateTime<Utc>> = None;
+        let mut resume: Option<ResumePoint> = job_id.as_ref().map(ResumePoint::start);
+        let mut resumes = 0u32;
+        loop {
+            let item = match first.take() {
+                Some(item) => Some(Ok(item)),
+                None => self.next_from(&mut stream).await?,
+            };
+            match item {
+                None => {
+                    if let Some(id) = &job_id {
+                        lock(&self.jobs).remove(id);
+                    }
+                    return Ok(most_recent);
+                }
+                Some(Ok(BulkItem::Record(record))) => {
+                    most_recent = most_recent.max(run.cursor_value(&record));
+                    self.record(record).await?;
+                }
+                Some(Ok(BulkItem::PageDone(progress))) => {
+                    resume = progress.resume_point().or(resume);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let resumable = matches!(
+                        e.kind(),
+                        sf_bulk::ErrorKind::ResultsIncomplete | sf_bulk::ErrorKind::Transient
+                    );
+                    match (&resume, resumable) {
+                        (Some(point), true) if resumes < self.shared.options.resume_attempts => {
+                            resumes += 1;
+                            self.log(
+                                LogLevel::Warn,
+                                format!(
+                                    "{}: reading Bulk results failed ({e}); resuming job {} {}",
+                                    self.name,
+                                    point.job_id,
+                                    match &point.locator {
+                                        Some(l) => format!("at locator {l}"),
+                                        None => "from its first page".to_string(),
+                                    }
+                                ),
+                            )
+                            .await;
+                            stream = self.shared.bulk.resume(point.clone(), &run.bulk_fields);
+                        }
+                        _ => return Err(self.bulk_span_error(span, e)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Aborts this stream's Bulk jobs that may still run, then deletes them (unless the client
+    /// keeps jobs), so a stop or a switch to REST leaves none on the org. A job that finished
+    /// before the stop (started ahead, or cut off mid-download) refuses the abort (400, "Aborting
+    /// already Completed Job not allowed") and is deleted all the same. Best effort: a job that
+    /// cannot be deleted is logged; Salesforce removes jobs after seven days.
+    async fn abort_jobs(&self) {
+        let delete = self.shared.bulk.config().delete_jobs;
+        let ids: Vec<String> = lock(&self.jobs).drain().collect();
+        for id in ids {
+            let (ended, how) = match self.shared.bulk.abort(&id).await {
+                Ok(info) => (info.state.is_terminal(), "aborted"),
+                // Refused: the job had already ended (complete, failed or aborted).
+                Err(e) if e.api_error().is_some_and(|a| a.status == 400) => {
+                    (true, "had already ended")
+                }
+                Err(e) if e.kind() == sf_bulk::ErrorKind::JobNotFound => continue,
+                Err(e) => {
+                    self.log(
+                        LogLevel::Warn,
+                        format!("{}: Bulk job {id} not aborted: {e}", self.name),
+                    )
+                    .await;
+                    continue;
+                }
+            };
+            if !(delete && ended) {
+                self.log(
+                    LogLevel::Info,
+                    format!("{}: Bulk job {id} {how}", self.name),
+                )
+                .await;
+                continue;
+            }
+            match self.shared.bulk.delete(&id).await {
+                Ok(()) => {
+                    self.log(
+                        LogLevel::Info,
+                        format!("{}: Bulk job {id} {how}; deleted", self.name),
+                    )
+                    .await
+                }
+                Err(e) if e.kind() == sf_bulk::ErrorKind::JobNotFound => {}
+                Err(e) => {
+                    self.log(
+                        LogLevel::Warn,
+                        format!(
+                            "{}: Bulk job {id} {how} but was not deleted ({e}); Salesforce \
+                             deletes it after seven days",
+                            self.name
+                        ),
+                    )
+                    .await
+                }
+            }
+        }
+    }
+}
+
+/// The field in `No such column 'X' on entity 'Y'`.
+fn column_in_message(message: &str) -> Option<String> {
+    const MARK: &str = "No such column '";
+    let start = message.find(MARK)? + MARK.len();
+    let rest = &message[start..];
+    let end = rest.find('\'')?;
+    let name = &rest[..end];
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_come_out_of_messages() {
+        assert_eq!(
+            column_in_message("No such column 'Foo__c' on entity 'Account'.").as_deref(),
+            Some("Foo__c")
+        );
+        assert_eq!(column_in_message("something else"), None);
+    }
+}

@@ -1,0 +1,235 @@
+//! Planning an object stream's read: the API (by the denylist, field types and a `SELECT
+//! COUNT()`), the windows, and the log lines that say what was chosen and why.
+
+use std::sync::atomic::Ordering;
+
+use super::{Fallback, Msg, ObjectRun, Runner, SpanQueue, Stop};
+use crate::planner::{Api, ApiConstraint, PlannerConfig, SpanCount, Volume};
+use crate::sink::LogLevel;
+use crate::state::full_refresh_state;
+use crate::time::format_instant;
+use crate::window::{uncovered_spans, Window};
+
+impl Runner {
+    /// Reads an object stream: plans it (the API and the windows, logged), then reads its
+    /// spans, switching to REST when the Bulk API cannot serve it.
+    pub(super) async fn object(&mut self, run: &mut ObjectRun) -> Result<(), Stop> {
+        self.may_continue()?;
+        let name = self.name.clone();
+        if let Some(filter) = run.setup.parent {
+            self.substream(run, filter).await?;
+            return self.send(Msg::State(self.idx, full_refresh_state())).await;
+        }
+        if run.constraint != ApiConstraint::RestOnly
+            && self.shared.bulk_exhausted.load(Ordering::Relaxed)
+        {
+            // The stream that found the limit logged it once, as a warning.
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "{name}: read through REST: the org's daily Bulk query job allowance is \
+                     used up"
+                ),
+            )
+            .await;
+            run.constraint = ApiConstraint::RestOnly;
+        }
+        let planner = self.shared.options.planner.clone();
+        let (mut api, queue, skip) = match &run.state {
+            None => {
+                let rows = match run.constraint {
+                    ApiConstraint::Any => self.count(run, None).await?,
+                    _ => None,
+                };
+                let api = planner.choose_api(rows, run.constraint);
+                self.log(
+                    LogLevel::Info,
+                    format!(
+                        "{name}: full refresh through {}{}",
+                        api.as_str().to_uppercase(),
+                        why(run.constraint, rows, &planner)
+                    ),
+                )
+                .await;
+                (api, SpanQueue::new(std::iter::once(None)), false)
+            }
+            Some(state) => {
+                let params = self.shared.params;
+                let spans = uncovered_spans(state, &params);
+                if spans.is_empty() {
+                    self.log(
+                        LogLevel::Info,
+                        format!(
+                            "{name}: incremental: nothing to read, the state already reaches {}",
+                            format_instant(params.upper())
+                        ),
+                    )
+                    .await;
+                    if !state.is_empty() {
+                        let json = state.to_json();
+                        self.send(Msg::State(self.idx, json)).await?;
+                    }
+                    return Ok(());
+                }
+                let mut volume = Volume::Unknown;
+                let mut counted = None;
+                if planner.needs_count(&spans, &volume) {
+                    let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
+                        return Ok(());
+                    };
+                    let hull = Window::new(first.start, last.end);
+                    if let Some(rows) = self.count(run, Some(hull)).await? {
+                        counted = Some(rows);
+                        volume = if spans.len() == 1 {
+                            Volume::Counted(vec![SpanCount { span: hull, rows }])
+                        } else {
+                            let days = hull.duration().as_secs_f64() / 86_400.0;
+                            Volume::Rate {
+                                rows_per_day: rows as f64 / days.max(1.0 / 86_400.0),
+                            }
+                        };
+                    }
+                }
+                let plan = planner.plan(&spans, &volume, params.step, run.constraint);
+                let windows: u128 = plan
+                    .spans
+                    .iter()
+                    .map(|s| {
+                        let window = s.window.as_millis().max(1);
+                        s.span.duration().as_millis().div_ceil(window)
+                    })
+                    .sum();
+                self.log(
+                    LogLevel::Info,
+                    format!(
+                        "{name}: incremental on {} from {} to {}: {} window{} through {}{}",
+                        run.cursor.as_deref().unwrap_or("?"),
+                        format_instant(spans[0].start),
+                        format_instant(params.upper()),
+                        windows,
+                        if windows == 1 { "" } else { "s" },
+                        plan.api.as_str().to_uppercase(),
+                        why(run.constraint, plan.estimated_rows, &planner)
+                    ),
+                )
+                .await;
+                // A single span counted empty needs no query at all.
+                let skip = spans.len() == 1 && counted == Some(0);
+                let planned: Vec<_> = plan.spans.clone();
+                let queue = SpanQueue::new(planned.into_iter().flat_map(|s| s.windows()).map(Some));
+                (plan.api, queue, skip)
+            }
+        };
+        let mut queue = queue;
+        if skip {
+            while let Some(span) = queue.next() {
+                self.span_done(run, &span, None).await?;
+            }
+            return Ok(());
+        }
+        loop {
+            self.api = Some(api);
+            match api {
+                Api::Rest => {
+                    self.rest_spans(run, &mut queue).await?;
+                    break;
+                }
+                Api::Bulk => match self.bulk_spans(run, &mut queue).await? {
+                    None => break,
+                    Some(Fallback {
+                        reason,
+                        job_limit: true,
+                    }) => {
+                        // Logged once per sync, by the first stream to find it.
+                        let first = !self.shared.bulk_exhausted.swap(true, Ordering::Relaxed);
+                        let (level, message) = if first {
+                            (
+                                LogLevel::Warn,
+                                format!(
+                                    "the org's daily Bulk API query job limit \
+                                     (DailyBulkV2QueryJobs) is reached ({reason}): {name} and \
+                                     every stream after it are read through REST, which counts \
+                                     against the daily API request limit instead"
+                                ),
+                            )
+                        } else {
+                            (
+                                LogLevel::Info,
+                                format!(
+                                    "{name}: switching to REST: the org's daily Bulk query job \
+                                     allowance is used up"
+                                ),
+                            )
+                        };
+                        self.log(level, message).await;
+                        run.constraint = ApiConstraint::RestOnly;
+                        api = Api::Rest;
+                    }
+                    Some(Fallback { reason, .. }) => {
+                        self.log(
+                            LogLevel::Warn,
+                            format!(
+                                "{name}: the Bulk API cannot serve this stream ({reason}); \
+                                 switching to REST for the rest of it"
+                            ),
+                        )
+                        .await;
+                        run.constraint = ApiConstraint::RestOnly;
+                        api = Api::Rest;
+                    }
+                },
+            }
+        }
+        if run.state.is_none() {
+            self.send(Msg::State(self.idx, full_refresh_state()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `SELECT COUNT()` over a window (or the whole object); `None` when the count failed for a
+    /// reason that only costs the plan its precision.
+    async fn count(&self, run: &ObjectRun, window: Option<Window>) -> Result<Option<u64>, Stop> {
+        let sf_window = run.rest_window(&window);
+        let counted = tokio::select! {
+            biased;
+            _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled),
+            counted = self.shared.rest.count(&run.setup.spec.name, sf_window.as_ref(), run.include_deleted()) => counted,
+        };
+        match counted {
+            Ok(rows) => Ok(Some(rows)),
+            Err(e) if e.kind() == sf_rest::ErrorKind::DailyLimitExceeded => {
+                Err(Stop::Limit(self.shared.hit_limit(&e.to_string())))
+            }
+            Err(e) => {
+                self.log(
+                    LogLevel::Warn,
+                    format!(
+                        "{}: counting rows failed ({e}); planning without a count",
+                        self.name
+                    ),
+                )
+                .await;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Why an API was chosen, for the log.
+fn why(constraint: ApiConstraint, rows: Option<u64>, planner: &PlannerConfig) -> String {
+    match (constraint, rows) {
+        (ApiConstraint::RestOnly, _) => String::new(),
+        (ApiConstraint::BulkOnly, _) => " (force_use_bulk_api)".to_string(),
+        (ApiConstraint::Any, Some(rows)) if rows <= planner.rest_max_rows => {
+            format!(" ({rows} rows, at most {} for REST)", planner.rest_max_rows)
+        }
+        (ApiConstraint::Any, Some(rows)) => {
+            format!(
+                " ({rows} rows, more than {} for REST)",
+                planner.rest_max_rows
+            )
+        }
+        (ApiConstraint::Any, None) => " (volume unknown)".to_string(),
+    }
+}

@@ -1,0 +1,206 @@
+//! Reading a stream's spans through REST, and the one reading of `sf-rest`'s errors that every
+//! REST read of a stream shares (its windows here, a parent's ids and their children in
+//! [`super::substream`]).
+
+use chrono::{DateTime, Utc};
+use sf_rest::{ReadRequest, ResumeKey};
+
+use super::{describe_span, ObjectRun, ParentFilter, Runner, Span, SpanError, SpanQueue, Stop};
+use crate::classify::{advice, rest_failure};
+use crate::error::{Error, Failure};
+use crate::planner::Api;
+use crate::sink::LogLevel;
+
+/// Which REST read of a stream failed: it decides how the failure is named.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum RestRead<'a> {
+    /// A window of the stream, or the whole object.
+    Span(&'a Span),
+    /// The ids of a parent-filtered stream's parent.
+    Parents(ParentFilter),
+    /// The children of a batch of the parent's ids.
+    Children(ParentFilter, &'a [String]),
+}
+
+/// What a failed REST read means for the stream.
+pub(super) enum RestFailure {
+    /// The query lost its cursor (`INVALID_QUERY_LOCATOR`): it may be run again.
+    LostCursor,
+    /// The query timed out (`QUERY_TIMEOUT`): what it covers may be read again in halves.
+    TimedOut,
+    /// Stop the stream.
+    Stop(Stop),
+}
+
+impl Runner {
+    /// What a failed REST read of this stream means. A lost cursor and a timeout are left to the
+    /// caller (a parent's ids are not read in halves: a timeout there fails the stream, as any
+    /// other failure the caller does not work around, through [`Runner::rest_error`]).
+    pub(super) fn rest_failed(&self, read: RestRead<'_>, e: &sf_rest::Error) -> RestFailure {
+        use sf_rest::ErrorKind as K;
+        let stop = |error: Error| RestFailure::Stop(Stop::Failed(error));
+        let fields_missing = |field: String| {
+            stop(Error::StreamFieldsMissing {
+                stream: self.name.to_string(),
+                fields: vec![field],
+            })
+        };
+        match (e.kind(), read) {
+            (K::DailyLimitExceeded, _) => {
+                RestFailure::Stop(Stop::Limit(self.shared.hit_limit(&e.to_string())))
+            }
+            (K::InvalidQueryLocator, _) => RestFailure::LostCursor,
+            (K::QueryTimeout, RestRead::Span(_) | RestRead::Children(..)) => RestFailure::TimedOut,
+            (K::InvalidField, RestRead::Span(_) | RestRead::Children(..)) => match (e, read) {
+                (sf_rest::Error::InvalidField { field, .. }, _) => fields_missing(field.clone()),
+                (_, RestRead::Span(_)) => fields_missing("?".to_string()),
+                _ => stop(self.rest_error(read, e)),
+            },
+            (K::NotFound, RestRead::Span(_)) => stop(Error::StreamUnknown {
+                stream: self.name.to_string(),
+                reason: e.to_string(),
+            }),
+            _ => stop(self.rest_error(read, e)),
+        }
+    }
+
+    /// A REST read's failure as the stream's error, labelled, with what to do about it.
+    pub(super) fn rest_error(&self, read: RestRead<'_>, e: &sf_rest::Error) -> Error {
+        let failure = rest_failure(e);
+        self.rest_read_error(
+            read,
+            e.error_code().map(str::to_string),
+            format!("{e}; {}", advice(failure)),
+            failure,
+        )
+    }
+
+    /// A failed REST read of this stream, its message saying which read it was.
+    pub(super) fn rest_read_error(
+        &self,
+        read: RestRead<'_>,
+        error_code: Option<String>,
+        message: String,
+        failure: Failure,
+    ) -> Error {
+        let (window, message) = match read {
+            RestRead::Span(span) => (describe_span(span), message),
+            RestRead::Parents(filter) => (
+                None,
+                format!("reading the ids of its parent {}: {message}", filter.parent),
+            ),
+            RestRead::Children(filter, ids) => {
+                let range = match (ids.first(), ids.last()) {
+                    (Some(first), Some(last)) => format!(" {first} to {last}"),
+                    _ => String::new(),
+                };
+                (
+                    None,
+                    format!(
+                        "querying the children of {} {} ids{range}: {message}",
+                        ids.len(),
+                        filter.parent
+                    ),
+                )
+            }
+        };
+        self.read_error(Api::Rest, window, error_code, message, failure)
+    }
+
+    /// Reads spans through REST, each timed-out span again in halves.
+    pub(super) async fn rest_spans(
+        &mut self,
+        run: &mut ObjectRun,
+        queue: &mut SpanQueue,
+    ) -> Result<(), Stop> {
+        while let Some(span) = queue.next() {
+            self.may_continue()?;
+            match self.rest_span(run, &span).await {
+                Ok(most_recent) => self.span_done(run, &span, most_recent).await?,
+                Err(SpanError::Split(message)) => {
+                    let (a, b) = self.split(Api::Rest, &span, &message).await?;
+                    queue.push_front(Some(b));
+                    queue.push_front(Some(a));
+                }
+                Err(SpanError::Fallback(fallback)) => {
+                    return Err(Stop::Failed(self.rest_read_error(
+                        RestRead::Span(&span),
+                        None,
+                        fallback.reason,
+                        Failure::System,
+                    )))
+                }
+                Err(SpanError::Stop(stop)) => return Err(stop),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one span through REST; returns the largest cursor value seen.
+    async fn rest_span(
+        &mut self,
+        run: &ObjectRun,
+        span: &Span,
+    ) -> Result<Option<DateTime<Utc>>, SpanError> {
+        let mut most_recent: Option<DateTime<Utc>> = None;
+        let mut after: Option<ResumeKey> = None;
+        let mut resumes = 0u32;
+        'query: loop {
+            let request = ReadRequest {
+                fields: run.setup.columns.clone(),
+                window: run.rest_window(span),
+                include_deleted: run.include_deleted(),
+                order: None,
+                after: after.clone(),
+                limit: None,
+                where_in: None,
+            };
+            let mut records = self
+                .shared
+                .rest
+                .read(&run.setup.spec, request)
+                .map_err(|e| Stop::Failed(self.rest_error(RestRead::Span(span), &e)))?;
+            loop {
+                let item = self.next_from(&mut records).await?;
+                let error = match item {
+                    None => return Ok(most_recent),
+                    Some(Ok(record)) => {
+                        most_recent = most_recent.max(run.cursor_value(&record));
+                        self.record(record).await?;
+                        continue;
+                    }
+                    Some(Err(e)) => e,
+                };
+                match self.rest_failed(RestRead::Span(span), &error) {
+                    RestFailure::LostCursor if resumes < self.shared.options.resume_attempts => {
+                        resumes += 1;
+                        if let Some(key) = error.resume_after() {
+                            after = Some(key.clone());
+                        }
+                        self.log(
+                            LogLevel::Warn,
+                            format!(
+                                "{}: {error}; resuming window {} {}",
+                                self.name,
+                                describe_span(span).unwrap_or_else(|| "(whole object)".into()),
+                                match &after {
+                                    Some(key) => format!("after Id {}", key.id),
+                                    None => "from its start".to_string(),
+                                }
+                            ),
+                        )
+                        .await;
+                        continue 'query;
+                    }
+                    RestFailure::LostCursor => {
+                        return Err(
+                            Stop::Failed(self.rest_error(RestRead::Span(span), &error)).into()
+                        )
+                    }
+                    RestFailure::TimedOut => return Err(SpanError::Split(error.to_string())),
+                    RestFailure::Stop(stop) => return Err(stop.into()),
+                }
+            }
+        }
+    }
+}
