@@ -2,11 +2,12 @@
 //! row is deserialised straight into its values in column order (no map per row).
 
 use std::collections::HashMap;
-use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{IgnoredAny, MapAccess};
 use serde_json::Value;
 use sf_discovery::{normalize_datetime, StreamSpec, ValueKind};
+
+use crate::wire::self_visiting_seed;
 
 /// How to read one column out of a row.
 #[derive(Debug, Clone)]
@@ -141,20 +142,8 @@ pub(crate) struct RowSeed<'a> {
     shape: &'a Shape,
 }
 
-impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
-    type Value = Vec<Value>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<Value>, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RowSeed<'_> {
-    type Value = Vec<Value>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a record object")
-    }
+self_visiting_seed! {
+    RowSeed -> Vec<Value>, deserialize_map, "a record object",
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Value>, A::Error> {
         let shape = self.shape;
@@ -204,20 +193,8 @@ struct KeySeed<'a> {
     hint: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Slot;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Slot, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = Slot;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a field name")
-    }
+self_visiting_seed! {
+    KeySeed -> Slot, deserialize_str, "a field name",
 
     fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Slot, E> {
         Ok(self.shape.slot(key, self.hint))
@@ -250,14 +227,17 @@ fn strip_attributes(value: &mut Value) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use proptest::prelude::*;
+    use serde::de::DeserializeSeed;
     use serde_json::{json, Map};
     use sf_discovery::{FieldSpec, FieldType};
 
-    fn spec() -> StreamSpec {
+    /// An `Account` stream: `Id`, `Name`, `SystemModstamp`, `LastActivityDate`, `AnnualRevenue`,
+    /// `BillingAddress` (the wire tests use it too).
+    pub(crate) fn spec() -> StreamSpec {
         StreamSpec {
             name: "Account".into(),
             fields: vec![

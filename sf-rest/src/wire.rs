@@ -1,12 +1,39 @@
 //! Serde types of the `/query` and `/queryAll` answers.
 
-use std::fmt;
-
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::shape::Shape;
+
+/// Implements serde's `DeserializeSeed` and `Visitor` for a seed that is its own visitor:
+/// `deserialize` hands the seed to `deserializer.$method`, `expecting` writes `$expecting`, and
+/// the `visit_*` methods given complete the `Visitor`.
+macro_rules! self_visiting_seed {
+    ($seed:ident -> $value:ty, $method:ident, $expecting:literal, $($visit:tt)*) => {
+        impl<'de> serde::de::DeserializeSeed<'de> for $seed<'_> {
+            type Value = $value;
+
+            fn deserialize<D: serde::de::Deserializer<'de>>(
+                self,
+                deserializer: D,
+            ) -> Result<$value, D::Error> {
+                deserializer.$method(self)
+            }
+        }
+
+        impl<'de> serde::de::Visitor<'de> for $seed<'_> {
+            type Value = $value;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str($expecting)
+            }
+
+            $($visit)*
+        }
+    };
+}
+pub(crate) use self_visiting_seed;
 
 /// One page of query results, its rows already shaped into values in column order.
 #[derive(Debug)]
@@ -33,20 +60,8 @@ struct PageSeed<'a> {
     shape: &'a Shape,
 }
 
-impl<'de> DeserializeSeed<'de> for PageSeed<'_> {
-    type Value = QueryPage;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<QueryPage, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for PageSeed<'_> {
-    type Value = QueryPage;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a query results page")
-    }
+self_visiting_seed! {
+    PageSeed -> QueryPage, deserialize_map, "a query results page",
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<QueryPage, A::Error> {
         let mut total_size = None;
@@ -91,22 +106,10 @@ struct RecordsSeed<'a> {
     shape: &'a Shape,
 }
 
-impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
-    type Value = Vec<Vec<Value>>;
+self_visiting_seed! {
+    RecordsSeed -> Vec<Vec<Value>>, deserialize_seq, "a list of records",
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RecordsSeed<'_> {
-    type Value = Vec<Vec<Value>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of records")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Vec<Value>>, A::Error> {
         // A page holds at most 2,000 records; the hint is capped against a hostile length.
         let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(2000));
         while let Some(row) = seq.next_element_seed(self.shape.row())? {
@@ -128,22 +131,12 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
-    use sf_discovery::{FieldSpec, FieldType, StreamSpec};
 
     fn shape() -> Shape {
-        let spec = StreamSpec {
-            name: "Account".into(),
-            fields: vec![
-                FieldSpec::new("Id", FieldType::Id),
-                FieldSpec::new("SystemModstamp", FieldType::DateTime),
-            ],
-            primary_key: Some("Id".into()),
-            cursor_field: Some("SystemModstamp".into()),
-            supports_incremental: true,
-            has_is_deleted: false,
-            custom: false,
-        };
-        Shape::new(&["Id".into(), "SystemModstamp".into()], &spec)
+        Shape::new(
+            &["Id".into(), "SystemModstamp".into()],
+            &crate::shape::tests::spec(),
+        )
     }
 
     #[test]
