@@ -253,65 +253,22 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         assert!(BulkConfig::default().validate().is_ok());
+        let poll = |change: fn(&mut PollSchedule)| {
+            let mut config = BulkConfig::default();
+            change(&mut config.poll);
+            config
+        };
         let cases = [
+            (poll(|p| p.first = Duration::ZERO), "poll.first"),
             (
-                BulkConfig {
-                    poll: PollSchedule {
-                        first: Duration::ZERO,
-                        ..PollSchedule::default()
-                    },
-                    ..BulkConfig::default()
-                },
-                "poll.first",
-            ),
-            (
-                BulkConfig {
-                    poll: PollSchedule {
-                        second: Duration::from_millis(50),
-                        ..PollSchedule::default()
-                    },
-                    ..BulkConfig::default()
-                },
+                poll(|p| p.second = Duration::from_millis(50)),
                 "poll.second",
             ),
+            (poll(|p| p.growth = f64::NAN), "poll.growth"),
+            (poll(|p| p.growth = 0.5), "poll.growth"),
+            (poll(|p| p.min_wait = Duration::ZERO), "poll.min_wait"),
             (
-                BulkConfig {
-                    poll: PollSchedule {
-                        growth: f64::NAN,
-                        ..PollSchedule::default()
-                    },
-                    ..BulkConfig::default()
-                },
-                "poll.growth",
-            ),
-            (
-                BulkConfig {
-                    poll: PollSchedule {
-                        growth: 0.5,
-                        ..PollSchedule::default()
-                    },
-                    ..BulkConfig::default()
-                },
-                "poll.growth",
-            ),
-            (
-                BulkConfig {
-                    poll: PollSchedule {
-                        min_wait: Duration::ZERO,
-                        ..PollSchedule::default()
-                    },
-                    ..BulkConfig::default()
-                },
-                "poll.min_wait",
-            ),
-            (
-                BulkConfig {
-                    poll: PollSchedule {
-                        max_wait: Duration::from_secs(1),
-                        ..PollSchedule::default()
-                    },
-                    ..BulkConfig::default()
-                },
+                poll(|p| p.max_wait = Duration::from_secs(1)),
                 "poll.max_wait",
             ),
             (

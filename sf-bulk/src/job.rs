@@ -201,20 +201,11 @@ impl BulkClient {
     pub async fn create_job(&self, operation: Operation, soql: &str) -> Result<JobInfo, Error> {
         let body = wire::create_body(operation, soql);
         let request = Request::json(Method::Post, "jobs/query", &body);
-        let answer =
-            self.inner
-                .session
-                .fetch(request)
-                .await
-                .map_err(|source| Error::JobCreate {
-                    source: Box::new(source),
-                })?;
-        let info = answer
-            .json::<JobInfoWire>()
-            .map_err(|source| Error::JobCreate {
+        let info = self
+            .job_request(request, |source| Error::JobCreate {
                 source: Box::new(source),
-            })?
-            .into_domain();
+            })
+            .await?;
         check_job_id(&info.id)?;
         tracing::info!(job_id = %info.id, operation = operation.as_wire(), object = ?info.object, "BulkJobCreated");
         Ok(info)
@@ -227,16 +218,9 @@ impl BulkClient {
             job_id: job_id.to_string(),
             source: Box::new(source),
         };
-        let answer = self
-            .inner
-            .session
-            .fetch(Request::get(format!("jobs/query/{job_id}")))
-            .await
-            .map_err(poll_error)?;
-        let info = answer
-            .json::<JobInfoWire>()
-            .map_err(poll_error)?
-            .into_domain();
+        let info = self
+            .job_request(Request::get(format!("jobs/query/{job_id}")), poll_error)
+            .await?;
         tracing::debug!(job_id, state = ?info.state, records = ?info.records_processed, "BulkJobPolled");
         Ok(info)
     }
@@ -326,18 +310,20 @@ impl BulkClient {
             format!("jobs/query/{job_id}"),
             &wire::abort_body(),
         );
-        let answer = self
-            .inner
-            .session
-            .fetch(request)
-            .await
-            .map_err(abort_error)?;
-        let info = answer
-            .json::<JobInfoWire>()
-            .map_err(abort_error)?
-            .into_domain();
+        let info = self.job_request(request, abort_error).await?;
         tracing::info!(job_id, "BulkJobAborted");
         Ok(info)
+    }
+
+    /// Sends `request` and reads the job's info from the answer; a failure of either is
+    /// `error(source)`.
+    async fn job_request(
+        &self,
+        request: Request,
+        error: impl Fn(sf_auth::Error) -> Error,
+    ) -> Result<JobInfo, Error> {
+        let answer = self.inner.session.fetch(request).await.map_err(&error)?;
+        Ok(answer.json::<JobInfoWire>().map_err(&error)?.into_domain())
     }
 
     /// `DELETE jobs/query/{id}` (204): removes a finished job and its results.
