@@ -40,6 +40,7 @@
 mod config;
 mod error;
 mod lock;
+mod request;
 mod secret;
 mod session;
 #[cfg(any(test, feature = "test-util"))]
@@ -52,6 +53,7 @@ pub use config::{
 };
 pub use error::{classify, ApiError, Error, ErrorKind, LoginFailure};
 pub use lock::{lock, read_lock, write_lock};
+pub use request::{ByteStream, FullResponse, Headers, Method, Request, Response};
 pub use secret::Secret;
-pub use session::{ByteStream, FullResponse, Headers, Method, Request, Response, Session};
+pub use session::Session;
 pub use usage::{parse_limit_info, ApiUsage, Limit, Limits};

@@ -1,323 +1,25 @@
 //! The authenticated session: every request to Salesforce goes through [`Session`].
+//!
+//! Token renewal lives in `token`, the one retry loop in `retry`.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+mod retry;
+mod token;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_core::Stream;
-use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use tokio::sync::{watch, Mutex};
-use url::Url;
 
-use crate::config::{check_scheme, Grant, SessionConfig};
+use crate::config::{Grant, SessionConfig};
 use crate::error::{ApiError, Error, ErrorKind, LoginFailure};
-use crate::lock::{read_lock, write_lock};
+use crate::request::{api_error, describe_reqwest, network_error, FullResponse, Headers};
+use crate::request::{Request, Response};
 use crate::secret::Secret;
 use crate::usage::{parse_limit_info, ApiUsage, Limits, UsageTracker};
-
-/// HTTP methods the connector uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// GET
-    Get,
-    /// POST
-    Post,
-    /// PATCH
-    Patch,
-    /// DELETE
-    Delete,
-}
-
-impl Method {
-    fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-        }
-    }
-
-    fn to_reqwest(self) -> reqwest::Method {
-        match self {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-            Method::Patch => reqwest::Method::PATCH,
-            Method::Delete => reqwest::Method::DELETE,
-        }
-    }
-}
-
-/// One API request, relative to the org's instance.
-///
-/// `path` is either relative to the versioned data API (`sobjects/Account/describe` →
-/// `{instance}/services/data/v62.0/sobjects/Account/describe`) or an absolute path on the instance
-/// (`/services/data/v62.0/query/01g...-2000`, as `nextRecordsUrl` gives it). Query parameters are
-/// form-encoded (a space becomes `+`, a `+` becomes `%2B`).
-#[derive(Debug, Clone)]
-pub struct Request {
-    method: Method,
-    path: String,
-    query: Vec<(String, String)>,
-    headers: Vec<(String, String)>,
-    body: Option<Bytes>,
-    idempotent: bool,
-}
-
-impl Request {
-    /// A request with no body. GET, PATCH and DELETE count as idempotent, POST does not.
-    pub fn new(method: Method, path: impl Into<String>) -> Request {
-        Request {
-            method,
-            path: path.into(),
-            query: Vec::new(),
-            headers: Vec::new(),
-            body: None,
-            idempotent: method != Method::Post,
-        }
-    }
-
-    /// `GET path`.
-    pub fn get(path: impl Into<String>) -> Request {
-        Request::new(Method::Get, path)
-    }
-
-    /// `DELETE path`.
-    pub fn delete(path: impl Into<String>) -> Request {
-        Request::new(Method::Delete, path)
-    }
-
-    /// A request with a JSON body.
-    pub fn json(method: Method, path: impl Into<String>, body: &serde_json::Value) -> Request {
-        let mut req = Request::new(method, path);
-        req.body = Some(Bytes::from(body.to_string()));
-        req.headers
-            .push(("content-type".to_string(), "application/json".to_string()));
-        req
-    }
-
-    /// Adds a query parameter.
-    pub fn query(mut self, key: impl Into<String>, value: impl Into<String>) -> Request {
-        self.query.push((key.into(), value.into()));
-        self
-    }
-
-    /// Adds a header.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// Declares whether the request may be sent twice (e.g. a POST of read-only composite
-    /// subrequests is). Timeouts are retried only for idempotent requests.
-    pub fn idempotent(mut self, idempotent: bool) -> Request {
-        self.idempotent = idempotent;
-        self
-    }
-
-    /// The method.
-    pub fn method(&self) -> Method {
-        self.method
-    }
-
-    /// The path as given.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// The query parameters.
-    pub fn query_pairs(&self) -> &[(String, String)] {
-        &self.query
-    }
-
-    /// What to call this request in errors and logs: method and path, never the query string.
-    pub fn operation(&self) -> String {
-        format!("{} {}", self.method.as_str(), self.path)
-    }
-}
-
-/// Response headers, names lower-cased.
-#[derive(Debug, Clone, Default)]
-pub struct Headers(Vec<(String, String)>);
-
-impl Headers {
-    fn from_reqwest(map: &reqwest::header::HeaderMap) -> Headers {
-        Headers(
-            map.iter()
-                .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-                .collect(),
-        )
-    }
-
-    /// The first value of header `name` (case-insensitive).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A successful response whose body has not been read yet: read it whole or as a byte stream.
-#[derive(Debug)]
-pub struct Response {
-    status: u16,
-    headers: Headers,
-    operation: String,
-    inner: reqwest::Response,
-}
-
-/// A boxed stream of body chunks.
-pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
-
-impl Response {
-    /// HTTP status (2xx).
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-
-    /// The response headers.
-    pub fn headers(&self) -> &Headers {
-        &self.headers
-    }
-
-    /// The first value of header `name`.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name)
-    }
-
-    /// The whole body (gzip already undone).
-    pub async fn bytes(self) -> Result<Bytes, Error> {
-        let operation = self.operation;
-        self.inner
-            .bytes()
-            .await
-            .map_err(|e| network_error(&operation, &e))
-    }
-
-    /// The body as it arrives, chunk by chunk (gzip already undone).
-    pub fn bytes_stream(self) -> ByteStream {
-        let operation = self.operation;
-        Box::pin(
-            self.inner
-                .bytes_stream()
-                .map(move |chunk| chunk.map_err(|e| network_error(&operation, &e))),
-        )
-    }
-}
-
-/// A successful response read whole.
-#[derive(Debug, Clone)]
-pub struct FullResponse {
-    /// HTTP status (2xx).
-    pub status: u16,
-    /// Response headers.
-    pub headers: Headers,
-    /// The body.
-    pub body: Bytes,
-    operation: String,
-}
-
-impl FullResponse {
-    /// The body parsed as JSON into `T`.
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::Decode {
-            operation: self.operation.clone(),
-            message: e.to_string(),
-        })
-    }
-}
-
-fn network_error(operation: &str, e: &reqwest::Error) -> Error {
-    // `without_url`: the URL can carry a query string; keep errors to method and path.
-    let timeout = e.is_timeout();
-    let mut message = describe_reqwest(e);
-    if timeout && !message.contains("timed out") {
-        message = format!("timed out ({message})");
-    }
-    Error::Network {
-        operation: operation.to_string(),
-        message,
-        timeout,
-    }
-}
-
-fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut text = String::new();
-    let mut current: Option<&dyn std::error::Error> = Some(e);
-    while let Some(err) = current {
-        let part = err.to_string();
-        if !text.contains(&part) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&part);
-        }
-        current = err.source();
-    }
-    // reqwest prints "error sending request for url (...)": strip any URL it names.
-    strip_urls(&text)
-}
-
-fn strip_urls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find("(http") {
-        out.push_str(&rest[..pos]);
-        match rest[pos..].find(')') {
-            Some(end) => rest = &rest[pos + end + 1..],
-            None => {
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out.replace("  ", " ").trim().to_string()
-}
-
-#[derive(Deserialize)]
-struct TokenWire {
-    access_token: String,
-    instance_url: String,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    /// The identity URL, `https://{login host}/id/{orgId}/{userId}`.
-    #[serde(default)]
-    id: Option<String>,
-}
-
-/// The org id (the first 15 characters: the 18-character form adds a checksum) from an identity
-/// URL `.../id/{orgId}/{userId}`.
-fn org_id_of(identity_url: &str) -> Option<String> {
-    let mut parts = identity_url.trim_end_matches('/').rsplit('/');
-    let _user = parts.next()?;
-    let org = parts.next()?;
-    let marker = parts.next()?;
-    (marker == "id" && org.len() >= 15 && org.chars().all(|c| c.is_ascii_alphanumeric()))
-        .then(|| org[..15].to_string())
-}
-
-/// A renewal that failed: requests that saw the same expired token get its error instead of
-/// logging in again, one after another, each with a full retry budget.
-struct FailedRenewal {
-    generation: u64,
-    at: std::time::Instant,
-    error: Error,
-}
-
-/// How long a renewal that failed for a transient reason answers for its generation. A refused
-/// grant (wrong or revoked credentials) answers for good: retrying cannot fix it.
-const FAILED_RENEWAL_TTL: Duration = Duration::from_secs(10);
-
-struct Token {
-    access: Secret,
-    instance_url: Url,
-    generation: u64,
-    org_id: Option<String>,
-}
+use retry::Attempt;
+use token::{FailedRenewal, Token};
 
 struct Inner {
     http: reqwest::Client,
@@ -334,7 +36,7 @@ struct Inner {
     rotation: watch::Sender<Option<Secret>>,
     /// Org clock minus local clock, in milliseconds, from the last `Date` header.
     clock_skew_ms: AtomicI64,
-    clock_known: std::sync::atomic::AtomicBool,
+    clock_known: AtomicBool,
     rng: AtomicU64,
 }
 
@@ -358,9 +60,6 @@ impl std::fmt::Debug for Session {
             .finish()
     }
 }
-
-/// How large an error body is read.
-const MAX_ERROR_BODY: usize = 64 * 1024;
 
 impl Session {
     /// Logs in and returns the session.
@@ -420,7 +119,7 @@ impl Session {
                 usage: UsageTracker::default(),
                 rotation,
                 clock_skew_ms: AtomicI64::new(0),
-                clock_known: std::sync::atomic::AtomicBool::new(false),
+                clock_known: AtomicBool::new(false),
                 rng: AtomicU64::new(seed),
             }),
         };
@@ -517,112 +216,103 @@ impl Session {
     /// Sends a request and reads the whole body; a body cut off in transit is retried like any
     /// transient failure (for idempotent requests).
     pub async fn fetch(&self, req: Request) -> Result<FullResponse, Error> {
-        let mut retry = 0;
-        loop {
+        let operation = req.operation();
+        let (req, operation) = (&req, &operation);
+        self.with_retries("ApiResponseBodyFailed", operation, move || async move {
             let response = self.send(req.clone()).await?;
-            let status = response.status;
-            let headers = response.headers.clone();
-            let operation = response.operation.clone();
+            let (status, headers) = (response.status, response.headers.clone());
             match response.bytes().await {
-                Ok(body) => {
-                    return Ok(FullResponse {
-                        status,
-                        headers,
-                        body,
-                        operation,
-                    })
-                }
-                Err(e) if req.idempotent && retry < self.inner.config.retry.max_retries => {
-                    tracing::warn!(operation = %operation, retry, error = %e, "ApiResponseBodyFailed");
-                    self.sleep_backoff(retry, None).await;
-                    retry += 1;
-                }
-                Err(e) => return Err(e),
+                Ok(body) => Ok(Attempt::Done(FullResponse {
+                    status,
+                    headers,
+                    body,
+                    operation: operation.clone(),
+                })),
+                Err(e) => Attempt::failed(e, req.idempotent, None),
             }
-        }
+        })
+        .await
     }
 
     /// Sends a request: renews the token once on a 401, retries transient failures, and returns
     /// the response once its status is a success, with the body still unread.
     pub async fn send(&self, req: Request) -> Result<Response, Error> {
         let operation = req.operation();
-        let mut retry: u32 = 0;
-        let mut renewed = false;
-        loop {
-            self.check_budget()?;
-            // Token and instance are read together on every attempt: a renewal may move the org
-            // to another instance, and the replay must follow it.
-            let (generation, token, base) =
-                self.read_token(|t| (t.generation, t.access.clone(), t.instance_url.clone()));
-            let url = url_for(&base, &req, &self.data_path())?;
-            let mut builder = self
-                .inner
-                .http
-                .request(req.method.to_reqwest(), url.clone())
-                .bearer_auth(token.expose());
-            if !req.query.is_empty() {
-                builder = builder.query(&req.query);
-            }
-            for (k, v) in &req.headers {
-                builder = builder.header(k.as_str(), v.as_str());
-            }
-            if let Some(body) = &req.body {
-                builder = builder.body(body.clone());
-            }
-            self.inner.requests.fetch_add(1, Ordering::Relaxed);
-            let answer = builder.send().await;
-            let response = match answer {
-                Ok(r) => r,
-                Err(e) => {
-                    let err = network_error(&operation, &e);
-                    let retryable = e.is_connect() || req.idempotent;
-                    if retryable && retry < self.inner.config.retry.max_retries {
-                        tracing::warn!(operation = %operation, retry, error = %err, "ApiRequestFailed");
-                        self.sleep_backoff(retry, None).await;
-                        retry += 1;
-                        continue;
-                    }
-                    return Err(err);
-                }
-            };
-            self.observe(response.headers());
-            let status = response.status().as_u16();
-            if response.status().is_success() {
-                return Ok(Response {
-                    status,
-                    headers: Headers::from_reqwest(response.headers()),
-                    operation,
-                    inner: response,
-                });
-            }
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let body = read_capped(response, MAX_ERROR_BODY).await;
-            let api = ApiError::from_body(status, &body);
-            if status == 401 && !renewed {
-                tracing::info!(operation = %operation, "SessionExpired");
-                renewed = true;
-                self.refresh_if_generation(generation).await?;
-                continue;
-            }
-            let kind = api.kind();
-            let retryable = matches!(kind, ErrorKind::Transient | ErrorKind::ConcurrentLimit);
-            if retryable && retry < self.inner.config.retry.max_retries {
-                tracing::warn!(operation = %operation, retry, status, error_code = ?api.error_code, "ApiRequestFailed");
-                self.sleep_backoff(retry, retry_after).await;
-                retry += 1;
-                continue;
-            }
-            return Err(Error::Api { operation, api });
-        }
+        let renewed = AtomicBool::new(false);
+        let (req, operation, renewed) = (&req, &operation, &renewed);
+        self.with_retries("ApiRequestFailed", operation, move || {
+            self.send_once(req, operation, renewed)
+        })
+        .await
     }
 
-    fn read_token<R>(&self, f: impl FnOnce(&Token) -> R) -> R {
-        f(&read_lock(&self.inner.token))
+    /// One try of `req`; a 401 renews the token and asks for a replay unless `renewed` says this
+    /// request already did.
+    async fn send_once(
+        &self,
+        req: &Request,
+        operation: &str,
+        renewed: &AtomicBool,
+    ) -> Result<Attempt<Response>, Error> {
+        self.check_budget()?;
+        // Token and instance are read together on every attempt: a renewal may move the org
+        // to another instance, and the replay must follow it.
+        let (generation, token, base) =
+            self.read_token(|t| (t.generation, t.access.clone(), t.instance_url.clone()));
+        let url = req.url_on(&base, &self.data_path())?;
+        let mut builder = self
+            .inner
+            .http
+            .request(req.method().to_reqwest(), url)
+            .bearer_auth(token.expose());
+        if !req.query.is_empty() {
+            builder = builder.query(&req.query);
+        }
+        for (k, v) in &req.headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        if let Some(body) = &req.body {
+            builder = builder.body(body.clone());
+        }
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let retryable = e.is_connect() || req.idempotent;
+                return Attempt::failed(network_error(operation, &e), retryable, None);
+            }
+        };
+        self.observe(response.headers());
+        let status = response.status().as_u16();
+        if response.status().is_success() {
+            return Ok(Attempt::Done(Response {
+                status,
+                headers: Headers::from_reqwest(response.headers()),
+                operation: operation.to_string(),
+                inner: response,
+            }));
+        }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let api = api_error(response).await;
+        if status == 401 && !renewed.swap(true, Ordering::Relaxed) {
+            tracing::info!(operation = %operation, "SessionExpired");
+            self.refresh_if_generation(generation).await?;
+            return Ok(Attempt::Replay);
+        }
+        let retryable = matches!(
+            api.kind(),
+            ErrorKind::Transient | ErrorKind::ConcurrentLimit
+        );
+        let error = Error::Api {
+            operation: operation.to_string(),
+            api,
+        };
+        Attempt::failed(error, retryable, retry_after)
     }
 
     fn check_budget(&self) -> Result<(), Error> {
@@ -660,242 +350,5 @@ impl Session {
             self.inner.clock_skew_ms.store(skew, Ordering::Relaxed);
             self.inner.clock_known.store(true, Ordering::Relaxed);
         }
-    }
-
-    async fn sleep_backoff(&self, retry: u32, at_least: Option<Duration>) {
-        let unit = self.next_unit();
-        let mut wait = self.inner.config.retry.backoff(retry, unit);
-        if let Some(floor) = at_least {
-            wait = wait.max(floor.min(self.inner.config.retry.max_backoff));
-        }
-        tokio::time::sleep(wait).await;
-    }
-
-    fn next_unit(&self) -> f64 {
-        // xorshift64: jitter needs spread, not cryptographic quality.
-        let mut x = self.inner.rng.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.inner.rng.store(x, Ordering::Relaxed);
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Logs in again unless another task already did since `generation` was current.
-    async fn refresh_if_generation(&self, generation: u64) -> Result<(), Error> {
-        let _guard = self.inner.refresh_lock.lock().await;
-        if self.read_token(|t| t.generation) != generation {
-            return Ok(());
-        }
-        if let Some(error) = self.failed_renewal_of(generation) {
-            return Err(error);
-        }
-        let token = match self.request_token().await {
-            Ok(token) => token,
-            Err(error) => {
-                if let Ok(mut slot) = self.inner.failed_renewal.lock() {
-                    *slot = Some(FailedRenewal {
-                        generation,
-                        at: std::time::Instant::now(),
-                        error: error.clone(),
-                    });
-                }
-                return Err(error);
-            }
-        };
-        let instance_url = Url::parse(token.instance_url.trim()).map_err(|e| Error::Decode {
-            operation: "POST /services/oauth2/token".to_string(),
-            message: format!("instance_url is not a URL: {e}"),
-        })?;
-        check_scheme(&instance_url).map_err(|reason| Error::Decode {
-            operation: "POST /services/oauth2/token".to_string(),
-            message: format!("refusing instance_url: {reason}"),
-        })?;
-        if let Some(new) = token.refresh_token.filter(|t| !t.is_empty()) {
-            let new = Secret::new(new);
-            let changed = self.refresh_token().as_ref() != Some(&new);
-            if changed {
-                if let Ok(mut guard) = self.inner.refresh_token.write() {
-                    *guard = Some(new.clone());
-                }
-                tracing::info!("RefreshTokenRotated");
-                self.inner.rotation.send_replace(Some(new));
-            }
-        }
-        *write_lock(&self.inner.token) = Token {
-            access: Secret::new(token.access_token),
-            instance_url,
-            generation: generation + 1,
-            org_id: token.id.as_deref().and_then(org_id_of),
-        };
-        self.inner.logins.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(generation = generation + 1, "SessionLoggedIn");
-        Ok(())
-    }
-
-    fn failed_renewal_of(&self, generation: u64) -> Option<Error> {
-        let slot = self.inner.failed_renewal.lock().ok()?;
-        let failed = slot.as_ref()?;
-        let permanent = matches!(failed.error, Error::Login { .. });
-        (failed.generation == generation && (permanent || failed.at.elapsed() < FAILED_RENEWAL_TTL))
-            .then(|| failed.error.clone())
-    }
-
-    async fn request_token(&self) -> Result<TokenWire, Error> {
-        let config = &self.inner.config;
-        let operation = "POST /services/oauth2/token".to_string();
-        let creds = &config.credentials;
-        let refresh = self.refresh_token();
-        let body = token_form(config.grant, creds, refresh.as_ref());
-        let mut retry = 0;
-        loop {
-            let answer = self
-                .inner
-                .http
-                .post(config.login_url.token_url())
-                .header("content-type", "application/x-www-form-urlencoded")
-                .header("accept", "application/json")
-                .body(body.clone())
-                .send()
-                .await;
-            let response = match answer {
-                Ok(r) => r,
-                Err(e) => {
-                    let err = network_error(&operation, &e);
-                    if retry < config.retry.max_retries {
-                        tracing::warn!(retry, error = %err, "LoginRequestFailed");
-                        self.sleep_backoff(retry, None).await;
-                        retry += 1;
-                        continue;
-                    }
-                    return Err(err);
-                }
-            };
-            let status = response.status().as_u16();
-            if response.status().is_success() {
-                let bytes = response
-                    .bytes()
-                    .await
-                    .map_err(|e| network_error(&operation, &e))?;
-                return serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
-                    operation,
-                    message: format!("token response: {e}"),
-                });
-            }
-            let body = read_capped(response, MAX_ERROR_BODY).await;
-            let api = ApiError::from_body(status, &body);
-            if (status >= 500 || matches!(status, 406 | 420 | 429))
-                && retry < config.retry.max_retries
-            {
-                tracing::warn!(retry, status, "LoginRequestFailed");
-                self.sleep_backoff(retry, None).await;
-                retry += 1;
-                continue;
-            }
-            if (400..500).contains(&status) {
-                return Err(Error::Login {
-                    failure: LoginFailure::from_api(&api),
-                    api,
-                });
-            }
-            return Err(Error::Api { operation, api });
-        }
-    }
-}
-
-/// The URL of `req` on the instance `base`: paths starting with `/` are absolute on the instance,
-/// others relative to the versioned data API.
-fn url_for(base: &Url, req: &Request, data_path: &str) -> Result<Url, Error> {
-    let path = if req.path.starts_with('/') {
-        req.path.clone()
-    } else {
-        format!("{data_path}/{}", req.path)
-    };
-    let url = base.join(&path).map_err(|e| Error::Decode {
-        operation: req.operation(),
-        message: format!("cannot build a URL from the path: {e}"),
-    })?;
-    // The bearer token goes only to the instance it was issued for.
-    if url.host() != base.host() || url.port_or_known_default() != base.port_or_known_default() {
-        return Err(Error::Decode {
-            operation: req.operation(),
-            message: "the path names another host; refusing to send the token there".to_string(),
-        });
-    }
-    Ok(url)
-}
-
-/// The token request's form body (kept out of async code: the serializer is not `Send`).
-fn token_form(
-    grant: Grant,
-    creds: &crate::config::Credentials,
-    refresh: Option<&Secret>,
-) -> String {
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
-    match grant {
-        Grant::RefreshToken => {
-            form.append_pair("grant_type", "refresh_token");
-            form.append_pair("client_id", &creds.client_id);
-            form.append_pair("client_secret", creds.client_secret.expose());
-            form.append_pair("refresh_token", refresh.map(Secret::expose).unwrap_or(""));
-        }
-        Grant::ClientCredentials => {
-            form.append_pair("grant_type", "client_credentials");
-            form.append_pair("client_id", &creds.client_id);
-            form.append_pair("client_secret", creds.client_secret.expose());
-        }
-    }
-    form.finish()
-}
-
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = cap.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= cap {
-            break;
-        }
-    }
-    body
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn org_ids_come_from_identity_urls() {
-        assert_eq!(
-            org_id_of("https://login.salesforce.com/id/00D5e000001N20QEAS/0055e000003E8ooAAC")
-                .as_deref(),
-            Some("00D5e000001N20Q")
-        );
-        assert_eq!(
-            org_id_of("https://x/id/00D5e000001N20Q/005").as_deref(),
-            Some("00D5e000001N20Q")
-        );
-        assert_eq!(org_id_of("x"), None);
-        assert_eq!(org_id_of("https://x/other/00D5e000001N20QEAS/005"), None);
-        assert_eq!(org_id_of("https://x/id/short/005"), None);
-    }
-
-    #[test]
-    fn urls_are_stripped_from_network_messages() {
-        assert_eq!(
-            strip_urls("error sending request for url (http://127.0.0.1:1/services/data/v62.0/query?q=SELECT) : boom"),
-            "error sending request for url : boom"
-        );
-        assert_eq!(strip_urls("no url here"), "no url here");
-    }
-
-    #[test]
-    fn request_paths_and_operations() {
-        let r = Request::get("query").query("q", "SELECT Id FROM Account");
-        assert_eq!(r.operation(), "GET query");
-        assert!(r.idempotent);
-        let r = Request::json(Method::Post, "jobs/query", &serde_json::json!({}));
-        assert!(!r.idempotent);
-        assert!(r.clone().idempotent(true).idempotent);
     }
 }

@@ -1,0 +1,334 @@
+//! Requests and responses: what callers send through the session and what they get back.
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::error::{ApiError, Error};
+
+/// HTTP methods the connector uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    pub(crate) fn to_reqwest(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        }
+    }
+}
+
+/// One API request, relative to the org's instance.
+///
+/// `path` is either relative to the versioned data API (`sobjects/Account/describe` →
+/// `{instance}/services/data/v62.0/sobjects/Account/describe`) or an absolute path on the instance
+/// (`/services/data/v62.0/query/01g...-2000`, as `nextRecordsUrl` gives it). Query parameters are
+/// form-encoded (a space becomes `+`, a `+` becomes `%2B`).
+#[derive(Debug, Clone)]
+pub struct Request {
+    method: Method,
+    path: String,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Option<Bytes>,
+    pub(crate) idempotent: bool,
+}
+
+impl Request {
+    /// A request with no body. GET, PATCH and DELETE count as idempotent, POST does not.
+    pub fn new(method: Method, path: impl Into<String>) -> Request {
+        Request {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+            idempotent: method != Method::Post,
+        }
+    }
+
+    /// `GET path`.
+    pub fn get(path: impl Into<String>) -> Request {
+        Request::new(Method::Get, path)
+    }
+
+    /// `DELETE path`.
+    pub fn delete(path: impl Into<String>) -> Request {
+        Request::new(Method::Delete, path)
+    }
+
+    /// A request with a JSON body.
+    pub fn json(method: Method, path: impl Into<String>, body: &serde_json::Value) -> Request {
+        let mut req = Request::new(method, path);
+        req.body = Some(Bytes::from(body.to_string()));
+        req.headers
+            .push(("content-type".to_string(), "application/json".to_string()));
+        req
+    }
+
+    /// Adds a query parameter.
+    pub fn query(mut self, key: impl Into<String>, value: impl Into<String>) -> Request {
+        self.query.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Declares whether the request may be sent twice (e.g. a POST of read-only composite
+    /// subrequests is). Timeouts are retried only for idempotent requests.
+    pub fn idempotent(mut self, idempotent: bool) -> Request {
+        self.idempotent = idempotent;
+        self
+    }
+
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The path as given.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The query parameters.
+    pub fn query_pairs(&self) -> &[(String, String)] {
+        &self.query
+    }
+
+    /// What to call this request in errors and logs: method and path, never the query string.
+    pub fn operation(&self) -> String {
+        format!("{} {}", self.method.as_str(), self.path)
+    }
+
+    /// The URL of this request on the instance `base`: paths starting with `/` are absolute on
+    /// the instance, others relative to the versioned data API `data_path`. A path that would
+    /// leave the instance is refused: the bearer token goes only to the host it was issued for.
+    pub(crate) fn url_on(&self, base: &Url, data_path: &str) -> Result<Url, Error> {
+        let path = if self.path.starts_with('/') {
+            self.path.clone()
+        } else {
+            format!("{data_path}/{}", self.path)
+        };
+        let url = base.join(&path).map_err(|e| Error::Decode {
+            operation: self.operation(),
+            message: format!("cannot build a URL from the path: {e}"),
+        })?;
+        if url.host() != base.host() || url.port_or_known_default() != base.port_or_known_default()
+        {
+            return Err(Error::Decode {
+                operation: self.operation(),
+                message: "the path names another host; refusing to send the token there"
+                    .to_string(),
+            });
+        }
+        Ok(url)
+    }
+}
+
+/// Response headers, names lower-cased.
+#[derive(Debug, Clone, Default)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    pub(crate) fn from_reqwest(map: &reqwest::header::HeaderMap) -> Headers {
+        Headers(
+            map.iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect(),
+        )
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A successful response whose body has not been read yet: read it whole or as a byte stream.
+#[derive(Debug)]
+pub struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Headers,
+    pub(crate) operation: String,
+    pub(crate) inner: reqwest::Response,
+}
+
+/// A boxed stream of body chunks.
+pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
+
+impl Response {
+    /// HTTP status (2xx).
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// The whole body (gzip already undone).
+    pub async fn bytes(self) -> Result<Bytes, Error> {
+        let operation = self.operation;
+        self.inner
+            .bytes()
+            .await
+            .map_err(|e| network_error(&operation, &e))
+    }
+
+    /// The body as it arrives, chunk by chunk (gzip already undone).
+    pub fn bytes_stream(self) -> ByteStream {
+        let operation = self.operation;
+        Box::pin(
+            self.inner
+                .bytes_stream()
+                .map(move |chunk| chunk.map_err(|e| network_error(&operation, &e))),
+        )
+    }
+}
+
+/// A successful response read whole.
+#[derive(Debug, Clone)]
+pub struct FullResponse {
+    /// HTTP status (2xx).
+    pub status: u16,
+    /// Response headers.
+    pub headers: Headers,
+    /// The body.
+    pub body: Bytes,
+    pub(crate) operation: String,
+}
+
+impl FullResponse {
+    /// The body parsed as JSON into `T`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::Decode {
+            operation: self.operation.clone(),
+            message: e.to_string(),
+        })
+    }
+}
+
+pub(crate) fn network_error(operation: &str, e: &reqwest::Error) -> Error {
+    // The URL can carry a query string: errors name the method and path only.
+    let timeout = e.is_timeout();
+    let mut message = describe_reqwest(e);
+    if timeout && !message.contains("timed out") {
+        message = format!("timed out ({message})");
+    }
+    Error::Network {
+        operation: operation.to_string(),
+        message,
+        timeout,
+    }
+}
+
+pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut current: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = current {
+        let part = err.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+        current = err.source();
+    }
+    // reqwest prints "error sending request for url (...)": strip any URL it names.
+    strip_urls(&text)
+}
+
+fn strip_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("(http") {
+        out.push_str(&rest[..pos]);
+        match rest[pos..].find(')') {
+            Some(end) => rest = &rest[pos + end + 1..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("  ", " ").trim().to_string()
+}
+
+/// How large an error body is read.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Salesforce's error answer: the status and the start of the body (at most 64 KiB), parsed.
+pub(crate) async fn api_error(mut response: reqwest::Response) -> ApiError {
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_ERROR_BODY.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    ApiError::from_body(status, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_stripped_from_network_messages() {
+        assert_eq!(
+            strip_urls("error sending request for url (http://127.0.0.1:1/services/data/v62.0/query?q=SELECT) : boom"),
+            "error sending request for url : boom"
+        );
+        assert_eq!(strip_urls("no url here"), "no url here");
+    }
+
+    #[test]
+    fn request_paths_and_operations() {
+        let r = Request::get("query").query("q", "SELECT Id FROM Account");
+        assert_eq!(r.operation(), "GET query");
+        assert!(r.idempotent);
+        let r = Request::json(Method::Post, "jobs/query", &serde_json::json!({}));
+        assert!(!r.idempotent);
+        assert!(r.clone().idempotent(true).idempotent);
+    }
+}

@@ -1,0 +1,223 @@
+//! Token renewal: the grant's token request, one single-flight renewal per expired token, a
+//! failed renewal shared with every request that waited on it, and refresh-token rotation.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::retry::Attempt;
+use super::Session;
+use crate::config::{check_scheme, Credentials, Grant};
+use crate::error::{Error, ErrorKind, LoginFailure};
+use crate::lock::{read_lock, write_lock};
+use crate::request::{api_error, network_error};
+use crate::secret::Secret;
+
+/// What errors and logs call the token request.
+const TOKEN_OPERATION: &str = "POST /services/oauth2/token";
+
+/// How long a renewal that failed for a transient reason answers for its generation. A refused
+/// grant (wrong or revoked credentials) answers for good: retrying cannot fix it.
+const FAILED_RENEWAL_TTL: Duration = Duration::from_secs(10);
+
+/// The access token in force and the instance it was issued for.
+pub(super) struct Token {
+    pub(super) access: Secret,
+    pub(super) instance_url: Url,
+    /// How many logins produced this token: 0 before the first.
+    pub(super) generation: u64,
+    pub(super) org_id: Option<String>,
+}
+
+/// A renewal that failed: requests that saw the same expired token get its error instead of
+/// logging in again, one after another, each with a full retry budget.
+pub(super) struct FailedRenewal {
+    generation: u64,
+    at: std::time::Instant,
+    error: Error,
+}
+
+#[derive(Deserialize)]
+struct TokenWire {
+    access_token: String,
+    instance_url: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    /// The identity URL, `https://{login host}/id/{orgId}/{userId}`.
+    #[serde(default)]
+    id: Option<String>,
+}
+
+impl Session {
+    /// Logs in again unless another task already did since `generation` was current.
+    pub(super) async fn refresh_if_generation(&self, generation: u64) -> Result<(), Error> {
+        let _guard = self.inner.refresh_lock.lock().await;
+        if self.read_token(|t| t.generation) != generation {
+            return Ok(());
+        }
+        if let Some(error) = self.failed_renewal_of(generation) {
+            return Err(error);
+        }
+        let token = match self.request_token().await {
+            Ok(token) => token,
+            Err(error) => {
+                if let Ok(mut slot) = self.inner.failed_renewal.lock() {
+                    *slot = Some(FailedRenewal {
+                        generation,
+                        at: std::time::Instant::now(),
+                        error: error.clone(),
+                    });
+                }
+                return Err(error);
+            }
+        };
+        let instance_url = Url::parse(token.instance_url.trim()).map_err(|e| Error::Decode {
+            operation: TOKEN_OPERATION.to_string(),
+            message: format!("instance_url is not a URL: {e}"),
+        })?;
+        check_scheme(&instance_url).map_err(|reason| Error::Decode {
+            operation: TOKEN_OPERATION.to_string(),
+            message: format!("refusing instance_url: {reason}"),
+        })?;
+        if let Some(new) = token.refresh_token.filter(|t| !t.is_empty()) {
+            let new = Secret::new(new);
+            let changed = self.refresh_token().as_ref() != Some(&new);
+            if changed {
+                if let Ok(mut guard) = self.inner.refresh_token.write() {
+                    *guard = Some(new.clone());
+                }
+                tracing::info!("RefreshTokenRotated");
+                self.inner.rotation.send_replace(Some(new));
+            }
+        }
+        *write_lock(&self.inner.token) = Token {
+            access: Secret::new(token.access_token),
+            instance_url,
+            generation: generation + 1,
+            org_id: token.id.as_deref().and_then(org_id_of),
+        };
+        self.inner.logins.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(generation = generation + 1, "SessionLoggedIn");
+        Ok(())
+    }
+
+    /// Reads the token in force.
+    pub(super) fn read_token<R>(&self, f: impl FnOnce(&Token) -> R) -> R {
+        f(&read_lock(&self.inner.token))
+    }
+
+    fn failed_renewal_of(&self, generation: u64) -> Option<Error> {
+        let slot = self.inner.failed_renewal.lock().ok()?;
+        let failed = slot.as_ref()?;
+        let permanent = matches!(failed.error, Error::Login { .. });
+        (failed.generation == generation && (permanent || failed.at.elapsed() < FAILED_RENEWAL_TTL))
+            .then(|| failed.error.clone())
+    }
+
+    /// The token request, retried on network failures and transient answers.
+    async fn request_token(&self) -> Result<TokenWire, Error> {
+        let config = &self.inner.config;
+        let refresh = self.refresh_token();
+        let body = token_form(config.grant, &config.credentials, refresh.as_ref());
+        let body = &body;
+        self.with_retries("LoginRequestFailed", TOKEN_OPERATION, move || {
+            self.request_token_once(body)
+        })
+        .await
+    }
+
+    async fn request_token_once(&self, body: &str) -> Result<Attempt<TokenWire>, Error> {
+        let answer = self
+            .inner
+            .http
+            .post(self.inner.config.login_url.token_url())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        let response = match answer {
+            Ok(r) => r,
+            Err(e) => return Attempt::failed(network_error(TOKEN_OPERATION, &e), true, None),
+        };
+        if response.status().is_success() {
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| network_error(TOKEN_OPERATION, &e))?;
+            return serde_json::from_slice(&bytes)
+                .map(Attempt::Done)
+                .map_err(|e| Error::Decode {
+                    operation: TOKEN_OPERATION.to_string(),
+                    message: format!("token response: {e}"),
+                });
+        }
+        let api = api_error(response).await;
+        let retryable = api.kind() == ErrorKind::Transient;
+        let error = if (400..500).contains(&api.status) {
+            Error::Login {
+                failure: LoginFailure::from_api(&api),
+                api,
+            }
+        } else {
+            Error::Api {
+                operation: TOKEN_OPERATION.to_string(),
+                api,
+            }
+        };
+        Attempt::failed(error, retryable, None)
+    }
+}
+
+/// The org id (the first 15 characters: the 18-character form adds a checksum) from an identity
+/// URL `.../id/{orgId}/{userId}`.
+fn org_id_of(identity_url: &str) -> Option<String> {
+    let mut parts = identity_url.trim_end_matches('/').rsplit('/');
+    let _user = parts.next()?;
+    let org = parts.next()?;
+    let marker = parts.next()?;
+    (marker == "id" && org.len() >= 15 && org.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then(|| org[..15].to_string())
+}
+
+/// The token request's form body (kept out of async code: the serializer is not `Send`).
+fn token_form(grant: Grant, creds: &Credentials, refresh: Option<&Secret>) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    match grant {
+        Grant::RefreshToken => {
+            form.append_pair("grant_type", "refresh_token");
+            form.append_pair("client_id", &creds.client_id);
+            form.append_pair("client_secret", creds.client_secret.expose());
+            form.append_pair("refresh_token", refresh.map(Secret::expose).unwrap_or(""));
+        }
+        Grant::ClientCredentials => {
+            form.append_pair("grant_type", "client_credentials");
+            form.append_pair("client_id", &creds.client_id);
+            form.append_pair("client_secret", creds.client_secret.expose());
+        }
+    }
+    form.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn org_ids_come_from_identity_urls() {
+        assert_eq!(
+            org_id_of("https://login.salesforce.com/id/00D5e000001N20QEAS/0055e000003E8ooAAC")
+                .as_deref(),
+            Some("00D5e000001N20Q")
+        );
+        assert_eq!(
+            org_id_of("https://x/id/00D5e000001N20Q/005").as_deref(),
+            Some("00D5e000001N20Q")
+        );
+        assert_eq!(org_id_of("x"), None);
+        assert_eq!(org_id_of("https://x/other/00D5e000001N20QEAS/005"), None);
+        assert_eq!(org_id_of("https://x/id/short/005"), None);
+    }
+}
