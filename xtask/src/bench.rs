@@ -278,20 +278,9 @@ fn revision(root: &Path) -> String {
     let Some(head) = git(&["rev-parse", "--short", "HEAD"]) else {
         return "unknown".to_string();
     };
-    let changed = git(&[
-        "status",
-        "--porcelain",
-        "--untracked-files=no",
-        "--",
-        "sf-auth",
-        "sf-discovery",
-        "sf-bulk",
-        "sf-rest",
-        "sf-sync",
-        "sf-cli",
-        "fixtures",
-    ])
-    .is_some_and(|s| !s.is_empty());
+    let mut status = vec!["status", "--porcelain", "--untracked-files=no", "--"];
+    status.extend(crate::CONNECTOR_CRATES);
+    let changed = git(&status).is_some_and(|s| !s.is_empty());
     if changed {
         format!("{head} with uncommitted changes to the crates")
     } else {

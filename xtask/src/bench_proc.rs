@@ -1,6 +1,7 @@
 //! The processes a benchmark drives: the emulated org (`bench_org`, its own process) and the
 //! connector (`sfconnect`), measured from outside as a user would see them.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -16,111 +17,88 @@ use crate::bench_http;
 /// Linux's `USER_HZ`: the unit of the CPU times in `/proc/<pid>/stat`.
 const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
-/// Requests served by the org, per kind (the org's `/__admin/stats`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Requests served by the org, per kind, read as the org's `/__admin/stats` prints them (its
+/// `requests` object: `token`, `describe_global`, `describe`, `composite`,
+/// `composite_subrequests`, `bulk_poll`, ...; the emulator documents each kind), and the API
+/// calls it charged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Calls {
-    /// Token requests (logins); not API calls.
-    pub token: u64,
-    /// describeGlobal.
-    pub describe_global: u64,
-    /// sObject describes, one per object, sent alone or inside a composite envelope.
-    pub describe: u64,
-    /// `composite` envelopes (round trips carrying describes): one API call each, whatever they
-    /// carry.
-    pub composite: u64,
-    /// `composite/batch` envelopes: not API calls themselves, each of their subrequests is one
-    /// (the connector sends none; counted so that the figures stay true if it did).
-    pub composite_batch: u64,
-    /// Subrequests carried by `composite` envelopes (describes, from the connector).
-    pub composite_subrequests: u64,
-    /// Subrequests carried by `composite/batch` envelopes.
-    pub batch_subrequests: u64,
-    /// First pages of `query`/`queryAll` (including `SELECT COUNT()`).
-    pub query: u64,
-    /// Follow-up REST pages.
-    pub query_more: u64,
-    /// Bulk job creations.
-    pub bulk_create: u64,
-    /// Bulk job polls.
-    pub bulk_poll: u64,
-    /// Bulk results pages.
-    pub bulk_results: u64,
-    /// Bulk job deletions.
-    pub bulk_delete: u64,
-    /// Everything else (limits, aborts, other resources).
-    pub other: u64,
+    /// Requests per kind, by the org's name for the kind.
+    requests: BTreeMap<String, u64>,
     /// API calls as the org counts them against its daily allowance (`DailyApiRequests`): every
     /// request but logins, a `composite` call once, each `composite/batch` subrequest once (its
     /// envelope not).
     pub api: u64,
 }
 
+/// How [`Calls::by_kind`] names the org's kinds, in its order.
+const KIND_LABELS: [(&str, &str); 11] = [
+    ("token", "login"),
+    ("describe_global", "describeGlobal"),
+    ("describe", "describe"),
+    ("composite", "composite"),
+    ("composite_batch", "composite/batch"),
+    ("query", "query"),
+    ("query_more", "queryMore"),
+    ("bulk_create", "bulk create"),
+    ("bulk_poll", "poll"),
+    ("bulk_results", "results"),
+    ("bulk_delete", "delete"),
+];
+
+/// The kinds [`Calls::by_kind`] lists together as `other` (limits, aborts, other resources).
+const OTHER_KINDS: [&str; 3] = ["limits", "bulk_abort", "other"];
+
 impl Calls {
-    fn from_stats(stats: &Value) -> Calls {
-        let r = &stats["requests"];
-        let n = |k: &str| r[k].as_u64().unwrap_or(0);
+    /// Reads the org's `/__admin/stats` answer.
+    pub fn from_stats(stats: &Value) -> Calls {
+        let requests = stats["requests"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(kind, n)| (kind.clone(), n.as_u64().unwrap_or(0)))
+            .collect();
         Calls {
-            token: n("token"),
-            describe_global: n("describe_global"),
-            describe: n("describe"),
-            composite: n("composite"),
-            composite_batch: n("composite_batch"),
-            composite_subrequests: n("composite_subrequests"),
-            batch_subrequests: n("batch_subrequests"),
-            query: n("query"),
-            query_more: n("query_more"),
-            bulk_create: n("bulk_create"),
-            bulk_poll: n("bulk_poll"),
-            bulk_results: n("bulk_results"),
-            bulk_delete: n("bulk_delete"),
-            other: n("limits") + n("bulk_abort") + n("other"),
+            requests,
             api: stats["api_usage"]["used"].as_u64().unwrap_or(0),
         }
+    }
+
+    /// Requests of one kind, by the org's name for it (`describe`, `bulk_poll`, ...); 0 for a
+    /// kind it has not counted.
+    pub fn n(&self, kind: &str) -> u64 {
+        self.requests.get(kind).copied().unwrap_or(0)
+    }
+
+    /// Calls with these `requests` per kind (as the org prints them) and `api` API calls.
+    #[cfg(test)]
+    pub fn of(requests: Value, api: u64) -> Calls {
+        Calls::from_stats(&json!({ "requests": requests, "api_usage": { "used": api } }))
+    }
+
+    /// Requests of the kinds listed together as `other` (limits, aborts, other resources).
+    pub fn other(&self) -> u64 {
+        OTHER_KINDS.iter().map(|k| self.n(k)).sum()
     }
 
     /// The calls made between `before` and `self`.
     pub fn since(&self, before: &Calls) -> Calls {
         Calls {
-            token: self.token.saturating_sub(before.token),
-            describe_global: self.describe_global.saturating_sub(before.describe_global),
-            describe: self.describe.saturating_sub(before.describe),
-            composite: self.composite.saturating_sub(before.composite),
-            composite_batch: self.composite_batch.saturating_sub(before.composite_batch),
-            composite_subrequests: self
-                .composite_subrequests
-                .saturating_sub(before.composite_subrequests),
-            batch_subrequests: self
-                .batch_subrequests
-                .saturating_sub(before.batch_subrequests),
-            query: self.query.saturating_sub(before.query),
-            query_more: self.query_more.saturating_sub(before.query_more),
-            bulk_create: self.bulk_create.saturating_sub(before.bulk_create),
-            bulk_poll: self.bulk_poll.saturating_sub(before.bulk_poll),
-            bulk_results: self.bulk_results.saturating_sub(before.bulk_results),
-            bulk_delete: self.bulk_delete.saturating_sub(before.bulk_delete),
-            other: self.other.saturating_sub(before.other),
+            requests: self
+                .requests
+                .iter()
+                .map(|(kind, n)| (kind.clone(), n.saturating_sub(before.n(kind))))
+                .collect(),
             api: self.api.saturating_sub(before.api),
         }
     }
 
     /// A compact "kind count" list of the non-zero kinds.
     pub fn by_kind(&self) -> String {
-        let kinds = [
-            ("login", self.token),
-            ("describeGlobal", self.describe_global),
-            ("describe", self.describe),
-            ("composite", self.composite),
-            ("composite/batch", self.composite_batch),
-            ("query", self.query),
-            ("queryMore", self.query_more),
-            ("bulk create", self.bulk_create),
-            ("poll", self.bulk_poll),
-            ("results", self.bulk_results),
-            ("delete", self.bulk_delete),
-            ("other", self.other),
-        ];
-        let parts: Vec<String> = kinds
+        let parts: Vec<String> = KIND_LABELS
             .iter()
+            .map(|(kind, label)| (*label, self.n(kind)))
+            .chain([("other", self.other())])
             .filter(|(_, n)| *n > 0)
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
@@ -663,19 +641,17 @@ mod tests {
             "api_usage": {"used": 9, "max": 100}
         });
         let after = Calls::from_stats(&stats);
-        let before = Calls {
-            token: 1,
-            query: 1,
-            api: 3,
-            ..Calls::default()
-        };
+        let before = Calls::of(json!({"token": 1, "query": 1}), 3);
         let d = after.since(&before);
-        assert_eq!(d.token, 1);
-        assert_eq!(d.query, 2);
+        assert_eq!(d.n("token"), 1);
+        assert_eq!(d.n("query"), 2);
         assert_eq!(d.api, 6);
-        assert_eq!(d.other, 1);
-        assert_eq!((d.composite, d.composite_batch), (1, 2));
-        assert_eq!((d.composite_subrequests, d.batch_subrequests), (3, 2));
+        assert_eq!(d.other(), 1);
+        assert_eq!((d.n("composite"), d.n("composite_batch")), (1, 2));
+        assert_eq!(
+            (d.n("composite_subrequests"), d.n("batch_subrequests")),
+            (3, 2)
+        );
         assert_eq!(
             d.by_kind(),
             "login 1, describe 5, composite 1, composite/batch 2, query 2, poll 4, other 1"

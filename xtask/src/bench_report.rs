@@ -97,8 +97,8 @@ pub fn civil_date(days: i64) -> String {
 /// counted the envelopes' subrequests (the connector's envelopes carry describes only); the rest
 /// were sent alone.
 fn enveloped_describes(c: &Calls) -> (u64, u64) {
-    let in_composite = c.describe.min(c.composite_subrequests);
-    let in_batch = (c.describe - in_composite).min(c.batch_subrequests);
+    let in_composite = c.n("describe").min(c.n("composite_subrequests"));
+    let in_batch = (c.n("describe") - in_composite).min(c.n("batch_subrequests"));
     (in_composite, in_batch)
 }
 
@@ -107,7 +107,7 @@ fn enveloped_describes(c: &Calls) -> (u64, u64) {
 /// logins count too. A `composite` call of 25 describes is one round trip and one API call.
 pub fn round_trips(c: &Calls) -> u64 {
     let (_, in_batch) = enveloped_describes(c);
-    c.api.saturating_sub(in_batch) + c.composite_batch + c.token
+    c.api.saturating_sub(in_batch) + c.n("composite_batch") + c.n("token")
 }
 
 /// API calls, as the org counts them, spent on describes and Bulk polls: what Airbyte spends one
@@ -116,7 +116,7 @@ pub fn round_trips(c: &Calls) -> u64 {
 /// poll.
 pub fn overhead(c: &Calls) -> u64 {
     let (in_composite, _) = enveloped_describes(c);
-    c.describe_global + c.composite + (c.describe - in_composite) + c.bulk_poll
+    c.n("describe_global") + c.n("composite") + (c.n("describe") - in_composite) + c.n("bulk_poll")
 }
 
 /// Airbyte's floor for the same work: one describe per object, and one poll per job per 5 s of
@@ -282,14 +282,17 @@ pub fn verdicts(r: &Results) -> Vec<Verdict> {
     ));
     for (name, calls, objects, job_secs) in checks {
         let ours = overhead(calls);
-        let floor = airbyte_overhead(objects, calls.bulk_create, job_secs);
+        let floor = airbyte_overhead(objects, calls.n("bulk_create"), job_secs);
         out.push(Verdict {
             target: "Fewer API calls than one describe per object plus one poll per job per 5 s"
                 .to_string(),
             measured: format!(
                 "{name}: {ours} describe + poll API calls ({} describes in {} composite call(s), \
                  {} polls for {} job(s) of {job_secs:.0} s) vs {floor}",
-                calls.describe, calls.composite, calls.bulk_poll, calls.bulk_create
+                calls.n("describe"),
+                calls.n("composite"),
+                calls.n("bulk_poll"),
+                calls.n("bulk_create")
             ),
             met: ours < floor,
         });
@@ -376,7 +379,7 @@ pub fn render(r: &Results) -> String {
     }
     curve.sort_by_key(|t| t.rows);
     for t in r.cases.iter().chain(r.curve.iter()) {
-        let floor = airbyte_overhead(1, t.calls.bulk_create, t.job_secs);
+        let floor = airbyte_overhead(1, t.calls.n("bulk_create"), t.job_secs);
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {:.2} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {} | {} ({floor}) | {} |",

@@ -62,7 +62,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<FuzzArgs> {
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let args = parse_args(args)?;
     let fuzz_dir = root.join("fuzz");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = crate::cargo();
     let version = Command::new(&cargo)
         .args(["fuzz", "--version"])
         .output()
@@ -71,7 +71,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         bail!("cargo-fuzz is not installed; install it with `cargo install cargo-fuzz`");
     }
     let targets = if args.targets.is_empty() {
-        list_targets(&cargo, &fuzz_dir)?
+        list_targets(&fuzz_dir)?
     } else {
         args.targets.clone()
     };
@@ -120,19 +120,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn list_targets(cargo: &str, fuzz_dir: &Path) -> Result<Vec<String>> {
-    let out = Command::new(cargo)
-        .current_dir(fuzz_dir)
-        .args(["fuzz", "list"])
-        .output()
-        .context("could not run `cargo fuzz list`")?;
-    if !out.status.success() {
-        bail!(
-            "`cargo fuzz list` failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let targets: Vec<String> = String::from_utf8_lossy(&out.stdout)
+fn list_targets(fuzz_dir: &Path) -> Result<Vec<String>> {
+    let out = crate::cargo_stdout(fuzz_dir, &["fuzz", "list"])?;
+    let targets: Vec<String> = String::from_utf8_lossy(&out)
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())

@@ -11,8 +11,13 @@
 //!   columns (release build).
 //! - `fuzz [--seconds N] [TARGET...]`: each cargo-fuzz target under `fuzz/` for a bounded time
 //!   (30 s by default); not part of `cargo test`.
-//! - `tidy`: the repository checks (crate docs, forbidden dependencies, layering) on their own;
-//!   they also run as a plain `#[test]` inside `cargo test`.
+//! - `tidy`: the repository checks (crate docs, forbidden dependencies, layering, files of at
+//!   most 700 lines, only sf-auth maps Salesforce's answers to error kinds and only sf-sync maps
+//!   kinds to failure types) on their own, one line per problem; they also run as a plain
+//!   `#[test]` inside `cargo test`.
+//!
+//! xtask links none of the workspace's crates: it builds and drives their binaries
+//! (`sfconnect`, fixtures' examples) from outside, as a user would.
 
 mod bench;
 mod bench_cases;
@@ -61,7 +66,7 @@ fn main() -> Result<()> {
             }
         }
         "help" | "--help" | "-h" => {
-            println!("cargo xtask <task>\n\ntasks:\n  ci              fmt check, clippy -D warnings, cargo test --workspace\n  bench           connector throughput, memory and API calls vs the limit -> BENCHMARKS.md\n                  (--quick: small sizes; --out FILE; --repeat N; --quiet-wait SECS; --no-build)\n  bench-emulator  rows/s the emulated org serves for a 1M-row Bulk result\n  fuzz            each fuzz target for a bounded time: [--seconds N] [TARGET...]\n  tidy            repository checks (crate docs, dependencies, layering)");
+            println!("cargo xtask <task>\n\ntasks:\n  ci              fmt check, clippy -D warnings, cargo test --workspace\n  bench           connector throughput, memory and API calls vs the limit -> BENCHMARKS.md\n                  (--quick: small sizes; --out FILE; --repeat N; --quiet-wait SECS; --no-build)\n  bench-emulator  rows/s the emulated org serves for a 1M-row Bulk result\n  fuzz            each fuzz target for a bounded time: [--seconds N] [TARGET...]\n  tidy            repository checks (crate docs, dependencies, layering, file length,\n                  who maps errors)");
             Ok(())
         }
         other => bail!("unknown task `{other}`; run `cargo xtask help` for the list"),
@@ -95,8 +100,24 @@ fn ci() -> Result<()> {
     Ok(())
 }
 
+/// The connector's crates (every workspace member but this one), as `git` and `cargo` name them.
+pub(crate) const CONNECTOR_CRATES: [&str; 7] = [
+    "sf-auth",
+    "sf-discovery",
+    "sf-bulk",
+    "sf-rest",
+    "sf-sync",
+    "sf-cli",
+    "fixtures",
+];
+
+/// The cargo that started this task (`$CARGO`), or the one on the `PATH`.
+pub(crate) fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
 fn run(dir: &Path, args: &[&str]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let cargo = cargo();
     eprintln!("xtask: cargo {}", args.join(" "));
     let status = Command::new(&cargo)
         .args(args)
@@ -107,4 +128,18 @@ fn run(dir: &Path, args: &[&str]) -> Result<()> {
         bail!("`cargo {}` failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// Runs `cargo <args>` in `dir` and returns what it printed; fails with its stderr if it fails.
+pub(crate) fn cargo_stdout(dir: &Path, args: &[&str]) -> Result<Vec<u8>> {
+    let line = format!("cargo {}", args.join(" "));
+    let out = Command::new(cargo())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .with_context(|| format!("could not run `{line}`"))?;
+    if !out.status.success() {
+        bail!("`{line}` failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(out.stdout)
 }

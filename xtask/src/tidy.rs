@@ -1,10 +1,15 @@
-//! Repository checks over `cargo metadata`: crate docs, forbidden dependencies, layering.
+//! Repository checks over `cargo metadata` and the crates' sources: crate docs, forbidden
+//! dependencies, layering (here), file length and who maps errors (in `sources`).
 
-use std::path::Path;
-use std::process::Command;
+mod lex;
+mod sources;
 
-use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
 use serde_json::Value;
+
+use sources::Source;
 
 /// The five library crates, top of the stack first. A crate may depend on crates that come later
 /// in its own list only (see [`allowed_internal`]).
@@ -28,39 +33,37 @@ fn allowed_internal(name: &str) -> &'static [&'static str] {
             "sf-auth",
             "fixtures",
         ],
-        "xtask" => &["fixtures"],
-        // The emulated org knows none of the connector's crates.
+        // xtask drives the binaries (`sfconnect`, fixtures' examples) and links no crate of
+        // the workspace; the emulated org knows none of the connector's crates.
         _ => &[],
     }
 }
 
-/// Runs `cargo metadata` for the workspace at `root` and checks it.
-pub fn check_workspace(root: &Path) -> Result<Vec<String>> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let out = Command::new(cargo)
-        .args([
+/// `cargo metadata --no-deps` of the workspace at `root`.
+pub fn metadata(root: &Path) -> Result<Value> {
+    let out = crate::cargo_stdout(
+        root,
+        &[
             "metadata",
             "--format-version",
             "1",
             "--no-deps",
             "--offline",
-        ])
-        .current_dir(root)
-        .output()
-        .context("could not run `cargo metadata`")?;
-    if !out.status.success() {
-        bail!(
-            "`cargo metadata` failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let metadata: Value =
-        serde_json::from_slice(&out.stdout).context("`cargo metadata` printed invalid JSON")?;
-    Ok(check(&metadata, &|p| std::fs::read_to_string(p).ok()))
+        ],
+    )?;
+    serde_json::from_slice(&out).context("`cargo metadata` printed invalid JSON")
 }
 
-/// Checks workspace metadata (`cargo metadata --no-deps` JSON); `read` gives a source file's text.
-/// Returns one line per problem, empty when the house is in order.
+/// Runs `cargo metadata` for the workspace at `root` and checks it.
+pub fn check_workspace(root: &Path) -> Result<Vec<String>> {
+    Ok(check(&metadata(root)?, &|p| {
+        std::fs::read_to_string(p).ok()
+    }))
+}
+
+/// Checks workspace metadata (`cargo metadata --no-deps` JSON) and the files under each
+/// member's `src/` (listed from the disk); `read` gives a file's text. Returns one line per
+/// problem, empty when the house is in order.
 pub fn check(metadata: &Value, read: &dyn Fn(&Path) -> Option<String>) -> Vec<String> {
     let mut problems = Vec::new();
     let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
@@ -99,7 +102,53 @@ pub fn check(metadata: &Value, read: &dyn Fn(&Path) -> Option<String>) -> Vec<St
             }
         }
     }
+    problems.extend(sources::check(&sources(metadata, read)));
     problems
+}
+
+/// The files under each member's `src/` directory (next to its manifest), as `read` gives them.
+fn sources(metadata: &Value, read: &dyn Fn(&Path) -> Option<String>) -> Vec<Source> {
+    let root = PathBuf::from(metadata["workspace_root"].as_str().unwrap_or("."));
+    let mut out = Vec::new();
+    for pkg in metadata["packages"].as_array().into_iter().flatten() {
+        let (Some(name), Some(manifest)) = (pkg["name"].as_str(), pkg["manifest_path"].as_str())
+        else {
+            continue;
+        };
+        let Some(dir) = Path::new(manifest).parent() else {
+            continue;
+        };
+        let mut files = Vec::new();
+        walk(&dir.join("src"), &mut files);
+        files.sort();
+        for file in files {
+            let Some(text) = read(&file) else { continue };
+            let relative = file.strip_prefix(&root).unwrap_or(&file);
+            let path = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push(Source {
+                package: name.to_string(),
+                path,
+                text,
+            });
+        }
+    }
+    out
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, files);
+        } else {
+            files.push(path);
+        }
+    }
 }
 
 fn check_docs(
@@ -142,133 +191,4 @@ fn check_docs(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn real_metadata() -> Value {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let out = Command::new(cargo)
-            .args([
-                "metadata",
-                "--format-version",
-                "1",
-                "--no-deps",
-                "--offline",
-            ])
-            .current_dir(crate::workspace_root())
-            .output()
-            .expect("cargo metadata runs");
-        assert!(out.status.success(), "cargo metadata failed");
-        serde_json::from_slice(&out.stdout).expect("metadata is JSON")
-    }
-
-    fn read(p: &Path) -> Option<String> {
-        std::fs::read_to_string(p).ok()
-    }
-
-    fn add_dep(meta: &mut Value, package: &str, dep: &str, kind: Option<&str>) {
-        let pkgs = meta["packages"].as_array_mut().expect("packages");
-        let pkg = pkgs
-            .iter_mut()
-            .find(|p| p["name"] == package)
-            .expect("package present");
-        pkg["dependencies"]
-            .as_array_mut()
-            .expect("dependencies")
-            .push(serde_json::json!({"name": dep, "kind": kind}));
-    }
-
-    #[test]
-    fn the_workspace_is_tidy() {
-        let problems = check(&real_metadata(), &read);
-        assert!(
-            problems.is_empty(),
-            "tidy problems:\n{}",
-            problems.join("\n")
-        );
-    }
-
-    #[test]
-    fn every_member_is_checked() {
-        let meta = real_metadata();
-        let names: Vec<&str> = meta["packages"]
-            .as_array()
-            .expect("packages")
-            .iter()
-            .filter_map(|p| p["name"].as_str())
-            .collect();
-        for expected in [
-            "sf-auth",
-            "sf-discovery",
-            "sf-bulk",
-            "sf-rest",
-            "sf-sync",
-            "sf-cli",
-            "fixtures",
-            "xtask",
-        ] {
-            assert!(
-                names.contains(&expected),
-                "{expected} missing from the workspace"
-            );
-        }
-    }
-
-    #[test]
-    fn anyhow_in_a_library_crate_fails() {
-        let mut meta = real_metadata();
-        add_dep(&mut meta, "sf-rest", "anyhow", None);
-        let problems = check(&meta, &read);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].starts_with("sf-rest depends on `anyhow`"));
-    }
-
-    #[test]
-    fn clap_in_a_library_crate_fails_but_anyhow_as_dev_dependency_is_fine() {
-        let mut meta = real_metadata();
-        add_dep(&mut meta, "sf-sync", "clap", None);
-        add_dep(&mut meta, "sf-auth", "anyhow", Some("dev"));
-        let problems = check(&meta, &read);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].starts_with("sf-sync depends on `clap`"));
-    }
-
-    #[test]
-    fn layering_violations_fail() {
-        let mut meta = real_metadata();
-        add_dep(&mut meta, "sf-bulk", "sf-rest", None); // sideways
-        add_dep(&mut meta, "sf-auth", "sf-discovery", None); // upwards
-        add_dep(&mut meta, "sf-sync", "fixtures", None); // fixtures as a normal dependency
-        add_dep(&mut meta, "sf-sync", "fixtures", Some("dev")); // fine
-        add_dep(&mut meta, "sf-cli", "fixtures", None); // fine: the CLI serves the emulated org
-        add_dep(&mut meta, "sf-discovery", "reqwest", None); // only sf-auth speaks HTTP
-        let problems = check(&meta, &read);
-        assert_eq!(problems.len(), 4, "{problems:#?}");
-        assert!(problems
-            .iter()
-            .any(|p| p.starts_with("sf-bulk depends on `sf-rest`")));
-        assert!(problems
-            .iter()
-            .any(|p| p.starts_with("sf-auth depends on `sf-discovery`")));
-        assert!(problems
-            .iter()
-            .any(|p| p.starts_with("sf-sync depends on `fixtures`")));
-        assert!(problems
-            .iter()
-            .any(|p| p.starts_with("sf-discovery depends on `reqwest`")));
-    }
-
-    #[test]
-    fn a_crate_without_a_crate_doc_fails() {
-        let meta = real_metadata();
-        let problems = check(&meta, &|p: &Path| {
-            if p.ends_with("sf-bulk/src/lib.rs") {
-                Some("pub fn f() {}\n".to_string())
-            } else {
-                read(p)
-            }
-        });
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].starts_with("sf-bulk:"));
-    }
-}
+mod tests;
