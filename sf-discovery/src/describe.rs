@@ -73,8 +73,10 @@ impl ObjectDescribe {
     }
 }
 
-/// True for an sObject API name: an ASCII letter, then letters, digits and `_`.
-pub(crate) fn valid_object_name(name: &str) -> bool {
+/// True for an sObject API name: an ASCII letter, then letters, digits and `_`
+/// (`Account`, `Invoice__c`, `ns__Thing__History`). Names are checked before they go into a
+/// request path, so `../limits` or `Account/describe` never reach the org.
+pub fn is_valid_object_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -104,7 +106,7 @@ pub fn describe_objects(
     options: &DiscoveryOptions,
 ) -> Result<impl Stream<Item = Result<ObjectDescribe, Error>> + Send + 'static, Error> {
     options.validate()?;
-    if let Some(bad) = names.iter().find(|n| !valid_object_name(n)) {
+    if let Some(bad) = names.iter().find(|n| !is_valid_object_name(n)) {
         return Err(Error::InvalidObjectName { name: bad.clone() });
     }
     let session = session.clone();
@@ -301,7 +303,7 @@ mod tests {
     #[test]
     fn object_names_are_checked() {
         for good in ["Account", "Invoice__c", "ns__Thing__History", "A1"] {
-            assert!(valid_object_name(good), "{good}");
+            assert!(is_valid_object_name(good), "{good}");
         }
         for bad in [
             "",
@@ -311,7 +313,7 @@ mod tests {
             "../limits",
             "Ä",
         ] {
-            assert!(!valid_object_name(bad), "{bad}");
+            assert!(!is_valid_object_name(bad), "{bad}");
         }
     }
 

@@ -149,9 +149,8 @@ pub async fn discover(session: &Session, options: &DiscoveryOptions) -> Result<C
     Ok(catalog)
 }
 
-/// Describes only the named objects (e.g. the configured catalog's streams at `read` time),
-/// without describeGlobal, the fixed lists or the criteria: ⌈N/25⌉ HTTP requests and as many API
-/// calls of the daily allowance.
+/// Describes only the named objects into a [`Catalog`], without describeGlobal, the fixed lists
+/// or the criteria: ⌈N/25⌉ HTTP requests and as many API calls of the daily allowance.
 ///
 /// Names are matched as Salesforce spells them; the describe's own spelling names the stream.
 /// Duplicates (case-insensitive) and the `Describe` stream's name are ignored. An object that does

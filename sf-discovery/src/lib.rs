@@ -8,9 +8,11 @@
 //! stream its JSON schema, primary key, cursor, whether it can be read incrementally
 //! ([`UNSUPPORTED_FILTERING_OBJECTS`] cannot), and the per-field facts the sync engine needs
 //! (Bulk-unservable fields, formula fields, `IsDeleted`). The entry points are [`discover`] (the
-//! whole org) and [`describe_streams`] (only the named objects, for `read`); both return a
-//! [`Catalog`]. The [`DescribeStream`] (one record per object: its describe) is always offered
-//! besides.
+//! whole org) and [`describe_streams`] (only the named objects, without describeGlobal); both
+//! return a [`Catalog`]. The [`DescribeStream`] (one record per object: its describe) is always
+//! offered besides. Helpers the crates above share: [`is_valid_object_name`] (checked before a
+//! name goes into a request path), and Salesforce's datetimes read ([`parse_datetime`]) and
+//! written in the one form records carry ([`format_datetime`], [`normalize_datetime`]).
 //!
 //! **Cost.** For N objects, [`discover`] sends ⌈N/25⌉ + 1 HTTP requests (describeGlobal and one
 //! `POST composite` call per 25 describes), and they are also what it costs of the daily API
@@ -54,6 +56,7 @@
 //! ```
 
 mod criteria;
+mod datetime;
 mod describe;
 mod describe_stream;
 mod discover;
@@ -64,7 +67,8 @@ mod options;
 mod wire;
 
 pub use criteria::{Criterion, StreamCriteria, StreamCriterion};
-pub use describe::{describe_objects, ObjectDescribe};
+pub use datetime::{format_datetime, normalize_datetime, parse_datetime};
+pub use describe::{describe_objects, is_valid_object_name, ObjectDescribe};
 pub use describe_stream::DescribeStream;
 pub use discover::{
     candidate_objects, describe_global, describe_streams, discover, Catalog, ObjectInfo,
@@ -74,5 +78,5 @@ pub use lists::{
     filtering_unsupported, name_exclusion, Exclusion, QUERY_INCOMPATIBLE_OBJECTS,
     QUERY_RESTRICTED_OBJECTS, UNSUPPORTED_FILTERING_OBJECTS, UNSUPPORTED_OBJECTS,
 };
-pub use model::{normalize_datetime, Columns, FieldSpec, FieldType, Record, StreamSpec, ValueKind};
+pub use model::{Columns, FieldSpec, FieldType, Record, StreamSpec, ValueKind};
 pub use options::{DiscoveryOptions, DiscoveryWarning, MAX_BATCH_SIZE};
