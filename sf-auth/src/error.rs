@@ -1,34 +1,124 @@
-//! Errors: Salesforce's error bodies, their semantic kinds, and this crate's error type.
+//! Errors: Salesforce's error bodies, what each answer means ([`ErrorKind`]), and this crate's
+//! error type.
+//!
+//! This module is the workspace's one reading of Salesforce's answers: the HTTP status, the REST
+//! `errorCode`, the OAuth `error` and, where Salesforce says more in words than in codes, the
+//! message. Every other crate keeps the [`Error`] it got as its source and asks [`Error::kind`].
 
 use std::fmt;
 
 use serde::Deserialize;
 
-/// What an error means for the caller: the one classification every crate above relies on.
+/// What a failure means: the one classification every crate of the workspace acts on.
+///
+/// The kinds that come from Salesforce's answers are decided here only ([`classify`],
+/// [`classify_job_failure`]); the crates above add the kinds of their own failures (a Bulk job
+/// that failed or was aborted, results cut short) from the same list, so a sync engine maps one
+/// enum to its labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum ErrorKind {
-    /// The session or the credentials are not valid (401, or a token-endpoint refusal).
+    /// The token endpoint refused the credentials (a login or a token renewal): the config must
+    /// change.
+    LoginRefused,
+    /// A data call was answered 401 although the session had just renewed its token and
+    /// replayed the call (the session was revoked twice, or killed by an admin): the credentials
+    /// worked a moment ago, so another run is the fix.
     Unauthenticated,
     /// The org's daily API limit (`TotalRequests`) is used up, or this sync's API budget is.
     DailyLimitExceeded,
     /// Too many concurrent long-running requests; retry later.
     ConcurrentLimit,
+    /// The org's daily allocation of Bulk query jobs (400 `LIMIT_EXCEEDED`) is used up.
+    BulkJobLimit,
     /// The resource does not exist (404, `NOT_FOUND`).
     NotFound,
+    /// The object does not exist or this user may not query it (`INVALID_TYPE`).
+    ObjectNotQueryable,
+    /// The user lacks access to the object or record (`INSUFFICIENT_ACCESS`,
+    /// `INSUFFICIENT_ACCESS_OR_READONLY`).
+    InsufficientAccess,
+    /// The user lacks a permission that [`ApiError::required_permission`] names ("Implementation
+    /// restriction" asks for [`VIEW_ALL_DATA`], `TXN_SECURITY_METERING_ERROR` for
+    /// [`EXEMPT_FROM_TRANSACTION_SECURITY`]).
+    PermissionRequired,
     /// A selected field does not exist or is not visible (`INVALID_FIELD`).
     InvalidField,
-    /// The SOQL is malformed (`MALFORMED_QUERY`, `INVALID_TYPE`, ...).
+    /// The SOQL is malformed (`MALFORMED_QUERY`, `INVALID_QUERY_FILTER_OPERATOR`).
     MalformedQuery,
-    /// The query ran too long (`QUERY_TIMEOUT`): narrow it.
+    /// The query ran too long (`QUERY_TIMEOUT`, or a Bulk job that gave up on its size): a
+    /// narrower query may succeed.
     QueryTimeout,
     /// The query locator expired or is unknown (`INVALID_QUERY_LOCATOR`).
     InvalidQueryLocator,
-    /// Worth retrying: network trouble, 5xx, 406, 420, 429.
+    /// The request's URI or headers were too long (414, 431).
+    RequestTooLong,
+    /// Bulk API 2.0 cannot serve this query (`INVALIDENTITY` "... is not supported by the Bulk
+    /// API", "Selecting compound data not supported in Bulk Query", "... does not support
+    /// query"): read it through REST instead.
+    BulkNotSupported,
+    /// A Bulk job ended in `Failed` for a reason no other kind names.
+    JobFailed,
+    /// A Bulk job was aborted by someone else.
+    JobAborted,
+    /// A Bulk job ran longer than the caller allows and was aborted.
+    JobTimedOut,
+    /// A Bulk job or its results are gone (deleted, expired, unknown locator): start a new job.
+    JobNotFound,
+    /// An answer was cut short or held fewer rows than announced: read again from the last
+    /// checkpoint.
+    ResultsIncomplete,
+    /// Results are not what was asked for (header, charset, a value of the wrong type): reading
+    /// again will not help.
+    ResultsInvalid,
+    /// A successful answer's body could not be read as expected (a proxy's page, a cut body).
+    UnexpectedBody,
+    /// Worth retrying: network trouble, 5xx, 406, 420, 429, `SERVER_UNAVAILABLE`.
     Transient,
+    /// A value given to the crate (a login URL, a Bulk setting, a job id) is not usable.
+    InvalidConfig,
+    /// The request could not be built (an invalid name, a row too wide to split).
+    InvalidRequest,
     /// Anything else.
     Other,
 }
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::LoginRefused => "login refused",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::DailyLimitExceeded => "daily api limit",
+            ErrorKind::ConcurrentLimit => "concurrent request limit",
+            ErrorKind::BulkJobLimit => "daily bulk job limit",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::ObjectNotQueryable => "object not queryable",
+            ErrorKind::InsufficientAccess => "insufficient access",
+            ErrorKind::PermissionRequired => "permission required",
+            ErrorKind::InvalidField => "invalid field",
+            ErrorKind::MalformedQuery => "query rejected",
+            ErrorKind::QueryTimeout => "query timeout",
+            ErrorKind::InvalidQueryLocator => "invalid query locator",
+            ErrorKind::RequestTooLong => "request too long",
+            ErrorKind::BulkNotSupported => "not supported by bulk",
+            ErrorKind::JobFailed => "job failed",
+            ErrorKind::JobAborted => "job aborted",
+            ErrorKind::JobTimedOut => "job timed out",
+            ErrorKind::JobNotFound => "job not found",
+            ErrorKind::ResultsIncomplete => "results incomplete",
+            ErrorKind::ResultsInvalid => "results invalid",
+            ErrorKind::UnexpectedBody => "unexpected body",
+            ErrorKind::Transient => "transient",
+            ErrorKind::InvalidConfig => "config",
+            ErrorKind::InvalidRequest => "invalid request",
+            ErrorKind::Other => "other",
+        })
+    }
+}
+
+/// The permission "Implementation restriction" errors ask for.
+pub const VIEW_ALL_DATA: &str = "View All Data";
+/// The permission `TXN_SECURITY_METERING_ERROR` asks for.
+pub const EXEMPT_FROM_TRANSACTION_SECURITY: &str = "Exempt from Transaction Security";
 
 /// A Salesforce error answer: status, `errorCode` and message, from whichever body shape it came in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +210,18 @@ impl ApiError {
     pub fn code_is(&self, code: &str) -> bool {
         self.error_code.as_deref() == Some(code)
     }
+
+    /// The permission to grant the user when the kind is [`ErrorKind::PermissionRequired`]:
+    /// [`VIEW_ALL_DATA`] or [`EXEMPT_FROM_TRANSACTION_SECURITY`].
+    pub fn required_permission(&self) -> Option<&'static str> {
+        required_permission(self.error_code.as_deref(), &self.message)
+    }
+
+    /// The field an `INVALID_FIELD` answer is about: the `X` of "No such column 'X' on entity
+    /// 'Y'", else the first of `fields`.
+    pub fn field_name(&self) -> Option<String> {
+        field_in_message(&self.message).or_else(|| self.fields.first().cloned())
+    }
 }
 
 impl fmt::Display for ApiError {
@@ -132,10 +234,19 @@ impl fmt::Display for ApiError {
     }
 }
 
-/// Maps a Salesforce answer to its semantic kind. This is the only place that does so.
+/// Maps a Salesforce answer to its kind. With [`classify_job_failure`], this is the only place
+/// in the workspace that reads Salesforce's codes and messages.
 pub fn classify(status: u16, error_code: Option<&str>, message: &str) -> ErrorKind {
+    if status == 401 {
+        return ErrorKind::Unauthenticated;
+    }
+    if required_permission(error_code, message).is_some() {
+        return ErrorKind::PermissionRequired;
+    }
+    if error_code == Some("INVALIDENTITY") || bulk_refusal(message) {
+        return ErrorKind::BulkNotSupported;
+    }
     match (status, error_code) {
-        (401, _) => ErrorKind::Unauthenticated,
         (_, Some("REQUEST_LIMIT_EXCEEDED")) => {
             if message.contains("ConcurrentRequests") || message.contains("ConcurrentPerOrg") {
                 ErrorKind::ConcurrentLimit
@@ -143,13 +254,17 @@ pub fn classify(status: u16, error_code: Option<&str>, message: &str) -> ErrorKi
                 ErrorKind::DailyLimitExceeded
             }
         }
+        (400, Some("LIMIT_EXCEEDED")) => ErrorKind::BulkJobLimit,
         (_, Some("QUERY_TIMEOUT")) => ErrorKind::QueryTimeout,
         (_, Some("INVALID_FIELD")) => ErrorKind::InvalidField,
-        (_, Some("MALFORMED_QUERY" | "INVALID_TYPE" | "INVALID_QUERY_FILTER_OPERATOR")) => {
-            ErrorKind::MalformedQuery
-        }
+        (_, Some("INVALID_TYPE")) => ErrorKind::ObjectNotQueryable,
+        (_, Some("MALFORMED_QUERY" | "INVALID_QUERY_FILTER_OPERATOR")) => ErrorKind::MalformedQuery,
         (_, Some("INVALID_QUERY_LOCATOR")) => ErrorKind::InvalidQueryLocator,
+        (_, Some("INSUFFICIENT_ACCESS" | "INSUFFICIENT_ACCESS_OR_READONLY")) => {
+            ErrorKind::InsufficientAccess
+        }
         (404, _) | (_, Some("NOT_FOUND")) => ErrorKind::NotFound,
+        (414 | 431, _) => ErrorKind::RequestTooLong,
         (406 | 420 | 429, _) => ErrorKind::Transient,
         (500..=599, _) => ErrorKind::Transient,
         (_, Some("SERVER_UNAVAILABLE")) => ErrorKind::Transient,
@@ -157,9 +272,68 @@ pub fn classify(status: u16, error_code: Option<&str>, message: &str) -> ErrorKi
     }
 }
 
+/// The kind of a Bulk job that ended in `Failed`, from its `errorMessage`: a permission it
+/// lacks, a query Bulk cannot serve, a query too large or too slow for one job (Salesforce
+/// retries a job internally and gives up with "Retried more than 15 times" or a time limit, so a
+/// narrower window may succeed: [`ErrorKind::QueryTimeout`]), else [`ErrorKind::JobFailed`].
+pub fn classify_job_failure(message: &str) -> ErrorKind {
+    if required_permission(None, message).is_some() {
+        return ErrorKind::PermissionRequired;
+    }
+    if bulk_refusal(message) {
+        return ErrorKind::BulkNotSupported;
+    }
+    let lower = message.to_ascii_lowercase();
+    let for_size = [
+        "retried more than",
+        "timed out",
+        "time limit",
+        "too long",
+        "too large",
+    ];
+    if for_size.iter().any(|needle| lower.contains(needle)) {
+        ErrorKind::QueryTimeout
+    } else {
+        ErrorKind::JobFailed
+    }
+}
+
+/// The permission an answer asks for, from its `errorCode` (if any) and message: a failed Bulk
+/// job's `errorMessage` has no code.
+pub fn required_permission(error_code: Option<&str>, message: &str) -> Option<&'static str> {
+    if error_code == Some("TXN_SECURITY_METERING_ERROR") {
+        Some(EXEMPT_FROM_TRANSACTION_SECURITY)
+    } else if message
+        .trim_start()
+        .starts_with("Implementation restriction")
+    {
+        Some(VIEW_ALL_DATA)
+    } else {
+        None
+    }
+}
+
+/// True when a message says Bulk API 2.0 cannot serve the query.
+fn bulk_refusal(message: &str) -> bool {
+    let message = message.trim().trim_end_matches('.');
+    message.contains("is not supported by the Bulk API")
+        || message.contains("Selecting compound data not supported in Bulk Query")
+        || message.ends_with("does not support query")
+}
+
+/// The field in Salesforce's `No such column 'X' on entity 'Y'` (a REST `INVALID_FIELD` message,
+/// or a failed Bulk job's `errorMessage`).
+pub fn field_in_message(message: &str) -> Option<String> {
+    const MARK: &str = "No such column '";
+    let start = message.find(MARK)? + MARK.len();
+    let rest = &message[start..];
+    let end = rest.find('\'')?;
+    let name = &rest[..end];
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// Why logging in failed, in terms a user can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum LoginFailure {
     /// `invalid_grant` "expired access/refresh token": the refresh token was revoked or expired.
     ExpiredRefreshToken,
@@ -221,7 +395,6 @@ impl LoginFailure {
 
 /// This crate's error.
 #[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// The login URL in the config is not usable.
     #[error("invalid login_url `{url}`: {reason}")]
@@ -265,6 +438,14 @@ pub enum Error {
         /// What was wrong with the body.
         message: String,
     },
+    /// The request could not be built (a path that does not join onto the instance URL).
+    #[error("{operation}: cannot build the request: {message}")]
+    InvalidRequest {
+        /// What was being done.
+        operation: String,
+        /// What was wrong.
+        message: String,
+    },
     /// This sync's share of the daily API limit (`api_budget`) is used up.
     #[error("the API budget is used up: {used} of {max} daily requests used, budget {budget}")]
     BudgetExhausted {
@@ -281,11 +462,12 @@ impl Error {
     /// The semantic kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidLoginUrl { .. } => ErrorKind::Other,
-            Error::Login { .. } => ErrorKind::Unauthenticated,
+            Error::InvalidLoginUrl { .. } => ErrorKind::InvalidConfig,
+            Error::Login { .. } => ErrorKind::LoginRefused,
             Error::Api { api, .. } => api.kind(),
             Error::Network { .. } => ErrorKind::Transient,
-            Error::Decode { .. } => ErrorKind::Transient,
+            Error::Decode { .. } => ErrorKind::UnexpectedBody,
+            Error::InvalidRequest { .. } => ErrorKind::InvalidRequest,
             Error::BudgetExhausted { .. } => ErrorKind::DailyLimitExceeded,
         }
     }
@@ -297,145 +479,12 @@ impl Error {
             _ => None,
         }
     }
+
+    /// Salesforce's `errorCode` (or OAuth `error`), when there was an answer with one.
+    pub fn error_code(&self) -> Option<&str> {
+        self.api_error().and_then(|api| api.error_code.as_deref())
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rest_array_body() {
-        let body = br#"[{"message":"No such column 'Foo' on entity 'Account'.","errorCode":"INVALID_FIELD","fields":["Foo"]}]"#;
-        let e = ApiError::from_body(400, body);
-        assert_eq!(e.error_code.as_deref(), Some("INVALID_FIELD"));
-        assert_eq!(e.message, "No such column 'Foo' on entity 'Account'.");
-        assert_eq!(e.fields, vec!["Foo".to_string()]);
-        assert_eq!(e.kind(), ErrorKind::InvalidField);
-    }
-
-    #[test]
-    fn oauth_object_body() {
-        let e = ApiError::from_body(
-            400,
-            br#"{"error":"invalid_grant","error_description":"expired access/refresh token"}"#,
-        );
-        assert_eq!(e.error_code.as_deref(), Some("invalid_grant"));
-        assert_eq!(e.message, "expired access/refresh token");
-        assert_eq!(
-            LoginFailure::from_api(&e),
-            LoginFailure::ExpiredRefreshToken
-        );
-    }
-
-    #[test]
-    fn empty_and_html_bodies() {
-        let e = ApiError::from_body(503, b"");
-        assert_eq!(e.error_code, None);
-        assert_eq!(e.message, "");
-        assert_eq!(e.kind(), ErrorKind::Transient);
-        assert_eq!(e.to_string(), "HTTP 503 with an empty body");
-        let html = format!("<html><body>{}</body></html>", "x".repeat(1000));
-        let e = ApiError::from_body(502, html.as_bytes());
-        assert!(e.message.starts_with("<html><body>xxx"));
-        assert!(e.message.len() < 320, "long bodies are cut");
-        // An empty JSON array is not an error list.
-        let e = ApiError::from_body(500, b"[]");
-        assert_eq!(e.message, "[]");
-    }
-
-    #[test]
-    fn classification_table() {
-        let cases: &[(u16, Option<&str>, &str, ErrorKind)] = &[
-            (
-                401,
-                Some("INVALID_SESSION_ID"),
-                "Session expired or invalid",
-                ErrorKind::Unauthenticated,
-            ),
-            (
-                403,
-                Some("REQUEST_LIMIT_EXCEEDED"),
-                "TotalRequests Limit exceeded.",
-                ErrorKind::DailyLimitExceeded,
-            ),
-            (
-                403,
-                Some("REQUEST_LIMIT_EXCEEDED"),
-                "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
-                ErrorKind::ConcurrentLimit,
-            ),
-            (
-                403,
-                Some("REQUEST_LIMIT_EXCEEDED"),
-                "ConcurrentPerOrgLongTxn Limit exceeded.",
-                ErrorKind::ConcurrentLimit,
-            ),
-            (
-                404,
-                Some("NOT_FOUND"),
-                "The requested resource does not exist",
-                ErrorKind::NotFound,
-            ),
-            (
-                400,
-                Some("INVALID_FIELD"),
-                "No such column",
-                ErrorKind::InvalidField,
-            ),
-            (
-                400,
-                Some("MALFORMED_QUERY"),
-                "unexpected token",
-                ErrorKind::MalformedQuery,
-            ),
-            (
-                400,
-                Some("INVALID_TYPE"),
-                "sObject type 'Foo__c' is not supported",
-                ErrorKind::MalformedQuery,
-            ),
-            (
-                400,
-                Some("QUERY_TIMEOUT"),
-                "Your query request was running for too long.",
-                ErrorKind::QueryTimeout,
-            ),
-            (
-                400,
-                Some("INVALID_QUERY_LOCATOR"),
-                "invalid query locator",
-                ErrorKind::InvalidQueryLocator,
-            ),
-            (
-                503,
-                Some("SERVER_UNAVAILABLE"),
-                "Server too busy",
-                ErrorKind::Transient,
-            ),
-            (
-                500,
-                Some("UNKNOWN_EXCEPTION"),
-                "An unexpected error occurred",
-                ErrorKind::Transient,
-            ),
-            (406, None, "", ErrorKind::Transient),
-            (420, None, "", ErrorKind::Transient),
-            (429, None, "", ErrorKind::Transient),
-            (403, Some("INSUFFICIENT_ACCESS"), "no", ErrorKind::Other),
-            (
-                400,
-                Some("LIMIT_EXCEEDED"),
-                "Max bulk v2 query jobs (10000) per 24 hrs has been reached (10021)",
-                ErrorKind::Other,
-            ),
-            (410, None, "", ErrorKind::Other),
-        ];
-        for (status, code, msg, want) in cases {
-            assert_eq!(
-                classify(*status, *code, msg),
-                *want,
-                "{status} {code:?} {msg}"
-            );
-        }
-    }
-}
+mod tests;

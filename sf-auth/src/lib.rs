@@ -51,7 +51,10 @@ pub use config::{
     Credentials, Grant, LoginUrl, RetryConfig, SessionConfig, DEFAULT_API_VERSION,
     PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL,
 };
-pub use error::{classify, ApiError, Error, ErrorKind, LoginFailure};
+pub use error::{
+    classify, classify_job_failure, field_in_message, required_permission, ApiError, Error,
+    ErrorKind, LoginFailure, EXEMPT_FROM_TRANSACTION_SECURITY, VIEW_ALL_DATA,
+};
 pub use lock::{lock, read_lock, write_lock};
 pub use request::{ByteStream, FullResponse, Headers, Method, Request, Response};
 pub use secret::Secret;

@@ -137,13 +137,13 @@ impl Request {
         } else {
             format!("{data_path}/{}", self.path)
         };
-        let url = base.join(&path).map_err(|e| Error::Decode {
+        let url = base.join(&path).map_err(|e| Error::InvalidRequest {
             operation: self.operation(),
-            message: format!("cannot build a URL from the path: {e}"),
+            message: format!("the path is not a URL: {e}"),
         })?;
         if url.host() != base.host() || url.port_or_known_default() != base.port_or_known_default()
         {
-            return Err(Error::Decode {
+            return Err(Error::InvalidRequest {
                 operation: self.operation(),
                 message: "the path names another host; refusing to send the token there"
                     .to_string(),

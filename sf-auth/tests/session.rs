@@ -277,7 +277,7 @@ async fn token_errors_are_mapped_to_actionable_messages() {
             }
             other => panic!("{scenario}: expected a login error, got {other:?}"),
         }
-        assert_eq!(err.kind(), ErrorKind::Unauthenticated);
+        assert_eq!(err.kind(), ErrorKind::LoginRefused);
         assert!(err.to_string().contains(advice), "{scenario}: {err}");
         // A refused grant is never retried.
         mocks[0].assert_async().await;

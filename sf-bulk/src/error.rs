@@ -1,67 +1,23 @@
 //! This crate's error, the decoder's error, and what each failure means for the sync engine.
 
-use std::fmt;
-
 use sf_auth::ApiError;
 
-/// What a failure means for the caller: the action the sync engine should take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// Bulk API 2.0 cannot serve this query (`INVALIDENTITY` "... is not supported by the Bulk
-    /// API", "Selecting compound data not supported in Bulk Query", "... does not support query",
-    /// or another refusal of job creation with 403): read the object through REST instead.
-    NotSupported,
-    /// The org's daily Bulk query job allocation (400 `LIMIT_EXCEEDED`, 10,000 jobs per rolling
-    /// 24 h) is used up: fall back to REST, or stop for quota.
-    BulkJobLimit,
-    /// The daily API request limit (403 `REQUEST_LIMIT_EXCEEDED` "TotalRequests"), or this sync's
-    /// API budget, is used up: stop for quota and checkpoint.
-    DailyLimitExceeded,
-    /// The job ended in `Failed` (after the retries [`crate::BulkConfig::failed_job_retries`]
-    /// allows): fall back to REST.
-    JobFailed,
-    /// The job was aborted by someone else (or through [`crate::BulkClient::abort`]).
-    JobAborted,
-    /// The job ran longer than [`crate::BulkConfig::job_timeout`] and was aborted: narrow the
-    /// query or fall back to REST.
-    JobTimedOut,
-    /// The job or its results are gone (deleted, expired after 7 days, unknown locator): start a
-    /// new job.
-    JobNotFound,
-    /// The user lacks a permission; [`Error::required_permission`] names it. A config error.
-    PermissionRequired,
-    /// Salesforce refused the SOQL (`INVALID_FIELD`, `MALFORMED_QUERY`, `INVALID_TYPE`): the
-    /// query or the catalog is wrong.
-    QueryRejected,
-    /// A results page was cut short or did not match its announced row count, or the job's total
-    /// did not match `numberRecordsProcessed`: read again from the last checkpoint.
-    ResultsIncomplete,
-    /// The results are not what was asked for (header, charset, a value of the wrong type):
-    /// reading again will not help.
-    ResultsInvalid,
-    /// Network trouble or server errors that outlasted the session's retries: retry later.
-    Transient,
-    /// The session or the credentials are not valid.
-    Unauthenticated,
-    /// The [`crate::BulkConfig`] or a job id given to this crate is not valid.
-    Config,
-    /// Anything else.
-    Other,
-}
-
-/// The permission "Implementation restriction" errors ask for.
-pub const VIEW_ALL_DATA: &str = "View All Data";
-/// The permission `TXN_SECURITY_METERING_ERROR` asks for.
-pub const EXEMPT_FROM_TRANSACTION_SECURITY: &str = "Exempt from Transaction Security";
+/// What a failure means: sf-auth's one classification, which this crate's errors answer with
+/// ([`Error::kind`]). The kinds this crate acts on: [`ErrorKind::BulkNotSupported`] (read the
+/// object through REST), [`ErrorKind::BulkJobLimit`], [`ErrorKind::DailyLimitExceeded`],
+/// [`ErrorKind::JobFailed`], [`ErrorKind::JobAborted`], [`ErrorKind::JobTimedOut`],
+/// [`ErrorKind::JobNotFound`], [`ErrorKind::PermissionRequired`],
+/// [`ErrorKind::ResultsIncomplete`] (read again from the last checkpoint) and
+/// [`ErrorKind::ResultsInvalid`].
+pub use sf_auth::ErrorKind;
+pub use sf_auth::{EXEMPT_FROM_TRANSACTION_SECURITY, VIEW_ALL_DATA};
 
 /// This crate's error.
 ///
 /// Variants are named by operation and stage; those that come from a Salesforce answer keep it
-/// (as an [`sf_auth::Error`], whose [`sf_auth::Error::api_error`] has the `errorCode`). Use
-/// [`Error::kind`] to decide what to do.
+/// as their source (an [`sf_auth::Error`], which classified it). Use [`Error::kind`] to decide
+/// what to do.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// A [`crate::BulkConfig`] field is out of range.
     #[error("invalid bulk config: `{field}` {reason}")]
@@ -231,7 +187,6 @@ pub enum Error {
 
 /// Why a results page could not be decoded. Rows are numbered from 1, the header row excluded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum DecodeError {
     /// The header row does not name the requested columns.
     #[error("the header row {found:?} does not match the requested columns {expected:?}")]
@@ -309,80 +264,44 @@ fn page(locator: &Option<String>) -> String {
 fn advice(source: &sf_auth::Error) -> String {
     source
         .api_error()
-        .and_then(|api| permission_for(api.error_code.as_deref(), &api.message))
+        .and_then(sf_auth::ApiError::required_permission)
         .map(grant)
         .unwrap_or_default()
 }
 
 fn message_advice(message: &str) -> String {
-    permission_for(None, message).map(grant).unwrap_or_default()
+    sf_auth::required_permission(None, message)
+        .map(grant)
+        .unwrap_or_default()
 }
 
 fn grant(permission: &str) -> String {
     format!("; grant the Salesforce user the \"{permission}\" permission")
 }
 
-/// The permission an error asks for, from its `errorCode` and message.
-fn permission_for(error_code: Option<&str>, message: &str) -> Option<&'static str> {
-    if error_code == Some("TXN_SECURITY_METERING_ERROR") {
-        Some(EXEMPT_FROM_TRANSACTION_SECURITY)
-    } else if message
-        .trim_start()
-        .starts_with("Implementation restriction")
-    {
-        Some(VIEW_ALL_DATA)
-    } else {
-        None
-    }
-}
-
-/// The Bulk-specific meaning of a Salesforce message, if it has one.
-fn bulk_kind(error_code: Option<&str>, status: u16, message: &str) -> Option<ErrorKind> {
-    if permission_for(error_code, message).is_some() {
-        return Some(ErrorKind::PermissionRequired);
-    }
-    let message = message.trim().trim_end_matches('.');
-    if error_code == Some("INVALIDENTITY")
-        || message.contains("is not supported by the Bulk API")
-        || message.contains("Selecting compound data not supported in Bulk Query")
-        || message.ends_with("does not support query")
-    {
-        return Some(ErrorKind::NotSupported);
-    }
-    if status == 400 && error_code == Some("LIMIT_EXCEEDED") {
-        return Some(ErrorKind::BulkJobLimit);
-    }
-    None
-}
-
-/// The kind of a failed request, from Salesforce's answer when there is one.
-fn request_kind(source: &sf_auth::Error, creating: bool) -> ErrorKind {
-    if let Some(api) = source.api_error() {
-        if let Some(kind) = bulk_kind(api.error_code.as_deref(), api.status, &api.message) {
-            return kind;
-        }
-    }
-    let kind = from_auth_kind(source.kind());
-    if creating {
-        // Airbyte falls back to REST on any other 403 at job creation (e.g. the Bulk API is not
-        // enabled for the user), and a 404 means the API version has no Bulk 2.0 query.
-        let status = source.api_error().map_or(0, |api: &ApiError| api.status);
-        if kind != ErrorKind::DailyLimitExceeded && matches!(status, 403 | 404) {
-            return ErrorKind::NotSupported;
-        }
-    }
-    kind
-}
-
-fn from_auth_kind(kind: sf_auth::ErrorKind) -> ErrorKind {
-    use sf_auth::ErrorKind as A;
+/// The kind of a failed request to create a job: a refusal with 403 or 404 that names no other
+/// reason means Bulk 2.0 is not available for it (Airbyte's connector falls back to REST on any
+/// other 403 at job creation, e.g. the Bulk API is not enabled for the user; a 404 means the API
+/// version has no Bulk 2.0 query).
+fn creation_kind(source: &sf_auth::Error) -> ErrorKind {
+    let kind = source.kind();
+    let status = source.api_error().map_or(0, |api| api.status);
     match kind {
-        A::Unauthenticated => ErrorKind::Unauthenticated,
-        A::DailyLimitExceeded => ErrorKind::DailyLimitExceeded,
-        A::ConcurrentLimit | A::Transient => ErrorKind::Transient,
-        A::NotFound | A::InvalidQueryLocator => ErrorKind::JobNotFound,
-        A::InvalidField | A::MalformedQuery => ErrorKind::QueryRejected,
-        _ => ErrorKind::Other,
+        ErrorKind::PermissionRequired
+        | ErrorKind::BulkNotSupported
+        | ErrorKind::BulkJobLimit
+        | ErrorKind::DailyLimitExceeded => kind,
+        _ if matches!(status, 403 | 404) => ErrorKind::BulkNotSupported,
+        _ => kind,
+    }
+}
+
+/// The kind of a failed request about an existing job: a job or locator Salesforce does not
+/// know any more is gone.
+fn job_request_kind(source: &sf_auth::Error) -> ErrorKind {
+    match source.kind() {
+        ErrorKind::NotFound | ErrorKind::InvalidQueryLocator => ErrorKind::JobNotFound,
+        kind => kind,
     }
 }
 
@@ -390,17 +309,15 @@ impl Error {
     /// What this failure means for the caller.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Config { .. } | Error::InvalidJobId { .. } => ErrorKind::Config,
-            Error::JobCreate { source } => request_kind(source, true),
+            Error::Config { .. } | Error::InvalidJobId { .. } => ErrorKind::InvalidConfig,
+            Error::JobCreate { source } => creation_kind(source),
             Error::JobPoll { source, .. }
             | Error::JobAbort { source, .. }
             | Error::JobDelete { source, .. }
             | Error::ResultsRequest { source, .. }
-            | Error::ResultsRead { source, .. } => request_kind(source, false),
+            | Error::ResultsRead { source, .. } => job_request_kind(source),
             Error::JobState { .. } => ErrorKind::Other,
-            Error::JobFailed { error_message, .. } => {
-                bulk_kind(None, 0, error_message).unwrap_or(ErrorKind::JobFailed)
-            }
+            Error::JobFailed { error_message, .. } => sf_auth::classify_job_failure(error_message),
             Error::JobAborted { .. } => ErrorKind::JobAborted,
             Error::JobTimedOut { .. } => ErrorKind::JobTimedOut,
             Error::ResultsDecode { source, .. } => source.kind(),
@@ -413,18 +330,23 @@ impl Error {
 
     /// Salesforce's `errorCode`, when the failure came with one.
     pub fn error_code(&self) -> Option<&str> {
-        self.api_error().and_then(|api| api.error_code.as_deref())
+        self.session_error().and_then(sf_auth::Error::error_code)
     }
 
     /// Salesforce's error answer, when the failure came with one.
     pub fn api_error(&self) -> Option<&ApiError> {
+        self.session_error().and_then(sf_auth::Error::api_error)
+    }
+
+    /// The session's error under this one, when a request failed.
+    pub fn session_error(&self) -> Option<&sf_auth::Error> {
         match self {
             Error::JobCreate { source }
             | Error::JobPoll { source, .. }
             | Error::JobAbort { source, .. }
             | Error::JobDelete { source, .. }
             | Error::ResultsRequest { source, .. }
-            | Error::ResultsRead { source, .. } => source.api_error(),
+            | Error::ResultsRead { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -433,10 +355,12 @@ impl Error {
     /// [`EXEMPT_FROM_TRANSACTION_SECURITY`]) when the kind is [`ErrorKind::PermissionRequired`].
     pub fn required_permission(&self) -> Option<&'static str> {
         match self {
-            Error::JobFailed { error_message, .. } => permission_for(None, error_message),
+            Error::JobFailed { error_message, .. } => {
+                sf_auth::required_permission(None, error_message)
+            }
             _ => self
                 .api_error()
-                .and_then(|api| permission_for(api.error_code.as_deref(), &api.message)),
+                .and_then(sf_auth::ApiError::required_permission),
         }
     }
 
@@ -458,29 +382,6 @@ impl Error {
             | Error::ResultsTotalCount { job_id, .. }
             | Error::ResultsProtocol { job_id, .. } => Some(job_id),
         }
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = match self {
-            ErrorKind::NotSupported => "not supported by bulk",
-            ErrorKind::BulkJobLimit => "daily bulk job limit",
-            ErrorKind::DailyLimitExceeded => "daily api limit",
-            ErrorKind::JobFailed => "job failed",
-            ErrorKind::JobAborted => "job aborted",
-            ErrorKind::JobTimedOut => "job timed out",
-            ErrorKind::JobNotFound => "job not found",
-            ErrorKind::PermissionRequired => "permission required",
-            ErrorKind::QueryRejected => "query rejected",
-            ErrorKind::ResultsIncomplete => "results incomplete",
-            ErrorKind::ResultsInvalid => "results invalid",
-            ErrorKind::Transient => "transient",
-            ErrorKind::Unauthenticated => "unauthenticated",
-            ErrorKind::Config => "config",
-            ErrorKind::Other => "other",
-        };
-        f.write_str(text)
     }
 }
 
@@ -507,19 +408,19 @@ mod tests {
                 400,
                 "INVALIDENTITY",
                 "Account is not supported by the Bulk API",
-                ErrorKind::NotSupported,
+                ErrorKind::BulkNotSupported,
             ),
             (
                 400,
                 "FUNCTIONALITY_NOT_ENABLED",
                 "Selecting compound data not supported in Bulk Query",
-                ErrorKind::NotSupported,
+                ErrorKind::BulkNotSupported,
             ),
             (
                 400,
                 "API_ERROR",
                 "Entity 'CaseStatus' does not support query",
-                ErrorKind::NotSupported,
+                ErrorKind::BulkNotSupported,
             ),
             (
                 400,
@@ -549,19 +450,19 @@ mod tests {
                 403,
                 "API_DISABLED_FOR_ORG",
                 "The REST API is not enabled",
-                ErrorKind::NotSupported,
+                ErrorKind::BulkNotSupported,
             ),
             (
                 400,
                 "INVALID_FIELD",
                 "No such column 'Foo' on entity 'Account'",
-                ErrorKind::QueryRejected,
+                ErrorKind::InvalidField,
             ),
             (
                 400,
                 "INVALID_TYPE",
                 "sObject type 'Foo__c' is not supported",
-                ErrorKind::QueryRejected,
+                ErrorKind::ObjectNotQueryable,
             ),
             (503, "SERVER_UNAVAILABLE", "busy", ErrorKind::Transient),
             (400, "API_ERROR", "something else", ErrorKind::Other),

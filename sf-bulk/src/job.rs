@@ -367,7 +367,7 @@ mod tests {
         assert!(check_job_id("750R0000000zlh9IAA").is_ok());
         for bad in ["", "750/../x", "750?locator=1", "7 50", &"7".repeat(41)] {
             let err = check_job_id(bad).unwrap_err();
-            assert_eq!(err.kind(), crate::ErrorKind::Config, "{bad}");
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidConfig, "{bad}");
         }
     }
 

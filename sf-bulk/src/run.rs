@@ -226,8 +226,13 @@ impl Run {
                             if terminal {
                                 self.client.delete_best_effort(&self.job_id).await;
                             }
+                            // A job Salesforce gave up on, for its size or no stated
+                            // reason, may pass on another try.
                             let retry = matches!(e, Error::JobFailed { .. })
-                                && e.kind() == ErrorKind::JobFailed
+                                && matches!(
+                                    e.kind(),
+                                    ErrorKind::JobFailed | ErrorKind::QueryTimeout
+                                )
                                 && self.query.is_some()
                                 && self.failed_retries_left > 0;
                             if retry {

@@ -36,26 +36,21 @@ impl Failure {
         }
     }
 
-    /// From a session error (login or API call).
+    /// From a session error (login or API call), labelled by sf-sync's one mapping.
     pub fn from_auth(context: &str, e: &sf_auth::Error) -> Failure {
-        let message = format!("{context}: {e}");
-        match e.kind() {
-            sf_auth::ErrorKind::Unauthenticated => Failure::config(message),
-            sf_auth::ErrorKind::Transient | sf_auth::ErrorKind::ConcurrentLimit => {
-                Failure::transient(message)
-            }
-            _ if matches!(e, sf_auth::Error::InvalidLoginUrl { .. }) => Failure::config(message),
-            _ => Failure::system(message),
-        }
+        Failure::labelled(format!("{context}: {e}"), sf_sync::Failure::of(e.kind()))
     }
 
     /// From a sync engine error.
     pub fn from_sync(context: &str, e: &sf_sync::Error) -> Failure {
-        let message = format!("{context}: {e}");
-        match e.failure() {
+        Failure::labelled(format!("{context}: {e}"), e.failure())
+    }
+
+    fn labelled(message: String, failure: sf_sync::Failure) -> Failure {
+        match failure {
             sf_sync::Failure::Config => Failure::config(message),
             sf_sync::Failure::Transient => Failure::transient(message),
-            _ => Failure::system(message),
+            sf_sync::Failure::System => Failure::system(message),
         }
     }
 }

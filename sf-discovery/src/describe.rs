@@ -259,7 +259,10 @@ async fn describe_batch(
 fn worth_retrying(error: &sf_auth::Error) -> bool {
     !matches!(
         error.kind(),
-        ErrorKind::DailyLimitExceeded | ErrorKind::Unauthenticated | ErrorKind::NotFound
+        ErrorKind::DailyLimitExceeded
+            | ErrorKind::LoginRefused
+            | ErrorKind::Unauthenticated
+            | ErrorKind::NotFound
     )
 }
 

@@ -4,7 +4,6 @@ use sf_auth::ErrorKind;
 
 /// Why discovery failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// A config value is not usable.
     #[error("invalid config `{field}`: {reason}")]
@@ -93,17 +92,26 @@ pub enum Error {
 impl Error {
     /// Salesforce's `errorCode`, when the failure carries one.
     pub fn error_code(&self) -> Option<&str> {
-        self.session_error()
-            .and_then(sf_auth::Error::api_error)
-            .and_then(|api| api.error_code.as_deref())
+        self.session_error().and_then(sf_auth::Error::error_code)
     }
 
-    /// The semantic kind of the underlying failure: a daily-limit stop, a transient failure worth
-    /// another run, a missing object, or `Other` for config and payload problems.
+    /// What the failure means: the session's classification of Salesforce's answer when a
+    /// request failed; [`ErrorKind::InvalidConfig`] for a config value, a criterion or an object
+    /// name that cannot be used; [`ErrorKind::ObjectNotQueryable`] for an object whose describe
+    /// says it cannot be queried; [`ErrorKind::ResultsInvalid`] for an answer that is not what
+    /// was asked for.
     pub fn kind(&self) -> ErrorKind {
-        match self.session_error() {
-            Some(source) => source.kind(),
-            None => ErrorKind::Other,
+        match self {
+            Error::InvalidConfig { .. }
+            | Error::InvalidCriterion { .. }
+            | Error::InvalidObjectName { .. } => ErrorKind::InvalidConfig,
+            Error::GlobalRequest { source }
+            | Error::BatchRequest { source, .. }
+            | Error::Describe { source, .. } => source.kind(),
+            Error::NotQueryable { .. } => ErrorKind::ObjectNotQueryable,
+            Error::GlobalDecode { .. }
+            | Error::BatchDecode { .. }
+            | Error::DescribeDecode { .. } => ErrorKind::ResultsInvalid,
         }
     }
 
@@ -121,25 +129,15 @@ impl Error {
     /// True when the error says one object does not exist for this user, is not accessible or
     /// cannot be queried: a reason to leave the object out rather than to fail.
     pub fn is_inaccessible(&self) -> bool {
-        match self {
-            Error::NotQueryable { .. } => true,
-            Error::Describe { source, .. } => {
-                let code = source.api_error().and_then(|a| a.error_code.as_deref());
-                source.kind() == ErrorKind::NotFound
-                    || matches!(
-                        code,
-                        Some(
-                            "INVALID_TYPE"
-                                | "INSUFFICIENT_ACCESS"
-                                | "INSUFFICIENT_ACCESS_OR_READONLY"
-                        )
-                    )
-            }
-            _ => false,
-        }
+        matches!(self, Error::NotQueryable { .. } | Error::Describe { .. })
+            && matches!(
+                self.kind(),
+                ErrorKind::NotFound | ErrorKind::ObjectNotQueryable | ErrorKind::InsufficientAccess
+            )
     }
 
-    fn session_error(&self) -> Option<&sf_auth::Error> {
+    /// The session's error under this one, when a request failed.
+    pub fn session_error(&self) -> Option<&sf_auth::Error> {
         match self {
             Error::GlobalRequest { source }
             | Error::BatchRequest { source, .. }

@@ -1,40 +1,14 @@
 //! This crate's error and its classification for the sync engine.
 
-use sf_auth::ErrorKind as AuthKind;
-
 use crate::soql::ResumeKey;
 
-/// What an error means for the sync engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// `QUERY_TIMEOUT`: the query ran too long; split the window and try the halves.
-    QueryTimeout,
-    /// `INVALID_FIELD`: a selected field does not exist or is hidden; the schema must be refreshed.
-    InvalidField,
-    /// `INVALID_QUERY_LOCATOR`: the cursor expired; resume the window after the last key read.
-    InvalidQueryLocator,
-    /// The org's daily API limit, or this sync's API budget, is used up.
-    DailyLimitExceeded,
-    /// The session or credentials are no longer valid.
-    Unauthenticated,
-    /// The object does not exist or is not queryable (`INVALID_TYPE`, 404).
-    NotFound,
-    /// The SOQL was refused (`MALFORMED_QUERY`, `INVALID_QUERY_FILTER_OPERATOR`, ...).
-    MalformedQuery,
-    /// The request's URI or headers were too long (414, 431).
-    RequestTooLong,
-    /// Transient trouble that outlasted the session's retries (network, 5xx, 429, ...).
-    Transient,
-    /// The request could not be built (invalid names, a row too wide to split).
-    InvalidRequest,
-    /// Anything else; see the errorCode.
-    Other,
-}
+/// What an error means: sf-auth's one classification, which this crate's errors answer with
+/// ([`Error::kind`]).
+pub use sf_auth::ErrorKind;
 
-/// This crate's error.
+/// This crate's error. Those that come from a Salesforce answer (or from no answer) keep the
+/// session's error as their source, which classified it.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// The query ran too long (`QUERY_TIMEOUT`).
     #[error("query on `{stream}` timed out (QUERY_TIMEOUT): split the window into smaller ones")]
@@ -43,6 +17,9 @@ pub enum Error {
         stream: String,
         /// Salesforce's message.
         message: String,
+        /// The session's error.
+        #[source]
+        source: Box<sf_auth::Error>,
     },
     /// A selected field does not exist or is not visible to the user (`INVALID_FIELD`).
     #[error(
@@ -56,6 +33,9 @@ pub enum Error {
         field: String,
         /// Salesforce's message.
         message: String,
+        /// The session's error.
+        #[source]
+        source: Box<sf_auth::Error>,
     },
     /// The query locator expired or is unknown (`INVALID_QUERY_LOCATOR`).
     #[error(
@@ -71,6 +51,9 @@ pub enum Error {
         /// The key of the last record this read yielded, when the query was ordered so that
         /// reading strictly after it resumes the window; `None` to restart the window.
         resume_after: Option<ResumeKey>,
+        /// The session's error.
+        #[source]
+        source: Box<sf_auth::Error>,
     },
     /// The daily API limit (`REQUEST_LIMIT_EXCEEDED`) or the sync's API budget is used up.
     #[error("query on `{stream}` stopped: the daily API limit is reached ({message})")]
@@ -79,20 +62,23 @@ pub enum Error {
         stream: String,
         /// Salesforce's message, or the budget's figures.
         message: String,
+        /// The session's error.
+        #[source]
+        source: Box<sf_auth::Error>,
     },
     /// Salesforce refused the query or a page of it, or no answer came.
-    #[error("query on `{stream}` failed{}: {message}", error_code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    #[error(
+        "query on `{stream}` failed{}: {}{}",
+        source.error_code().map(|c| format!(" ({c})")).unwrap_or_default(),
+        answer(source),
+        grant(source)
+    )]
     QueryRequest {
         /// The stream (object) queried.
         stream: String,
-        /// The classification.
-        kind: ErrorKind,
-        /// HTTP status, `None` when no answer came.
-        status: Option<u16>,
-        /// Salesforce's `errorCode`, when it sent one.
-        error_code: Option<String>,
-        /// What went wrong.
-        message: String,
+        /// The session's error, which classified the failure.
+        #[source]
+        source: Box<sf_auth::Error>,
     },
     /// A page arrived but was not the JSON a query answers with.
     #[error("query on `{stream}` returned an unexpected page: {message}")]
@@ -121,28 +107,34 @@ pub enum Error {
 }
 
 impl Error {
-    /// The classification the sync engine acts on.
+    /// What the failure means (sf-auth's classification of Salesforce's answer, or this crate's
+    /// own for a page it could not read or a query it could not build).
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::QueryTimeout { .. } => ErrorKind::QueryTimeout,
             Error::InvalidField { .. } => ErrorKind::InvalidField,
             Error::InvalidQueryLocator { .. } => ErrorKind::InvalidQueryLocator,
             Error::DailyLimitExceeded { .. } => ErrorKind::DailyLimitExceeded,
-            Error::QueryRequest { kind, .. } => *kind,
-            Error::QueryDecode { .. } => ErrorKind::Transient,
+            Error::QueryRequest { source, .. } => source.kind(),
+            Error::QueryDecode { .. } => ErrorKind::UnexpectedBody,
             Error::QueryBuild { .. } | Error::Config { .. } => ErrorKind::InvalidRequest,
         }
     }
 
     /// Salesforce's `errorCode`, when the error came from one.
     pub fn error_code(&self) -> Option<&str> {
+        self.session_error().and_then(sf_auth::Error::error_code)
+    }
+
+    /// The session's error under this one, when a request failed.
+    pub fn session_error(&self) -> Option<&sf_auth::Error> {
         match self {
-            Error::QueryTimeout { .. } => Some("QUERY_TIMEOUT"),
-            Error::InvalidField { .. } => Some("INVALID_FIELD"),
-            Error::InvalidQueryLocator { .. } => Some("INVALID_QUERY_LOCATOR"),
-            Error::DailyLimitExceeded { .. } => Some("REQUEST_LIMIT_EXCEEDED"),
-            Error::QueryRequest { error_code, .. } => error_code.as_deref(),
-            _ => None,
+            Error::QueryTimeout { source, .. }
+            | Error::InvalidField { source, .. }
+            | Error::InvalidQueryLocator { source, .. }
+            | Error::DailyLimitExceeded { source, .. }
+            | Error::QueryRequest { source, .. } => Some(source),
+            Error::QueryDecode { .. } | Error::QueryBuild { .. } | Error::Config { .. } => None,
         }
     }
 
@@ -154,89 +146,119 @@ impl Error {
         }
     }
 
-    /// Classifies an error from the session.
+    /// Wraps an error from the session, by the kind sf-auth gave it.
     pub(crate) fn from_session(
         stream: &str,
         err: sf_auth::Error,
         resume_after: impl FnOnce() -> Option<ResumeKey>,
     ) -> Error {
         let stream = stream.to_string();
-        let api = err.api_error();
-        let message = api
+        let message = err
+            .api_error()
             .map(|a| a.message.trim().to_string())
             .unwrap_or_else(|| err.to_string());
-        match err.kind() {
-            AuthKind::QueryTimeout => Error::QueryTimeout { stream, message },
-            AuthKind::InvalidField => {
-                let field = invalid_field_name(&message)
-                    .or_else(|| api.and_then(|a| a.fields.first().cloned()))
-                    .unwrap_or_else(|| "?".to_string());
-                Error::InvalidField {
-                    stream,
-                    field,
-                    message,
-                }
-            }
-            AuthKind::InvalidQueryLocator => Error::InvalidQueryLocator {
+        let source = Box::new(err);
+        match source.kind() {
+            ErrorKind::QueryTimeout => Error::QueryTimeout {
+                stream,
+                message,
+                source,
+            },
+            ErrorKind::InvalidField => Error::InvalidField {
+                stream,
+                field: source
+                    .api_error()
+                    .and_then(sf_auth::ApiError::field_name)
+                    .unwrap_or_else(|| "?".to_string()),
+                message,
+                source,
+            },
+            ErrorKind::InvalidQueryLocator => Error::InvalidQueryLocator {
                 stream,
                 resume_after: resume_after(),
+                source,
             },
-            AuthKind::DailyLimitExceeded => Error::DailyLimitExceeded { stream, message },
-            other => {
-                let status = api.map(|a| a.status);
-                let kind = match (other, status) {
-                    (_, Some(414 | 431)) => ErrorKind::RequestTooLong,
-                    (AuthKind::Unauthenticated, _) => ErrorKind::Unauthenticated,
-                    (AuthKind::NotFound, _) => ErrorKind::NotFound,
-                    (AuthKind::MalformedQuery, _) => {
-                        if api.is_some_and(|a| a.code_is("INVALID_TYPE")) {
-                            ErrorKind::NotFound
-                        } else {
-                            ErrorKind::MalformedQuery
-                        }
-                    }
-                    (AuthKind::Transient | AuthKind::ConcurrentLimit, _) => ErrorKind::Transient,
-                    _ => ErrorKind::Other,
-                };
-                Error::QueryRequest {
-                    stream,
-                    kind,
-                    status,
-                    error_code: api.and_then(|a| a.error_code.clone()),
-                    message: if api.is_some() {
-                        message.trim_end_matches('.').to_string()
-                    } else {
-                        err.to_string()
-                    },
-                }
-            }
+            ErrorKind::DailyLimitExceeded => Error::DailyLimitExceeded {
+                stream,
+                message,
+                source,
+            },
+            _ => Error::QueryRequest { stream, source },
         }
     }
 }
 
-/// The field in `No such column 'X' on entity 'Y'`.
-fn invalid_field_name(message: &str) -> Option<String> {
-    const MARK: &str = "No such column '";
-    let start = message.find(MARK)? + MARK.len();
-    let rest = &message[start..];
-    let end = rest.find('\'')?;
-    let name = &rest[..end];
-    (!name.is_empty()).then(|| name.to_string())
+/// What to grant the Salesforce user, when the answer names a permission it lacks.
+fn grant(err: &sf_auth::Error) -> String {
+    err.api_error()
+        .and_then(sf_auth::ApiError::required_permission)
+        .map(|p| format!("; grant the Salesforce user the \"{p}\" permission"))
+        .unwrap_or_default()
+}
+
+/// Salesforce's message (trimmed, without its final period), or the session error's own words
+/// when no answer came.
+fn answer(err: &sf_auth::Error) -> String {
+    match err.api_error() {
+        Some(api) => api.message.trim().trim_end_matches('.').to_string(),
+        None => err.to_string(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn session_error(status: u16, code: &str) -> Box<sf_auth::Error> {
+        Box::new(sf_auth::Error::Api {
+            operation: "GET query".into(),
+            api: sf_auth::ApiError {
+                status,
+                error_code: Some(code.into()),
+                message: "refused.".into(),
+                fields: Vec::new(),
+            },
+        })
+    }
+
     #[test]
-    fn field_names_come_out_of_the_message() {
-        let msg = "\nLastReferencedDate, Jigsaw, CleanStatus\n ^\nERROR at Row:1:Column:687\n\
-                   No such column 'CleanStatus' on entity 'Account'. If you are attempting to use \
-                   a custom field, be sure to append the '__c' after the custom field name.";
-        assert_eq!(invalid_field_name(msg).as_deref(), Some("CleanStatus"));
-        assert_eq!(invalid_field_name("No such column '' on entity"), None);
-        assert_eq!(invalid_field_name("something else"), None);
-        assert_eq!(invalid_field_name("No such column 'unterminated"), None);
+    fn session_errors_keep_their_source_and_kind() {
+        let e = Error::from_session("Account", *session_error(400, "INVALID_TYPE"), || None);
+        assert_eq!(e.kind(), ErrorKind::ObjectNotQueryable);
+        assert_eq!(e.error_code(), Some("INVALID_TYPE"));
+        assert_eq!(
+            e.to_string(),
+            "query on `Account` failed (INVALID_TYPE): refused"
+        );
+        assert!(std::error::Error::source(&e).is_some());
+        let e = Error::from_session("Account", *session_error(400, "INVALID_FIELD"), || None);
+        assert!(
+            matches!(&e, Error::InvalidField { field, .. } if field == "?"),
+            "{e:?}"
+        );
+        let e = Error::from_session(
+            "Account",
+            *session_error(400, "TXN_SECURITY_METERING_ERROR"),
+            || None,
+        );
+        assert_eq!(e.kind(), ErrorKind::PermissionRequired);
+        assert!(
+            e.to_string().ends_with(
+                "; grant the Salesforce user the \"Exempt from Transaction Security\" permission"
+            ),
+            "{e}"
+        );
+        let e = Error::from_session("Account", *session_error(414, "URI_TOO_LONG"), || None);
+        assert_eq!(e.kind(), ErrorKind::RequestTooLong);
+        let network = sf_auth::Error::Network {
+            operation: "GET query".into(),
+            message: "connection reset".into(),
+            timeout: false,
+        };
+        let e = Error::from_session("Account", network, || None);
+        assert_eq!(e.kind(), ErrorKind::Transient);
+        assert_eq!(e.error_code(), None);
+        assert!(e.to_string().contains("connection reset"), "{e}");
     }
 
     #[test]
@@ -245,15 +267,18 @@ mod tests {
             Error::QueryTimeout {
                 stream: "Account".into(),
                 message: "Your query request was running for too long.".into(),
+                source: session_error(400, "QUERY_TIMEOUT"),
             },
             Error::InvalidField {
                 stream: "Account".into(),
                 field: "Foo__c".into(),
                 message: String::new(),
+                source: session_error(400, "INVALID_FIELD"),
             },
             Error::InvalidQueryLocator {
                 stream: "Account".into(),
                 resume_after: Some(ResumeKey::id("001")),
+                source: session_error(400, "INVALID_QUERY_LOCATOR"),
             },
             Error::QueryBuild {
                 object: "Account".into(),

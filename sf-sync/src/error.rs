@@ -6,7 +6,6 @@ use crate::planner::Api;
 
 /// How a failure is labelled for the user (Airbyte's `failure_type` of an error trace).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Failure {
     /// The user must change something: the config, the credentials, the catalog, the state or
     /// the Salesforce user's permissions.
@@ -19,7 +18,6 @@ pub enum Failure {
 
 /// What went wrong, named by operation and stage.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// The config is not a JSON object.
     #[error("config parse: {reason}")]
@@ -108,36 +106,42 @@ pub enum Error {
     },
     /// `check`: listing the org's objects (describeGlobal) failed.
     #[error(
-        "check: listing the org's objects failed{}: {message}",
-        code(error_code)
+        "check: listing the org's objects failed{}: {message}; {}",
+        code(error_code),
+        failure.advice()
     )]
     CheckRequest {
         /// Salesforce's `errorCode`, when it sent one.
         error_code: Option<String>,
-        /// What failed and what to do about it.
+        /// What failed (the display adds what to do about it, from `failure`).
         message: String,
         /// How the failure is labelled.
         failure: Failure,
     },
     /// `discover`: listing or describing the org's objects failed.
-    #[error("discover failed{}: {message}", code(error_code))]
+    #[error(
+        "discover failed{}: {message}; {}",
+        code(error_code),
+        failure.advice()
+    )]
     DiscoverRequest {
         /// Salesforce's `errorCode`, when it sent one.
         error_code: Option<String>,
-        /// What failed and what to do about it.
+        /// What failed (the display adds what to do about it, from `failure`).
         message: String,
         /// How the failure is labelled.
         failure: Failure,
     },
     /// `read`: describing the configured catalog's objects failed.
     #[error(
-        "describing the catalog's streams failed{}: {message}",
-        code(error_code)
+        "describing the catalog's streams failed{}: {message}; {}",
+        code(error_code),
+        failure.advice()
     )]
     DescribeRequest {
         /// Salesforce's `errorCode`, when it sent one.
         error_code: Option<String>,
-        /// What failed and what to do about it.
+        /// What failed (the display adds what to do about it, from `failure`).
         message: String,
         /// How the failure is labelled.
         failure: Failure,
@@ -168,10 +172,11 @@ pub enum Error {
     },
     /// Reading a stream failed.
     #[error(
-        "reading stream `{stream}` through {}{} failed{}: {message}",
+        "reading stream `{stream}` through {}{} failed{}: {message}; {}",
         api.as_str(),
         window.as_ref().map(|w| format!(" in window {w}")).unwrap_or_default(),
-        code(error_code)
+        code(error_code),
+        failure.advice()
     )]
     StreamRead {
         /// The stream.
@@ -182,7 +187,7 @@ pub enum Error {
         window: Option<String>,
         /// Salesforce's `errorCode`, when it sent one.
         error_code: Option<String>,
-        /// What failed and what to do about it.
+        /// What failed (the display adds what to do about it, from `failure`).
         message: String,
         /// How the failure is labelled.
         failure: Failure,

@@ -13,7 +13,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{describe_span, Fallback, ObjectRun, Runner, Span, SpanError, SpanQueue, Stop};
-use crate::classify::{advice, bulk_failed_for_size, bulk_failure};
 use crate::error::{Error, Failure};
 use crate::planner::Api;
 use crate::sink::LogLevel;
@@ -38,7 +37,7 @@ impl Runner {
                     Api::Bulk,
                     describe_span(span),
                     None,
-                    format!("{e}; {}", advice(Failure::System)),
+                    e.to_string(),
                     Failure::System,
                 ))
             })
@@ -85,11 +84,9 @@ impl Runner {
                     Some(Ok(other)) => Some(other),
                     Some(Err(e)) => {
                         let ended = matches!(
-                            e.kind(),
-                            sf_bulk::ErrorKind::JobFailed
-                                | sf_bulk::ErrorKind::JobAborted
-                                | sf_bulk::ErrorKind::NotSupported
-                        );
+                            e,
+                            sf_bulk::Error::JobFailed { .. } | sf_bulk::Error::JobAborted { .. }
+                        ) || e.kind() == sf_bulk::ErrorKind::BulkNotSupported;
                         if let (Some(id), true) = (&job_id, ended) {
                             lock(&jobs).remove(id);
                         }
@@ -196,35 +193,30 @@ impl Runner {
             K::DailyLimitExceeded => {
                 SpanError::Stop(Stop::Limit(self.shared.hit_limit(&e.to_string())))
             }
-            K::NotSupported => Fallback::unsupported(e.to_string()),
+            K::BulkNotSupported | K::JobFailed => Fallback::unsupported(e.to_string()),
             // Other streams need not try: REST requests are a separate allowance.
             K::BulkJobLimit => SpanError::Fallback(Fallback {
                 reason: e.to_string(),
                 job_limit: true,
             }),
-            K::JobFailed => match &e {
-                sf_bulk::Error::JobFailed { error_message, .. }
-                    if bulk_failed_for_size(error_message) && span.is_some() =>
-                {
-                    SpanError::Split(e.to_string())
-                }
-                _ => Fallback::unsupported(e.to_string()),
-            },
-            K::JobTimedOut if span.is_some() => SpanError::Split(e.to_string()),
-            K::QueryRejected if e.error_code() == Some("INVALID_FIELD") => {
-                let message = e.api_error().map(|a| a.message.clone()).unwrap_or_default();
-                SpanError::Stop(Stop::Failed(Error::StreamFieldsMissing {
-                    stream: self.name.to_string(),
-                    fields: vec![column_in_message(&message).unwrap_or_else(|| "?".to_string())],
-                }))
-            }
+            // A job Salesforce gave up on for its size, or one that ran too long: a narrower
+            // window may pass.
+            K::QueryTimeout | K::JobTimedOut if span.is_some() => SpanError::Split(e.to_string()),
+            K::QueryTimeout => Fallback::unsupported(e.to_string()),
+            K::InvalidField => SpanError::Stop(Stop::Failed(Error::StreamFieldsMissing {
+                stream: self.name.to_string(),
+                fields: vec![e
+                    .api_error()
+                    .and_then(sf_auth::ApiError::field_name)
+                    .unwrap_or_else(|| "?".to_string())],
+            })),
             _ => {
-                let failure = bulk_failure(&e);
+                let failure = Failure::of(e.kind());
                 SpanError::Stop(Stop::Failed(self.read_error(
                     Api::Bulk,
                     describe_span(span),
                     e.error_code().map(str::to_string),
-                    format!("{e}; {}", advice(failure)),
+                    e.to_string(),
                     failure,
                 )))
             }
@@ -269,7 +261,10 @@ impl Runner {
                 Some(Err(e)) => {
                     let resumable = matches!(
                         e.kind(),
-                        sf_bulk::ErrorKind::ResultsIncomplete | sf_bulk::ErrorKind::Transient
+                        sf_bulk::ErrorKind::ResultsIncomplete
+                            | sf_bulk::ErrorKind::Transient
+                            | sf_bulk::ErrorKind::ConcurrentLimit
+                            | sf_bulk::ErrorKind::UnexpectedBody
                     );
                     match (&resume, resumable) {
                         (Some(point), true) if resumes < self.shared.options.resume_attempts => {
@@ -351,29 +346,5 @@ impl Runner {
                 }
             }
         }
-    }
-}
-
-/// The field in `No such column 'X' on entity 'Y'`.
-fn column_in_message(message: &str) -> Option<String> {
-    const MARK: &str = "No such column '";
-    let start = message.find(MARK)? + MARK.len();
-    let rest = &message[start..];
-    let end = rest.find('\'')?;
-    let name = &rest[..end];
-    (!name.is_empty()).then(|| name.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn columns_come_out_of_messages() {
-        assert_eq!(
-            column_in_message("No such column 'Foo__c' on entity 'Account'.").as_deref(),
-            Some("Foo__c")
-        );
-        assert_eq!(column_in_message("something else"), None);
     }
 }

@@ -16,7 +16,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::SyncMode;
-use crate::classify::advice;
 use crate::error::{Error, Failure};
 use crate::options::ReadOptions;
 use crate::planner::{Api, ApiConstraint};
@@ -576,10 +575,7 @@ impl Runner {
                 api,
                 describe_span(span),
                 None,
-                format!(
-                    "{message}, and the window cannot be narrowed further; {}",
-                    advice(Failure::Transient)
-                ),
+                format!("{message}, and the window cannot be narrowed further"),
                 Failure::Transient,
             )));
         };

@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use sf_rest::{ReadRequest, ResumeKey};
 
 use super::{describe_span, ObjectRun, ParentFilter, Runner, Span, SpanError, SpanQueue, Stop};
-use crate::classify::{advice, rest_failure};
 use crate::error::{Error, Failure};
 use crate::planner::Api;
 use crate::sink::LogLevel;
@@ -56,22 +55,23 @@ impl Runner {
                 (_, RestRead::Span(_)) => fields_missing("?".to_string()),
                 _ => stop(self.rest_error(read, e)),
             },
-            (K::NotFound, RestRead::Span(_)) => stop(Error::StreamUnknown {
-                stream: self.name.to_string(),
-                reason: e.to_string(),
-            }),
+            (K::NotFound | K::ObjectNotQueryable, RestRead::Span(_)) => {
+                stop(Error::StreamUnknown {
+                    stream: self.name.to_string(),
+                    reason: e.to_string(),
+                })
+            }
             _ => stop(self.rest_error(read, e)),
         }
     }
 
     /// A REST read's failure as the stream's error, labelled, with what to do about it.
     pub(super) fn rest_error(&self, read: RestRead<'_>, e: &sf_rest::Error) -> Error {
-        let failure = rest_failure(e);
         self.rest_read_error(
             read,
             e.error_code().map(str::to_string),
-            format!("{e}; {}", advice(failure)),
-            failure,
+            e.to_string(),
+            Failure::of(e.kind()),
         )
     }
 

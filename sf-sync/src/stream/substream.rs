@@ -16,7 +16,6 @@ use sf_rest::{Order, ReadRequest, ResumeKey};
 
 use super::rest::{RestFailure, RestRead};
 use super::{ObjectRun, Runner, Stop};
-use crate::classify::advice;
 use crate::error::Failure;
 use crate::planner::Api;
 use crate::sink::LogLevel;
@@ -213,7 +212,7 @@ impl Runner {
                     return Err(Stop::Failed(self.rest_read_error(
                         RestRead::Children(filter, part),
                         None,
-                        format!("{message}; {}", advice(Failure::Transient)),
+                        message,
                         Failure::Transient,
                     )))
                 }
