@@ -12,15 +12,15 @@
 //! plus `Id`, the cursor and `IsDeleted`. Per stream it picks the API: REST when the Bulk API
 //! cannot serve the object or its selected fields (unless `force_use_bulk_api`, which keeps Bulk
 //! and drops those fields), otherwise by volume: one `SELECT COUNT()` over the span to read
-//! feeds the [`PlannerConfig`], which sends small spans through REST in as few windows as the
+//! feeds the [`plan::PlannerConfig`], which sends small spans through REST in as few windows as the
 //! rows need and large ones through Bulk, with several jobs in flight while one downloads. A
 //! full-refresh stream reads the whole object; `ContentDocumentLink`, which Salesforce serves
 //! only filtered by its parent's ids, is read as Airbyte's connector reads it: the
 //! `ContentDocument` ids through REST (`queryAll`, so deleted documents' links come too),
-//! [`SLICE_BATCH_SIZE`] at a time, one `WHERE ContentDocumentId IN (...)` query per batch. An
-//! incremental stream reads the windows ([`uncovered_spans`]) from `max(start_date, state − lookback_window)` to the org's clock less
-//! [`CLOCK_HOLD_BACK`], and emits its merged date-range state after each window, after the
-//! window's records. A window that times out is read again in halves (down to [`MIN_WINDOW`]);
+//! [`plan::SLICE_BATCH_SIZE`] at a time, one `WHERE ContentDocumentId IN (...)` query per batch. An
+//! incremental stream reads the windows ([`plan::uncovered_spans`]) from `max(start_date, state − lookback_window)` to the org's clock less
+//! [`plan::CLOCK_HOLD_BACK`], and emits its merged date-range state after each window, after the
+//! window's records. A window that times out is read again in halves (down to [`plan::MIN_WINDOW`]);
 //! a lost query locator resumes after the last record read; a Bulk job refused as unsupported,
 //! or failed twice, switches the stream to REST. At the daily API limit or the `api_budget`,
 //! no new work starts, every stream's state reached is emitted, and `read` returns `Ok` with the
@@ -34,8 +34,8 @@
 //! state in Airbyte's state formats ([`InputState`] reads every form Airbyte's connector writes,
 //! [`StreamState`] is the merged date-range form this engine writes, [`full_refresh_state`] the
 //! `{"__ab_no_cursor_state_message": true}` of a full-refresh stream), the windows an incremental sync reads
-//! ([`uncovered_spans`], [`plan_windows`], [`Window::split`] for timeouts), the volume-aware
-//! choice of REST or Bulk and of window sizes ([`PlannerConfig::plan`]), the run loop over
+//! ([`plan::uncovered_spans`], [`plan::plan_windows`], [`plan::Window::split`] for timeouts), the
+//! volume-aware choice of REST or Bulk and of window sizes ([`plan::PlannerConfig::plan`]), the run loop over
 //! `sf-rest` and `sf-bulk`, and the [`Sink`] that receives records, state, logs, statuses and the
 //! [`SyncSummary`] ([`MemorySink`] for tests).
 //!
@@ -74,7 +74,8 @@
 //!
 //! ```
 //! use chrono::{TimeZone, Utc};
-//! use sf_sync::{plan_windows, InputState, SyncConfig, WindowParams};
+//! use sf_sync::plan::{plan_windows, WindowParams};
+//! use sf_sync::{InputState, SyncConfig};
 //!
 //! let now = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
 //! let parsed = SyncConfig::from_json(
@@ -121,16 +122,27 @@ pub use duration::IsoDuration;
 pub use engine::{check, discover, read, read_with};
 pub use error::{ConfigProblem, Error, Failure};
 pub use options::ReadOptions;
-pub use planner::{Api, ApiConstraint, PlannedSpan, PlannerConfig, ReadPlan, SpanCount, Volume};
-pub use sf_bulk::PollSchedule;
+pub use planner::Api;
 pub use sf_discovery::{Criterion, StreamCriterion};
 pub use sink::{
     IncompleteReason, LogLevel, MemorySink, Sink, SinkMessage, StreamStatus, StreamSummary,
     SyncSummary,
 };
 pub use state::{full_refresh_state, InputState, SavedState, StateSlice, StreamState};
-pub use stream::SLICE_BATCH_SIZE;
 pub use tokio_util::sync::CancellationToken;
-pub use window::{
-    plan_windows, uncovered_spans, Chunks, Window, WindowParams, CLOCK_HOLD_BACK, MIN_WINDOW,
-};
+
+pub mod plan {
+    //! The planner's pure pieces, for reuse and for tuning [`crate::ReadOptions`]: the windows
+    //! an incremental sync reads ([`uncovered_spans`], [`plan_windows`]), the volume-aware choice
+    //! of API and window sizes ([`PlannerConfig`]), the Bulk poll schedule ([`PollSchedule`]) and
+    //! the parent-id batch size of parent-filtered streams ([`SLICE_BATCH_SIZE`]).
+
+    pub use crate::planner::{
+        ApiConstraint, PlannedSpan, PlannerConfig, ReadPlan, SpanCount, Volume,
+    };
+    pub use crate::stream::SLICE_BATCH_SIZE;
+    pub use crate::window::{
+        plan_windows, uncovered_spans, Chunks, Window, WindowParams, CLOCK_HOLD_BACK, MIN_WINDOW,
+    };
+    pub use sf_bulk::PollSchedule;
+}

@@ -162,7 +162,7 @@ impl PlannerConfig {
         }
     }
 
-    /// Plans a stream's reads over `spans` (from [`crate::uncovered_spans`]).
+    /// Plans a stream's reads over `spans` (from [`crate::plan::uncovered_spans`]).
     ///
     /// The API: [`PlannerConfig::choose_api`] on the total rows (spans shorter in total than
     /// `count_min_span` and otherwise unknown count as small). The windows, per span: counted

@@ -11,10 +11,11 @@ use chrono::{DateTime, TimeZone, Utc};
 use fixtures::{EmulatedOrg, Mutation, OrgConfig, OrgControl, Scale};
 use serde_json::{json, Value};
 use sf_auth::Session;
-use sf_sync::{
-    plan_windows, uncovered_spans, Api, ApiConstraint, InputState, PlannerConfig, SpanCount,
-    StreamState, SyncConfig, Volume, Window, WindowParams,
+use sf_sync::plan::{
+    plan_windows, uncovered_spans, ApiConstraint, PlannerConfig, SpanCount, Volume, Window,
+    WindowParams,
 };
+use sf_sync::{Api, InputState, StreamState, SyncConfig};
 
 const OBJECT: &str = "Account";
 const CURSOR: &str = "SystemModstamp";

@@ -12,9 +12,10 @@ use std::time::Duration;
 use common::*;
 use fixtures::Faults;
 use serde_json::json;
+use sf_sync::plan::PlannerConfig;
 use sf_sync::{
     read_with, Api, CancellationToken, Error, Failure, IncompleteReason, InputState, LogLevel,
-    MemorySink, PlannerConfig, ReadOptions, StreamStatus, SyncSummary,
+    MemorySink, ReadOptions, StreamStatus, SyncSummary,
 };
 
 /// Options that cut a small object into windows of about `rows` rows.

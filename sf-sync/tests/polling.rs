@@ -9,7 +9,8 @@ use std::time::Duration;
 use common::*;
 use fixtures::Faults;
 use serde_json::json;
-use sf_sync::{Api, InputState, PollSchedule, ReadOptions};
+use sf_sync::plan::PollSchedule;
+use sf_sync::{Api, InputState, ReadOptions};
 
 /// Reads Account in full through one Bulk job that stays queued `queued_ms` and runs
 /// `running_ms`, with `options`; returns the polls the org answered.

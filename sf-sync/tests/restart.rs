@@ -7,7 +7,8 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use serde_json::json;
-use sf_sync::{Api, Error, InputState, MemorySink, PlannerConfig, ReadOptions, StreamStatus};
+use sf_sync::plan::PlannerConfig;
+use sf_sync::{Api, Error, InputState, MemorySink, ReadOptions, StreamStatus};
 
 const STREAMS: [&str; 5] = ["Account", "Opportunity", "Task", "Lead", "Publisher"];
 

@@ -8,9 +8,10 @@ mod common;
 use common::*;
 use fixtures::{Faults, Mutation};
 use serde_json::json;
+use sf_sync::plan::SLICE_BATCH_SIZE;
 use sf_sync::{
     read_with, Api, CancellationToken, IncompleteReason, InputState, LogLevel, StreamStatus,
-    SyncMode, SLICE_BATCH_SIZE,
+    SyncMode,
 };
 
 const LINK: &str = "ContentDocumentLink";
