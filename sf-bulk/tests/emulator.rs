@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use fixtures::{EmulatedOrg, Faults, OrgConfig, Scale};
 use futures_util::StreamExt;
 use serde_json::Value;
-use sf_bulk::{BulkClient, BulkConfig, BulkItem, Error, ErrorKind, Operation, PageProgress};
+use sf_bulk::{
+    BulkClient, BulkConfig, BulkItem, BulkStream, Error, ErrorKind, Operation, PageProgress,
+    ResumePoint,
+};
 use sf_discovery::{normalize_datetime, FieldSpec, FieldType, Record};
 use support::{collect, outline, records};
 
@@ -48,28 +51,50 @@ fn invoice_soql() -> String {
     format!("SELECT {} FROM Invoice__c", names.join(", "))
 }
 
-async fn org(invoices: u64) -> EmulatedOrg {
-    EmulatedOrg::start(OrgConfig::new(7, Scale::Tiny).rows("Invoice__c", invoices))
+/// An org with `invoices` Invoice__c rows, and a client logged in to it reading pages of 10.
+async fn started(invoices: u64) -> (EmulatedOrg, BulkClient) {
+    let org = EmulatedOrg::start(OrgConfig::new(7, Scale::Tiny).rows("Invoice__c", invoices))
         .await
-        .unwrap()
-}
-
-async fn client(org: &EmulatedOrg, config: BulkConfig) -> BulkClient {
-    let session = support::session_with(&org.login_info().login_url, |c| {
-        let login = org.login_info();
+        .unwrap();
+    let login = org.login_info();
+    let session = support::session_with(&login.login_url, |c| {
         c.credentials.client_id = login.client_id;
         c.credentials.client_secret = sf_auth::Secret::new(login.client_secret);
         c.credentials.refresh_token = Some(sf_auth::Secret::new(login.refresh_token));
     })
     .await;
-    BulkClient::new(session, config).unwrap()
+    let config = BulkConfig {
+        max_records: Some(10),
+        ..BulkConfig::default()
+    };
+    (org, BulkClient::new(session, config).unwrap())
 }
 
-fn pages_of(max: u32) -> BulkConfig {
-    BulkConfig {
-        max_records: Some(max),
-        ..BulkConfig::default()
-    }
+/// Reads `stream` until it fails, setting `faults` on the org at each checkpoint (once the sink
+/// has taken the page): the records of checkpointed pages, the ones read after the last
+/// checkpoint, that checkpoint, and the error.
+async fn read_until_error(
+    org: &EmulatedOrg,
+    mut stream: BulkStream,
+    faults: Faults,
+) -> (Vec<Record>, Vec<Record>, Option<ResumePoint>, Error) {
+    let mut kept = Vec::new();
+    let mut pending = Vec::new();
+    let mut checkpoint = None;
+    let error = loop {
+        match stream.next().await {
+            Some(Ok(BulkItem::Record(r))) => pending.push(r),
+            Some(Ok(BulkItem::PageDone(p))) => {
+                kept.append(&mut pending);
+                checkpoint = p.resume_point();
+                org.control().set_faults(faults.clone());
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break e,
+            None => panic!("the faulty page must fail the run"),
+        }
+    };
+    (kept, pending, checkpoint, error)
 }
 
 /// The org's ground truth for the selected fields, by Id, in the forms records use: datetimes
@@ -112,8 +137,7 @@ fn pages(items: &[BulkItem]) -> Vec<PageProgress> {
 
 #[tokio::test(start_paused = true)]
 async fn a_job_of_three_pages_matches_the_truth() {
-    let org = org(25).await;
-    let client = client(&org, pages_of(10)).await;
+    let (org, client) = started(25).await;
     let fields = invoice_fields();
     let (items, error) = collect(client.query(Operation::QueryAll, invoice_soql(), &fields)).await;
     assert!(error.is_none(), "{error:?}");
@@ -155,13 +179,12 @@ async fn a_job_of_three_pages_matches_the_truth() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_job_is_replaced_once_then_reported() {
-    let org = org(5).await;
+    let (org, client) = started(5).await;
     let message = "Unexpected exception encountered in query processing. Please contact support with the Job Id.";
     org.control().set_faults(Faults {
         bulk_fail_next: 1,
         ..Faults::default()
     });
-    let client = client(&org, pages_of(10)).await;
     let fields = invoice_fields();
     let (items, error) = collect(client.query(Operation::Query, invoice_soql(), &fields)).await;
     assert!(error.is_none(), "{error:?}");
@@ -197,12 +220,11 @@ async fn a_failed_job_is_replaced_once_then_reported() {
 
 #[tokio::test(start_paused = true)]
 async fn a_job_aborted_by_the_server_is_an_error() {
-    let org = org(5).await;
+    let (org, client) = started(5).await;
     org.control().set_faults(Faults {
         bulk_abort_next: 1,
         ..Faults::default()
     });
-    let client = client(&org, pages_of(10)).await;
     let (_, error) =
         collect(client.query(Operation::Query, invoice_soql(), &invoice_fields())).await;
     assert_eq!(error.unwrap().kind(), ErrorKind::JobAborted);
@@ -211,30 +233,18 @@ async fn a_job_aborted_by_the_server_is_an_error() {
 
 #[tokio::test(start_paused = true)]
 async fn a_page_cut_short_is_an_error_and_the_download_resumes_from_the_last_checkpoint() {
-    let org = org(25).await;
-    let client = client(&org, pages_of(10)).await;
+    let (org, client) = started(25).await;
     let fields = invoice_fields();
-    let mut stream = client.query(Operation::QueryAll, invoice_soql(), &fields);
-    let mut kept = Vec::new();
-    let mut pending = Vec::new();
-    let mut checkpoint = None;
-    let error = loop {
-        match stream.next().await {
-            Some(Ok(BulkItem::Record(r))) => pending.push(r),
-            Some(Ok(BulkItem::PageDone(p))) => {
-                // The sink takes the page; then the second page breaks off mid-row.
-                kept.append(&mut pending);
-                checkpoint = p.resume_point();
-                org.control().set_faults(Faults {
-                    truncate_results_next: 1,
-                    ..Faults::default()
-                });
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => break e,
-            None => panic!("the cut page must fail the run"),
-        }
-    };
+    // The sink takes the first page; then the second page breaks off mid-row.
+    let (mut kept, pending, checkpoint, error) = read_until_error(
+        &org,
+        client.query(Operation::QueryAll, invoice_soql(), &fields),
+        Faults {
+            truncate_results_next: 1,
+            ..Faults::default()
+        },
+    )
+    .await;
     assert!(matches!(error, Error::ResultsRead { .. }), "{error}");
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert_eq!(kept.len(), 10);
@@ -260,16 +270,15 @@ async fn a_page_cut_short_is_an_error_and_the_download_resumes_from_the_last_che
 
 #[tokio::test(start_paused = true)]
 async fn what_bulk_cannot_serve_is_classified() {
-    let org = org(5).await;
-    let client = client(&org, pages_of(10)).await;
+    let (org, client) = started(5).await;
     let id = [FieldSpec::new("Id", FieldType::Id)];
     let cases = [
-        ("SELECT Id FROM CaseStatus", ErrorKind::NotSupported),
+        ("SELECT Id FROM CaseStatus", ErrorKind::BulkNotSupported),
         (
             "SELECT Id, BillingAddress FROM Account",
-            ErrorKind::NotSupported,
+            ErrorKind::BulkNotSupported,
         ),
-        ("SELECT Id, Nope__c FROM Account", ErrorKind::QueryRejected),
+        ("SELECT Id, Nope__c FROM Account", ErrorKind::InvalidField),
     ];
     for (soql, kind) in cases {
         let (items, error) = collect(client.query(Operation::Query, soql, &id)).await;
@@ -291,29 +300,17 @@ async fn what_bulk_cannot_serve_is_classified() {
 /// the last checkpoint reads the page whole.
 #[tokio::test(start_paused = true)]
 async fn a_clean_page_short_of_its_announced_count_is_an_error_and_resumes() {
-    let org = org(25).await;
-    let client = client(&org, pages_of(10)).await;
+    let (org, client) = started(25).await;
     let fields = invoice_fields();
-    let mut stream = client.query(Operation::QueryAll, invoice_soql(), &fields);
-    let mut kept = Vec::new();
-    let mut pending = Vec::new();
-    let mut checkpoint = None;
-    let error = loop {
-        match stream.next().await {
-            Some(Ok(BulkItem::Record(r))) => pending.push(r),
-            Some(Ok(BulkItem::PageDone(p))) => {
-                kept.append(&mut pending);
-                checkpoint = p.resume_point();
-                org.control().set_faults(Faults {
-                    short_results_next: 1,
-                    ..Faults::default()
-                });
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => break e,
-            None => panic!("the short page must fail the run"),
-        }
-    };
+    let (mut kept, pending, checkpoint, error) = read_until_error(
+        &org,
+        client.query(Operation::QueryAll, invoice_soql(), &fields),
+        Faults {
+            short_results_next: 1,
+            ..Faults::default()
+        },
+    )
+    .await;
     let checkpoint = checkpoint.unwrap();
     match &error {
         Error::ResultsPageCount {
@@ -346,12 +343,11 @@ async fn a_clean_page_short_of_its_announced_count_is_an_error_and_resumes() {
 /// (the error names it) until the caller deletes it.
 #[tokio::test(start_paused = true)]
 async fn a_job_total_that_does_not_match_its_pages_is_an_error() {
-    let org = org(25).await;
+    let (org, client) = started(25).await;
     org.control().set_faults(Faults {
         bulk_overcount_next: 1,
         ..Faults::default()
     });
-    let client = client(&org, pages_of(10)).await;
     let fields = invoice_fields();
     let (items, error) = collect(client.query(Operation::QueryAll, invoice_soql(), &fields)).await;
     let error = error.unwrap();

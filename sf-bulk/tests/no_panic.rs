@@ -3,13 +3,15 @@
 //! and a whole query against a server answering arbitrary job states, counts, locators and
 //! bodies. The proptest twins of the `fuzz/` targets `bulk_csv`.
 
+mod support;
+
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use mockito::Matcher;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use sf_auth::{Credentials, LoginUrl, RetryConfig, Secret, Session, SessionConfig};
+use sf_auth::{RetryConfig, Session};
 use sf_bulk::{
     BulkClient, BulkConfig, BulkItem, DecodeError, Operation, PageDecoder, PollSchedule,
 };
@@ -233,19 +235,10 @@ fn locator_header() -> impl Strategy<Value = String> {
 }
 
 async fn session(url: &str) -> Session {
-    let mut config = SessionConfig::new(
-        LoginUrl::parse(url).unwrap(),
-        Credentials {
-            client_id: "test-client-id".to_string(),
-            client_secret: Secret::new("test-secret"),
-            refresh_token: Some(Secret::new("test-refresh")),
-        },
-    );
+    let mut config = support::session_config(url);
     config.retry = RetryConfig {
         max_retries: 1,
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(2),
-        ..RetryConfig::default()
+        ..RetryConfig::immediate()
     };
     Session::login(config).await.unwrap()
 }
@@ -262,11 +255,7 @@ struct Answers {
 
 /// Runs the query; returns the records read and the error it ended with, if any.
 async fn run_query(answers: Answers) -> (u64, Option<sf_bulk::Error>) {
-    let mut server = mockito::Server::new_async().await;
-    fixtures::recorded::Scenario::load("auth", "refresh_ok")
-        .unwrap()
-        .mount_async(&mut server)
-        .await;
+    let mut server = support::Mock::start(&[]).await.server;
     let jobs = "/services/data/v62.0/jobs/query";
     server
         .mock("POST", jobs)

@@ -10,7 +10,7 @@ use mockito::Matcher;
 use serde_json::json;
 use sf_bulk::{BulkClient, Error, ErrorKind, ResumePoint};
 use sf_discovery::{FieldSpec, FieldType};
-use support::{collect, config, outline, records_json, session_for};
+use support::{collect, config, outline, records_json, session_for, Mock};
 
 const JOB: &str = "750R0000000zxr8IAA";
 const JOB_PATH: &str = "/services/data/v62.0/jobs/query/750R0000000zxr8IAA";
@@ -26,11 +26,7 @@ fn fields() -> Vec<FieldSpec> {
 
 /// A server that logs in and reports the job complete with `records` rows.
 async fn server(records: u64) -> mockito::ServerGuard {
-    let mut server = mockito::Server::new_async().await;
-    fixtures::recorded::Scenario::load("auth", "refresh_ok")
-        .unwrap()
-        .mount_async(&mut server)
-        .await;
+    let mut server = Mock::start(&[]).await.server;
     server
         .mock("GET", JOB_PATH)
         .with_header("content-type", "application/json;charset=UTF-8")

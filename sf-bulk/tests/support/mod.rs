@@ -1,12 +1,10 @@
 //! Shared test plumbing: a session against a mockito server, a client, and stream collection.
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::time::Duration;
-
 use fixtures::recorded::Scenario;
 use futures_util::StreamExt;
 use sf_auth::{Credentials, LoginUrl, RetryConfig, Secret, Session, SessionConfig};
-use sf_bulk::{BulkClient, BulkConfig, BulkItem, BulkStream, Error};
+use sf_bulk::{BulkClient, BulkConfig, BulkItem, BulkStream, Error, Operation};
 use sf_discovery::{FieldSpec, FieldType, Record};
 
 /// A mock server with the token answer and the named `bulk` scenarios mounted.
@@ -50,32 +48,37 @@ impl Mock {
     pub async fn client(&self, config: BulkConfig) -> BulkClient {
         BulkClient::new(self.session().await, config).unwrap()
     }
+
+    /// A mock with `scenarios` mounted, and a client to it with `config`.
+    pub async fn with_client(scenarios: &[&str], config: BulkConfig) -> (Mock, BulkClient) {
+        let mock = Mock::start(scenarios).await;
+        let client = mock.client(config).await;
+        (mock, client)
+    }
 }
 
 pub async fn session_for(url: &str) -> Session {
     session_with(url, |_| {}).await
 }
 
-/// A session to `url` with the test settings, adjusted by `adjust` before logging in.
-pub async fn session_with(url: &str, adjust: impl FnOnce(&mut SessionConfig)) -> Session {
-    let mut config = SessionConfig::new(
+/// The login settings of the recorded token answer for a server at `url`, with the defaults.
+pub fn session_config(url: &str) -> SessionConfig {
+    SessionConfig::new(
         LoginUrl::parse(url).unwrap(),
         Credentials {
             client_id: "test-client-id".to_string(),
             client_secret: Secret::new("test-secret"),
             refresh_token: Some(Secret::new("test-refresh")),
         },
-    );
-    config.retry = RetryConfig {
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(5),
-        ..RetryConfig::default()
-    };
+    )
+}
+
+/// A session to `url` with the test settings, adjusted by `adjust` before logging in.
+pub async fn session_with(url: &str, adjust: impl FnOnce(&mut SessionConfig)) -> Session {
     // With paused time the clock jumps to the next timer whenever the runtime waits on the mock
     // server's thread: no transport timers, so the only timers are the ones under test.
-    config.connect_timeout = None;
-    config.read_timeout = None;
-    config.pool_idle_timeout = None;
+    let mut config = session_config(url).for_paused_time();
+    config.retry = RetryConfig::immediate();
     adjust(&mut config);
     Session::login(config).await.unwrap()
 }
@@ -106,6 +109,11 @@ pub fn account_fields() -> Vec<FieldSpec> {
 
 pub const ACCOUNT_SOQL: &str =
     "SELECT Id, Name, AnnualRevenue, NumberOfEmployees, IsDeleted, SystemModstamp, Code__c FROM Account";
+
+/// Runs [`ACCOUNT_SOQL`] (`queryAll`, [`account_fields`]) with `client` to its end.
+pub async fn query_accounts(client: &BulkClient) -> (Vec<BulkItem>, Option<Error>) {
+    collect(client.query(Operation::QueryAll, ACCOUNT_SOQL, &account_fields())).await
+}
 
 /// Everything a stream yields: its items until the first error, and that error.
 pub async fn collect(mut stream: BulkStream) -> (Vec<BulkItem>, Option<Error>) {
@@ -158,7 +166,6 @@ pub fn outline(items: &[BulkItem]) -> Vec<String> {
                 p.rows_total,
                 p.next_locator.as_deref().unwrap_or("end")
             ),
-            other => format!("{other:?}"),
         })
         .collect()
 }
