@@ -28,15 +28,7 @@ fn org_config() -> OrgConfig {
 }
 
 async fn login(org: &EmulatedOrg) -> Session {
-    login_with(
-        org,
-        RetryConfig {
-            initial_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(5),
-            ..RetryConfig::default()
-        },
-    )
-    .await
+    login_with(org, RetryConfig::immediate()).await
 }
 
 async fn login_with(org: &EmulatedOrg, retry: RetryConfig) -> Session {
@@ -231,7 +223,7 @@ async fn count_matches_the_truth() {
         .count("NoSuchThing__c", None, false)
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert_eq!(err.kind(), ErrorKind::ObjectNotQueryable, "{err}");
     org.shutdown().await;
 }
 

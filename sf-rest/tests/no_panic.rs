@@ -5,6 +5,8 @@
 //! the planned width or end in one typed error. A `nextRecordsUrl` naming another host never
 //! gets the bearer token. The proptest twin of the `fuzz/` target `rest_page`.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,6 @@ use futures_util::StreamExt;
 use mockito::Matcher;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use sf_auth::{Credentials, LoginUrl, RetryConfig, Secret, Session, SessionConfig};
 use sf_discovery::{FieldSpec, FieldType, StreamSpec};
 use sf_rest::{ReadRequest, RestConfig, RestReader};
 
@@ -55,24 +56,6 @@ fn wide_account() -> StreamSpec {
         ));
     }
     spec
-}
-
-async fn session(url: &str) -> Session {
-    let mut config = SessionConfig::new(
-        LoginUrl::parse(url).unwrap(),
-        Credentials {
-            client_id: "test-client-id".to_string(),
-            client_secret: Secret::new("test-secret"),
-            refresh_token: Some(Secret::new("test-refresh")),
-        },
-    );
-    config.retry = RetryConfig {
-        max_retries: 1,
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(2),
-        ..RetryConfig::default()
-    };
-    Session::login(config).await.unwrap()
 }
 
 fn scalar() -> impl Strategy<Value = Value> {
@@ -185,10 +168,7 @@ async fn read(
     config: RestConfig,
 ) -> (Vec<Option<String>>, bool) {
     let mut server = mockito::Server::new_async().await;
-    fixtures::recorded::Scenario::load("auth", "refresh_ok")
-        .unwrap()
-        .mount_async(&mut server)
-        .await;
+    let session = common::session_with(&mut server, |c| c.retry.max_retries = 1).await;
     let json = "application/json;charset=UTF-8";
     server
         .mock("GET", Matcher::Regex(FIRST.into()))
@@ -210,7 +190,7 @@ async fn read(
         .with_body(LAST_PAGE)
         .create_async()
         .await;
-    let reader = RestReader::new(session(&server.url()).await, config).unwrap();
+    let reader = RestReader::new(session, config).unwrap();
     let request = ReadRequest {
         fields,
         include_deleted: deleted,

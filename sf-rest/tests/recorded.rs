@@ -10,7 +10,7 @@ use sf_rest::{
     CursorValue, ErrorKind, Order, ReadRequest, RestConfig, RestReader, ResumeKey, Window,
 };
 
-use common::{account, drain, mount, names, session};
+use common::{account, drain, mount, names, reader_for, server};
 
 fn january() -> Option<Window> {
     Window::for_stream(
@@ -26,8 +26,7 @@ fn fields(names: &[&str]) -> Vec<String> {
 
 #[tokio::test]
 async fn three_pages_are_followed_each_asked_for_while_the_one_before_is_read() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
+    let (mut server, session) = server().await;
     let pages = mount(&mut server, "paging_three_pages").await;
     let reader = RestReader::new(
         session,
@@ -108,8 +107,7 @@ async fn three_pages_are_followed_each_asked_for_while_the_one_before_is_read() 
 
 #[tokio::test]
 async fn the_page_size_header_goes_with_every_page() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
+    let (mut server, session) = server().await;
     let first = server
         .mock("GET", "/services/data/v62.0/query")
         .match_query(mockito::Matcher::Any)
@@ -146,10 +144,7 @@ async fn the_page_size_header_goes_with_every_page() {
 
 #[tokio::test]
 async fn compound_fields_stay_objects_and_attributes_go() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
-    let mocks = mount(&mut server, "compound_fields").await;
-    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let (_server, mocks, reader) = reader_for("compound_fields").await;
     let request = ReadRequest {
         fields: fields(&["Id", "Name", "BillingAddress", "Geo__c", "Owner.Email"]),
         ..ReadRequest::default()
@@ -186,10 +181,7 @@ async fn compound_fields_stay_objects_and_attributes_go() {
 
 #[tokio::test]
 async fn deleted_rows_come_through_query_all() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
-    let mocks = mount(&mut server, "deleted_rows_queryall").await;
-    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let (_server, mocks, reader) = reader_for("deleted_rows_queryall").await;
     let request = ReadRequest {
         fields: fields(&["Id", "Name", "IsDeleted"]),
         window: Window::for_stream(
@@ -234,10 +226,7 @@ async fn deleted_rows_come_through_query_all() {
 
 #[tokio::test]
 async fn datetimes_take_the_bulk_form_and_only_datetime_fields_change() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
-    let mocks = mount(&mut server, "datetimes").await;
-    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let (_server, mocks, reader) = reader_for("datetimes").await;
     let request = ReadRequest {
         fields: fields(&[
             "Id",
@@ -275,10 +264,7 @@ async fn datetimes_take_the_bulk_form_and_only_datetime_fields_change() {
 
 #[tokio::test]
 async fn count_reads_total_size() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
-    let mocks = mount(&mut server, "count").await;
-    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let (_server, mocks, reader) = reader_for("count").await;
     let n = reader
         .count("Account", january().as_ref(), false)
         .await
@@ -289,8 +275,7 @@ async fn count_reads_total_size() {
 
 #[tokio::test]
 async fn soql_is_form_encoded_with_plus_as_2b() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
+    let (mut server, session) = server().await;
     // The raw query string: spaces as `+`, a literal `+` as `%2B`, `>=` and `'` escaped.
     let mock = server
         .mock("GET", "/services/data/v62.0/query")
@@ -321,10 +306,7 @@ async fn soql_is_form_encoded_with_plus_as_2b() {
 }
 
 async fn failing_read(scenario: &str) -> (Vec<sf_discovery::Record>, sf_rest::Error) {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
-    mount(&mut server, scenario).await;
-    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let (_server, _, reader) = reader_for(scenario).await;
     let request = ReadRequest {
         fields: fields(&["Id", "Name"]),
         window: january(),
@@ -405,7 +387,7 @@ async fn daily_limit_stops_the_read() {
 #[tokio::test]
 async fn other_errors_keep_their_error_code() {
     let (_, e) = failing_read("error_invalid_type").await;
-    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(e.kind(), ErrorKind::ObjectNotQueryable);
     assert_eq!(e.error_code(), Some("INVALID_TYPE"));
     let (_, e) = failing_read("error_malformed_query").await;
     assert_eq!(e.kind(), ErrorKind::MalformedQuery);
@@ -423,10 +405,7 @@ async fn other_errors_keep_their_error_code() {
 
 #[tokio::test]
 async fn a_repeated_next_records_url_ends_the_read_with_an_error() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
-    let pages = mount(&mut server, "error_repeated_next_url").await;
-    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let (_server, pages, reader) = reader_for("error_repeated_next_url").await;
     let request = ReadRequest {
         fields: fields(&["Id", "Name"]),
         window: january(),
@@ -491,10 +470,7 @@ fn content_document_link() -> sf_discovery::StreamSpec {
 
 #[tokio::test]
 async fn an_in_filter_reads_the_rows_of_a_batch_of_parent_ids() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
-    let mocks = mount(&mut server, "in_filter").await;
-    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let (_server, mocks, reader) = reader_for("in_filter").await;
     let documents = fields(&["069RO000000AbcdYAC", "069RO000000AbceYAC"]);
     let request = ReadRequest {
         include_deleted: true,
@@ -525,8 +501,7 @@ async fn an_in_filter_reads_the_rows_of_a_batch_of_parent_ids() {
 
 #[tokio::test]
 async fn in_filters_are_checked_against_the_request_limit() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
+    let (_server, session) = server().await;
     let reader = RestReader::new(session, RestConfig::default()).unwrap();
     let ids = |n: usize| -> Vec<String> { (0..n).map(|i| format!("069{i:015}")).collect() };
     let request = |values: Vec<String>| ReadRequest {

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use sf_discovery::{FieldSpec, FieldType, StreamSpec};
 use sf_rest::{Order, ReadRequest, RestConfig, RestReader, Window};
 
-use common::{drain, session};
+use common::{drain, server};
 
 const LIMIT: usize = 16_384;
 const WIDE_FIELDS: usize = 800;
@@ -289,8 +289,7 @@ fn january() -> Option<Window> {
 
 #[tokio::test]
 async fn the_wide_object_is_split_merged_and_complete() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
+    let (mut server, session) = server().await;
     let org = Arc::new(Mutex::new(FakeOrg::new(Mutation::None)));
     let mock = serve(&mut server, org.clone()).await;
     let reader = RestReader::new(session, RestConfig::default()).unwrap();
@@ -361,8 +360,7 @@ async fn the_wide_object_is_split_merged_and_complete() {
 
 #[tokio::test]
 async fn a_record_changed_between_chunk_queries_is_refetched_and_a_deleted_one_reported() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
+    let (mut server, session) = server().await;
     let org = Arc::new(Mutex::new(FakeOrg::new(Mutation::UpdateAndDelete)));
     let mock = serve(&mut server, org.clone()).await;
     let reader = RestReader::new(session, RestConfig::default()).unwrap();
@@ -432,8 +430,7 @@ async fn a_record_changed_between_chunk_queries_is_refetched_and_a_deleted_one_r
 
 #[tokio::test]
 async fn a_tiny_request_limit_makes_more_chunks_and_still_fits() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
+    let (mut server, session) = server().await;
     let org = Arc::new(Mutex::new(FakeOrg::new(Mutation::UpdateAndDelete)));
     serve(&mut server, org.clone()).await;
     let config = RestConfig {
@@ -461,8 +458,7 @@ async fn a_tiny_request_limit_makes_more_chunks_and_still_fits() {
 
 #[tokio::test]
 async fn a_split_read_resumes_after_the_last_id_it_yielded() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
+    let (mut server, session) = server().await;
     let mut fake = FakeOrg::new(Mutation::None);
     fake.expire_at_offset = Some(2 * PAGE);
     let org = Arc::new(Mutex::new(fake));
@@ -513,8 +509,7 @@ const ENCODED_ID: usize = 3 + 18 + 3 + 3;
 
 #[tokio::test]
 async fn a_field_too_long_to_leave_room_for_twenty_ids_still_plans_with_room_for_one() {
-    let mut server = mockito::Server::new_async().await;
-    let session = session(&mut server).await;
+    let (_server, session) = server().await;
     let config = RestConfig {
         max_request_bytes: 2_048,
         header_allowance_bytes: 1_000,

@@ -1,16 +1,23 @@
 //! Shared helpers: a session against a mockito server, test streams, draining record streams.
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::time::Duration;
-
 use fixtures::recorded::Scenario;
 use futures_util::StreamExt;
 use sf_auth::{Credentials, LoginUrl, RetryConfig, Secret, Session, SessionConfig};
 use sf_discovery::{FieldSpec, FieldType, Record, StreamSpec};
-use sf_rest::{Error, RecordStream};
+use sf_rest::{Error, RecordStream, RestConfig, RestReader};
 
 /// Logs in against `server` (mounting the recorded token answer first).
 pub async fn session(server: &mut mockito::ServerGuard) -> Session {
+    session_with(server, |_| {}).await
+}
+
+/// Logs in against `server` (mounting the recorded token answer first) with the test settings
+/// (two retries, at once), adjusted by `adjust`.
+pub async fn session_with(
+    server: &mut mockito::ServerGuard,
+    adjust: impl FnOnce(&mut SessionConfig),
+) -> Session {
     Scenario::load("auth", "refresh_ok")
         .unwrap()
         .mount_async(server)
@@ -25,11 +32,25 @@ pub async fn session(server: &mut mockito::ServerGuard) -> Session {
     );
     config.retry = RetryConfig {
         max_retries: 2,
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(5),
-        ..RetryConfig::default()
+        ..RetryConfig::immediate()
     };
+    adjust(&mut config);
     Session::login(config).await.unwrap()
+}
+
+/// A mock server that answers the token request, and a session logged in to it.
+pub async fn server() -> (mockito::ServerGuard, Session) {
+    let mut server = mockito::Server::new_async().await;
+    let session = session(&mut server).await;
+    (server, session)
+}
+
+/// A mock server with `rest/<name>` mounted, its mocks, and a reader to it (default config).
+pub async fn reader_for(name: &str) -> (mockito::ServerGuard, Vec<mockito::Mock>, RestReader) {
+    let (mut server, session) = server().await;
+    let mocks = mount(&mut server, name).await;
+    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    (server, mocks, reader)
 }
 
 /// Mounts `rest/<name>` on `server`.
