@@ -16,7 +16,6 @@ use crate::job::{check_job_id, BulkClient, JobInfo, Operation};
 /// What a run yields, in order: `JobCreated` (queries only), `JobCompleted`, then for each page
 /// its `Record`s followed by its `PageDone`.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum BulkItem {
     /// A job was created (again, when a failed one is replaced): keep its id to re-attach with
     /// [`BulkClient::resume`] or to [`BulkClient::abort`] it.

@@ -117,7 +117,6 @@ pub const UNSUPPORTED_FILTERING_OBJECTS: &[&str] = &[
 
 /// Why discovery does not offer an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Exclusion {
     /// describeGlobal says `queryable: false`.
     NotQueryable,

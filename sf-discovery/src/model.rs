@@ -6,7 +6,6 @@ use serde_json::{json, Map, Value};
 
 /// A Salesforce field type, as `describe` names it (`type`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum FieldType {
     /// `id`
     Id,

@@ -66,7 +66,6 @@ impl DiscoveryOptions {
 
 /// Something discovery noticed that did not stop it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum DiscoveryWarning {
     /// A field of a type this crate does not know: it is typed as a string.
     UnknownFieldType {
