@@ -89,7 +89,7 @@ pub async fn check(config_path: &Path, out: Arc<Output>) -> Result<(), Failure> 
         Err(f) => return emit(&out, &protocol::connection_status(false, Some(&f.message))),
     };
     let result = match login(&loaded, out.clone()).await {
-        Ok(session) => sf_sync::check(&session, &loaded.config)
+        Ok(session) => sf_sync::check(&session)
             .await
             .map_err(|e| Failure::from_sync("the connection check failed", &e)),
         Err(f) => Err(f),

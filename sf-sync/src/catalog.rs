@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use crate::config::json_kind;
 use crate::error::Error;
 
 /// How a stream is read.
@@ -111,7 +112,7 @@ impl ConfiguredCatalog {
             return Err(Error::CatalogParse {
                 reason: format!(
                     "expected an object {{\"streams\": [...]}}, got {}",
-                    describe(value)
+                    json_kind(value)
                 ),
             });
         };
@@ -128,7 +129,7 @@ impl ConfiguredCatalog {
                     "streams",
                     format!(
                         "expected a list of configured streams, got {}",
-                        describe(other)
+                        json_kind(other)
                     ),
                 ))
             }
@@ -164,17 +165,6 @@ fn bad(path: &str, problem: impl Into<String>) -> Error {
     }
 }
 
-fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.get(key).filter(|v| !v.is_null())
 }
@@ -185,7 +175,7 @@ fn read_stream(entry: &Value, path: &str) -> Result<ConfiguredStream, Error> {
             path,
             format!(
                 "expected a configured stream {{\"stream\": ..., \"sync_mode\": ...}}, got {}",
-                describe(entry)
+                json_kind(entry)
             ),
         )
     })?;
@@ -200,7 +190,7 @@ fn read_stream(entry: &Value, path: &str) -> Result<ConfiguredStream, Error> {
         Some(other) => {
             return Err(bad(
                 &format!("{path}.stream"),
-                format!("expected an object, got {}", describe(other)),
+                format!("expected an object, got {}", json_kind(other)),
             ))
         }
     };
@@ -219,7 +209,7 @@ fn read_stream(entry: &Value, path: &str) -> Result<ConfiguredStream, Error> {
         Some(other) => {
             return Err(bad(
                 &format!("{path}.stream.namespace"),
-                format!("expected a string or null, got {}", describe(other)),
+                format!("expected a string or null, got {}", json_kind(other)),
             ))
         }
     };
@@ -237,7 +227,7 @@ fn read_stream(entry: &Value, path: &str) -> Result<ConfiguredStream, Error> {
                         &format!("{path}.stream.json_schema.properties"),
                         format!(
                             "expected an object of field schemas, got {}",
-                            describe(other)
+                            json_kind(other)
                         ),
                     ))
                 }
@@ -250,7 +240,7 @@ fn read_stream(entry: &Value, path: &str) -> Result<ConfiguredStream, Error> {
             Some(other) => {
                 return Err(bad(
                     &format!("{path}.stream.json_schema"),
-                    format!("expected a JSON schema object, got {}", describe(other)),
+                    format!("expected a JSON schema object, got {}", json_kind(other)),
                 ))
             }
         };
@@ -308,7 +298,7 @@ fn read_stream(entry: &Value, path: &str) -> Result<ConfiguredStream, Error> {
                 &format!("{path}.primary_key"),
                 format!(
                     "expected a list of field paths such as [[\"Id\"]], got {}",
-                    describe(other)
+                    json_kind(other)
                 ),
             ))
         }
@@ -341,7 +331,7 @@ fn string_list(value: &Value, path: &str) -> Result<Vec<String>, Error> {
             path,
             format!(
                 "expected a list of field names such as [\"Id\"], got {}",
-                describe(value)
+                json_kind(value)
             ),
         )
     })?;
@@ -352,7 +342,7 @@ fn string_list(value: &Value, path: &str) -> Result<Vec<String>, Error> {
             Value::String(s) if !s.is_empty() => Ok(s.clone()),
             other => Err(bad(
                 &format!("{path}[{k}]"),
-                format!("expected a field name, got {}", describe(other)),
+                format!("expected a field name, got {}", json_kind(other)),
             )),
         })
         .collect()

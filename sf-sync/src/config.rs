@@ -136,7 +136,7 @@ impl SyncConfig {
     pub fn from_value(value: &Value, now: DateTime<Utc>) -> Result<ParsedConfig, Error> {
         let Some(map) = value.as_object() else {
             return Err(Error::ConfigParse {
-                reason: format!("expected a JSON object, got {}", kind_of(value)),
+                reason: format!("expected a JSON object, got {}", json_kind(value)),
             });
         };
         let mut r = Reader {
@@ -186,13 +186,14 @@ impl SyncConfig {
     }
 }
 
-fn kind_of(value: &Value) -> &'static str {
+/// What a JSON value is, for messages: `a list`, `an object`, `null`, ...
+pub(crate) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
-        Value::Array(_) => "an array",
+        Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
 }
@@ -240,7 +241,7 @@ impl Reader<'_> {
         match value {
             Value::String(s) => Some(s.clone()),
             other => {
-                let msg = format!("is {}, not a string; give {what}", kind_of(other));
+                let msg = format!("is {}, not a string; give {what}", json_kind(other));
                 self.problem(key, Some(&other.clone()), msg);
                 None
             }
@@ -280,7 +281,7 @@ impl Reader<'_> {
                 false
             }
             other => {
-                let msg = format!("is {}, not a boolean; use true or false", kind_of(other));
+                let msg = format!("is {}, not a boolean; use true or false", json_kind(other));
                 self.problem(key, Some(&value), msg);
                 false
             }
@@ -538,7 +539,7 @@ impl Reader<'_> {
         let Some(text) = value.as_str() else {
             let msg = format!(
                 "is {}, not an ISO 8601 duration{floor}; {examples}",
-                kind_of(&value)
+                json_kind(&value)
             );
             self.problem(key, Some(&value), msg);
             return None;

@@ -24,7 +24,7 @@ use setup::{describe_catalog, job_for};
 /// Proves that the credentials work and the org's API answers: one describeGlobal call.
 ///
 /// Logs nothing itself; the caller built the session from [`SyncConfig::session_config`].
-pub async fn check(session: &Session, _config: &SyncConfig) -> Result<(), Error> {
+pub async fn check(session: &Session) -> Result<(), Error> {
     match sf_discovery::describe_global(session).await {
         Ok(_) => Ok(()),
         Err(e) => {

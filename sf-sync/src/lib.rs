@@ -56,7 +56,7 @@
 //! )?
 //! .config;
 //! let session = sf_auth::Session::login(config.session_config()).await?;
-//! sf_sync::check(&session, &config).await?;
+//! sf_sync::check(&session).await?;
 //! let catalog = ConfiguredCatalog::from_json(
 //!     r#"{"streams": [{"stream": {"name": "Account", "json_schema": {"properties":
 //!         {"Id": {}, "Name": {}, "SystemModstamp": {}}}}, "sync_mode": "incremental"}]}"#,

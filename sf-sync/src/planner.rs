@@ -558,28 +558,20 @@ mod tests {
     fn window_counts() {
         let p = PlannerConfig::default();
         let two_years = w("2022-01-01", "2024-01-01");
-        let plan = p.plan(&[two_years], &Volume::Unknown, 30 * DAY, ApiConstraint::Any);
-        assert_eq!(plan.windows().count(), 25);
-        let plan = p.plan(
-            &[two_years],
-            &Volume::Counted(vec![SpanCount {
+        let windows = |volume: &Volume, constraint: ApiConstraint| {
+            p.plan(&[two_years], volume, 30 * DAY, constraint)
+                .windows()
+                .count()
+        };
+        let rows = |rows: u64| {
+            Volume::Counted(vec![SpanCount {
                 span: two_years,
-                rows: 2_000_000,
-            }]),
-            30 * DAY,
-            ApiConstraint::Any,
-        );
-        assert_eq!(plan.windows().count(), 4);
-        let plan = p.plan(
-            &[two_years],
-            &Volume::Counted(vec![SpanCount {
-                span: two_years,
-                rows: 1_200_000,
-            }]),
-            30 * DAY,
-            ApiConstraint::RestOnly,
-        );
-        assert_eq!(plan.windows().count(), 12);
+                rows,
+            }])
+        };
+        assert_eq!(windows(&Volume::Unknown, ApiConstraint::Any), 25);
+        assert_eq!(windows(&rows(2_000_000), ApiConstraint::Any), 4);
+        assert_eq!(windows(&rows(1_200_000), ApiConstraint::RestOnly), 12);
         // Overlapping counts are not added twice.
         let plan = p.plan(
             &[two_years],

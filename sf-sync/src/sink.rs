@@ -237,24 +237,18 @@ impl MemorySink {
 
     /// The records of `stream`, in order.
     pub fn records(&self, stream: &str) -> Vec<&Record> {
-        self.messages
-            .iter()
-            .filter_map(|m| match m {
-                SinkMessage::Record { stream: s, record } if s == stream => Some(record),
-                _ => None,
-            })
-            .collect()
+        self.of(stream, |m| match m {
+            SinkMessage::Record { stream, record } => Some((stream, record)),
+            _ => None,
+        })
     }
 
     /// The states of `stream`, in order.
     pub fn states(&self, stream: &str) -> Vec<&Value> {
-        self.messages
-            .iter()
-            .filter_map(|m| match m {
-                SinkMessage::State { stream: s, state } if s == stream => Some(state),
-                _ => None,
-            })
-            .collect()
+        self.of(stream, |m| match m {
+            SinkMessage::State { stream, state } => Some((stream, state)),
+            _ => None,
+        })
     }
 
     /// The last state of `stream`.
@@ -264,12 +258,21 @@ impl MemorySink {
 
     /// The status changes of `stream`, in order.
     pub fn statuses(&self, stream: &str) -> Vec<&StreamStatus> {
+        self.of(stream, |m| match m {
+            SinkMessage::Status { stream, status } => Some((stream, status)),
+            _ => None,
+        })
+    }
+
+    /// What `pick` takes from the messages of `stream`, in order.
+    fn of<'a, T: ?Sized>(
+        &'a self,
+        stream: &str,
+        pick: impl Fn(&'a SinkMessage) -> Option<(&'a String, &'a T)>,
+    ) -> Vec<&'a T> {
         self.messages
             .iter()
-            .filter_map(|m| match m {
-                SinkMessage::Status { stream: s, status } if s == stream => Some(status),
-                _ => None,
-            })
+            .filter_map(|m| pick(m).filter(|(s, _)| *s == stream).map(|(_, x)| x))
             .collect()
     }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
+use crate::config::json_kind;
 use crate::error::Error;
 use crate::time::{format_instant, parse_instant};
 
@@ -289,7 +290,7 @@ impl InputState {
                     reason: format!(
                         "expected a list of state messages or an object of per-stream states, \
                          got {}",
-                        describe(other)
+                        json_kind(other)
                     ),
                 })
             }
@@ -321,7 +322,10 @@ impl InputState {
         let Some(obj) = message.as_object() else {
             return Err(Error::StateParse {
                 path: path.into(),
-                reason: format!("expected a state message object, got {}", describe(message)),
+                reason: format!(
+                    "expected a state message object, got {}",
+                    json_kind(message)
+                ),
             });
         };
         match message_type(obj) {
@@ -336,7 +340,7 @@ impl InputState {
                     path: format!("{path}.data"),
                     reason: format!(
                         "expected an object of per-stream states, got {}",
-                        describe(other)
+                        json_kind(other)
                     ),
                 }),
             },
@@ -356,7 +360,7 @@ impl InputState {
                     }
                     other => Err(Error::StateParse {
                         path: global_path,
-                        reason: format!("expected a list, got {}", describe(other)),
+                        reason: format!("expected a list, got {}", json_kind(other)),
                     }),
                 }
             }
@@ -411,17 +415,6 @@ fn message_type(obj: &Map<String, Value>) -> Option<&str> {
     }
 }
 
-fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn invalid(stream: &str, path: &str, reason: impl Into<String>) -> Error {
     Error::StateInvalid {
         stream: stream.to_string(),
@@ -451,7 +444,7 @@ fn parse_stream_state(stream: &str, value: &Value, path: &str) -> Result<SavedSt
             return Err(invalid(
                 stream,
                 path,
-                format!("expected an object, got {}", describe(other)),
+                format!("expected an object, got {}", json_kind(other)),
             ))
         }
     };
@@ -478,7 +471,7 @@ fn parse_stream_state(stream: &str, value: &Value, path: &str) -> Result<SavedSt
                     &at,
                     format!(
                         "a cursor value must be a datetime string, got {}",
-                        describe(value)
+                        json_kind(value)
                     ),
                 )
             })?;
@@ -536,7 +529,7 @@ fn parse_date_range(
                 &format!("{path}.{ORG_ID_KEY}"),
                 format!(
                     "expected the org's id such as \"00D000000000062\", got {}",
-                    describe(other)
+                    json_kind(other)
                 ),
             ))
         }
@@ -550,7 +543,7 @@ fn parse_date_range(
                 &format!("{path}.slices"),
                 format!(
                     "expected a list of {{\"start\", \"end\"}}, got {}",
-                    describe(other)
+                    json_kind(other)
                 ),
             ))
         }
@@ -572,7 +565,7 @@ fn parse_date_range(
                 Some(other) => Err(invalid(
                     stream,
                     &format!("{at}.{key}"),
-                    format!("expected a datetime string, got {}", describe(other)),
+                    format!("expected a datetime string, got {}", json_kind(other)),
                 )),
             }
         };
@@ -580,7 +573,7 @@ fn parse_date_range(
             return Err(invalid(
                 stream,
                 &at,
-                format!("expected {{\"start\", \"end\"}}, got {}", describe(slice)),
+                format!("expected {{\"start\", \"end\"}}, got {}", json_kind(slice)),
             ));
         }
         let (Some(start), Some(end)) = (instant("start", true)?, instant("end", true)?) else {

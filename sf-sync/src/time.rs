@@ -1,11 +1,11 @@
 //! Instants: the forms they are read in and the one form they are written in.
 
-use chrono::{DateTime, NaiveDate, SubsecRound, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use sf_discovery::parse_datetime;
 
-/// Writes an instant as `YYYY-MM-DDTHH:MM:SS.sssZ`, the form of Airbyte's date-range state.
-pub(crate) fn format_instant(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
+/// Writes an instant as `YYYY-MM-DDTHH:MM:SS.sssZ`, the form of Airbyte's date-range state (and
+/// of records: `sf-discovery`'s one writer).
+pub(crate) use sf_discovery::format_datetime as format_instant;
 
 /// Reads `YYYY-MM-DD` (midnight UTC) or any datetime form Salesforce or Airbyte writes
 /// (`...000Z`, `...000+0000`, `+00:00`, no fraction), truncated to milliseconds.
@@ -14,10 +14,7 @@ pub(crate) fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Some(date.and_hms_opt(0, 0, 0)?.and_utc());
     }
-    let parsed = DateTime::parse_from_rfc3339(text)
-        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .ok()?;
-    Some(parsed.with_timezone(&Utc).trunc_subsecs(3))
+    parse_datetime(text)
 }
 
 /// Reads a config date: `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` (a fraction before the `Z` is
@@ -33,9 +30,7 @@ pub(crate) fn parse_config_date(text: &str) -> Option<DateTime<Utc>> {
     if !text.ends_with('Z') || text.len() < 20 || text.as_bytes().get(10) != Some(&b'T') {
         return None;
     }
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc).trunc_subsecs(3))
+    parse_datetime(text)
 }
 
 /// `t + d`, saturating at chrono's range instead of panicking.

@@ -266,10 +266,7 @@ fn leniency_is_warned_about() {
 fn text_that_is_not_a_config_object() {
     for (text, want) in [
         ("{", "config parse: not valid JSON"),
-        (
-            "[1, 2]",
-            "config parse: expected a JSON object, got an array",
-        ),
+        ("[1, 2]", "config parse: expected a JSON object, got a list"),
         ("null", "config parse: expected a JSON object, got null"),
     ] {
         let msg = SyncConfig::from_json(text, now()).unwrap_err().to_string();

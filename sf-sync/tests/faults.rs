@@ -547,7 +547,7 @@ async fn check_and_discover_against_the_org() {
         json!({"streams_criteria": [{"criteria": "starts with", "value": "acc"}]}),
     );
     let session = login(&config).await;
-    sf_sync::check(&session, &config).await.unwrap();
+    sf_sync::check(&session).await.unwrap();
     let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let names: Vec<&str> = catalog.names().collect();
     assert!(
@@ -563,7 +563,7 @@ async fn check_and_discover_against_the_org() {
         daily_api_limit: 0,
         ..Faults::default()
     });
-    let err = sf_sync::check(&session, &config).await.unwrap_err();
+    let err = sf_sync::check(&session).await.unwrap_err();
     assert!(matches!(err, Error::CheckRequest { .. }), "{err:?}");
     assert_eq!(err.failure(), Failure::Transient);
     assert_eq!(err.error_code(), Some("REQUEST_LIMIT_EXCEEDED"));

@@ -30,13 +30,6 @@ pub(super) struct Described {
     pub(super) limit: Option<String>,
 }
 
-/// True for an sObject API name: an ASCII letter, then letters, digits and `_`.
-fn valid_object_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// Describes the named objects; the describes themselves are kept only for the `Describe` stream.
 pub(super) async fn describe_catalog(
     session: &Session,
@@ -51,7 +44,7 @@ pub(super) async fn describe_catalog(
     };
     let mut valid = Vec::with_capacity(names.len());
     for name in names {
-        if valid_object_name(name) {
+        if sf_discovery::is_valid_object_name(name) {
             valid.push(name.clone());
         } else {
             out.unknown.insert(

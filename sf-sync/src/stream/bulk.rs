@@ -267,8 +267,7 @@ impl Runner {
                             | sf_bulk::ErrorKind::UnexpectedBody
                     );
                     match (&resume, resumable) {
-                        (Some(point), true) if resumes < self.shared.options.resume_attempts => {
-                            resumes += 1;
+                        (Some(point), true) if self.may_retry(&mut resumes) => {
                             self.log(
                                 LogLevel::Warn,
                                 format!(

@@ -538,6 +538,16 @@ impl Runner {
         Ok(())
     }
 
+    /// Counts one more attempt in `made` if fewer than `resume_attempts` were made; false when
+    /// they are used up.
+    fn may_retry(&self, made: &mut u32) -> bool {
+        let more = *made < self.shared.options.resume_attempts;
+        if more {
+            *made += 1;
+        }
+        more
+    }
+
     /// Emits the `Describe` stream's records, already read (so even past the API limit).
     async fn describe(&mut self, records: Vec<Record>) -> Result<(), Stop> {
         if self.shared.cancel.is_cancelled() {

@@ -172,8 +172,7 @@ impl Runner {
                     Some(Err(e)) => e,
                 };
                 match self.rest_failed(RestRead::Span(span), &error) {
-                    RestFailure::LostCursor if resumes < self.shared.options.resume_attempts => {
-                        resumes += 1;
+                    RestFailure::LostCursor if self.may_retry(&mut resumes) => {
                         if let Some(key) = error.resume_after() {
                             after = Some(key.clone());
                         }

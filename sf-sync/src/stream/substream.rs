@@ -122,10 +122,7 @@ impl Runner {
                         }
                     }
                     Some(Err(e)) => match self.rest_failed(RestRead::Parents(filter), &e) {
-                        RestFailure::LostCursor
-                            if resumes < self.shared.options.resume_attempts =>
-                        {
-                            resumes += 1;
+                        RestFailure::LostCursor if self.may_retry(&mut resumes) => {
                             self.log(
                                 LogLevel::Warn,
                                 format!(
@@ -175,10 +172,7 @@ impl Runner {
             self.may_continue()?;
             match self.child_query(run, filter, part, &mut emitted).await {
                 Ok(()) => {}
-                Err(ChildError::Restart(message))
-                    if restarts < self.shared.options.resume_attempts =>
-                {
-                    restarts += 1;
+                Err(ChildError::Restart(message)) if self.may_retry(&mut restarts) => {
                     self.log(
                         LogLevel::Warn,
                         format!(
