@@ -5,8 +5,9 @@
 //! its age), the job timeout and abort, locator paging of the results,
 //! streaming CSV decoding typed by the selected fields ([`PageDecoder`]), count verification
 //! (`Sforce-NumberOfRecords` per page, `numberRecordsProcessed` per job), checkpoints to resume a
-//! download ([`PageProgress`], [`ResumePoint`]), job deletion, and classifying Bulk failures for
-//! the sync engine ([`ErrorKind`]: not supported, daily job limit, failed job, permission).
+//! download ([`PageProgress`], [`ResumePoint`]), job deletion, classifying Bulk failures for
+//! the sync engine ([`ErrorKind`]: not supported, daily job limit, failed job, permission), and
+//! the objects Bulk API 2.0 does not serve ([`is_bulk_unsupported`]).
 //!
 //! **Must not know:** the REST query API (`sf-rest`), how SOQL is built, windows and state
 //! (`sf-sync`), or the Airbyte protocol. It takes a SOQL string and the [`FieldSpec`](sf_discovery::FieldSpec)s of its
@@ -41,6 +42,7 @@
 
 mod config;
 mod decode;
+mod denylist;
 mod error;
 mod job;
 mod run;
@@ -48,6 +50,7 @@ mod wire;
 
 pub use config::{BulkConfig, PollSchedule};
 pub use decode::PageDecoder;
+pub use denylist::{is_bulk_unsupported, BULK_UNSUPPORTED_OBJECTS};
 pub use error::{DecodeError, Error, ErrorKind, EXEMPT_FROM_TRANSACTION_SECURITY, VIEW_ALL_DATA};
 pub use job::{BulkClient, JobInfo, JobState, Operation};
 pub use run::{BulkItem, BulkStream, PageProgress, ResumePoint};

@@ -8,8 +8,8 @@
 //! they stream, and yields a [`RecordStream`] of records shaped like the Bulk path's (no
 //! `attributes`, datetimes `YYYY-MM-DDTHH:MM:SS.sssZ`, numbers as numbers, explicit nulls,
 //! compound fields as objects), refusing a page chain that stops short or comes round again;
-//! `SELECT COUNT()` ([`RestReader::count`]); the errors the sync engine acts on
-//! ([`Error::kind`]); and the objects Bulk API 2.0 does not serve ([`is_bulk_unsupported`]).
+//! `SELECT COUNT()` ([`RestReader::count`]); and the errors the sync engine acts on
+//! ([`Error::kind`]).
 //!
 //! **Must not know:** Bulk API jobs (`sf-bulk`), windows chosen and state kept (`sf-sync`), or
 //! the Airbyte protocol. It talks to Salesforce only through an [`sf_auth::Session`], which
@@ -39,7 +39,6 @@
 //! # }
 //! ```
 
-mod denylist;
 mod engine;
 mod error;
 mod plan;
@@ -48,7 +47,6 @@ mod shape;
 mod soql;
 mod wire;
 
-pub use denylist::{is_bulk_unsupported, BULK_UNSUPPORTED_OBJECTS};
 pub use error::{Error, ErrorKind};
 pub use reader::{
     ChunkPlan, QueryPlan, ReadRequest, ReadStats, RecordStream, RestConfig, RestReader,

@@ -228,7 +228,7 @@ fn setup(
             ),
         ));
         ApiConstraint::RestOnly
-    } else if sf_rest::is_bulk_unsupported(&spec.name) {
+    } else if sf_bulk::is_bulk_unsupported(&spec.name) {
         notes.push((
             LogLevel::Info,
             format!("{name}: read through REST: the Bulk API does not serve this object"),
