@@ -19,13 +19,12 @@ mod sink;
 mod spec;
 
 use std::io::BufWriter;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use fixtures::{EmulatedOrg, OrgConfig, Scale};
+use fixtures::{Scale, ServeArgs};
 
 use crate::failure::Failure;
 use crate::protocol::Output;
@@ -78,15 +77,8 @@ enum Command {
     },
     /// Serve the emulated Salesforce org on loopback and print a ready-to-use config.
     Emulate {
-        /// Port on 127.0.0.1 (0 picks a free one).
-        #[arg(long, default_value_t = 8765)]
-        port: u16,
-        /// Seed of the org's data (same seed, same org).
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
-        /// Size: tiny, small, medium or large.
-        #[arg(long, default_value = "small")]
-        scale: Scale,
+        #[command(flatten)]
+        org: ServeArgs,
     },
     /// Run check, discover, a first read, changes to the org and an incremental read against the
     /// emulated org; write every step's messages under a folder and print a summary.
@@ -127,8 +119,8 @@ fn main() -> ExitCode {
         std::io::stdout(),
     ))));
     match cli.command {
-        Command::Emulate { port, seed, scale } => runtime.block_on(async move {
-            match emulate(port, seed, scale).await {
+        Command::Emulate { org } => runtime.block_on(async move {
+            match emulate(&org).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sfconnect emulate: {e:#}");
@@ -188,23 +180,14 @@ async fn protocol_command(command: Command, out: Arc<Output>) -> Result<(), Fail
     }
 }
 
-async fn emulate(port: u16, seed: u64, scale: Scale) -> anyhow::Result<()> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let org = EmulatedOrg::start_on(addr, OrgConfig::new(seed, scale)).await?;
-    let info = org.login_info();
-    let config = serde_json::json!({
-        "client_id": info.client_id,
-        "client_secret": info.client_secret,
-        "refresh_token": info.refresh_token,
-        "login_url": info.login_url,
-    });
-    println!("{config}");
-    eprintln!(
-        "emulated Salesforce org at {} (seed {seed}). Save the line above as config.json, then e.g. \
-         `sfconnect discover --config config.json`. Ctrl-C stops it.",
-        org.base_url()
-    );
-    tokio::signal::ctrl_c().await?;
-    org.shutdown().await;
+async fn emulate(org: &ServeArgs) -> anyhow::Result<()> {
+    let seed = org.seed;
+    org.serve(org.config(), |url| {
+        format!(
+            "emulated Salesforce org at {url} (seed {seed}). Save the line above as config.json, then \
+             e.g. `sfconnect discover --config config.json`. Ctrl-C stops it."
+        )
+    })
+    .await?;
     Ok(())
 }
