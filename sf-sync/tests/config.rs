@@ -292,11 +292,7 @@ fn client_credentials_go_to_my_domain() {
 }
 
 fn fast(mut config: sf_auth::SessionConfig) -> sf_auth::SessionConfig {
-    config.retry = RetryConfig {
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(5),
-        ..Default::default()
-    };
+    config.retry = RetryConfig::immediate();
     config
 }
 

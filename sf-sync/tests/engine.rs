@@ -11,11 +11,13 @@ use sf_sync::{Api, InputState, StreamStatus, SyncMode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_sync_of_every_stream_equals_the_truth() {
-    let org = start(org_config(11)).await;
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(org_config(11), json!({"num_workers": 4})).await;
     let control = org.control();
-    let config = sync_config(&org, json!({"num_workers": 4}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     // Every discovered stream but the one this user cannot query (ContentDocumentLink included,
     // read by batches of its parent ContentDocument's ids).
     let skipped = ["Restricted_Data__c"];
@@ -83,11 +85,17 @@ async fn a_full_sync_of_every_stream_equals_the_truth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_syncs_catch_inserts_updates_and_deletes() {
-    let org = start(org_config(12).rows("Account", 450).default_batch_size(200)).await;
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(12).rows("Account", 450).default_batch_size(200),
+        json!({}),
+    )
+    .await;
     let control = org.control();
-    let config = sync_config(&org, json!({}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let configured = configure(&catalog, &["Account", "Contact"], None);
     let (first, sink1) = run_fresh(&session, &config, &configured).await;
     first.unwrap();
@@ -219,11 +227,17 @@ async fn rows_visible_late_but_within_the_lookback_are_not_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn airbyte_state_is_migrated_and_windows_resume_where_it_left_off() {
-    let org = start(org_config(14).rows("Account", 300).rows("Contact", 300)).await;
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(14).rows("Account", 300).rows("Contact", 300),
+        json!({"lookback_window": "PT1H"}),
+    )
+    .await;
     let control = org.control();
-    let config = sync_config(&org, json!({"lookback_window": "PT1H"}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let configured = configure(&catalog, &["Account", "Contact"], None);
     // Account: Airbyte's legacy state. Contact: its date-range state with a gap.
     let state = InputState::from_value(&json!([

@@ -43,11 +43,17 @@ fn incomplete_for_limit(summary: &SyncSummary, stream: &str) -> bool {
 /// The daily limit is reached in the middle of `stream`: the run succeeds with the stream cut
 /// short and its state emitted; a second run with a fresh quota completes; nothing is lost.
 async fn limit_in_the_middle(force_bulk: bool, allowance: u64) {
-    let org = start(org_config(21).rows("Account", 500)).await;
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(21).rows("Account", 500),
+        json!({"force_use_bulk_api": force_bulk}),
+    )
+    .await;
     let control = org.control();
-    let config = sync_config(&org, json!({"force_use_bulk_api": force_bulk}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let configured = configure(&catalog, &["Account"], None);
     let spec = catalog.stream("Account").unwrap();
     let mut options = windows_of(100);
@@ -160,11 +166,17 @@ async fn the_api_budget_stops_the_sync_like_the_limit() {
 }
 
 async fn token_expires_mid_read(force_bulk: bool) {
-    let org = start(org_config(23).rows("Account", 450).default_batch_size(200)).await;
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(23).rows("Account", 450).default_batch_size(200),
+        json!({"force_use_bulk_api": force_bulk}),
+    )
+    .await;
     let control = org.control();
-    let config = sync_config(&org, json!({"force_use_bulk_api": force_bulk}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let configured = configure(&catalog, &["Account"], None);
     let spec = catalog.stream("Account").unwrap();
     let mut options = if force_bulk {
@@ -216,11 +228,17 @@ async fn a_token_expiring_between_bulk_jobs_and_pages_is_renewed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_expiring_in_the_middle_of_one_bulk_jobs_download_is_renewed() {
-    let org = start(org_config(28).rows("Account", 450)).await;
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(28).rows("Account", 450),
+        json!({"force_use_bulk_api": true}),
+    )
+    .await;
     let control = org.control();
-    let config = sync_config(&org, json!({"force_use_bulk_api": true}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let configured = configure(&catalog, &["Account"], None);
     let spec = catalog.stream("Account").unwrap();
     // One job (one window), its results in pages of 100 rows.
@@ -271,11 +289,13 @@ async fn a_token_expiring_in_the_middle_of_one_bulk_jobs_download_is_renewed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_use_bulk_api_drops_the_fields_bulk_cannot_select() {
-    let org = start(org_config(24)).await;
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(org_config(24), json!({"force_use_bulk_api": true})).await;
     let control = org.control();
-    let config = sync_config(&org, json!({"force_use_bulk_api": true}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let configured = configure(&catalog, &["Account"], None);
     let spec = catalog.stream("Account").unwrap();
     let before = control.stats().requests;
@@ -307,11 +327,13 @@ async fn force_use_bulk_api_drops_the_fields_bulk_cannot_select() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_bulk_jobs_fall_back_to_rest() {
-    let org = start(org_config(25)).await;
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(org_config(25), json!({})).await;
     let control = org.control();
-    let config = sync_config(&org, json!({}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     // Opportunity has no field Bulk cannot select: with no REST allowance, it goes to Bulk.
     let configured = configure(&catalog, &["Opportunity"], None);
     let spec = catalog.stream("Opportunity").unwrap();
@@ -349,11 +371,17 @@ async fn failed_bulk_jobs_fall_back_to_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_stops_the_sync_and_aborts_its_bulk_jobs() {
     // Jobs that take a minute: they are still running when the sync is cancelled.
-    let org = start(org_config(26).bulk_timing(30_000, 30_000)).await;
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(26).bulk_timing(30_000, 30_000),
+        json!({"force_use_bulk_api": true}),
+    )
+    .await;
     let control = org.control();
-    let config = sync_config(&org, json!({"force_use_bulk_api": true}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let configured = configure(&catalog, &["Opportunity", "Task"], None);
     let cancel = CancellationToken::new();
     let trigger = cancel.clone();
@@ -418,11 +446,17 @@ async fn jobs_on_org(session: &sf_auth::Session) -> Vec<(String, String)> {
 async fn a_stop_deletes_the_bulk_jobs_that_had_already_completed() {
     // Jobs complete as soon as they are created: the three started ahead are all complete when
     // the sync is cancelled in the middle of the first one's download.
-    let org = start(org_config(29).rows("Opportunity", 400).bulk_timing(0, 0)).await;
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(29).rows("Opportunity", 400).bulk_timing(0, 0),
+        json!({}),
+    )
+    .await;
     let control = org.control();
-    let config = sync_config(&org, json!({}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let configured = configure(&catalog, &["Opportunity"], None);
     let mut options = windows_of(50);
     options.planner.rest_max_rows = 0;
@@ -477,11 +511,13 @@ async fn a_stop_deletes_the_bulk_jobs_that_had_already_completed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_stream_fails_by_name_while_the_others_sync() {
-    let org = start(org_config(27)).await;
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(org_config(27), json!({})).await;
     let control = org.control();
-    let config = sync_config(&org, json!({}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let mut configured = configure(&catalog, &["Account", "Lead"], None);
     configured.streams[1].name = "Nope__c".to_string();
     let (result, sink) = run_fresh(&session, &config, &configured).await;
@@ -512,10 +548,12 @@ async fn an_unknown_stream_fails_by_name_while_the_others_sync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_selected_field_gone_from_the_org_fails_the_stream_before_any_record() {
-    let org = start(org_config(28)).await;
-    let config = sync_config(&org, json!({}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(org_config(28), json!({})).await;
     let mut configured = configure(&catalog, &["Account"], None);
     let fields = configured.streams[0].selected_fields.as_mut().unwrap();
     fields.push("Renamed__c".to_string());
@@ -572,7 +610,12 @@ async fn check_and_discover_against_the_org() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_query_locator_resumes_after_the_last_record_read() {
-    let org = start(
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
         org_config(41)
             .rows("Account", 600)
             .default_batch_size(200)
@@ -580,12 +623,10 @@ async fn a_lost_query_locator_resumes_after_the_last_record_read() {
                 query_locator_ttl_secs: 30,
                 ..Faults::default()
             }),
+        json!({}),
     )
     .await;
     let control = org.control();
-    let config = sync_config(&org, json!({}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let configured = configure(&catalog, &["Account"], None);
     let spec = catalog.stream("Account").unwrap();
     let mut options = fast_options();
@@ -629,15 +670,20 @@ async fn a_lost_query_locator_resumes_after_the_last_record_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_results_page_cut_short_is_read_again() {
-    let org = start(org_config(42).faults(Faults {
-        truncate_results_next: 1,
-        ..Faults::default()
-    }))
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(42).faults(Faults {
+            truncate_results_next: 1,
+            ..Faults::default()
+        }),
+        json!({}),
+    )
     .await;
     let control = org.control();
-    let config = sync_config(&org, json!({}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let configured = configure(&catalog, &["Opportunity"], None);
     let spec = catalog.stream("Opportunity").unwrap();
     let mut options = fast_options();
@@ -667,15 +713,20 @@ async fn a_bulk_results_page_cut_short_is_read_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_bulk_job_allowance_used_up_sends_streams_to_rest() {
-    let org = start(org_config(43).faults(Faults {
-        daily_bulk_job_limit: 0,
-        ..Faults::default()
-    }))
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(43).faults(Faults {
+            daily_bulk_job_limit: 0,
+            ..Faults::default()
+        }),
+        json!({"num_workers": 1}),
+    )
     .await;
     let control = org.control();
-    let config = sync_config(&org, json!({"num_workers": 1}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let configured = configure(&catalog, &["Opportunity", "Task"], None);
     let mut options = fast_options();
     options.planner.rest_max_rows = 0;
@@ -729,15 +780,20 @@ async fn the_daily_bulk_job_allowance_used_up_sends_streams_to_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_finding_the_bulk_job_limit_together_warn_once() {
-    let org = start(org_config(44).faults(Faults {
-        daily_bulk_job_limit: 0,
-        ..Faults::default()
-    }))
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(44).faults(Faults {
+            daily_bulk_job_limit: 0,
+            ..Faults::default()
+        }),
+        json!({"num_workers": 3}),
+    )
     .await;
     let control = org.control();
-    let config = sync_config(&org, json!({"num_workers": 3}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let streams = ["Opportunity", "Task", "User"];
     let configured = configure(&catalog, &streams, None);
     let mut options = fast_options();

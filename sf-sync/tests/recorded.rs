@@ -2,7 +2,6 @@
 //! that times out is read again in halves.
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
 
 use fixtures::recorded::Scenario;
 use serde_json::json;
@@ -21,11 +20,7 @@ async fn session(server: &mockito::Server) -> Session {
             refresh_token: Some(Secret::new("test-refresh")),
         },
     );
-    config.retry = RetryConfig {
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(5),
-        ..Default::default()
-    };
+    config.retry = RetryConfig::immediate();
     Session::login(config).await.unwrap()
 }
 

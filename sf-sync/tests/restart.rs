@@ -28,11 +28,13 @@ fn options() -> ReadOptions {
 }
 
 async fn stop_and_restart(seed: u64, cuts: Vec<usize>) {
-    let org = start(org_config(seed)).await;
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(org_config(seed), json!({"num_workers": 3})).await;
     let control = org.control();
-    let config = sync_config(&org, json!({"num_workers": 3}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let configured = configure(&catalog, &STREAMS, None);
     let mut states = States::default();
     let mut sinks: Vec<MemorySink> = Vec::new();
@@ -94,11 +96,13 @@ proptest! {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plan_mixes_rest_and_bulk_windows_in_order() {
-    let org = start(org_config(31)).await;
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(org_config(31), json!({})).await;
     let control = org.control();
-    let config = sync_config(&org, json!({}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let configured = configure(&catalog, &STREAMS, None);
     let (result, sink) = run(
         &session,

@@ -112,15 +112,20 @@ async fn links_are_read_by_batches_of_document_ids_and_equal_the_truth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_cursors_of_documents_and_links_lose_and_repeat_nothing() {
-    let org = start(files_org(52).faults(Faults {
-        query_locator_ttl_secs: 30,
-        ..Faults::default()
-    }))
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        files_org(52).faults(Faults {
+            query_locator_ttl_secs: 30,
+            ..Faults::default()
+        }),
+        json!({}),
+    )
     .await;
     let control = org.control();
-    let config = sync_config(&org, json!({}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let spec = catalog.stream(LINK).unwrap();
     let configured = configure(&catalog, &[LINK], None);
     let mut options = fast_options();
@@ -165,11 +170,13 @@ async fn lost_cursors_of_documents_and_links_lose_and_repeat_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_limit_in_the_middle_stops_cleanly_and_the_next_sync_reads_it_all() {
-    let org = start(files_org(53)).await;
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(files_org(53), json!({})).await;
     let control = org.control();
-    let config = sync_config(&org, json!({}));
-    let session = login(&config).await;
-    let catalog = sf_sync::discover(&session, &config).await.unwrap();
     let spec = catalog.stream(LINK).unwrap();
     let configured = configure(&catalog, &[LINK], None);
     let mut options = fast_options();

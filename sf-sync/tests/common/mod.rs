@@ -50,12 +50,32 @@ pub fn sync_config(org: &EmulatedOrg, extra: Value) -> SyncConfig {
 
 pub async fn login(config: &SyncConfig) -> Session {
     let mut session = config.session_config();
-    session.retry = RetryConfig {
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(5),
-        ..RetryConfig::default()
-    };
+    session.retry = RetryConfig::immediate();
     Session::login(session).await.unwrap()
+}
+
+/// An org started, a config for it, a session logged in with that config and the org's catalog
+/// as discovered through it.
+pub struct Connected {
+    pub org: EmulatedOrg,
+    pub config: SyncConfig,
+    pub session: Session,
+    pub catalog: Catalog,
+}
+
+/// Starts an org from `org`, logs in with a config for it (`extra` overrides keys, as in
+/// [`sync_config`]) and discovers its catalog.
+pub async fn connect(org: OrgConfig, extra: Value) -> Connected {
+    let org = start(org).await;
+    let config = sync_config(&org, extra);
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    Connected {
+        org,
+        config,
+        session,
+        catalog,
+    }
 }
 
 /// Options for fast tests: Bulk polled often.
