@@ -2,7 +2,6 @@
 //! that times out is read again in halves.
 #![allow(clippy::unwrap_used)]
 
-
 use fixtures::recorded::Scenario;
 use serde_json::json;
 use sf_auth::{Credentials, LoginUrl, RetryConfig, Secret, Session, SessionConfig};
