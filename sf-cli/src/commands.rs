@@ -164,7 +164,6 @@ pub async fn read(
     catalog_path: &Path,
     state_path: Option<&Path>,
     out: Arc<Output>,
-    show_progress: bool,
 ) -> Result<SyncSummary, Failure> {
     let loaded = load_config(config_path, &out)?;
     let catalog_json = read_json(FileKind::Catalog, catalog_path)?;
@@ -187,7 +186,7 @@ pub async fn read(
             on_interrupt.cancel();
         }
     });
-    let mut sink = AirbyteSink::new(out.clone(), catalog.streams.len(), show_progress);
+    let mut sink = AirbyteSink::new(out.clone(), catalog.streams.len());
     let summary = sf_sync::read(
         &session,
         &loaded.config,

@@ -265,7 +265,7 @@ async fn read_step(
     let before = control.stats();
     let started = Instant::now();
     let out = file_output(file)?;
-    commands::read(config, catalog, state, out.clone(), true)
+    commands::read(config, catalog, state, out.clone())
         .await
         .map_err(|f| anyhow::anyhow!("{step}: {f}"))?;
     out.flush()?;

@@ -171,7 +171,7 @@ async fn protocol_command(command: Command, out: Arc<Output>) -> Result<(), Fail
             config,
             catalog,
             state,
-        } => commands::read(&config, &catalog, state.as_deref(), out, true)
+        } => commands::read(&config, &catalog, state.as_deref(), out)
             .await
             .map(|_| ()),
         Command::Emulate { .. } | Command::Demo { .. } => {

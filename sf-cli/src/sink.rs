@@ -177,8 +177,8 @@ struct Progress {
 
 impl AirbyteSink {
     /// A sink writing to `out`; progress goes to stderr when it is a terminal.
-    pub fn new(out: Arc<Output>, streams_total: usize, show_progress: bool) -> AirbyteSink {
-        let progress = (show_progress && std::io::stderr().is_terminal()).then(|| Progress {
+    pub fn new(out: Arc<Output>, streams_total: usize) -> AirbyteSink {
+        let progress = std::io::stderr().is_terminal().then(|| Progress {
             started: Instant::now(),
             last: Instant::now(),
             streams_done: 0,

@@ -38,7 +38,6 @@ impl LogLevel {
 
 /// Why a stream stopped before reading everything.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum IncompleteReason {
     /// The org's daily API limit, or this sync's `api_budget`, was reached. The sync still
     /// succeeds; the next one resumes from the state emitted.

@@ -163,7 +163,6 @@ pub fn full_refresh_state() -> Value {
 
 /// One stream's state as given, before it is checked against the stream's cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum SavedState {
     /// No state (`null`, `{}`).
     Empty,

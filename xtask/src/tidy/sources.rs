@@ -7,30 +7,6 @@ use super::lex::{self, word_positions};
 /// No file under a crate's `src/` may pass this many lines (as `wc -l` counts them).
 pub const MAX_LINES: usize = 700;
 
-/// Files (relative to the workspace root) that pass [`MAX_LINES`] today and are being split;
-/// a listed file that has become short is no error. To be emptied.
-pub const LONG_FILES_ALLOWED: &[&str] = &[
-    "fixtures/src/emulator/api.rs",
-    "fixtures/src/emulator/query.rs",
-    "fixtures/src/emulator/schema.rs",
-    "fixtures/src/emulator/soql.rs",
-    "sf-auth/src/session.rs",
-    "sf-discovery/src/model.rs",
-    "sf-sync/src/state.rs",
-];
-
-/// Files (relative to the workspace root) that map Salesforce's answers or error kinds where
-/// they must not, today, while the error handling is rewritten; the checks skip them. To be
-/// emptied.
-pub const KNOWN_VIOLATIONS: &[&str] = &[
-    "sf-bulk/src/error.rs",
-    "sf-cli/src/failure.rs",
-    "sf-discovery/src/error.rs",
-    "sf-rest/src/error.rs",
-    "sf-sync/src/classify.rs",
-    "sf-sync/src/stream/bulk.rs",
-];
-
 /// The error codes (REST `errorCode`, Bulk `exceptionCode`) and OAuth `error` values Salesforce
 /// answers with, as the recorded fixtures and sf-auth's mapping name them.
 pub const SALESFORCE_CODES: &[&str] = &[
@@ -129,10 +105,8 @@ pub struct Source {
 pub fn check(sources: &[Source]) -> Vec<String> {
     let mut problems = Vec::new();
     for source in sources {
-        if !LONG_FILES_ALLOWED.contains(&source.path.as_str()) {
-            problems.extend(long_file(&source.path, &source.text));
-        }
-        if !KNOWN_VIOLATIONS.contains(&source.path.as_str()) && is_code(&source.path) {
+        problems.extend(long_file(&source.path, &source.text));
+        if is_code(&source.path) {
             problems.extend(error_mapping(&source.package, &source.path, &source.text));
         }
     }
