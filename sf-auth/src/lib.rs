@@ -6,10 +6,13 @@
 //! auth on every call, one single-flight token renewal and replay on a 401, retries with
 //! exponential backoff and jitter ([`RetryConfig`]) for transient failures, API usage from
 //! `Sforce-Limit-Info` ([`ApiUsage`]) and `/limits`, the API budget, and the org's clock from the
-//! `Date` header. Salesforce's error bodies become [`ApiError`]s, classified into [`ErrorKind`]s by
-//! one function, [`classify`].
+//! `Date` header. Salesforce's error bodies become [`ApiError`]s, and this crate is the
+//! workspace's one reader of Salesforce's answers: [`classify`] (status, `errorCode`, OAuth
+//! `error`, and the message where Salesforce says more in words than in codes) and
+//! [`classify_job_failure`] (a failed Bulk job's `errorMessage`) give the [`ErrorKind`] every
+//! other crate acts on.
 //!
-//! **Must not know:** SOQL, describe, Bulk jobs, sync state or the Airbyte protocol. It is the only
+//! **Must not know:** SOQL, describe, how Bulk jobs are run, sync state or the Airbyte protocol. It is the only
 //! crate that names `reqwest`; the others see [`Request`], [`Response`] and [`FullResponse`].
 //!
 //! [`lock`], [`read_lock`] and [`write_lock`] take a std lock even if a holder panicked. The

@@ -5,8 +5,9 @@
 //! its age), the job timeout and abort, locator paging of the results,
 //! streaming CSV decoding typed by the selected fields ([`PageDecoder`]), count verification
 //! (`Sforce-NumberOfRecords` per page, `numberRecordsProcessed` per job), checkpoints to resume a
-//! download ([`PageProgress`], [`ResumePoint`]), job deletion, classifying Bulk failures for
-//! the sync engine ([`ErrorKind`]: not supported, daily job limit, failed job, permission), and
+//! download ([`PageProgress`], [`ResumePoint`]), job deletion, what each failure means as
+//! sf-auth's [`ErrorKind`] (asked of the session error each keeps as its source: not supported,
+//! daily job limit, failed job, permission), and
 //! the objects Bulk API 2.0 does not serve ([`is_bulk_unsupported`]).
 //!
 //! **Must not know:** the REST query API (`sf-rest`), how SOQL is built, windows and state

@@ -5,7 +5,8 @@
 //! API access), [`discover`] (the org's streams, filtered by `streams_criteria`) and [`read`]
 //! (or [`read_with`] and its [`ReadOptions`]), which syncs a [`ConfiguredCatalog`] from an
 //! [`InputState`] into a [`Sink`] and returns a [`SyncSummary`]. [`Error::failure`] tells the
-//! caller how to label a failure ([`Failure`]: config, transient or system).
+//! caller how to label a failure ([`Failure`]: config, transient or system); [`Failure::of`] is
+//! the one mapping from sf-auth's [`sf_auth::ErrorKind`] to those labels.
 //!
 //! **How `read` runs.** It describes only the catalog's objects (25 to a `composite` call),
 //! checks that every stream exists and still has its selected fields, and selects those fields
