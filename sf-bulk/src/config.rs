@@ -6,29 +6,34 @@ use crate::error::Error;
 
 /// When a new job is polled, as times since it was created.
 ///
-/// The first poll comes soon after creation, for jobs Salesforce answers at once (small results).
-/// The second comes when a typical Bulk query job is done: on Salesforce a job spends seconds
-/// queued before it runs, so one that is not done at once seldom is before about ten seconds.
-/// Later polls each come at `growth` times the time of the one before, at least `min_wait` and at
-/// most `max_wait` after it, so a job is seen done at most `growth - 1` of its age late (half, by
-/// default) and costs polls in proportion to the logarithm of its duration until the waits reach
-/// `max_wait`. A poll that comes back late moves the later ones: waits count from its answer.
+/// A poll costs one API call; a job done and not yet seen costs the whole sync its time. So the
+/// schedule keeps the time between a job's completion and its discovery within a fifth of the
+/// job's age (and at most a second for a job younger than five seconds, at most `max_wait` for
+/// a long one): the first poll comes soon after creation, for jobs Salesforce answers at once,
+/// the second `min_wait` later, and each later one at `growth` times the time of the one
+/// before, at least `min_wait` and at most `max_wait` after it. A job is therefore seen done at
+/// most `max(min_wait, (growth - 1) × its age)` late, capped at `max_wait`, and costs polls in
+/// proportion to the logarithm of its duration until the waits reach `max_wait`. A poll that
+/// comes back late moves the later ones: waits count from its answer.
 ///
-/// The defaults (0.1 s, 12.5 s, ×1.5, 5 s to 30 s) poll at 0.1, 12.5, 18.75, 28.1, 42.2, 63.3,
-/// 93.3 s and then every 30 s: a 12 s job costs 2 polls, a minute 6, five minutes 14. A fixed 5 s
-/// cadence (Airbyte's connector sleeps 5 s between its rounds of polls) costs 3, 12 and 60. The
-/// price: a job that takes 1 s is seen at 12.5 s.
+/// The defaults (0.1 s, 1.1 s, ×1.2, 1 s to 30 s) poll at 0.1, 1.1, 2.1, 3.1, 4.1, 5.1, 6.12,
+/// 7.34, 8.81, 10.57, 12.69, ... s and every 30 s once a job is older than about 2.5 minutes: a
+/// 2 s job costs 3 polls and is seen 0.1 s after it is done, a 12 s job 11 (seen at 12.69 s), a
+/// minute 20, an hour 140. A fixed 5 s cadence (Airbyte's connector sleeps 5 s between its
+/// rounds of polls) costs 1, 3, 12 and 720 and sees a 2 s job 3 s late; the schedule before
+/// (0.1 s, 12.5 s, then by half the job's age) saw it 10.5 s late.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PollSchedule {
     /// The first poll, this long after the job is created. Default 0.1 s.
     pub first: Duration,
     /// The second poll, this long after the job is created (at least `first`, and at least
-    /// `min_wait` after it). Default 12.5 s.
+    /// `min_wait` after it). Default 1.1 s.
     pub second: Duration,
-    /// Each later poll comes at this many times the time of the one before (at least 1).
-    /// Default 1.5.
+    /// Each later poll comes at this many times the time of the one before (at least 1): a job
+    /// is seen done at most `growth - 1` of its age late. Default 1.2 (a fifth).
     pub growth: f64,
-    /// The shortest wait between two polls after the first (at most `max_wait`). Default 5 s.
+    /// The shortest wait between two polls after the first (at most `max_wait`): how late a
+    /// short job may be seen. Default 1 s.
     pub min_wait: Duration,
     /// The longest wait between two polls: long jobs are polled this often. Default 30 s.
     pub max_wait: Duration,
@@ -38,9 +43,9 @@ impl Default for PollSchedule {
     fn default() -> Self {
         PollSchedule {
             first: Duration::from_millis(100),
-            second: Duration::from_millis(12_500),
-            growth: 1.5,
-            min_wait: Duration::from_secs(5),
+            second: Duration::from_millis(1_100),
+            growth: 1.2,
+            min_wait: Duration::from_secs(1),
             max_wait: Duration::from_secs(30),
         }
     }
@@ -178,28 +183,81 @@ mod tests {
         times.iter().map(|t| t.as_millis() as u64).collect()
     }
 
+    /// The default schedule before issue 17: 0.1 s, 12.5 s, then by half the job's age, 5 to
+    /// 30 s apart.
+    fn former() -> PollSchedule {
+        PollSchedule {
+            first: Duration::from_millis(100),
+            second: Duration::from_millis(12_500),
+            growth: 1.5,
+            min_wait: Duration::from_secs(5),
+            max_wait: Duration::from_secs(30),
+        }
+    }
+
+    /// The polls a job done `job` after creation costs on `schedule`, and when it is seen done.
+    fn seen(schedule: &PollSchedule, job: Duration) -> (usize, Duration) {
+        seen_in(&schedule.poll_times(1_000), job)
+    }
+
+    /// As [`seen`], given the schedule's poll times.
+    fn seen_in(times: &[Duration], job: Duration) -> (usize, Duration) {
+        let polls = 1 + times.partition_point(|t| *t < job);
+        (polls, times[polls - 1])
+    }
+
     #[test]
-    fn the_default_schedule_polls_at_once_at_twelve_and_a_half_seconds_then_by_half_its_age() {
-        let times = PollSchedule::default().poll_times(12);
+    fn the_default_schedule_polls_at_once_then_a_second_apart_then_by_a_fifth_of_its_age() {
+        let times = PollSchedule::default().poll_times(14);
         assert_eq!(
             millis(&times),
             [
-                100, 12_500, 18_750, 28_125, 42_187, 63_281, 93_281, 123_281, 153_281, 183_281,
-                213_281, 243_281
+                100, 1_100, 2_100, 3_100, 4_100, 5_100, 6_120, 7_344, 8_812, 10_575, 12_690,
+                15_228, 18_274, 21_929
             ]
         );
-        // Polls a job of each duration costs: the number of poll times before it is seen done.
-        let polls = |job_secs: u64| {
-            let times = PollSchedule::default().poll_times(100);
-            1 + times
-                .iter()
-                .take_while(|t| **t < Duration::from_secs(job_secs))
-                .count()
-        };
+        let schedule = PollSchedule::default();
+        let polls = |job_secs: u64| seen(&schedule, Duration::from_secs(job_secs)).0;
         assert_eq!(polls(0), 1);
-        assert_eq!(polls(12), 2);
-        assert_eq!(polls(60), 6);
-        assert_eq!(polls(300), 14);
+        assert_eq!(polls(2), 3);
+        assert_eq!(polls(12), 11);
+        assert_eq!(polls(60), 20);
+        assert_eq!(polls(300), 30);
+        assert_eq!(polls(3_600), 140);
+        // Waits stop growing at 30 s.
+        let late = schedule.poll_times(200);
+        assert_eq!(late[199] - late[198], Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_job_is_seen_done_within_a_fifth_of_its_age_at_least_a_second_at_most_thirty() {
+        let times = PollSchedule::default().poll_times(1_000);
+        // Every job length from 10 ms to two hours, in steps of 10 ms.
+        for step in 1..=720_000u64 {
+            let job = Duration::from_millis(step * 10);
+            let (_, at) = seen_in(&times, job);
+            let bound = (job / 5).clamp(Duration::from_secs(1), Duration::from_secs(30));
+            assert!(
+                at >= job,
+                "seen at {at:?} before the job was done at {job:?}"
+            );
+            assert!(
+                at - job <= bound,
+                "a {job:?} job seen at {at:?}, more than {bound:?} late"
+            );
+        }
+        // A fixed 5 s cadence breaks the bound for short jobs; the former default (0.1 s,
+        // 12.5 s, then by half the job's age, 5 to 30 s apart) broke it for every job between
+        // 0.1 s and 12.5 s.
+        let airbyte = PollSchedule::every(Duration::from_secs(5));
+        assert_eq!(
+            seen(&airbyte, Duration::from_secs(2)),
+            (1, Duration::from_secs(5))
+        );
+        assert_eq!(
+            seen(&former(), Duration::from_secs(2)),
+            (2, Duration::from_millis(12_500))
+        );
     }
 
     #[test]
@@ -214,13 +272,13 @@ mod tests {
         let capped = PollSchedule {
             min_wait: Duration::from_secs(1),
             max_wait: Duration::from_secs(2),
-            ..PollSchedule::default()
+            ..former()
         };
         assert_eq!(millis(&capped.poll_times(4)), [100, 2_100, 3_150, 4_725]);
         // Growth 1 never polls faster than min_wait, however close the times.
         let flat = PollSchedule {
             growth: 1.0,
-            ..PollSchedule::default()
+            ..former()
         };
         assert_eq!(millis(&flat.poll_times(4)), [100, 12_500, 17_500, 22_500]);
         let close = PollSchedule {
@@ -232,7 +290,7 @@ mod tests {
         };
         assert_eq!(millis(&close.poll_times(3)), [1_000, 2_000, 3_000]);
         // A late answer moves the next poll: it counts from the answer.
-        let schedule = PollSchedule::default();
+        let schedule = former();
         assert_eq!(
             schedule.next_poll_at(1, Duration::from_secs(20)),
             Duration::from_secs(25)
@@ -245,7 +303,7 @@ mod tests {
         let huge = PollSchedule {
             growth: 1e300,
             max_wait: Duration::MAX,
-            ..PollSchedule::default()
+            ..former()
         };
         assert_eq!(huge.poll_times(4)[3], Duration::MAX);
     }
@@ -268,7 +326,7 @@ mod tests {
             (poll(|p| p.growth = 0.5), "poll.growth"),
             (poll(|p| p.min_wait = Duration::ZERO), "poll.min_wait"),
             (
-                poll(|p| p.max_wait = Duration::from_secs(1)),
+                poll(|p| p.max_wait = Duration::from_millis(500)),
                 "poll.max_wait",
             ),
             (

@@ -226,7 +226,7 @@ impl BulkClient {
     }
 
     /// Polls the job until it is complete: at once, then at the times of [`BulkConfig::poll`]
-    /// from its second on (12.5 s, 18.75 s, ... by default), counted from this call. `Failed`,
+    /// from its second on (1.1 s, 2.1 s, ... by default), counted from this call. `Failed`,
     /// `Aborted` and unknown states are errors; after [`BulkConfig::job_timeout`] the job is aborted and the error is
     /// [`crate::ErrorKind::JobTimedOut`].
     pub async fn wait_for_completion(&self, job_id: &str) -> Result<JobInfo, Error> {

@@ -1,8 +1,8 @@
 //! sf-bulk: Bulk API 2.0 query jobs, from `POST jobs/query` to typed records, as a stream.
 //!
 //! **Owns:** the job lifecycle (`UploadComplete → InProgress → JobComplete | Failed | Aborted`),
-//! polling on a schedule ([`PollSchedule`]: at once, when a typical job is done, then by half
-//! its age), the job timeout and abort, locator paging of the results,
+//! polling on a schedule ([`PollSchedule`]: at once, then so that a job is seen done within a
+//! fifth of its age, at least a second and at most 30 s late), the job timeout and abort, locator paging of the results,
 //! streaming CSV decoding typed by the selected fields ([`PageDecoder`]), count verification
 //! (`Sforce-NumberOfRecords` per page, `numberRecordsProcessed` per job), checkpoints to resume a
 //! download ([`PageProgress`], [`ResumePoint`]), job deletion, what each failure means as

@@ -55,9 +55,9 @@ async fn a_query_runs_end_to_end() {
     assert_eq!(info.state, JobState::JobComplete);
     assert_eq!(info.operation, Some(Operation::QueryAll));
     assert_eq!(info.total_processing_time_ms, Some(334));
-    // Three polls, at 0.1, 12.5 and 18.75 s (no transport timers run in these tests, so virtual
+    // Three polls, at 0.1, 1.1 and 2.1 s (no transport timers run in these tests, so virtual
     // time moves only for the poller).
-    assert_eq!(started.elapsed(), Duration::from_millis(18_750));
+    assert_eq!(started.elapsed(), Duration::from_millis(2_100));
     mock.assert_expectations().await;
 }
 
@@ -139,6 +139,14 @@ async fn a_job_that_never_completes_is_aborted_at_the_timeout() {
         &["never_completes"],
         BulkConfig {
             job_timeout: Duration::from_secs(60),
+            // The schedule the recorded exchange was made with (its six polls): 0.1 s, 12.5 s,
+            // then by half the job's age, 5 to 30 s apart.
+            poll: PollSchedule {
+                second: Duration::from_millis(12_500),
+                growth: 1.5,
+                min_wait: Duration::from_secs(5),
+                ..PollSchedule::default()
+            },
             ..config()
         },
     )
@@ -171,7 +179,7 @@ async fn a_schedule_of_huge_waits_is_cut_to_the_timeout_without_overflow() {
     .await;
     let started = tokio::time::Instant::now();
     let (_, error) = query_accounts(&client).await;
-    // Polls at 0.1 and 12.5 s; the third would be at the end of time and is cut to the minute.
+    // Polls at 0.1 and 1.1 s; the third would be at the end of time and is cut to the minute.
     assert_eq!(error.unwrap().kind(), ErrorKind::JobTimedOut);
     assert_eq!(started.elapsed(), Duration::from_secs(60));
 }
@@ -187,7 +195,7 @@ async fn waiting_for_an_existing_job_polls_at_once_then_from_the_second_poll_tim
     )
     .await;
     let started = tokio::time::Instant::now();
-    // At 0, 12.5, 18.75 and (cut to the timeout) 20 s; not at 0 and 0.1 s.
+    // At 0, 1.1, 2.1, ... 15.23 and (cut to the timeout) 20 s; not at 0 and 0.1 s.
     let error = client.wait_for_completion(JOB).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::JobTimedOut);
     assert_eq!(started.elapsed(), Duration::from_secs(20));

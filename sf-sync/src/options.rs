@@ -9,9 +9,10 @@ use crate::planner::PlannerConfig;
 /// [`ReadOptions::default`]; [`crate::read_with`] takes them, for tests and benchmarks.
 ///
 /// Defaults: the planner's defaults; 3 Bulk jobs in flight per stream; Bulk jobs polled on
-/// [`sf_bulk::PollSchedule::default`] (at 0.1 s, 12.5 s, then each at 1.5 times the age of the
-/// one before, 5 to 30 s apart: a job done at once is seen at 0.1 s, a 12 s job costs 2
-/// polls, a minute 6, five minutes 14, where one poll per 5 s would cost 3, 12 and 60); Bulk
+/// [`sf_bulk::PollSchedule::default`] (at 0.1 s, 1.1 s, then each at 1.2 times the age of the
+/// one before, 1 to 30 s apart, so a job is seen done within a fifth of its age, at least 1 s
+/// and at most 30 s late: a 2 s job costs 3 polls, a 12 s job 11, a minute 20, an hour 140,
+/// where one poll per 5 s would cost 1, 3, 12 and 720 and see the 2 s job 3 s late); Bulk
 /// results pages of up to 100,000 rows (`sf-bulk`'s default); 1,024 records queued between the
 /// stream tasks and the sink (in batches of 256 records or 8,192 values); Salesforce's own
 /// REST page size; 3 resumes of a window after `INVALID_QUERY_LOCATOR` or a Bulk download cut
