@@ -11,6 +11,8 @@ use crate::duration::IsoDuration;
 use crate::error::{ConfigProblem, Error};
 use crate::time::{format_instant, parse_config_date};
 
+mod auth;
+
 /// `num_workers` when the config does not set it: streams read at once.
 pub const DEFAULT_NUM_WORKERS: usize = 4;
 /// The largest `num_workers` accepted (Airbyte's cap too).
@@ -97,7 +99,7 @@ impl fmt::Display for ConfigWarning {
 
 /// The config keys this crate knows; `wait_timeout` appears in Airbyte's test configs and is
 /// ignored there too.
-const KNOWN_KEYS: [&str; 17] = [
+const KNOWN_KEYS: [&str; 18] = [
     "client_id",
     "client_secret",
     "refresh_token",
@@ -115,6 +117,7 @@ const KNOWN_KEYS: [&str; 17] = [
     "num_workers",
     "api_budget",
     "wait_timeout",
+    "auth_flow",
 ];
 
 const SECRET_KEYS: [&str; 2] = ["client_secret", "refresh_token"];
@@ -340,60 +343,6 @@ impl Reader<'_> {
             num_workers: num_workers?,
             api_budget: api_budget?,
         })
-    }
-
-    fn grant(&mut self) -> Grant {
-        let Some(value) = self.get("auth_type").cloned() else {
-            return Grant::RefreshToken;
-        };
-        let expected = "is not supported; use `Client` (refresh token grant) or \
-                        `client_credentials` (client credentials grant to a My Domain `login_url`)";
-        match value.as_str().map(str::trim) {
-            Some(s) if s.eq_ignore_ascii_case("client") => Grant::RefreshToken,
-            Some(s)
-                if s.eq_ignore_ascii_case("client_credentials")
-                    || s.eq_ignore_ascii_case("clientcredentials") =>
-            {
-                Grant::ClientCredentials
-            }
-            _ => {
-                self.problem("auth_type", Some(&value), expected);
-                Grant::RefreshToken
-            }
-        }
-    }
-
-    fn login_url(&mut self, is_sandbox: bool, grant: Grant) -> Option<LoginUrl> {
-        let given = self.string(
-            "login_url",
-            "a URL such as `https://acme.my.salesforce.com`",
-        );
-        let given = given.filter(|s| !s.trim().is_empty());
-        if grant == Grant::ClientCredentials && given.is_none() {
-            self.problem(
-                "login_url",
-                None,
-                "the client credentials grant logs in at the org's My Domain; give it, e.g. \
-                 `https://acme.my.salesforce.com`",
-            );
-            return None;
-        }
-        match LoginUrl::resolve(is_sandbox, given.as_deref()) {
-            Ok(url) => Some(url),
-            Err(e) => {
-                let reason = match e {
-                    sf_auth::Error::InvalidLoginUrl { reason, .. } => reason,
-                    other => other.to_string(),
-                };
-                let given = given.map(Value::String);
-                self.problem(
-                    "login_url",
-                    given.as_ref(),
-                    format!("is not usable: {reason}"),
-                );
-                None
-            }
-        }
     }
 
     fn date(&mut self, key: &str) -> Result<Option<DateTime<Utc>>, ()> {

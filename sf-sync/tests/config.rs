@@ -291,6 +291,47 @@ fn client_credentials_go_to_my_domain() {
     assert!(session.credentials.refresh_token.is_none());
 }
 
+/// 2.10.3's spec pins `auth_type` to `Client` (the platform writes it into every config), so
+/// sfconnect's grants are chosen with `auth_flow`; `auth_type: client_credentials` is still read.
+#[test]
+fn auth_flow_chooses_the_grant() {
+    let my_domain = "https://acme.my.salesforce.com";
+    for (edit, grant) in [
+        (
+            json!({"auth_flow": "client_credentials", "login_url": my_domain}),
+            Grant::ClientCredentials,
+        ),
+        (
+            json!({"auth_flow": "client_credentials", "auth_type": "Client", "login_url": my_domain}),
+            Grant::ClientCredentials,
+        ),
+        (
+            json!({"auth_flow": "refresh_token", "auth_type": "Client"}),
+            Grant::RefreshToken,
+        ),
+        (json!({"auth_flow": null}), Grant::RefreshToken),
+        (
+            json!({"auth_type": "client_credentials", "auth_flow": "client_credentials", "login_url": my_domain}),
+            Grant::ClientCredentials,
+        ),
+    ] {
+        let parsed = parse(&with(edit.clone())).unwrap();
+        assert_eq!(parsed.config.grant, grant, "{edit}");
+        assert!(parsed.warnings.is_empty(), "{edit}: {:?}", parsed.warnings);
+    }
+    for (edit, want) in [
+        (json!({"auth_flow": "password"}),
+         "`auth_flow`: `password` is not supported; use `refresh_token` (the default) or `client_credentials`"),
+        (json!({"auth_flow": 3}), "`auth_flow`: `3` is not supported"),
+        (json!({"auth_type": "client_credentials", "auth_flow": "refresh_token", "login_url": my_domain}),
+         "`auth_flow`: `refresh_token` contradicts `auth_type`"),
+        (json!({"auth_flow": "client_credentials"}), "`login_url` is missing; the client credentials grant logs in at the org's My Domain"),
+    ] {
+        let msg = one_problem(&with(edit.clone()));
+        assert!(msg.contains(want), "{edit}:\n  got:    {msg}\n  wanted: {want}");
+    }
+}
+
 fn fast(mut config: sf_auth::SessionConfig) -> sf_auth::SessionConfig {
     config.retry = RetryConfig::immediate();
     config
