@@ -187,7 +187,7 @@ pub async fn read(
         }
     });
     let mut sink = AirbyteSink::new(out.clone(), catalog.streams.len());
-    let summary = sf_sync::read(
+    let result = sf_sync::read(
         &session,
         &loaded.config,
         &catalog,
@@ -195,8 +195,13 @@ pub async fn read(
         &mut sink,
         cancel,
     )
-    .await
-    .map_err(|e| Failure::from_sync("the sync failed", &e))?;
+    .await;
+    let summary = match (result, sink.summary.take()) {
+        (Ok(summary), _) => summary,
+        // Streams failed for reasons of their own; every other one ran to its end.
+        (Err(e), Some(summary)) if !e.ends_sync() && summary.failure().is_some() => summary,
+        (Err(e), _) => return Err(Failure::from_sync("the sync failed", &e)),
+    };
     let cancelled: Vec<&str> = summary
         .incomplete()
         .filter(|(_, reason)| matches!(reason, IncompleteReason::Cancelled))
@@ -228,17 +233,35 @@ pub async fn read(
             ),
         )?;
     }
-    if !summary.succeeded() {
-        let failed: Vec<String> = summary
-            .incomplete()
-            .filter(|(_, reason)| reason.is_failure())
-            .map(|(stream, reason)| format!("{stream}: {reason}"))
-            .collect();
-        return Err(Failure::system(format!(
-            "{} stream(s) failed; the others completed and their state was emitted: {}",
-            failed.len(),
-            failed.join("; ")
-        )));
+    if let Some(failure) = streams_failed(&summary) {
+        return Err(failure);
     }
     Ok(summary)
+}
+
+/// The one TRACE error of a sync whose streams failed for reasons of their own, as Airbyte's
+/// connectors end such a sync: every failed stream with its reason and fix, the other streams
+/// delivered; `None` when no stream failed.
+pub fn streams_failed(summary: &SyncSummary) -> Option<Failure> {
+    let label = summary.failure()?;
+    let failed: Vec<String> = summary
+        .failed()
+        .map(|(stream, reason, _)| format!("`{stream}`: {reason}"))
+        .collect();
+    let others = summary.streams.len() - failed.len();
+    Some(Failure::labelled(
+        format!(
+            "During the sync, the following streams did not sync successfully: {}. {}",
+            failed.join("; "),
+            match others {
+                0 => "No other stream was selected.".to_string(),
+                1 =>
+                    "The other stream completed and its records and state were emitted.".to_string(),
+                n => format!(
+                    "The other {n} streams completed and their records and state were emitted."
+                ),
+            }
+        ),
+        label,
+    ))
 }

@@ -46,7 +46,8 @@ impl Failure {
         Failure::labelled(format!("{context}: {e}"), e.failure())
     }
 
-    fn labelled(message: String, failure: sf_sync::Failure) -> Failure {
+    /// `message` with the label sf-sync gave the failure.
+    pub fn labelled(message: String, failure: sf_sync::Failure) -> Failure {
         match failure {
             sf_sync::Failure::Config => Failure::config(message),
             sf_sync::Failure::Transient => Failure::transient(message),

@@ -45,6 +45,25 @@ impl Failure {
         }
     }
 
+    /// `message` with what to do about a failure of this `kind` that is confined to one stream
+    /// (the object or this user's access to it), when there is more to say than the label's
+    /// [`Failure::advice`].
+    pub(crate) fn with_fix(kind: ErrorKind, message: String) -> String {
+        use ErrorKind as K;
+        let fix = match kind {
+            K::InsufficientAccess => {
+                "give the Salesforce user read access to this object (its profile or a permission \
+                 set), or remove the stream from the catalog"
+            }
+            K::ObjectNotQueryable | K::NotFound => {
+                "the object is gone or this user may no longer query it: remove the stream from \
+                 the catalog or run discover again"
+            }
+            _ => return message,
+        };
+        format!("{message}; {fix}")
+    }
+
     /// What to do about a failure with this label, appended to messages.
     pub fn advice(self) -> &'static str {
         match self {

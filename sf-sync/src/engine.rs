@@ -65,9 +65,16 @@ pub async fn discover(session: &Session, config: &SyncConfig) -> Result<Catalog,
 ///
 /// Returns `Ok` when every stream finished, or when the sync stopped early at the daily API limit
 /// or the `api_budget` (or was cancelled): the summary names the streams cut short and why, and
-/// the state emitted lets the next sync resume. Returns `Err` when a stream failed (after the
-/// other streams ran and everything they read was emitted, with the summary) or the sink refused
-/// a message.
+/// the state emitted lets the next sync resume.
+///
+/// One bad stream never sinks the others: a stream that fails for a reason of its own (an object
+/// gone or no longer readable, `INSUFFICIENT_ACCESS`, an implementation restriction, a query
+/// that times out even in the smallest window) is reported `Incomplete` with its reason and fix,
+/// and every other stream runs to its end with its records and state. `read` then returns `Err`
+/// with the first failed stream's error, after the summary, whose [`SyncSummary::failed`] lists
+/// every failed stream with its reason and label. It returns `Err` also when the sink refused a
+/// message, or Salesforce refused to renew the session mid-sync: those end the whole sync
+/// ([`Error::ends_sync`]) and are the error returned.
 pub async fn read(
     session: &Session,
     config: &SyncConfig,
@@ -177,7 +184,7 @@ pub async fn read_with(
     }
 
     let mut streams = Vec::with_capacity(handles.len());
-    let mut first_error = None;
+    let mut first_error: Option<Error> = None;
     for (idx, (sync_mode, handle)) in handles.into_iter().enumerate() {
         let outcome = match handle.await {
             Ok(outcome) => outcome,
@@ -200,13 +207,21 @@ pub async fn read_with(
                         status: StreamStatus::Incomplete(IncompleteReason::Failed {
                             message: error.to_string(),
                         }),
+                        failure: Some(error.failure()),
                     },
                     error: Some(error),
                 }
             }
         };
-        if first_error.is_none() {
-            first_error = outcome.error;
+        // The first failure, unless a later one ends the whole sync (it is the one to tell).
+        if let Some(error) = outcome.error {
+            let replace = match &first_error {
+                None => true,
+                Some(first) => error.ends_sync() && !first.ends_sync(),
+            };
+            if replace {
+                first_error = Some(error);
+            }
         }
         streams.push(outcome.summary);
     }

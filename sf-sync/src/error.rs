@@ -170,6 +170,18 @@ pub enum Error {
         /// The fields, as the catalog names them.
         fields: Vec<String>,
     },
+    /// Salesforce refused to renew the session while a stream was read (the refresh token was
+    /// revoked, or the connected app changed): no stream can go on, so the whole sync fails.
+    #[error(
+        "Salesforce refused to renew the session while reading stream `{stream}`: {message}; {}",
+        Failure::Config.advice()
+    )]
+    SessionRefused {
+        /// The stream that met the refusal first.
+        stream: String,
+        /// What the token endpoint answered.
+        message: String,
+    },
     /// Reading a stream failed.
     #[error(
         "reading stream `{stream}` through {}{} failed{}: {message}; {}",
@@ -216,13 +228,21 @@ impl Error {
             | Error::CatalogParse { .. }
             | Error::CatalogInvalid { .. }
             | Error::StreamUnknown { .. }
-            | Error::StreamFieldsMissing { .. } => Failure::Config,
+            | Error::StreamFieldsMissing { .. }
+            | Error::SessionRefused { .. } => Failure::Config,
             Error::SinkWrite { .. } => Failure::System,
             Error::CheckRequest { failure, .. }
             | Error::DiscoverRequest { failure, .. }
             | Error::DescribeRequest { failure, .. }
             | Error::StreamRead { failure, .. } => *failure,
         }
+    }
+
+    /// True for a failure that ends the whole sync (the sink refused a message, or Salesforce
+    /// refused the session's credentials mid-sync), false for one of a stream's own: the other
+    /// streams ran and the summary lists each failed stream (see [`crate::read`]).
+    pub fn ends_sync(&self) -> bool {
+        matches!(self, Error::SinkWrite { .. } | Error::SessionRefused { .. })
     }
 
     /// Salesforce's `errorCode`, when the failure came with one.

@@ -7,7 +7,7 @@ use serde_json::Value;
 use sf_discovery::Record;
 
 use crate::catalog::SyncMode;
-use crate::error::Error;
+use crate::error::{Error, Failure};
 use crate::planner::Api;
 use crate::state::{InputState, SavedState};
 
@@ -104,6 +104,9 @@ pub struct StreamSummary {
     pub windows: u64,
     /// Its final status: complete or incomplete.
     pub status: StreamStatus,
+    /// How the stream's failure is labelled, when it failed
+    /// ([`IncompleteReason::Failed`]); `None` otherwise.
+    pub failure: Option<Failure>,
 }
 
 /// What a sync did, sent to the sink last.
@@ -132,6 +135,32 @@ impl SyncSummary {
             StreamStatus::Incomplete(reason) => Some((s.stream.as_str(), reason)),
             _ => None,
         })
+    }
+
+    /// The streams that failed, each with its reason (what failed and what to do) and its
+    /// label, in catalog order. The other streams' records and state were emitted whatever
+    /// these did.
+    pub fn failed(&self) -> impl Iterator<Item = (&str, &str, Failure)> {
+        self.streams.iter().filter_map(|s| match &s.status {
+            StreamStatus::Incomplete(IncompleteReason::Failed { message }) => Some((
+                s.stream.as_str(),
+                message.as_str(),
+                s.failure.unwrap_or(Failure::System),
+            )),
+            _ => None,
+        })
+    }
+
+    /// The label of the sync's failure when streams failed: theirs when they share one;
+    /// otherwise system if one is, else transient (another run may pass some of them).
+    pub fn failure(&self) -> Option<Failure> {
+        let mut labels = self.failed().map(|(_, _, failure)| failure);
+        let first = labels.next()?;
+        Some(labels.fold(first, |acc, label| match (acc, label) {
+            (a, b) if a == b => a,
+            (Failure::System, _) | (_, Failure::System) => Failure::System,
+            _ => Failure::Transient,
+        }))
     }
 
     /// Records emitted over all streams.
@@ -418,6 +447,7 @@ mod tests {
             records: 10,
             windows: 2,
             status,
+            failure: None,
         };
         let limited = SyncSummary {
             streams: vec![
@@ -439,7 +469,22 @@ mod tests {
         failed.streams[0].status = StreamStatus::Incomplete(IncompleteReason::Failed {
             message: "INVALID_FIELD".into(),
         });
+        failed.streams[0].failure = Some(Failure::Config);
         assert!(!failed.succeeded());
+        let listed: Vec<_> = failed.failed().collect();
+        assert_eq!(listed, [("Account", "INVALID_FIELD", Failure::Config)]);
+        assert_eq!(limited.failed().count(), 0);
+        assert_eq!(limited.failure(), None);
+        assert_eq!(failed.failure(), Some(Failure::Config));
+        let mut two = failed.clone();
+        two.streams[1].status = failed.streams[0].status.clone();
+        two.streams[1].failure = Some(Failure::Config);
+        assert_eq!(two.failure(), Some(Failure::Config));
+        two.streams[1].failure = Some(Failure::Transient);
+        assert_eq!(two.failure(), Some(Failure::Transient));
+        two.streams[0].failure = Some(Failure::System);
+        assert_eq!(two.failure(), Some(Failure::System));
+        assert_eq!(two.failed().count(), 2);
         assert_eq!(
             IncompleteReason::ApiLimit {
                 detail: "TotalRequests".into()

@@ -210,16 +210,19 @@ impl Runner {
                     .and_then(sf_auth::ApiError::field_name)
                     .unwrap_or_else(|| "?".to_string())],
             })),
-            _ => {
-                let failure = Failure::of(e.kind());
-                SpanError::Stop(Stop::Failed(self.read_error(
-                    Api::Bulk,
-                    describe_span(span),
-                    e.error_code().map(str::to_string),
-                    e.to_string(),
-                    failure,
-                )))
-            }
+            kind => SpanError::Stop(Stop::Failed(self.kind_error(
+                kind,
+                e.to_string(),
+                |message, failure| {
+                    self.read_error(
+                        Api::Bulk,
+                        describe_span(span),
+                        e.error_code().map(str::to_string),
+                        message,
+                        failure,
+                    )
+                },
+            ))),
         }
     }
 

@@ -278,6 +278,15 @@ impl SpanQueue {
     }
 }
 
+/// The smallest window as the user reads it (`1 s`, `10 min`).
+fn describe_min(min: std::time::Duration) -> String {
+    match min.as_secs().max(1) {
+        s if s % 3600 == 0 && s > 0 => format!("{} h", s / 3600),
+        s if s % 60 == 0 && s > 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
 fn describe_span(span: &Span) -> Option<String> {
     span.map(|w| w.to_string())
 }
@@ -355,6 +364,7 @@ pub(crate) async fn run_stream(
             records: runner.records,
             windows: runner.windows,
             status,
+            failure: error.as_ref().map(Error::failure),
         },
         error,
     }
@@ -585,7 +595,18 @@ impl Runner {
                 api,
                 describe_span(span),
                 None,
-                format!("{message}, and the window cannot be narrowed further"),
+                format!(
+                    "{message}, {}: deselect the fields the stream does not need (formula fields \
+                     cost Salesforce most), ask Salesforce support for a custom index on its \
+                     cursor, or remove the stream from the catalog",
+                    match span {
+                        Some(_) => format!(
+                            "even in a window too short to split (windows are at least {})",
+                            describe_min(min)
+                        ),
+                        None => "reading the object whole (a full refresh is not split)".into(),
+                    }
+                ),
                 Failure::Transient,
             )));
         };
@@ -599,6 +620,25 @@ impl Runner {
         )
         .await;
         Ok((a, b))
+    }
+
+    /// A failed read of this stream that sf-auth classified as `kind`, built by `build` from the
+    /// message (with the fix for a failure of the object's own) and the label
+    /// [`Failure::of`] gives; a refused login is no failure of the stream's own and ends the
+    /// whole sync ([`Error::SessionRefused`]).
+    fn kind_error(
+        &self,
+        kind: sf_auth::ErrorKind,
+        message: String,
+        build: impl FnOnce(String, Failure) -> Error,
+    ) -> Error {
+        if kind == sf_auth::ErrorKind::LoginRefused {
+            return Error::SessionRefused {
+                stream: self.name.to_string(),
+                message,
+            };
+        }
+        build(Failure::with_fix(kind, message), Failure::of(kind))
     }
 
     /// A failed read of this stream through `api`.

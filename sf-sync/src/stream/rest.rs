@@ -67,12 +67,9 @@ impl Runner {
 
     /// A REST read's failure as the stream's error, labelled, with what to do about it.
     pub(super) fn rest_error(&self, read: RestRead<'_>, e: &sf_rest::Error) -> Error {
-        self.rest_read_error(
-            read,
-            e.error_code().map(str::to_string),
-            e.to_string(),
-            Failure::of(e.kind()),
-        )
+        self.kind_error(e.kind(), e.to_string(), |message, failure| {
+            self.rest_read_error(read, e.error_code().map(str::to_string), message, failure)
+        })
     }
 
     /// A failed REST read of this stream, its message saying which read it was.

@@ -1,0 +1,124 @@
+#![allow(clippy::unwrap_used)]
+//! One bad object never sinks a sync: a stream that fails for a reason of its own is reported
+//! INCOMPLETE with its reason and fix, every other stream completes with its records and state,
+//! and `sfconnect read` ends as Airbyte's connectors do when a stream failed: one TRACE error
+//! listing the failed streams, exit status 1.
+
+mod harness;
+
+use chrono::{TimeZone, Utc};
+use fixtures::{OrgConfig, Scale};
+use harness::{assert_no_duplicates, assert_union_is_truth, catalog, Env, Run};
+use serde_json::Value;
+
+fn org(seed: u64) -> OrgConfig {
+    OrgConfig::new(seed, Scale::Tiny)
+        .clock_start(Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap())
+        .bulk_timing(5, 10)
+}
+
+/// The last STREAM_STATUS of `stream`.
+fn last_status(run: &Run, stream: &str) -> String {
+    run.of_type("TRACE")
+        .into_iter()
+        .filter(|m| m["trace"]["type"] == "STREAM_STATUS")
+        .filter(|m| m["trace"]["stream_status"]["stream_descriptor"]["name"] == stream)
+        .filter_map(|m| m["trace"]["stream_status"]["status"].as_str())
+        .next_back()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The TRACE errors of a run.
+fn trace_errors(run: &Run) -> Vec<&Value> {
+    run.of_type("TRACE")
+        .into_iter()
+        .filter(|m| m["trace"]["type"] == "ERROR")
+        .map(|m| &m["trace"]["error"])
+        .collect()
+}
+
+/// Asserts that `good` streams completed with exactly the org's rows and a state each.
+fn assert_delivered(env: &Env, run: &Run, good: &[&str]) {
+    for stream in good {
+        assert_eq!(last_status(run, stream), "COMPLETE", "{}", run.dump());
+        assert_union_is_truth(env, std::slice::from_ref(run), stream);
+        assert_no_duplicates(run, stream);
+        assert!(!run.states(stream).is_empty(), "{stream}: no state");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_that_cannot_be_read_are_listed_in_one_trace_and_the_others_are_delivered() {
+    let env = Env::start("bad-streams", org(51)).await;
+    let config = env.write("config.json", &env.config(serde_json::json!({})));
+    let streams = [
+        ("Account", "incremental"),
+        ("Nope__c", "full_refresh"),
+        ("Contact", "full_refresh"),
+        ("Restricted_Data__c", "incremental"),
+        ("Lead", "incremental"),
+    ];
+    let catalog = env.write("catalog.json", &catalog(&streams));
+    let run = env.read(&config, &catalog, None, &[]).await;
+    run.assert_contract();
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    assert_delivered(&env, &run, &["Account", "Contact", "Lead"]);
+
+    // One TRACE error, naming each failed stream with its reason and fix, after every record.
+    let errors = trace_errors(&run);
+    assert_eq!(errors.len(), 1, "{}", run.dump());
+    let error = errors[0];
+    assert_eq!(error["failure_type"], "config_error", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "During the sync, the following streams did not sync successfully: `Nope__c`: "
+        ),
+        "{message}"
+    );
+    assert!(message.contains("; `Restricted_Data__c`: "), "{message}");
+    assert!(
+        message
+            .ends_with("The other 3 streams completed and their records and state were emitted."),
+        "{message}"
+    );
+    assert_eq!(
+        message
+            .matches("remove it from the configured catalog or run discover again")
+            .count(),
+        2,
+        "{message}"
+    );
+    let last = run.messages.last().unwrap();
+    assert_eq!(last["trace"]["type"], "ERROR", "the TRACE error comes last");
+    for stream in ["Nope__c", "Restricted_Data__c"] {
+        assert_eq!(last_status(&run, stream), "INCOMPLETE", "{}", run.dump());
+        assert!(run.records(stream).is_empty());
+        assert!(run.states(stream).is_empty());
+        assert_eq!(
+            run.logs_with("ERROR", &format!("stream {stream} is incomplete"))
+                .len(),
+            1,
+            "{}",
+            run.dump()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_whose_every_stream_fails_says_so() {
+    let env = Env::start("all-bad", org(52)).await;
+    let config = env.write("config.json", &env.config(serde_json::json!({})));
+    let catalog = env.write("catalog.json", &catalog(&[("Nope__c", "full_refresh")]));
+    let run = env.read(&config, &catalog, None, &[]).await;
+    run.assert_contract();
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    let errors = trace_errors(&run);
+    assert_eq!(errors.len(), 1, "{}", run.dump());
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`Nope__c`: ") && message.ends_with("No other stream was selected."),
+        "{message}"
+    );
+}
