@@ -105,6 +105,7 @@ impl Session {
             instance_url: config.login_url.token_url(),
             generation: 0,
             org_id: None,
+            identity_url: None,
         };
         let session = Session {
             inner: Arc::new(Inner {
@@ -136,6 +137,11 @@ impl Session {
     /// one. It tells one org's state from another's.
     pub fn org_id(&self) -> Option<String> {
         self.read_token(|t| t.org_id.clone())
+    }
+
+    /// The logged-in user's id (15 characters), from the identity URL of the token answer.
+    pub fn user_id(&self) -> Option<String> {
+        self.read_token(|t| t.identity_url.as_deref().and_then(token::user_id_of))
     }
 
     /// The REST API version, e.g. `62.0`.

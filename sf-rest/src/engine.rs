@@ -640,7 +640,7 @@ fn place(values: &mut [Value], out: &[usize], row: Vec<Value>) {
 /// The path of a `nextRecordsUrl`: kept when it is a path, cut out of an absolute URL. A path
 /// that starts with `//` or `/\` is refused: joined to the instance URL it would name another
 /// host, and the request carries the bearer token.
-fn path_of(url: &str) -> Option<String> {
+pub(crate) fn path_of(url: &str) -> Option<String> {
     let path = if url.starts_with('/') {
         url
     } else {

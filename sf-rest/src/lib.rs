@@ -8,7 +8,8 @@
 //! they stream, and yields a [`RecordStream`] of records shaped like the Bulk path's (no
 //! `attributes`, datetimes `YYYY-MM-DDTHH:MM:SS.sssZ`, numbers as numbers, explicit nulls,
 //! compound fields as objects), refusing a page chain that stops short or comes round again;
-//! `SELECT COUNT()` ([`RestReader::count`]); and the errors the sync engine acts on
+//! `SELECT COUNT()` ([`RestReader::count`]); small questions read whole as JSON rows
+//! ([`RestReader::query_rows`], e.g. a user's permission sets); and the errors the sync engine acts on
 //! ([`Error::kind`]).
 //!
 //! **Must not know:** Bulk API jobs (`sf-bulk`), windows chosen and state kept (`sf-sync`), or
@@ -43,6 +44,7 @@ mod engine;
 mod error;
 mod plan;
 mod reader;
+mod rows;
 mod shape;
 mod soql;
 mod wire;

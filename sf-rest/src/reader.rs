@@ -169,7 +169,7 @@ pub struct ReadStats {
 /// Reads streams through `/query` and `/queryAll`.
 #[derive(Debug, Clone)]
 pub struct RestReader {
-    session: Session,
+    pub(crate) session: Session,
     config: RestConfig,
 }
 

@@ -2,7 +2,9 @@
 //!
 //! **Entry points**, each taking a [`sf_auth::Session`] the caller logged in with
 //! [`SyncConfig::session_config`]: [`check`] (one describeGlobal call proves the credentials and
-//! API access), [`discover`] (the org's streams, filtered by `streams_criteria`) and [`read`]
+//! API access; [`check_access`] also tells who is logged in, the org, the daily allowance
+//! and what the user's permissions will leave out of a sync, as an [`AccessReport`]),
+//! [`discover`] (the org's streams, filtered by `streams_criteria`) and [`read`]
 //! (or [`read_with`] and its [`ReadOptions`]), which syncs a [`ConfiguredCatalog`] from an
 //! [`InputState`] into a [`Sink`] and returns a [`SyncSummary`]. [`Error::failure`] tells the
 //! caller how to label a failure ([`Failure`]: config, transient or system); [`Failure::of`] is
@@ -100,6 +102,7 @@
 //! # Ok::<(), sf_sync::Error>(())
 //! ```
 
+mod access;
 mod catalog;
 mod classify;
 mod config;
@@ -114,6 +117,10 @@ mod stream;
 mod time;
 mod window;
 
+pub use access::{
+    check_access, AccessReport, AccessWarning, Allowance, OrgInfo, Permissions, UserInfo,
+    SECURITY_STREAMS,
+};
 pub use catalog::{ConfiguredCatalog, ConfiguredStream, DestinationSyncMode, SyncMode};
 pub use config::{
     ConfigWarning, ParsedConfig, SyncConfig, DEFAULT_LOOKBACK_WINDOW, DEFAULT_NUM_WORKERS,

@@ -29,6 +29,8 @@ pub(super) struct Token {
     /// How many logins produced this token: 0 before the first.
     pub(super) generation: u64,
     pub(super) org_id: Option<String>,
+    /// The identity URL of the token answer, `.../id/{orgId}/{userId}`: who is logged in.
+    pub(super) identity_url: Option<String>,
 }
 
 /// A renewal that failed: requests that saw the same expired token get its error instead of
@@ -97,6 +99,7 @@ impl Session {
             instance_url,
             generation: generation + 1,
             org_id: token.id.as_deref().and_then(org_id_of),
+            identity_url: token.id.clone(),
         };
         self.inner.logins.fetch_add(1, Ordering::Relaxed);
         tracing::info!(generation = generation + 1, "SessionLoggedIn");
@@ -182,6 +185,14 @@ fn org_id_of(identity_url: &str) -> Option<String> {
         .then(|| org[..15].to_string())
 }
 
+/// The user id (the first 15 characters) from an identity URL `.../id/{orgId}/{userId}`.
+pub(super) fn user_id_of(identity_url: &str) -> Option<String> {
+    org_id_of(identity_url)?;
+    let user = identity_url.trim_end_matches('/').rsplit('/').next()?;
+    (user.len() >= 15 && user.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then(|| user[..15].to_string())
+}
+
 /// The token request's form body (kept out of async code: the serializer is not `Send`).
 fn token_form(grant: Grant, creds: &Credentials, refresh: Option<&Secret>) -> String {
     let mut form = url::form_urlencoded::Serializer::new(String::new());
@@ -217,6 +228,13 @@ mod tests {
             Some("00D5e000001N20Q")
         );
         assert_eq!(org_id_of("x"), None);
+        assert_eq!(
+            user_id_of("https://login.salesforce.com/id/00D5e000001N20QEAS/0055e000003E8ooAAC")
+                .as_deref(),
+            Some("0055e000003E8oo")
+        );
+        assert_eq!(user_id_of("https://x/id/00D5e000001N20QEAS/005"), None);
+        assert_eq!(user_id_of("https://x/other/00D5e000001N20QEAS/0055e000003E8ooAAC"), None);
         assert_eq!(org_id_of("https://x/other/00D5e000001N20QEAS/005"), None);
         assert_eq!(org_id_of("https://x/id/short/005"), None);
     }

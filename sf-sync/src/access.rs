@@ -1,0 +1,534 @@
+//! What a sync will see, told before it runs: who is logged in, the org and its edition, the
+//! daily API allowance, how many objects are readable, and the permissions that decide whether
+//! rows are silently left out ([`check_access`] → [`AccessReport`]).
+//!
+//! Permissions are read as Salesforce documents them: the user's permission set assignments
+//! (`PermissionSetAssignment`, which include the profile's own permission set), their system
+//! permissions (`PermissionSet.PermissionsViewAllData`, `PermissionsViewAllUsers`) and, when the
+//! user lacks "View All Data", the objects on which they grant "View All Records"
+//! (`ObjectPermissions`). With describeGlobal, the user, the org and `/limits`, that is at most
+//! seven API calls. Reading permissions needs "View Setup and Configuration"; without it the
+//! report says the permissions are unknown instead of failing.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde_json::{Map, Value};
+use sf_auth::Session;
+use sf_discovery::DescribeStream;
+use sf_rest::{RestConfig, RestReader};
+
+use crate::catalog::ConfiguredCatalog;
+use crate::error::{Error, Failure};
+
+/// The streams that need "View All Users" to be complete (as Airbyte's setup guide lists them).
+pub const SECURITY_STREAMS: [&str; 3] =
+    ["User", "ActivePermSetLicenseMetric", "ActiveProfileMetric"];
+
+/// Objects named at most in one warning line; the rest are counted.
+const NAMED_AT_MOST: usize = 12;
+
+/// Who is logged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    /// The User id (15 or 18 characters).
+    pub id: String,
+    /// `Username`, when the User row could be read.
+    pub username: Option<String>,
+    /// `Name`, when the User row could be read.
+    pub name: Option<String>,
+}
+
+/// The org.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgInfo {
+    /// The org id.
+    pub id: String,
+    /// The org's name.
+    pub name: Option<String>,
+    /// `Organization.OrganizationType`, e.g. `Enterprise Edition`.
+    pub edition: Option<String>,
+    /// Whether the org is a sandbox.
+    pub is_sandbox: Option<bool>,
+}
+
+/// The daily API allowance (`DailyApiRequests` of `/limits`, read after the check's own calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    /// Requests used in the last 24 hours.
+    pub used: i64,
+    /// The allowance.
+    pub max: i64,
+}
+
+impl Allowance {
+    /// Requests left.
+    pub fn left(&self) -> i64 {
+        self.max - self.used
+    }
+}
+
+/// The user's permissions that decide what a sync sees.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Permissions {
+    /// The permission sets assigned (the profile's included), by `Name`.
+    pub permission_sets: Vec<String>,
+    /// "View All Data": every row of every object, whatever sharing says.
+    pub view_all_data: bool,
+    /// "View All Users": every user and the license metrics.
+    pub view_all_users: bool,
+    /// Objects with "View All Records" (empty when `view_all_data`: it covers them all).
+    pub view_all_records: BTreeSet<String>,
+}
+
+/// A problem found by the check: what will go wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessWarning {
+    /// Without "View All Data" or the object's "View All Records", rows that sharing hides from
+    /// the user are not synced, without any error.
+    RowsHiddenBySharing {
+        /// The objects concerned.
+        objects: Vec<String>,
+    },
+    /// The security streams are incomplete without "View All Users".
+    NeedsViewAllUsers {
+        /// The streams concerned.
+        streams: Vec<String>,
+    },
+    /// Streams of the configured catalog the user can no longer read (or that no longer exist).
+    NotReadable {
+        /// The streams.
+        streams: Vec<String>,
+    },
+    /// The permissions could not be read, so hidden rows cannot be ruled out.
+    PermissionsUnknown {
+        /// Why.
+        reason: String,
+    },
+}
+
+fn names(list: &[String]) -> String {
+    let mut text = list
+        .iter()
+        .take(NAMED_AT_MOST)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if list.len() > NAMED_AT_MOST {
+        text.push_str(&format!(" and {} more", list.len() - NAMED_AT_MOST));
+    }
+    text
+}
+
+impl fmt::Display for AccessWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccessWarning::RowsHiddenBySharing { objects } => write!(
+                f,
+                "the user lacks \"View All Data\" and \"View All Records\" on {} object(s) ({}): \
+                 rows that sharing rules hide from it will not be synced, without an error. Fix: \
+                 grant \"View All Data\" to the user's permission set, or \"View All Records\" on \
+                 these objects",
+                objects.len(),
+                names(objects)
+            ),
+            AccessWarning::NeedsViewAllUsers { streams } => write!(
+                f,
+                "{} need \"View All Users\", which the user lacks: they will hold only the users \
+                 it can see. Fix: grant \"View All Users\" to the user's permission set",
+                names(streams)
+            ),
+            AccessWarning::NotReadable { streams } => write!(
+                f,
+                "{} stream(s) of the catalog are not readable by this user or no longer exist \
+                 ({}). Fix: grant Read on them, or run discover again and remove them from the \
+                 catalog",
+                streams.len(),
+                names(streams)
+            ),
+            AccessWarning::PermissionsUnknown { reason } => write!(
+                f,
+                "the user's permissions could not be read ({reason}), so rows hidden by sharing \
+                 cannot be ruled out. Fix: grant \"View Setup and Configuration\" to check them, \
+                 and \"View All Data\" for a complete sync"
+            ),
+        }
+    }
+}
+
+/// What the check found: who, where, the allowance, the readable objects and the warnings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessReport {
+    /// The user logged in, when the token answer named one.
+    pub user: Option<UserInfo>,
+    /// The org, when known.
+    pub org: Option<OrgInfo>,
+    /// The REST API version in use.
+    pub api_version: String,
+    /// The daily API allowance, when `/limits` answered.
+    pub allowance: Option<Allowance>,
+    /// Queryable objects in describeGlobal (which lists only what the user may access).
+    pub readable_objects: usize,
+    /// The permissions, when they could be read.
+    pub permissions: Option<Permissions>,
+    /// What will be missing from a sync, and the fix for each.
+    pub warnings: Vec<AccessWarning>,
+}
+
+impl AccessReport {
+    /// One line: who, where, the API version, the allowance and the readable objects.
+    pub fn summary(&self) -> String {
+        let user = match &self.user {
+            Some(u) => match &u.username {
+                Some(name) => format!("{name} ({})", u.id),
+                None => u.id.clone(),
+            },
+            None => "an unnamed user".to_string(),
+        };
+        let org = match &self.org {
+            Some(o) => {
+                let mut text = o.name.clone().unwrap_or_else(|| "the org".to_string());
+                text.push_str(&format!(" ({}", o.id));
+                if let Some(edition) = &o.edition {
+                    text.push_str(&format!(", {edition}"));
+                }
+                if o.is_sandbox == Some(true) {
+                    text.push_str(", sandbox");
+                }
+                text.push(')');
+                text
+            }
+            None => "the org".to_string(),
+        };
+        let allowance = match &self.allowance {
+            Some(a) => format!(
+                "{} of {} daily API requests used ({} left)",
+                a.used,
+                a.max,
+                a.left()
+            ),
+            None => "daily API allowance unknown".to_string(),
+        };
+        format!(
+            "logged in as {user} to {org}, API v{}; {allowance}; {} objects readable",
+            self.api_version, self.readable_objects
+        )
+    }
+
+    /// The summary and every warning, as one message.
+    pub fn message(&self) -> String {
+        let mut text = self.summary();
+        match self.warnings.len() {
+            0 => text.push_str(". No access problems found."),
+            n => {
+                text.push_str(&format!(". {n} warning(s): "));
+                let items: Vec<String> = self
+                    .warnings
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| format!("({}) {w}", i + 1))
+                    .collect();
+                text.push_str(&items.join("; "));
+                text.push('.');
+            }
+        }
+        text
+    }
+}
+
+/// Checks the connection and tells what a sync of `catalog` (or of every readable object, when
+/// `None`) will see. Fails only when describeGlobal fails (the credentials or API access do not
+/// work); everything else it cannot read becomes a missing field or a warning.
+pub async fn check_access(
+    session: &Session,
+    catalog: Option<&ConfiguredCatalog>,
+) -> Result<AccessReport, Error> {
+    let objects =
+        sf_discovery::describe_global(session)
+            .await
+            .map_err(|e| Error::CheckRequest {
+                error_code: e.error_code().map(str::to_string),
+                message: e.to_string(),
+                failure: Failure::of(e.kind()),
+            })?;
+    let readable: BTreeSet<String> = objects
+        .into_iter()
+        .filter(|o| o.queryable)
+        .map(|o| o.name)
+        .collect();
+    let reader = RestReader::new(session.clone(), RestConfig::default()).ok();
+    let user_id = session.user_id().filter(|id| is_id(id));
+    let mut report = AccessReport {
+        user: None,
+        org: None,
+        api_version: session.api_version().to_string(),
+        allowance: None,
+        readable_objects: readable.len(),
+        permissions: None,
+        warnings: Vec::new(),
+    };
+    if let Some(reader) = &reader {
+        if let Some(id) = &user_id {
+            let row = first_row(
+                reader,
+                "User",
+                &format!("SELECT Id, Username, Name FROM User WHERE Id = '{id}'"),
+            )
+            .await;
+            report.user = Some(UserInfo {
+                id: id.clone(),
+                username: text(&row, "Username"),
+                name: text(&row, "Name"),
+            });
+        }
+        let row = first_row(
+            reader,
+            "Organization",
+            "SELECT Id, Name, OrganizationType, IsSandbox FROM Organization",
+        )
+        .await;
+        report.org = text(&row, "Id")
+            .or_else(|| session.org_id())
+            .map(|id| OrgInfo {
+                id,
+                name: text(&row, "Name"),
+                edition: text(&row, "OrganizationType"),
+                is_sandbox: row
+                    .as_ref()
+                    .and_then(|r| r.get("IsSandbox"))
+                    .and_then(Value::as_bool),
+            });
+        report.permissions = match &user_id {
+            Some(id) => match permissions(reader, id).await {
+                Ok(p) => Some(p),
+                Err(reason) => {
+                    report
+                        .warnings
+                        .push(AccessWarning::PermissionsUnknown { reason });
+                    None
+                }
+            },
+            None => {
+                report.warnings.push(AccessWarning::PermissionsUnknown {
+                    reason: "the token answer named no user".to_string(),
+                });
+                None
+            }
+        };
+    }
+    if let Ok(limits) = session.limits().await {
+        report.allowance = Some(Allowance {
+            used: limits.daily_api_requests.max - limits.daily_api_requests.remaining,
+            max: limits.daily_api_requests.max,
+        });
+    }
+    let selected: Vec<String> = match catalog {
+        Some(c) => c
+            .streams
+            .iter()
+            .filter(|s| s.name != DescribeStream::NAME)
+            .map(|s| s.name.clone())
+            .collect(),
+        None => readable.iter().cloned().collect(),
+    };
+    report
+        .warnings
+        .extend(warnings(&selected, &readable, report.permissions.as_ref()));
+    Ok(report)
+}
+
+/// The warnings for the `selected` objects, given what is readable and the permissions.
+fn warnings(
+    selected: &[String],
+    readable: &BTreeSet<String>,
+    permissions: Option<&Permissions>,
+) -> Vec<AccessWarning> {
+    let mut out = Vec::new();
+    let (reachable, gone): (Vec<&String>, Vec<&String>) =
+        selected.iter().partition(|s| readable.contains(*s));
+    if let Some(p) = permissions {
+        if !p.view_all_data {
+            let objects: Vec<String> = reachable
+                .iter()
+                .filter(|s| !SECURITY_STREAMS.contains(&s.as_str()))
+                .filter(|s| !p.view_all_records.contains(**s))
+                .map(|s| (*s).clone())
+                .collect();
+            if !objects.is_empty() {
+                out.push(AccessWarning::RowsHiddenBySharing { objects });
+            }
+        }
+        if !p.view_all_data && !p.view_all_users {
+            let streams: Vec<String> = reachable
+                .iter()
+                .filter(|s| SECURITY_STREAMS.contains(&s.as_str()))
+                .map(|s| (*s).clone())
+                .collect();
+            if !streams.is_empty() {
+                out.push(AccessWarning::NeedsViewAllUsers { streams });
+            }
+        }
+    }
+    if !gone.is_empty() {
+        out.push(AccessWarning::NotReadable {
+            streams: gone.into_iter().cloned().collect(),
+        });
+    }
+    out
+}
+
+/// The user's permissions: 2 queries, or 3 without "View All Data".
+async fn permissions(reader: &RestReader, user_id: &str) -> Result<Permissions, String> {
+    let query = |object: &'static str, soql: String| async move {
+        reader
+            .query_rows(object, &soql)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let assignments = query(
+        "PermissionSetAssignment",
+        format!(
+            "SELECT PermissionSetId FROM PermissionSetAssignment WHERE AssigneeId = '{user_id}'"
+        ),
+    )
+    .await?;
+    let ids: Vec<String> = assignments
+        .iter()
+        .filter_map(|r| text(&Some(r.clone()), "PermissionSetId"))
+        .filter(|id| is_id(id))
+        .map(|id| format!("'{id}'"))
+        .collect();
+    if ids.is_empty() {
+        return Ok(Permissions::default());
+    }
+    let ids = ids.join(",");
+    let sets = query(
+        "PermissionSet",
+        format!(
+            "SELECT Id, Name, PermissionsViewAllData, PermissionsViewAllUsers FROM PermissionSet \
+             WHERE Id IN ({ids})"
+        ),
+    )
+    .await?;
+    let flag = |name: &str| sets.iter().any(|s| s.get(name) == Some(&Value::Bool(true)));
+    let mut p = Permissions {
+        permission_sets: sets
+            .iter()
+            .filter_map(|s| s.get("Name").and_then(Value::as_str).map(str::to_string))
+            .collect(),
+        view_all_data: flag("PermissionsViewAllData"),
+        view_all_users: flag("PermissionsViewAllUsers"),
+        view_all_records: BTreeSet::new(),
+    };
+    if !p.view_all_data {
+        let rows = query(
+            "ObjectPermissions",
+            format!(
+                "SELECT SobjectType FROM ObjectPermissions WHERE ParentId IN ({ids}) AND \
+                 PermissionsViewAllRecords = true"
+            ),
+        )
+        .await?;
+        p.view_all_records = rows
+            .iter()
+            .filter_map(|r| {
+                r.get("SobjectType")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect();
+    }
+    Ok(p)
+}
+
+/// The first row of a query, or `None` when it fails or finds nothing.
+async fn first_row(reader: &RestReader, object: &str, soql: &str) -> Option<Map<String, Value>> {
+    reader
+        .query_rows(object, soql)
+        .await
+        .ok()?
+        .into_iter()
+        .next()
+}
+
+fn text(row: &Option<Map<String, Value>>, field: &str) -> Option<String> {
+    row.as_ref()?.get(field)?.as_str().map(str::to_string)
+}
+
+/// A Salesforce id (15 or 18 letters and digits): safe to put between quotes in SOQL.
+fn is_id(id: &str) -> bool {
+    matches!(id.len(), 15 | 18) && id.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn list(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn warnings_name_the_objects_and_the_fix() {
+        let readable = set(&["Account", "Contact", "User", "Lead"]);
+        let restricted = Permissions {
+            view_all_records: set(&["Contact"]),
+            ..Permissions::default()
+        };
+        let selected = list(&["Account", "Contact", "User", "Gone__c"]);
+        let found = warnings(&selected, &readable, Some(&restricted));
+        assert_eq!(
+            found,
+            [
+                AccessWarning::RowsHiddenBySharing {
+                    objects: list(&["Account"])
+                },
+                AccessWarning::NeedsViewAllUsers {
+                    streams: list(&["User"])
+                },
+                AccessWarning::NotReadable {
+                    streams: list(&["Gone__c"])
+                },
+            ]
+        );
+        assert!(found[0].to_string().contains("(Account)"));
+        assert!(found[0]
+            .to_string()
+            .contains("Fix: grant \"View All Data\""));
+        assert!(found[1]
+            .to_string()
+            .starts_with("User need \"View All Users\""));
+        let admin = Permissions {
+            view_all_data: true,
+            view_all_users: true,
+            ..Permissions::default()
+        };
+        assert_eq!(
+            warnings(&list(&["Account", "User"]), &readable, Some(&admin)),
+            []
+        );
+        // Unknown permissions: only what is certain.
+        assert_eq!(warnings(&list(&["Account"]), &readable, None), []);
+    }
+
+    #[test]
+    fn long_lists_are_cut_and_counted() {
+        let many: Vec<String> = (0..15).map(|i| format!("O{i}__c")).collect();
+        let text = AccessWarning::RowsHiddenBySharing { objects: many }.to_string();
+        assert!(text.contains("on 15 object(s)"));
+        assert!(text.contains("O11__c and 3 more"));
+        assert!(!text.contains("O12__c"));
+    }
+
+    #[test]
+    fn ids_are_checked_before_they_reach_soql() {
+        assert!(is_id("005000000000001"));
+        assert!(is_id("005000000000001AAA"));
+        assert!(!is_id("005' OR Id != '"));
+        assert!(!is_id("005"));
+    }
+}
