@@ -39,10 +39,18 @@ impl ObjectInfo {
     /// Why discovery does not offer this object, if it does not: not queryable, or on one of the
     /// fixed lists (see [`name_exclusion`]).
     pub fn exclusion(&self) -> Option<Exclusion> {
+        // Events first: they say more than "not queryable", which they also are.
+        let by_name = name_exclusion(&self.name);
+        if let Some(event @ (Exclusion::ChangeEvent | Exclusion::PlatformEvent)) = by_name {
+            return Some(event);
+        }
         if !self.queryable {
             return Some(Exclusion::NotQueryable);
         }
-        name_exclusion(&self.name)
+        if self.deprecated_and_hidden {
+            return Some(Exclusion::DeprecatedAndHidden);
+        }
+        by_name
     }
 }
 
@@ -97,6 +105,42 @@ pub struct Catalog {
     pub streams: Vec<StreamSpec>,
     /// What discovery noticed without failing (unknown field types, skipped objects).
     pub warnings: Vec<DiscoveryWarning>,
+    /// The objects describeGlobal lists (and the criteria keep) that are not offered, each with
+    /// why, sorted by name: discovery never leaves an object out silently.
+    pub excluded: Vec<ExcludedObject>,
+}
+
+/// An object discovery does not offer, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExcludedObject {
+    /// The object.
+    pub object: String,
+    /// Why.
+    pub reason: Exclusion,
+}
+
+impl std::fmt::Display for ExcludedObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` is left out: {}", self.object, self.reason)
+    }
+}
+
+/// The objects of `objects` that `criteria` keep but discovery does not offer, with why, sorted
+/// by name, without duplicates.
+pub fn excluded_objects(objects: &[ObjectInfo], criteria: &StreamCriteria) -> Vec<ExcludedObject> {
+    let mut out: Vec<ExcludedObject> = objects
+        .iter()
+        .filter(|o| criteria.matches(&o.name))
+        .filter_map(|o| {
+            o.exclusion().map(|reason| ExcludedObject {
+                object: o.name.clone(),
+                reason,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.object.cmp(&b.object));
+    out.dedup_by(|a, b| a.object == b.object);
+    out
 }
 
 impl Catalog {
@@ -140,7 +184,8 @@ pub async fn discover(session: &Session, options: &DiscoveryOptions) -> Result<C
         candidates = names.len(),
         "ObjectsListed"
     );
-    let catalog = collect(session, names, options).await?;
+    let mut catalog = collect(session, names, options).await?;
+    catalog.excluded = excluded_objects(&objects, &options.streams_criteria);
     tracing::info!(
         streams = catalog.len(),
         warnings = catalog.warnings.len(),
@@ -244,5 +289,43 @@ mod tests {
         assert_eq!(candidate_objects(&objects, &criteria), ["Account"]);
         assert_eq!(objects[4].exclusion(), Some(Exclusion::NotQueryable));
         assert_eq!(objects[2].exclusion(), Some(Exclusion::ChangeEvent));
+        let excluded: Vec<String> = excluded_objects(&objects, &StreamCriteria::all())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            excluded,
+            [
+                "`AccountChangeEvent` is left out: a change event: delivered to subscribers \
+                 (Change Data Capture), not stored for query",
+                "`AccountUserTerritory2View` is left out: not queryable (describeGlobal says \
+                 queryable: false)",
+                "`ActivityMetric` is left out: cannot be queried without an object id",
+                "`FieldDefinition` is left out: needs a filter: Salesforce serves it only with a \
+                 WHERE clause on a parent or the user",
+                "`UserRecordAccess` is left out: cannot be read with a plain query",
+            ]
+        );
+        // Only what the criteria keep is reported.
+        let criteria = StreamCriteria(vec![StreamCriterion::new(Criterion::StartsWith, "acc")]);
+        assert_eq!(excluded_objects(&objects, &criteria).len(), 2);
+    }
+
+    #[test]
+    fn events_deprecated_objects_and_article_versions_are_left_out_with_their_reason() {
+        let mut event = info("Alert__e", false);
+        assert_eq!(event.exclusion(), Some(Exclusion::PlatformEvent));
+        event.queryable = true;
+        assert_eq!(event.exclusion(), Some(Exclusion::PlatformEvent));
+        let mut old = info("OldThing", true);
+        old.deprecated_and_hidden = true;
+        assert_eq!(old.exclusion(), Some(Exclusion::DeprecatedAndHidden));
+        assert_eq!(
+            info("Knowledge__kav", true).exclusion(),
+            Some(Exclusion::KnowledgeArticleVersion)
+        );
+        for offered in ["Reading__b", "Order__x", "Setting__mdt", "Invoice__History"] {
+            assert_eq!(info(offered, true).exclusion(), None, "{offered}");
+        }
     }
 }

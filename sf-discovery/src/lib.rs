@@ -2,7 +2,10 @@
 //!
 //! **Owns:** the domain types shared by the extraction crates ([`StreamSpec`], [`FieldSpec`],
 //! [`FieldType`], [`Record`]); which objects are offered ([`ObjectInfo::exclusion`]: queryable, not
-//! on the fixed lists such as [`QUERY_RESTRICTED_OBJECTS`], not a `*ChangeEvent`); the stream-name
+//! on the fixed lists such as [`QUERY_RESTRICTED_OBJECTS`], not an event; each object left out is
+//! in [`Catalog::excluded`] with why, never silently); the kinds of objects told by their suffix
+//! ([`ObjectKind`]: big objects, external objects and custom metadata types are read whole, through
+//! REST; knowledge article versions are left out); the stream-name
 //! criteria ([`StreamCriteria`]: `starts with`, `not contains`, ...); describes batched 25 to a
 //! `composite` call with a bounded number of calls in flight ([`describe_objects`]); and per
 //! stream its JSON schema, primary key, cursor, whether it can be read incrementally
@@ -61,6 +64,7 @@ mod describe;
 mod describe_stream;
 mod discover;
 mod error;
+mod kinds;
 mod lists;
 mod model;
 mod options;
@@ -71,9 +75,11 @@ pub use datetime::{format_datetime, normalize_datetime, parse_datetime};
 pub use describe::{describe_objects, is_valid_object_name, ObjectDescribe};
 pub use describe_stream::DescribeStream;
 pub use discover::{
-    candidate_objects, describe_global, describe_streams, discover, Catalog, ObjectInfo,
+    candidate_objects, describe_global, describe_streams, discover, excluded_objects, Catalog,
+    ExcludedObject, ObjectInfo,
 };
 pub use error::Error;
+pub use kinds::ObjectKind;
 pub use lists::{
     filtering_unsupported, name_exclusion, Exclusion, QUERY_INCOMPATIBLE_OBJECTS,
     QUERY_RESTRICTED_OBJECTS, UNSUPPORTED_FILTERING_OBJECTS, UNSUPPORTED_OBJECTS,

@@ -1,7 +1,9 @@
 //! The fixed object lists: objects discovery never offers, and objects that reject filtering.
 //!
 //! The names are facts about Salesforce, carried over from Airbyte's source-salesforce (`api.py`)
-//! so that both connectors offer the same streams.
+//! so that both connectors offer the same streams; the kinds told by suffix are in `kinds`.
+
+use crate::kinds::ObjectKind;
 
 /// Objects that cannot be queried without an object id: never offered.
 pub const UNSUPPORTED_OBJECTS: &[&str] = &["ActivityMetric", "ActivityMetricRollup"];
@@ -128,17 +130,40 @@ pub enum Exclusion {
     QueryRestricted,
     /// On [`QUERY_INCOMPATIBLE_OBJECTS`]: not readable with a plain query.
     QueryIncompatible,
+    /// A platform event (`__e`): published to subscribers, not stored for query.
+    PlatformEvent,
+    /// Knowledge article versions (`__kav`): served only filtered by `PublishStatus`.
+    KnowledgeArticleVersion,
+    /// describeGlobal says `deprecatedAndHidden`: kept only for old clients.
+    DeprecatedAndHidden,
 }
 
 impl Exclusion {
     /// A short reason, for logs and warnings.
     pub fn reason(&self) -> &'static str {
         match self {
-            Exclusion::NotQueryable => "not queryable",
+            Exclusion::NotQueryable => "not queryable (describeGlobal says queryable: false)",
             Exclusion::Unsupported => "cannot be queried without an object id",
-            Exclusion::ChangeEvent => "change events cannot be queried",
-            Exclusion::QueryRestricted => "cannot be queried without a WHERE clause",
+            Exclusion::ChangeEvent => {
+                "a change event: delivered to subscribers (Change Data Capture), not stored for \
+                 query"
+            }
+            Exclusion::QueryRestricted => {
+                "needs a filter: Salesforce serves it only with a WHERE clause on a parent or \
+                 the user"
+            }
             Exclusion::QueryIncompatible => "cannot be read with a plain query",
+            Exclusion::PlatformEvent => {
+                "a platform event: published to subscribers, not stored for query"
+            }
+            Exclusion::KnowledgeArticleVersion => {
+                "knowledge article versions are served only filtered by PublishStatus (archived \
+                 ones only per article); read KnowledgeArticleVersion's published articles \
+                 instead"
+            }
+            Exclusion::DeprecatedAndHidden => {
+                "deprecated and hidden: Salesforce keeps it only for old clients"
+            }
         }
     }
 }
@@ -157,6 +182,10 @@ pub fn name_exclusion(name: &str) -> Option<Exclusion> {
         Some(Exclusion::Unsupported)
     } else if name.ends_with("ChangeEvent") {
         Some(Exclusion::ChangeEvent)
+    } else if ObjectKind::of(name) == ObjectKind::PlatformEvent {
+        Some(Exclusion::PlatformEvent)
+    } else if ObjectKind::of(name) == ObjectKind::KnowledgeArticleVersion {
+        Some(Exclusion::KnowledgeArticleVersion)
     } else if QUERY_RESTRICTED_OBJECTS.contains(&name) {
         Some(Exclusion::QueryRestricted)
     } else if QUERY_INCOMPATIBLE_OBJECTS.contains(&name) {
@@ -166,9 +195,10 @@ pub fn name_exclusion(name: &str) -> Option<Exclusion> {
     }
 }
 
-/// True when the object rejects filtering on its cursor, so it is read by full refresh only.
+/// True when the object rejects filtering on its cursor, so it is read by full refresh only: on
+/// [`UNSUPPORTED_FILTERING_OBJECTS`], or of a kind read whole ([`ObjectKind::full_refresh_only`]).
 pub fn filtering_unsupported(name: &str) -> bool {
-    UNSUPPORTED_FILTERING_OBJECTS.contains(&name)
+    UNSUPPORTED_FILTERING_OBJECTS.contains(&name) || ObjectKind::of(name).full_refresh_only()
 }
 
 #[cfg(test)]
@@ -217,6 +247,15 @@ mod tests {
         assert_eq!(name_exclusion("ContentDocumentLink"), None);
         // Exact names: a custom object that merely contains a listed name is offered.
         assert_eq!(name_exclusion("Vote__c"), None);
+        assert_eq!(name_exclusion("Alert__e"), Some(Exclusion::PlatformEvent));
+        assert_eq!(
+            name_exclusion("Knowledge__kav"),
+            Some(Exclusion::KnowledgeArticleVersion)
+        );
+        assert_eq!(name_exclusion("Reading__b"), None);
+        assert!(filtering_unsupported("Reading__b"));
+        assert!(filtering_unsupported("Setting__mdt"));
+        assert!(!filtering_unsupported("Invoice__History"));
         assert!(filtering_unsupported("LoginEvent"));
         assert!(!filtering_unsupported("LoginHistory"));
     }
