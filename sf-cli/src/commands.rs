@@ -23,7 +23,8 @@ pub struct LoadedConfig {
     pub config: SyncConfig,
 }
 
-fn emit(out: &Output, message: &Value) -> Result<(), Failure> {
+/// Writes one message and flushes it.
+pub(crate) fn emit(out: &Output, message: &Value) -> Result<(), Failure> {
     out.emit(message)
         .and_then(|()| out.flush())
         .map_err(|e| Failure::system(format!("cannot write to stdout: {e}")))
@@ -80,24 +81,6 @@ pub async fn login(loaded: &LoadedConfig, out: Arc<Output>) -> Result<Session, F
 /// `spec`.
 pub fn spec(out: &Output) -> Result<(), Failure> {
     emit(out, &protocol::spec(crate::spec::spec()))
-}
-
-/// `check`: CONNECTION_STATUS SUCCEEDED or FAILED (a failed connection is a completed check).
-pub async fn check(config_path: &Path, out: Arc<Output>) -> Result<(), Failure> {
-    let loaded = match load_config(config_path, &out) {
-        Ok(l) => l,
-        Err(f) => return emit(&out, &protocol::connection_status(false, Some(&f.message))),
-    };
-    let result = match login(&loaded, out.clone()).await {
-        Ok(session) => sf_sync::check(&session)
-            .await
-            .map_err(|e| Failure::from_sync("the connection check failed", &e)),
-        Err(f) => Err(f),
-    };
-    match result {
-        Ok(()) => emit(&out, &protocol::connection_status(true, None)),
-        Err(f) => emit(&out, &protocol::connection_status(false, Some(&f.message))),
-    }
 }
 
 /// One CATALOG entry.
@@ -186,7 +169,7 @@ pub async fn read(
             on_interrupt.cancel();
         }
     });
-    let mut sink = AirbyteSink::new(out.clone(), catalog.streams.len());
+    let mut sink = AirbyteSink::new(out.clone());
     let result = sf_sync::read(
         &session,
         &loaded.config,

@@ -174,7 +174,7 @@ pub async fn run(dir: &Path, seed: u64, scale: Scale) -> Result<Vec<StepSummary>
     let started = Instant::now();
     let file = dir.join("check.jsonl");
     let out = file_output(&file)?;
-    commands::check(&config_path, out.clone())
+    crate::check::run(&config_path, None, out.clone())
         .await
         .map_err(|f| anyhow::anyhow!("check: {f}"))?;
     out.flush()?;

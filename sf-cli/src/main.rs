@@ -10,10 +10,12 @@
 //! events to Airbyte messages and failures to TRACE errors and exit codes; with `xtask` it is the
 //! only crate that uses `anyhow` and `clap`.
 
+mod check;
 mod commands;
 mod demo;
 mod failure;
 mod files;
+mod progress;
 mod protocol;
 mod sink;
 mod spec;
@@ -51,11 +53,15 @@ struct Cli {
 enum Command {
     /// Print the connection specification (SPEC).
     Spec,
-    /// Check the config: log in and reach the API (CONNECTION_STATUS).
+    /// Check the config: log in, then tell who is logged in, the org, the daily API allowance,
+    /// the readable objects and what the user's permissions leave out (CONNECTION_STATUS).
     Check {
         /// The config file (Airbyte source-salesforce's keys).
         #[arg(long)]
         config: PathBuf,
+        /// A configured catalog: warn about its streams only (else about every readable object).
+        #[arg(long)]
+        catalog: Option<PathBuf>,
     },
     /// List the streams the config can read (CATALOG).
     Discover {
@@ -165,7 +171,7 @@ fn main() -> ExitCode {
 async fn protocol_command(command: Command, out: Arc<Output>) -> Result<(), Failure> {
     match command {
         Command::Spec => commands::spec(&out),
-        Command::Check { config } => commands::check(&config, out).await,
+        Command::Check { config, catalog } => check::run(&config, catalog.as_deref(), out).await,
         Command::Discover { config } => commands::discover(&config, out).await.map(|_| ()),
         Command::Read {
             config,

@@ -94,6 +94,20 @@ pub fn trace_stream_status(stream: &str, status: &str) -> Value {
     })
 }
 
+/// A TRACE estimate of the rows `stream` will emit in this sync (Airbyte's
+/// `AirbyteEstimateTraceMessage`, type `STREAM`; no `namespace`: the protocol types it as a
+/// string, and Salesforce streams have none).
+pub fn trace_estimate(stream: &str, rows: u64) -> Value {
+    json!({
+        "type": "TRACE",
+        "trace": {
+            "type": "ESTIMATE",
+            "emitted_at": now_millis() as f64,
+            "estimate": {"name": stream, "type": "STREAM", "row_estimate": rows},
+        }
+    })
+}
+
 /// A CONTROL message carrying the whole updated config (refresh-token rotation).
 pub fn control_config(config: Value) -> Value {
     json!({

@@ -1,21 +1,21 @@
 //! The sync engine's sink as Airbyte messages on stdout (or a file, for the demo).
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use serde_json::Value;
 use sf_discovery::Record;
-use sf_sync::{LogLevel, Sink, StreamStatus, SyncSummary};
+use sf_sync::{LogLevel, Sink, StreamPlan, StreamStatus, SyncSummary};
 
+use crate::progress::Progress;
 use crate::protocol::{self, Output};
 
 /// Flush records to the output once this many bytes are buffered.
 const BATCH_BYTES: usize = 256 * 1024;
 
-/// Writes RECORD, STATE, LOG and TRACE stream-status messages.
+/// Writes RECORD, STATE, LOG and TRACE (stream status, estimate) messages, and draws the
+/// progress lines.
 pub struct AirbyteSink {
     out: Arc<Output>,
     buf: Vec<u8>,
@@ -24,7 +24,7 @@ pub struct AirbyteSink {
     /// `emitted_at`, refreshed every [`CLOCK_EVERY`] records (milliseconds do not need more).
     emitted_at: i64,
     until_clock: u32,
-    progress: Option<Progress>,
+    progress: Progress,
     /// The summary the engine sent last.
     pub summary: Option<SyncSummary>,
 }
@@ -168,22 +168,14 @@ fn write_str(buf: &mut Vec<u8>, text: &str) {
     buf.push(b'"');
 }
 
-struct Progress {
-    started: Instant,
-    last: Instant,
-    streams_done: usize,
-    streams_total: usize,
-}
-
 impl AirbyteSink {
-    /// A sink writing to `out`; progress goes to stderr when it is a terminal.
-    pub fn new(out: Arc<Output>, streams_total: usize) -> AirbyteSink {
-        let progress = std::io::stderr().is_terminal().then(|| Progress {
-            started: Instant::now(),
-            last: Instant::now(),
-            streams_done: 0,
-            streams_total,
-        });
+    /// A sink writing to `out`; progress lines go to stderr when it is a terminal.
+    pub fn new(out: Arc<Output>) -> AirbyteSink {
+        AirbyteSink::with_progress(out, Progress::stderr())
+    }
+
+    /// A sink writing to `out` and drawing `progress`.
+    pub fn with_progress(out: Arc<Output>, progress: Progress) -> AirbyteSink {
         AirbyteSink {
             out,
             buf: Vec::with_capacity(BATCH_BYTES + 4096),
@@ -209,23 +201,11 @@ impl AirbyteSink {
         self.out.flush().map_err(sf_sync::Error::sink)
     }
 
-    fn show_progress(&mut self, force: bool) {
-        let records: u64 = self.streams.values().map(|s| s.total).sum();
-        if let Some(p) = &mut self.progress {
-            if !force && p.last.elapsed().as_millis() < 500 {
-                return;
-            }
-            p.last = Instant::now();
-            let secs = p.started.elapsed().as_secs_f64().max(0.001);
-            eprint!(
-                "\r\x1b[Kstreams {}/{}  records {}  {:.0} records/s",
-                p.streams_done,
-                p.streams_total,
-                records,
-                records as f64 / secs
-            );
-            if force {
-                eprintln!();
+    /// Moves every stream's progress line to the rows written so far.
+    fn show_progress(&mut self) {
+        if self.progress.is_drawn() {
+            for (stream, lines) in &self.streams {
+                self.progress.rows(stream, lines.total);
             }
         }
     }
@@ -252,7 +232,7 @@ impl Sink for AirbyteSink {
         }
         if self.buf.len() >= BATCH_BYTES {
             self.flush_records()?;
-            self.show_progress(false);
+            self.show_progress();
         }
         Ok(())
     }
@@ -284,9 +264,8 @@ impl Sink for AirbyteSink {
             ))?;
         }
         if matches!(status, StreamStatus::Complete | StreamStatus::Incomplete(_)) {
-            if let Some(p) = &mut self.progress {
-                p.streams_done += 1;
-            }
+            self.show_progress();
+            self.progress.finish(stream, &label.to_ascii_lowercase());
         }
         self.emit(&protocol::trace_stream_status(stream, label))
     }
@@ -294,9 +273,16 @@ impl Sink for AirbyteSink {
     async fn summary(&mut self, summary: &SyncSummary) -> Result<(), sf_sync::Error> {
         self.flush_records()?;
         self.out.flush().map_err(sf_sync::Error::sink)?;
-        self.show_progress(true);
         self.summary = Some(summary.clone());
         Ok(())
+    }
+
+    async fn plan(&mut self, stream: &str, plan: StreamPlan) -> Result<(), sf_sync::Error> {
+        self.progress.plan(stream, plan);
+        match plan.estimated_rows {
+            Some(rows) => self.emit(&protocol::trace_estimate(stream, rows)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -288,6 +288,7 @@ async fn deliver(
         }
         Msg::Log(level, message) => sink.log(level, &message).await,
         Msg::Status(idx, status) => sink.status(name_of(names, idx), status).await,
+        Msg::Plan(idx, plan) => sink.plan(name_of(names, idx), plan).await,
     }
 }
 

@@ -133,8 +133,8 @@ pub use options::ReadOptions;
 pub use planner::Api;
 pub use sf_discovery::{Criterion, StreamCriterion};
 pub use sink::{
-    IncompleteReason, LogLevel, MemorySink, Sink, SinkMessage, StreamStatus, StreamSummary,
-    SyncSummary,
+    IncompleteReason, LogLevel, MemorySink, Sink, SinkMessage, StreamPlan, StreamStatus,
+    StreamSummary, SyncSummary,
 };
 pub use state::{full_refresh_state, InputState, SavedState, StateSlice, StreamState};
 pub use tokio_util::sync::CancellationToken;

@@ -89,6 +89,18 @@ pub enum StreamStatus {
     Incomplete(IncompleteReason),
 }
 
+/// How a stream is read, told once its API is chosen (with the volume, when a `SELECT COUNT()`
+/// chose it) and again if it switches API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamPlan {
+    /// The API the stream is read through.
+    pub api: Api,
+    /// The rows the read will yield, from the `SELECT COUNT()` over what it reads (the whole
+    /// object, or the incremental span with deleted rows); `None` when not counted. Rows that
+    /// change while the stream is read may make the read differ by as many.
+    pub estimated_rows: Option<u64>,
+}
+
 /// What happened to one stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSummary {
@@ -185,6 +197,12 @@ pub trait Sink: Send {
     async fn status(&mut self, stream: &str, status: StreamStatus) -> Result<(), Error>;
     /// The summary, once, at the end.
     async fn summary(&mut self, summary: &SyncSummary) -> Result<(), Error>;
+    /// How `stream` is read: its API and, when counted, its volume (before its first record;
+    /// again after a switch of API). Ignored unless the sink shows progress.
+    async fn plan(&mut self, stream: &str, plan: StreamPlan) -> Result<(), Error> {
+        let _ = (stream, plan);
+        Ok(())
+    }
 }
 
 /// One message received by a [`MemorySink`].
@@ -220,6 +238,13 @@ pub enum SinkMessage {
     },
     /// The summary.
     Summary(SyncSummary),
+    /// A stream's plan.
+    Plan {
+        /// Its stream.
+        stream: String,
+        /// The plan.
+        plan: StreamPlan,
+    },
 }
 
 /// A sink that keeps everything in memory, for tests (here and in the crates above).
@@ -304,6 +329,14 @@ impl MemorySink {
             .collect()
     }
 
+    /// The plans of `stream`, in order.
+    pub fn plans(&self, stream: &str) -> Vec<&StreamPlan> {
+        self.of(stream, |m| match m {
+            SinkMessage::Plan { stream, plan } => Some((stream, plan)),
+            _ => None,
+        })
+    }
+
     /// The log lines, in order.
     pub fn logs(&self) -> Vec<(LogLevel, &str)> {
         self.messages
@@ -367,6 +400,13 @@ impl Sink for MemorySink {
 
     async fn summary(&mut self, summary: &SyncSummary) -> Result<(), Error> {
         self.push(SinkMessage::Summary(summary.clone()))
+    }
+
+    async fn plan(&mut self, stream: &str, plan: StreamPlan) -> Result<(), Error> {
+        self.push(SinkMessage::Plan {
+            stream: stream.to_string(),
+            plan,
+        })
     }
 }
 

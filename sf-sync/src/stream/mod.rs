@@ -56,6 +56,8 @@ pub(crate) enum Msg {
     Log(LogLevel, String),
     /// A status of stream `.0`.
     Status(usize, StreamStatus),
+    /// How stream `.0` is read: its API and counted volume.
+    Plan(usize, crate::sink::StreamPlan),
 }
 
 /// What every stream task shares.

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::{Fallback, Msg, ObjectRun, Runner, SpanQueue, Stop};
 use crate::planner::{Api, ApiConstraint, PlannerConfig, SpanCount, Volume};
-use crate::sink::LogLevel;
+use crate::sink::{LogLevel, StreamPlan};
 use crate::state::full_refresh_state;
 use crate::time::format_instant;
 use crate::window::{uncovered_spans, Window};
@@ -51,6 +51,7 @@ impl Runner {
                     ),
                 )
                 .await;
+                self.plan(api, rows).await?;
                 (api, SpanQueue::new(std::iter::once(None)), false)
             }
             Some(state) => {
@@ -113,6 +114,7 @@ impl Runner {
                     ),
                 )
                 .await;
+                self.plan(plan.api, counted).await?;
                 // A single span counted empty needs no query at all.
                 let skip = spans.len() == 1 && counted == Some(0);
                 let planned: Vec<_> = plan.spans.clone();
@@ -164,6 +166,7 @@ impl Runner {
                         self.log(level, message).await;
                         run.constraint = ApiConstraint::RestOnly;
                         api = Api::Rest;
+                        self.plan(api, None).await?;
                     }
                     Some(Fallback { reason, .. }) => {
                         self.log(
@@ -176,6 +179,7 @@ impl Runner {
                         .await;
                         run.constraint = ApiConstraint::RestOnly;
                         api = Api::Rest;
+                        self.plan(api, None).await?;
                     }
                 },
             }
@@ -185,6 +189,15 @@ impl Runner {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Tells the sink how the stream is read (its progress line and the ESTIMATE message).
+    async fn plan(&self, api: Api, estimated_rows: Option<u64>) -> Result<(), Stop> {
+        let plan = StreamPlan {
+            api,
+            estimated_rows,
+        };
+        self.send(Msg::Plan(self.idx, plan)).await
     }
 
     /// `SELECT COUNT()` over a window (or the whole object); `None` when the count failed for a

@@ -1,0 +1,61 @@
+//! `check`: log in, then tell what a sync will see (CONNECTION_STATUS, preceded by LOG lines).
+//!
+//! A refused login, an unreadable config or catalog, or an org whose API does not answer is
+//! `FAILED`. Otherwise the status is `SUCCEEDED` and its message says who is logged in, to which
+//! org and edition, the API version, the daily allowance used and left, how many objects are
+//! readable, and each warning with its fix (rows hidden by sharing, security streams without
+//! "View All Users", catalog streams no longer readable): a warning never fails the check, as
+//! the credentials work. The same facts come first as LOG lines (INFO, then one WARN a warning).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sf_sync::ConfiguredCatalog;
+
+use crate::commands::{emit, load_config, login};
+use crate::failure::Failure;
+use crate::files::{in_file, read_json, FileKind};
+use crate::protocol::{self, Output};
+
+/// `check --config ... [--catalog ...]`.
+pub async fn run(
+    config_path: &Path,
+    catalog_path: Option<&Path>,
+    out: Arc<Output>,
+) -> Result<(), Failure> {
+    match report(config_path, catalog_path, out.clone()).await {
+        Ok(report) => {
+            emit(&out, &protocol::log("INFO", &report.summary()))?;
+            for warning in &report.warnings {
+                emit(&out, &protocol::log("WARN", &warning.to_string()))?;
+            }
+            emit(
+                &out,
+                &protocol::connection_status(true, Some(&report.message())),
+            )
+        }
+        Err(f) => emit(&out, &protocol::connection_status(false, Some(&f.message))),
+    }
+}
+
+async fn report(
+    config_path: &Path,
+    catalog_path: Option<&Path>,
+    out: Arc<Output>,
+) -> Result<sf_sync::AccessReport, Failure> {
+    let loaded = load_config(config_path, &out)?;
+    let catalog = match catalog_path {
+        Some(path) => {
+            let json = read_json(FileKind::Catalog, path)?;
+            Some(
+                ConfiguredCatalog::from_value(&json)
+                    .map_err(|e| Failure::config(in_file(FileKind::Catalog, path, e)))?,
+            )
+        }
+        None => None,
+    };
+    let session = login(&loaded, out).await?;
+    sf_sync::check_access(&session, catalog.as_ref())
+        .await
+        .map_err(|e| Failure::from_sync("the connection check failed", &e))
+}

@@ -1,0 +1,84 @@
+//! `sfconnect check` tells what a sync will see: the restricted user's check succeeds with one
+//! message naming the objects whose rows sharing hides, the streams that need "View All Users",
+//! and the catalog streams it cannot read; the admin's succeeds without a warning.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+use fixtures::{OrgConfig, Scale};
+use harness::{catalog, Env};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_warns_the_restricted_user_and_not_the_admin() {
+    let env = Env::start("check-access", OrgConfig::new(9, Scale::Tiny)).await;
+    let streams = catalog(&[
+        ("Account", "incremental"),
+        ("Contact", "incremental"),
+        ("User", "full_refresh"),
+        ("Restricted_Data__c", "full_refresh"),
+    ]);
+    let catalog_path = env.write("catalog.json", &streams);
+
+    let admin = env.write("admin.json", &env.config(json!({})));
+    let run = env
+        .run(&["check", "--config", admin.to_str().unwrap()], &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let status = &run.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    assert_eq!(status["status"], "SUCCEEDED");
+    let message = status["message"].as_str().unwrap();
+    assert!(message.contains("Enterprise Edition"), "{message}");
+    assert!(message.contains("API v62.0"), "{message}");
+    assert!(message.contains("daily API requests used"), "{message}");
+    assert!(message.ends_with("No access problems found."), "{message}");
+    assert!(run
+        .of_type("LOG")
+        .iter()
+        .all(|m| m["log"]["level"] != "WARN"));
+
+    let restricted = env.org.restricted_login_info();
+    let config = env.config(json!({"refresh_token": restricted.refresh_token}));
+    let path = env.write("restricted.json", &config);
+    let run = env
+        .run(
+            &[
+                "check",
+                "--config",
+                path.to_str().unwrap(),
+                "--catalog",
+                catalog_path.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let status = &run.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    assert_eq!(
+        status["status"], "SUCCEEDED",
+        "warnings do not fail a check"
+    );
+    let message = status["message"].as_str().unwrap();
+    assert!(message.contains("3 warning(s)"), "{message}");
+    assert!(
+        message.contains("\"View All Records\" on 1 object(s) (Account)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("User need \"View All Users\""),
+        "{message}"
+    );
+    assert!(message.contains("(Restricted_Data__c)"), "{message}");
+    assert_eq!(run.logs_with("WARN", "Fix:").len(), 3, "{}", run.dump());
+    assert!(!run.stdout.contains(&restricted.refresh_token));
+
+    // A refused login stays FAILED.
+    let mut bad = config.clone();
+    bad["refresh_token"] = json!("not-a-token");
+    let bad = env.write("bad.json", &bad);
+    let run = env
+        .run(&["check", "--config", bad.to_str().unwrap()], &[])
+        .await;
+    let status = &run.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    assert_eq!(status["status"], "FAILED");
+}
