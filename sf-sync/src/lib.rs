@@ -105,6 +105,7 @@
 mod access;
 mod catalog;
 mod classify;
+mod compound;
 mod config;
 mod duration;
 mod engine;

@@ -8,9 +8,12 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use serde_json::Value;
 use sf_auth::Session;
-use sf_discovery::{describe_objects, DescribeStream, DiscoveryOptions, ObjectDescribe, Record};
+use sf_discovery::{
+    describe_objects, DescribeStream, DiscoveryOptions, FieldType, ObjectDescribe, Record,
+};
 
 use crate::catalog::{ConfiguredStream, SyncMode};
+use crate::compound::Compounds;
 use crate::config::SyncConfig;
 use crate::error::{Error, Failure};
 use crate::planner::ApiConstraint;
@@ -209,11 +212,20 @@ fn setup(
         .filter(|f| configured.selects(&f.name) || always(&f.name))
         .map(|f| f.name.clone())
         .collect();
+    // What keeps the stream off Bulk: base64 fields, and compound fields whose components
+    // cannot be selected instead (the others are, when Bulk reads the stream).
+    let refused = match Compounds::plan(spec, &columns) {
+        Err(refused) => refused,
+        Ok(_) => Vec::new(),
+    };
     let unservable: Vec<String> = columns
         .iter()
         .filter(|c| {
-            spec.field(c)
-                .is_some_and(|f| f.field_type.bulk_unservable())
+            spec.field(c).is_some_and(|f| {
+                f.field_type.bulk_unservable()
+                    && (!matches!(f.field_type, FieldType::Address | FieldType::Location)
+                        || refused.contains(c))
+            })
         })
         .cloned()
         .collect();
@@ -238,8 +250,9 @@ fn setup(
         notes.push((
             LogLevel::Info,
             format!(
-                "{name}: read through REST: the Bulk API cannot select {} (base64 or compound); \
-                 set force_use_bulk_api to read it through Bulk without them",
+                "{name}: read through REST: the Bulk API cannot select {} (base64, or compound \
+                 without components it can select); set force_use_bulk_api to read it through \
+                 Bulk without them",
                 quoted(&unservable)
             ),
         ));
@@ -250,8 +263,8 @@ fn setup(
             notes.push((
                 LogLevel::Warn,
                 format!(
-                    "{name}: force_use_bulk_api is set: {} (base64 or compound, which the Bulk \
-                     API cannot select) are left out of its records",
+                    "{name}: force_use_bulk_api is set: {} (base64, or compound without \
+                     components, which the Bulk API cannot select) are left out of its records",
                     quoted(&unservable)
                 ),
             ));
@@ -297,10 +310,16 @@ fn setup(
         }
         (SyncMode::FullRefresh, _) => Mode::Full,
     };
+    // Compound fields left in the columns are read through Bulk as their components.
+    let compounds = match constraint {
+        ApiConstraint::RestOnly => None,
+        _ => Compounds::plan(spec, &columns).ok().flatten().map(Arc::new),
+    };
     Ok(StreamSetup {
         spec: spec.clone(),
         columns,
         constraint,
+        compounds,
         mode,
         parent,
     })

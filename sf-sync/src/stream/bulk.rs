@@ -29,7 +29,7 @@ struct Prepared {
 }
 impl Runner {
     fn bulk_soql(&self, run: &ObjectRun, span: &Span) -> Result<String, Stop> {
-        Soql::select(run.setup.spec.name.clone(), run.setup.columns.iter())
+        Soql::select(run.setup.spec.name.clone(), run.bulk_columns.iter())
             .maybe_window(run.rest_window(span))
             .build()
             .map_err(|e| {
@@ -254,6 +254,7 @@ impl Runner {
                     return Ok(most_recent);
                 }
                 Some(Ok(BulkItem::Record(record))) => {
+                    let record = run.from_bulk(record);
                     most_recent = most_recent.max(run.cursor_value(&record));
                     self.record(record).await?;
                 }

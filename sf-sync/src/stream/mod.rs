@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::SyncMode;
+use crate::compound::Compounds;
 use crate::error::{Error, Failure};
 use crate::options::ReadOptions;
 use crate::planner::{Api, ApiConstraint};
@@ -190,6 +191,9 @@ pub(crate) struct StreamSetup {
     pub(crate) columns: Vec<String>,
     /// What the object allows.
     pub(crate) constraint: ApiConstraint,
+    /// Set when `columns` has compound fields: what a Bulk job selects instead (their
+    /// components) and how its records are rebuilt into `columns`.
+    pub(crate) compounds: Option<Arc<Compounds>>,
     /// Full or incremental.
     pub(crate) mode: Mode,
     /// Set for an object Salesforce serves only filtered by its parent's ids: read in full by
@@ -381,6 +385,8 @@ struct ObjectRun {
     /// `Some` for an incremental stream.
     state: Option<StreamState>,
     constraint: ApiConstraint,
+    /// The columns a Bulk job selects (`setup.columns`, or the compound fields' components).
+    bulk_columns: Vec<String>,
     bulk_fields: Arc<[FieldSpec]>,
 }
 
@@ -390,8 +396,11 @@ impl ObjectRun {
             Mode::Full => (None, None),
             Mode::Incremental { cursor, state } => (Some(cursor.clone()), Some(state.clone())),
         };
-        let bulk_fields: Vec<FieldSpec> = setup
-            .columns
+        let bulk_columns: Vec<String> = match &setup.compounds {
+            Some(compounds) => compounds.bulk_columns().to_vec(),
+            None => setup.columns.clone(),
+        };
+        let bulk_fields: Vec<FieldSpec> = bulk_columns
             .iter()
             .filter_map(|c| setup.spec.field(c).cloned())
             .collect();
@@ -407,7 +416,32 @@ impl ObjectRun {
             cursor,
             cursor_index,
             state,
+            bulk_columns,
             bulk_fields: Arc::from(bulk_fields),
+        }
+    }
+
+    /// A record read through Bulk, in the stream's columns (compound values rebuilt).
+    fn from_bulk(&self, record: Record) -> Record {
+        match &self.setup.compounds {
+            Some(compounds) => compounds.rebuild(record),
+            None => record,
+        }
+    }
+
+    /// For the log: the compound fields a Bulk read rebuilds from their components.
+    fn compound_note(&self, api: Api) -> String {
+        match (&self.setup.compounds, api) {
+            (Some(compounds), Api::Bulk) => format!(
+                "; {} selected as their components and rebuilt as REST shows them",
+                compounds
+                    .rebuilt()
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => String::new(),
         }
     }
 

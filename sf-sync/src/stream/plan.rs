@@ -45,9 +45,10 @@ impl Runner {
                 self.log(
                     LogLevel::Info,
                     format!(
-                        "{name}: full refresh through {}{}",
+                        "{name}: full refresh through {}{}{}",
                         api.as_str().to_uppercase(),
-                        why(run.constraint, rows, &planner)
+                        why(run.constraint, rows, &planner),
+                        run.compound_note(api)
                     ),
                 )
                 .await;
@@ -103,14 +104,15 @@ impl Runner {
                 self.log(
                     LogLevel::Info,
                     format!(
-                        "{name}: incremental on {} from {} to {}: {} window{} through {}{}",
+                        "{name}: incremental on {} from {} to {}: {} window{} through {}{}{}",
                         run.cursor.as_deref().unwrap_or("?"),
                         format_instant(spans[0].start),
                         format_instant(params.upper()),
                         windows,
                         if windows == 1 { "" } else { "s" },
                         plan.api.as_str().to_uppercase(),
-                        why(run.constraint, plan.estimated_rows, &planner)
+                        why(run.constraint, plan.estimated_rows, &planner),
+                        run.compound_note(plan.api)
                     ),
                 )
                 .await;
