@@ -125,6 +125,10 @@ pub async fn discover(config_path: &Path, out: Arc<Output>) -> Result<Value, Fai
     let catalog = sf_sync::discover(&session, &loaded.config)
         .await
         .map_err(|e| Failure::from_sync("discovery failed", &e))?;
+    // Never silent: each object left out gets a LOG line saying why, before the CATALOG.
+    for excluded in &catalog.excluded {
+        emit(&out, &protocol::log("INFO", &excluded.to_string()))?;
+    }
     for warning in &catalog.warnings {
         emit(&out, &protocol::log("WARN", &warning.to_string()))?;
     }

@@ -1,6 +1,6 @@
 //! The configured catalog: which streams to sync, how, and with which fields.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
 
@@ -69,6 +69,9 @@ pub struct ConfiguredStream {
     pub cursor_field: Vec<String>,
     /// `primary_key`, a list of paths; empty means the source-defined key.
     pub primary_key: Vec<Vec<String>>,
+    /// The schema the catalog gives each selected field (`stream.json_schema.properties`), by
+    /// name: what a field's values are written as, even if its type changed in the org since.
+    pub field_schemas: BTreeMap<String, Value>,
 }
 
 impl ConfiguredStream {
@@ -213,6 +216,7 @@ fn read_stream(entry: &Value, path: &str) -> Result<ConfiguredStream, Error> {
             ))
         }
     };
+    let mut field_schemas = BTreeMap::new();
     let selected_fields =
         match field(stream, "json_schema") {
             Some(Value::Object(schema)) => match field(schema, "properties") {
@@ -220,6 +224,7 @@ fn read_stream(entry: &Value, path: &str) -> Result<ConfiguredStream, Error> {
                 Some(Value::Object(props)) => {
                     let mut fields: Vec<String> = props.keys().cloned().collect();
                     fields.sort();
+                    field_schemas = props.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                     Some(fields)
                 }
                 Some(other) => {
@@ -311,6 +316,7 @@ fn read_stream(entry: &Value, path: &str) -> Result<ConfiguredStream, Error> {
         destination_sync_mode,
         cursor_field,
         primary_key,
+        field_schemas,
     })
 }
 
@@ -402,6 +408,17 @@ mod tests {
                 destination_sync_mode: DestinationSyncMode::AppendDedup,
                 cursor_field: vec!["SystemModstamp".into()],
                 primary_key: vec![vec!["Id".into()]],
+                field_schemas: [
+                    ("Id", json!({"type": ["null", "string"]})),
+                    ("Name", json!({"type": ["null", "string"]})),
+                    (
+                        "SystemModstamp",
+                        json!({"type": ["null", "string"], "format": "date-time"})
+                    ),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
             }
         );
         let account = catalog.get("Account").unwrap();

@@ -107,6 +107,7 @@ mod catalog;
 mod classify;
 mod compound;
 mod config;
+mod drift;
 mod duration;
 mod engine;
 mod error;

@@ -185,19 +185,7 @@ fn setup(
 ) -> Result<StreamSetup, Error> {
     let spec = &object.stream;
     let name = &configured.name;
-    if let Some(selected) = &configured.selected_fields {
-        let missing: Vec<String> = selected
-            .iter()
-            .filter(|f| spec.field(f).is_none())
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            return Err(Error::StreamFieldsMissing {
-                stream: name.clone(),
-                fields: missing,
-            });
-        }
-    }
+    let drift = crate::drift::reconcile(configured, spec, notes)?;
     let cursor = spec.cursor_field.clone();
     let always = |field: &str| {
         field.eq_ignore_ascii_case("Id")
@@ -237,6 +225,15 @@ fn setup(
                 "{name}: read through REST: Salesforce serves it only filtered by {}, so it is \
                  read by batches of {SLICE_BATCH_SIZE} ids of its parent {}",
                 filter.key, filter.parent
+            ),
+        ));
+        ApiConstraint::RestOnly
+    } else if sf_discovery::ObjectKind::of(&spec.name).rest_only() {
+        notes.push((
+            LogLevel::Info,
+            format!(
+                "{name}: read through REST: the Bulk API does not query a {}",
+                sf_discovery::ObjectKind::of(&spec.name).label()
             ),
         ));
         ApiConstraint::RestOnly
@@ -322,6 +319,7 @@ fn setup(
         compounds,
         mode,
         parent,
+        drift,
     })
 }
 

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::SyncMode;
 use crate::compound::Compounds;
+use crate::drift::Drift;
 use crate::error::{Error, Failure};
 use crate::options::ReadOptions;
 use crate::planner::{Api, ApiConstraint};
@@ -199,6 +200,8 @@ pub(crate) struct StreamSetup {
     /// Set for an object Salesforce serves only filtered by its parent's ids: read in full by
     /// batches of those ids.
     pub(crate) parent: Option<ParentFilter>,
+    /// Fields whose type changed in the org since discovery: converted to the catalog's types.
+    pub(crate) drift: Drift,
 }
 
 /// What a stream task does.
@@ -314,6 +317,7 @@ pub(crate) async fn run_stream(
         windows: 0,
         jobs: Arc::new(Mutex::new(HashSet::new())),
         batch: Mutex::new(Vec::new()),
+        drift: Drift::default(),
     };
     // A refused send means the consumer stopped; the task ends quietly then.
     let _ = runner.send(Msg::Status(idx, StreamStatus::Started)).await;
@@ -321,7 +325,8 @@ pub(crate) async fn run_stream(
         Job::Describe { records } => (runner.describe(records).await, None),
         Job::Failed { error, .. } => (Err(Stop::Failed(error)), None),
         Job::Limited { detail, .. } => (Err(Stop::Limit(detail)), None),
-        Job::Object(setup) => {
+        Job::Object(mut setup) => {
+            runner.drift = std::mem::take(&mut setup.drift);
             let mut object = ObjectRun::new(*setup);
             let result = runner.object(&mut object).await;
             (result, object.state)
@@ -361,6 +366,9 @@ pub(crate) async fn run_stream(
             )
         }
     };
+    for report in runner.drift.reports(&runner.name) {
+        runner.log(LogLevel::Warn, report).await;
+    }
     let _ = runner.send(Msg::Status(idx, status.clone())).await;
     Outcome {
         summary: StreamSummary {
@@ -509,6 +517,8 @@ struct Runner {
     /// Records read and not sent yet: sent as one message once full, once the source has
     /// nothing ready, and before any other message of the stream (so order holds).
     batch: Mutex<Vec<Record>>,
+    /// Fields whose type changed since discovery, converted to the catalog's types.
+    drift: Drift,
 }
 
 impl Runner {
@@ -570,7 +580,8 @@ impl Runner {
         }
     }
 
-    async fn record(&mut self, record: Record) -> Result<(), Stop> {
+    async fn record(&mut self, mut record: Record) -> Result<(), Stop> {
+        self.drift.apply(&mut record);
         self.records += 1;
         let full = {
             let width = record.values.len();
