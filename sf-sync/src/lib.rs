@@ -138,7 +138,9 @@ pub use sink::{
     IncompleteReason, LogLevel, MemorySink, Sink, SinkMessage, StreamPlan, StreamStatus,
     StreamSummary, SyncSummary,
 };
-pub use state::{full_refresh_state, InputState, SavedState, StateSlice, StreamState};
+pub use state::{
+    full_refresh_state, query_hash, InputState, JobCheckpoint, SavedState, StateSlice, StreamState,
+};
 pub use tokio_util::sync::CancellationToken;
 
 pub mod plan {

@@ -41,6 +41,11 @@ pub struct ReadOptions {
     /// How many times one window resumes after a lost query locator or a Bulk download cut short
     /// before the stream fails.
     pub resume_attempts: u32,
+    /// How long a stream waits for its next Bulk job before it writes the jobs it has in flight
+    /// into a STATE (then again each time another job is created), so a sync stopped while
+    /// long jobs run continues them. Shorter waits write no such state: a job that completes
+    /// in less time is not worth one.
+    pub checkpoint_jobs_after: std::time::Duration,
 }
 
 impl Default for ReadOptions {
@@ -53,6 +58,7 @@ impl Default for ReadOptions {
             channel_capacity: 1024,
             rest_batch_size: None,
             resume_attempts: 3,
+            checkpoint_jobs_after: std::time::Duration::from_secs(2),
         }
     }
 }

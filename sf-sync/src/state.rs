@@ -10,6 +10,10 @@ use crate::config::json_kind;
 use crate::error::Error;
 use crate::time::{format_instant, parse_instant};
 
+mod jobs;
+
+pub use jobs::{query_hash, JobCheckpoint};
+
 /// The `state_type` of Airbyte's concurrent cursor state.
 const DATE_RANGE: &str = "date-range";
 /// The key Airbyte's final-state cursor writes for a full-refresh stream.
@@ -62,10 +66,14 @@ impl StateSlice {
 /// A state this engine writes also names the org it was read from (`org_id`, 15 characters), so
 /// a state file given to a sync of another org is refused rather than trusted; Airbyte's readers
 /// ignore the extra key, and states without it (Airbyte's) are accepted.
+///
+/// It also names the Bulk jobs the stream had in flight ([`JobCheckpoint`], key `bulk_jobs`), so a
+/// restarted sync continues them; Airbyte's readers ignore that key too.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StreamState {
     slices: Vec<StateSlice>,
     org_id: Option<String>,
+    jobs: Vec<JobCheckpoint>,
 }
 
 impl StreamState {
@@ -93,6 +101,7 @@ impl StreamState {
         StreamState {
             slices: merged,
             org_id: None,
+            jobs: Vec::new(),
         }
     }
 
@@ -100,6 +109,24 @@ impl StreamState {
     pub fn with_org_id(mut self, org_id: Option<String>) -> StreamState {
         self.org_id = org_id;
         self
+    }
+
+    /// The same state, naming the Bulk jobs in flight (sorted by window).
+    pub fn with_jobs(mut self, mut jobs: Vec<JobCheckpoint>) -> StreamState {
+        jobs.sort_by_key(|j| (j.start, j.end));
+        self.jobs = jobs;
+        self
+    }
+
+    /// The Bulk jobs in flight when the state was written, by window.
+    pub fn jobs(&self) -> &[JobCheckpoint] {
+        &self.jobs
+    }
+
+    /// Replaces the Bulk jobs in flight.
+    pub(crate) fn set_jobs(&mut self, jobs: Vec<JobCheckpoint>) {
+        let state = std::mem::take(self);
+        *self = state.with_jobs(jobs);
     }
 
     /// The org the state was read from, when it names one.
@@ -114,7 +141,10 @@ impl StreamState {
         }
         let slices = std::mem::take(&mut self.slices);
         let org_id = self.org_id.take();
-        *self = StreamState::from_slices(slices.into_iter().chain(Some(slice))).with_org_id(org_id);
+        let jobs = std::mem::take(&mut self.jobs);
+        *self = StreamState::from_slices(slices.into_iter().chain(Some(slice)))
+            .with_org_id(org_id)
+            .with_jobs(jobs);
     }
 
     /// The merged slices, sorted.
@@ -142,14 +172,23 @@ impl StreamState {
 
     /// Airbyte's date-range form:
     /// `{"state_type": "date-range", "slices": [{"start", "end", "most_recent_cursor_value"?}]}`,
-    /// instants as `YYYY-MM-DDTHH:MM:SS.sssZ`, plus `"org_id"` when the state names its org.
+    /// instants as `YYYY-MM-DDTHH:MM:SS.sssZ`, plus `"org_id"` when the state names its org and
+    /// `"bulk_jobs"` when Bulk jobs are in flight.
     pub fn to_json(&self) -> Value {
         let mut value = json!({
             "state_type": DATE_RANGE,
             "slices": self.slices.iter().map(|s| s.to_json()).collect::<Vec<_>>(),
         });
-        if let (Some(org_id), Some(object)) = (&self.org_id, value.as_object_mut()) {
-            object.insert(ORG_ID_KEY.to_string(), Value::String(org_id.clone()));
+        if let Some(object) = value.as_object_mut() {
+            if let Some(org_id) = &self.org_id {
+                object.insert(ORG_ID_KEY.to_string(), Value::String(org_id.clone()));
+            }
+            if !self.jobs.is_empty() {
+                object.insert(
+                    jobs::JOBS_KEY.to_string(),
+                    Value::Array(self.jobs.iter().map(JobCheckpoint::to_json).collect()),
+                );
+            }
         }
         value
     }
@@ -533,8 +572,11 @@ fn parse_date_range(
             ))
         }
     };
+    let jobs = jobs::parse_jobs(stream, obj, path)?;
     let slices = match obj.get("slices") {
-        None | Some(Value::Null) => return Ok(StreamState::new().with_org_id(org_id)),
+        None | Some(Value::Null) => {
+            return Ok(StreamState::new().with_org_id(org_id).with_jobs(jobs))
+        }
         Some(Value::Array(slices)) => slices,
         Some(other) => {
             return Err(invalid(
@@ -595,7 +637,9 @@ fn parse_date_range(
             most_recent_cursor_value: instant("most_recent_cursor_value", false)?,
         });
     }
-    Ok(StreamState::from_slices(parsed).with_org_id(org_id))
+    Ok(StreamState::from_slices(parsed)
+        .with_org_id(org_id)
+        .with_jobs(jobs))
 }
 
 #[cfg(test)]

@@ -3,22 +3,33 @@
 //! span, switching to REST or stopping, and the stream's jobs aborted when it stops early.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use sf_auth::lock;
 use sf_bulk::{BulkItem, BulkStream, Operation, ResumePoint};
 use sf_rest::Soql;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::bulk_resume::{checkpoint, continue_job, query_of, slot_checkpoint, Continued, JobSlot};
 use super::{describe_span, Fallback, ObjectRun, Runner, Span, SpanError, SpanQueue, Stop};
 use crate::error::{Error, Failure};
 use crate::planner::Api;
 use crate::sink::LogLevel;
+use crate::state::JobCheckpoint;
 
-/// A task creating a Bulk job and waiting for it; `None` when it was stopped.
-type Preparing = JoinHandle<Option<Result<Prepared, sf_bulk::Error>>>;
+/// A task creating a Bulk job (or continuing one the state names) and waiting for it; `None`
+/// when it was stopped.
+struct Preparing {
+    task: JoinHandle<Option<Result<Prepared, sf_bulk::Error>>>,
+    /// The job's resume point once its id is known.
+    slot: JobSlot,
+    /// What identifies the job's query (for the state).
+    query: String,
+}
 
 /// A Bulk job created and complete, its results not read yet.
 struct Prepared {
@@ -26,6 +37,13 @@ struct Prepared {
     job_id: Option<String>,
     /// An item that arrived before `JobCompleted` was seen (not expected).
     first: Option<BulkItem>,
+    /// Where its results are read from: the first page, or the page after the last one a
+    /// stopped sync emitted.
+    from: Option<ResumePoint>,
+    /// Why a job the state named was not continued, for the log.
+    note: Option<String>,
+    /// A job the state named, continued.
+    continued: bool,
 }
 impl Runner {
     fn bulk_soql(&self, run: &ObjectRun, span: &Span) -> Result<String, Stop> {
@@ -48,23 +66,71 @@ impl Runner {
     /// known and it can be aborted).
     fn spawn_prepare(
         &self,
-        run: &ObjectRun,
+        run: &mut ObjectRun,
         span: &Span,
         stop: &CancellationToken,
+        created: &Arc<Notify>,
     ) -> Result<Preparing, Stop> {
         let soql = self.bulk_soql(run, span)?;
         let bulk = self.shared.bulk.clone();
         let fields = run.bulk_fields.clone();
         let jobs = self.jobs.clone();
         let stop = stop.clone();
+        let created = created.clone();
         let operation = if run.include_deleted() {
             Operation::QueryAll
         } else {
             Operation::Query
         };
-        Ok(tokio::spawn(async move {
+        let query = query_of(operation, &soql, self.shared.session.api_version());
+        let saved = run.progress.take_resumable(span);
+        let object = run.setup.spec.name.clone();
+        let slot: JobSlot = Arc::new(Mutex::new(None));
+        let task_slot = slot.clone();
+        let task_query = query.clone();
+        // The job's requests count under the stream's tag, on the task that sends them.
+        let tag = sf_auth::RequestTag::current();
+        let task = tokio::spawn(sf_auth::RequestTag::scope_opt(tag, async move {
             if stop.is_cancelled() {
                 return None;
+            }
+            let mut note = None;
+            if let Some(saved) = saved {
+                lock(&jobs).insert(saved.job_id.clone());
+                let from = ResumePoint {
+                    job_id: saved.job_id.clone(),
+                    locator: saved.locator.clone(),
+                    rows_done: saved.rows_done,
+                };
+                *lock(&task_slot) = Some(from.clone());
+                let continued = continue_job(
+                    &bulk,
+                    &saved,
+                    &object,
+                    operation,
+                    &task_query,
+                    &fields,
+                    &stop,
+                )
+                .await;
+                match continued {
+                    Continued::Yes(stream) => {
+                        return Some(Ok(Prepared {
+                            stream,
+                            job_id: Some(saved.job_id),
+                            first: None,
+                            from: Some(from),
+                            note: None,
+                            continued: true,
+                        }))
+                    }
+                    Continued::Stop(error) => return error.map(Err),
+                    Continued::No(why) => {
+                        lock(&jobs).remove(&saved.job_id);
+                        *lock(&task_slot) = None;
+                        note = Some(why);
+                    }
+                }
             }
             let mut stream = bulk.query(operation, soql, &fields);
             let mut job_id: Option<String> = None;
@@ -77,6 +143,8 @@ impl Runner {
                 let first = match item {
                     Some(Ok(BulkItem::JobCreated { job_id: id })) => {
                         lock(&jobs).insert(id.clone());
+                        *lock(&task_slot) = Some(ResumePoint::start(id.clone()));
+                        created.notify_one();
                         job_id = Some(id);
                         continue;
                     }
@@ -94,12 +162,16 @@ impl Runner {
                     }
                 };
                 return Some(Ok(Prepared {
+                    from: job_id.as_ref().map(ResumePoint::start),
                     stream,
                     job_id,
                     first,
+                    note,
+                    continued: false,
                 }));
             }
-        }))
+        }));
+        Ok(Preparing { task, slot, query })
     }
 
     /// Reads spans through Bulk, with jobs of later spans in flight while one downloads. Returns
@@ -110,13 +182,37 @@ impl Runner {
         queue: &mut SpanQueue,
     ) -> Result<Option<Fallback>, Stop> {
         let stop = self.shared.cancel.child_token();
+        let created = Arc::new(Notify::new());
         let mut inflight: VecDeque<(Span, Preparing)> = VecDeque::new();
-        let result = self.bulk_loop(run, queue, &mut inflight, &stop).await;
+        let result = self
+            .bulk_loop(run, queue, &mut inflight, &stop, &created)
+            .await;
         // Whatever ended the loop, nothing started ahead is needed any more: the tasks stop once
-        // the jobs they create have ids, and every job still running is aborted.
+        // the jobs they create have ids, and every job still running is aborted; except at the
+        // daily limit (or the budget), where the jobs stay on the org and the stream's last
+        // state names them, with the page each continues at, for the next sync to continue.
         stop.cancel();
-        for (_, handle) in inflight {
-            let _ = handle.await;
+        let mut ahead: Vec<JobCheckpoint> = Vec::new();
+        for (span, preparing) in inflight {
+            let _ = preparing.task.await;
+            if let Some(window) = span {
+                ahead.extend(slot_checkpoint(window, &preparing.slot, &preparing.query));
+            }
+        }
+        if matches!(result, Err(Stop::Limit(_))) {
+            if let Some(state) = run.state.as_mut() {
+                let jobs: Vec<JobCheckpoint> = run
+                    .progress
+                    .current
+                    .take()
+                    .into_iter()
+                    .chain(ahead)
+                    .collect();
+                state.set_jobs(jobs);
+                lock(&self.jobs).clear();
+            }
+        } else {
+            run.progress.current = None;
         }
         if !matches!(result, Ok(None)) {
             self.abort_jobs().await;
@@ -130,28 +226,74 @@ impl Runner {
         queue: &mut SpanQueue,
         inflight: &mut VecDeque<(Span, Preparing)>,
         stop: &CancellationToken,
+        created: &Arc<Notify>,
     ) -> Result<Option<Fallback>, Stop> {
         let ahead = self.shared.options.bulk_jobs_in_flight.max(1);
         loop {
             self.may_continue()?;
             while inflight.len() < ahead {
                 let Some(span) = queue.next() else { break };
-                let handle = self.spawn_prepare(run, &span, stop)?;
+                let handle = self.spawn_prepare(run, &span, stop, created)?;
                 inflight.push_back((span, handle));
             }
             let Some((span, mut handle)) = inflight.pop_front() else {
                 return Ok(None);
             };
-            let prepared = tokio::select! {
-                biased;
-                _ = self.shared.cancel.cancelled() => {
-                    inflight.push_front((span, handle));
-                    return Err(Stop::Cancelled);
+            // A job that takes a while: the jobs in flight go into a state, so a sync stopped
+            // now continues them; again whenever another job is created while waiting.
+            let wait_checkpoint = tokio::time::sleep(self.shared.options.checkpoint_jobs_after);
+            tokio::pin!(wait_checkpoint);
+            let mut waited = false;
+            let prepared = loop {
+                tokio::select! {
+                    biased;
+                    _ = self.shared.cancel.cancelled() => {
+                        inflight.push_front((span, handle));
+                        return Err(Stop::Cancelled);
+                    }
+                    joined = &mut handle.task => break joined,
+                    _ = &mut wait_checkpoint, if !waited => waited = true,
+                    _ = created.notified(), if waited => {}
                 }
-                joined = &mut handle => joined,
+                let jobs = in_flight(&span, &handle, inflight);
+                self.jobs_checkpoint(run, jobs).await?;
             };
             let outcome = match prepared {
-                Ok(Some(Ok(prepared))) => self.bulk_download(run, &span, prepared).await,
+                Ok(Some(Ok(mut prepared))) => {
+                    if let (Some(note), Some(window)) = (prepared.note.take(), span) {
+                        self.log(
+                            LogLevel::Warn,
+                            format!(
+                                "{}: {note}; creating a new job for window {window}",
+                                self.name
+                            ),
+                        )
+                        .await;
+                    } else if let (Some(from), true) = (&prepared.from, prepared.continued) {
+                        self.log(
+                            LogLevel::Info,
+                            format!(
+                                "{}: continuing Bulk job {} of window {} {}",
+                                self.name,
+                                from.job_id,
+                                describe_span(&span).unwrap_or_default(),
+                                match &from.locator {
+                                    Some(l) => {
+                                        format!("at locator {l} (after {} rows)", from.rows_done)
+                                    }
+                                    None => "from its first page".to_string(),
+                                }
+                            ),
+                        )
+                        .await;
+                    }
+                    let ahead: Vec<(Span, JobSlot, String)> = inflight
+                        .iter()
+                        .map(|(s, p)| (*s, p.slot.clone(), p.query.clone()))
+                        .collect();
+                    self.bulk_download(run, &span, &handle.query, prepared, &ahead)
+                        .await
+                }
                 Ok(Some(Err(e))) => Err(self.bulk_span_error(&span, e)),
                 Ok(None) => Err(SpanError::Stop(Stop::Cancelled)),
                 Err(join) => Err(SpanError::Stop(Stop::Failed(self.read_error(
@@ -162,13 +304,32 @@ impl Runner {
                     Failure::System,
                 )))),
             };
+            match (&outcome, span) {
+                // At the limit the job stays on the org: the last state names it.
+                (Err(SpanError::Stop(Stop::Limit(_))), Some(window)) => {
+                    if run.progress.current.is_none() {
+                        run.progress.current = slot_checkpoint(window, &handle.slot, &handle.query);
+                    }
+                }
+                _ => run.progress.current = None,
+            }
             match outcome {
-                Ok(most_recent) => self.span_done(run, &span, most_recent).await?,
+                Ok(most_recent) => {
+                    // The state after the window names the jobs started ahead.
+                    let jobs = inflight
+                        .iter()
+                        .filter_map(|(s, p)| slot_checkpoint((*s)?, &p.slot, &p.query))
+                        .collect();
+                    if let Some(state) = run.state.as_mut() {
+                        state.set_jobs(jobs);
+                    }
+                    self.span_done(run, &span, most_recent).await?
+                }
                 Err(SpanError::Split(message)) => {
                     let (a, b) = self.split(Api::Bulk, &span, &message).await?;
-                    let second = self.spawn_prepare(run, &Some(b), stop)?;
+                    let second = self.spawn_prepare(run, &Some(b), stop, created)?;
                     inflight.push_front((Some(b), second));
-                    let first = self.spawn_prepare(run, &Some(a), stop)?;
+                    let first = self.spawn_prepare(run, &Some(a), stop, created)?;
                     inflight.push_front((Some(a), first));
                 }
                 Err(SpanError::Fallback(fallback)) => {
@@ -227,19 +388,30 @@ impl Runner {
     }
 
     /// Reads a complete job's results, resuming from the last page read when the download is cut.
+    ///
+    /// After each page but the last, the state names this job at the next page (and the jobs
+    /// started `ahead`), so a sync stopped mid-download continues at that page.
     async fn bulk_download(
         &mut self,
-        run: &ObjectRun,
+        run: &mut ObjectRun,
         span: &Span,
+        query: &str,
         prepared: Prepared,
+        ahead: &[(Span, JobSlot, String)],
     ) -> Result<Option<DateTime<Utc>>, SpanError> {
         let Prepared {
             mut stream,
             job_id,
             mut first,
+            from,
+            ..
         } = prepared;
         let mut most_recent: Option<DateTime<Utc>> = None;
-        let mut resume: Option<ResumePoint> = job_id.as_ref().map(ResumePoint::start);
+        let mut resume: Option<ResumePoint> =
+            from.or_else(|| job_id.as_ref().map(ResumePoint::start));
+        if let (Some(window), Some(point)) = (span, &resume) {
+            run.progress.current = Some(checkpoint(*window, point, query));
+        }
         let mut resumes = 0u32;
         loop {
             let item = match first.take() {
@@ -254,12 +426,25 @@ impl Runner {
                     return Ok(most_recent);
                 }
                 Some(Ok(BulkItem::Record(record))) => {
-                    let record = run.from_bulk(record);
+                    let record = run.shape_bulk(record);
                     most_recent = most_recent.max(run.cursor_value(&record));
                     self.record(record).await?;
                 }
                 Some(Ok(BulkItem::PageDone(progress))) => {
-                    resume = progress.resume_point().or(resume);
+                    let next = progress.resume_point();
+                    if let (Some(window), Some(point)) = (span, &next) {
+                        let current = checkpoint(*window, point, query);
+                        run.progress.current = Some(current.clone());
+                        let jobs = std::iter::once(current)
+                            .chain(
+                                ahead
+                                    .iter()
+                                    .filter_map(|(s, slot, q)| slot_checkpoint((*s)?, slot, q)),
+                            )
+                            .collect();
+                        self.jobs_checkpoint(run, jobs).await?;
+                    }
+                    resume = next.or(resume);
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
@@ -350,4 +535,16 @@ impl Runner {
             }
         }
     }
+}
+
+/// The jobs in flight while the stream waits for `front`'s: it, then those started ahead.
+fn in_flight(
+    span: &Span,
+    front: &Preparing,
+    inflight: &VecDeque<(Span, Preparing)>,
+) -> Vec<JobCheckpoint> {
+    std::iter::once((span, front))
+        .chain(inflight.iter().map(|(s, p)| (s, p)))
+        .filter_map(|(s, p)| slot_checkpoint((*s)?, &p.slot, &p.query))
+        .collect()
 }

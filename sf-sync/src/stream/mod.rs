@@ -2,7 +2,7 @@
 //! records, state, logs and statuses, in order, to the sink's channel.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -27,6 +27,8 @@ use crate::time::parse_instant;
 use crate::window::{Window, WindowParams};
 
 mod bulk;
+mod bulk_resume;
+mod checkpoint;
 mod plan;
 mod rest;
 mod substream;
@@ -317,11 +319,12 @@ pub(crate) async fn run_stream(
         windows: 0,
         jobs: Arc::new(Mutex::new(HashSet::new())),
         batch: Mutex::new(Vec::new()),
+        unstated: AtomicBool::new(false),
         drift: Drift::default(),
     };
     // A refused send means the consumer stopped; the task ends quietly then.
     let _ = runner.send(Msg::Status(idx, StreamStatus::Started)).await;
-    let (result, state) = match job {
+    let (result, mut object) = match job {
         Job::Describe { records } => (runner.describe(records).await, None),
         Job::Failed { error, .. } => (Err(Stop::Failed(error)), None),
         Job::Limited { detail, .. } => (Err(Stop::Limit(detail)), None),
@@ -329,15 +332,19 @@ pub(crate) async fn run_stream(
             runner.drift = std::mem::take(&mut setup.drift);
             let mut object = ObjectRun::new(*setup);
             let result = runner.object(&mut object).await;
-            (result, object.state)
+            (result, Some(object))
         }
     };
+    // A stream stopped early ends with a state after its last record (see `checkpoint`).
+    if let (Err(stop @ (Stop::Limit(_) | Stop::Cancelled)), Some(run)) = (&result, object.as_mut())
+    {
+        runner
+            .stop_checkpoint(run, matches!(stop, Stop::Limit(_)))
+            .await;
+    }
     let (status, error) = match result {
         Ok(()) => (StreamStatus::Complete, None),
         Err(Stop::Limit(detail)) => {
-            if let Some(state) = state.filter(|s| !s.is_empty()) {
-                let _ = runner.send(Msg::State(idx, state.to_json())).await;
-            }
             runner
                 .log(
                     LogLevel::Warn,
@@ -396,14 +403,17 @@ struct ObjectRun {
     /// The columns a Bulk job selects (`setup.columns`, or the compound fields' components).
     bulk_columns: Vec<String>,
     bulk_fields: Arc<[FieldSpec]>,
+    /// Where reading stands inside the current window, and the Bulk jobs to continue.
+    progress: checkpoint::Progress,
 }
 
 impl ObjectRun {
     fn new(setup: StreamSetup) -> ObjectRun {
-        let (cursor, state) = match &setup.mode {
+        let (cursor, mut state) = match &setup.mode {
             Mode::Full => (None, None),
             Mode::Incremental { cursor, state } => (Some(cursor.clone()), Some(state.clone())),
         };
+        let progress = checkpoint::Progress::from_state(state.as_mut());
         let bulk_columns: Vec<String> = match &setup.compounds {
             Some(compounds) => compounds.bulk_columns().to_vec(),
             None => setup.columns.clone(),
@@ -426,11 +436,12 @@ impl ObjectRun {
             state,
             bulk_columns,
             bulk_fields: Arc::from(bulk_fields),
+            progress,
         }
     }
 
     /// A record read through Bulk, in the stream's columns (compound values rebuilt).
-    fn from_bulk(&self, record: Record) -> Record {
+    fn shape_bulk(&self, record: Record) -> Record {
         match &self.setup.compounds {
             Some(compounds) => compounds.rebuild(record),
             None => record,
@@ -517,6 +528,8 @@ struct Runner {
     /// Records read and not sent yet: sent as one message once full, once the source has
     /// nothing ready, and before any other message of the stream (so order holds).
     batch: Mutex<Vec<Record>>,
+    /// Records were emitted since the stream's last state.
+    unstated: AtomicBool,
     /// Fields whose type changed since discovery, converted to the catalog's types.
     drift: Drift,
 }
@@ -525,7 +538,16 @@ impl Runner {
     /// Sends `msg` after the records before it.
     async fn send(&self, msg: Msg) -> Result<(), Stop> {
         self.flush().await?;
-        self.shared.tx.send(msg).await.map_err(|_| Stop::Cancelled)
+        let state = matches!(msg, Msg::State(..));
+        self.shared
+            .tx
+            .send(msg)
+            .await
+            .map_err(|_| Stop::Cancelled)?;
+        if state {
+            self.unstated.store(false, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Sends the records waiting in the batch, if any.
@@ -583,6 +605,7 @@ impl Runner {
     async fn record(&mut self, mut record: Record) -> Result<(), Stop> {
         self.drift.apply(&mut record);
         self.records += 1;
+        self.unstated.store(true, Ordering::Relaxed);
         let full = {
             let width = record.values.len();
             let mut batch = lock(&self.batch);

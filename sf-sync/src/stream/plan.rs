@@ -34,6 +34,7 @@ impl Runner {
             .await;
             run.constraint = ApiConstraint::RestOnly;
         }
+        self.continue_jobs(run).await?;
         let planner = self.shared.options.planner.clone();
         let (mut api, queue, skip) = match &run.state {
             None => {

@@ -113,8 +113,12 @@ impl Runner {
         while let Some(span) = queue.next() {
             self.may_continue()?;
             match self.rest_span(run, &span).await {
-                Ok(most_recent) => self.span_done(run, &span, most_recent).await?,
+                Ok(most_recent) => {
+                    self.rest_ordered_end(run);
+                    self.span_done(run, &span, most_recent).await?
+                }
                 Err(SpanError::Split(message)) => {
+                    self.rest_ordered_end(run);
                     let (a, b) = self.split(Api::Rest, &span, &message).await?;
                     queue.push_front(Some(b));
                     queue.push_front(Some(a));
@@ -134,14 +138,36 @@ impl Runner {
     }
 
     /// Reads one span through REST; returns the largest cursor value seen.
+    ///
+    /// A read in cursor order (one query, not split into field chunks, whose rows come by
+    /// `(cursor, Id)`) checkpoints every page's worth of records: the state then covers the
+    /// window up to the last cursor value emitted. A read split into chunks merges them in `Id`
+    /// order, so only the window's end is a point where every chunk has delivered its rows.
     async fn rest_span(
         &mut self,
-        run: &ObjectRun,
+        run: &mut ObjectRun,
         span: &Span,
     ) -> Result<Option<DateTime<Utc>>, SpanError> {
         let mut most_recent: Option<DateTime<Utc>> = None;
         let mut after: Option<ResumeKey> = None;
         let mut resumes = 0u32;
+        let probe = ReadRequest {
+            fields: run.setup.columns.clone(),
+            window: run.rest_window(span),
+            include_deleted: run.include_deleted(),
+            ..ReadRequest::default()
+        };
+        let in_cursor_order = matches!(
+            self.shared
+                .rest
+                .plan(&run.setup.spec, &probe)
+                .map(|p| p.order),
+            Ok(sf_rest::Order::CursorThenId(_))
+        );
+        if in_cursor_order {
+            self.rest_ordered_start(run, span);
+        }
+        let page = self.shared.options.rest_batch_size.map_or(2_000, u64::from);
         'query: loop {
             let request = ReadRequest {
                 fields: run.setup.columns.clone(),
@@ -162,8 +188,10 @@ impl Runner {
                 let error = match item {
                     None => return Ok(most_recent),
                     Some(Ok(record)) => {
-                        most_recent = most_recent.max(run.cursor_value(&record));
+                        let cursor = run.cursor_value(&record);
+                        most_recent = most_recent.max(cursor);
                         self.record(record).await?;
+                        self.rest_ordered_record(run, cursor, page).await?;
                         continue;
                     }
                     Some(Err(e)) => e,

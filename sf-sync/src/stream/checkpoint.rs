@@ -1,0 +1,193 @@
+//! Checkpoints inside a window: how far a REST window read in cursor order was emitted, which
+//! Bulk jobs a stream has in flight and how far their results were emitted, and the state a
+//! stream emits when it stops early (the daily limit, the budget, cancellation), which covers
+//! exactly what it emitted.
+
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+
+use super::{Msg, ObjectRun, Runner, Span, Stop};
+use crate::state::{JobCheckpoint, StateSlice, StreamState};
+use crate::window::Window;
+
+/// Where an object stream's reading stands inside its current window.
+#[derive(Debug, Default)]
+pub(super) struct Progress {
+    /// The REST window being read in cursor order, if any.
+    partial: Option<Partial>,
+    /// The Bulk job whose results are being emitted, at the next page not yet emitted.
+    pub(super) current: Option<JobCheckpoint>,
+    /// Jobs the input state had in flight, not picked up yet: each is continued when its window
+    /// comes up through Bulk.
+    pub(super) resumable: Vec<JobCheckpoint>,
+}
+
+impl Progress {
+    /// The progress of a stream starting from `state`: its jobs in flight are to be continued.
+    pub(super) fn from_state(state: Option<&mut StreamState>) -> Progress {
+        let resumable = match state {
+            Some(state) => {
+                let jobs = state.jobs().to_vec();
+                state.set_jobs(Vec::new());
+                jobs
+            }
+            None => Vec::new(),
+        };
+        Progress {
+            resumable,
+            ..Progress::default()
+        }
+    }
+
+    /// The windows of the jobs to continue, in order.
+    pub(super) fn resumable_windows(&self) -> Vec<Window> {
+        self.resumable
+            .iter()
+            .map(|j| Window::new(j.start, j.end))
+            .collect()
+    }
+
+    /// Takes the job to continue for `span`, if the state had one for exactly that window.
+    pub(super) fn take_resumable(&mut self, span: &Span) -> Option<JobCheckpoint> {
+        let window = (*span)?;
+        let at = self
+            .resumable
+            .iter()
+            .position(|j| j.start == window.start && j.end == window.end)?;
+        Some(self.resumable.remove(at))
+    }
+}
+
+/// A REST window read in `(cursor, Id)` order: every row with a cursor before `last` was emitted.
+#[derive(Debug, Clone, Copy)]
+struct Partial {
+    start: DateTime<Utc>,
+    /// The cursor value of the last record emitted.
+    last: Option<DateTime<Utc>>,
+    /// The largest cursor value emitted before `last`.
+    below: Option<DateTime<Utc>>,
+    /// Records emitted since the last checkpoint.
+    since: u64,
+}
+
+impl Partial {
+    /// `[start, last)`: read completely, since rows come in cursor order and rows sharing `last`
+    /// may not all have been emitted (they are read again, never skipped).
+    fn slice(&self) -> Option<StateSlice> {
+        let last = self.last?;
+        (last > self.start).then_some(StateSlice {
+            start: self.start,
+            end: last,
+            most_recent_cursor_value: self.below,
+        })
+    }
+}
+
+impl Runner {
+    /// A REST read of `span` in cursor order starts: it checkpoints at page boundaries.
+    pub(super) fn rest_ordered_start(&self, run: &mut ObjectRun, span: &Span) {
+        run.progress.partial = match (span, &run.state) {
+            (Some(window), Some(_)) => Some(Partial {
+                start: window.start,
+                last: None,
+                below: None,
+                since: 0,
+            }),
+            _ => None,
+        };
+    }
+
+    /// The REST read of the current span ended (read whole, or given up for halves).
+    pub(super) fn rest_ordered_end(&self, run: &mut ObjectRun) {
+        run.progress.partial = None;
+    }
+
+    /// A record of a REST read in cursor order was emitted; every `page` records, the state
+    /// records what was read completely and is emitted.
+    pub(super) async fn rest_ordered_record(
+        &mut self,
+        run: &mut ObjectRun,
+        cursor: Option<DateTime<Utc>>,
+        page: u64,
+    ) -> Result<(), Stop> {
+        let Some(partial) = run.progress.partial.as_mut() else {
+            return Ok(());
+        };
+        if let Some(c) = cursor {
+            if partial.last.is_none_or(|last| c > last) {
+                partial.below = partial.last.max(partial.below);
+                partial.last = Some(c);
+            }
+        }
+        partial.since += 1;
+        if partial.since < page.max(1) {
+            return Ok(());
+        }
+        let Some(slice) = partial.slice() else {
+            return Ok(());
+        };
+        partial.since = 0;
+        let Some(state) = run.state.as_mut() else {
+            return Ok(());
+        };
+        let before = state.clone();
+        state.add(slice);
+        if *state == before {
+            return Ok(());
+        }
+        let json = state.to_json();
+        self.send(Msg::State(self.idx, json)).await
+    }
+
+    /// Emits `run`'s state with `jobs` as the Bulk jobs in flight, when they changed.
+    pub(super) async fn jobs_checkpoint(
+        &mut self,
+        run: &mut ObjectRun,
+        jobs: Vec<JobCheckpoint>,
+    ) -> Result<(), Stop> {
+        let Some(state) = run.state.as_mut() else {
+            return Ok(());
+        };
+        if state.jobs() == jobs.as_slice() {
+            return Ok(());
+        }
+        state.set_jobs(jobs);
+        let json = state.to_json();
+        self.send(Msg::State(self.idx, json)).await
+    }
+
+    /// Ends a stream stopped early (`at_limit`: by the daily limit or the budget, else
+    /// cancelled) with a state after its last record, when it emitted records since its last
+    /// state (and, at the limit, whenever it has a state to give).
+    pub(super) async fn stop_checkpoint(&mut self, run: &mut ObjectRun, at_limit: bool) {
+        let Some(state) = Runner::stop_state(run, at_limit) else {
+            return;
+        };
+        let something = !(state.is_empty() && state.jobs().is_empty());
+        if self.unstated.load(Ordering::Relaxed) || (at_limit && something) {
+            let _ = self.send(Msg::State(self.idx, state.to_json())).await;
+        }
+    }
+
+    /// The state a stream stopped early emits: the windows read, the part of the REST window
+    /// read in cursor order, and (when `keep_jobs`: the jobs were left on the org) the Bulk jobs
+    /// in flight with the page each continues at. `None` for a full refresh.
+    pub(super) fn stop_state(run: &mut ObjectRun, keep_jobs: bool) -> Option<StreamState> {
+        let partial = run.progress.partial.and_then(|p| p.slice());
+        let state = run.state.as_mut()?;
+        if let Some(slice) = partial {
+            state.add(slice);
+        }
+        let jobs = if keep_jobs {
+            // With the jobs named by the input state and not picked up yet.
+            let mut jobs = state.jobs().to_vec();
+            jobs.extend(std::mem::take(&mut run.progress.resumable));
+            jobs
+        } else {
+            Vec::new()
+        };
+        state.set_jobs(jobs);
+        Some(state.clone())
+    }
+}
