@@ -46,6 +46,7 @@ mod lock;
 mod request;
 mod secret;
 mod session;
+mod tally;
 #[cfg(any(test, feature = "test-util"))]
 mod test_util;
 mod usage;
@@ -62,4 +63,5 @@ pub use lock::{lock, read_lock, write_lock};
 pub use request::{ByteStream, FullResponse, Headers, Method, Request, Response};
 pub use secret::Secret;
 pub use session::Session;
+pub use tally::{RequestTag, TaggedRequests};
 pub use usage::{parse_limit_info, ApiUsage, Limit, Limits};

@@ -32,6 +32,8 @@ struct Inner {
     logins: AtomicU64,
     /// API requests sent (token requests not included), retries and replays included.
     requests: AtomicU64,
+    /// The same requests by tag, method and path.
+    tally: crate::tally::Tally,
     usage: UsageTracker,
     rotation: watch::Sender<Option<Secret>>,
     /// Org clock minus local clock, in milliseconds, from the last `Date` header.
@@ -117,6 +119,7 @@ impl Session {
                 failed_renewal: std::sync::Mutex::new(None),
                 logins: AtomicU64::new(0),
                 requests: AtomicU64::new(0),
+                tally: crate::tally::Tally::default(),
                 usage: UsageTracker::default(),
                 rotation,
                 clock_skew_ms: AtomicI64::new(0),
@@ -169,6 +172,12 @@ impl Session {
     /// subrequest of a `composite/batch` call counts there.
     pub fn request_count(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// The requests [`Session::request_count`] counts, by the [`crate::RequestTag`] they were
+    /// sent under, method and path.
+    pub fn tally(&self) -> Vec<crate::TaggedRequests> {
+        self.inner.tally.snapshot()
     }
 
     /// The refresh token now in force (a rotated one after rotation).
@@ -281,6 +290,7 @@ impl Session {
             builder = builder.body(body.clone());
         }
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        self.inner.tally.record(req.method().as_str(), req.path());
         let response = match builder.send().await {
             Ok(r) => r,
             Err(e) => {

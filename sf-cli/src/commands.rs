@@ -150,6 +150,7 @@ pub async fn read(
     config_path: &Path,
     catalog_path: &Path,
     state_path: Option<&Path>,
+    report: Option<&Path>,
     out: Arc<Output>,
 ) -> Result<SyncSummary, Failure> {
     let loaded = load_config(config_path, &out)?;
@@ -166,6 +167,10 @@ pub async fn read(
             .map_err(|e| Failure::system(format!("empty state: {e}")))?,
     };
     let session = login(&loaded, out.clone()).await?;
+    let watch = match report {
+        Some(path) => Some(crate::report::Watch::start(&session, path).await),
+        None => None,
+    };
     let cancel = CancellationToken::new();
     let on_interrupt = cancel.clone();
     tokio::spawn(async move {
@@ -183,6 +188,9 @@ pub async fn read(
         cancel,
     )
     .await;
+    if let (Some(watch), Some(summary)) = (&watch, &sink.summary) {
+        watch.finish(&session, summary, sink.observations()).await?;
+    }
     let summary = match (result, sink.summary.take()) {
         (Ok(summary), _) => summary,
         // Streams failed for reasons of their own; every other one ran to its end.

@@ -37,6 +37,8 @@ pub struct StepSummary {
     pub charged: u64,
     /// Wall time.
     pub seconds: f64,
+    /// The run report of a read step.
+    pub report: Option<PathBuf>,
 }
 
 fn file_output(path: &Path) -> Result<Arc<Output>> {
@@ -265,7 +267,8 @@ async fn read_step(
     let before = control.stats();
     let started = Instant::now();
     let out = file_output(file)?;
-    commands::read(config, catalog, state, out.clone())
+    let report = file.with_extension("report.json");
+    commands::read(config, catalog, state, Some(&report), out.clone())
         .await
         .map_err(|f| anyhow::anyhow!("{step}: {f}"))?;
     out.flush()?;
@@ -274,6 +277,7 @@ async fn read_step(
     s.calls = calls_between(&before.requests, &after.requests);
     s.charged = after.api_usage.used.saturating_sub(before.api_usage.used);
     s.seconds = started.elapsed().as_secs_f64();
+    s.report = Some(report);
     std::fs::write(
         state_out,
         serde_json::to_string_pretty(&Value::Array(states))?,

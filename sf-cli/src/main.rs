@@ -17,6 +17,7 @@ mod failure;
 mod files;
 mod progress;
 mod protocol;
+mod report;
 mod sink;
 mod spec;
 
@@ -80,6 +81,10 @@ enum Command {
         /// The state file of the last sync.
         #[arg(long)]
         state: Option<PathBuf>,
+        /// Write the run report here (JSON: per stream, the API and why, windows, rows, Bulk
+        /// jobs and polls, API calls by kind, seconds; the daily allowance before and after).
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
     /// Serve the emulated Salesforce org on loopback and print a ready-to-use config.
     Emulate {
@@ -138,6 +143,15 @@ fn main() -> ExitCode {
             match demo::run(&dir, seed, scale).await {
                 Ok(steps) => {
                     println!("{}", demo::table(&steps));
+                    for step in &steps {
+                        if let Some(path) = &step.report {
+                            println!("{}: {}", step.step, path.display());
+                            match report::table(path) {
+                                Ok(table) => println!("{table}"),
+                                Err(e) => eprintln!("sfconnect demo: {e:#}"),
+                            }
+                        }
+                    }
                     println!("messages of every step are in {}/", dir.display());
                     ExitCode::SUCCESS
                 }
@@ -177,7 +191,8 @@ async fn protocol_command(command: Command, out: Arc<Output>) -> Result<(), Fail
             config,
             catalog,
             state,
-        } => commands::read(&config, &catalog, state.as_deref(), out)
+            report,
+        } => commands::read(&config, &catalog, state.as_deref(), report.as_deref(), out)
             .await
             .map(|_| ()),
         Command::Emulate { .. } | Command::Demo { .. } => {

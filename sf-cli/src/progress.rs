@@ -56,7 +56,7 @@ impl Progress {
     }
 
     /// A stream's plan: its API, and its estimate when counted.
-    pub fn plan(&mut self, stream: &str, plan: StreamPlan) {
+    pub fn plan(&mut self, stream: &str, plan: &StreamPlan) {
         if let Some(bar) = self.bar(stream) {
             bar.set_message(api_label(plan.api));
             if let Some(rows) = plan.estimated_rows {
@@ -166,17 +166,19 @@ mod tests {
         assert_eq!(progress.is_drawn(), is_terminal);
         progress.plan(
             "Account",
-            StreamPlan {
+            &StreamPlan {
                 api: Api::Bulk,
                 estimated_rows: Some(1_000),
+                reason: String::new(),
             },
         );
         progress.rows("Account", 400);
         progress.plan(
             "Lead",
-            StreamPlan {
+            &StreamPlan {
                 api: Api::Rest,
                 estimated_rows: None,
+                reason: String::new(),
             },
         );
         progress.rows("Lead", 7);
@@ -228,9 +230,10 @@ mod tests {
             Progress::new(true, ProgressDrawTarget::term_like(Box::new(term.clone())));
         progress.plan(
             "Contact",
-            StreamPlan {
+            &StreamPlan {
                 api: Api::Rest,
                 estimated_rows: Some(10),
+                reason: String::new(),
             },
         );
         progress.rows("Contact", 12);

@@ -1,11 +1,13 @@
 //! The sync engine's sink as Airbyte messages on stdout (or a file, for the demo).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use serde_json::Value;
 use sf_discovery::Record;
+use sf_sync::report::StreamObservation;
 use sf_sync::{LogLevel, Sink, StreamPlan, StreamStatus, SyncSummary};
 
 use crate::progress::Progress;
@@ -25,6 +27,10 @@ pub struct AirbyteSink {
     emitted_at: i64,
     until_clock: u32,
     progress: Progress,
+    /// Per stream: its plan and how long it ran (the run report).
+    observed: BTreeMap<String, StreamObservation>,
+    /// When each running stream started.
+    started: HashMap<String, Instant>,
     /// The summary the engine sent last.
     pub summary: Option<SyncSummary>,
 }
@@ -183,6 +189,8 @@ impl AirbyteSink {
             emitted_at: protocol::now_millis(),
             until_clock: CLOCK_EVERY,
             progress,
+            observed: BTreeMap::new(),
+            started: HashMap::new(),
             summary: None,
         }
     }
@@ -199,6 +207,11 @@ impl AirbyteSink {
         self.flush_records()?;
         self.out.emit(message).map_err(sf_sync::Error::sink)?;
         self.out.flush().map_err(sf_sync::Error::sink)
+    }
+
+    /// Per stream: its last plan and the seconds it ran, for the run report.
+    pub fn observations(&self) -> &BTreeMap<String, StreamObservation> {
+        &self.observed
     }
 
     /// Moves every stream's progress line to the rows written so far.
@@ -263,7 +276,14 @@ impl Sink for AirbyteSink {
                 &format!("stream {stream} is incomplete: {reason}"),
             ))?;
         }
+        if matches!(status, StreamStatus::Started) {
+            self.started.insert(stream.to_string(), Instant::now());
+        }
         if matches!(status, StreamStatus::Complete | StreamStatus::Incomplete(_)) {
+            if let Some(started) = self.started.remove(stream) {
+                self.observed.entry(stream.to_string()).or_default().seconds =
+                    started.elapsed().as_secs_f64();
+            }
             self.show_progress();
             self.progress.finish(stream, &label.to_ascii_lowercase());
         }
@@ -278,8 +298,10 @@ impl Sink for AirbyteSink {
     }
 
     async fn plan(&mut self, stream: &str, plan: StreamPlan) -> Result<(), sf_sync::Error> {
-        self.progress.plan(stream, plan);
-        match plan.estimated_rows {
+        self.progress.plan(stream, &plan);
+        let rows = plan.estimated_rows;
+        self.observed.entry(stream.to_string()).or_default().plan = Some(plan);
+        match rows {
             Some(rows) => self.emit(&protocol::trace_estimate(stream, rows)),
             None => Ok(()),
         }

@@ -53,7 +53,7 @@ pub struct OrgInfo {
 }
 
 /// The daily API allowance (`DailyApiRequests` of `/limits`, read after the check's own calls).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Allowance {
     /// Requests used in the last 24 hours.
     pub used: i64,

@@ -164,7 +164,9 @@ pub async fn read_with(
                 // A closed semaphore never happens here; without a permit the stream still runs.
                 let _permit = permits.acquire_owned().await.ok();
                 let _ = next.send(());
-                run_stream(shared, idx, name, job).await
+                // Every request the stream sends is counted under its name (the run report).
+                let tag = sf_auth::RequestTag::new(name.clone(), "");
+                tag.scope(run_stream(shared, idx, name, job)).await
             }),
         ));
     }

@@ -113,6 +113,7 @@ mod engine;
 mod error;
 mod options;
 mod planner;
+pub mod report;
 mod sink;
 mod state;
 mod stream;

@@ -91,7 +91,7 @@ pub enum StreamStatus {
 
 /// How a stream is read, told once its API is chosen (with the volume, when a `SELECT COUNT()`
 /// chose it) and again if it switches API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamPlan {
     /// The API the stream is read through.
     pub api: Api,
@@ -99,6 +99,9 @@ pub struct StreamPlan {
     /// object, or the incremental span with deleted rows); `None` when not counted. Rows that
     /// change while the stream is read may make the read differ by as many.
     pub estimated_rows: Option<u64>,
+    /// Why this API: the volume against the REST threshold, `force_use_bulk_api`, a field or
+    /// object Bulk cannot serve, or the Bulk failure that switched the stream to REST.
+    pub reason: String,
 }
 
 /// What happened to one stream.

@@ -53,7 +53,8 @@ impl Runner {
                     ),
                 )
                 .await;
-                self.plan(api, rows).await?;
+                self.plan(api, rows, reason(run.constraint, rows, &planner))
+                    .await?;
                 (api, SpanQueue::new(std::iter::once(None)), false)
             }
             Some(state) => {
@@ -117,7 +118,8 @@ impl Runner {
                     ),
                 )
                 .await;
-                self.plan(plan.api, counted).await?;
+                let why_api = reason(run.constraint, plan.estimated_rows, &planner);
+                self.plan(plan.api, counted, why_api).await?;
                 // A single span counted empty needs no query at all.
                 let skip = spans.len() == 1 && counted == Some(0);
                 let planned: Vec<_> = plan.spans.clone();
@@ -169,7 +171,8 @@ impl Runner {
                         self.log(level, message).await;
                         run.constraint = ApiConstraint::RestOnly;
                         api = Api::Rest;
-                        self.plan(api, None).await?;
+                        self.plan(api, None, format!("switched from Bulk: {reason}"))
+                            .await?;
                     }
                     Some(Fallback { reason, .. }) => {
                         self.log(
@@ -182,7 +185,8 @@ impl Runner {
                         .await;
                         run.constraint = ApiConstraint::RestOnly;
                         api = Api::Rest;
-                        self.plan(api, None).await?;
+                        self.plan(api, None, format!("switched from Bulk: {reason}"))
+                            .await?;
                     }
                 },
             }
@@ -195,10 +199,16 @@ impl Runner {
     }
 
     /// Tells the sink how the stream is read (its progress line and the ESTIMATE message).
-    async fn plan(&self, api: Api, estimated_rows: Option<u64>) -> Result<(), Stop> {
+    async fn plan(
+        &self,
+        api: Api,
+        estimated_rows: Option<u64>,
+        reason: String,
+    ) -> Result<(), Stop> {
         let plan = StreamPlan {
             api,
             estimated_rows,
+            reason,
         };
         self.send(Msg::Plan(self.idx, plan)).await
     }
@@ -210,7 +220,9 @@ impl Runner {
         let counted = tokio::select! {
             biased;
             _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled),
-            counted = self.shared.rest.count(&run.setup.spec.name, sf_window.as_ref(), run.include_deleted()) => counted,
+            counted = sf_auth::RequestTag::new(self.name.clone(), "count").scope(
+                self.shared.rest.count(&run.setup.spec.name, sf_window.as_ref(), run.include_deleted())
+            ) => counted,
         };
         match counted {
             Ok(rows) => Ok(Some(rows)),
@@ -229,6 +241,19 @@ impl Runner {
                 Ok(None)
             }
         }
+    }
+}
+
+/// Why an API was chosen, for the run report.
+fn reason(constraint: ApiConstraint, rows: Option<u64>, planner: &PlannerConfig) -> String {
+    match why(constraint, rows, planner).trim() {
+        "" => "REST only: the Bulk API cannot serve this object or its selected fields, or the \
+               day's Bulk jobs are used up"
+            .to_string(),
+        text => text
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .to_string(),
     }
 }
 

@@ -1,0 +1,139 @@
+//! `read --report`: the run report's figures equal the emulated org's own counts.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+use fixtures::{OrgConfig, Scale};
+use harness::{catalog, Env};
+use serde_json::{json, Value};
+
+fn sum(report: &Value, kind: &str) -> u64 {
+    let streams: u64 = report["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["calls"][kind].as_u64().unwrap())
+        .sum();
+    streams + report["setup_calls"][kind].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_adds_up_to_the_orgs_counts() {
+    let env = Env::start(
+        "report",
+        OrgConfig::new(17, Scale::Tiny)
+            .rows("Account", 900)
+            .rows("Contact", 300)
+            .bulk_timing(20, 60),
+    )
+    .await;
+    // Account through Bulk (a small threshold for REST), Contact and Lead through REST.
+    let config = env.write("config.json", &env.config(json!({})));
+    let streams = env.write(
+        "catalog.json",
+        &catalog(&[
+            ("Account", "incremental"),
+            ("Contact", "full_refresh"),
+            ("Lead", "incremental"),
+        ]),
+    );
+    let bulk_config = env.write(
+        "bulk.json",
+        &env.config(json!({"force_use_bulk_api": true})),
+    );
+    for (name, config) in [("rest", &config), ("bulk", &bulk_config)] {
+        let control = env.org.control();
+        let before = control.stats();
+        let path = env.dir.join(format!("{name}.report.json"));
+        let run = env
+            .run(
+                &[
+                    "read",
+                    "--config",
+                    config.to_str().unwrap(),
+                    "--catalog",
+                    streams.to_str().unwrap(),
+                    "--report",
+                    path.to_str().unwrap(),
+                ],
+                &[],
+            )
+            .await;
+        run.assert_success();
+        let after = control.stats();
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let (b, a) = (&before.requests, &after.requests);
+        assert_eq!(
+            sum(&report, "count") + sum(&report, "query"),
+            a.query - b.query,
+            "{name}"
+        );
+        assert_eq!(
+            sum(&report, "query_more"),
+            a.query_more - b.query_more,
+            "{name}"
+        );
+        assert_eq!(
+            sum(&report, "bulk_create"),
+            a.bulk_create - b.bulk_create,
+            "{name}"
+        );
+        assert_eq!(
+            sum(&report, "bulk_poll"),
+            a.bulk_poll - b.bulk_poll,
+            "{name}"
+        );
+        assert_eq!(
+            sum(&report, "bulk_results"),
+            a.bulk_results - b.bulk_results,
+            "{name}"
+        );
+        assert_eq!(
+            sum(&report, "bulk_delete"),
+            a.bulk_delete - b.bulk_delete,
+            "{name}"
+        );
+        assert_eq!(
+            sum(&report, "composite"),
+            a.composite - b.composite,
+            "{name}"
+        );
+        assert_eq!(sum(&report, "limits"), a.limits - b.limits, "{name}");
+        assert_eq!(report["setup_calls"]["limits"], 2, "before and after");
+        let charged = after.api_usage.used - before.api_usage.used;
+        assert_eq!(
+            sum(&report, "total"),
+            charged,
+            "{name}: every call charged once"
+        );
+        // The allowance: read before and after, each reading counting itself.
+        let used = |k: &str| report[k]["used"].as_u64().unwrap();
+        assert_eq!(
+            used("allowance_after") - used("allowance_before"),
+            charged - 1
+        );
+        assert_eq!(report["allowance_after"]["max"], after.api_usage.max);
+        for s in report["streams"].as_array().unwrap() {
+            let stream = s["stream"].as_str().unwrap();
+            assert_eq!(
+                s["rows"],
+                run.records(stream).len() as u64,
+                "{name} {stream}"
+            );
+            assert_eq!(s["status"], "complete");
+            assert_eq!(s["bulk_jobs"], s["calls"]["bulk_create"]);
+            assert_eq!(s["bulk_polls"], s["calls"]["bulk_poll"]);
+            assert!(s["why"].as_str().is_some_and(|w| !w.is_empty()), "{s}");
+            assert!(s["windows"].as_u64().unwrap() >= 1, "{s}");
+        }
+        let account = &report["streams"][0];
+        if name == "bulk" {
+            assert_eq!(account["api"], "bulk");
+            assert_eq!(account["why"], "force_use_bulk_api");
+            assert!(account["bulk_jobs"].as_u64().unwrap() >= 1);
+        } else {
+            assert_eq!(account["api"], "rest");
+            assert_eq!(account["bulk_jobs"], 0);
+        }
+    }
+}
