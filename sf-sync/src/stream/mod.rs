@@ -10,7 +10,7 @@ use futures_util::{FutureExt, Stream, StreamExt};
 use serde_json::Value;
 use sf_auth::{lock, Session};
 use sf_bulk::{BulkClient, BulkConfig};
-use sf_discovery::{FieldSpec, Record, StreamSpec};
+use sf_discovery::{Record, StreamSpec};
 use sf_rest::{RestConfig, RestReader};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -23,15 +23,17 @@ use crate::options::ReadOptions;
 use crate::planner::{Api, ApiConstraint};
 use crate::sink::{IncompleteReason, LogLevel, StreamStatus, StreamSummary};
 use crate::state::{full_refresh_state, StreamState};
-use crate::time::parse_instant;
 use crate::window::{Window, WindowParams};
 
 mod bulk;
 mod bulk_resume;
 mod checkpoint;
+mod object;
 mod plan;
 mod rest;
 mod substream;
+
+use object::ObjectRun;
 
 pub use substream::SLICE_BATCH_SIZE;
 pub(crate) use substream::{parent_filter, ParentFilter};
@@ -388,98 +390,6 @@ pub(crate) async fn run_stream(
             failure: error.as_ref().map(Error::failure),
         },
         error,
-    }
-}
-
-/// An object stream being read: its setup and where its state stands.
-struct ObjectRun {
-    setup: StreamSetup,
-    cursor: Option<String>,
-    /// Where the cursor is among the columns (records of both APIs carry them in order).
-    cursor_index: Option<usize>,
-    /// `Some` for an incremental stream.
-    state: Option<StreamState>,
-    constraint: ApiConstraint,
-    /// The columns a Bulk job selects (`setup.columns`, or the compound fields' components).
-    bulk_columns: Vec<String>,
-    bulk_fields: Arc<[FieldSpec]>,
-    /// Where reading stands inside the current window, and the Bulk jobs to continue.
-    progress: checkpoint::Progress,
-}
-
-impl ObjectRun {
-    fn new(setup: StreamSetup) -> ObjectRun {
-        let (cursor, mut state) = match &setup.mode {
-            Mode::Full => (None, None),
-            Mode::Incremental { cursor, state } => (Some(cursor.clone()), Some(state.clone())),
-        };
-        let progress = checkpoint::Progress::from_state(state.as_mut());
-        let bulk_columns: Vec<String> = match &setup.compounds {
-            Some(compounds) => compounds.bulk_columns().to_vec(),
-            None => setup.columns.clone(),
-        };
-        let bulk_fields: Vec<FieldSpec> = bulk_columns
-            .iter()
-            .filter_map(|c| setup.spec.field(c).cloned())
-            .collect();
-        let cursor_index = cursor.as_deref().and_then(|c| {
-            setup
-                .columns
-                .iter()
-                .position(|col| col.eq_ignore_ascii_case(c))
-        });
-        ObjectRun {
-            constraint: setup.constraint,
-            setup,
-            cursor,
-            cursor_index,
-            state,
-            bulk_columns,
-            bulk_fields: Arc::from(bulk_fields),
-            progress,
-        }
-    }
-
-    /// A record read through Bulk, in the stream's columns (compound values rebuilt).
-    fn shape_bulk(&self, record: Record) -> Record {
-        match &self.setup.compounds {
-            Some(compounds) => compounds.rebuild(record),
-            None => record,
-        }
-    }
-
-    /// For the log: the compound fields a Bulk read rebuilds from their components.
-    fn compound_note(&self, api: Api) -> String {
-        match (&self.setup.compounds, api) {
-            (Some(compounds), Api::Bulk) => format!(
-                "; {} selected as their components and rebuilt as REST shows them",
-                compounds
-                    .rebuilt()
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            _ => String::new(),
-        }
-    }
-
-    fn include_deleted(&self) -> bool {
-        self.setup.spec.has_is_deleted
-    }
-
-    fn rest_window(&self, span: &Span) -> Option<sf_rest::Window> {
-        span.and_then(|w| sf_rest::Window::for_stream(&self.setup.spec, Some(w.start), Some(w.end)))
-    }
-
-    /// The largest cursor value of a record.
-    fn cursor_value(&self, record: &Record) -> Option<DateTime<Utc>> {
-        let cursor = self.cursor.as_deref()?;
-        let value = match self.cursor_index {
-            Some(i) if record.columns.get(i).is_some_and(|c| c == cursor) => record.values.get(i),
-            _ => record.get(cursor),
-        };
-        value?.as_str().and_then(parse_instant)
     }
 }
 
