@@ -6,6 +6,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::error::Error;
+use crate::jwt::JwtBearer;
 use crate::secret::Secret;
 
 /// The production login host.
@@ -128,6 +129,9 @@ pub enum Grant {
     RefreshToken,
     /// `grant_type=client_credentials`, to a My Domain login URL.
     ClientCredentials,
+    /// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` with an assertion signed by
+    /// [`SessionConfig::jwt_bearer`]'s key; renewal signs a new one.
+    JwtBearer,
 }
 
 /// Retry policy: exponential backoff with jitter.
@@ -183,6 +187,9 @@ pub struct SessionConfig {
     pub credentials: Credentials,
     /// The OAuth grant.
     pub grant: Grant,
+    /// The username and key of the JWT bearer grant (needed when `grant` is
+    /// [`Grant::JwtBearer`]).
+    pub jwt_bearer: Option<JwtBearer>,
     /// REST API version, e.g. `62.0` (no `v`).
     pub api_version: String,
     /// Retry policy.
@@ -207,6 +214,7 @@ impl SessionConfig {
             login_url,
             credentials,
             grant: Grant::RefreshToken,
+            jwt_bearer: None,
             api_version: DEFAULT_API_VERSION.to_string(),
             retry: RetryConfig::default(),
             connect_timeout: Some(Duration::from_secs(30)),

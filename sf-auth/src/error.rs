@@ -345,11 +345,33 @@ pub enum LoginFailure {
     WrongClientSecret,
     /// client_credentials sent to a login host rather than a My Domain.
     WrongDomainForGrant,
+    /// JWT bearer: `invalid_grant` "audience is invalid": the assertion's `aud` is not the
+    /// login host.
+    JwtAudience,
+    /// JWT bearer: `invalid_grant` "invalid assertion": the signature does not verify against
+    /// the connected app's certificate, or the assertion is malformed.
+    JwtSignature,
+    /// JWT bearer: `invalid_grant` "expired authorization code": the assertion's `exp` has
+    /// passed (a clock that is behind).
+    JwtExpired,
+    /// JWT bearer: `invalid_grant` "user hasn't approved this consumer": the user is unknown or
+    /// not pre-authorized for the connected app.
+    JwtUserNotApproved,
+    /// Web-server flow: the `authorization_code` was used already or has expired
+    /// (`invalid_grant` "expired authorization code" answering a code exchange).
+    CodeExpired,
+    /// Web-server flow: `redirect_uri_mismatch`: the callback URL is not one the connected app
+    /// lists, or not the one of the authorize request.
+    RedirectUriMismatch,
+    /// Web-server flow: `invalid_grant` "invalid code verifier": the PKCE verifier does not
+    /// match the challenge.
+    CodeVerifier,
     /// Any other refusal.
     Other,
 }
 
 impl LoginFailure {
+    /// The failure an answer names (sf-auth reads answers; other crates match on this).
     pub(crate) fn from_api(err: &ApiError) -> LoginFailure {
         let msg = err.message.to_ascii_lowercase();
         match err.error_code.as_deref() {
@@ -359,6 +381,20 @@ impl LoginFailure {
             Some("invalid_grant") if msg.contains("not supported on this domain") => {
                 LoginFailure::WrongDomainForGrant
             }
+            Some("invalid_grant") if msg.contains("audience is invalid") => {
+                LoginFailure::JwtAudience
+            }
+            Some("invalid_grant") if msg.contains("invalid assertion") => {
+                LoginFailure::JwtSignature
+            }
+            Some("invalid_grant") if msg.contains("expired authorization code") => {
+                LoginFailure::JwtExpired
+            }
+            Some("invalid_grant") if msg.contains("hasn't approved this consumer") => {
+                LoginFailure::JwtUserNotApproved
+            }
+            Some("invalid_grant") if msg.contains("code verifier") => LoginFailure::CodeVerifier,
+            Some("redirect_uri_mismatch") => LoginFailure::RedirectUriMismatch,
             Some("invalid_grant") => LoginFailure::AuthenticationFailure,
             Some("invalid_client_id") => LoginFailure::UnknownClientId,
             Some("invalid_client") => LoginFailure::WrongClientSecret,
@@ -387,6 +423,34 @@ impl LoginFailure {
             LoginFailure::WrongDomainForGrant => {
                 "the client credentials flow needs the org's My Domain: set `login_url` to \
                  https://<mydomain>.my.salesforce.com"
+            }
+            LoginFailure::JwtAudience => {
+                "the assertion's audience is not this org's login host: set `is_sandbox` for a \
+                 sandbox, or `login_url` to the My Domain the connected app is in"
+            }
+            LoginFailure::JwtSignature => {
+                "the assertion's signature does not match the certificate uploaded to the \
+                 connected app: check `private_key` (and `client_id`)"
+            }
+            LoginFailure::JwtExpired => {
+                "the assertion had expired when Salesforce read it: check this machine's clock"
+            }
+            LoginFailure::JwtUserNotApproved => {
+                "`username` is not pre-authorized for the connected app: in its policies, set \
+                 \"Admin approved users are pre-authorized\" and add the user's profile or a \
+                 permission set, or check `username` and the login host"
+            }
+            LoginFailure::CodeExpired => {
+                "the authorization code was used already or has expired (codes live minutes): \
+                 run the login again"
+            }
+            LoginFailure::RedirectUriMismatch => {
+                "the callback URL is not one of the connected app's: add it to the app's \
+                 Callback URL list (Setup > App Manager > the app > Edit), or use the port of one \
+                 it lists"
+            }
+            LoginFailure::CodeVerifier => {
+                "the PKCE code verifier does not match the challenge: run the login again"
             }
             LoginFailure::Other => "check the connected app and the credentials in the config",
         }
@@ -446,6 +510,12 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// The JWT bearer flow's private key cannot sign (never shown).
+    #[error("invalid private_key: {reason}")]
+    InvalidPrivateKey {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// This sync's share of the daily API limit (`api_budget`) is used up.
     #[error("the API budget is used up: {used} of {max} daily requests used, budget {budget}")]
     BudgetExhausted {
@@ -462,7 +532,9 @@ impl Error {
     /// The semantic kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidLoginUrl { .. } => ErrorKind::InvalidConfig,
+            Error::InvalidLoginUrl { .. } | Error::InvalidPrivateKey { .. } => {
+                ErrorKind::InvalidConfig
+            }
             Error::Login { .. } => ErrorKind::LoginRefused,
             Error::Api { api, .. } => api.kind(),
             Error::Network { .. } => ErrorKind::Transient,

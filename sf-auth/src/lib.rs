@@ -2,7 +2,8 @@
 //!
 //! **Owns:** the credentials (held in [`Secret`], which prints `***`), the login host
 //! ([`LoginUrl`]: production, sandbox, My Domain, or `http://` on loopback only), the
-//! refresh-token and client-credentials grants with refresh-token rotation, and [`Session`]: bearer
+//! refresh-token, client-credentials and JWT bearer ([`JwtBearer`]) grants with refresh-token
+//! rotation, and [`Session`]: bearer
 //! auth on every call, one single-flight token renewal and replay on a 401, retries with
 //! exponential backoff and jitter ([`RetryConfig`]) for transient failures, API usage from
 //! `Sforce-Limit-Info` ([`ApiUsage`]) and `/limits`, the API budget, and the org's clock from the
@@ -14,6 +15,9 @@
 //!
 //! **Must not know:** SOQL, describe, how Bulk jobs are run, sync state or the Airbyte protocol. It is the only
 //! crate that names `reqwest`; the others see [`Request`], [`Response`] and [`FullResponse`].
+//!
+//! [`web_login`] is the web-server flow with PKCE from a terminal (authorize URL, a one-shot
+//! callback listener on loopback, the code exchange), for `sfconnect login`.
 //!
 //! [`lock`], [`read_lock`] and [`write_lock`] take a std lock even if a holder panicked. The
 //! `test-util` feature adds a test kit: `RetryConfig::immediate()` (retries without waiting) and
@@ -42,6 +46,7 @@
 
 mod config;
 mod error;
+mod jwt;
 mod lock;
 mod request;
 mod secret;
@@ -50,6 +55,7 @@ mod tally;
 #[cfg(any(test, feature = "test-util"))]
 mod test_util;
 mod usage;
+pub mod web_login;
 
 pub use config::{
     Credentials, Grant, LoginUrl, RetryConfig, SessionConfig, DEFAULT_API_VERSION,
@@ -59,6 +65,7 @@ pub use error::{
     classify, classify_job_failure, field_in_message, required_permission, ApiError, Error,
     ErrorKind, LoginFailure, EXEMPT_FROM_TRANSACTION_SECURITY, VIEW_ALL_DATA,
 };
+pub use jwt::{JwtBearer, ASSERTION_LIFETIME_SECS, JWT_BEARER_GRANT_TYPE};
 pub use lock::{lock, read_lock, write_lock};
 pub use request::{ByteStream, FullResponse, Headers, Method, Request, Response};
 pub use secret::Secret;

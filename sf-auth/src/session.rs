@@ -96,6 +96,11 @@ impl Session {
                 },
             });
         }
+        if config.grant == Grant::JwtBearer && config.jwt_bearer.is_none() {
+            return Err(Error::InvalidPrivateKey {
+                reason: "the JWT bearer grant needs `username` and `private_key`".to_string(),
+            });
+        }
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)

@@ -3,7 +3,8 @@
 //! **Owns:** the binary `sfconnect`: `spec`, `check`, `discover` and `read` speaking the Airbyte
 //! protocol on stdout (one JSON message per line, nothing else there), reading Airbyte
 //! source-salesforce's config, catalog and state files as they are; `emulate` (serve the emulated
-//! org and print a ready-to-use config) and `demo` (a whole sync against it, written to a folder).
+//! org and print a ready-to-use config) and `demo` (a whole sync against it, written to a folder);
+//! `login` (the OAuth web-server flow from a terminal, writing a ready config).
 //! Logs go to stderr through `tracing` (`RUST_LOG`).
 //!
 //! **Must not know:** HTTP, SOQL, CSV or Salesforce error bodies. It maps the sync engine's sink
@@ -15,6 +16,7 @@ mod commands;
 mod demo;
 mod failure;
 mod files;
+mod login;
 mod progress;
 mod protocol;
 mod report;
@@ -86,6 +88,8 @@ enum Command {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// Log in through the browser (OAuth web-server flow with PKCE) and write a ready config.
+    Login(login::LoginArgs),
     /// Serve the emulated Salesforce org on loopback and print a ready-to-use config.
     Emulate {
         #[command(flatten)]
@@ -135,6 +139,15 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sfconnect emulate: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
+        Command::Login(args) => runtime.block_on(async move {
+            match login::run(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sfconnect login: {e:#}");
                     ExitCode::FAILURE
                 }
             }
@@ -195,7 +208,7 @@ async fn protocol_command(command: Command, out: Arc<Output>) -> Result<(), Fail
         } => commands::read(&config, &catalog, state.as_deref(), report.as_deref(), out)
             .await
             .map(|_| ()),
-        Command::Emulate { .. } | Command::Demo { .. } => {
+        Command::Emulate { .. } | Command::Demo { .. } | Command::Login(_) => {
             Err(Failure::system("not a protocol command"))
         }
     }

@@ -125,8 +125,18 @@ fn connection_specification() -> Value {
             },
             "auth_flow": {
                 "title": "OAuth flow", "type": "string", "order": 16,
-                "enum": ["refresh_token", "client_credentials"], "default": "refresh_token",
-                "description": "refresh_token: a user's refresh token (the default). client_credentials: the connected app's run-as user; needs login_url set to the org's My Domain."
+                "enum": ["refresh_token", "client_credentials", "jwt"], "default": "refresh_token",
+                "description": "refresh_token: a user's refresh token (the default). client_credentials: the connected app's run-as user; needs login_url set to the org's My Domain. jwt: the JWT bearer flow, with username and private_key; Salesforce needs no client_secret for it, but the spec requires the key, as before: give the consumer secret or an empty string."
+            },
+            "username": {
+                "title": "Username", "type": "string", "order": 17,
+                "examples": ["integration@acme.com"],
+                "description": "JWT bearer flow: the Salesforce username the sync runs as, pre-authorized for the connected app."
+            },
+            "private_key": {
+                "title": "Private key (PEM)", "type": "string", "airbyte_secret": true,
+                "multiline": true, "order": 18,
+                "description": "JWT bearer flow: the RSA private key (PEM, unencrypted) whose certificate is uploaded to the connected app."
             }
         }
     })
@@ -243,6 +253,9 @@ mod schema_tests {
                    "is_sandbox": false, "start_date": "2024-01-01",
                    "streams_criteria": [{"criteria": "starts with", "value": "Acc"}]}),
             json!({"client_id": "a", "client_secret": "b", "auth_flow": "client_credentials",
+                   "login_url": "https://acme.my.salesforce.com"}),
+            json!({"client_id": "a", "client_secret": "", "auth_flow": "jwt", "auth_type": "Client",
+                   "username": "sync@acme.com", "private_key": "-----BEGIN PRIVATE KEY-----...",
                    "login_url": "https://acme.my.salesforce.com"}),
             json!({"client_id": "a", "client_secret": "b", "refresh_token": "c",
                    "login_url": "http://127.0.0.1:8765", "start_date": "2021-07-25T00:00:00Z",

@@ -11,20 +11,20 @@
 //! 7.39.1 in a venv:
 //!
 //! ```text
-//! python -c 'import json, subprocess, importlib.util as u
+//! python -c 'import json, subprocess, sys, importlib.util as u
 //! s = u.spec_from_file_location("c", ".../airbyte_cdk/test/standard_tests/_spec_compatibility.py")
-//! c = u.module_from_spec(s); s.loader.exec_module(c)
+//! c = u.module_from_spec(s); sys.modules["c"] = c; s.loader.exec_module(c)
 //! old = json.load(open("sf-cli/tests/data/source-salesforce-2.10.3.spec.json"))
 //! new = json.loads(subprocess.check_output(["target/debug/sfconnect", "spec"]))["spec"]
 //! r = c.compare_specs(old, new); print(r.breaking, len(r.compatible))'
 //! ```
 //!
-//! Result on the spec of this commit: **0 breaking changes**; the compatible ones are the new
+//! Result on the spec of this commit (airbyte-cdk 7.39.1): **0 breaking, 28 compatible**: the new
 //! optional properties (`login_url`, `api_version`, `num_workers`, `api_budget`, `auth_flow`,
 //! `username`, `private_key`), `refresh_token` no longer required, `format` removed from
 //! `start_date`/`end_date` (2.10.3's own examples are dates, which `date-time` refuses), the
-//! added `supported_destination_sync_modes`, and annotations (titles, descriptions). Before this
-//! change it reported five breaking ones (no `advanced_auth`, an `enum` on `auth_type`, patterns
+//! added `supported_destination_sync_modes`, and 17 annotations (titles, descriptions). Before this
+//! change it reported (issue 16) five breaking ones (no `advanced_auth`, an `enum` on `auth_type`, patterns
 //! on `stream_slice_step` and `lookback_window`, a rewritten `end_date` pattern).
 #![allow(clippy::unwrap_used)]
 

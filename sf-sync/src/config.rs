@@ -4,7 +4,7 @@ use std::fmt;
 
 use chrono::{DateTime, Months, SubsecRound, Utc};
 use serde_json::{Map, Value};
-use sf_auth::{Credentials, Grant, LoginUrl, Secret, SessionConfig};
+use sf_auth::{Credentials, Grant, JwtBearer, LoginUrl, Secret, SessionConfig};
 use sf_discovery::{Criterion, StreamCriterion};
 
 use crate::duration::IsoDuration;
@@ -43,6 +43,8 @@ pub struct SyncConfig {
     /// The OAuth grant: `auth_type` `Client` (or absent) is the refresh-token grant,
     /// `client_credentials` the client-credentials grant (which needs a My Domain `login_url`).
     pub grant: Grant,
+    /// The JWT bearer grant's `username` and `private_key` (with `auth_flow: jwt`).
+    pub jwt_bearer: Option<JwtBearer>,
     /// `is_sandbox`: log in at `test.salesforce.com` unless `login_url` is set.
     pub is_sandbox: bool,
     /// Where to log in: `login_url` if set, else production or sandbox by `is_sandbox`.
@@ -99,7 +101,7 @@ impl fmt::Display for ConfigWarning {
 
 /// The config keys this crate knows; `wait_timeout` appears in Airbyte's test configs and is
 /// ignored there too.
-const KNOWN_KEYS: [&str; 18] = [
+const KNOWN_KEYS: [&str; 20] = [
     "client_id",
     "client_secret",
     "refresh_token",
@@ -118,9 +120,11 @@ const KNOWN_KEYS: [&str; 18] = [
     "api_budget",
     "wait_timeout",
     "auth_flow",
+    "username",
+    "private_key",
 ];
 
-const SECRET_KEYS: [&str; 2] = ["client_secret", "refresh_token"];
+const SECRET_KEYS: [&str; 3] = ["client_secret", "refresh_token", "private_key"];
 
 impl SyncConfig {
     /// Reads Airbyte source-salesforce's config JSON; `now` fills a missing `start_date`.
@@ -177,6 +181,7 @@ impl SyncConfig {
         };
         let mut session = SessionConfig::new(self.login_url.clone(), credentials);
         session.grant = self.grant;
+        session.jwt_bearer = self.jwt_bearer.clone();
         session.api_version = self.api_version.clone();
         session.api_budget = self.api_budget;
         session
@@ -292,10 +297,14 @@ impl Reader<'_> {
     }
 
     fn read(&mut self, now: DateTime<Utc>) -> Option<SyncConfig> {
-        let client_id = self.required_string("client_id", "the connected app's consumer key");
-        let client_secret =
-            self.required_string("client_secret", "the connected app's consumer secret");
         let grant = self.grant();
+        let client_id = self.required_string("client_id", "the connected app's consumer key");
+        let client_secret = match grant {
+            // The JWT bearer grant signs instead: the secret is not sent.
+            Grant::JwtBearer => Some(self.string("client_secret", "").unwrap_or_default()),
+            _ => self.required_string("client_secret", "the connected app's consumer secret"),
+        };
+        let jwt_bearer = self.jwt_bearer(grant);
         let refresh_token = match grant {
             Grant::RefreshToken => self.required_string(
                 "refresh_token",
@@ -330,6 +339,7 @@ impl Reader<'_> {
             client_secret: Secret::new(client_secret?),
             refresh_token: refresh_token.map(Secret::new),
             grant,
+            jwt_bearer: jwt_bearer?,
             is_sandbox,
             login_url: login_url?,
             start_date: start_date?,

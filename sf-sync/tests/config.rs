@@ -321,7 +321,7 @@ fn auth_flow_chooses_the_grant() {
     }
     for (edit, want) in [
         (json!({"auth_flow": "password"}),
-         "`auth_flow`: `password` is not supported; use `refresh_token` (the default) or `client_credentials`"),
+         "`auth_flow`: `password` is not supported; use `refresh_token` (the default), `client_credentials` (to a My Domain `login_url`) or `jwt` (the JWT bearer flow, with `username` and `private_key`)"),
         (json!({"auth_flow": 3}), "`auth_flow`: `3` is not supported"),
         (json!({"auth_type": "client_credentials", "auth_flow": "refresh_token", "login_url": my_domain}),
          "`auth_flow`: `refresh_token` contradicts `auth_type`"),
@@ -330,6 +330,54 @@ fn auth_flow_chooses_the_grant() {
         let msg = one_problem(&with(edit.clone()));
         assert!(msg.contains(want), "{edit}:\n  got:    {msg}\n  wanted: {want}");
     }
+}
+
+/// `auth_flow: jwt`: the username and an RSA key that signs; no client secret needed, and the key
+/// never shows in an error.
+#[test]
+fn the_jwt_bearer_flow_needs_a_username_and_a_key_that_signs() {
+    let key = fixtures::JWT_TEST_PRIVATE_KEY_PEM;
+    let config = json!({"client_id": "3MVG9abc", "auth_flow": "jwt", "auth_type": "Client",
+                        "username": "sync@acme.com", "private_key": key, "is_sandbox": true});
+    let parsed = parse(&config).unwrap();
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    let c = parsed.config;
+    assert_eq!(c.grant, Grant::JwtBearer);
+    assert_eq!(
+        c.jwt_bearer.as_ref().map(|j| j.username.as_str()),
+        Some("sync@acme.com")
+    );
+    assert_eq!(c.login_url.as_str(), "https://test.salesforce.com");
+    let session = c.session_config();
+    assert_eq!(session.grant, Grant::JwtBearer);
+    assert!(session.jwt_bearer.is_some());
+    assert!(!format!("{c:?}").contains("PRIVATE KEY"));
+
+    let jwt = |edit: Value| {
+        let mut c = config.clone();
+        for (k, v) in edit.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    for (edit, want) in [
+        (json!({"username": null}), "`username` is missing; give the Salesforce username the JWT bearer flow logs in as"),
+        (json!({"private_key": null}), "`private_key` is missing; give the RSA private key (PEM) whose certificate is uploaded to the connected app"),
+        (json!({"private_key": "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----"}),
+         "`private_key`: `***` is not usable: it is not a usable RSA key"),
+        (json!({"private_key": "hunter2"}), "`private_key`: `***` is not usable: no PEM private key found"),
+        (json!({"private_key": 7}), "`private_key`: `***` is a number, not a string"),
+    ] {
+        let msg = one_problem(&jwt(edit.clone()));
+        assert!(msg.contains(want), "{edit}:\n  got:    {msg}\n  wanted: {want}");
+        assert!(!msg.contains("c2VjcmV0") && !msg.contains("hunter2"), "{msg}");
+    }
+    // `auth_type` stays 2.10.3's: `jwt` there is refused, pointing at `auth_flow`.
+    let msg = one_problem(&with(json!({"auth_type": "jwt"})));
+    assert!(
+        msg.contains("other grants are chosen with `auth_flow` (`jwt`: the JWT bearer flow)"),
+        "{msg}"
+    );
 }
 
 fn fast(mut config: sf_auth::SessionConfig) -> sf_auth::SessionConfig {

@@ -123,7 +123,13 @@ impl Session {
     async fn request_token(&self) -> Result<TokenWire, Error> {
         let config = &self.inner.config;
         let refresh = self.refresh_token();
-        let body = token_form(config.grant, &config.credentials, refresh.as_ref());
+        // The JWT bearer grant signs a new assertion for every login and renewal.
+        let body = match (config.grant, &config.jwt_bearer) {
+            (Grant::JwtBearer, Some(jwt)) => {
+                jwt.token_form(&config.credentials.client_id, &config.login_url)?
+            }
+            _ => token_form(config.grant, &config.credentials, refresh.as_ref()),
+        };
         let body = &body;
         self.with_retries("LoginRequestFailed", TOKEN_OPERATION, move || {
             self.request_token_once(body)
@@ -208,6 +214,10 @@ fn token_form(grant: Grant, creds: &Credentials, refresh: Option<&Secret>) -> St
             form.append_pair("client_id", &creds.client_id);
             form.append_pair("client_secret", creds.client_secret.expose());
         }
+        // `Session::login` refuses this grant without a key, so this arm is never reached.
+        Grant::JwtBearer => {
+            form.append_pair("grant_type", crate::jwt::JWT_BEARER_GRANT_TYPE);
+        }
     }
     form.finish()
 }
@@ -234,7 +244,10 @@ mod tests {
             Some("0055e000003E8oo")
         );
         assert_eq!(user_id_of("https://x/id/00D5e000001N20QEAS/005"), None);
-        assert_eq!(user_id_of("https://x/other/00D5e000001N20QEAS/0055e000003E8ooAAC"), None);
+        assert_eq!(
+            user_id_of("https://x/other/00D5e000001N20QEAS/0055e000003E8ooAAC"),
+            None
+        );
         assert_eq!(org_id_of("https://x/other/00D5e000001N20QEAS/005"), None);
         assert_eq!(org_id_of("https://x/id/short/005"), None);
     }

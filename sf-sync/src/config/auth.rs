@@ -1,7 +1,7 @@
 //! The config keys that say how to log in: `auth_flow`/`auth_type` (the grant), `login_url`.
 
 use serde_json::Value;
-use sf_auth::{Grant, LoginUrl};
+use sf_auth::{Grant, JwtBearer, LoginUrl, Secret};
 
 use super::Reader;
 
@@ -17,12 +17,14 @@ impl Reader<'_> {
         let flow = match value.as_str().map(str::trim) {
             Some(s) if s.eq_ignore_ascii_case("refresh_token") => Grant::RefreshToken,
             Some(s) if s.eq_ignore_ascii_case("client_credentials") => Grant::ClientCredentials,
+            Some(s) if s.eq_ignore_ascii_case("jwt") => Grant::JwtBearer,
             _ => {
                 self.problem(
                     "auth_flow",
                     Some(&value),
-                    "is not supported; use `refresh_token` (the default) or `client_credentials` \
-                     (to a My Domain `login_url`)",
+                    "is not supported; use `refresh_token` (the default), `client_credentials` \
+                     (to a My Domain `login_url`) or `jwt` (the JWT bearer flow, with `username` \
+                     and `private_key`)",
                 );
                 return by_type;
             }
@@ -43,7 +45,8 @@ impl Reader<'_> {
             return Grant::RefreshToken;
         };
         let expected = "is not supported; use `Client` (refresh token grant) or \
-                        `client_credentials` (client credentials grant to a My Domain `login_url`)";
+                        `client_credentials` (client credentials grant to a My Domain `login_url`); \
+                        other grants are chosen with `auth_flow` (`jwt`: the JWT bearer flow)";
         match value.as_str().map(str::trim) {
             Some(s) if s.eq_ignore_ascii_case("client") => Grant::RefreshToken,
             Some(s)
@@ -85,6 +88,37 @@ impl Reader<'_> {
                 self.problem(
                     "login_url",
                     given.as_ref(),
+                    format!("is not usable: {reason}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `username` and `private_key` when the grant is the JWT bearer flow: the key must sign.
+    pub(super) fn jwt_bearer(&mut self, grant: Grant) -> Option<Option<JwtBearer>> {
+        if grant != Grant::JwtBearer {
+            return Some(None);
+        }
+        let username = self.required_string(
+            "username",
+            "the Salesforce username the JWT bearer flow logs in as",
+        );
+        let key = self.required_string(
+            "private_key",
+            "the RSA private key (PEM) whose certificate is uploaded to the connected app",
+        );
+        let key = Secret::new(key?);
+        match JwtBearer::new(username?, &key) {
+            Ok(jwt) => Some(Some(jwt)),
+            Err(e) => {
+                let reason = match e {
+                    sf_auth::Error::InvalidPrivateKey { reason } => reason,
+                    other => other.to_string(),
+                };
+                self.problem(
+                    "private_key",
+                    Some(&Value::String(String::new())),
                     format!("is not usable: {reason}"),
                 );
                 None
