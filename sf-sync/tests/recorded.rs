@@ -215,3 +215,67 @@ async fn a_batch_of_links_that_times_out_is_read_again_in_halves() {
         "{logs:?}"
     );
 }
+
+#[tokio::test]
+async fn a_query_that_times_out_in_the_smallest_window_fails_its_stream_with_the_fix() {
+    let mut server = mockito::Server::new_async().await;
+    Scenario::load("auth", "refresh_ok")
+        .unwrap()
+        .mount_async(&mut server)
+        .await;
+    let mocks = Scenario::load("sync", "query_timeout_smallest_window")
+        .unwrap()
+        .expecting(2, 1)
+        .expecting(3, 1)
+        .mount_async(&mut server)
+        .await;
+    let session = session(&server).await;
+    let config = SyncConfig::from_value(
+        &json!({"client_id": "test-client-id", "client_secret": "test-secret",
+                "refresh_token": "test-refresh", "login_url": server.url(),
+                "start_date": "2024-01-01", "end_date": "2024-01-03"}),
+        chrono::Utc::now(),
+    )
+    .unwrap()
+    .config;
+    let catalog = ConfiguredCatalog::from_value(&json!({"streams": [{
+        "stream": {"name": "ActiveProfileMetric", "json_schema": {"properties": {
+            "Id": {}, "ActiveUserCount": {}, "SystemModstamp": {}}}},
+        "sync_mode": "incremental", "destination_sync_mode": "append"}]}))
+    .unwrap();
+    // Windows of at least a day: the first day is the smallest window.
+    let mut options = sf_sync::ReadOptions::default();
+    options.planner.min_window = std::time::Duration::from_secs(86_400);
+    let mut sink = MemorySink::new();
+    let result = sf_sync::read_with(
+        &session,
+        &config,
+        &catalog,
+        &InputState::default(),
+        &mut sink,
+        CancellationToken::new(),
+        &options,
+    )
+    .await;
+    for mock in &mocks[2..] {
+        mock.assert_async().await;
+    }
+    let e = result.expect_err("the stream fails");
+    assert_eq!(e.failure(), sf_sync::Failure::Transient);
+    assert!(!e.ends_sync());
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "reading stream `ActiveProfileMetric` through rest in window \
+             [2024-01-01T00:00:00.000Z, 2024-01-02T00:00:00.000Z) failed"
+        ) && text.contains("QUERY_TIMEOUT")
+            && text.contains("even in a window too short to split (windows are at least 24 h)")
+            && text.contains("ask Salesforce support for a custom index on its cursor"),
+        "{text}"
+    );
+    assert!(sink.records("ActiveProfileMetric").is_empty());
+    assert!(sink.states("ActiveProfileMetric").is_empty());
+    let summary = sink.final_summary().unwrap();
+    let failed: Vec<&str> = summary.failed().map(|(s, _, _)| s).collect();
+    assert_eq!(failed, ["ActiveProfileMetric"]);
+}
