@@ -140,6 +140,14 @@ pub struct BulkConfig {
     /// [`crate::BulkClient::query`]. A failed delete is logged, never fatal: Salesforce removes
     /// jobs after 7 days anyway. Default true.
     pub delete_jobs: bool,
+    /// Result pages downloaded at once, each on its own connection, when Salesforce lists them
+    /// (`resultPages`, API 58.0+); 1 reads page by page with locators. On a real org one
+    /// connection's download speed bounds a big object, not the CPU. Default 4.
+    pub parallel_pages: usize,
+    /// Bytes of pages downloaded ahead of the one being emitted (pages go out in order) held
+    /// at most; a page finding them spent waits. The page being emitted is not counted, so
+    /// memory stays flat whatever the page size. Default 16 MiB.
+    pub parallel_buffer_bytes: usize,
 }
 
 impl Default for BulkConfig {
@@ -150,6 +158,8 @@ impl Default for BulkConfig {
             max_records: Some(100_000),
             failed_job_retries: 1,
             delete_jobs: true,
+            parallel_pages: 4,
+            parallel_buffer_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -164,6 +174,15 @@ impl BulkConfig {
         self.poll.validate()?;
         if self.job_timeout.is_zero() {
             return Err(bad("job_timeout", "must be more than zero"));
+        }
+        if !(1..=16).contains(&self.parallel_pages) {
+            return Err(bad("parallel_pages", "must be from 1 to 16"));
+        }
+        if self.parallel_buffer_bytes == 0 || self.parallel_buffer_bytes > u32::MAX as usize {
+            return Err(bad(
+                "parallel_buffer_bytes",
+                "must be more than zero and at most 4 GiB",
+            ));
         }
         if self.max_records == Some(0) {
             return Err(bad(

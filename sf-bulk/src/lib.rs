@@ -46,6 +46,7 @@ mod decode;
 mod denylist;
 mod error;
 mod job;
+mod parallel;
 mod run;
 mod wire;
 

@@ -12,6 +12,7 @@ use sf_discovery::{FieldSpec, Record};
 use crate::decode::{PageDecoder, Schema};
 use crate::error::{Error, ErrorKind};
 use crate::job::{check_job_id, BulkClient, JobInfo, Operation};
+use crate::parallel::{PageHead, Pages};
 
 /// What a run yields, in order: `JobCreated` (queries only), `JobCompleted`, then for each page
 /// its `Record`s followed by its `PageDone`.
@@ -114,6 +115,9 @@ pub(crate) struct Run {
     /// Whether a page without `Sforce-NumberOfRecords` was warned about (once per run).
     warned_page_count: bool,
     page: Option<Page>,
+    /// Whether `resultPages` was asked for yet, and the parallel downloads when it serves them.
+    parallel_tried: bool,
+    pages: Option<Pages>,
     ready: VecDeque<Record>,
     /// Yielded once `ready` is drained (a page's checkpoint, or an error found at its end).
     after: Option<Result<BulkItem, Error>>,
@@ -139,6 +143,8 @@ impl Run {
             expected_total: None,
             warned_page_count: false,
             page: None,
+            parallel_tried: false,
+            pages: None,
             ready: VecDeque::new(),
             after: None,
         }
@@ -157,6 +163,8 @@ impl Run {
             expected_total: None,
             warned_page_count: false,
             page: None,
+            parallel_tried: false,
+            pages: None,
             ready: VecDeque::new(),
             after: None,
         }
@@ -174,6 +182,7 @@ impl Run {
     fn fail(&mut self, error: Error) -> Option<Result<BulkItem, Error>> {
         self.phase = Phase::Done;
         self.page = None;
+        self.pages = None;
         self.ready.clear();
         self.after = None;
         Some(Err(error))
@@ -247,7 +256,12 @@ impl Run {
                 Phase::Download => {
                     if self.page.is_none() {
                         match self.open_page().await {
-                            Ok(page) => self.page = Some(page),
+                            Ok(Some(page)) => self.page = Some(page),
+                            // Parallel pages listed none (an empty result): the job ends.
+                            Ok(None) => {
+                                self.end_of_results();
+                                continue;
+                            }
                             Err(e) => return self.fail(e),
                         }
                     }
@@ -265,8 +279,32 @@ impl Run {
     }
 
     /// `GET jobs/query/{id}/results`, with `maxRecords` and the locator.
-    async fn open_page(&mut self) -> Result<Page, Error> {
+    /// The next page in order: from the parallel downloads when `resultPages` serves them (see
+    /// `parallel.rs`), else `GET results` with the locator; `None` when no page is left.
+    async fn open_page(&mut self) -> Result<Option<Page>, Error> {
         check_job_id(&self.job_id)?;
+        if !self.parallel_tried {
+            self.parallel_tried = true;
+            self.pages = Pages::open(&self.client, &self.job_id, self.locator.as_deref()).await?;
+        }
+        let (head, body) = match self.pages.as_mut() {
+            Some(pages) => match pages.next_page().await? {
+                Some((locator, head, body)) => {
+                    self.locator = locator;
+                    (head, body)
+                }
+                None => return Ok(None),
+            },
+            None => {
+                let response = self.request_page().await?;
+                (PageHead::of(&response), response.bytes_stream())
+            }
+        };
+        self.page_from(head, body).map(Some)
+    }
+
+    /// `GET jobs/query/{id}/results`, with `maxRecords` and the locator.
+    async fn request_page(&mut self) -> Result<sf_auth::Response, Error> {
         let mut request = Request::get(format!("jobs/query/{}/results", self.job_id))
             .header("accept", "text/csv");
         if let Some(max) = self.client.inner.config.max_records {
@@ -275,8 +313,7 @@ impl Run {
         if let Some(locator) = &self.locator {
             request = request.query("locator", locator.clone());
         }
-        let response = self
-            .client
+        self.client
             .inner
             .session
             .send(request)
@@ -285,13 +322,17 @@ impl Run {
                 job_id: self.job_id.clone(),
                 locator: self.locator.clone(),
                 source: Box::new(source),
-            })?;
+            })
+    }
+
+    /// A page from its response headers and body; the headers are checked.
+    fn page_from(&self, head: PageHead, body: ByteStream) -> Result<Page, Error> {
         let protocol = |message: String| Error::ResultsProtocol {
             job_id: self.job_id.clone(),
             locator: self.locator.clone(),
             message,
         };
-        let announced = match response.header("sforce-numberofrecords") {
+        let announced = match head.number_of_records.as_deref() {
             None => None,
             Some(text) => Some(text.trim().parse::<u64>().map_err(|_| {
                 protocol(format!(
@@ -299,8 +340,9 @@ impl Run {
                 ))
             })?),
         };
-        let next_locator = response
-            .header("sforce-locator")
+        let next_locator = head
+            .locator
+            .as_deref()
             .map(str::trim)
             .filter(|l| !is_last(l))
             .map(str::to_string);
@@ -310,7 +352,7 @@ impl Run {
             ));
         }
         let decoder =
-            PageDecoder::with_schema(Arc::clone(&self.schema), response.header("content-type"))
+            PageDecoder::with_schema(Arc::clone(&self.schema), head.content_type.as_deref())
                 .map_err(|source| Error::ResultsDecode {
                     job_id: self.job_id.clone(),
                     locator: self.locator.clone(),
@@ -320,7 +362,7 @@ impl Run {
             locator: self.locator.clone(),
             next_locator,
             announced,
-            body: response.bytes_stream(),
+            body,
             decoder,
         })
     }
@@ -391,30 +433,44 @@ impl Run {
                 };
                 match page.next_locator {
                     Some(next) => self.locator = Some(next),
-                    None => match self.expected_total {
-                        Some(processed) if processed != self.rows_total => {
-                            // The job is kept (see `BulkClient::query`): the caller may read
-                            // again from its last checkpoint, or delete the job.
-                            self.after = Some(Err(Error::ResultsTotalCount {
-                                job_id: self.job_id.clone(),
-                                processed,
-                                received: self.rows_total,
-                            }));
+                    None => {
+                        if !self.end_of_results() {
                             return Ok(());
                         }
-                        Some(_) => self.phase = Phase::Finish,
-                        None => {
-                            tracing::warn!(
-                                job_id = %self.job_id,
-                                rows = self.rows_total,
-                                "BulkJobTotalMissing: the completed job reported no numberRecordsProcessed, so the total was not checked"
-                            );
-                            self.phase = Phase::Finish;
-                        }
-                    },
+                    }
                 }
                 self.after = Some(Ok(BulkItem::PageDone(progress)));
                 Ok(())
+            }
+        }
+    }
+
+    /// The last page was read: checks the job's total. False when it does not match (the error
+    /// is set up in `after`).
+    fn end_of_results(&mut self) -> bool {
+        match self.expected_total {
+            Some(processed) if processed != self.rows_total => {
+                // The job is kept (see `BulkClient::query`): the caller may read
+                // again from its last checkpoint, or delete the job.
+                self.after = Some(Err(Error::ResultsTotalCount {
+                    job_id: self.job_id.clone(),
+                    processed,
+                    received: self.rows_total,
+                }));
+                false
+            }
+            Some(_) => {
+                self.phase = Phase::Finish;
+                true
+            }
+            None => {
+                tracing::warn!(
+                    job_id = %self.job_id,
+                    rows = self.rows_total,
+                    "BulkJobTotalMissing: the completed job reported no numberRecordsProcessed, so the total was not checked"
+                );
+                self.phase = Phase::Finish;
+                true
             }
         }
     }

@@ -553,6 +553,7 @@ async fn an_invalid_config_names_the_field() {
         session,
         BulkConfig {
             max_records: Some(0),
+            parallel_pages: 1,
             ..BulkConfig::default()
         },
     )

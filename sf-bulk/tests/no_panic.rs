@@ -299,6 +299,8 @@ async fn run_query(answers: Answers) -> (u64, Option<sf_bulk::Error>) {
         poll: PollSchedule::every(Duration::from_millis(1)),
         job_timeout: Duration::from_millis(300),
         failed_job_retries: 1,
+        // Recorded page-by-page traces: no resultPages.
+        parallel_pages: 1,
         ..BulkConfig::default()
     };
     let client = BulkClient::new(session(&server.url()).await, config).unwrap();

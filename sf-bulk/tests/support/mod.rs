@@ -87,6 +87,8 @@ pub async fn session_with(url: &str, adjust: impl FnOnce(&mut SessionConfig)) ->
 pub fn config() -> BulkConfig {
     BulkConfig {
         max_records: Some(2),
+        // Recorded page-by-page traces: no resultPages.
+        parallel_pages: 1,
         ..BulkConfig::default()
     }
 }
