@@ -104,6 +104,7 @@ fn calls_between(before: &RequestCounts, after: &RequestCounts) -> RequestCounts
         bulk_abort: after.bulk_abort - before.bulk_abort,
         bulk_delete: after.bulk_delete - before.bulk_delete,
         limits: after.limits - before.limits,
+        get_deleted: after.get_deleted - before.get_deleted,
         other: after.other - before.other,
     }
 }
