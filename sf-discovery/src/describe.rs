@@ -20,6 +20,9 @@ pub struct ObjectDescribe {
     pub stream: StreamSpec,
     /// The describe as Salesforce sent it: the record of the `Describe` stream.
     pub describe: Value,
+    /// The describe says `replicateable: true`: getDeleted lists the object's deleted ids
+    /// (hard deletes and purged rows included).
+    pub replicateable: bool,
     /// Fields of unknown types (typed as strings).
     pub warnings: Vec<DiscoveryWarning>,
 }
@@ -66,6 +69,7 @@ impl ObjectDescribe {
             })
             .collect();
         Ok(ObjectDescribe {
+            replicateable: wire.replicateable,
             stream: StreamSpec::from_fields(wire.name, wire.custom, fields),
             describe,
             warnings,
@@ -400,6 +404,14 @@ mod tests {
         });
         let d = ObjectDescribe::from_json("Thing__c", describe.clone()).unwrap();
         assert_eq!(d.describe, describe);
+        assert!(!d.replicateable, "absent: not replicateable");
+        let mut replicable = describe.clone();
+        replicable["replicateable"] = json!(true);
+        assert!(
+            ObjectDescribe::from_json("Thing__c", replicable)
+                .unwrap()
+                .replicateable
+        );
         let s = &d.stream;
         assert_eq!(s.name, "Thing__c");
         assert!(s.custom);

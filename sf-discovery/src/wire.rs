@@ -43,6 +43,9 @@ pub(crate) struct DescribeWire {
     pub custom: bool,
     #[serde(default = "yes")]
     pub queryable: bool,
+    /// getDeleted / getUpdated serve the object; absent is read as not.
+    #[serde(default)]
+    pub replicateable: bool,
     pub fields: Vec<FieldWire>,
 }
 

@@ -9,8 +9,9 @@
 //! `attributes`, datetimes `YYYY-MM-DDTHH:MM:SS.sssZ`, numbers as numbers, explicit nulls,
 //! compound fields as objects), refusing a page chain that stops short or comes round again;
 //! `SELECT COUNT()` ([`RestReader::count`]); small questions read whole as JSON rows
-//! ([`RestReader::query_rows`], e.g. a user's permission sets); and the errors the sync engine acts on
-//! ([`Error::kind`]).
+//! ([`RestReader::query_rows`], e.g. a user's permission sets); the ids deleted in a window,
+//! hard deletes and purged rows included ([`RestReader::deleted`], getDeleted); and the errors
+//! the sync engine acts on ([`Error::kind`]).
 //!
 //! **Must not know:** Bulk API jobs (`sf-bulk`), windows chosen and state kept (`sf-sync`), or
 //! the Airbyte protocol. It talks to Salesforce only through an [`sf_auth::Session`], which
@@ -40,6 +41,7 @@
 //! # }
 //! ```
 
+mod deleted;
 mod engine;
 mod error;
 mod plan;
@@ -49,6 +51,7 @@ mod shape;
 mod soql;
 mod wire;
 
+pub use deleted::{DeletedRecord, DeletedRecords, GET_DELETED_MAX_WINDOW, GET_DELETED_RETENTION};
 pub use error::{Error, ErrorKind};
 pub use reader::{
     ChunkPlan, QueryPlan, ReadRequest, ReadStats, RecordStream, RestConfig, RestReader,

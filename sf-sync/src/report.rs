@@ -39,6 +39,8 @@ pub struct CallCounts {
     pub describe_global: u64,
     /// `/limits`.
     pub limits: u64,
+    /// getDeleted (`sobjects/{object}/deleted`: hard deletes).
+    pub get_deleted: u64,
     /// Anything else.
     pub other: u64,
     /// All of the above.
@@ -66,6 +68,7 @@ impl CallCounts {
             (_, ["composite"]) => &mut self.composite,
             (_, ["sobjects"]) => &mut self.describe_global,
             (_, ["limits"]) => &mut self.limits,
+            (_, ["sobjects", _, "deleted"]) => &mut self.get_deleted,
             _ => &mut self.other,
         };
         *slot += n;

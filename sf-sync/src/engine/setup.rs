@@ -320,6 +320,7 @@ fn setup(
         mode,
         parent,
         drift,
+        replicateable: object.replicateable,
     })
 }
 

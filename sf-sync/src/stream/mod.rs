@@ -28,6 +28,7 @@ use crate::window::{Window, WindowParams};
 mod bulk;
 mod bulk_resume;
 mod checkpoint;
+mod deletes;
 mod object;
 mod plan;
 mod rest;
@@ -206,6 +207,8 @@ pub(crate) struct StreamSetup {
     pub(crate) parent: Option<ParentFilter>,
     /// Fields whose type changed in the org since discovery: converted to the catalog's types.
     pub(crate) drift: Drift,
+    /// The describe says `replicateable`: getDeleted lists its hard deletes (`deletes.rs`).
+    pub(crate) replicateable: bool,
 }
 
 /// What a stream task does.
@@ -323,6 +326,7 @@ pub(crate) async fn run_stream(
         batch: Mutex::new(Vec::new()),
         unstated: AtomicBool::new(false),
         drift: Drift::default(),
+        tombstones: deletes::Tombstones::default(),
     };
     // A refused send means the consumer stopped; the task ends quietly then.
     let _ = runner.send(Msg::Status(idx, StreamStatus::Started)).await;
@@ -442,6 +446,8 @@ struct Runner {
     unstated: AtomicBool,
     /// Fields whose type changed since discovery, converted to the catalog's types.
     drift: Drift,
+    /// Records purged or hard-deleted, to emit as tombstones with their windows.
+    tombstones: deletes::Tombstones,
 }
 
 impl Runner {
@@ -514,6 +520,9 @@ impl Runner {
 
     async fn record(&mut self, mut record: Record) -> Result<(), Stop> {
         self.drift.apply(&mut record);
+        if !self.tombstones.is_empty() {
+            self.tombstones.seen(&record);
+        }
         self.records += 1;
         self.unstated.store(true, Ordering::Relaxed);
         let full = {
@@ -558,6 +567,8 @@ impl Runner {
         most_recent: Option<DateTime<Utc>>,
     ) -> Result<(), Stop> {
         self.windows += 1;
+        // Deletions in the window (or before it) go out before the state that covers them.
+        self.emit_tombstones(span.map(|w| w.end)).await?;
         if let (Some(window), Some(state)) = (span, run.state.as_mut()) {
             state.add(window.to_slice(most_recent));
             let json = state.to_json();

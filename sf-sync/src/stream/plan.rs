@@ -75,6 +75,7 @@ impl Runner {
                     }
                     return Ok(());
                 }
+                self.fetch_deletes(run, &spans).await?;
                 let mut volume = Volume::Unknown;
                 let mut counted = None;
                 if planner.needs_count(&spans, &volume) {
@@ -132,7 +133,7 @@ impl Runner {
             while let Some(span) = queue.next() {
                 self.span_done(run, &span, None).await?;
             }
-            return Ok(());
+            return self.finish_tombstones(run).await;
         }
         loop {
             self.api = Some(api);
@@ -195,7 +196,7 @@ impl Runner {
             self.send(Msg::State(self.idx, full_refresh_state()))
                 .await?;
         }
-        Ok(())
+        self.finish_tombstones(run).await
     }
 
     /// Tells the sink how the stream is read (its progress line and the ESTIMATE message).

@@ -1,0 +1,178 @@
+//! getDeleted: `GET sobjects/{object}/deleted/?start=..&end=..`, the ids of an object's records
+//! deleted in a window, read from the org's delete log. It lists records purged from the recycle
+//! bin and hard-deleted ones, which `queryAll` no longer returns.
+//!
+//! What Salesforce documents (REST API guide, "sObject Get Deleted"; SOAP guide, `getDeleted()`):
+//! only `replicateable` objects; seconds in `start` and `end` are ignored; the log keeps about
+//! 15 days (less if it was purged); a window may span at most 30 days
+//! ([`GET_DELETED_MAX_WINDOW`]); a window starting before what the log keeps, or too long, is
+//! refused (`INVALID_REPLICATION_DATE`, which sf-auth classifies); more than 600,000 ids is
+//! `EXCEEDED_ID_LIMIT`. One call is one API call; the answer is read whole (it is bounded).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use sf_auth::Request;
+
+use crate::error::Error;
+use crate::reader::RestReader;
+
+/// The longest window one getDeleted call may ask for: 30 days.
+pub const GET_DELETED_MAX_WINDOW: Duration = Duration::from_secs(30 * 86_400);
+
+/// About how long the delete log keeps a deletion: 15 days (the org may purge it earlier).
+pub const GET_DELETED_RETENTION: Duration = Duration::from_secs(15 * 86_400);
+
+/// One deleted record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedRecord {
+    /// The record's id.
+    pub id: String,
+    /// When it was deleted (its `SystemModstamp` at deletion).
+    pub deleted_date: DateTime<Utc>,
+}
+
+/// The answer of one getDeleted call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeletedRecords {
+    /// The records deleted in the window, as listed.
+    pub records: Vec<DeletedRecord>,
+    /// The oldest deletion the log still knows of: a window starting earlier misses deletes.
+    pub earliest_date_available: Option<DateTime<Utc>>,
+    /// The log is complete up to here (at most the window's end): the next window should start
+    /// no later.
+    pub latest_date_covered: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct Wire {
+    #[serde(default, rename = "deletedRecords")]
+    deleted_records: Vec<WireRecord>,
+    #[serde(default, rename = "earliestDateAvailable")]
+    earliest_date_available: Option<String>,
+    #[serde(default, rename = "latestDateCovered")]
+    latest_date_covered: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireRecord {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default, rename = "deletedDate")]
+    deleted_date: Option<String>,
+}
+
+/// `2024-05-05T00:00:00+00:00`, the form Salesforce's guide writes (the session encodes `+`).
+fn param(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+}
+
+impl RestReader {
+    /// The records of `object` deleted in `[start, end)` (at most [`GET_DELETED_MAX_WINDOW`];
+    /// Salesforce ignores the seconds), in one API call.
+    pub async fn deleted(
+        &self,
+        object: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<DeletedRecords, Error> {
+        let build = |reason: String| Error::QueryBuild {
+            object: object.to_string(),
+            reason,
+        };
+        if !sf_discovery::is_valid_object_name(object) {
+            return Err(build("not an object name".to_string()));
+        }
+        if start >= end {
+            return Err(build(format!(
+                "getDeleted window ends ({end}) before it starts ({start})"
+            )));
+        }
+        let request = Request::get(format!("sobjects/{object}/deleted/"))
+            .query("start", param(start))
+            .query("end", param(end));
+        let response = self
+            .session
+            .fetch(request)
+            .await
+            .map_err(|e| Error::from_session(object, e, || None))?;
+        decode(object, &response.body)
+    }
+}
+
+/// Reads a getDeleted answer; an entry without an id or a readable date makes the answer
+/// unreadable (a tombstone needs both).
+fn decode(object: &str, body: &[u8]) -> Result<DeletedRecords, Error> {
+    let decode_error = |message: String| Error::QueryDecode {
+        stream: object.to_string(),
+        message,
+    };
+    let wire: Wire = serde_json::from_slice(body)
+        .map_err(|e| decode_error(format!("getDeleted answer: {e}")))?;
+    let instant = |text: Option<String>| text.as_deref().and_then(sf_discovery::parse_datetime);
+    let mut records = Vec::with_capacity(wire.deleted_records.len());
+    for entry in wire.deleted_records {
+        let deleted_date = instant(entry.deleted_date);
+        match (entry.id.filter(|id| !id.is_empty()), deleted_date) {
+            (Some(id), Some(deleted_date)) => records.push(DeletedRecord { id, deleted_date }),
+            _ => {
+                return Err(decode_error(
+                    "getDeleted answer: a deleted record without an id or a date".to_string(),
+                ))
+            }
+        }
+    }
+    Ok(DeletedRecords {
+        records,
+        earliest_date_available: instant(wire.earliest_date_available),
+        latest_date_covered: instant(wire.latest_date_covered),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_the_documented_answer() {
+        let body = br#"{"deletedRecords":[{"id":"a00D0000008pQRAIA2","deletedDate":"2013-05-07T22:07:19.000+0000"}],
+            "earliestDateAvailable":"2013-05-03T15:57:00.000+0000","latestDateCovered":"2013-05-08T21:20:00.000+0000"}"#;
+        let got = decode("Merchandise__c", body).ok();
+        let t = |s: &str| sf_discovery::parse_datetime(s);
+        assert_eq!(
+            got,
+            Some(DeletedRecords {
+                records: vec![DeletedRecord {
+                    id: "a00D0000008pQRAIA2".into(),
+                    deleted_date: t("2013-05-07T22:07:19Z").unwrap_or_default(),
+                }],
+                earliest_date_available: t("2013-05-03T15:57:00Z"),
+                latest_date_covered: t("2013-05-08T21:20:00Z"),
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_answers_are_errors_not_panics() {
+        for body in [
+            &b"<html>"[..],
+            br#"{"deletedRecords":[{"id":"001"}]}"#,
+            br#"{"deletedRecords":[{"deletedDate":"2013-05-07T22:07:19.000+0000"}]}"#,
+            br#"{"deletedRecords":[{"id":"001","deletedDate":"yesterday"}]}"#,
+            br#"{"deletedRecords":{}}"#,
+        ] {
+            let err = decode("Account", body).err();
+            assert_eq!(
+                err.map(|e| e.kind()),
+                Some(crate::ErrorKind::UnexpectedBody),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(
+            decode("Account", b"{}").ok(),
+            Some(DeletedRecords::default())
+        );
+    }
+}

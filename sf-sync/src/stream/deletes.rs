@@ -1,0 +1,349 @@
+//! Hard deletes: records purged from the recycle bin, hard-deleted, or deleted on objects that
+//! skip the bin never come back from `queryAll`, so an incremental sync alone leaves them in the
+//! destination for ever. Before reading an incremental stream's windows, its task asks
+//! getDeleted (`sobjects/{object}/deleted`, sf-rest's [`RestReader::deleted`]) for the span the
+//! sync reads, in pieces of at most 30 days; each deleted id becomes a tombstone record (`Id`,
+//! `IsDeleted: true`, the deletion time in the cursor field), which a destination deduplicating
+//! on `Id` by the cursor folds into the row.
+//!
+//! Tombstones go out with the window their deletion time falls in, before that window's state,
+//! so a state never covers a deletion whose tombstone was not emitted. An id the window's read
+//! already emitted (a soft delete still in the bin, read with `IsDeleted: true`; or a row
+//! undeleted since) gets no tombstone: the row itself says what became of it.
+//!
+//! Cost: one API call per stream per sync and 30 days read (none for a stream read for the first
+//! time, whose destination holds nothing to delete, and none for objects the describe does not
+//! call `replicateable`). Salesforce keeps deleted ids about 15 days: a state older than that gets
+//! a WARN naming the fix (a full refresh of the stream), and the deletes the org still knows.
+//!
+//! [`RestReader::deleted`]: sf_rest::RestReader::deleted
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde_json::Value;
+use sf_discovery::Record;
+use sf_rest::{GET_DELETED_MAX_WINDOW, GET_DELETED_RETENTION};
+
+use super::{Msg, ObjectRun, Runner, Stop};
+use crate::sink::LogLevel;
+use crate::time::{add, delta, format_instant, sub};
+use crate::window::Window;
+
+/// How far inside the documented 15 days a window may start: the org's clock moves on while a
+/// sync runs, and the log's horizon with it.
+const RETENTION_MARGIN: TimeDelta = TimeDelta::hours(1);
+
+/// The tombstones of one stream still to emit, by deletion time.
+#[derive(Debug, Default)]
+pub(super) struct Tombstones {
+    /// Deletion time → ids deleted then.
+    pending: BTreeMap<DateTime<Utc>, Vec<String>>,
+    /// Ids in `pending` (a record read with one of them removes it).
+    ids: HashSet<String>,
+    /// `Id`, `IsDeleted` and the cursor: the columns of a tombstone.
+    columns: Option<sf_discovery::Columns>,
+    /// Tombstones emitted, for the stream's log line.
+    pub(super) emitted: u64,
+}
+
+impl Tombstones {
+    /// Whether no tombstone waits (then records cost nothing to check).
+    pub(super) fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// A record was read: its id needs no tombstone.
+    pub(super) fn seen(&mut self, record: &Record) {
+        if let Some(id) = record.id() {
+            self.ids.remove(id);
+        }
+    }
+
+    fn add(&mut self, id: String, at: DateTime<Utc>) {
+        if self.ids.insert(id.clone()) {
+            self.pending.entry(at).or_default().push(id);
+        }
+    }
+
+    /// The tombstones deleted before `until` (all of them with `None`) not seen since, in
+    /// deletion order, taken out of the pending ones.
+    fn take_before(&mut self, until: Option<DateTime<Utc>>) -> Vec<(DateTime<Utc>, String)> {
+        let later = match until {
+            Some(t) => self.pending.split_off(&t),
+            None => BTreeMap::new(),
+        };
+        let due = std::mem::replace(&mut self.pending, later);
+        let mut out = Vec::new();
+        for (at, ids) in due {
+            for id in ids {
+                if self.ids.remove(&id) {
+                    out.push((at, id));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `t` cut to the minute (getDeleted ignores seconds).
+fn minute(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::minutes(1)).unwrap_or(t)
+}
+
+/// The getDeleted windows covering `span`: from its start cut to the minute, at most 30 days
+/// each.
+pub(crate) fn pieces(span: Window) -> Vec<Window> {
+    let mut out = Vec::new();
+    let mut start = minute(span.start);
+    while start < span.end {
+        let end = add(start, delta(GET_DELETED_MAX_WINDOW)).min(span.end);
+        out.push(Window::new(start, end));
+        start = end;
+    }
+    out
+}
+
+impl Runner {
+    /// Asks getDeleted for what an incremental stream is about to read (the spans after the
+    /// first one its state covers) and keeps the tombstones for the windows to emit. Not for a
+    /// first read, nor for objects that are not replicateable. A refused window is a WARN, never
+    /// a failure of the stream; the daily limit stops the stream as any call does.
+    pub(super) async fn fetch_deletes(
+        &mut self,
+        run: &ObjectRun,
+        spans: &[Window],
+    ) -> Result<(), Stop> {
+        let Some(state) = run.state.as_ref() else {
+            return Ok(());
+        };
+        let (Some(first_read), Some(cursor)) = (state.slices().first(), run.cursor.as_deref())
+        else {
+            return Ok(());
+        };
+        if !run.setup.replicateable || run.setup.spec.primary_key.is_none() {
+            return Ok(());
+        }
+        // The part before what was ever read holds nothing the destination has.
+        let Some(from) = spans
+            .iter()
+            .map(|s| s.start)
+            .find(|start| *start >= first_read.start)
+        else {
+            return Ok(());
+        };
+        let Some(to) = spans.last().map(|s| s.end) else {
+            return Ok(());
+        };
+        let name = self.name.clone();
+        let horizon = add(
+            sub(self.shared.params.now, delta(GET_DELETED_RETENTION)),
+            RETENTION_MARGIN,
+        );
+        let mut warned = false;
+        let start = if from < horizon {
+            self.too_old(from, horizon).await;
+            warned = true;
+            horizon
+        } else {
+            from
+        };
+        if start >= to {
+            return Ok(());
+        }
+        let columns: sf_discovery::Columns = Arc::from(vec![
+            "Id".to_string(),
+            "IsDeleted".to_string(),
+            cursor.to_string(),
+        ]);
+        self.tombstones.columns = Some(columns);
+        let mut calls = 0u32;
+        let mut listed = 0usize;
+        for piece in pieces(Window::new(start, to)) {
+            self.may_continue()?;
+            calls += 1;
+            let answer = tokio::select! {
+                biased;
+                _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled),
+                answer = self.shared.rest.deleted(&run.setup.spec.name, piece.start, piece.end) => answer,
+            };
+            match answer {
+                Ok(answer) => {
+                    if let Some(earliest) = answer.earliest_date_available {
+                        if earliest > piece.start && !warned {
+                            self.too_old(piece.start, earliest).await;
+                            warned = true;
+                        }
+                    }
+                    listed += answer.records.len();
+                    for record in answer.records {
+                        self.tombstones.add(record.id, record.deleted_date);
+                    }
+                }
+                Err(e) if e.kind() == sf_rest::ErrorKind::DailyLimitExceeded => {
+                    return Err(Stop::Limit(self.shared.hit_limit(&e.to_string())));
+                }
+                Err(e) => {
+                    self.log(
+                        LogLevel::Warn,
+                        format!(
+                            "{name}: records purged or hard-deleted from {} to {} could not be \
+                             listed ({e}); they may remain in the destination: if this stream's \
+                             state is older than the org keeps deleted ids (about 15 days), run \
+                             a full refresh of {name}",
+                            format_instant(piece.start),
+                            format_instant(piece.end)
+                        ),
+                    )
+                    .await;
+                }
+            }
+        }
+        self.log(
+            LogLevel::Info,
+            format!(
+                "{name}: hard deletes from {} to {}: {listed} deleted id{} listed by getDeleted \
+                 ({calls} API call{}); records the read does not return get a tombstone \
+                 (IsDeleted: true)",
+                format_instant(start),
+                format_instant(to),
+                if listed == 1 { "" } else { "s" },
+                if calls == 1 { "" } else { "s" },
+            ),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// The WARN of a state older than the org's delete log reaches.
+    async fn too_old(&self, from: DateTime<Utc>, kept: DateTime<Utc>) {
+        let name = &self.name;
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "{name}: this stream's state goes back to {}, but the org keeps deleted record \
+                 ids only from about {} (about 15 days): records purged or hard-deleted before \
+                 then cannot be known and may remain in the destination; run a full refresh of \
+                 {name} (reset the stream) to drop them",
+                format_instant(from),
+                format_instant(kept)
+            ),
+        )
+        .await;
+    }
+
+    /// Emits the tombstones deleted before `until` (all with `None`) that the read did not
+    /// return; true when it emitted any.
+    pub(super) async fn emit_tombstones(
+        &mut self,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<bool, Stop> {
+        if self.tombstones.is_empty() {
+            return Ok(false);
+        }
+        let due = self.tombstones.take_before(until);
+        let Some(columns) = self.tombstones.columns.clone() else {
+            return Ok(false);
+        };
+        let any = !due.is_empty();
+        for (at, id) in due {
+            self.tombstones.emitted += 1;
+            let record = Record {
+                columns: columns.clone(),
+                values: vec![
+                    Value::String(id),
+                    Value::Bool(true),
+                    Value::String(format_instant(at)),
+                ],
+            };
+            self.record(record).await?;
+        }
+        Ok(any)
+    }
+
+    /// After the last window: the tombstones left (deleted after it), then the state again.
+    pub(super) async fn finish_tombstones(&mut self, run: &ObjectRun) -> Result<(), Stop> {
+        if self.emit_tombstones(None).await? {
+            if let Some(state) = run.state.as_ref() {
+                let json = state.to_json();
+                self.send(Msg::State(self.idx, json)).await?;
+            }
+        }
+        if self.tombstones.emitted > 0 {
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "{}: {} tombstone{} emitted for records purged or hard-deleted",
+                    self.name,
+                    self.tombstones.emitted,
+                    if self.tombstones.emitted == 1 {
+                        ""
+                    } else {
+                        "s"
+                    }
+                ),
+            )
+            .await;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        crate::time::parse_instant(s).unwrap_or_default()
+    }
+
+    #[test]
+    fn pieces_start_on_the_minute_and_span_at_most_30_days() {
+        let got = pieces(Window::new(
+            t("2024-01-01T10:20:30Z"),
+            t("2024-03-05T00:00:00Z"),
+        ));
+        assert_eq!(
+            got,
+            [
+                Window::new(t("2024-01-01T10:20:00Z"), t("2024-01-31T10:20:00Z")),
+                Window::new(t("2024-01-31T10:20:00Z"), t("2024-03-01T10:20:00Z")),
+                Window::new(t("2024-03-01T10:20:00Z"), t("2024-03-05T00:00:00Z")),
+            ]
+        );
+        assert_eq!(
+            pieces(Window::new(
+                t("2024-01-01T10:20:30Z"),
+                t("2024-01-01T10:25:00Z")
+            ))
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn tombstones_come_out_by_window_and_not_for_ids_read() {
+        let mut stones = Tombstones::default();
+        stones.add("a".into(), t("2024-01-01T10:00:00Z"));
+        stones.add("b".into(), t("2024-01-01T11:00:00Z"));
+        stones.add("c".into(), t("2024-01-01T12:00:00Z"));
+        stones.add("c".into(), t("2024-01-01T12:00:00Z"));
+        let columns: sf_discovery::Columns = Arc::from(vec!["Id".to_string()]);
+        stones.seen(&Record {
+            columns,
+            values: vec![Value::String("b".into())],
+        });
+        assert!(!stones.is_empty());
+        assert_eq!(
+            stones.take_before(Some(t("2024-01-01T11:30:00Z"))),
+            [(t("2024-01-01T10:00:00Z"), "a".to_string())]
+        );
+        assert_eq!(
+            stones.take_before(None),
+            [(t("2024-01-01T12:00:00Z"), "c".to_string())]
+        );
+        assert!(stones.is_empty());
+        assert!(stones.take_before(None).is_empty());
+    }
+}

@@ -1,0 +1,217 @@
+//! Hard deletes against the emulated org: records purged from the recycle bin or hard-deleted
+//! between two syncs come back from the second as tombstones (`Id`, `IsDeleted: true`, the
+//! deletion time in the cursor), and nothing else does; one getDeleted call per incremental
+//! stream; a state older than the org's delete log gets a WARN with the fix.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{configure, connect, fast_options, org_config, run, run_fresh, States};
+use fixtures::Mutation;
+use serde_json::{json, Value};
+use sf_discovery::Record;
+use sf_sync::{LogLevel, MemorySink};
+
+const HOUR: i64 = 3600;
+const DAY: i64 = 86_400;
+
+/// The tombstones of `stream` in `sink`: records of exactly `Id`, `IsDeleted`, `SystemModstamp`.
+fn tombstones(sink: &MemorySink, stream: &str) -> Vec<Record> {
+    sink.records(stream)
+        .into_iter()
+        .filter(|r| r.columns.len() == 3 && r.columns[1] == "IsDeleted")
+        .cloned()
+        .collect()
+}
+
+fn ids(records: &[Record]) -> BTreeSet<String> {
+    records
+        .iter()
+        .map(|r| r.id().unwrap().to_string())
+        .collect()
+}
+
+fn set(ids: &[&Vec<String>]) -> BTreeSet<String> {
+    ids.iter().flat_map(|v| v.iter().cloned()).collect()
+}
+
+/// The mutation's stamp as the connector writes datetimes (`...000+0000` → `...000Z`).
+fn instant(stamp: &str) -> Value {
+    json!(stamp.replace("+0000", "Z"))
+}
+
+#[tokio::test]
+async fn purged_and_hard_deleted_records_come_back_as_tombstones_and_nothing_else() {
+    let c = connect(org_config(71), json!({})).await;
+    let ctl = c.org.control();
+    let streams = ["Account", "Lead", "Opportunity"];
+    let catalog = configure(&c.catalog, &streams, None);
+    let (first, sink) = run_fresh(&c.session, &c.config, &catalog).await;
+    first.unwrap();
+    for stream in streams {
+        assert!(tombstones(&sink, stream).is_empty(), "{stream}: first sync");
+    }
+    assert_eq!(
+        ctl.stats().requests.get_deleted,
+        0,
+        "a first read has nothing to delete downstream"
+    );
+    let mut states = States::default();
+    states.update(&sink, &streams);
+
+    ctl.advance_clock(HOUR);
+    let lead_soft = ctl.mutate(Mutation::new("Lead").delete(3));
+    let lead_hard = ctl.mutate(Mutation::new("Lead").hard_delete(2));
+    let account_soft = ctl.mutate(Mutation::new("Account").delete(2));
+    ctl.advance_clock(60);
+    let account_purged = ctl.mutate(Mutation {
+        object: "Account".into(),
+        purge_ids: vec![account_soft.deleted[0].clone()],
+        ..Mutation::default()
+    });
+    let account_hard = ctl.mutate(Mutation::new("Account").hard_delete(1));
+    ctl.mutate(Mutation::new("Opportunity").update(2));
+    assert_eq!(lead_hard.hard_deleted.len(), 2);
+    assert_eq!(account_purged.purged.len(), 1);
+    assert_eq!(account_hard.hard_deleted.len(), 1);
+    ctl.advance_clock(20 * 60);
+    let before = ctl.stats().requests.get_deleted;
+
+    let (second, sink) = run(
+        &c.session,
+        &c.config,
+        &catalog,
+        &states.input(),
+        &fast_options(),
+    )
+    .await;
+    let summary = second.unwrap();
+    assert!(summary.streams.iter().all(|s| s.failure.is_none()));
+    assert_eq!(
+        ctl.stats().requests.get_deleted - before,
+        3,
+        "one getDeleted call per incremental stream"
+    );
+
+    // Lead: the two hard deletes; its soft deletes come as rows still in the bin.
+    let lead = tombstones(&sink, "Lead");
+    assert_eq!(ids(&lead), set(&[&lead_hard.hard_deleted]));
+    for t in &lead {
+        assert_eq!(t.get("IsDeleted"), Some(&json!(true)));
+        assert_eq!(t.get("SystemModstamp"), Some(&instant(&lead_hard.stamp)));
+    }
+    let soft_rows: BTreeSet<String> = sink
+        .records("Lead")
+        .into_iter()
+        .filter(|r| r.columns.len() > 3 && r.get("IsDeleted") == Some(&json!(true)))
+        .map(|r| r.id().unwrap().to_string())
+        .collect();
+    assert!(
+        set(&[&lead_soft.deleted]).is_subset(&soft_rows),
+        "soft deletes read from queryAll"
+    );
+    // Account: the purged row (deleted at its delete time) and the hard delete, not the row
+    // still in the bin.
+    let account = tombstones(&sink, "Account");
+    assert_eq!(
+        ids(&account),
+        set(&[&account_purged.purged, &account_hard.hard_deleted])
+    );
+    let purged = account
+        .iter()
+        .find(|t| t.id() == Some(account_purged.purged[0].as_str()))
+        .unwrap();
+    assert_eq!(
+        purged.get("SystemModstamp"),
+        Some(&instant(&account_soft.stamp))
+    );
+    assert!(tombstones(&sink, "Opportunity").is_empty());
+    // Each tombstone precedes the state that covers it: the last message of the stream is a
+    // state.
+    for stream in streams {
+        let last = sink
+            .messages()
+            .iter()
+            .rev()
+            .find(|m| match m {
+                sf_sync::SinkMessage::Record { stream: s, .. }
+                | sf_sync::SinkMessage::State { stream: s, .. } => s == stream,
+                _ => false,
+            })
+            .unwrap();
+        assert!(
+            matches!(last, sf_sync::SinkMessage::State { .. }),
+            "{stream}"
+        );
+    }
+    assert!(
+        sink.logs()
+            .iter()
+            .any(|(l, m)| *l == LogLevel::Info && m.starts_with("Lead: 2 tombstones emitted")),
+        "{:?}",
+        sink.logs()
+    );
+
+    // A third sync right after: nothing new, no tombstone again.
+    states.update(&sink, &streams);
+    ctl.advance_clock(HOUR);
+    let (third, sink) = run(
+        &c.session,
+        &c.config,
+        &catalog,
+        &states.input(),
+        &fast_options(),
+    )
+    .await;
+    third.unwrap();
+    for stream in streams {
+        assert!(tombstones(&sink, stream).is_empty(), "{stream}: third sync");
+    }
+}
+
+#[tokio::test]
+async fn a_state_older_than_the_delete_log_gets_a_warning_with_the_fix() {
+    let c = connect(org_config(72), json!({})).await;
+    let ctl = c.org.control();
+    let catalog = configure(&c.catalog, &["Lead"], None);
+    let (first, sink) = run_fresh(&c.session, &c.config, &catalog).await;
+    first.unwrap();
+    let mut states = States::default();
+    states.update(&sink, &["Lead"]);
+
+    ctl.advance_clock(2 * DAY);
+    let early = ctl.mutate(Mutation::new("Lead").hard_delete(1));
+    ctl.advance_clock(18 * DAY);
+    let recent = ctl.mutate(Mutation::new("Lead").hard_delete(1));
+    ctl.advance_clock(HOUR);
+
+    let (second, sink) = run(
+        &c.session,
+        &c.config,
+        &catalog,
+        &states.input(),
+        &fast_options(),
+    )
+    .await;
+    second.unwrap();
+    let warnings: Vec<&str> = sink
+        .logs()
+        .into_iter()
+        .filter(|(l, _)| *l == LogLevel::Warn)
+        .map(|(_, m)| m)
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|m| m.starts_with("Lead: this stream's state goes back to")
+                && m.contains("about 15 days")
+                && m.contains("run a full refresh of Lead")),
+        "{warnings:?}"
+    );
+    // What the org still knows is delivered; what it forgot cannot be.
+    let got = ids(&tombstones(&sink, "Lead"));
+    assert_eq!(got, set(&[&recent.hard_deleted]));
+    assert!(!got.contains(&early.hard_deleted[0]));
+}
