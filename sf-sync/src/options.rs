@@ -29,6 +29,9 @@ pub struct ReadOptions {
     /// Rows per Bulk results page (`maxRecords`); `None` lets Salesforce choose. Smaller pages
     /// mean more requests, but a download cut short resumes from a nearer page.
     pub bulk_max_records: Option<u32>,
+    /// Results pages of one Bulk job downloaded at once through `resultPages` (API 58.0+), 1 to
+    /// 16; 1 reads them one after another by their locators.
+    pub bulk_parallel_pages: usize,
     /// Records queued between the stream tasks and the sink: the bound on what the engine holds
     /// in memory besides pages being read. Records travel in batches of a quarter of this (at
     /// most 1,024), each taking one of the channel's `channel_capacity / batch` slots, which
@@ -55,6 +58,7 @@ impl Default for ReadOptions {
             bulk_jobs_in_flight: 3,
             bulk_poll: PollSchedule::default(),
             bulk_max_records: sf_bulk::BulkConfig::default().max_records,
+            bulk_parallel_pages: sf_bulk::BulkConfig::default().parallel_pages,
             channel_capacity: 1024,
             rest_batch_size: None,
             resume_attempts: 3,
@@ -76,6 +80,13 @@ impl ReadOptions {
         };
         if self.bulk_jobs_in_flight == 0 {
             bad("bulk_jobs_in_flight", "0".into(), "must be at least 1");
+        }
+        if !(1..=16).contains(&self.bulk_parallel_pages) {
+            bad(
+                "bulk_parallel_pages",
+                self.bulk_parallel_pages.to_string(),
+                "must be from 1 to 16",
+            );
         }
         if let Err(sf_bulk::Error::Config { field, reason }) = self.bulk_poll.validate() {
             bad(

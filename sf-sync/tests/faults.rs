@@ -246,6 +246,8 @@ async fn a_token_expiring_in_the_middle_of_one_bulk_jobs_download_is_renewed() {
     options.bulk_max_records = Some(100);
     options.bulk_jobs_in_flight = 1;
     options.channel_capacity = 2;
+    // Pages one after another, so the revocation falls between two of them.
+    options.bulk_parallel_pages = 1;
     let before = control.stats().requests;
     // At the 150th record (on the job's second page), every access token is revoked; the pages
     // already asked for when that happens are counted.

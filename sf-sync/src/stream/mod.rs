@@ -114,6 +114,7 @@ impl Shared {
             BulkConfig {
                 poll: options.bulk_poll,
                 max_records: options.bulk_max_records,
+                parallel_pages: options.bulk_parallel_pages,
                 ..BulkConfig::default()
             },
         )
