@@ -137,6 +137,15 @@ fn connection_specification() -> Value {
                 "title": "Private key (PEM)", "type": "string", "airbyte_secret": true,
                 "multiline": true, "order": 18,
                 "description": "JWT bearer flow: the RSA private key (PEM, unencrypted) whose certificate is uploaded to the connected app."
+            },
+            "formula_refresh": {
+                "title": "Formula refresh", "type": "string", "order": 19,
+                "examples": ["P1D", "PT12H", "P7D"],
+                "description": "ISO 8601 duration: an incremental stream with formula fields is read whole again once its last whole read is older than this, so formula values that changed without a SystemModstamp arrive. Default: never."
+            },
+            "hard_deletes": {
+                "title": "Hard deletes", "type": "boolean", "default": true, "order": 20,
+                "description": "Ask Salesforce (getDeleted) for records purged from the recycle bin or hard-deleted since the last sync and emit each as a record with IsDeleted true: one API call per incremental stream and sync."
             }
         }
     })
@@ -262,6 +271,8 @@ mod schema_tests {
                    "end_date": "", "stream_slice_step": "PT12H", "lookback_window": "P1DT2H30M",
                    "force_use_bulk_api": true, "preserve_na_values": true, "api_version": "58.0",
                    "num_workers": 8, "api_budget": 0.5, "wait_timeout": 30, "auth_type": "Client"}),
+            json!({"client_id": "a", "client_secret": "b", "refresh_token": "c",
+                   "formula_refresh": "P1D", "hard_deletes": false}),
         ];
         for config in good {
             let errors: Vec<String> = v.iter_errors(&config).map(|e| e.to_string()).collect();
@@ -287,6 +298,7 @@ mod schema_tests {
                 json!([{"criteria": "like", "value": "x"}]),
             ),
             ("is_sandbox", json!("yes")),
+            ("hard_deletes", json!("no")),
         ] {
             let mut config = base.clone();
             config[key] = value.clone();
@@ -315,6 +327,11 @@ mod schema_tests {
                 "lookback_window",
                 "10m",
                 "`lookback_window`: `10m` is not an ISO 8601 duration",
+            ),
+            (
+                "formula_refresh",
+                "daily",
+                "`formula_refresh`: `daily` is not an ISO 8601 duration",
             ),
         ] {
             let mut config = base.clone();

@@ -73,6 +73,14 @@ pub struct SyncConfig {
     /// `api_budget`: the largest share of the org's daily API limit this sync may use, in
     /// `(0, 1]`; `None`: no cap besides the limit itself.
     pub api_budget: Option<f64>,
+    /// `formula_refresh`: an incremental stream with formula fields is read whole again once its
+    /// last whole read is older than this (ISO 8601 duration, at least 1 second); `None` (the
+    /// default): never.
+    pub formula_refresh: Option<IsoDuration>,
+    /// `hard_deletes`: incremental streams of replicateable objects ask getDeleted for records
+    /// purged or hard-deleted and emit tombstones (default `true`; `false` saves one API call per
+    /// stream and sync).
+    pub hard_deletes: bool,
 }
 
 /// A config read successfully, with what the reader wants the user to know.
@@ -101,7 +109,7 @@ impl fmt::Display for ConfigWarning {
 
 /// The config keys this crate knows; `wait_timeout` appears in Airbyte's test configs and is
 /// ignored there too.
-const KNOWN_KEYS: [&str; 20] = [
+const KNOWN_KEYS: [&str; 22] = [
     "client_id",
     "client_secret",
     "refresh_token",
@@ -122,6 +130,8 @@ const KNOWN_KEYS: [&str; 20] = [
     "auth_flow",
     "username",
     "private_key",
+    "formula_refresh",
+    "hard_deletes",
 ];
 
 const SECRET_KEYS: [&str; 3] = ["client_secret", "refresh_token", "private_key"];
@@ -334,6 +344,19 @@ impl Reader<'_> {
         let api_version = self.api_version();
         let num_workers = self.num_workers();
         let api_budget = self.api_budget();
+        let formula_refresh = match self.get("formula_refresh") {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Some(None),
+            Some(_) => self
+                .duration(
+                    "formula_refresh",
+                    "P1D",
+                    1,
+                    "use e.g. `P1D`, `PT12H`, `P7D`, or leave it out to never re-read",
+                )
+                .map(Some),
+        };
+        let hard_deletes = self.get("hard_deletes").is_none() || self.boolean("hard_deletes");
         Some(SyncConfig {
             client_id: client_id?,
             client_secret: Secret::new(client_secret?),
@@ -352,6 +375,8 @@ impl Reader<'_> {
             api_version: api_version?,
             num_workers: num_workers?,
             api_budget: api_budget?,
+            formula_refresh: formula_refresh?,
+            hard_deletes,
         })
     }
 

@@ -132,15 +132,18 @@ pub async fn read_with(
     let child = cancel.child_token();
     let (batch_max, slots) = channel_shape(options.channel_capacity);
     let (tx, mut rx) = mpsc::channel::<Msg>(slots);
-    let shared = Arc::new(Shared::new(
-        session.clone(),
-        options.clone(),
-        params,
-        tx,
-        batch_max,
-        child.clone(),
-        described.limit.clone(),
-    )?);
+    let shared = Arc::new(
+        Shared::new(
+            session.clone(),
+            options.clone(),
+            params,
+            tx,
+            batch_max,
+            child.clone(),
+            described.limit.clone(),
+        )?
+        .with_freshness(config.formula_refresh, config.hard_deletes),
+    );
     let names: Vec<Arc<str>> = jobs.iter().map(|(n, _)| Arc::from(n.as_str())).collect();
     let permits = Arc::new(Semaphore::new(config.num_workers.max(1)));
     let mut handles = Vec::with_capacity(jobs.len());

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::time::{format_instant, parse_instant};
 
 mod jobs;
+mod refresh;
 
 pub use jobs::{query_hash, JobCheckpoint};
 
@@ -68,12 +69,15 @@ impl StateSlice {
 /// ignore the extra key, and states without it (Airbyte's) are accepted.
 ///
 /// It also names the Bulk jobs the stream had in flight ([`JobCheckpoint`], key `bulk_jobs`), so a
-/// restarted sync continues them; Airbyte's readers ignore that key too.
+/// restarted sync continues them; Airbyte's readers ignore that key too. And, for a stream with
+/// formula fields synced with `formula_refresh`, when it was last read whole
+/// (`formula_refreshed_at`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StreamState {
     slices: Vec<StateSlice>,
     org_id: Option<String>,
     jobs: Vec<JobCheckpoint>,
+    formula_refreshed_at: Option<DateTime<Utc>>,
 }
 
 impl StreamState {
@@ -102,6 +106,7 @@ impl StreamState {
             slices: merged,
             org_id: None,
             jobs: Vec::new(),
+            formula_refreshed_at: None,
         }
     }
 
@@ -129,6 +134,17 @@ impl StreamState {
         *self = state.with_jobs(jobs);
     }
 
+    /// The same state, naming when its formula fields were last read whole.
+    pub fn with_formula_refreshed_at(mut self, at: Option<DateTime<Utc>>) -> StreamState {
+        self.formula_refreshed_at = at;
+        self
+    }
+
+    /// When the stream was last read whole to refresh its formula fields (`formula_refresh`).
+    pub fn formula_refreshed_at(&self) -> Option<DateTime<Utc>> {
+        self.formula_refreshed_at
+    }
+
     /// The org the state was read from, when it names one.
     pub fn org_id(&self) -> Option<&str> {
         self.org_id.as_deref()
@@ -142,9 +158,11 @@ impl StreamState {
         let slices = std::mem::take(&mut self.slices);
         let org_id = self.org_id.take();
         let jobs = std::mem::take(&mut self.jobs);
+        let refreshed = self.formula_refreshed_at.take();
         *self = StreamState::from_slices(slices.into_iter().chain(Some(slice)))
             .with_org_id(org_id)
-            .with_jobs(jobs);
+            .with_jobs(jobs)
+            .with_formula_refreshed_at(refreshed);
     }
 
     /// The merged slices, sorted.
@@ -182,6 +200,12 @@ impl StreamState {
         if let Some(object) = value.as_object_mut() {
             if let Some(org_id) = &self.org_id {
                 object.insert(ORG_ID_KEY.to_string(), Value::String(org_id.clone()));
+            }
+            if let Some(at) = self.formula_refreshed_at {
+                object.insert(
+                    refresh::REFRESHED_KEY.to_string(),
+                    Value::String(format_instant(at)),
+                );
             }
             if !self.jobs.is_empty() {
                 object.insert(
@@ -573,9 +597,13 @@ fn parse_date_range(
         }
     };
     let jobs = jobs::parse_jobs(stream, obj, path)?;
+    let refreshed = refresh::parse_refreshed(stream, obj, path)?;
     let slices = match obj.get("slices") {
         None | Some(Value::Null) => {
-            return Ok(StreamState::new().with_org_id(org_id).with_jobs(jobs))
+            return Ok(StreamState::new()
+                .with_org_id(org_id)
+                .with_jobs(jobs)
+                .with_formula_refreshed_at(refreshed))
         }
         Some(Value::Array(slices)) => slices,
         Some(other) => {
@@ -639,7 +667,8 @@ fn parse_date_range(
     }
     Ok(StreamState::from_slices(parsed)
         .with_org_id(org_id)
-        .with_jobs(jobs))
+        .with_jobs(jobs)
+        .with_formula_refreshed_at(refreshed))
 }
 
 #[cfg(test)]

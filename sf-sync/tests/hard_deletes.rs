@@ -215,3 +215,32 @@ async fn a_state_older_than_the_delete_log_gets_a_warning_with_the_fix() {
     assert_eq!(got, set(&[&recent.hard_deleted]));
     assert!(!got.contains(&early.hard_deleted[0]));
 }
+
+#[tokio::test]
+async fn hard_deletes_false_asks_nothing_and_emits_no_tombstone() {
+    let c = connect(org_config(73), json!({"hard_deletes": false})).await;
+    assert!(!c.config.hard_deletes);
+    let ctl = c.org.control();
+    let catalog = configure(&c.catalog, &["Lead"], None);
+    let (first, sink) = run_fresh(&c.session, &c.config, &catalog).await;
+    first.unwrap();
+    let mut states = States::default();
+    states.update(&sink, &["Lead"]);
+    ctl.advance_clock(HOUR);
+    let hard = ctl.mutate(Mutation::new("Lead").hard_delete(2));
+    assert_eq!(hard.hard_deleted.len(), 2);
+    ctl.advance_clock(HOUR);
+    let (second, sink) = run(
+        &c.session,
+        &c.config,
+        &catalog,
+        &states.input(),
+        &fast_options(),
+    )
+    .await;
+    second.unwrap();
+    assert!(tombstones(&sink, "Lead").is_empty());
+    assert_eq!(ctl.stats().requests.get_deleted, 0);
+    // The default is on.
+    assert!(common::sync_config(&c.org, json!({})).hard_deletes);
+}

@@ -12,8 +12,8 @@
 //! undeleted since) gets no tombstone: the row itself says what became of it.
 //!
 //! Cost: one API call per stream per sync and 30 days read (none for a stream read for the first
-//! time, whose destination holds nothing to delete, and none for objects the describe does not
-//! call `replicateable`). Salesforce keeps deleted ids about 15 days: a state older than that gets
+//! time, whose destination holds nothing to delete, none for objects the describe does not call
+//! `replicateable`, none with the config's `hard_deletes: false`). Salesforce keeps deleted ids about 15 days: a state older than that gets
 //! a WARN naming the fix (a full refresh of the stream), and the deletes the org still knows.
 //!
 //! [`RestReader::deleted`]: sf_rest::RestReader::deleted
@@ -122,7 +122,10 @@ impl Runner {
         else {
             return Ok(());
         };
-        if !run.setup.replicateable || run.setup.spec.primary_key.is_none() {
+        if !self.shared.hard_deletes
+            || !run.setup.replicateable
+            || run.setup.spec.primary_key.is_none()
+        {
             return Ok(());
         }
         // The part before what was ever read holds nothing the destination has.

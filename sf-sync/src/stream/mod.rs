@@ -29,6 +29,7 @@ mod bulk;
 mod bulk_resume;
 mod checkpoint;
 mod deletes;
+mod formulas;
 mod object;
 mod plan;
 mod rest;
@@ -82,6 +83,10 @@ pub(crate) struct Shared {
     limit: Mutex<Option<String>>,
     /// Set when the org's daily Bulk job allowance is used up: streams read through REST then.
     bulk_exhausted: AtomicBool,
+    /// `formula_refresh` (`formulas.rs`).
+    formula_refresh: Option<crate::IsoDuration>,
+    /// `hard_deletes` (`deletes.rs`).
+    hard_deletes: bool,
 }
 
 impl Shared {
@@ -143,7 +148,21 @@ impl Shared {
             cancel,
             limit: Mutex::new(limit),
             bulk_exhausted: AtomicBool::new(false),
+            formula_refresh: None,
+            hard_deletes: true,
         })
+    }
+
+    /// The same, reading streams with formula fields whole again once their last whole read is
+    /// older than `every` (`formula_refresh`), and asking for hard deletes or not.
+    pub(crate) fn with_freshness(
+        mut self,
+        every: Option<crate::IsoDuration>,
+        hard_deletes: bool,
+    ) -> Shared {
+        self.formula_refresh = every;
+        self.hard_deletes = hard_deletes;
+        self
     }
 
     fn limit(&self) -> Option<String> {
@@ -654,45 +673,4 @@ impl Runner {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_are_cut_by_records_or_by_values() {
-        // 20 columns: 256 records a batch.
-        assert!(!batch_full(255, 20, 256));
-        assert!(batch_full(256, 20, 256));
-        // 300 columns: 256 × 32 = 8,192 values, 28 records (27 hold 8,100).
-        assert!(!batch_full(27, 300, 256));
-        assert!(batch_full(28, 300, 256));
-        // Exactly 32 columns: both bounds at 256 records.
-        assert!(!batch_full(255, 32, 256));
-        assert!(batch_full(256, 32, 256));
-        // A batch of one record is full at once however wide, and at the smallest bound.
-        assert!(batch_full(1, 100_000, 256));
-        assert!(batch_full(1, 1, 1));
-    }
-
-    #[test]
-    fn queue_puts_pushed_spans_first() {
-        let t = |s: i64| DateTime::<Utc>::from_timestamp(s, 0).unwrap_or_default();
-        let planned = vec![
-            Some(Window::new(t(0), t(10))),
-            Some(Window::new(t(10), t(20))),
-        ];
-        let mut queue = SpanQueue::new(planned.into_iter());
-        let first = queue.next();
-        assert_eq!(first, Some(Some(Window::new(t(0), t(10)))));
-        queue.push_front(Some(Window::new(t(5), t(10))));
-        queue.push_front(Some(Window::new(t(0), t(5))));
-        let rest: Vec<Span> = std::iter::from_fn(|| queue.next()).collect();
-        assert_eq!(
-            rest,
-            [
-                Some(Window::new(t(0), t(5))),
-                Some(Window::new(t(5), t(10))),
-                Some(Window::new(t(10), t(20)))
-            ]
-        );
-    }
-}
+mod tests;

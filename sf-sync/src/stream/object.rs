@@ -25,6 +25,8 @@ pub(super) struct ObjectRun {
     pub(super) bulk_fields: Arc<[FieldSpec]>,
     /// Where reading stands inside the current window, and the Bulk jobs to continue.
     pub(super) progress: checkpoint::Progress,
+    /// Set while this read reads the object whole for its formula fields (`formulas.rs`).
+    pub(super) formula_refresh: Option<super::formulas::FormulaRefresh>,
 }
 
 impl ObjectRun {
@@ -57,6 +59,7 @@ impl ObjectRun {
             bulk_columns,
             bulk_fields: Arc::from(bulk_fields),
             progress,
+            formula_refresh: None,
         }
     }
 

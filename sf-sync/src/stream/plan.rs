@@ -35,6 +35,7 @@ impl Runner {
             run.constraint = ApiConstraint::RestOnly;
         }
         self.continue_jobs(run).await?;
+        run.formula_refresh = self.formula_refresh(run).await;
         let planner = self.shared.options.planner.clone();
         let (mut api, queue, skip) = match &run.state {
             None => {
@@ -59,7 +60,12 @@ impl Runner {
             }
             Some(state) => {
                 let params = self.shared.params;
-                let spans = uncovered_spans(state, &params);
+                let since_last = uncovered_spans(state, &params);
+                // A formula refresh reads everything again, as a first read does.
+                let spans = match run.formula_refresh {
+                    Some(_) => uncovered_spans(&crate::state::StreamState::new(), &params),
+                    None => since_last.clone(),
+                };
                 if spans.is_empty() {
                     self.log(
                         LogLevel::Info,
@@ -75,7 +81,7 @@ impl Runner {
                     }
                     return Ok(());
                 }
-                self.fetch_deletes(run, &spans).await?;
+                self.fetch_deletes(run, &since_last).await?;
                 let mut volume = Volume::Unknown;
                 let mut counted = None;
                 if planner.needs_count(&spans, &volume) {
@@ -133,7 +139,8 @@ impl Runner {
             while let Some(span) = queue.next() {
                 self.span_done(run, &span, None).await?;
             }
-            return self.finish_tombstones(run).await;
+            self.finish_tombstones(run).await?;
+            return self.finish_refresh(run).await;
         }
         loop {
             self.api = Some(api);
@@ -196,7 +203,8 @@ impl Runner {
             self.send(Msg::State(self.idx, full_refresh_state()))
                 .await?;
         }
-        self.finish_tombstones(run).await
+        self.finish_tombstones(run).await?;
+        self.finish_refresh(run).await
     }
 
     /// Tells the sink how the stream is read (its progress line and the ESTIMATE message).

@@ -1,0 +1,132 @@
+//! Formula freshness (`formula_refresh`): a formula field's value changes when what it reads
+//! changes (a parent record, a rate, `TODAY()`) without touching the record's `SystemModstamp`,
+//! so incremental windows keep serving the old value. With `formula_refresh` set, an incremental
+//! stream whose selected fields include a formula (describe `calculated: true`) is read whole
+//! again, from `start_date`, once its last whole read is older than that duration; the read is
+//! planned as a first read is (a `COUNT()`, then REST or Bulk by volume), emits complete records
+//! (a destination deduplicating on `Id` then holds current values), and its end writes
+//! `formula_refreshed_at` into the stream's state. A first read counts as a whole read; a state
+//! without the key is due at once. Streams without formula fields, or refreshed recently, are
+//! read incrementally as always. A refresh cut short (the daily limit, a cancel) leaves the old
+//! time: the next sync refreshes again.
+
+use chrono::{DateTime, Utc};
+
+use super::{Msg, ObjectRun, Runner, Stop};
+use crate::sink::LogLevel;
+use crate::time::{add, delta, format_instant};
+
+/// A read of the whole object that refreshes its formula values.
+#[derive(Debug, Clone)]
+pub(super) struct FormulaRefresh {
+    /// The instant the read reaches: written as `formula_refreshed_at` when it completes.
+    at: DateTime<Utc>,
+    /// Set when the stream had been read before (a refresh, logged); unset for a first read.
+    before: Option<Cost>,
+}
+
+/// What the stream had spent when the refresh began.
+#[derive(Debug, Clone, Copy)]
+struct Cost {
+    calls: u64,
+    records: u64,
+}
+
+impl Runner {
+    /// API calls sent so far under this stream's name (its task and its Bulk job tasks).
+    fn stream_calls(&self) -> u64 {
+        self.shared
+            .session
+            .tally()
+            .iter()
+            .filter(|t| t.tag.as_ref().is_some_and(|tag| *tag.name == *self.name))
+            .map(|t| t.count)
+            .sum()
+    }
+
+    /// Whether this read of an incremental stream reads the object whole for its formula
+    /// fields: with `formula_refresh` set and formula fields selected, on a first read (noted
+    /// only) or when the last whole read is older than `formula_refresh` (logged).
+    pub(super) async fn formula_refresh(&self, run: &ObjectRun) -> Option<FormulaRefresh> {
+        let every = self.shared.formula_refresh?;
+        let state = run.state.as_ref()?;
+        let formulas: Vec<&str> = run
+            .setup
+            .columns
+            .iter()
+            .filter(|c| run.setup.spec.field(c).is_some_and(|f| f.calculated))
+            .map(String::as_str)
+            .collect();
+        if formulas.is_empty() {
+            return None;
+        }
+        let at = self.shared.params.upper();
+        if state.is_empty() {
+            return Some(FormulaRefresh { at, before: None });
+        }
+        let last = state.formula_refreshed_at();
+        if last.is_some_and(|last| add(last, delta(every.as_std())) > self.shared.params.now) {
+            return None;
+        }
+        let since = match last {
+            Some(last) => format!("last read whole at {}", format_instant(last)),
+            None => "its state does not say when it was last read whole".to_string(),
+        };
+        self.log(
+            LogLevel::Info,
+            format!(
+                "{}: formula refresh: {} ({since}, formula_refresh {every}): reading the object \
+                 whole again from start_date",
+                self.name,
+                formulas
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        )
+        .await;
+        Some(FormulaRefresh {
+            at,
+            before: Some(Cost {
+                calls: self.stream_calls(),
+                records: self.records,
+            }),
+        })
+    }
+
+    /// After a whole read that refreshed the formula values: the time into the state (emitted
+    /// again) and, for a refresh, a LOG line of what it cost.
+    pub(super) async fn finish_refresh(&mut self, run: &mut ObjectRun) -> Result<(), Stop> {
+        let Some(refresh) = run.formula_refresh.take() else {
+            return Ok(());
+        };
+        let Some(state) = run.state.as_mut() else {
+            return Ok(());
+        };
+        *state = std::mem::take(state).with_formula_refreshed_at(Some(refresh.at));
+        let json = state.to_json();
+        self.send(Msg::State(self.idx, json)).await?;
+        if let Some(before) = refresh.before {
+            let calls = self.stream_calls().saturating_sub(before.calls);
+            let records = self.records.saturating_sub(before.records);
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "{}: formula refresh done: {records} record{} re-read whole through {} in \
+                     {calls} API call{}; next refresh after {}",
+                    self.name,
+                    if records == 1 { "" } else { "s" },
+                    self.api.map_or("REST", |a| a.as_str()).to_uppercase(),
+                    if calls == 1 { "" } else { "s" },
+                    self.shared
+                        .formula_refresh
+                        .map(|every| format_instant(add(refresh.at, delta(every.as_std()))))
+                        .unwrap_or_default(),
+                ),
+            )
+            .await;
+        }
+        Ok(())
+    }
+}

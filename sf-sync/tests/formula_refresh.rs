@@ -1,0 +1,176 @@
+//! `formula_refresh` against the emulated org: `Invoice__c.Age_Days__c` (`TODAY() -
+//! Invoice_Date__c`) changes with the org's clock without touching `SystemModstamp`; with
+//! `formula_refresh: P1D` and the clock moved a day, the streams with formula fields are read
+//! whole again (new values arrive, `formula_refreshed_at` moves) and the others are not.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{configure, connect, fast_options, org_config, run, run_fresh, States};
+use serde_json::{json, Value};
+use sf_sync::{LogLevel, MemorySink, SyncConfig};
+
+const HOUR: i64 = 3600;
+const DAY: i64 = 86_400;
+
+/// `Age_Days__c` by `Id`, of the records `sink` holds for `Invoice__c`.
+fn ages(sink: &MemorySink) -> BTreeMap<String, Value> {
+    sink.records("Invoice__c")
+        .into_iter()
+        .map(|r| {
+            (
+                r.id().unwrap().to_string(),
+                r.get("Age_Days__c").cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect()
+}
+
+fn refreshed_at(sink: &MemorySink, stream: &str) -> Option<Value> {
+    sink.last_state(stream)
+        .and_then(|s| s.get("formula_refreshed_at").cloned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formula_values_changed_by_the_clock_arrive_and_other_streams_are_not_re_read() {
+    let c = connect(
+        org_config(81).rows("Invoice__c", 300),
+        json!({"formula_refresh": "P1D"}),
+    )
+    .await;
+    let ctl = c.org.control();
+    let streams = ["Account", "Invoice__c", "Opportunity"];
+    let catalog = configure(&c.catalog, &streams, None);
+    let (first, sink) = run_fresh(&c.session, &c.config, &catalog).await;
+    first.unwrap();
+    let first_ages = ages(&sink);
+    assert!(first_ages.len() > 10);
+    // A first read is a whole read: the streams with formula fields note it.
+    let t0 = refreshed_at(&sink, "Invoice__c").unwrap();
+    assert_eq!(refreshed_at(&sink, "Opportunity"), Some(t0.clone()));
+    assert_eq!(refreshed_at(&sink, "Account"), None, "no formula field");
+    let mut states = States::default();
+    states.update(&sink, &streams);
+
+    // An hour later: refreshed recently, nothing re-read.
+    ctl.advance_clock(HOUR);
+    let (second, sink) = run(
+        &c.session,
+        &c.config,
+        &catalog,
+        &states.input(),
+        &fast_options(),
+    )
+    .await;
+    second.unwrap();
+    for stream in streams {
+        assert!(sink.records(stream).is_empty(), "{stream} re-read");
+    }
+    assert!(!sink
+        .logs()
+        .iter()
+        .any(|(_, m)| m.contains("formula refresh")));
+    assert_eq!(refreshed_at(&sink, "Invoice__c"), Some(t0.clone()));
+    states.update(&sink, &streams);
+
+    // A day later: the formula streams are read whole; Age_Days__c grew by one for every
+    // invoice with a date, though no SystemModstamp moved.
+    ctl.advance_clock(DAY);
+    let (third, sink) = run(
+        &c.session,
+        &c.config,
+        &catalog,
+        &states.input(),
+        &fast_options(),
+    )
+    .await;
+    let summary = third.unwrap();
+    assert!(summary.streams.iter().all(|s| s.failure.is_none()));
+    let third_ages = ages(&sink);
+    assert_eq!(
+        third_ages.keys().collect::<Vec<_>>(),
+        first_ages.keys().collect::<Vec<_>>(),
+        "Invoice__c read whole"
+    );
+    let mut grown = 0;
+    for (id, before) in &first_ages {
+        let after = &third_ages[id];
+        match (before.as_f64(), after.as_f64()) {
+            (Some(b), Some(a)) => {
+                assert_eq!(a, b + 1.0, "{id}");
+                grown += 1;
+            }
+            _ => assert_eq!(before, after, "{id}"),
+        }
+    }
+    assert!(grown > 10, "{grown} values grew");
+    assert_eq!(
+        sink.records("Opportunity").len(),
+        ctl.truth("Opportunity").len(),
+        "Opportunity (ExpectedRevenue) read whole"
+    );
+    assert!(sink.records("Account").is_empty(), "Account re-read");
+    let t1 = refreshed_at(&sink, "Invoice__c").unwrap();
+    assert_ne!(t1, t0);
+    assert_eq!(refreshed_at(&sink, "Account"), None);
+    let logs: Vec<&str> = sink
+        .logs()
+        .into_iter()
+        .filter(|(l, _)| *l == LogLevel::Info)
+        .map(|(_, m)| m)
+        .collect();
+    for stream in ["Invoice__c", "Opportunity"] {
+        assert!(
+            logs.iter()
+                .any(|m| m.starts_with(&format!("{stream}: formula refresh: "))),
+            "{logs:?}"
+        );
+        assert!(
+            logs.iter().any(
+                |m| m.starts_with(&format!("{stream}: formula refresh done: "))
+                    && m.contains("API call")
+            ),
+            "{logs:?}"
+        );
+    }
+    assert!(!logs.iter().any(|m| m.starts_with("Account: formula")));
+}
+
+#[test]
+fn formula_refresh_is_off_by_default_and_must_be_a_duration() {
+    let base = json!({"client_id": "a", "client_secret": "b", "refresh_token": "c",
+                      "login_url": "http://127.0.0.1:8765"});
+    let now = chrono::Utc::now();
+    let parsed = SyncConfig::from_value(&base, now).unwrap();
+    assert_eq!(parsed.config.formula_refresh, None);
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    let mut config = base.clone();
+    config["formula_refresh"] = json!("PT12H");
+    let parsed = SyncConfig::from_value(&config, now).unwrap();
+    assert_eq!(
+        parsed.config.formula_refresh.map(|d| d.as_std().as_secs()),
+        Some(12 * 3600)
+    );
+    assert!(
+        parsed.warnings.is_empty(),
+        "a known key: {:?}",
+        parsed.warnings
+    );
+    config["formula_refresh"] = json!("");
+    assert_eq!(
+        SyncConfig::from_value(&config, now)
+            .unwrap()
+            .config
+            .formula_refresh,
+        None
+    );
+    for bad in [json!("daily"), json!("PT0S"), json!(86400)] {
+        config["formula_refresh"] = bad.clone();
+        let err = SyncConfig::from_value(&config, now)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`formula_refresh`"), "{bad}: {err}");
+    }
+}
