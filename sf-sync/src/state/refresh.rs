@@ -36,3 +36,42 @@ pub(super) fn parse_refreshed(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::state::SavedState;
+
+    #[test]
+    fn the_refresh_time_round_trips_and_a_bad_one_is_refused_with_its_path() {
+        let value = json!({"state_type": "date-range",
+            "slices": [{"start": "2024-01-01T00:00:00.000Z", "end": "2024-02-01T00:00:00.000Z"}],
+            "formula_refreshed_at": "2024-02-01T00:00:00.000Z"});
+        let Ok(SavedState::DateRange(state)) = SavedState::from_value("Invoice__c", &value) else {
+            panic!("not read");
+        };
+        assert_eq!(
+            state
+                .formula_refreshed_at()
+                .map(crate::time::format_instant),
+            Some("2024-02-01T00:00:00.000Z".to_string())
+        );
+        assert_eq!(state.to_json(), value, "written back as read");
+        let mut added = state.clone();
+        added.add(crate::state::StateSlice::new(
+            crate::time::parse_instant("2024-02-01T00:00:00Z").unwrap_or_default(),
+            crate::time::parse_instant("2024-03-01T00:00:00Z").unwrap_or_default(),
+        ));
+        assert_eq!(added.formula_refreshed_at(), state.formula_refreshed_at());
+        for bad in [json!("yesterday"), json!(12)] {
+            let mut value = value.clone();
+            value["formula_refreshed_at"] = bad.clone();
+            let err = SavedState::from_value("Invoice__c", &value)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("formula_refreshed_at"), "{bad}: {err}");
+        }
+    }
+}
