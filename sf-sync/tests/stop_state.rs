@@ -152,7 +152,10 @@ async fn the_daily_limit_inside_rest_windows_leaves_a_state_after_the_last_recor
     for allowance in [6, 9, 12] {
         emitted.push(limit_cut(41, false, allowance).await);
     }
-    assert!(emitted.iter().any(|n| *n > 0), "no cut came after a record: {emitted:?}");
+    assert!(
+        emitted.iter().any(|n| *n > 0),
+        "no cut came after a record: {emitted:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +166,10 @@ async fn the_daily_limit_inside_bulk_jobs_leaves_a_state_after_the_last_record()
     for allowance in [12, 18, 25, 40] {
         emitted.push(limit_cut(42, true, allowance).await);
     }
-    assert!(emitted.iter().any(|n| *n > 0), "no cut came after a record: {emitted:?}");
+    assert!(
+        emitted.iter().any(|n| *n > 0),
+        "no cut came after a record: {emitted:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
