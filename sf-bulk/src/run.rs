@@ -124,18 +124,13 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    pub(crate) fn new_query(
-        client: BulkClient,
-        operation: Operation,
-        soql: String,
-        fields: &[FieldSpec],
-    ) -> Run {
-        let retries = client.inner.config.failed_job_retries;
+    /// A run with nothing read yet; the constructors below set what differs.
+    fn base(client: BulkClient, fields: &[FieldSpec]) -> Run {
         Run {
             client,
             schema: Arc::new(Schema::new(fields)),
-            query: Some((operation, soql)),
-            failed_retries_left: retries,
+            query: None,
+            failed_retries_left: 0,
             job_id: String::new(),
             phase: Phase::Create,
             locator: None,
@@ -150,23 +145,27 @@ impl Run {
         }
     }
 
+    pub(crate) fn new_query(
+        client: BulkClient,
+        operation: Operation,
+        soql: String,
+        fields: &[FieldSpec],
+    ) -> Run {
+        let retries = client.inner.config.failed_job_retries;
+        Run {
+            query: Some((operation, soql)),
+            failed_retries_left: retries,
+            ..Run::base(client, fields)
+        }
+    }
+
     pub(crate) fn new_resume(client: BulkClient, from: ResumePoint, fields: &[FieldSpec]) -> Run {
         Run {
-            client,
-            schema: Arc::new(Schema::new(fields)),
-            query: None,
-            failed_retries_left: 0,
             job_id: from.job_id,
             phase: Phase::Wait { delay_first: false },
             locator: from.locator.filter(|l| !is_last(l)),
             rows_total: from.rows_done,
-            expected_total: None,
-            warned_page_count: false,
-            page: None,
-            parallel_tried: false,
-            pages: None,
-            ready: VecDeque::new(),
-            after: None,
+            ..Run::base(client, fields)
         }
     }
 
