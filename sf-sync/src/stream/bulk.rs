@@ -188,9 +188,11 @@ impl Runner {
             .bulk_loop(run, queue, &mut inflight, &stop, &created)
             .await;
         // Whatever ended the loop, nothing started ahead is needed any more: the tasks stop once
-        // the jobs they create have ids, and every job still running is aborted; except at the
-        // daily limit (or the budget), where the jobs stay on the org and the stream's last
-        // state names them, with the page each continues at, for the next sync to continue.
+        // the jobs they create have ids, and every job still running is aborted and deleted;
+        // except at the daily limit (or the budget), where the jobs stay on the org and the
+        // stream's last state names them, with the page each continues at, for the next sync to
+        // continue; and on cancellation, where the job whose results were emitted in part (a
+        // page or more) stays, named by the last state, and the others go.
         stop.cancel();
         let mut ahead: Vec<JobCheckpoint> = Vec::new();
         for (span, preparing) in inflight {
@@ -199,20 +201,26 @@ impl Runner {
                 ahead.extend(slot_checkpoint(window, &preparing.slot, &preparing.query));
             }
         }
-        if matches!(result, Err(Stop::Limit(_))) {
-            if let Some(state) = run.state.as_mut() {
-                let jobs: Vec<JobCheckpoint> = run
-                    .progress
-                    .current
-                    .take()
-                    .into_iter()
-                    .chain(ahead)
-                    .collect();
-                state.set_jobs(jobs);
-                lock(&self.jobs).clear();
+        let current = run.progress.current.take();
+        let kept: Vec<JobCheckpoint> = match &result {
+            Err(Stop::Limit(_)) => current.into_iter().chain(ahead).collect(),
+            Err(Stop::Cancelled) if self.shared.cancel.is_cancelled() => current
+                .filter(|c| c.locator.is_some())
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        };
+        if let Some(state) = run.state.as_mut() {
+            let mut jobs = lock(&self.jobs);
+            if matches!(result, Err(Stop::Limit(_))) {
+                // Nothing is aborted at the limit (it would be refused, or spend what is left).
+                jobs.clear();
             }
-        } else {
-            run.progress.current = None;
+            for job in &kept {
+                jobs.remove(&job.job_id);
+            }
+            drop(jobs);
+            state.set_jobs(kept);
         }
         if !matches!(result, Ok(None)) {
             self.abort_jobs().await;
@@ -311,6 +319,9 @@ impl Runner {
                         run.progress.current = slot_checkpoint(window, &handle.slot, &handle.query);
                     }
                 }
+                // Cancelled mid-download: the job stays if a page of it was emitted.
+                (Err(SpanError::Stop(Stop::Cancelled)), Some(_))
+                    if self.shared.cancel.is_cancelled() => {}
                 _ => run.progress.current = None,
             }
             match outcome {

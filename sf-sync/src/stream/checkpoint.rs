@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 
 use super::{Msg, ObjectRun, Runner, Span, Stop};
+use crate::sink::LogLevel;
 use crate::state::{JobCheckpoint, StateSlice, StreamState};
 use crate::window::Window;
 
@@ -159,34 +160,57 @@ impl Runner {
 
     /// Ends a stream stopped early (`at_limit`: by the daily limit or the budget, else
     /// cancelled) with a state after its last record, when it emitted records since its last
-    /// state (and, at the limit, whenever it has a state to give).
+    /// state, or when it has windows read or Bulk jobs to name (which the last state emitted may
+    /// name differently: jobs started ahead are aborted on cancellation).
+    ///
+    /// A full-refresh stream has nothing to resume: it ends with Airbyte's full-refresh state
+    /// (`{"__ab_no_cursor_state_message": true}`) after its records, so a destination that
+    /// commits up to each stream's last state keeps them, and its status says it is incomplete;
+    /// the next sync reads it whole again, as a full refresh always does. (Continuing it in the
+    /// next sync would hand an overwriting destination only the rows after the cut.)
     pub(super) async fn stop_checkpoint(&mut self, run: &mut ObjectRun, at_limit: bool) {
-        let Some(state) = Runner::stop_state(run, at_limit) else {
+        let unstated = self.unstated.load(Ordering::Relaxed);
+        let Some(state) = Runner::stop_state(run) else {
+            if unstated {
+                let _ = self
+                    .send(Msg::State(self.idx, crate::state::full_refresh_state()))
+                    .await;
+                let why = if at_limit {
+                    "the API limit"
+                } else {
+                    "cancellation"
+                };
+                self.log(
+                    LogLevel::Info,
+                    format!(
+                        "{}: full refresh cut short by {why} after {} records; they are followed \
+                         by a state so a destination keeps them, and the next sync reads the \
+                         stream whole again",
+                        self.name, self.records
+                    ),
+                )
+                .await;
+            }
             return;
         };
         let something = !(state.is_empty() && state.jobs().is_empty());
-        if self.unstated.load(Ordering::Relaxed) || (at_limit && something) {
+        if unstated || something {
             let _ = self.send(Msg::State(self.idx, state.to_json())).await;
         }
     }
 
     /// The state a stream stopped early emits: the windows read, the part of the REST window
-    /// read in cursor order, and (when `keep_jobs`: the jobs were left on the org) the Bulk jobs
-    /// in flight with the page each continues at. `None` for a full refresh.
-    pub(super) fn stop_state(run: &mut ObjectRun, keep_jobs: bool) -> Option<StreamState> {
+    /// read in cursor order, and the Bulk jobs left on the org for the next sync (those the Bulk
+    /// reader put in the state when it stopped, see `Runner::bulk`, and those the input state
+    /// named and this sync did not pick up). `None` for a full refresh.
+    pub(super) fn stop_state(run: &mut ObjectRun) -> Option<StreamState> {
         let partial = run.progress.partial.and_then(|p| p.slice());
         let state = run.state.as_mut()?;
         if let Some(slice) = partial {
             state.add(slice);
         }
-        let jobs = if keep_jobs {
-            // With the jobs named by the input state and not picked up yet.
-            let mut jobs = state.jobs().to_vec();
-            jobs.extend(std::mem::take(&mut run.progress.resumable));
-            jobs
-        } else {
-            Vec::new()
-        };
+        let mut jobs = state.jobs().to_vec();
+        jobs.extend(std::mem::take(&mut run.progress.resumable));
         state.set_jobs(jobs);
         Some(state.clone())
     }

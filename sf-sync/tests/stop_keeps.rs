@@ -1,0 +1,295 @@
+//! What a stopped sync leaves for the next one. Cancelled in the middle of a Bulk job's
+//! download, a stream keeps that job on the org (its last state names it at the next page) and
+//! aborts and deletes the jobs it started ahead; the next sync continues the kept job rather than
+//! creating it again. A full-refresh stream cut short ends with Airbyte's full-refresh state
+//! after its records, and the next sync reads it whole again.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use fixtures::Faults;
+use serde_json::{json, Value};
+use sf_sync::plan::PlannerConfig;
+use sf_sync::{
+    read_with, CancellationToken, IncompleteReason, MemorySink, ReadOptions, SinkMessage,
+    StreamStatus,
+};
+
+/// Account through Bulk: three windows of about 800 rows, pages of 50, two jobs in flight.
+fn options() -> ReadOptions {
+    ReadOptions {
+        planner: PlannerConfig {
+            rest_max_rows: 0,
+            rest_rows_per_window: 400,
+            bulk_rows_per_window: 800,
+            ..PlannerConfig::default()
+        },
+        bulk_max_records: Some(50),
+        rest_batch_size: Some(200),
+        bulk_jobs_in_flight: 2,
+        channel_capacity: 2,
+        ..fast_options()
+    }
+}
+
+fn org(seed: u64) -> fixtures::OrgConfig {
+    org_config(seed)
+        .rows("Account", 2400)
+        .rows("Contact", 600)
+        .default_batch_size(200)
+        .bulk_timing(0, 0)
+}
+
+/// The Bulk jobs on the org, as `GET jobs/query` lists them: their ids.
+async fn jobs_on_org(session: &sf_auth::Session) -> Vec<String> {
+    let list: Value = session.get_json("jobs/query", &[]).await.unwrap();
+    list["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The index of `stream`'s last record and of its last state in `sink`.
+fn last_record_and_state(sink: &MemorySink, stream: &str) -> (Option<usize>, Option<usize>) {
+    let mut last = (None, None);
+    for (i, message) in sink.messages().iter().enumerate() {
+        match message {
+            SinkMessage::Record { stream: s, .. } if s == stream => last.0 = Some(i),
+            SinkMessage::State { stream: s, .. } if s == stream => last.1 = Some(i),
+            _ => {}
+        }
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_mid_download_the_job_is_kept_and_the_next_sync_continues_it() {
+    let c = connect(org(61), json!({})).await;
+    let control = c.org.control();
+    let configured = configure(&c.catalog, &["Account"], Some("incremental"));
+    let before = control.stats().requests;
+    // Record 130 is in the third page of the first window's job.
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let mut sink = ActingSink::new(130, move || trigger.cancel());
+    let summary = read_with(
+        &c.session,
+        &c.config,
+        &configured,
+        &Default::default(),
+        &mut sink,
+        cancel,
+        &options(),
+    )
+    .await
+    .unwrap();
+    let first = sink.inner;
+    assert_eq!(
+        summary.streams[0].status,
+        StreamStatus::Incomplete(IncompleteReason::Cancelled)
+    );
+    let (record, state) = last_record_and_state(&first, "Account");
+    assert!(state > record, "no state after the last record");
+    let last = first.last_state("Account").unwrap().clone();
+    let kept = last["bulk_jobs"].as_array().unwrap();
+    assert_eq!(kept.len(), 1, "{last}");
+    let job = kept[0]["job_id"].as_str().unwrap().to_string();
+    assert!(kept[0]["locator"].is_string(), "{last}");
+    assert!(kept[0]["rows_done"].as_u64().unwrap() >= 100, "{last}");
+    // The job started ahead is gone; the kept one stays.
+    let requests = control.stats().requests;
+    let created = requests.bulk_create - before.bulk_create;
+    assert_eq!(
+        created, 2,
+        "the first window's job and the one started ahead"
+    );
+    assert_eq!(requests.bulk_delete - before.bulk_delete, created - 1);
+    assert_eq!(jobs_on_org(&c.session).await, [job.clone()]);
+
+    let mut states = States::default();
+    states.update(&first, &["Account"]);
+    let before = control.stats().requests;
+    let (result, next) = run(
+        &c.session,
+        &c.config,
+        &configured,
+        &states.input(),
+        &options(),
+    )
+    .await;
+    let summary = result.unwrap();
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    assert!(
+        next.logs()
+            .iter()
+            .any(|(_, m)| m.contains(&format!("continuing Bulk job {job}"))),
+        "{:?}",
+        next.logs()
+    );
+    let requests = control.stats().requests;
+    // Every window but the kept job's gets a new job.
+    assert_eq!(
+        requests.bulk_create - before.bulk_create,
+        summary.streams[0].windows - 1
+    );
+    assert_eq!(jobs_on_org(&c.session).await, Vec::<String>::new());
+    let spec = c.catalog.stream("Account").unwrap();
+    assert_matches_truth(
+        "Account",
+        &latest(&[&first, &next], "Account", spec),
+        &truth(&control, spec),
+    );
+    c.org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_on_its_first_page_the_job_is_not_kept() {
+    let c = connect(org(62), json!({})).await;
+    let control = c.org.control();
+    let configured = configure(&c.catalog, &["Account"], Some("incremental"));
+    let before = control.stats().requests;
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let mut sink = ActingSink::new(10, move || trigger.cancel());
+    read_with(
+        &c.session,
+        &c.config,
+        &configured,
+        &Default::default(),
+        &mut sink,
+        cancel,
+        &options(),
+    )
+    .await
+    .unwrap();
+    // Nothing of the job passed a page: there is nothing to continue, and nothing is left.
+    let last = sink.inner.last_state("Account").unwrap();
+    assert!(last.get("bulk_jobs").is_none(), "{last}");
+    let requests = control.stats().requests;
+    assert_eq!(
+        requests.bulk_delete - before.bulk_delete,
+        requests.bulk_create - before.bulk_create
+    );
+    assert_eq!(jobs_on_org(&c.session).await, Vec::<String>::new());
+    c.org.shutdown().await;
+}
+
+/// A full-refresh read of Account (Bulk) and Contact (REST) stopped by `stop` after some records:
+/// every stream that emitted records ends with the full-refresh state after them, and the next
+/// sync reads each whole.
+async fn full_refresh_cut(seed: u64, stop: &str) {
+    let c = connect(org(seed), json!({})).await;
+    let control = c.org.control();
+    let streams = ["Account", "Contact"];
+    let configured = configure(&c.catalog, &streams, Some("full_refresh"));
+    let mut options = options();
+    options.planner.rest_max_rows = 1000;
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let at_limit = stop == "limit";
+    let limiter = control.clone();
+    let mut sink = ActingSink::new(300, move || {
+        if at_limit {
+            let used = limiter.stats().api_usage.used;
+            limiter.set_faults(Faults {
+                daily_api_limit: used,
+                ..Faults::default()
+            });
+        } else {
+            trigger.cancel();
+        }
+    });
+    let summary = read_with(
+        &c.session,
+        &c.config,
+        &configured,
+        &Default::default(),
+        &mut sink,
+        cancel,
+        &options,
+    )
+    .await
+    .unwrap();
+    let first = sink.inner;
+    assert!(summary.incomplete().count() >= 1, "{stop}: {summary:?}");
+    let mut cut = 0;
+    for stream in streams {
+        let (record, state) = last_record_and_state(&first, stream);
+        if record.is_none() {
+            continue;
+        }
+        assert!(
+            state > record,
+            "{stop}: {stream} has records after its last state"
+        );
+        assert_eq!(
+            first.last_state(stream),
+            Some(&json!({"__ab_no_cursor_state_message": true})),
+            "{stop}: {stream}"
+        );
+        let status = &summary
+            .streams
+            .iter()
+            .find(|s| s.stream == stream)
+            .unwrap()
+            .status;
+        if *status != StreamStatus::Complete {
+            cut += 1;
+            assert!(
+                first
+                    .logs()
+                    .iter()
+                    .any(|(_, m)| m.starts_with(&format!("{stream}: full refresh cut short"))),
+                "{stop}: {stream}: {:?}",
+                first.logs()
+            );
+        }
+    }
+    assert!(cut >= 1, "{stop}: no stream was cut after a record");
+
+    control.set_faults(Faults::default());
+    control.advance_clock(86_400);
+    let mut states = States::default();
+    states.update(&first, &streams);
+    let (result, next) = run(
+        &c.session,
+        &c.config,
+        &configured,
+        &states.input(),
+        &options,
+    )
+    .await;
+    let summary = result.unwrap();
+    for stream in streams {
+        let spec = c.catalog.stream(stream).unwrap();
+        assert_eq!(
+            summary
+                .streams
+                .iter()
+                .find(|s| s.stream == stream)
+                .unwrap()
+                .status,
+            StreamStatus::Complete
+        );
+        // Read whole again: every row, from this sync alone.
+        assert_matches_truth(
+            stream,
+            &latest(&[&next], stream, spec),
+            &truth(&control, spec),
+        );
+    }
+    c.org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_refresh_cancelled_ends_with_a_state_after_its_records() {
+    full_refresh_cut(63, "cancel").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_refresh_cut_by_the_limit_ends_with_a_state_after_its_records() {
+    full_refresh_cut(64, "limit").await;
+}
