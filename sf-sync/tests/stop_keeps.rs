@@ -107,7 +107,7 @@ async fn cancelled_mid_download_the_job_is_kept_and_the_next_sync_continues_it()
         "the first window's job and the one started ahead"
     );
     assert_eq!(requests.bulk_delete - before.bulk_delete, created - 1);
-    assert_eq!(jobs_on_org(&c.session).await, [job.clone()]);
+    assert_eq!(jobs_on_org(&c.session).await, std::slice::from_ref(&job));
 
     let mut states = States::default();
     states.update(&first, &["Account"]);
