@@ -17,8 +17,12 @@ use sf_sync::{InputState, LogLevel, ReadOptions, SavedState, StreamStatus};
 /// `ConcurrentCursor` and `IsoMillisConcurrentStreamStateConverter(is_sequential_state=False)`.
 ///
 /// Facts (reference file §6.4; the CDK's `abstract_stream_state_converter.py` and
-/// `datetime_stream_state_converter.py`, read in the CDK's source; the connector pins a CDK
-/// release we have not compared line by line, so: believed, not checked against 2.10.3's pin):
+/// `datetime_stream_state_converter.py`). Checked against the pin: 2.10.3 requires
+/// `airbyte-cdk >=7.23.5,<8`, and in the CDK's repository (airbytehq/airbyte-python-cdk) those
+/// two files and `streams/concurrent/cursor.py` have no commit from tag v7.23.5 to the head of
+/// 2026-08-21, so every CDK release the pin admits (7.39.1 among them) reads states by the same
+/// code, which the rules below were read from (sure for the files named; the connector's own
+/// code in between is the reference file's reading of the 2.10.3 wheel):
 /// 1. A state is "date-range" (concurrent) when it is non-empty and its `state_type` is
 ///    `"date-range"` or `"integer"`; anything else is a sequential (legacy) state.
 /// 2. A date-range state is deserialized slice by slice over `state.get("slices", [])`: each
