@@ -98,7 +98,13 @@ async fn cancelled_mid_download_the_job_is_kept_and_the_next_sync_continues_it()
     assert_eq!(kept.len(), 1, "{last}");
     let job = kept[0]["job_id"].as_str().unwrap().to_string();
     assert!(kept[0]["locator"].is_string(), "{last}");
-    assert!(kept[0]["rows_done"].as_u64().unwrap() >= 100, "{last}");
+    // The state counts exactly the rows emitted: the pages before the locator, and the rows of
+    // the page at it.
+    let emitted = first.records("Account").len() as u64;
+    let rows_done = kept[0]["rows_done"].as_u64().unwrap();
+    let in_page = kept[0]["page_rows_emitted"].as_u64().unwrap();
+    assert!(rows_done >= 100 && in_page < 50, "{last}");
+    assert_eq!(rows_done + in_page, emitted, "{last}");
     // The job started ahead is gone; the kept one stays.
     let requests = control.stats().requests;
     let created = requests.bulk_create - before.bulk_create;
@@ -137,10 +143,13 @@ async fn cancelled_mid_download_the_job_is_kept_and_the_next_sync_continues_it()
     );
     assert_eq!(jobs_on_org(&c.session).await, Vec::<String>::new());
     let spec = c.catalog.stream("Account").unwrap();
-    assert_matches_truth(
-        "Account",
-        &latest(&[&first, &next], "Account", spec),
-        &truth(&control, spec),
+    let want = truth(&control, spec);
+    assert_matches_truth("Account", &latest(&[&first, &next], "Account", spec), &want);
+    // No row emitted twice: the rows of the page at the locator emitted before the stop are
+    // skipped when the page is read again.
+    assert_eq!(
+        emitted + next.records("Account").len() as u64,
+        want.len() as u64
     );
     c.org.shutdown().await;
 }

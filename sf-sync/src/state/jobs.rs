@@ -7,8 +7,14 @@
 //! {"state_type": "date-range", "slices": [...],
 //!  "bulk_jobs": [{"start": "2024-01-01T00:00:00.000Z", "end": "2024-02-01T00:00:00.000Z",
 //!                 "job_id": "750...", "locator": "MTAwMDA", "rows_done": 10000,
-//!                 "query": "5f1c0a3e9b2d4c71"}]}
+//!                 "page_rows_emitted": 420, "query": "5f1c0a3e9b2d4c71"}]}
 //! ```
+//!
+//! `page_rows_emitted` (absent: 0) counts the rows of the page at `locator` a stopped sync
+//! emitted before it stopped; the next sync reads that page again and skips them. A results page
+//! is a stored file read at an offset (the locator), so the same locator gives the same rows in
+//! the same order (believed from Salesforce's description of locators as positions in the
+//! stored results; the emulated org serves them so).
 //!
 //! Airbyte's source-salesforce (CDK date-range converter) reads only `state_type` and `slices`
 //! and writes only those back, so the key is ignored by it and dropped when it writes the state:
@@ -38,6 +44,9 @@ pub struct JobCheckpoint {
     pub locator: Option<String>,
     /// Rows emitted before `locator` (for the job's total count check).
     pub rows_done: u64,
+    /// Rows of the page at `locator` already emitted (a sync stopped inside the page): skipped
+    /// when the page is read again.
+    pub page_rows_emitted: u64,
     /// What identifies the job's query: [`query_hash`] of its operation, SOQL and API version.
     /// A job whose query differs from the one the window needs now is not continued.
     pub query: String,
@@ -51,6 +60,7 @@ impl JobCheckpoint {
             "job_id": self.job_id,
             "locator": self.locator,
             "rows_done": self.rows_done,
+            "page_rows_emitted": self.page_rows_emitted,
             "query": self.query,
         })
     }
@@ -126,21 +136,26 @@ pub(crate) fn parse_jobs(
         if end <= start {
             return Err(invalid(at, "its window ends before it starts".to_string()));
         }
-        let rows_done = match entry.get("rows_done") {
-            None | Some(Value::Null) => 0,
-            Some(v) => v.as_u64().ok_or_else(|| {
-                invalid(
-                    format!("{at}.rows_done"),
-                    format!("expected a count of rows, got {}", json_kind(v)),
-                )
-            })?,
+        let count = |key: &str| -> Result<u64, Error> {
+            match entry.get(key) {
+                None | Some(Value::Null) => Ok(0),
+                Some(v) => v.as_u64().ok_or_else(|| {
+                    invalid(
+                        format!("{at}.{key}"),
+                        format!("expected a count of rows, got {}", json_kind(v)),
+                    )
+                }),
+            }
         };
+        let rows_done = count("rows_done")?;
+        let page_rows_emitted = count("page_rows_emitted")?;
         jobs.push(JobCheckpoint {
             start,
             end,
             job_id: required("job_id")?.to_string(),
             locator: text("locator")?.map(str::to_string),
             rows_done,
+            page_rows_emitted,
             query: required("query")?.to_string(),
         });
     }
@@ -190,8 +205,30 @@ mod tests {
         let mut backwards = good.clone();
         backwards["end"] = json!("2023-01-01T00:00:00.000Z");
         assert!(err(json!({ "bulk_jobs": [backwards] })).contains("ends before it starts"));
-        let mut rows = good;
+        let mut rows = good.clone();
         rows["rows_done"] = json!(-1);
         assert!(err(json!({ "bulk_jobs": [rows] })).contains("$.bulk_jobs[0].rows_done"));
+        let mut page = good.clone();
+        page["page_rows_emitted"] = json!("many");
+        assert!(err(json!({ "bulk_jobs": [page] })).contains("$.bulk_jobs[0].page_rows_emitted"));
+    }
+
+    #[test]
+    fn rows_emitted_inside_a_page_round_trip_and_default_to_none() {
+        let entry = json!({"start": "2024-01-01T00:00:00.000Z", "end": "2024-01-02T00:00:00.000Z",
+                           "job_id": "750x", "locator": "NTA", "rows_done": 50, "query": "ab"});
+        let jobs = parse_jobs(
+            "Account",
+            json!({ "bulk_jobs": [entry] }).as_object().unwrap(),
+            "$",
+        )
+        .unwrap();
+        assert_eq!(jobs[0].page_rows_emitted, 0);
+        let mut job = jobs[0].clone();
+        job.page_rows_emitted = 17;
+        let written = json!({ "bulk_jobs": [job.to_json()] });
+        assert_eq!(written["bulk_jobs"][0]["page_rows_emitted"], json!(17));
+        let read = parse_jobs("Account", written.as_object().unwrap(), "$").unwrap();
+        assert_eq!(read, vec![job]);
     }
 }

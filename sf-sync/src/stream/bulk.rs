@@ -44,6 +44,8 @@ struct Prepared {
     note: Option<String>,
     /// A job the state named, continued.
     continued: bool,
+    /// Rows at the start of `from`'s page a stopped sync already emitted: skipped.
+    skip: u64,
 }
 impl Runner {
     fn bulk_soql(&self, run: &ObjectRun, span: &Span) -> Result<String, Stop> {
@@ -122,6 +124,7 @@ impl Runner {
                             from: Some(from),
                             note: None,
                             continued: true,
+                            skip: saved.page_rows_emitted,
                         }))
                     }
                     Continued::Stop(error) => return error.map(Err),
@@ -168,6 +171,7 @@ impl Runner {
                     first,
                     note,
                     continued: false,
+                    skip: 0,
                 }));
             }
         }));
@@ -290,8 +294,13 @@ impl Runner {
                                         format!("at locator {l} (after {} rows)", from.rows_done)
                                     }
                                     None => "from its first page".to_string(),
+                                },
+                            ) + &match prepared.skip {
+                                0 => String::new(),
+                                n => {
+                                    format!(", skipping the {n} rows of that page already emitted")
                                 }
-                            ),
+                            },
                         )
                         .await;
                     }
@@ -415,13 +424,20 @@ impl Runner {
             job_id,
             mut first,
             from,
+            skip,
             ..
         } = prepared;
         let mut most_recent: Option<DateTime<Utc>> = None;
         let mut resume: Option<ResumePoint> =
             from.or_else(|| job_id.as_ref().map(ResumePoint::start));
+        // Rows to drop before emitting (emitted by an earlier sync or read attempt), and rows of
+        // the page at `resume` emitted: what a state written now counts as done inside the page.
+        let mut skip = skip;
+        let mut in_page = skip;
         if let (Some(window), Some(point)) = (span, &resume) {
-            run.progress.current = Some(checkpoint(*window, point, query));
+            let mut current = checkpoint(*window, point, query);
+            current.page_rows_emitted = in_page;
+            run.progress.current = Some(current);
         }
         let mut resumes = 0u32;
         loop {
@@ -436,15 +452,24 @@ impl Runner {
                     }
                     return Ok(most_recent);
                 }
+                Some(Ok(BulkItem::Record(_))) if skip > 0 => skip -= 1,
                 Some(Ok(BulkItem::Record(record))) => {
+                    in_page += 1;
+                    if let Some(current) = run.progress.current.as_mut() {
+                        current.page_rows_emitted = in_page;
+                    }
                     let record = run.shape_bulk(record);
                     most_recent = most_recent.max(run.cursor_value(&record));
                     self.record(record).await?;
                 }
                 Some(Ok(BulkItem::PageDone(progress))) => {
                     let next = progress.resume_point();
+                    // Rows still to skip belong to the next page (read with smaller pages than
+                    // the sync that emitted them).
+                    in_page = skip;
                     if let (Some(window), Some(point)) = (span, &next) {
-                        let current = checkpoint(*window, point, query);
+                        let mut current = checkpoint(*window, point, query);
+                        current.page_rows_emitted = in_page;
                         run.progress.current = Some(current.clone());
                         let jobs = std::iter::once(current)
                             .chain(
@@ -481,6 +506,9 @@ impl Runner {
                                 ),
                             )
                             .await;
+                            // The page is read again from its start: the rows of it
+                            // already emitted are skipped.
+                            skip = in_page;
                             stream = self.shared.bulk.resume(point.clone(), &run.bulk_fields);
                         }
                         _ => return Err(self.bulk_span_error(span, e)),

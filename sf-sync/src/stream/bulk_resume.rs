@@ -41,6 +41,7 @@ pub(super) fn checkpoint(window: Window, point: &ResumePoint, query: &str) -> Jo
         job_id: point.job_id.clone(),
         locator: point.locator.clone(),
         rows_done: point.rows_done,
+        page_rows_emitted: 0,
         query: query.to_string(),
     }
 }
