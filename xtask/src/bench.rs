@@ -17,9 +17,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::bench_cases::{
     columns, components, discovery, latency, throughput, Component, Discovery, Latency, ReadCase,
-    Throughput, BULK_ONLY_COLUMNS, REST_ONLY_COLUMNS,
+    Throughput, BULK_ONLY_COLUMNS, REST_OBJECT, REST_ONLY_COLUMNS,
 };
 use crate::bench_catalog::Pick;
+use crate::bench_issue17::{self as issue17, Issue17};
 use crate::bench_options::{Options, Sizes};
 use crate::bench_proc::{wait_for_quiet, OrgSpec};
 use crate::bench_report::{self, Machine};
@@ -53,6 +54,8 @@ pub struct Results {
     pub latency: Latency,
     /// Component figures.
     pub components: Vec<Component>,
+    /// Issue 17's cases.
+    pub issue17: Issue17,
 }
 
 /// Waits for an idle machine before each measured run, and counts the waits that timed out.
@@ -207,7 +210,12 @@ pub fn main(args: &[String]) -> Result<()> {
     let plan = [
         bulk_case("bulk-20", sizes.bulk_rows, true),
         ReadCase {
+            object: REST_OBJECT,
             pick: Pick::Columns(columns(&REST_ONLY_COLUMNS)),
+            spec: OrgSpec {
+                rest_only_copies: vec![("Account".to_string(), REST_OBJECT.to_string())],
+                ..OrgSpec::default()
+            },
             ..bulk_case("rest-20", sizes.rest_rows, false)
         },
         ReadCase {
@@ -238,6 +246,38 @@ pub fn main(args: &[String]) -> Result<()> {
         let case = bulk_case(&format!("curve-{rows}"), rows, false);
         curve.push(throughput(&bins, &work, options.repeat, &quiet, &case)?);
     }
+    // Issue 17. A 12 s job (and a read throttled to a few MB/s) is measured once: its time is
+    // the job's (the bandwidth's), not the connector's.
+    let mut issue17 = Issue17::default();
+    for (queued_ms, running_ms) in [(500, 1_500), (2_000, 10_000)] {
+        let repeat = if queued_ms + running_ms > 5_000 {
+            1
+        } else {
+            options.repeat
+        };
+        issue17.job_waits.push(issue17::job_wait(
+            &bins,
+            &work,
+            &quiet,
+            repeat,
+            sizes.job_wait_rows,
+            (queued_ms, running_ms),
+        )?);
+    }
+    issue17.compound = Some(issue17::compound(
+        &bins,
+        &work,
+        &quiet,
+        options.repeat,
+        sizes.compound_rows,
+    )?);
+    issue17.bandwidth = Some(issue17::bandwidth(
+        &bins,
+        &work,
+        &quiet,
+        1,
+        sizes.bandwidth_rows,
+    )?);
     let discovery = discovery(&bins, &work, &quiet, sizes.discovery_objects)?;
     let latency = latency(&bins, &work, &quiet)?;
     let components = components(&bins, options.quick)?;
@@ -256,6 +296,7 @@ pub fn main(args: &[String]) -> Result<()> {
         discovery,
         latency,
         components,
+        issue17,
     };
     let section = bench_report::render(&results);
     println!("{section}");

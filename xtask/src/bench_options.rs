@@ -121,6 +121,12 @@ pub struct Sizes {
     pub slow_bulk_rows: u64,
     /// Objects of the discovery case.
     pub discovery_objects: usize,
+    /// Issue 17's job-wait cases (2 s and 12 s jobs).
+    pub job_wait_rows: u64,
+    /// Issue 17's compound-fields case.
+    pub compound_rows: u64,
+    /// Issue 17's bandwidth-capped case.
+    pub bandwidth_rows: u64,
 }
 
 impl Sizes {
@@ -134,6 +140,9 @@ impl Sizes {
                 curve: [50_000, 100_000, 500_000],
                 slow_bulk_rows: 30_000,
                 discovery_objects: 1_000,
+                job_wait_rows: 50_000,
+                compound_rows: 100_000,
+                bandwidth_rows: 500_000,
             }
         } else {
             Sizes {
@@ -143,6 +152,9 @@ impl Sizes {
                 curve: [100_000, 1_000_000, 5_000_000],
                 slow_bulk_rows: 100_000,
                 discovery_objects: 1_000,
+                job_wait_rows: 200_000,
+                compound_rows: 1_000_000,
+                bandwidth_rows: 5_000_000,
             }
         }
     }
@@ -195,6 +207,16 @@ mod tests {
         // Bulk cases stay above the planner's 20,000-row REST threshold even when quick.
         assert!(
             quick.wide_rows > 20_000 && quick.slow_bulk_rows > 20_000 && quick.curve[0] > 20_000
+        );
+        assert!(
+            quick.job_wait_rows > 20_000
+                && quick.compound_rows > 20_000
+                && quick.bandwidth_rows > 20_000
+        );
+        // Issue 17's sizes.
+        assert_eq!(
+            (full.job_wait_rows, full.compound_rows, full.bandwidth_rows),
+            (200_000, 1_000_000, 5_000_000)
         );
     }
 }

@@ -119,6 +119,10 @@ pub struct OrgSpec {
     pub bulk_queued_ms: u64,
     /// Bulk job running time, ms.
     pub bulk_running_ms: u64,
+    /// Download bandwidth per connection, MB/s (0: unlimited).
+    pub bandwidth_mb_per_s: f64,
+    /// REST-only copies of an object's fields: `(from, name)`.
+    pub rest_only_copies: Vec<(String, String)>,
 }
 
 impl OrgSpec {
@@ -136,6 +140,14 @@ impl OrgSpec {
         for (object, n) in &self.rows {
             args.push("--rows".to_string());
             args.push(format!("{object}={n}"));
+        }
+        if self.bandwidth_mb_per_s > 0.0 {
+            args.push("--bandwidth-mb-per-s".to_string());
+            args.push(self.bandwidth_mb_per_s.to_string());
+        }
+        for (from, name) in &self.rest_only_copies {
+            args.push("--rest-only-copy".to_string());
+            args.push(format!("{from}={name}"));
         }
         args
     }

@@ -146,6 +146,153 @@ pub fn download(org: &Org, token: &str, soql: &str, gzip: bool, keep: bool) -> R
     Ok(out)
 }
 
+/// The minimal client's whole job: created, polled, downloaded.
+#[derive(Debug, Default, Clone)]
+pub struct JobWait {
+    /// Seconds from just before the job's creation request to the last byte of the last page.
+    pub seconds: f64,
+    /// Seconds from the creation request to the poll that saw the job complete.
+    pub seen_secs: f64,
+    /// Polls of the job's state.
+    pub polls: u64,
+    /// Result pages downloaded.
+    pub pages: u64,
+    /// Bytes received (gzip, as the connector asks).
+    pub bytes: u64,
+    /// Rows, as `Sforce-NumberOfRecords` announced them.
+    pub rows: u64,
+}
+
+/// What the minimal client of the job-wait case does, timed from job creation to the last byte:
+/// creates a `queryAll` job for `soql`, polls its state every `poll_every` (first poll one
+/// interval after creation), lists its result pages through `resultPages` (API 58.0+, five URLs
+/// an answer) and downloads them `width` at a time on threads of its own (each page
+/// `maxRecords` as the connector asks, gzip, bytes to nowhere), then deletes the job (not timed).
+pub fn job_wait(
+    org: &Org,
+    token: &str,
+    soql: &str,
+    poll_every: Duration,
+    width: usize,
+) -> Result<JobWait> {
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+    let body = json!({
+        "operation": "queryAll",
+        "query": soql,
+        "contentType": "CSV",
+        "columnDelimiter": "COMMA",
+        "lineEnding": "LF",
+    })
+    .to_string();
+    let started = Instant::now();
+    let job = bench_http::send(
+        org.authority(),
+        "POST",
+        &format!("{API}/jobs/query"),
+        &auth,
+        Some(("application/json", body.as_bytes())),
+    )?
+    .json()
+    .context("creating the Bulk job")?;
+    let id = job["id"].as_str().context("the job has no id")?.to_string();
+    let mut out = JobWait::default();
+    loop {
+        std::thread::sleep(poll_every);
+        out.polls += 1;
+        let info = bench_http::send(
+            org.authority(),
+            "GET",
+            &format!("{API}/jobs/query/{id}"),
+            &auth,
+            None,
+        )?
+        .json()?;
+        match info["state"].as_str() {
+            Some("JobComplete") => break,
+            Some("Failed") | Some("Aborted") => bail!("the minimal client's job ended {info}"),
+            _ if started.elapsed() > Duration::from_secs(600) => {
+                bail!("the minimal client's job never completed")
+            }
+            _ => {}
+        }
+    }
+    out.seen_secs = started.elapsed().as_secs_f64();
+    let mut urls = Vec::new();
+    let mut listing = Some(format!(
+        "{API}/jobs/query/{id}/resultPages?maxRecords={MAX_RECORDS}"
+    ));
+    while let Some(path) = listing.take() {
+        let answer = bench_http::send(org.authority(), "GET", &path, &auth, None)?.json()?;
+        for page in answer["resultPages"].as_array().into_iter().flatten() {
+            let url = page["resultUrl"]
+                .as_str()
+                .context("a result page without resultUrl")?;
+            let sep = if url.contains('?') { '&' } else { '?' };
+            urls.push(format!("{url}{sep}maxRecords={MAX_RECORDS}"));
+        }
+        if answer["done"] != true {
+            listing = answer["nextRecordsUrl"].as_str().map(str::to_string);
+        }
+    }
+    let queue = std::sync::Mutex::new(urls.into_iter());
+    let mut headers: Vec<(&str, &str)> = auth.to_vec();
+    headers.push(("Accept-Encoding", "gzip"));
+    let totals: Vec<Result<(u64, u64, u64)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..width.max(1))
+            .map(|_| {
+                scope.spawn(|| -> Result<(u64, u64, u64)> {
+                    let (mut pages, mut bytes, mut rows) = (0, 0, 0);
+                    loop {
+                        let next = queue
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("poisoned"))?
+                            .next();
+                        let Some(path) = next else {
+                            return Ok((pages, bytes, rows));
+                        };
+                        let response =
+                            bench_http::send(org.authority(), "GET", &path, &headers, None)?;
+                        if response.status != 200 {
+                            let status = response.status;
+                            bail!("results page: HTTP {status}: {}", response.text()?);
+                        }
+                        rows += response
+                            .header("sforce-numberofrecords")
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .context("a results page without Sforce-NumberOfRecords")?;
+                        bytes += response.read_body(&mut |_| {})?;
+                        pages += 1;
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a page thread panicked")))
+            })
+            .collect()
+    });
+    for total in totals {
+        let (pages, bytes, rows) = total?;
+        out.pages += pages;
+        out.bytes += bytes;
+        out.rows += rows;
+    }
+    out.seconds = started.elapsed().as_secs_f64();
+    let _ = bench_http::send(
+        org.authority(),
+        "DELETE",
+        &format!("{API}/jobs/query/{id}"),
+        &auth,
+        None,
+    )
+    .and_then(|r| r.read_body(&mut |_| {}));
+    Ok(out)
+}
+
 /// Parses CSV pages (each with its header row) with the bare `csv` crate, touching every field
 /// and typing nothing; returns the seconds taken and the data rows seen.
 pub fn bare_parse(pages: &[Vec<u8>]) -> Result<(f64, u64, u64)> {

@@ -22,11 +22,14 @@
 mod bench;
 mod bench_cases;
 mod bench_catalog;
+mod bench_compound;
 mod bench_http;
+mod bench_issue17;
 mod bench_options;
 mod bench_proc;
 mod bench_raw;
 mod bench_report;
+mod bench_report17;
 mod fuzz;
 mod tidy;
 
