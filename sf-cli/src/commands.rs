@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use sf_auth::Session;
 use sf_discovery::{DescribeStream, StreamSpec};
 use sf_sync::{
-    CancellationToken, ConfiguredCatalog, IncompleteReason, InputState, SyncConfig, SyncSummary,
+    CancellationToken, ConfiguredCatalog, IncompleteReason, InputState, ReadOptions, SyncConfig,
+    SyncSummary,
 };
 
 use crate::failure::Failure;
@@ -153,6 +154,27 @@ pub async fn read(
     report: Option<&Path>,
     out: Arc<Output>,
 ) -> Result<SyncSummary, Failure> {
+    let defaults = ReadOptions::default();
+    read_tuned(
+        config_path,
+        catalog_path,
+        state_path,
+        report,
+        &defaults,
+        out,
+    )
+    .await
+}
+
+/// [`read`] with the engine's options (`read`'s tuning flags, `crate::tuning`).
+pub async fn read_tuned(
+    config_path: &Path,
+    catalog_path: &Path,
+    state_path: Option<&Path>,
+    report: Option<&Path>,
+    options: &ReadOptions,
+    out: Arc<Output>,
+) -> Result<SyncSummary, Failure> {
     let loaded = load_config(config_path, &out)?;
     let catalog_json = read_json(FileKind::Catalog, catalog_path)?;
     let catalog = ConfiguredCatalog::from_value(&catalog_json)
@@ -179,13 +201,14 @@ pub async fn read(
         }
     });
     let mut sink = AirbyteSink::new(out.clone());
-    let result = sf_sync::read(
+    let result = sf_sync::read_with(
         &session,
         &loaded.config,
         &catalog,
         &state,
         &mut sink,
         cancel,
+        options,
     )
     .await;
     if let (Some(watch), Some(summary)) = (&watch, &sink.summary) {

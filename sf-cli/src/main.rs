@@ -22,6 +22,7 @@ mod protocol;
 mod report;
 mod sink;
 mod spec;
+mod tuning;
 
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -87,6 +88,8 @@ enum Command {
         /// jobs and polls, API calls by kind, seconds; the daily allowance before and after).
         #[arg(long)]
         report: Option<PathBuf>,
+        #[command(flatten)]
+        tuning: tuning::Tuning,
     },
     /// Log in through the browser (OAuth web-server flow with PKCE) and write a ready config.
     Login(login::LoginArgs),
@@ -205,9 +208,17 @@ async fn protocol_command(command: Command, out: Arc<Output>) -> Result<(), Fail
             catalog,
             state,
             report,
-        } => commands::read(&config, &catalog, state.as_deref(), report.as_deref(), out)
-            .await
-            .map(|_| ()),
+            tuning,
+        } => commands::read_tuned(
+            &config,
+            &catalog,
+            state.as_deref(),
+            report.as_deref(),
+            &tuning.options(),
+            out,
+        )
+        .await
+        .map(|_| ()),
         Command::Emulate { .. } | Command::Demo { .. } | Command::Login(_) => {
             Err(Failure::system("not a protocol command"))
         }
