@@ -47,7 +47,10 @@ pub struct ReadOptions {
     /// How long a stream waits for its next Bulk job before it writes the jobs it has in flight
     /// into a STATE (then again each time another job is created), so a sync stopped while
     /// long jobs run continues them. Shorter waits write no such state: a job that completes
-    /// in less time is not worth one.
+    /// in less time is not worth one. Zero names every job in a state at once: before the
+    /// first record of its download, and a job created ahead at the next record emitted, so
+    /// a sync killed at any moment leaves at most one job no state names (for syncs run where
+    /// kills are expected; it costs a few more STATE messages per job).
     pub checkpoint_jobs_after: std::time::Duration,
 }
 

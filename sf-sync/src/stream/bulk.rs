@@ -3,6 +3,7 @@
 //! span, switching to REST or stopping, and the stream's jobs aborted when it stops early.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -79,6 +80,7 @@ impl Runner {
         let jobs = self.jobs.clone();
         let stop = stop.clone();
         let created = created.clone();
+        let job_created = self.job_created.clone();
         let operation = if run.include_deleted() {
             Operation::QueryAll
         } else {
@@ -147,6 +149,7 @@ impl Runner {
                     Some(Ok(BulkItem::JobCreated { job_id: id })) => {
                         lock(&jobs).insert(id.clone());
                         *lock(&task_slot) = Some(ResumePoint::start(id.clone()));
+                        job_created.store(true, Ordering::Relaxed);
                         created.notify_one();
                         job_id = Some(id);
                         continue;
@@ -268,6 +271,7 @@ impl Runner {
                     _ = created.notified(), if waited => {}
                 }
                 let jobs = in_flight(&span, &handle, inflight);
+                self.job_created.store(false, Ordering::Relaxed);
                 self.jobs_checkpoint(run, jobs).await?;
             };
             let outcome = match prepared {
@@ -439,6 +443,12 @@ impl Runner {
             current.page_rows_emitted = in_page;
             run.progress.current = Some(current);
         }
+        // Every job at once in a state (`checkpoint_jobs_after` zero): the job, and those
+        // started ahead, before its first record.
+        let at_once = self.shared.options.checkpoint_jobs_after.is_zero();
+        if at_once {
+            self.download_checkpoint(run, span, ahead).await?;
+        }
         let mut resumes = 0u32;
         loop {
             let item = match first.take() {
@@ -461,6 +471,9 @@ impl Runner {
                     let record = run.shape_bulk(record);
                     most_recent = most_recent.max(run.cursor_value(&record));
                     self.record(record).await?;
+                    if at_once && self.job_created.load(Ordering::Relaxed) {
+                        self.download_checkpoint(run, span, ahead).await?;
+                    }
                 }
                 Some(Ok(BulkItem::PageDone(progress))) => {
                     let next = progress.resume_point();
@@ -470,15 +483,8 @@ impl Runner {
                     if let (Some(window), Some(point)) = (span, &next) {
                         let mut current = checkpoint(*window, point, query);
                         current.page_rows_emitted = in_page;
-                        run.progress.current = Some(current.clone());
-                        let jobs = std::iter::once(current)
-                            .chain(
-                                ahead
-                                    .iter()
-                                    .filter_map(|(s, slot, q)| slot_checkpoint((*s)?, slot, q)),
-                            )
-                            .collect();
-                        self.jobs_checkpoint(run, jobs).await?;
+                        run.progress.current = Some(current);
+                        self.download_checkpoint(run, span, ahead).await?;
                     }
                     resume = next.or(resume);
                 }
@@ -516,6 +522,32 @@ impl Runner {
                 }
             }
         }
+    }
+
+    /// Emits the state naming the job being downloaded (at the page, and the row of it,
+    /// reached) and the jobs started `ahead`, when they changed.
+    async fn download_checkpoint(
+        &mut self,
+        run: &mut ObjectRun,
+        span: &Span,
+        ahead: &[(Span, JobSlot, String)],
+    ) -> Result<(), Stop> {
+        self.job_created.store(false, Ordering::Relaxed);
+        if span.is_none() {
+            return Ok(());
+        }
+        let jobs = run
+            .progress
+            .current
+            .iter()
+            .cloned()
+            .chain(
+                ahead
+                    .iter()
+                    .filter_map(|(s, slot, q)| slot_checkpoint((*s)?, slot, q)),
+            )
+            .collect();
+        self.jobs_checkpoint(run, jobs).await
     }
 
     /// Aborts this stream's Bulk jobs that may still run, then deletes them (unless the client

@@ -347,6 +347,7 @@ pub(crate) async fn run_stream(
         unstated: AtomicBool::new(false),
         drift: Drift::default(),
         tombstones: deletes::Tombstones::default(),
+        job_created: Arc::new(AtomicBool::new(false)),
     };
     // A refused send means the consumer stopped; the task ends quietly then.
     let _ = runner.send(Msg::Status(idx, StreamStatus::Started)).await;
@@ -468,6 +469,9 @@ struct Runner {
     drift: Drift,
     /// Records purged or hard-deleted, to emit as tombstones with their windows.
     tombstones: deletes::Tombstones,
+    /// A Bulk job was created ahead that no state names yet: the download in progress emits one
+    /// at its next record, so a sync killed then loses at most the job created since.
+    job_created: Arc<AtomicBool>,
 }
 
 impl Runner {
