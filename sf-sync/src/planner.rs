@@ -104,6 +104,19 @@ impl PlannedSpan {
     pub fn windows(&self) -> Chunks {
         self.span.chunks(self.window)
     }
+
+    /// Widens its windows to at least `len` each (as many whole windows of `len` as fit, at
+    /// least one, sharing the span equally), so a sync resumed from a state plans no more
+    /// windows over the rest of a span than the sync that wrote the state did: that one's
+    /// windows were `len` long, and a fresh count of the rest may cut it finer.
+    pub fn at_least(&mut self, len: Duration) {
+        if len <= self.window {
+            return;
+        }
+        let span = self.span.duration();
+        let whole = (span.as_millis() / len.as_millis().max(1)).max(1);
+        self.window = div_ceil_ms(span, u64::try_from(whole).unwrap_or(u64::MAX));
+    }
 }
 
 /// How to read a stream: the API and the windows.
@@ -332,6 +345,33 @@ mod tests {
     }
 
     const DAY: Duration = Duration::from_secs(86_400);
+
+    #[test]
+    fn a_resumed_plan_keeps_windows_no_shorter_than_the_state_s() {
+        let span = w("2024-01-01T00:00:00Z", "2024-01-11T00:10:00Z");
+        // A fresh count would cut ten days and ten minutes in two; the state's windows were ten
+        // days long: one window, the span whole.
+        let mut planned = PlannedSpan {
+            span,
+            window: span.duration() / 2 + Duration::from_millis(1),
+        };
+        planned.at_least(10 * DAY);
+        assert_eq!(planned.windows().collect::<Vec<_>>(), [span]);
+        // Twenty-one days: two windows of about ten and a half days.
+        let span = w("2024-01-01T00:00:00Z", "2024-01-22T00:00:00Z");
+        let mut planned = PlannedSpan { span, window: DAY };
+        planned.at_least(10 * DAY);
+        let windows: Vec<Window> = planned.windows().collect();
+        assert_eq!(windows.len(), 2);
+        assert_eq!(windows[0].duration(), Duration::from_secs(21 * 86_400 / 2));
+        // Windows already longer stay as planned.
+        let mut planned = PlannedSpan {
+            span,
+            window: 30 * DAY,
+        };
+        planned.at_least(10 * DAY);
+        assert_eq!(planned.window, 30 * DAY);
+    }
 
     #[test]
     fn api_choice() {

@@ -267,10 +267,21 @@ fn a_sync_killed_anywhere_and_restarted_reads_the_org_once_and_reuses_its_jobs()
             kills.push(kill_at.unwrap_or_default());
         }
         let created = control.stats().requests.bulk_create - before;
+        let logs: Vec<Vec<&str>> = runs
+            .iter()
+            .map(|run| {
+                run.iter()
+                    .filter_map(|m| match m {
+                        SinkMessage::Log { message, .. } => Some(message.as_str()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
         assert!(
             created <= whole_jobs + kills.len() as u64,
             "seed {seed}: {created} jobs over {} runs, an uninterrupted sync creates {whole_jobs}; \
-             kills at {kills:?}",
+             kills at {kills:?}; each run's log: {logs:#?}",
             runs.len()
         );
         for stream in STREAMS {

@@ -338,7 +338,7 @@ impl Runner {
                 _ => run.progress.current = None,
             }
             match outcome {
-                Ok(most_recent) => {
+                Ok((most_recent, rest)) => {
                     // The state after the window names the jobs started ahead.
                     let jobs = inflight
                         .iter()
@@ -347,7 +347,13 @@ impl Runner {
                     if let Some(state) = run.state.as_mut() {
                         state.set_jobs(jobs);
                     }
-                    self.span_done(run, &span, most_recent).await?
+                    let done = self.span_done(run, &span, most_recent).await;
+                    // Only now, the window's state emitted, is the job deleted: a sync killed
+                    // in between finds the job its last state names.
+                    if let Some(mut rest) = rest {
+                        while rest.next().await.is_some() {}
+                    }
+                    done?
                 }
                 Err(SpanError::Split(message)) => {
                     let (a, b) = self.split(Api::Bulk, &span, &message).await?;
@@ -422,7 +428,7 @@ impl Runner {
         query: &str,
         prepared: Prepared,
         ahead: &[(Span, JobSlot, String)],
-    ) -> Result<Option<DateTime<Utc>>, SpanError> {
+    ) -> Result<(Option<DateTime<Utc>>, Option<BulkStream>), SpanError> {
         let Prepared {
             mut stream,
             job_id,
@@ -460,7 +466,15 @@ impl Runner {
                     if let Some(id) = &job_id {
                         lock(&self.jobs).remove(id);
                     }
-                    return Ok(most_recent);
+                    return Ok((most_recent, None));
+                }
+                // The last page, the job's total checked: every row is out. The rest of the
+                // stream (deleting the job) is left to the caller, after the window's state.
+                Some(Ok(BulkItem::PageDone(progress))) if progress.next_locator.is_none() => {
+                    if let Some(id) = &job_id {
+                        lock(&self.jobs).remove(id);
+                    }
+                    return Ok((most_recent, Some(stream)));
                 }
                 Some(Ok(BulkItem::Record(_))) if skip > 0 => skip -= 1,
                 Some(Ok(BulkItem::Record(record))) => {

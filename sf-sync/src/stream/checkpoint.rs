@@ -22,6 +22,9 @@ pub(super) struct Progress {
     /// Jobs the input state had in flight, not picked up yet: each is continued when its window
     /// comes up through Bulk.
     pub(super) resumable: Vec<JobCheckpoint>,
+    /// The longest window of the jobs continued from the input state: the window length the
+    /// sync that wrote it planned, which planning the rest does not go below.
+    pub(super) resumed_window: Option<std::time::Duration>,
 }
 
 impl Progress {
@@ -41,12 +44,16 @@ impl Progress {
         }
     }
 
-    /// The windows of the jobs to continue, in order.
-    pub(super) fn resumable_windows(&self) -> Vec<Window> {
-        self.resumable
+    /// The windows of the jobs to continue, in order; the longest is remembered for planning
+    /// the rest (see `resumed_window`).
+    pub(super) fn resumable_windows(&mut self) -> Vec<Window> {
+        let windows: Vec<Window> = self
+            .resumable
             .iter()
             .map(|j| Window::new(j.start, j.end))
-            .collect()
+            .collect();
+        self.resumed_window = windows.iter().map(Window::duration).max();
+        windows
     }
 
     /// Takes the job to continue for `span`, if the state had one for exactly that window.

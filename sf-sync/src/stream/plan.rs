@@ -101,7 +101,12 @@ impl Runner {
                         };
                     }
                 }
-                let plan = planner.plan(&spans, &volume, params.step, run.constraint);
+                let mut plan = planner.plan(&spans, &volume, params.step, run.constraint);
+                if let (Api::Bulk, Some(len)) = (plan.api, run.progress.resumed_window) {
+                    for span in &mut plan.spans {
+                        span.at_least(len);
+                    }
+                }
                 let windows: u128 = plan
                     .spans
                     .iter()
