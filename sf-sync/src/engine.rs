@@ -132,6 +132,12 @@ pub async fn read_with(
     let child = cancel.child_token();
     let (batch_max, slots) = channel_shape(options.channel_capacity);
     let (tx, mut rx) = mpsc::channel::<Msg>(slots);
+    // Per stream, the states the sink took: a stream's Bulk jobs count as named once it has.
+    let delivered: Arc<Vec<tokio::sync::watch::Sender<u64>>> = Arc::new(
+        (0..jobs.len())
+            .map(|_| tokio::sync::watch::Sender::new(0))
+            .collect(),
+    );
     let shared = Arc::new(
         Shared::new(
             session.clone(),
@@ -142,7 +148,8 @@ pub async fn read_with(
             child.clone(),
             described.limit.clone(),
         )?
-        .with_freshness(config.formula_refresh, config.hard_deletes),
+        .with_freshness(config.formula_refresh, config.hard_deletes)
+        .with_delivery(delivered.clone()),
     );
     let names: Vec<Arc<str>> = jobs.iter().map(|(n, _)| Arc::from(n.as_str())).collect();
     let permits = Arc::new(Semaphore::new(config.num_workers.max(1)));
@@ -178,9 +185,16 @@ pub async fn read_with(
     let mut running = vec![false; names.len()];
     let mut sink_error = None;
     while let Some(msg) = rx.recv().await {
+        let state_of = match &msg {
+            Msg::State(idx, _) => Some(*idx),
+            _ => None,
+        };
         if let Err(e) = deliver(sink, &names, &mut running, msg).await {
             sink_error = Some(e);
             break;
+        }
+        if let Some(taken) = state_of.and_then(|idx| delivered.get(idx)) {
+            taken.send_modify(|n| *n += 1);
         }
     }
     if sink_error.is_some() {

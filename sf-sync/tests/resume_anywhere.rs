@@ -297,3 +297,54 @@ fn a_sync_killed_anywhere_and_restarted_reads_the_org_once_and_reuses_its_jobs()
     // Kills during downloads left jobs that later runs continued.
     assert!(continued_total > 0);
 }
+
+/// The job ids the states among `messages` name.
+fn named_jobs(messages: &[SinkMessage]) -> std::collections::BTreeSet<String> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SinkMessage::State { state, .. } => state["bulk_jobs"].as_array(),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|job| job["job_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_stopped_at_any_message_leaves_at_most_one_job_no_state_names() {
+    // Three jobs in flight: without the gate, all three exist before the first state.
+    let mut options = options();
+    options.bulk_jobs_in_flight = 3;
+    for kill_at in [1, 2, 3, 4, 6, 10, 40, 120, 400, 900] {
+        let c = connect(org(52), json!({})).await;
+        let configured = configure(&c.catalog, &["Account"], Some("incremental"));
+        let before = c.org.control().stats().requests.bulk_create;
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let mut sink = KillSink {
+            messages: messages.clone(),
+            kill_at: Some(kill_at),
+        };
+        // The sink stops taking messages at `kill_at`; the sync is given time to create what it
+        // would, then dropped where it stands.
+        let empty = InputState::default();
+        let read = read_with(
+            &c.session,
+            &c.config,
+            &configured,
+            &empty,
+            &mut sink,
+            CancellationToken::new(),
+            &options,
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(400), read).await;
+        let created = c.org.control().stats().requests.bulk_create - before;
+        let named = named_jobs(&messages.lock().unwrap());
+        assert!(
+            created <= named.len() as u64 + 1,
+            "stopped at message {kill_at}: {created} jobs created, {} named: {named:?}",
+            named.len()
+        );
+        c.org.shutdown().await;
+    }
+}

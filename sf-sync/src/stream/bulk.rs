@@ -3,7 +3,6 @@
 //! span, switching to REST or stopping, and the stream's jobs aborted when it stops early.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -80,7 +79,8 @@ impl Runner {
         let jobs = self.jobs.clone();
         let stop = stop.clone();
         let created = created.clone();
-        let job_created = self.job_created.clone();
+        let gate = self.job_gate.clone();
+        let gated = self.shared.options.checkpoint_jobs_after.is_zero() && run.state.is_some();
         let operation = if run.include_deleted() {
             Operation::QueryAll
         } else {
@@ -137,19 +137,29 @@ impl Runner {
                     }
                 }
             }
+            let mut admitted = match gated {
+                true => Some(gate.admit(&stop).await?),
+                false => None,
+            };
             let mut stream = bulk.query(operation, soql, &fields);
             let mut job_id: Option<String> = None;
             loop {
                 let item = tokio::select! {
                     biased;
-                    _ = stop.cancelled(), if job_id.is_some() => return None,
+                    _ = stop.cancelled(), if job_id.is_some() => {
+                        if let Some(id) = &job_id {
+                            gate.forget(id);
+                        }
+                        return None;
+                    }
                     item = stream.next() => item,
                 };
                 let first = match item {
                     Some(Ok(BulkItem::JobCreated { job_id: id })) => {
                         lock(&jobs).insert(id.clone());
                         *lock(&task_slot) = Some(ResumePoint::start(id.clone()));
-                        job_created.store(true, Ordering::Relaxed);
+                        gate.created(&id);
+                        admitted.take();
                         created.notify_one();
                         job_id = Some(id);
                         continue;
@@ -163,6 +173,9 @@ impl Runner {
                         ) || e.kind() == sf_bulk::ErrorKind::BulkNotSupported;
                         if let (Some(id), true) = (&job_id, ended) {
                             lock(&jobs).remove(id);
+                        }
+                        if let Some(id) = &job_id {
+                            gate.forget(id);
                         }
                         return Some(Err(e));
                     }
@@ -232,6 +245,7 @@ impl Runner {
         if !matches!(result, Ok(None)) {
             self.abort_jobs().await;
         }
+        self.job_gate.clear();
         result
     }
 
@@ -271,7 +285,6 @@ impl Runner {
                     _ = created.notified(), if waited => {}
                 }
                 let jobs = in_flight(&span, &handle, inflight);
-                self.job_created.store(false, Ordering::Relaxed);
                 self.jobs_checkpoint(run, jobs).await?;
             };
             let outcome = match prepared {
@@ -312,8 +325,15 @@ impl Runner {
                         .iter()
                         .map(|(s, p)| (*s, p.slot.clone(), p.query.clone()))
                         .collect();
-                    self.bulk_download(run, &span, &handle.query, prepared, &ahead)
-                        .await
+                    let id = prepared.job_id.clone();
+                    let downloaded = self
+                        .bulk_download(run, &span, &handle.query, prepared, &ahead)
+                        .await;
+                    // Read, or given up (kept by a state, aborted, or split): no more naming.
+                    if let Some(id) = id {
+                        self.job_gate.forget(&id);
+                    }
+                    downloaded
                 }
                 Ok(Some(Err(e))) => Err(self.bulk_span_error(&span, e)),
                 Ok(None) => Err(SpanError::Stop(Stop::Cancelled)),
@@ -349,9 +369,17 @@ impl Runner {
                     }
                     let done = self.span_done(run, &span, most_recent).await;
                     // Only now, the window's state emitted, is the job deleted: a sync killed
-                    // in between finds the job its last state names.
-                    if let Some(mut rest) = rest {
+                    // in between finds the job its last state names. Naming every job at once,
+                    // the stream waits for the sink to have taken that state.
+                    if self.shared.options.checkpoint_jobs_after.is_zero() && done.is_ok() {
+                        let sent = self.states_sent.load(std::sync::atomic::Ordering::Relaxed);
+                        self.job_gate.taken(sent).await;
+                    }
+                    // Stopped meanwhile: the job is left to `abort_jobs` with the others.
+                    if let (Some((id, mut rest)), false) = (rest, self.shared.cancel.is_cancelled())
+                    {
                         while rest.next().await.is_some() {}
+                        lock(&self.jobs).remove(&id);
                     }
                     done?
                 }
@@ -428,7 +456,7 @@ impl Runner {
         query: &str,
         prepared: Prepared,
         ahead: &[(Span, JobSlot, String)],
-    ) -> Result<(Option<DateTime<Utc>>, Option<BulkStream>), SpanError> {
+    ) -> Result<(Option<DateTime<Utc>>, Option<(String, BulkStream)>), SpanError> {
         let Prepared {
             mut stream,
             job_id,
@@ -471,10 +499,7 @@ impl Runner {
                 // The last page, the job's total checked: every row is out. The rest of the
                 // stream (deleting the job) is left to the caller, after the window's state.
                 Some(Ok(BulkItem::PageDone(progress))) if progress.next_locator.is_none() => {
-                    if let Some(id) = &job_id {
-                        lock(&self.jobs).remove(id);
-                    }
-                    return Ok((most_recent, Some(stream)));
+                    return Ok((most_recent, Some((progress.job_id, stream))));
                 }
                 Some(Ok(BulkItem::Record(_))) if skip > 0 => skip -= 1,
                 Some(Ok(BulkItem::Record(record))) => {
@@ -485,7 +510,7 @@ impl Runner {
                     let record = run.shape_bulk(record);
                     most_recent = most_recent.max(run.cursor_value(&record));
                     self.record(record).await?;
-                    if at_once && self.job_created.load(Ordering::Relaxed) {
+                    if at_once && self.job_gate.unnamed() {
                         self.download_checkpoint(run, span, ahead).await?;
                     }
                 }
@@ -546,7 +571,6 @@ impl Runner {
         span: &Span,
         ahead: &[(Span, JobSlot, String)],
     ) -> Result<(), Stop> {
-        self.job_created.store(false, Ordering::Relaxed);
         if span.is_none() {
             return Ok(());
         }

@@ -157,12 +157,16 @@ impl Runner {
         let Some(state) = run.state.as_mut() else {
             return Ok(());
         };
-        if state.jobs() == jobs.as_slice() {
-            return Ok(());
+        let ids: Vec<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
+        if state.jobs() != jobs.as_slice() {
+            state.set_jobs(jobs);
+            let json = state.to_json();
+            self.send(Msg::State(self.idx, json)).await?;
         }
-        state.set_jobs(jobs);
-        let json = state.to_json();
-        self.send(Msg::State(self.idx, json)).await
+        // Named by the last state sent (or an earlier one, when unchanged).
+        self.job_gate
+            .named(self.states_sent.load(Ordering::Relaxed), &ids);
+        Ok(())
     }
 
     /// Ends a stream stopped early (`at_limit`: by the daily limit or the budget, else

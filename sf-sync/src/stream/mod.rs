@@ -1,8 +1,8 @@
 //! One stream's task: plan its reads, run them through REST or Bulk window by window, and send
 //! records, state, logs and statuses, in order, to the sink's channel.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -30,12 +30,15 @@ mod bulk_resume;
 mod checkpoint;
 mod deletes;
 mod formulas;
+mod gate;
 mod object;
 mod plan;
+mod queue;
 mod rest;
 mod substream;
 
 use object::ObjectRun;
+use queue::SpanQueue;
 
 pub use substream::SLICE_BATCH_SIZE;
 pub(crate) use substream::{parent_filter, ParentFilter};
@@ -87,6 +90,9 @@ pub(crate) struct Shared {
     formula_refresh: Option<crate::IsoDuration>,
     /// `hard_deletes` (`deletes.rs`).
     hard_deletes: bool,
+    /// Per stream, how many of its states the sink has taken (the consumer counts them): a
+    /// Bulk job is named once a state naming it was taken, not merely sent.
+    delivered: Arc<Vec<tokio::sync::watch::Sender<u64>>>,
 }
 
 impl Shared {
@@ -150,7 +156,17 @@ impl Shared {
             bulk_exhausted: AtomicBool::new(false),
             formula_refresh: None,
             hard_deletes: true,
+            delivered: Arc::new(Vec::new()),
         })
+    }
+
+    /// The same, told by `delivered` how many states of each stream (by index) the sink took.
+    pub(crate) fn with_delivery(
+        mut self,
+        delivered: Arc<Vec<tokio::sync::watch::Sender<u64>>>,
+    ) -> Shared {
+        self.delivered = delivered;
+        self
     }
 
     /// The same, reading streams with formula fields whole again once their last whole read is
@@ -291,29 +307,6 @@ enum Stop {
 /// A span to read: a window, or the whole object (`None`).
 type Span = Option<Window>;
 
-/// The spans still to read, in order: pushed-back spans first, then the planned ones, lazily.
-struct SpanQueue {
-    front: VecDeque<Span>,
-    rest: Box<dyn Iterator<Item = Span> + Send>,
-}
-
-impl SpanQueue {
-    fn new(rest: impl Iterator<Item = Span> + Send + 'static) -> SpanQueue {
-        SpanQueue {
-            front: VecDeque::new(),
-            rest: Box::new(rest),
-        }
-    }
-
-    fn next(&mut self) -> Option<Span> {
-        self.front.pop_front().or_else(|| self.rest.next())
-    }
-
-    fn push_front(&mut self, span: Span) {
-        self.front.push_front(span);
-    }
-}
-
 /// The smallest window as the user reads it (`1 s`, `10 min`).
 fn describe_min(min: std::time::Duration) -> String {
     match min.as_secs().max(1) {
@@ -335,6 +328,10 @@ pub(crate) async fn run_stream(
     job: Job,
 ) -> Outcome {
     let sync_mode = job.sync_mode();
+    let taken = shared
+        .delivered
+        .get(idx)
+        .map(tokio::sync::watch::Sender::subscribe);
     let mut runner = Runner {
         shared,
         idx,
@@ -347,7 +344,8 @@ pub(crate) async fn run_stream(
         unstated: AtomicBool::new(false),
         drift: Drift::default(),
         tombstones: deletes::Tombstones::default(),
-        job_created: Arc::new(AtomicBool::new(false)),
+        job_gate: Arc::new(gate::JobGate::new(taken)),
+        states_sent: AtomicU64::new(0),
     };
     // A refused send means the consumer stopped; the task ends quietly then.
     let _ = runner.send(Msg::Status(idx, StreamStatus::Started)).await;
@@ -469,9 +467,10 @@ struct Runner {
     drift: Drift,
     /// Records purged or hard-deleted, to emit as tombstones with their windows.
     tombstones: deletes::Tombstones,
-    /// A Bulk job was created ahead that no state names yet: the download in progress emits one
-    /// at its next record, so a sync killed then loses at most the job created since.
-    job_created: Arc<AtomicBool>,
+    /// The Bulk jobs created and not ended, and the state that named each (see `gate::JobGate`).
+    job_gate: Arc<gate::JobGate>,
+    /// States this stream sent so far.
+    states_sent: AtomicU64,
 }
 
 impl Runner {
@@ -486,6 +485,7 @@ impl Runner {
             .map_err(|_| Stop::Cancelled)?;
         if state {
             self.unstated.store(false, Ordering::Relaxed);
+            self.states_sent.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
