@@ -437,22 +437,6 @@ async fn cancelling_stops_the_sync_and_aborts_its_bulk_jobs() {
     org.shutdown().await;
 }
 
-/// The Bulk jobs on the org, as `GET jobs/query` lists them: `(id, state)`.
-async fn jobs_on_org(session: &sf_auth::Session) -> Vec<(String, String)> {
-    let list: serde_json::Value = session.get_json("jobs/query", &[]).await.unwrap();
-    list["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| {
-            (
-                j["id"].as_str().unwrap().to_string(),
-                j["state"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_deletes_the_bulk_jobs_that_had_already_completed() {
     // Jobs complete as soon as they are created: the three started ahead are all complete when

@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use fixtures::Faults;
-use serde_json::{json, Value};
+use serde_json::json;
 use sf_sync::plan::PlannerConfig;
 use sf_sync::{
     read_with, CancellationToken, IncompleteReason, MemorySink, ReadOptions, SinkMessage,
@@ -41,14 +41,12 @@ fn org(seed: u64) -> fixtures::OrgConfig {
         .bulk_timing(0, 0)
 }
 
-/// The Bulk jobs on the org, as `GET jobs/query` lists them: their ids.
-async fn jobs_on_org(session: &sf_auth::Session) -> Vec<String> {
-    let list: Value = session.get_json("jobs/query", &[]).await.unwrap();
-    list["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["id"].as_str().unwrap().to_string())
+/// The ids of the Bulk jobs on the org.
+async fn job_ids(session: &sf_auth::Session) -> Vec<String> {
+    jobs_on_org(session)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
         .collect()
 }
 
@@ -72,21 +70,7 @@ async fn cancelled_mid_download_the_job_is_kept_and_the_next_sync_continues_it()
     let configured = configure(&c.catalog, &["Account"], Some("incremental"));
     let before = control.stats().requests;
     // Record 130 is in the third page of the first window's job.
-    let cancel = CancellationToken::new();
-    let trigger = cancel.clone();
-    let mut sink = ActingSink::new(130, move || trigger.cancel());
-    let summary = read_with(
-        &c.session,
-        &c.config,
-        &configured,
-        &Default::default(),
-        &mut sink,
-        cancel,
-        &options(),
-    )
-    .await
-    .unwrap();
-    let first = sink.inner;
+    let (summary, first) = read_cancelled_at(&c, &configured, 130, &options()).await;
     assert_eq!(
         summary.streams[0].status,
         StreamStatus::Incomplete(IncompleteReason::Cancelled)
@@ -113,7 +97,7 @@ async fn cancelled_mid_download_the_job_is_kept_and_the_next_sync_continues_it()
         "the first window's job and the one started ahead"
     );
     assert_eq!(requests.bulk_delete - before.bulk_delete, created - 1);
-    assert_eq!(jobs_on_org(&c.session).await, std::slice::from_ref(&job));
+    assert_eq!(job_ids(&c.session).await, std::slice::from_ref(&job));
 
     let mut states = States::default();
     states.update(&first, &["Account"]);
@@ -141,7 +125,7 @@ async fn cancelled_mid_download_the_job_is_kept_and_the_next_sync_continues_it()
         requests.bulk_create - before.bulk_create,
         summary.streams[0].windows - 1
     );
-    assert_eq!(jobs_on_org(&c.session).await, Vec::<String>::new());
+    assert_eq!(job_ids(&c.session).await, Vec::<String>::new());
     let spec = c.catalog.stream("Account").unwrap();
     let want = truth(&control, spec);
     assert_matches_truth("Account", &latest(&[&first, &next], "Account", spec), &want);
@@ -160,29 +144,16 @@ async fn cancelled_on_its_first_page_the_job_is_not_kept() {
     let control = c.org.control();
     let configured = configure(&c.catalog, &["Account"], Some("incremental"));
     let before = control.stats().requests;
-    let cancel = CancellationToken::new();
-    let trigger = cancel.clone();
-    let mut sink = ActingSink::new(10, move || trigger.cancel());
-    read_with(
-        &c.session,
-        &c.config,
-        &configured,
-        &Default::default(),
-        &mut sink,
-        cancel,
-        &options(),
-    )
-    .await
-    .unwrap();
+    let (_, first) = read_cancelled_at(&c, &configured, 10, &options()).await;
     // Nothing of the job passed a page: there is nothing to continue, and nothing is left.
-    let last = sink.inner.last_state("Account").unwrap();
+    let last = first.last_state("Account").unwrap();
     assert!(last.get("bulk_jobs").is_none(), "{last}");
     let requests = control.stats().requests;
     assert_eq!(
         requests.bulk_delete - before.bulk_delete,
         requests.bulk_create - before.bulk_create
     );
-    assert_eq!(jobs_on_org(&c.session).await, Vec::<String>::new());
+    assert_eq!(job_ids(&c.session).await, Vec::<String>::new());
     c.org.shutdown().await;
 }
 

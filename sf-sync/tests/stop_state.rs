@@ -10,10 +10,7 @@ use common::*;
 use fixtures::Faults;
 use serde_json::json;
 use sf_sync::plan::PlannerConfig;
-use sf_sync::{
-    read_with, CancellationToken, IncompleteReason, MemorySink, ReadOptions, SinkMessage,
-    StreamStatus,
-};
+use sf_sync::{IncompleteReason, MemorySink, ReadOptions, SinkMessage, StreamStatus};
 
 const STREAMS: [&str; 3] = ["Account", "Contact", "Opportunity"];
 
@@ -215,28 +212,15 @@ async fn cancelling_leaves_a_state_after_the_last_record() {
     for at in [30, 250, 700, 1200] {
         let c = connect(org(44), json!({})).await;
         let configured = configure(&c.catalog, &STREAMS, Some("incremental"));
-        let cancel = CancellationToken::new();
-        let trigger = cancel.clone();
-        let mut sink = ActingSink::new(at, move || trigger.cancel());
-        let summary = read_with(
-            &c.session,
-            &c.config,
-            &configured,
-            &Default::default(),
-            &mut sink,
-            cancel,
-            &options(),
-        )
-        .await
-        .unwrap();
+        let (summary, sink) = read_cancelled_at(&c, &configured, at, &options()).await;
         assert!(
             summary
                 .incomplete()
                 .any(|(_, r)| matches!(r, IncompleteReason::Cancelled)),
             "cut at {at}: {summary:?}"
         );
-        assert_state_after_last_record(&sink.inner, &format!("cancelled at record {at}"));
-        finish_and_compare(&c, sink.inner, 1).await;
+        assert_state_after_last_record(&sink, &format!("cancelled at record {at}"));
+        finish_and_compare(&c, sink, 1).await;
         c.org.shutdown().await;
     }
 }

@@ -309,3 +309,43 @@ impl Sink for ActingSink {
         self.inner.summary(summary).await
     }
 }
+
+/// A read of `configured` from no state, cancelled when the sink takes its `at`-th record.
+pub async fn read_cancelled_at(
+    c: &Connected,
+    configured: &ConfiguredCatalog,
+    at: usize,
+    options: &ReadOptions,
+) -> (SyncSummary, MemorySink) {
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let mut sink = ActingSink::new(at, move || trigger.cancel());
+    let summary = read_with(
+        &c.session,
+        &c.config,
+        configured,
+        &InputState::default(),
+        &mut sink,
+        cancel,
+        options,
+    )
+    .await
+    .unwrap();
+    (summary, sink.inner)
+}
+
+/// The Bulk jobs on the org, as `GET jobs/query` lists them: `(id, state)`.
+pub async fn jobs_on_org(session: &Session) -> Vec<(String, String)> {
+    let list: Value = session.get_json("jobs/query", &[]).await.unwrap();
+    list["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["id"].as_str().unwrap().to_string(),
+                j["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
