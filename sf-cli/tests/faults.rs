@@ -536,18 +536,6 @@ async fn rows_visible_late_are_read_by_the_next_syncs_lookback() {
     assert_rereads_explained(&runs, &inputs, "Account", LOOKBACK_SECS);
 }
 
-/// A small deterministic generator for kill times (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
-    }
-}
-
 /// The process killed with SIGKILL at random points, each time restarted from the last state
 /// it emitted, until a run completes. A kill point is a random line of stdout, uniform over 1.25
 /// times the lines of a whole run (counted on a twin org), so a run may also finish; the first
@@ -580,7 +568,7 @@ async fn killed_at_random_points_and_restarted_from_the_last_state_until_done() 
     let config = env.write("config.json", &env.config(json!({"num_workers": 2})));
     let catalog = env.write("catalog.json", &catalog(&streams));
     let seed = 0x5EED_u64;
-    let mut rng = Rng(seed);
+    let mut rng = harness::Rng(seed);
     let mut runs: Vec<Run> = Vec::new();
     let mut inputs = Vec::new();
     let mut kills = Vec::new();

@@ -66,18 +66,6 @@ const LOOKBACK_SECS: i64 = 600;
 const SEEDS: u64 = 20;
 const LANES: u64 = 4;
 
-/// A small deterministic generator for kill points (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
-    }
-}
-
 /// An org with the config and catalog files.
 struct Lane {
     env: Env,
@@ -320,7 +308,7 @@ struct Seen {
 /// the end; every assertion of the module on its runs.
 async fn one_seed(lane: &Lane, seed: u64, whole_lines: u64, whole_jobs: u64) -> Seen {
     let before = lane.bulk_jobs_created();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0x1000_0000_01B3));
+    let mut rng = harness::Rng(0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0x1000_0000_01B3));
     let mut runs: Vec<Run> = Vec::new();
     let mut inputs: Vec<Value> = Vec::new();
     let mut kills = Vec::new();

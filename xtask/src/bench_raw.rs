@@ -60,24 +60,7 @@ pub fn login(org: &Org) -> Result<String> {
 pub fn download(org: &Org, token: &str, soql: &str, gzip: bool, keep: bool) -> Result<RawDownload> {
     let bearer = format!("Bearer {token}");
     let auth = [("Authorization", bearer.as_str())];
-    let body = json!({
-        "operation": "queryAll",
-        "query": soql,
-        "contentType": "CSV",
-        "columnDelimiter": "COMMA",
-        "lineEnding": "LF",
-    })
-    .to_string();
-    let job = bench_http::send(
-        org.authority(),
-        "POST",
-        &format!("{API}/jobs/query"),
-        &auth,
-        Some(("application/json", body.as_bytes())),
-    )?
-    .json()
-    .context("creating the Bulk job")?;
-    let id = job["id"].as_str().context("the job has no id")?.to_string();
+    let id = create_job(org, &auth, soql)?;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let info: Value = bench_http::send(
@@ -177,25 +160,8 @@ pub fn job_wait(
 ) -> Result<JobWait> {
     let bearer = format!("Bearer {token}");
     let auth = [("Authorization", bearer.as_str())];
-    let body = json!({
-        "operation": "queryAll",
-        "query": soql,
-        "contentType": "CSV",
-        "columnDelimiter": "COMMA",
-        "lineEnding": "LF",
-    })
-    .to_string();
     let started = Instant::now();
-    let job = bench_http::send(
-        org.authority(),
-        "POST",
-        &format!("{API}/jobs/query"),
-        &auth,
-        Some(("application/json", body.as_bytes())),
-    )?
-    .json()
-    .context("creating the Bulk job")?;
-    let id = job["id"].as_str().context("the job has no id")?.to_string();
+    let id = create_job(org, &auth, soql)?;
     let mut out = JobWait::default();
     loop {
         std::thread::sleep(poll_every);
@@ -310,6 +276,28 @@ pub fn bare_parse(pages: &[Vec<u8>]) -> Result<(f64, u64, u64)> {
         }
     }
     Ok((started.elapsed().as_secs_f64(), rows, field_bytes))
+}
+
+/// Creates a `queryAll` Bulk job for `soql` (CSV, comma, LF, as the connector asks); its id.
+fn create_job(org: &Org, auth: &[(&str, &str)], soql: &str) -> Result<String> {
+    let body = json!({
+        "operation": "queryAll",
+        "query": soql,
+        "contentType": "CSV",
+        "columnDelimiter": "COMMA",
+        "lineEnding": "LF",
+    })
+    .to_string();
+    let job = bench_http::send(
+        org.authority(),
+        "POST",
+        &format!("{API}/jobs/query"),
+        auth,
+        Some(("application/json", body.as_bytes())),
+    )?
+    .json()
+    .context("creating the Bulk job")?;
+    Ok(job["id"].as_str().context("the job has no id")?.to_string())
 }
 
 #[cfg(test)]

@@ -517,3 +517,16 @@ pub fn assert_no_duplicates(run: &Run, stream: &str) {
         .collect();
     assert!(dups.is_empty(), "{stream}: read twice in one run: {dups:?}");
 }
+
+/// A small deterministic generator for kill points and times (xorshift64*).
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
