@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -67,15 +66,7 @@ pub fn connector_fingerprints(
     log: &Path,
     fields: &[&str],
 ) -> Result<HashMap<String, u64>> {
-    let log_file =
-        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-    let mut child = Command::new(binary)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log_file))
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let mut child = crate::bench_proc::spawn_connector(binary, args, log)?;
     let stdout = child.stdout.take().context("no stdout from sfconnect")?;
     let mut reader = BufReader::with_capacity(1 << 20, stdout);
     let mut out = HashMap::new();

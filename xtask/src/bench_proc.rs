@@ -509,21 +509,26 @@ impl MessageCounter {
     }
 }
 
-/// Runs `sfconnect` with `args`; stdout goes through a pipe to a reader that counts and discards
-/// records (the other messages are kept, and written to `log` with the extension
-/// `messages.jsonl`), stderr to `log`.
-pub fn run_connector(binary: &Path, args: &[&str], log: &Path) -> Result<RunResult> {
+/// Starts `binary` with `args`, stdout piped, stderr into the file `log`.
+pub fn spawn_connector(binary: &Path, args: &[&str], log: &Path) -> Result<Child> {
     let log_file =
         std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-    let cpu_before = children_cpu_secs();
-    let started = Instant::now();
-    let mut child = Command::new(binary)
+    Command::new(binary)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file))
         .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
+        .with_context(|| format!("cannot start {}", binary.display()))
+}
+
+/// Runs `sfconnect` with `args`; stdout goes through a pipe to a reader that counts and discards
+/// records (the other messages are kept, and written to `log` with the extension
+/// `messages.jsonl`), stderr to `log`.
+pub fn run_connector(binary: &Path, args: &[&str], log: &Path) -> Result<RunResult> {
+    let cpu_before = children_cpu_secs();
+    let started = Instant::now();
+    let mut child = spawn_connector(binary, args, log)?;
     let pid = child.id();
     let mut stdout = child.stdout.take().context("no stdout from sfconnect")?;
     let reader = std::thread::spawn(move || {

@@ -61,23 +61,13 @@ pub fn download(org: &Org, token: &str, soql: &str, gzip: bool, keep: bool) -> R
     let bearer = format!("Bearer {token}");
     let auth = [("Authorization", bearer.as_str())];
     let id = create_job(org, &auth, soql)?;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let info: Value = bench_http::send(
-            org.authority(),
-            "GET",
-            &format!("{API}/jobs/query/{id}"),
-            &auth,
-            None,
-        )?
-        .json()?;
-        match info["state"].as_str() {
-            Some("JobComplete") => break,
-            Some("Failed") | Some("Aborted") => bail!("the raw download's job ended {info}"),
-            _ if Instant::now() > deadline => bail!("the raw download's job never completed"),
-            _ => std::thread::sleep(Duration::from_millis(2)),
-        }
-    }
+    wait_complete(
+        org,
+        &auth,
+        &id,
+        Duration::from_millis(2),
+        "the raw download's",
+    )?;
     let mut out = RawDownload::default();
     let mut headers: Vec<(&str, &str)> = auth.to_vec();
     if gzip {
@@ -162,27 +152,10 @@ pub fn job_wait(
     let auth = [("Authorization", bearer.as_str())];
     let started = Instant::now();
     let id = create_job(org, &auth, soql)?;
-    let mut out = JobWait::default();
-    loop {
-        std::thread::sleep(poll_every);
-        out.polls += 1;
-        let info = bench_http::send(
-            org.authority(),
-            "GET",
-            &format!("{API}/jobs/query/{id}"),
-            &auth,
-            None,
-        )?
-        .json()?;
-        match info["state"].as_str() {
-            Some("JobComplete") => break,
-            Some("Failed") | Some("Aborted") => bail!("the minimal client's job ended {info}"),
-            _ if started.elapsed() > Duration::from_secs(600) => {
-                bail!("the minimal client's job never completed")
-            }
-            _ => {}
-        }
-    }
+    let mut out = JobWait {
+        polls: wait_complete(org, &auth, &id, poll_every, "the minimal client's")?,
+        ..JobWait::default()
+    };
     out.seen_secs = started.elapsed().as_secs_f64();
     let mut urls = Vec::new();
     let mut listing = Some(format!(
@@ -276,6 +249,37 @@ pub fn bare_parse(pages: &[Vec<u8>]) -> Result<(f64, u64, u64)> {
         }
     }
     Ok((started.elapsed().as_secs_f64(), rows, field_bytes))
+}
+
+/// Polls job `id` every `every` (sleeping first) until it is complete; the polls sent. `who`
+/// names the client in errors.
+fn wait_complete(
+    org: &Org,
+    auth: &[(&str, &str)],
+    id: &str,
+    every: Duration,
+    who: &str,
+) -> Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut polls = 0;
+    loop {
+        std::thread::sleep(every);
+        polls += 1;
+        let info: Value = bench_http::send(
+            org.authority(),
+            "GET",
+            &format!("{API}/jobs/query/{id}"),
+            auth,
+            None,
+        )?
+        .json()?;
+        match info["state"].as_str() {
+            Some("JobComplete") => return Ok(polls),
+            Some("Failed") | Some("Aborted") => bail!("{who} job ended {info}"),
+            _ if Instant::now() > deadline => bail!("{who} job never completed"),
+            _ => {}
+        }
+    }
 }
 
 /// Creates a `queryAll` Bulk job for `soql` (CSV, comma, LF, as the connector asks); its id.
