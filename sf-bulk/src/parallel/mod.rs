@@ -5,10 +5,15 @@
 //!
 //! [`Pages`] keeps up to [`BulkConfig::parallel_pages`](crate::BulkConfig) pages downloading at
 //! once, each on its own task and connection; the run decodes them one at a time, in page order,
-//! as their bytes arrive. Memory stays flat: bytes of pages ahead of the one being emitted wait
-//! in a shared budget ([`BulkConfig::parallel_buffer_bytes`](crate::BulkConfig)); a page that
-//! finds the budget spent stops reading its connection until the emitted page has caught up.
-//! The page being emitted is exempt, so nothing waits on itself.
+//! as their bytes arrive. Memory stays flat: every byte downloaded and not yet decoded, the page
+//! being emitted included, is held under one budget
+//! ([`BulkConfig::parallel_buffer_bytes`](crate::BulkConfig), see [`budget`]); a page that finds
+//! its share spent stops reading its connection until the decoder has caught up. The page being
+//! emitted has a share of its own, so nothing waits on itself.
+
+mod budget;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,11 +22,12 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use sf_auth::{ByteStream, Request, RequestTag};
-use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
 use crate::error::{Error, ErrorKind};
 use crate::job::BulkClient;
+use budget::{Budget, Held};
 
 /// The response headers a page's checks need.
 pub(crate) struct PageHead {
@@ -41,7 +47,7 @@ impl PageHead {
     }
 }
 
-type Chunk = Result<(Bytes, Option<OwnedSemaphorePermit>), sf_auth::Error>;
+type Chunk = Result<(Bytes, Held), sf_auth::Error>;
 type Opened = Result<(PageHead, mpsc::UnboundedReceiver<Chunk>), Error>;
 
 /// A page started and not yet emitted.
@@ -71,8 +77,7 @@ pub(crate) struct Pages {
     client: BulkClient,
     job_id: String,
     width: usize,
-    budget_bytes: usize,
-    budget: Arc<Semaphore>,
+    budget: Arc<Budget>,
     /// Listed, not started, in page order.
     listed: VecDeque<Option<String>>,
     /// The next listing's path and query; `None` once the list is done.
@@ -148,8 +153,7 @@ impl Pages {
             client: client.clone(),
             job_id: job_id.to_string(),
             width: config.parallel_pages,
-            budget_bytes: config.parallel_buffer_bytes.max(1),
-            budget: Arc::new(Semaphore::new(config.parallel_buffer_bytes.max(1))),
+            budget: Budget::new(config.parallel_buffer_bytes),
             listed: VecDeque::new(),
             next_listing: Some((format!("jobs/query/{job_id}/resultPages"), first)),
             pending: VecDeque::new(),
@@ -294,7 +298,6 @@ impl Pages {
                     locator.clone(),
                     self.head.subscribe(),
                     Arc::clone(&self.budget),
-                    self.budget_bytes,
                     opened_tx,
                 ),
             ));
@@ -324,8 +327,8 @@ impl Pages {
         let body: ByteStream = Box::pin(futures_util::stream::unfold(
             chunks,
             |mut chunks| async move {
-                // The chunk's budget permit is dropped here: it is being decoded.
-                let item = chunks.recv().await?.map(|(bytes, _permit)| bytes);
+                // The chunk's bytes leave the budget here: they are being decoded.
+                let item = chunks.recv().await?.map(|(bytes, _held)| bytes);
                 Some((item, chunks))
             },
         ));
@@ -334,16 +337,14 @@ impl Pages {
 }
 
 /// Downloads page `index`: answers its headers on `opened`, then its bytes in order, each
-/// chunk holding its share of the budget until decoded (none once the page is being emitted).
-#[allow(clippy::too_many_arguments)]
+/// piece held under the budget until it is decoded (see [`budget`]).
 async fn fetch(
     client: BulkClient,
     job_id: String,
     index: u64,
     locator: Option<String>,
     mut head: watch::Receiver<u64>,
-    budget: Arc<Semaphore>,
-    budget_bytes: usize,
+    budget: Arc<Budget>,
     opened: oneshot::Sender<Opened>,
 ) {
     let mut request =
@@ -371,24 +372,26 @@ async fn fetch(
     }
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let item = match chunk {
-            Err(e) => Err(e),
-            Ok(bytes) => {
-                let permit = if *head.borrow() == index {
-                    None
-                } else {
-                    let n = u32::try_from(bytes.len().clamp(1, budget_bytes)).unwrap_or(u32::MAX);
-                    tokio::select! {
-                        permit = Arc::clone(&budget).acquire_many_owned(n) => permit.ok(),
-                        _ = head.wait_for(|h| *h == index) => None,
-                    }
-                };
-                Ok((bytes, permit))
+        let mut rest = match chunk {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
             }
         };
-        let failed = item.is_err();
-        if tx.send(item).is_err() || failed {
-            return;
+        while !rest.is_empty() {
+            let piece = rest.split_to(rest.len().min(budget.piece()));
+            let held = tokio::select! {
+                held = budget.hold(piece.len(), index, &mut head) => held,
+                // The page was dropped unread (a failed run): stop.
+                () = tx.closed() => None,
+            };
+            let Some(held) = held else {
+                return;
+            };
+            if tx.send(Ok((piece, held))).is_err() {
+                return;
+            }
         }
     }
 }
