@@ -102,15 +102,38 @@ impl StreamLines {
     }
 }
 
-/// Appends `value` as JSON, as `serde_json` writes it; null, booleans and strings (most cells)
-/// without going through its `io::Write` formatter.
+/// Appends `value` as JSON, byte for byte as `serde_json` writes it (compact): null, booleans,
+/// strings, arrays and objects (a compound field's address, say) without going through its
+/// `io::Write` formatter; numbers through `serde_json` (itoa and ryu, as it formats them).
 fn write_value(buf: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
     match value {
         Value::Null => buf.extend_from_slice(b"null"),
         Value::Bool(true) => buf.extend_from_slice(b"true"),
         Value::Bool(false) => buf.extend_from_slice(b"false"),
         Value::String(text) => write_str(buf, text),
-        other => serde_json::to_writer(&mut *buf, other)?,
+        Value::Number(number) => serde_json::to_writer(&mut *buf, number)?,
+        Value::Array(items) => {
+            buf.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                write_value(buf, item)?;
+            }
+            buf.push(b']');
+        }
+        Value::Object(object) => {
+            buf.push(b'{');
+            for (i, (key, item)) in object.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                write_str(buf, key);
+                buf.push(b':');
+                write_value(buf, item)?;
+            }
+            buf.push(b'}');
+        }
     }
     Ok(())
 }
@@ -377,6 +400,63 @@ mod tests {
                 String::from_utf8(buf).unwrap(),
                 serde_json::to_string(&text).unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn nested_values_are_written_as_serde_json_writes_them() {
+        for value in [
+            json!({}),
+            json!([]),
+            json!([[], {}, [null]]),
+            json!({"street": "12 \"Elm\"\n\tSt\\ \u{1}\u{7f}", "city": "Zoë — 中文 🎉",
+                   "latitude": 48.8566, "longitude": -0.120268, "n": 0, "big": u64::MAX,
+                   "neg": i64::MIN, "tiny": 5e-324, "huge": 1.7976931348623157e308,
+                   "whole": 3.0, "none": null, "yes": true, "no": false}),
+            json!({"k\"ey\n": {"nested": [1, -2.5, "x", null, {"deep": [true, {"e": ""}]}]}}),
+            json!({"BillingAddress": {"city": "Austin", "country": null}, "b": [[[[1]]]]}),
+        ] {
+            let mut buf = Vec::new();
+            write_value(&mut buf, &value).unwrap();
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                serde_json::to_string(&value).unwrap()
+            );
+        }
+    }
+
+    /// Any JSON value: scalars (strings weighted towards what needs escaping, integers of
+    /// both signs, finite floats) nested in arrays and objects.
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "([\\x00-\\x1f\"\\\\a-z\\x7f]|\\PC){0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec(("([\"\\\\\\x00-\\x1fa-z]|\\PC){0,8}", inner), 0..6)
+                    .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1_000))]
+
+        /// Any nested value comes out byte for byte as serde_json writes it.
+        #[test]
+        fn any_value_is_written_as_serde_json_writes_it(value in any_value()) {
+            let mut buf = Vec::new();
+            write_value(&mut buf, &value).unwrap();
+            proptest::prop_assert_eq!(buf, serde_json::to_vec(&value).unwrap());
         }
     }
 

@@ -52,9 +52,16 @@ pub(crate) fn component_key(name: &str) -> Option<&'static str> {
 enum Slot {
     /// The Bulk record's value at this index.
     Copy(usize),
-    /// A compound value: REST's key of each component (sorted) and the component's index in the
-    /// Bulk record.
-    Build(Vec<(&'static str, usize)>),
+    /// A compound value: an object with REST's key of each component (sorted, as the object
+    /// iterates them), each `null`, and the index in the Bulk record of each component, in the
+    /// object's key order. A record's value is a clone of the object with the components'
+    /// values put in place by position (no key compared, nothing inserted).
+    Build {
+        /// REST's keys, every value `null`.
+        template: Map<String, Value>,
+        /// Per key, in the template's order: the component's index in the Bulk record.
+        at: Vec<usize>,
+    },
 }
 
 /// A Bulk query for an object with compound fields: the columns it selects and how each record
@@ -69,6 +76,9 @@ pub(crate) struct Compounds {
     slots: Vec<Slot>,
     /// The compound fields rebuilt, for the log.
     rebuilt: Vec<String>,
+    /// Per Bulk column: whether more than one slot reads it (then [`Compounds::rebuild`]
+    /// clones it rather than moving it out).
+    shared: Vec<bool>,
 }
 
 impl Compounds {
@@ -116,7 +126,12 @@ impl Compounds {
                         keys.push((key, at));
                     }
                     keys.sort_by(|a, b| a.0.cmp(b.0));
-                    slots.push(Slot::Build(keys));
+                    let template: Map<String, Value> = keys
+                        .iter()
+                        .map(|(key, _)| ((*key).to_string(), Value::Null))
+                        .collect();
+                    let at = keys.into_iter().map(|(_, at)| at).collect();
+                    slots.push(Slot::Build { template, at });
                     rebuilt.push(column.clone());
                 }
                 None => refused.push(column.clone()),
@@ -125,11 +140,24 @@ impl Compounds {
         if !refused.is_empty() {
             return Err(refused);
         }
+        let mut reads = vec![0usize; bulk_columns.len()];
+        let mut count = |at: usize| {
+            if let Some(n) = reads.get_mut(at) {
+                *n += 1;
+            }
+        };
+        for slot in &slots {
+            match slot {
+                Slot::Copy(at) => count(*at),
+                Slot::Build { at, .. } => at.iter().for_each(|at| count(*at)),
+            }
+        }
         Ok(Some(Compounds {
             bulk_columns,
             columns: Arc::from(columns.to_vec()),
             slots,
             rebuilt,
+            shared: reads.into_iter().map(|n| n > 1).collect(),
         }))
     }
 
@@ -146,45 +174,44 @@ impl Compounds {
     /// A record read through Bulk (columns [`Compounds::bulk_columns`]) as REST would read it:
     /// the stream's columns in order, each compound value rebuilt from its components (`null`
     /// when all are null), the components no column selects left out.
-    pub(crate) fn rebuild(&self, mut record: Record) -> Record {
-        let built: Vec<Option<Value>> = self
-            .slots
-            .iter()
-            .map(|slot| match slot {
-                Slot::Copy(_) => None,
-                Slot::Build(keys) => {
-                    let all_null = keys
-                        .iter()
-                        .all(|(_, at)| record.values.get(*at).is_none_or(Value::is_null));
-                    Some(if all_null {
+    ///
+    /// One pass over the slots: every Bulk value read once is moved, not cloned (only a value
+    /// two slots read, such as a component also selected as a column, is cloned), and no
+    /// intermediate collection is built; the only allocations are the record's values and each
+    /// compound's object (a clone of its template: no key compared or inserted).
+    pub(crate) fn rebuild(&self, record: Record) -> Record {
+        let mut from = record.values;
+        let mut values = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            values.push(match slot {
+                Slot::Copy(at) => self.take(&mut from, *at),
+                Slot::Build { template, at } => {
+                    let all_null = at.iter().all(|at| from.get(*at).is_none_or(Value::is_null));
+                    if all_null {
                         Value::Null
                     } else {
-                        let mut object = Map::new();
-                        for (key, at) in keys {
-                            let value = record.values.get(*at).cloned().unwrap_or(Value::Null);
-                            object.insert((*key).to_string(), value);
+                        let mut object = template.clone();
+                        for (value, at) in object.values_mut().zip(at) {
+                            *value = self.take(&mut from, *at);
                         }
                         Value::Object(object)
-                    })
+                    }
                 }
-            })
-            .collect();
-        let values = self
-            .slots
-            .iter()
-            .zip(built)
-            .map(|(slot, built)| match (slot, built) {
-                (Slot::Copy(at), _) => record
-                    .values
-                    .get_mut(*at)
-                    .map(std::mem::take)
-                    .unwrap_or(Value::Null),
-                (Slot::Build(_), built) => built.unwrap_or(Value::Null),
-            })
-            .collect();
+            });
+        }
         Record {
             columns: self.columns.clone(),
             values,
+        }
+    }
+
+    /// The Bulk value at `at`: moved out when it is read once, cloned when more than one slot
+    /// reads it; `null` past the record's end.
+    fn take(&self, from: &mut [Value], at: usize) -> Value {
+        match from.get_mut(at) {
+            Some(value) if self.shared.get(at).copied().unwrap_or(true) => value.clone(),
+            Some(value) => std::mem::take(value),
+            None => Value::Null,
         }
     }
 }
