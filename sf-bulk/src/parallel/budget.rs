@@ -84,6 +84,7 @@ impl Budget {
         index: u64,
         head: &mut watch::Receiver<u64>,
     ) -> Option<Held> {
+        debug_assert!(bytes <= self.piece, "a piece of {bytes} bytes");
         let n = u32::try_from(bytes.clamp(1, self.piece)).ok()?;
         let permit = if *head.borrow() == index {
             Arc::clone(&self.head).acquire_many_owned(n).await.ok()?
