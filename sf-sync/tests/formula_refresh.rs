@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{configure, connect, fast_options, org_config, run, run_fresh, States};
+use common::{configure, connect, org_config, run_fresh, run_from, States};
 use serde_json::{json, Value};
 use sf_sync::{LogLevel, MemorySink, SyncConfig};
 
@@ -56,14 +56,7 @@ async fn formula_values_changed_by_the_clock_arrive_and_other_streams_are_not_re
 
     // An hour later: refreshed recently, nothing re-read.
     ctl.advance_clock(HOUR);
-    let (second, sink) = run(
-        &c.session,
-        &c.config,
-        &catalog,
-        &states.input(),
-        &fast_options(),
-    )
-    .await;
+    let (second, sink) = run_from(&c, &catalog, &states).await;
     second.unwrap();
     for stream in streams {
         assert!(sink.records(stream).is_empty(), "{stream} re-read");
@@ -78,14 +71,7 @@ async fn formula_values_changed_by_the_clock_arrive_and_other_streams_are_not_re
     // A day later: the formula streams are read whole; Age_Days__c grew by one for every
     // invoice with a date, though no SystemModstamp moved.
     ctl.advance_clock(DAY);
-    let (third, sink) = run(
-        &c.session,
-        &c.config,
-        &catalog,
-        &states.input(),
-        &fast_options(),
-    )
-    .await;
+    let (third, sink) = run_from(&c, &catalog, &states).await;
     let summary = third.unwrap();
     assert!(summary.streams.iter().all(|s| s.failure.is_none()));
     let third_ages = ages(&sink);

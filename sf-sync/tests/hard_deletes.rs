@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{configure, connect, fast_options, org_config, run, run_fresh, States};
+use common::{configure, connect, org_config, run_fresh, run_from, States};
 use fixtures::Mutation;
 use serde_json::{json, Value};
 use sf_discovery::Record;
@@ -79,14 +79,7 @@ async fn purged_and_hard_deleted_records_come_back_as_tombstones_and_nothing_els
     ctl.advance_clock(20 * 60);
     let before = ctl.stats().requests.get_deleted;
 
-    let (second, sink) = run(
-        &c.session,
-        &c.config,
-        &catalog,
-        &states.input(),
-        &fast_options(),
-    )
-    .await;
+    let (second, sink) = run_from(&c, &catalog, &states).await;
     let summary = second.unwrap();
     assert!(summary.streams.iter().all(|s| s.failure.is_none()));
     assert_eq!(
@@ -157,14 +150,7 @@ async fn purged_and_hard_deleted_records_come_back_as_tombstones_and_nothing_els
     // A third sync right after: nothing new, no tombstone again.
     states.update(&sink, &streams);
     ctl.advance_clock(HOUR);
-    let (third, sink) = run(
-        &c.session,
-        &c.config,
-        &catalog,
-        &states.input(),
-        &fast_options(),
-    )
-    .await;
+    let (third, sink) = run_from(&c, &catalog, &states).await;
     third.unwrap();
     for stream in streams {
         assert!(tombstones(&sink, stream).is_empty(), "{stream}: third sync");
@@ -187,14 +173,7 @@ async fn a_state_older_than_the_delete_log_gets_a_warning_with_the_fix() {
     let recent = ctl.mutate(Mutation::new("Lead").hard_delete(1));
     ctl.advance_clock(HOUR);
 
-    let (second, sink) = run(
-        &c.session,
-        &c.config,
-        &catalog,
-        &states.input(),
-        &fast_options(),
-    )
-    .await;
+    let (second, sink) = run_from(&c, &catalog, &states).await;
     second.unwrap();
     let warnings: Vec<&str> = sink
         .logs()
@@ -230,14 +209,7 @@ async fn hard_deletes_false_asks_nothing_and_emits_no_tombstone() {
     let hard = ctl.mutate(Mutation::new("Lead").hard_delete(2));
     assert_eq!(hard.hard_deleted.len(), 2);
     ctl.advance_clock(HOUR);
-    let (second, sink) = run(
-        &c.session,
-        &c.config,
-        &catalog,
-        &states.input(),
-        &fast_options(),
-    )
-    .await;
+    let (second, sink) = run_from(&c, &catalog, &states).await;
     second.unwrap();
     assert!(tombstones(&sink, "Lead").is_empty());
     assert_eq!(ctl.stats().requests.get_deleted, 0);

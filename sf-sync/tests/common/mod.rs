@@ -349,3 +349,19 @@ pub async fn jobs_on_org(session: &Session) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// The next sync of `catalog` from `states`, with [`fast_options`].
+pub async fn run_from(
+    c: &Connected,
+    catalog: &ConfiguredCatalog,
+    states: &States,
+) -> (Result<SyncSummary, Error>, MemorySink) {
+    run(
+        &c.session,
+        &c.config,
+        catalog,
+        &states.input(),
+        &fast_options(),
+    )
+    .await
+}
