@@ -23,6 +23,25 @@ async fn session(server: &mockito::Server) -> Session {
     Session::login(config).await.unwrap()
 }
 
+/// A config reading 2024-01-01 to 2024-01-03 from `server`, and a catalog of
+/// ActiveProfileMetric, incremental.
+fn two_days_of_active_profile_metric(server: &mockito::Server) -> (SyncConfig, ConfiguredCatalog) {
+    let config = SyncConfig::from_value(
+        &json!({"client_id": "test-client-id", "client_secret": "test-secret",
+                "refresh_token": "test-refresh", "login_url": server.url(),
+                "start_date": "2024-01-01", "end_date": "2024-01-03"}),
+        chrono::Utc::now(),
+    )
+    .unwrap()
+    .config;
+    let catalog = ConfiguredCatalog::from_value(&json!({"streams": [{
+        "stream": {"name": "ActiveProfileMetric", "json_schema": {"properties": {
+            "Id": {}, "ActiveUserCount": {}, "SystemModstamp": {}}}},
+        "sync_mode": "incremental", "destination_sync_mode": "append"}]}))
+    .unwrap();
+    (config, catalog)
+}
+
 #[tokio::test]
 async fn a_window_that_times_out_is_read_in_halves() {
     let mut server = mockito::Server::new_async().await;
@@ -38,19 +57,7 @@ async fn a_window_that_times_out_is_read_in_halves() {
         .mount_async(&mut server)
         .await;
     let session = session(&server).await;
-    let config = SyncConfig::from_value(
-        &json!({"client_id": "test-client-id", "client_secret": "test-secret",
-                "refresh_token": "test-refresh", "login_url": server.url(),
-                "start_date": "2024-01-01", "end_date": "2024-01-03"}),
-        chrono::Utc::now(),
-    )
-    .unwrap()
-    .config;
-    let catalog = ConfiguredCatalog::from_value(&json!({"streams": [{
-        "stream": {"name": "ActiveProfileMetric", "json_schema": {"properties": {
-            "Id": {}, "ActiveUserCount": {}, "SystemModstamp": {}}}},
-        "sync_mode": "incremental", "destination_sync_mode": "append"}]}))
-    .unwrap();
+    let (config, catalog) = two_days_of_active_profile_metric(&server);
     let mut sink = MemorySink::new();
     let summary = read(
         &session,
@@ -230,19 +237,7 @@ async fn a_query_that_times_out_in_the_smallest_window_fails_its_stream_with_the
         .mount_async(&mut server)
         .await;
     let session = session(&server).await;
-    let config = SyncConfig::from_value(
-        &json!({"client_id": "test-client-id", "client_secret": "test-secret",
-                "refresh_token": "test-refresh", "login_url": server.url(),
-                "start_date": "2024-01-01", "end_date": "2024-01-03"}),
-        chrono::Utc::now(),
-    )
-    .unwrap()
-    .config;
-    let catalog = ConfiguredCatalog::from_value(&json!({"streams": [{
-        "stream": {"name": "ActiveProfileMetric", "json_schema": {"properties": {
-            "Id": {}, "ActiveUserCount": {}, "SystemModstamp": {}}}},
-        "sync_mode": "incremental", "destination_sync_mode": "append"}]}))
-    .unwrap();
+    let (config, catalog) = two_days_of_active_profile_metric(&server);
     // Windows of at least a day: the first day is the smallest window.
     let mut options = sf_sync::ReadOptions::default();
     options.planner.min_window = std::time::Duration::from_secs(86_400);
