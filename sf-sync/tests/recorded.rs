@@ -23,6 +23,24 @@ async fn session(server: &mockito::Server) -> Session {
     Session::login(config).await.unwrap()
 }
 
+/// A server answering the login and the recorded `sync` scenario `name`, each exchange listed in
+/// `once` expected exactly once; its mocks, and a session logged in to it.
+async fn serve(name: &str, once: &[usize]) -> (mockito::ServerGuard, Vec<mockito::Mock>, Session) {
+    let mut server = mockito::Server::new_async().await;
+    Scenario::load("auth", "refresh_ok")
+        .unwrap()
+        .mount_async(&mut server)
+        .await;
+    let scenario = once
+        .iter()
+        .fold(Scenario::load("sync", name).unwrap(), |s, i| {
+            s.expecting(*i, 1)
+        });
+    let mocks = scenario.mount_async(&mut server).await;
+    let session = session(&server).await;
+    (server, mocks, session)
+}
+
 /// A config reading 2024-01-01 to 2024-01-03 from `server`, and a catalog of
 /// ActiveProfileMetric, incremental.
 fn two_days_of_active_profile_metric(server: &mockito::Server) -> (SyncConfig, ConfiguredCatalog) {
@@ -44,19 +62,7 @@ fn two_days_of_active_profile_metric(server: &mockito::Server) -> (SyncConfig, C
 
 #[tokio::test]
 async fn a_window_that_times_out_is_read_in_halves() {
-    let mut server = mockito::Server::new_async().await;
-    Scenario::load("auth", "refresh_ok")
-        .unwrap()
-        .mount_async(&mut server)
-        .await;
-    let mocks = Scenario::load("sync", "query_timeout_split")
-        .unwrap()
-        .expecting(2, 1)
-        .expecting(3, 1)
-        .expecting(4, 1)
-        .mount_async(&mut server)
-        .await;
-    let session = session(&server).await;
+    let (server, mocks, session) = serve("query_timeout_split", &[2, 3, 4]).await;
     let (config, catalog) = two_days_of_active_profile_metric(&server);
     let mut sink = MemorySink::new();
     let summary = read(
@@ -149,16 +155,7 @@ async fn read_links(
     MemorySink,
     Vec<mockito::Mock>,
 ) {
-    let mut server = mockito::Server::new_async().await;
-    Scenario::load("auth", "refresh_ok")
-        .unwrap()
-        .mount_async(&mut server)
-        .await;
-    let mocks = Scenario::load("sync", scenario)
-        .unwrap()
-        .mount_async(&mut server)
-        .await;
-    let session = session(&server).await;
+    let (server, mocks, session) = serve(scenario, &[]).await;
     let config = SyncConfig::from_value(
         &json!({"client_id": "test-client-id", "client_secret": "test-secret",
                 "refresh_token": "test-refresh", "login_url": server.url(),
@@ -225,18 +222,7 @@ async fn a_batch_of_links_that_times_out_is_read_again_in_halves() {
 
 #[tokio::test]
 async fn a_query_that_times_out_in_the_smallest_window_fails_its_stream_with_the_fix() {
-    let mut server = mockito::Server::new_async().await;
-    Scenario::load("auth", "refresh_ok")
-        .unwrap()
-        .mount_async(&mut server)
-        .await;
-    let mocks = Scenario::load("sync", "query_timeout_smallest_window")
-        .unwrap()
-        .expecting(2, 1)
-        .expecting(3, 1)
-        .mount_async(&mut server)
-        .await;
-    let session = session(&server).await;
+    let (server, mocks, session) = serve("query_timeout_smallest_window", &[2, 3]).await;
     let (config, catalog) = two_days_of_active_profile_metric(&server);
     // Windows of at least a day: the first day is the smallest window.
     let mut options = sf_sync::ReadOptions::default();

@@ -108,14 +108,7 @@ pub fn download(org: &Org, token: &str, soql: &str, gzip: bool, keep: bool) -> R
         }
     }
     out.seconds = started.elapsed().as_secs_f64();
-    let _ = bench_http::send(
-        org.authority(),
-        "DELETE",
-        &format!("{API}/jobs/query/{id}"),
-        &auth,
-        None,
-    )
-    .and_then(|r| r.read_body(&mut |_| {}));
+    delete_job(org, &auth, &id);
     Ok(out)
 }
 
@@ -221,14 +214,7 @@ pub fn job_wait(
         out.rows += rows;
     }
     out.seconds = started.elapsed().as_secs_f64();
-    let _ = bench_http::send(
-        org.authority(),
-        "DELETE",
-        &format!("{API}/jobs/query/{id}"),
-        &auth,
-        None,
-    )
-    .and_then(|r| r.read_body(&mut |_| {}));
+    delete_job(org, &auth, &id);
     Ok(out)
 }
 
@@ -249,6 +235,18 @@ pub fn bare_parse(pages: &[Vec<u8>]) -> Result<(f64, u64, u64)> {
         }
     }
     Ok((started.elapsed().as_secs_f64(), rows, field_bytes))
+}
+
+/// Deletes job `id`, best effort (the org forgets it at exit anyway).
+fn delete_job(org: &Org, auth: &[(&str, &str)], id: &str) {
+    let _ = bench_http::send(
+        org.authority(),
+        "DELETE",
+        &format!("{API}/jobs/query/{id}"),
+        auth,
+        None,
+    )
+    .and_then(|r| r.read_body(&mut |_| {}));
 }
 
 /// Polls job `id` every `every` (sleeping first) until it is complete; the polls sent. `who`
