@@ -1,6 +1,7 @@
 //! The sync engine's sink as Airbyte messages on stdout (or a file, for the demo).
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -96,7 +97,8 @@ impl StreamLines {
             write_value(buf, value)?;
         }
         buf.extend_from_slice(b"},\"emitted_at\":");
-        buf.extend_from_slice(emitted_at.to_string().as_bytes());
+        // Formatted in place: no string allocated per record.
+        let _ = write!(buf, "{emitted_at}");
         buf.extend_from_slice(b"}}\n");
         Ok(())
     }
@@ -139,29 +141,63 @@ fn write_value(buf: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
 }
 
 /// Appends `text` as a JSON string, escaped as `serde_json` escapes it: `\"`, `\\`, the short
-/// escapes `\b \f \n \r \t` and `\u00XX` for the other control characters. Eight bytes at a
-/// time are checked for anything to escape, and runs without any are copied whole.
+/// escapes `\b \f \n \r \t` and `\u00XX` for the other control characters. Most values need
+/// no escape at all: they are checked and copied eight bytes at a time (the last few padded with
+/// spaces, then cut off), with no call to copy short runs; from the first word that needs an
+/// escape on, runs without any are copied whole.
 fn write_str(buf: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    buf.reserve(bytes.len() + 10);
+    buf.push(b'"');
+    let mut words = bytes.chunks_exact(8);
+    let mut done = 0;
+    for chunk in &mut words {
+        let word = word_of(chunk);
+        if needs_escape(word) {
+            break;
+        }
+        buf.extend_from_slice(&word.to_ne_bytes());
+        done += 8;
+    }
+    let rest = bytes.get(done..).unwrap_or_default();
+    let last = word_of(rest);
+    if rest.len() < 8 && !needs_escape(last) {
+        buf.extend_from_slice(&last.to_ne_bytes());
+        buf.truncate(buf.len() - (8 - rest.len()));
+    } else {
+        write_escaped(buf, rest);
+    }
+    buf.push(b'"');
+}
+
+/// Up to eight bytes as a word, padded with spaces (which need no escape).
+#[inline]
+fn word_of(chunk: &[u8]) -> u64 {
+    let mut word = [b' '; 8];
+    let n = chunk.len().min(8);
+    word[..n].copy_from_slice(&chunk[..n]);
+    u64::from_ne_bytes(word)
+}
+
+/// True when a byte of `word` is below 0x20, or is `"` or `\`.
+#[inline]
+fn needs_escape(word: u64) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    /// True when a byte of `word` is below 0x20, or is `"` or `\`.
-    fn needs_escape(word: u64) -> bool {
-        let below_space = word.wrapping_sub(ONES * 0x20) & !word;
-        let quote = word ^ (ONES * u64::from(b'"'));
-        let backslash = word ^ (ONES * u64::from(b'\\'));
-        let zero_in = |w: u64| w.wrapping_sub(ONES) & !w;
-        (below_space | zero_in(quote) | zero_in(backslash)) & HIGHS != 0
-    }
-    let bytes = text.as_bytes();
-    buf.reserve(bytes.len() + 2);
-    buf.push(b'"');
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let zero_in = |w: u64| w.wrapping_sub(ONES) & !w;
+    (below_space | zero_in(quote) | zero_in(backslash)) & HIGHS != 0
+}
+
+/// `bytes` escaped, without the quotes: runs without anything to escape copied whole.
+fn write_escaped(buf: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
         if let Some(chunk) = bytes.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            if !needs_escape(u64::from_ne_bytes(word)) {
+            if !needs_escape(word_of(chunk)) {
                 i += 8;
                 continue;
             }
@@ -194,10 +230,34 @@ fn write_str(buf: &mut Vec<u8>, text: &str) {
         start = i;
     }
     buf.extend_from_slice(&bytes[start..]);
-    buf.push(b'"');
 }
 
 impl AirbyteSink {
+    /// Appends one RECORD line of `stream` (flushed once [`BATCH_BYTES`] are buffered).
+    fn write_record(&mut self, stream: &str, record: &Record) -> Result<(), sf_sync::Error> {
+        self.until_clock -= 1;
+        if self.until_clock == 0 {
+            self.emitted_at = protocol::now_millis();
+            self.until_clock = CLOCK_EVERY;
+        }
+        if !self.streams.contains_key(stream) {
+            let lines = StreamLines::new(stream).map_err(sf_sync::Error::sink)?;
+            self.streams.insert(stream.to_string(), lines);
+        }
+        if let Some(lines) = self.streams.get_mut(stream) {
+            lines
+                .write(&mut self.buf, record, self.emitted_at)
+                .map_err(sf_sync::Error::sink)?;
+            lines.since_state += 1;
+            lines.total += 1;
+        }
+        if self.buf.len() >= BATCH_BYTES {
+            self.flush_records()?;
+            self.show_progress();
+        }
+        Ok(())
+    }
+
     /// A sink writing to `out`; progress lines go to stderr when it is a terminal.
     pub fn new(out: Arc<Output>) -> AirbyteSink {
         AirbyteSink::with_progress(out, Progress::stderr())
@@ -250,25 +310,17 @@ impl AirbyteSink {
 #[async_trait]
 impl Sink for AirbyteSink {
     async fn record(&mut self, stream: &str, record: Record) -> Result<(), sf_sync::Error> {
-        self.until_clock -= 1;
-        if self.until_clock == 0 {
-            self.emitted_at = protocol::now_millis();
-            self.until_clock = CLOCK_EVERY;
-        }
-        if !self.streams.contains_key(stream) {
-            let lines = StreamLines::new(stream).map_err(sf_sync::Error::sink)?;
-            self.streams.insert(stream.to_string(), lines);
-        }
-        if let Some(lines) = self.streams.get_mut(stream) {
-            lines
-                .write(&mut self.buf, &record, self.emitted_at)
-                .map_err(sf_sync::Error::sink)?;
-            lines.since_state += 1;
-            lines.total += 1;
-        }
-        if self.buf.len() >= BATCH_BYTES {
-            self.flush_records()?;
-            self.show_progress();
+        self.write_record(stream, &record)
+    }
+
+    /// Written from the batch and left there: the engine frees them on the stream's task.
+    async fn records(
+        &mut self,
+        stream: &str,
+        batch: &mut Vec<Record>,
+    ) -> Result<(), sf_sync::Error> {
+        for record in batch.iter() {
+            self.write_record(stream, record)?;
         }
         Ok(())
     }

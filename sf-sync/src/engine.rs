@@ -14,6 +14,7 @@ use crate::error::{Error, Failure};
 use crate::options::ReadOptions;
 use crate::sink::{IncompleteReason, Sink, StreamStatus, StreamSummary, SyncSummary};
 use crate::state::InputState;
+use crate::stream::recycle::Returns;
 use crate::stream::{run_stream, Msg, Outcome, Shared};
 use crate::window::WindowParams;
 
@@ -138,6 +139,7 @@ pub async fn read_with(
             .map(|_| tokio::sync::watch::Sender::new(0))
             .collect(),
     );
+    let returns = Arc::new(Returns::new(jobs.len()));
     let shared = Arc::new(
         Shared::new(
             session.clone(),
@@ -149,7 +151,8 @@ pub async fn read_with(
             described.limit.clone(),
         )?
         .with_freshness(config.formula_refresh, config.hard_deletes)
-        .with_delivery(delivered.clone()),
+        .with_delivery(delivered.clone())
+        .with_returns(returns.clone()),
     );
     let names: Vec<Arc<str>> = jobs.iter().map(|(n, _)| Arc::from(n.as_str())).collect();
     let permits = Arc::new(Semaphore::new(config.num_workers.max(1)));
@@ -189,7 +192,7 @@ pub async fn read_with(
             Msg::State(idx, _) => Some(*idx),
             _ => None,
         };
-        if let Err(e) = deliver(sink, &names, &mut running, msg).await {
+        if let Err(e) = deliver(sink, &names, &mut running, &returns, msg).await {
             sink_error = Some(e);
             break;
         }
@@ -276,6 +279,7 @@ async fn deliver(
     sink: &mut dyn Sink,
     names: &[Arc<str>],
     running: &mut [bool],
+    returns: &Returns,
     msg: Msg,
 ) -> Result<(), Error> {
     let mut first_output = |idx: usize| -> Option<&str> {
@@ -289,14 +293,13 @@ async fn deliver(
         }
     };
     match msg {
-        Msg::Records(idx, records) => {
+        Msg::Records(idx, mut records) => {
             if let Some(name) = first_output(idx) {
                 sink.status(name, StreamStatus::Running).await?;
             }
-            let name = name_of(names, idx);
-            for record in records {
-                sink.record(name, record).await?;
-            }
+            sink.records(name_of(names, idx), &mut records).await?;
+            // What the sink left goes back to the stream, to be freed where it was made.
+            returns.give_back(idx, records);
             Ok(())
         }
         Msg::State(idx, state) => {

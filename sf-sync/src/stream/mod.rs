@@ -34,6 +34,7 @@ mod gate;
 mod object;
 mod plan;
 mod queue;
+pub(crate) mod recycle;
 mod rest;
 mod substream;
 
@@ -93,6 +94,8 @@ pub(crate) struct Shared {
     /// Per stream, how many of its states the sink has taken (the consumer counts them): a
     /// Bulk job is named once a state naming it was taken, not merely sent.
     delivered: Arc<Vec<tokio::sync::watch::Sender<u64>>>,
+    /// Per stream, the batches the sink has written, to free on the stream's task.
+    returns: Arc<recycle::Returns>,
 }
 
 impl Shared {
@@ -157,6 +160,7 @@ impl Shared {
             formula_refresh: None,
             hard_deletes: true,
             delivered: Arc::new(Vec::new()),
+            returns: Arc::default(),
         })
     }
 
@@ -166,6 +170,13 @@ impl Shared {
         delivered: Arc<Vec<tokio::sync::watch::Sender<u64>>>,
     ) -> Shared {
         self.delivered = delivered;
+        self
+    }
+
+    /// The same, given back the batches the sink has written through `returns`
+    /// (`recycle.rs`), to free them on each stream's own task.
+    pub(crate) fn with_returns(mut self, returns: Arc<recycle::Returns>) -> Shared {
+        self.returns = returns;
         self
     }
 
@@ -473,6 +484,13 @@ struct Runner {
     states_sent: AtomicU64,
 }
 
+impl Drop for Runner {
+    /// The stream ended: batches still coming back are freed by the engine.
+    fn drop(&mut self) {
+        self.shared.returns.close(self.idx);
+    }
+}
+
 impl Runner {
     /// Sends `msg` after the records before it.
     async fn send(&self, msg: Msg) -> Result<(), Stop> {
@@ -492,10 +510,13 @@ impl Runner {
 
     /// Sends the records waiting in the batch, if any.
     async fn flush(&self) -> Result<(), Stop> {
-        let batch = std::mem::take(&mut *lock(&self.batch));
-        if batch.is_empty() {
+        if !self.has_pending() {
             return Ok(());
         }
+        // Batches the sink has written are freed here, where their records were made, and one
+        // of their buffers takes the next records.
+        let spare = self.shared.returns.take(self.idx).unwrap_or_default();
+        let batch = std::mem::replace(&mut *lock(&self.batch), spare);
         self.shared
             .tx
             .send(Msg::Records(self.idx, batch))
