@@ -1,7 +1,6 @@
 //! The sync engine's sink as Airbyte messages on stdout (or a file, for the demo).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,6 +25,8 @@ pub struct AirbyteSink {
     streams: HashMap<String, StreamLines>,
     /// `emitted_at`, refreshed every [`CLOCK_EVERY`] records (milliseconds do not need more).
     emitted_at: i64,
+    /// `},"emitted_at":<emitted_at>}}` and the newline: the end of every record line.
+    emitted_suffix: Vec<u8>,
     until_clock: u32,
     progress: Progress,
     /// Per stream: its plan and how long it ran (the run report).
@@ -65,12 +66,23 @@ impl StreamLines {
         })
     }
 
-    /// Appends one RECORD line.
+    /// Appends one RECORD line emitted at `emitted_at`.
+    #[cfg(test)]
     fn write(
         &mut self,
         buf: &mut Vec<u8>,
         record: &Record,
         emitted_at: i64,
+    ) -> serde_json::Result<()> {
+        self.write_with(buf, record, &record_suffix(emitted_at))
+    }
+
+    /// Appends one RECORD line ending in `suffix` ([`record_suffix`]).
+    fn write_with(
+        &mut self,
+        buf: &mut Vec<u8>,
+        record: &Record,
+        suffix: &[u8],
     ) -> serde_json::Result<()> {
         let same = self
             .columns
@@ -96,12 +108,15 @@ impl StreamLines {
             buf.extend_from_slice(key);
             write_value(buf, value)?;
         }
-        buf.extend_from_slice(b"},\"emitted_at\":");
-        // Formatted in place: no string allocated per record.
-        let _ = write!(buf, "{emitted_at}");
-        buf.extend_from_slice(b"}}\n");
+        buf.extend_from_slice(suffix);
         Ok(())
     }
+}
+
+/// The end of a record line emitted at `emitted_at` (milliseconds): formatted once per clock
+/// reading, not once per record.
+fn record_suffix(emitted_at: i64) -> Vec<u8> {
+    format!("}},\"emitted_at\":{emitted_at}}}}}\n").into_bytes()
 }
 
 /// Appends `value` as JSON, byte for byte as `serde_json` writes it (compact): null, booleans,
@@ -233,27 +248,41 @@ fn write_escaped(buf: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 impl AirbyteSink {
-    /// Appends one RECORD line of `stream` (flushed once [`BATCH_BYTES`] are buffered).
-    fn write_record(&mut self, stream: &str, record: &Record) -> Result<(), sf_sync::Error> {
-        self.until_clock -= 1;
-        if self.until_clock == 0 {
-            self.emitted_at = protocol::now_millis();
-            self.until_clock = CLOCK_EVERY;
-        }
+    /// Appends the RECORD lines of `records` of `stream` (flushed whenever [`BATCH_BYTES`] are
+    /// buffered), looking the stream up once per flush rather than once per record.
+    fn write_records(&mut self, stream: &str, records: &[Record]) -> Result<(), sf_sync::Error> {
         if !self.streams.contains_key(stream) {
             let lines = StreamLines::new(stream).map_err(sf_sync::Error::sink)?;
             self.streams.insert(stream.to_string(), lines);
         }
-        if let Some(lines) = self.streams.get_mut(stream) {
-            lines
-                .write(&mut self.buf, record, self.emitted_at)
-                .map_err(sf_sync::Error::sink)?;
-            lines.since_state += 1;
-            lines.total += 1;
-        }
-        if self.buf.len() >= BATCH_BYTES {
-            self.flush_records()?;
-            self.show_progress();
+        let mut rest = records;
+        while !rest.is_empty() {
+            let Some(lines) = self.streams.get_mut(stream) else {
+                break;
+            };
+            let mut written = 0;
+            for record in rest {
+                self.until_clock -= 1;
+                if self.until_clock == 0 {
+                    self.emitted_at = protocol::now_millis();
+                    self.emitted_suffix = record_suffix(self.emitted_at);
+                    self.until_clock = CLOCK_EVERY;
+                }
+                lines
+                    .write_with(&mut self.buf, record, &self.emitted_suffix)
+                    .map_err(sf_sync::Error::sink)?;
+                lines.since_state += 1;
+                lines.total += 1;
+                written += 1;
+                if self.buf.len() >= BATCH_BYTES {
+                    break;
+                }
+            }
+            rest = rest.get(written..).unwrap_or_default();
+            if self.buf.len() >= BATCH_BYTES {
+                self.flush_records()?;
+                self.show_progress();
+            }
         }
         Ok(())
     }
@@ -265,11 +294,13 @@ impl AirbyteSink {
 
     /// A sink writing to `out` and drawing `progress`.
     pub fn with_progress(out: Arc<Output>, progress: Progress) -> AirbyteSink {
+        let now = protocol::now_millis();
         AirbyteSink {
             out,
             buf: Vec::with_capacity(BATCH_BYTES + 4096),
             streams: HashMap::new(),
-            emitted_at: protocol::now_millis(),
+            emitted_at: now,
+            emitted_suffix: record_suffix(now),
             until_clock: CLOCK_EVERY,
             progress,
             observed: BTreeMap::new(),
@@ -310,7 +341,7 @@ impl AirbyteSink {
 #[async_trait]
 impl Sink for AirbyteSink {
     async fn record(&mut self, stream: &str, record: Record) -> Result<(), sf_sync::Error> {
-        self.write_record(stream, &record)
+        self.write_records(stream, std::slice::from_ref(&record))
     }
 
     /// Written from the batch and left there: the engine frees them on the stream's task.
@@ -319,10 +350,7 @@ impl Sink for AirbyteSink {
         stream: &str,
         batch: &mut Vec<Record>,
     ) -> Result<(), sf_sync::Error> {
-        for record in batch.iter() {
-            self.write_record(stream, record)?;
-        }
-        Ok(())
+        self.write_records(stream, batch)
     }
 
     async fn state(&mut self, stream: &str, state: Value) -> Result<(), sf_sync::Error> {
