@@ -484,13 +484,6 @@ struct Runner {
     states_sent: AtomicU64,
 }
 
-impl Drop for Runner {
-    /// The stream ended: batches still coming back are freed by the engine.
-    fn drop(&mut self) {
-        self.shared.returns.close(self.idx);
-    }
-}
-
 impl Runner {
     /// Sends `msg` after the records before it.
     async fn send(&self, msg: Msg) -> Result<(), Stop> {

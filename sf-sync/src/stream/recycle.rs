@@ -102,6 +102,13 @@ impl Returns {
     }
 }
 
+impl Drop for super::Runner {
+    /// The stream ended: batches still coming back are freed by the engine.
+    fn drop(&mut self) {
+        self.shared.returns.close(self.idx);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
