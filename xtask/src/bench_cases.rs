@@ -351,15 +351,17 @@ pub fn throughput(
     let p = prepare(bins, work, case, &[])?;
     let mut t = measure(bins, &p, case, repeat, quiet, &p.config, &[])?;
     if case.with_limit {
-        t.limit = Some(limit(&p.org, case, &p.columns, repeat)?);
+        let soql = format!("SELECT {} FROM {}", p.columns.join(", "), case.object);
+        t.limit = Some(limit(&p.org, case, &soql, repeat)?);
     }
     Ok(t)
 }
 
-/// The limit on the case's result pages: the fastest of `repeat` raw downloads (gzip, as the
-/// connector asks, and uncompressed) and bare parses.
-fn limit(org: &Org, case: &ReadCase, columns: &[String], repeat: usize) -> Result<Limit> {
-    let soql = format!("SELECT {} FROM {}", columns.join(", "), case.object);
+/// The limit on the result pages of `soql` (the Bulk query the connector sends for the case):
+/// the fastest of `repeat` raw downloads (gzip, as the connector asks, and uncompressed) and bare
+/// parses.
+pub fn limit(org: &Org, case: &ReadCase, soql: &str, repeat: usize) -> Result<Limit> {
+    let soql = soql.to_string();
     let token = bench_raw::login(org)?;
     let mut out = Limit::default();
     let mut pages = Vec::new();

@@ -129,6 +129,32 @@ pub fn rest_fingerprints(
     Ok(out)
 }
 
+/// The Bulk query the connector sends for `columns` of `object`: each compound column (a field
+/// the org's describe names as some field's `compoundFieldName`) replaced by its components.
+pub fn bulk_soql(org: &Org, token: &str, object: &str, columns: &[String]) -> Result<String> {
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+    let path = format!("{API}/sobjects/{object}/describe");
+    let describe = bench_http::send(org.authority(), "GET", &path, &auth, None)?.json()?;
+    let fields = describe["fields"]
+        .as_array()
+        .context("a describe without fields")?;
+    let mut selected: Vec<&str> = Vec::new();
+    for column in columns {
+        let parts: Vec<&str> = fields
+            .iter()
+            .filter(|f| f["compoundFieldName"].as_str() == Some(column.as_str()))
+            .filter_map(|f| f["name"].as_str())
+            .collect();
+        if parts.is_empty() {
+            selected.push(column);
+        } else {
+            selected.extend(parts);
+        }
+    }
+    Ok(format!("SELECT {} FROM {object}", selected.join(", ")))
+}
+
 /// Rows compared and the ids that differ (in either direction: missing on one side, or other
 /// values), sorted.
 pub fn compare(bulk: &HashMap<String, u64>, rest: &HashMap<String, u64>) -> (u64, Vec<String>) {

@@ -11,9 +11,11 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use crate::bench::{Binaries, Quiet};
-use crate::bench_cases::{columns, measure, prepare, ReadCase, Throughput, BULK_ONLY_COLUMNS};
+use crate::bench_cases::{
+    columns, limit, measure, prepare, ReadCase, Throughput, BULK_ONLY_COLUMNS,
+};
 use crate::bench_catalog::Pick;
-use crate::bench_compound::{compare, connector_fingerprints, rest_fingerprints};
+use crate::bench_compound::{bulk_soql, compare, connector_fingerprints, rest_fingerprints};
 use crate::bench_proc::OrgSpec;
 use crate::bench_raw::{self, JobWait};
 
@@ -210,7 +212,12 @@ pub fn compound(
         OrgSpec::default(),
     );
     let p = prepare(bins, work, &case, &[])?;
-    let read = measure(bins, &p, &case, repeat, quiet, &p.config, &[])?;
+    let mut read = measure(bins, &p, &case, repeat, quiet, &p.config, &[])?;
+    // The ceiling on this machine: the org serving the same component pages to a client that
+    // discards them.
+    let token = bench_raw::login(&p.org)?;
+    let soql = bulk_soql(&p.org, &token, case.object, &p.columns)?;
+    read.limit = Some(limit(&p.org, &case, &soql, repeat)?);
     eprintln!("bench: {}: comparing {COMPARED:?} with REST's", case.name);
     let args = [
         "read",

@@ -429,7 +429,8 @@ pub fn render(r: &Results) -> String {
         "| case | connector s | raw download, gzip as the connector asks: s (MB) | raw download, uncompressed: s (MB) | bare `csv` parse of the uncompressed pages: s | connector ÷ raw gzip | connector ÷ raw uncompressed | connector ÷ bare parse |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
-    for t in &r.cases {
+    let compound = r.issue17.compound.iter().map(|c| &c.read);
+    for t in r.cases.iter().chain(compound) {
         let Some(l) = &t.limit else { continue };
         let _ = writeln!(
             s,
