@@ -170,10 +170,15 @@ impl Run {
     }
 
     pub(crate) fn into_stream(self) -> BulkStream {
-        Box::pin(futures_util::stream::unfold(self, |mut run| async move {
-            let item = run.next_item().await?;
-            Some((item, run))
-        }))
+        // Boxed: `unfold` moves its state in and out for every item, and a record is an item,
+        // so a pointer is moved rather than the whole run (a measurable share of the CPU).
+        Box::pin(futures_util::stream::unfold(
+            Box::new(self),
+            |mut run| async move {
+                let item = run.next_item().await?;
+                Some((item, run))
+            },
+        ))
     }
 
     /// Ends the run with `error`; records decoded but not yielded are dropped (they were not

@@ -427,7 +427,8 @@ impl RestReader {
             self.config.refetch_batch,
             stats.clone(),
         );
-        let inner = futures_util::stream::unfold(engine, |mut engine| async move {
+        // Boxed: `unfold` moves its state for every record; a pointer moves, not the engine.
+        let inner = futures_util::stream::unfold(Box::new(engine), |mut engine| async move {
             let item = engine.next().await?;
             Some((item, engine))
         });
