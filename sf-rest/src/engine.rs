@@ -2,13 +2,13 @@
 //! several chunk queries over the same rows merged on `Id`.
 //!
 //! Memory: two pages per chunk (the one being yielded and the next, asked for as soon as its
-//! `nextRecordsUrl` is known so that the round trip overlaps the shaping and yielding of the
-//! current one), plus at most `refetch_batch` records held back while records missing from a
+//! `nextRecordsUrl` is known, read ahead of the current page's records when it comes before
+//! them as Salesforce writes pages, so that the round trip overlaps the parsing, shaping and
+//! yielding of the current one), plus at most `refetch_batch` records held back while records missing from a
 //! chunk wait to be re-fetched.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -22,7 +22,8 @@ use crate::plan::{form_encoded_len, RequestBudget};
 use crate::reader::{QueryPlan, ReadStats};
 use crate::shape::Shape;
 use crate::soql::{quote, CursorPoint, CursorValue, Order, ResumeKey, Soql};
-use crate::wire::{decode_page, QueryPage};
+use crate::wire::{decode_page, next_url_ahead, QueryPage};
+use followed::Followed;
 
 /// Where a query goes next.
 #[derive(Debug, Clone)]
@@ -33,32 +34,6 @@ enum Next {
     Url(String),
     /// No more pages.
     Done,
-}
-
-/// The `nextRecordsUrl`s one query has followed, kept as 64-bit hashes (8 bytes a page), so
-/// that a server naming a page already read again is refused instead of read forever.
-#[derive(Debug, Default)]
-struct Followed(HashSet<u64>);
-
-impl Followed {
-    /// Records the page `next` names; fails when the query has read that page already.
-    fn refuse_repeat(&mut self, stream: &str, next: &Next) -> Result<(), Error> {
-        let Next::Url(path) = next else {
-            return Ok(());
-        };
-        let mut hasher = DefaultHasher::new();
-        path.hash(&mut hasher);
-        if self.0.insert(hasher.finish()) {
-            return Ok(());
-        }
-        Err(Error::QueryDecode {
-            stream: stream.to_string(),
-            message: format!(
-                "nextRecordsUrl `{path}` names a page this query has already read; the server \
-                 repeats its pages, so the read stops rather than loop"
-            ),
-        })
-    }
 }
 
 /// One row of one chunk.
@@ -242,13 +217,35 @@ impl Engine {
 
     /// Asks for chunk `c`'s next page ahead of need, if it has one.
     fn prefetch(&mut self, c: usize) {
-        let Some(request) = self.page_request(&self.chunks[c].next) else {
-            return;
+        let next = self.chunks[c].next.clone();
+        self.ask(c, &next);
+    }
+
+    /// Asks for `next` ahead of need as chunk `c`'s next page; false when there is none.
+    fn ask(&mut self, c: usize, next: &Next) -> bool {
+        let Some(request) = self.page_request(next) else {
+            return false;
         };
         let session = self.session.clone();
         self.with_stats(|s| s.requests += 1);
         self.chunks[c].prefetch =
             Prefetch::InFlight(Box::pin(async move { session.fetch(request).await }));
+        true
+    }
+
+    /// Asks for chunk `c`'s next page from the URL ahead of `answer`'s records
+    /// ([`next_url_ahead`]); the path asked for, if any.
+    fn ask_ahead(
+        &mut self,
+        c: usize,
+        answer: &Result<FullResponse, sf_auth::Error>,
+    ) -> Option<String> {
+        let path = path_of(next_url_ahead(&answer.as_ref().ok()?.body)?.trim())?;
+        // A page read already is refused after the parse, never asked for again.
+        if self.chunks[c].followed.has(&path) {
+            return None;
+        }
+        self.ask(c, &Next::Url(path.clone())).then_some(path)
     }
 
     /// The answer for chunk `c`'s next page: the one asked ahead, or a request sent now.
@@ -307,9 +304,25 @@ impl Engine {
             }
             for (c, answer) in wanted.into_iter().zip(answers) {
                 let Some(answer) = answer else { continue };
+                // The next page is asked for before this one is parsed when its URL comes
+                // ahead of the records, so the server prepares it meanwhile.
+                let ahead = self.ask_ahead(c, &answer);
+                if ahead.is_some() {
+                    std::future::poll_fn(|cx| {
+                        self.drive(cx);
+                        Poll::Ready(())
+                    })
+                    .await;
+                }
                 let page = self.decode(c, answer)?;
                 self.accept_page(c, page)?;
-                self.prefetch(c);
+                match (&ahead, &self.chunks[c].next) {
+                    (Some(asked), Next::Url(next)) if asked == next => {}
+                    _ => {
+                        self.chunks[c].prefetch = Prefetch::None;
+                        self.prefetch(c);
+                    }
+                }
             }
             // Send the requests asked ahead now, not at the first record.
             std::future::poll_fn(|cx| {
@@ -651,5 +664,6 @@ pub(crate) fn path_of(url: &str) -> Option<String> {
     (!names_a_host).then(|| path.to_string())
 }
 
+mod followed;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,42 @@
+//! The pages a query has followed, so a server that names one again is refused.
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use super::Next;
+use crate::error::Error;
+
+/// The `nextRecordsUrl`s one query has followed, kept as 64-bit hashes (8 bytes a page), so
+/// that a server naming a page already read again is refused instead of read forever.
+#[derive(Debug, Default)]
+pub(super) struct Followed(HashSet<u64>);
+
+impl Followed {
+    fn key(path: &str) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        path.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// Whether the query has read the page at `path` already.
+    pub(super) fn has(&self, path: &str) -> bool {
+        self.0.contains(&Followed::key(path))
+    }
+
+    /// Records the page `next` names; fails when the query has read that page already.
+    pub(super) fn refuse_repeat(&mut self, stream: &str, next: &Next) -> Result<(), Error> {
+        let Next::Url(path) = next else {
+            return Ok(());
+        };
+        if self.0.insert(Followed::key(path)) {
+            return Ok(());
+        }
+        Err(Error::QueryDecode {
+            stream: stream.to_string(),
+            message: format!(
+                "nextRecordsUrl `{path}` names a page this query has already read; the server \
+                 repeats its pages, so the read stops rather than loop"
+            ),
+        })
+    }
+}
