@@ -267,7 +267,7 @@ impl Session {
     }
 
     /// One try of `req`; a 401 renews the token and asks for a replay unless `renewed` says this
-    /// request already did.
+    /// request already did (a 401 for a token replaced meanwhile is replayed without renewing).
     async fn send_once(
         &self,
         req: &Request,
@@ -320,6 +320,12 @@ impl Session {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         let api = api_error(response).await;
+        // A token another request has replaced since this one was sent says nothing of the new
+        // one: replayed with it, and not counted as this request's renewal (with many requests
+        // in flight a token can be replaced, and then refused, while one waits for its answer).
+        if status == 401 && self.read_token(|t| t.generation) != generation {
+            return Ok(Attempt::Replay);
+        }
         if status == 401 && !renewed.swap(true, Ordering::Relaxed) {
             tracing::info!(operation = %operation, "SessionExpired");
             self.refresh_if_generation(generation).await?;

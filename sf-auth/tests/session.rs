@@ -107,6 +107,56 @@ async fn a_second_401_is_an_error_not_a_loop() {
     mocks[1].assert_async().await;
 }
 
+/// Reads one HTTP request (head and, for the token POST, the form body) from `sock`; `None`
+/// when the client closed it first.
+async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = sock.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return Some(text);
+            }
+        }
+    }
+}
+
+/// Answers `status` with the JSON `body` and closes the connection.
+async fn reply(mut sock: tokio::net::TcpStream, status: u16, body: &str) {
+    use tokio::io::AsyncWriteExt;
+    let reply = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    sock.write_all(reply.as_bytes()).await.unwrap();
+    let _ = sock.shutdown().await;
+}
+
+/// The token answer for login `n`: access token `00D1!TOKEN_<n>` on `base`.
+fn token_answer(n: usize, base: &str) -> String {
+    format!(
+        r#"{{"access_token":"00D1!TOKEN_{n}","instance_url":"{base}","id":"x","token_type":"Bearer","issued_at":"1","signature":"x"}}"#
+    )
+}
+
+const EXPIRED: &str =
+    r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#;
+
 /// A tiny HTTP server for the single-flight test: it holds every request made with the first
 /// token until eight of them have arrived, then answers them all 401, so all eight really see an
 /// expired session at once. It counts logins.
@@ -115,7 +165,6 @@ async fn gated_server(
 ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -127,61 +176,22 @@ async fn gated_server(
             let (mut sock, _) = listener.accept().await.unwrap();
             let (logins, barrier, base) = (logins2.clone(), barrier.clone(), base2.clone());
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                // Read the head and, for the token POST, the form body.
-                loop {
-                    let n = sock.read(&mut chunk).await.unwrap();
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap())
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + len {
-                            break;
-                        }
-                    }
-                }
-                let text = String::from_utf8_lossy(&buf).to_string();
-                let (status, body) = if text.starts_with("POST /services/oauth2/token") {
+                let Some(text) = read_request(&mut sock).await else {
+                    return;
+                };
+                if text.starts_with("POST /services/oauth2/token") {
                     let n = logins.fetch_add(1, Ordering::SeqCst) + 1;
                     if n > 1 && renewal_fails {
                         let body = r#"{"error":"invalid_grant","error_description":"expired access/refresh token"}"#;
-                        let reply = format!(
-                            "HTTP/1.1 400 X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                            body.len()
-                        );
-                        sock.write_all(reply.as_bytes()).await.unwrap();
-                        let _ = sock.shutdown().await;
-                        return;
+                        return reply(sock, 400, body).await;
                     }
-                    (
-                        200,
-                        format!(
-                            r#"{{"access_token":"00D1!TOKEN_{n}","instance_url":"{base}","id":"x","token_type":"Bearer","issued_at":"1","signature":"x"}}"#
-                        ),
-                    )
+                    reply(sock, 200, &token_answer(n, &base)).await
                 } else if text.contains("Bearer 00D1!TOKEN_1") {
                     barrier.wait().await;
-                    (401, r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#.to_string())
+                    reply(sock, 401, EXPIRED).await
                 } else {
-                    (200, r#"{"sobjects":[]}"#.to_string())
-                };
-                let reply = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                sock.write_all(reply.as_bytes()).await.unwrap();
-                let _ = sock.shutdown().await;
+                    reply(sock, 200, r#"{"sobjects":[]}"#).await
+                }
             });
         }
     });
@@ -199,6 +209,79 @@ async fn eight_concurrent_401s_cause_exactly_one_login() {
     // The barrier released only once all eight held the expired token: one renewal served them all.
     assert_eq!(logins.load(std::sync::atomic::Ordering::SeqCst), 2);
     assert_eq!(session.login_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_401_for_a_token_replaced_meanwhile_is_not_the_request_s_own_renewal() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // Request A is sent with token 1 and held; request B, also with token 1, is refused, renews
+    // (token 2) and succeeds. Then A is refused too, for the token B replaced; its replay with
+    // token 2 is refused as well (token 2 expired meanwhile). A renews once itself (token 3) and
+    // succeeds: the first refusal was not its renewal.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let logins = Arc::new(AtomicUsize::new(0));
+    let token_1_seen = Arc::new(AtomicUsize::new(0));
+    let token_2_seen = Arc::new(AtomicUsize::new(0));
+    let a_held = Arc::new(tokio::sync::Notify::new());
+    let b_done = Arc::new(tokio::sync::Notify::new());
+    {
+        let (logins, base) = (logins.clone(), base.clone());
+        let (t1, t2) = (token_1_seen.clone(), token_2_seen.clone());
+        let (a_held, b_done) = (a_held.clone(), b_done.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let (logins, base) = (logins.clone(), base.clone());
+                let (t1, t2) = (t1.clone(), t2.clone());
+                let (a_held, b_done) = (a_held.clone(), b_done.clone());
+                tokio::spawn(async move {
+                    let Some(text) = read_request(&mut sock).await else {
+                        return;
+                    };
+                    if text.starts_with("POST /services/oauth2/token") {
+                        let n = logins.fetch_add(1, Ordering::SeqCst) + 1;
+                        return reply(sock, 200, &token_answer(n, &base)).await;
+                    }
+                    if text.contains("Bearer 00D1!TOKEN_1") {
+                        if t1.fetch_add(1, Ordering::SeqCst) == 0 {
+                            // A: held until B has renewed and been served.
+                            a_held.notify_one();
+                            b_done.notified().await;
+                        }
+                        return reply(sock, 401, EXPIRED).await;
+                    }
+                    if text.contains("Bearer 00D1!TOKEN_2") {
+                        if t2.fetch_add(1, Ordering::SeqCst) == 0 {
+                            // B's replay succeeds; A's replay, later, finds token 2 expired.
+                            reply(sock, 200, r#"{"who":"B"}"#).await;
+                            b_done.notify_one();
+                            return;
+                        }
+                        return reply(sock, 401, EXPIRED).await;
+                    }
+                    reply(sock, 200, r#"{"who":"A"}"#).await
+                });
+            }
+        });
+    }
+    let session = Session::login(config_at(&base)).await.unwrap();
+    let a = {
+        let s = session.clone();
+        tokio::spawn(async move { s.get_json::<serde_json::Value>("sobjects", &[]).await })
+    };
+    a_held.notified().await;
+    let b = session
+        .get_json::<serde_json::Value>("sobjects", &[])
+        .await
+        .unwrap();
+    assert_eq!(b, serde_json::json!({"who": "B"}));
+    let a = a.await.unwrap().unwrap();
+    assert_eq!(a, serde_json::json!({"who": "A"}));
+    // The first login, B's renewal, A's own renewal.
+    assert_eq!(logins.load(Ordering::SeqCst), 3);
+    assert_eq!(token_2_seen.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
