@@ -23,6 +23,11 @@ pub struct Tuning {
     /// default 4. 1 reads them one after another.
     #[arg(long, value_name = "PAGES", allow_negative_numbers = true, value_parser = bounded::<usize>(1, 16, "pages downloaded at once"))]
     pub bulk_parallel_pages: Option<usize>,
+    /// KiB of one Bulk job's result pages downloaded and not yet decoded held at most (the page
+    /// being emitted included), 64 to 1048576; default 2048. A page that finds it spent stops
+    /// reading its connection until the reader catches up: the bound on the read's memory.
+    #[arg(long, value_name = "KIB", allow_negative_numbers = true, value_parser = bounded::<usize>(64, 1_048_576, "KiB of result pages held"))]
+    pub bulk_buffer_kib: Option<usize>,
     /// Bulk jobs of later windows created while an earlier one downloads, per stream, 1 to 10;
     /// default 3. Each is one of the org's 10,000 Bulk query jobs a day.
     #[arg(long, value_name = "JOBS", allow_negative_numbers = true, value_parser = bounded::<usize>(1, 10, "Bulk jobs in flight per stream"))]
@@ -58,6 +63,9 @@ impl Tuning {
         }
         if let Some(pages) = self.bulk_parallel_pages {
             options.bulk_parallel_pages = pages;
+        }
+        if let Some(kib) = self.bulk_buffer_kib {
+            options.bulk_buffer_bytes = kib * 1024;
         }
         if let Some(jobs) = self.bulk_jobs_in_flight {
             options.bulk_jobs_in_flight = jobs;
@@ -152,6 +160,8 @@ mod tests {
             "50",
             "--bulk-parallel-pages",
             "1",
+            "--bulk-buffer-kib",
+            "512",
             "--bulk-jobs-in-flight",
             "2",
             "--bulk-rows-per-window",
@@ -169,6 +179,7 @@ mod tests {
         let options = tuning.options();
         assert_eq!(options.bulk_max_records, Some(50));
         assert_eq!(options.bulk_parallel_pages, 1);
+        assert_eq!(options.bulk_buffer_bytes, 512 * 1024);
         assert_eq!(options.bulk_jobs_in_flight, 2);
         assert_eq!(options.planner.bulk_rows_per_window, 800);
         assert_eq!(options.checkpoint_jobs_after, Duration::ZERO);
@@ -206,6 +217,8 @@ mod tests {
             ("--bulk-page-rows", "many", "from 1 to 1000000"),
             ("--bulk-parallel-pages", "0", "from 1 to 16"),
             ("--bulk-parallel-pages", "17", "from 1 to 16"),
+            ("--bulk-buffer-kib", "63", "from 64 to 1048576"),
+            ("--bulk-buffer-kib", "2000000", "from 64 to 1048576"),
             ("--bulk-jobs-in-flight", "0", "from 1 to 10"),
             ("--bulk-jobs-in-flight", "500", "from 1 to 10"),
             ("--bulk-rows-per-window", "0", "from 1 to 1000000000"),

@@ -32,6 +32,9 @@ pub struct ReadOptions {
     /// Results pages of one Bulk job downloaded at once through `resultPages` (API 58.0+), 1 to
     /// 16; 1 reads them one after another by their locators.
     pub bulk_parallel_pages: usize,
+    /// Bytes of Bulk result pages downloaded and not yet decoded held at most, per job
+    /// (`sf_bulk::BulkConfig::parallel_buffer_bytes`), 1 to `u32::MAX`; default 2 MiB.
+    pub bulk_buffer_bytes: usize,
     /// Records queued between the stream tasks and the sink: the bound on what the engine holds
     /// in memory besides pages being read. Records travel in batches of a quarter of this (at
     /// most 1,024), each taking one of the channel's `channel_capacity / batch` slots, which
@@ -62,6 +65,7 @@ impl Default for ReadOptions {
             bulk_poll: PollSchedule::default(),
             bulk_max_records: sf_bulk::BulkConfig::default().max_records,
             bulk_parallel_pages: sf_bulk::BulkConfig::default().parallel_pages,
+            bulk_buffer_bytes: sf_bulk::BulkConfig::default().parallel_buffer_bytes,
             channel_capacity: 1024,
             rest_batch_size: None,
             resume_attempts: 3,
@@ -89,6 +93,13 @@ impl ReadOptions {
                 "bulk_parallel_pages",
                 self.bulk_parallel_pages.to_string(),
                 "must be from 1 to 16",
+            );
+        }
+        if self.bulk_buffer_bytes == 0 || self.bulk_buffer_bytes > u32::MAX as usize {
+            bad(
+                "bulk_buffer_bytes",
+                self.bulk_buffer_bytes.to_string(),
+                "must be more than zero and at most 4 GiB",
             );
         }
         if let Err(sf_bulk::Error::Config { field, reason }) = self.bulk_poll.validate() {
@@ -150,6 +161,7 @@ mod tests {
                 ..PollSchedule::default()
             },
             bulk_max_records: Some(0),
+            bulk_buffer_bytes: 0,
             ..ReadOptions::default()
         };
         let text = bad.validate().unwrap_err().to_string();
@@ -170,6 +182,11 @@ mod tests {
             text.contains("`bulk_max_records`: `0` must be at least 1"),
             "{text}"
         );
+        assert!(
+            text.contains("`bulk_buffer_bytes`: `0` must be more than zero and at most 4 GiB"),
+            "{text}"
+        );
         assert_eq!(ReadOptions::default().bulk_max_records, Some(100_000));
+        assert_eq!(ReadOptions::default().bulk_buffer_bytes, 2 * 1024 * 1024);
     }
 }

@@ -129,6 +129,7 @@ impl Shared {
                 poll: options.bulk_poll,
                 max_records: options.bulk_max_records,
                 parallel_pages: options.bulk_parallel_pages,
+                parallel_buffer_bytes: options.bulk_buffer_bytes,
                 ..BulkConfig::default()
             },
         )
