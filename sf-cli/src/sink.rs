@@ -23,9 +23,8 @@ pub struct AirbyteSink {
     buf: Vec<u8>,
     /// Per stream: counters and the record line's fixed parts, escaped once.
     streams: HashMap<String, StreamLines>,
-    /// `emitted_at`, refreshed every [`CLOCK_EVERY`] records (milliseconds do not need more).
-    emitted_at: i64,
-    /// `},"emitted_at":<emitted_at>}}` and the newline: the end of every record line.
+    /// `},"emitted_at":<milliseconds>}}` and the newline: the end of every record line, the
+    /// clock read every [`CLOCK_EVERY`] records (milliseconds do not need more).
     emitted_suffix: Vec<u8>,
     until_clock: u32,
     progress: Progress,
@@ -164,9 +163,8 @@ fn write_str(buf: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     buf.reserve(bytes.len() + 10);
     buf.push(b'"');
-    let mut words = bytes.chunks_exact(8);
     let mut done = 0;
-    for chunk in &mut words {
+    for chunk in bytes.chunks_exact(8) {
         let word = word_of(chunk);
         if needs_escape(word) {
             break;
@@ -264,8 +262,7 @@ impl AirbyteSink {
             for record in rest {
                 self.until_clock -= 1;
                 if self.until_clock == 0 {
-                    self.emitted_at = protocol::now_millis();
-                    self.emitted_suffix = record_suffix(self.emitted_at);
+                    self.emitted_suffix = record_suffix(protocol::now_millis());
                     self.until_clock = CLOCK_EVERY;
                 }
                 lines
@@ -294,13 +291,11 @@ impl AirbyteSink {
 
     /// A sink writing to `out` and drawing `progress`.
     pub fn with_progress(out: Arc<Output>, progress: Progress) -> AirbyteSink {
-        let now = protocol::now_millis();
         AirbyteSink {
             out,
             buf: Vec::with_capacity(BATCH_BYTES + 4096),
             streams: HashMap::new(),
-            emitted_at: now,
-            emitted_suffix: record_suffix(now),
+            emitted_suffix: record_suffix(protocol::now_millis()),
             until_clock: CLOCK_EVERY,
             progress,
             observed: BTreeMap::new(),
