@@ -41,6 +41,13 @@ pub enum ErrorKind {
     /// restriction" asks for [`VIEW_ALL_DATA`], `TXN_SECURITY_METERING_ERROR` for
     /// [`EXEMPT_FROM_TRANSACTION_SECURITY`]).
     PermissionRequired,
+    /// Salesforce serves the object only with a `WHERE` clause its message spells out
+    /// ("Implementation restriction: ContentDocumentLink requires a filter by a single Id ...",
+    /// "... When querying the Vote object, you must filter using the following syntax: ..."): a
+    /// query of the whole object is refused, and "View All Data" does not change that (the
+    /// documented exception: Query All Files lets ContentDocumentLink be read unfiltered from
+    /// API 59.0).
+    FilterRequired,
     /// A selected field does not exist or is not visible (`INVALID_FIELD`).
     InvalidField,
     /// The SOQL is malformed (`MALFORMED_QUERY`, `INVALID_QUERY_FILTER_OPERATOR`).
@@ -94,6 +101,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::ObjectNotQueryable => "object not queryable",
             ErrorKind::InsufficientAccess => "insufficient access",
             ErrorKind::PermissionRequired => "permission required",
+            ErrorKind::FilterRequired => "filter required",
             ErrorKind::InvalidField => "invalid field",
             ErrorKind::MalformedQuery => "query rejected",
             ErrorKind::QueryTimeout => "query timeout",
@@ -240,6 +248,9 @@ pub fn classify(status: u16, error_code: Option<&str>, message: &str) -> ErrorKi
     if status == 401 {
         return ErrorKind::Unauthenticated;
     }
+    if filter_required(message) {
+        return ErrorKind::FilterRequired;
+    }
     if required_permission(error_code, message).is_some() {
         return ErrorKind::PermissionRequired;
     }
@@ -277,6 +288,9 @@ pub fn classify(status: u16, error_code: Option<&str>, message: &str) -> ErrorKi
 /// retries a job internally and gives up with "Retried more than 15 times" or a time limit, so a
 /// narrower window may succeed: [`ErrorKind::QueryTimeout`]), else [`ErrorKind::JobFailed`].
 pub fn classify_job_failure(message: &str) -> ErrorKind {
+    if filter_required(message) {
+        return ErrorKind::FilterRequired;
+    }
     if required_permission(None, message).is_some() {
         return ErrorKind::PermissionRequired;
     }
@@ -303,14 +317,32 @@ pub fn classify_job_failure(message: &str) -> ErrorKind {
 pub fn required_permission(error_code: Option<&str>, message: &str) -> Option<&'static str> {
     if error_code == Some("TXN_SECURITY_METERING_ERROR") {
         Some(EXEMPT_FROM_TRANSACTION_SECURITY)
-    } else if message
-        .trim_start()
-        .starts_with("Implementation restriction")
-    {
+    } else if implementation_restriction(message) && !filter_required(message) {
         Some(VIEW_ALL_DATA)
     } else {
         None
     }
+}
+
+fn implementation_restriction(message: &str) -> bool {
+    message
+        .trim_start()
+        .starts_with("Implementation restriction")
+}
+
+/// True when an "Implementation restriction" is about the query's filter, not the user's
+/// permissions: the object is served only with a `WHERE` clause the message spells out. Seen
+/// (Salesforce's documentation for ContentDocumentLink: "You can't run a query without filters";
+/// the messages as users report them, sure of their wording up to punctuation):
+/// "ContentDocumentLink requires a filter by a single Id on ContentDocumentId or LinkedEntityId
+/// ...", "FieldDefinition requires a filter by a single Durable Id ...", "When querying the Vote
+/// object, you must filter using the following syntax: ...", "When querying or searching the
+/// Knowledge__kav object, you must filter using ...". Other restrictions (an activity
+/// relationship a non-admin may read only with a `LIMIT`) stay a matter of "View All Data", as
+/// Airbyte's connector treats them all.
+fn filter_required(message: &str) -> bool {
+    implementation_restriction(message)
+        && (message.contains("requires a filter") || message.contains("must filter"))
 }
 
 /// True when a message says Bulk API 2.0 cannot serve the query.

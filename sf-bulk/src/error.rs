@@ -288,6 +288,7 @@ fn creation_kind(source: &sf_auth::Error) -> ErrorKind {
     let status = source.api_error().map_or(0, |api| api.status);
     match kind {
         ErrorKind::PermissionRequired
+        | ErrorKind::FilterRequired
         | ErrorKind::BulkNotSupported
         | ErrorKind::BulkJobLimit
         | ErrorKind::DailyLimitExceeded => kind,
@@ -438,7 +439,7 @@ mod tests {
                 400,
                 "API_ERROR",
                 "Implementation restriction: ContentDocumentLink requires a filter",
-                ErrorKind::PermissionRequired,
+                ErrorKind::FilterRequired,
             ),
             (
                 400,

@@ -244,11 +244,14 @@ async fn job_creation_refusals_are_classified() {
             "REQUEST_LIMIT_EXCEEDED",
             None,
         ),
+        // ContentDocumentLink "requires a filter": a filter restriction, not "View All Data"
+        // (only Query All Files, from API 59.0, lifts it; sf-sync reads the object through its
+        // parents' ids).
         (
             "create_implementation_restriction",
-            ErrorKind::PermissionRequired,
+            ErrorKind::FilterRequired,
             "API_ERROR",
-            Some("View All Data"),
+            None,
         ),
         (
             "create_txn_security",

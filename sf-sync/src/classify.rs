@@ -21,6 +21,7 @@ impl Failure {
             | K::ObjectNotQueryable
             | K::InsufficientAccess
             | K::PermissionRequired
+            | K::FilterRequired
             | K::InvalidField
             | K::InvalidConfig => Failure::Config,
             K::Unauthenticated
@@ -54,6 +55,11 @@ impl Failure {
             K::InsufficientAccess => {
                 "give the Salesforce user read access to this object (its profile or a permission \
                  set), or remove the stream from the catalog"
+            }
+            K::FilterRequired => {
+                "Salesforce serves this object only filtered as its message says, so a sync \
+                 cannot read it whole: remove the stream from the catalog (discover leaves the \
+                 objects known to need a filter out)"
             }
             K::ObjectNotQueryable | K::NotFound => {
                 "the object is gone or this user may no longer query it: remove the stream from \

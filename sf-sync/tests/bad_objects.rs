@@ -69,6 +69,12 @@ async fn objects_salesforce_refuses_fail_alone_with_their_reason_and_fix() {
             reason.contains("Implementation restriction") && reason.contains("must filter"),
             "{reason}"
         );
+        // A filter restriction: the fix is the catalog, never a permission.
+        assert!(
+            reason.contains("remove the stream from the catalog"),
+            "{reason}"
+        );
+        assert!(!reason.contains("grant"), "{reason}");
     }
     assert!(
         failed["Order_Placed__e"].0.contains("query"),

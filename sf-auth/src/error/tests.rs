@@ -152,7 +152,24 @@ fn classification_table() {
         (
             400,
             Some("API_ERROR"),
-            "Implementation restriction: ContentDocumentLink requires a filter",
+            "Implementation restriction: ContentDocumentLink requires a filter by a single Id \
+             on ContentDocumentId or LinkedEntityId using the equals operator or multiple Id's \
+             using the IN operator.",
+            ErrorKind::FilterRequired,
+        ),
+        (
+            400,
+            Some("MALFORMED_QUERY"),
+            "Implementation restriction: When querying the Vote object, you must filter using \
+             the following syntax: ParentId = [single ID], Parent.Type = [single Type], Id = \
+             [single ID], or Id IN [list of ID's].",
+            ErrorKind::FilterRequired,
+        ),
+        (
+            400,
+            Some("MALFORMED_QUERY"),
+            "Implementation restriction: activity aggregate relationships only allow security \
+             evaluation for non-admin users when LIMIT is specified and at most 500",
             ErrorKind::PermissionRequired,
         ),
         (
@@ -186,6 +203,11 @@ fn failed_jobs_are_classified_by_their_message() {
         (
             "Implementation restriction: filter on Id",
             ErrorKind::PermissionRequired,
+        ),
+        (
+            "Implementation restriction: FieldDefinition requires a filter by a single Durable \
+             Id, EntityDefinitionId or QualifiedApiName",
+            ErrorKind::FilterRequired,
         ),
         (
             "Entity 'CaseStatus' does not support query",
@@ -223,6 +245,23 @@ fn permissions_and_fields_are_named() {
         Some(EXEMPT_FROM_TRANSACTION_SECURITY)
     );
     assert_eq!(api("API_ERROR", "other").required_permission(), None);
+    // A filter restriction asks for a WHERE clause, not a permission.
+    assert_eq!(
+        api(
+            "API_ERROR",
+            "Implementation restriction: ContentDocumentLink requires a filter by a single Id"
+        )
+        .required_permission(),
+        None
+    );
+    assert_eq!(
+        api(
+            "MALFORMED_QUERY",
+            "Implementation restriction: When querying the Vote object, you must filter using"
+        )
+        .required_permission(),
+        None
+    );
     let msg = "\nLastReferencedDate, Jigsaw, CleanStatus\n ^\nERROR at Row:1:Column:687\n\
                No such column 'CleanStatus' on entity 'Account'. If you are attempting to use \
                a custom field, be sure to append the '__c' after the custom field name.";
