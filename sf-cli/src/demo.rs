@@ -101,6 +101,7 @@ fn calls_between(before: &RequestCounts, after: &RequestCounts) -> RequestCounts
         bulk_create: after.bulk_create - before.bulk_create,
         bulk_poll: after.bulk_poll - before.bulk_poll,
         bulk_results: after.bulk_results - before.bulk_results,
+        bulk_result_pages: after.bulk_result_pages - before.bulk_result_pages,
         bulk_abort: after.bulk_abort - before.bulk_abort,
         bulk_delete: after.bulk_delete - before.bulk_delete,
         limits: after.limits - before.limits,
@@ -119,9 +120,11 @@ fn total_requests(c: &RequestCounts) -> u64 {
         + c.bulk_create
         + c.bulk_poll
         + c.bulk_results
+        + c.bulk_result_pages
         + c.bulk_abort
         + c.bulk_delete
         + c.limits
+        + c.get_deleted
         + c.other
 }
 

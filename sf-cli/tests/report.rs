@@ -74,6 +74,10 @@ async fn the_report_adds_up_to_the_orgs_counts() {
             ("bulk_create", a.bulk_create - b.bulk_create),
             ("bulk_poll", a.bulk_poll - b.bulk_poll),
             ("bulk_results", a.bulk_results - b.bulk_results),
+            (
+                "bulk_result_pages",
+                a.bulk_result_pages - b.bulk_result_pages,
+            ),
             ("bulk_delete", a.bulk_delete - b.bulk_delete),
             ("composite", a.composite - b.composite),
         ] {

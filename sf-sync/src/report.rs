@@ -29,6 +29,9 @@ pub struct CallCounts {
     pub bulk_poll: u64,
     /// Bulk results pages.
     pub bulk_results: u64,
+    /// Listings of a job's result pages (`jobs/query/{id}/resultPages`, to fetch them in
+    /// parallel).
+    pub bulk_result_pages: u64,
     /// Bulk jobs aborted.
     pub bulk_abort: u64,
     /// Bulk jobs deleted.
@@ -65,6 +68,7 @@ impl CallCounts {
             ("PATCH", ["jobs", "query", _]) => &mut self.bulk_abort,
             ("DELETE", ["jobs", "query", _]) => &mut self.bulk_delete,
             (_, ["jobs", "query", _, "results"]) => &mut self.bulk_results,
+            (_, ["jobs", "query", _, "resultPages"]) => &mut self.bulk_result_pages,
             (_, ["composite"]) => &mut self.composite,
             (_, ["sobjects"]) => &mut self.describe_global,
             (_, ["limits"]) => &mut self.limits,
@@ -253,6 +257,12 @@ mod tests {
             t(Some(("Account", "")), "POST", "jobs/query", 1),
             t(Some(("Account", "")), "GET", "jobs/query/750x", 3),
             t(Some(("Account", "")), "GET", "jobs/query/750x/results", 2),
+            t(
+                Some(("Account", "")),
+                "GET",
+                "jobs/query/750x/resultPages",
+                1,
+            ),
             t(Some(("Account", "")), "DELETE", "jobs/query/750x", 1),
             t(Some(("Lead", "")), "GET", "queryAll", 1),
             t(
@@ -279,10 +289,12 @@ mod tests {
                 account.bulk_create,
                 account.bulk_poll,
                 account.bulk_results,
+                account.bulk_result_pages,
                 account.bulk_delete,
+                account.other,
                 account.total
             ),
-            (1, 1, 3, 2, 1, 8)
+            (1, 1, 3, 2, 1, 1, 0, 9)
         );
         let lead = &streams["Lead"];
         assert_eq!((lead.query, lead.query_more, lead.total), (1, 4, 5));
