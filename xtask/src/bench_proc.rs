@@ -437,10 +437,12 @@ const RECORD_PREFIX: &[u8] = b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"";
 const RECORD_KEEP: usize = 256;
 
 impl MessageCounter {
-    /// Takes the next piece of output.
+    /// Takes the next piece of output. The reader shares the machine with the connector and
+    /// the org, so it spends as little as it can: line ends found with `memchr`, no allocation
+    /// per record.
     pub fn feed(&mut self, mut data: &[u8]) {
         self.bytes += data.len() as u64;
-        while let Some(pos) = data.iter().position(|&b| b == b'\n') {
+        while let Some(pos) = memchr::memchr(b'\n', data) {
             self.line_part(&data[..pos]);
             self.end_line();
             data = &data[pos + 1..];
@@ -478,8 +480,7 @@ impl MessageCounter {
             .filter(|name| !name.contains(&b'\\'))
             .and_then(|name| std::str::from_utf8(name).ok());
         if let Some(name) = fast_name {
-            let name = name.to_string();
-            self.count(&name);
+            self.count(name);
         } else if !line.iter().all(u8::is_ascii_whitespace) {
             match serde_json::from_slice::<Value>(&line) {
                 Ok(v) if v["type"] == "RECORD" => {
