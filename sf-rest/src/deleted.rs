@@ -8,12 +8,19 @@
 //! ([`GET_DELETED_MAX_WINDOW`]); a window starting before what the log keeps, or too long, is
 //! refused (`INVALID_REPLICATION_DATE`, which sf-auth classifies); more than 600,000 ids is
 //! `EXCEEDED_ID_LIMIT`. One call is one API call; the answer is read whole (it is bounded).
+//!
+//! [`RestReader::deleted_batch`] asks for up to [`GET_DELETED_BATCH`] objects at once as the
+//! subrequests of one `composite` call, which Salesforce counts as one API call whatever it
+//! carries (REST API guide, "Composite": "The entire series of requests counts as a single call
+//! toward your API limits"; composite serves "all sObject resources", getDeleted among them).
+//! Sure of both; the subrequests' answers are the direct call's bodies and statuses.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use sf_auth::Request;
+use serde::Serialize;
+use sf_auth::{ApiError, Method, Request};
 
 use crate::error::Error;
 use crate::reader::RestReader;
@@ -23,6 +30,20 @@ pub const GET_DELETED_MAX_WINDOW: Duration = Duration::from_secs(30 * 86_400);
 
 /// About how long the delete log keeps a deletion: 15 days (the org may purge it earlier).
 pub const GET_DELETED_RETENTION: Duration = Duration::from_secs(15 * 86_400);
+
+/// The most getDeleted subrequests one `composite` call carries (Salesforce's limit: 25).
+pub const GET_DELETED_BATCH: usize = 25;
+
+/// One object's getDeleted window, for [`RestReader::deleted_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedQuery {
+    /// The object.
+    pub object: String,
+    /// The window's start (seconds are ignored).
+    pub start: DateTime<Utc>,
+    /// The window's end (at most [`GET_DELETED_MAX_WINDOW`] after the start).
+    pub end: DateTime<Utc>,
+}
 
 /// One deleted record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +119,153 @@ impl RestReader {
             .await
             .map_err(|e| Error::from_session(object, e, || None))?;
         decode(object, &response.body)
+    }
+}
+
+#[derive(Serialize)]
+struct CompositeWire {
+    #[serde(rename = "allOrNone")]
+    all_or_none: bool,
+    #[serde(rename = "compositeRequest")]
+    composite_request: Vec<SubrequestWire>,
+}
+
+#[derive(Serialize)]
+struct SubrequestWire {
+    method: &'static str,
+    url: String,
+    #[serde(rename = "referenceId")]
+    reference_id: String,
+}
+
+#[derive(Deserialize)]
+struct CompositeAnswerWire {
+    #[serde(rename = "compositeResponse", default)]
+    composite_response: Vec<SubanswerWire>,
+}
+
+#[derive(Deserialize)]
+struct SubanswerWire {
+    #[serde(default)]
+    body: serde_json::Value,
+    #[serde(rename = "httpStatusCode", default)]
+    http_status_code: u16,
+    #[serde(rename = "referenceId", default)]
+    reference_id: String,
+}
+
+/// A timestamp for a subrequest's URL: [`param`]'s form with `:` and `+` percent-encoded (a
+/// bare `+` in a query string reads as a space).
+fn url_param(t: DateTime<Utc>) -> String {
+    param(t).replace(':', "%3A").replace('+', "%2B")
+}
+
+impl RestReader {
+    /// getDeleted for each of `queries` (at most [`GET_DELETED_BATCH`]) in one `composite`
+    /// call: one API call for all of them. Answers come in the order of `queries`, matched by
+    /// `referenceId`; a subrequest Salesforce refused is that query's error, as the direct call
+    /// would have it. `Err` when the call fails as a whole, or its answer cannot be matched to
+    /// the queries: then nothing is known, and each may be asked alone
+    /// ([`RestReader::deleted`]).
+    pub async fn deleted_batch(
+        &self,
+        queries: &[DeletedQuery],
+    ) -> Result<Vec<Result<DeletedRecords, Error>>, Error> {
+        let build = |reason: String| Error::QueryBuild {
+            object: queries
+                .iter()
+                .map(|q| q.object.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            reason,
+        };
+        if queries.is_empty() || queries.len() > GET_DELETED_BATCH {
+            return Err(build(format!(
+                "{} getDeleted windows for one composite call (1 to {GET_DELETED_BATCH})",
+                queries.len()
+            )));
+        }
+        if let Some(bad) = queries
+            .iter()
+            .find(|q| !sf_discovery::is_valid_object_name(&q.object) || q.start >= q.end)
+        {
+            return Err(build(format!(
+                "`{}`: not an object name, or a window ending before it starts",
+                bad.object
+            )));
+        }
+        let data_path = self.session.data_path();
+        let body = CompositeWire {
+            all_or_none: false,
+            composite_request: queries
+                .iter()
+                .enumerate()
+                .map(|(i, q)| SubrequestWire {
+                    method: "GET",
+                    url: format!(
+                        "{data_path}/sobjects/{}/deleted/?start={}&end={}",
+                        q.object,
+                        url_param(q.start),
+                        url_param(q.end)
+                    ),
+                    reference_id: format!("g{i}"),
+                })
+                .collect(),
+        };
+        let body = serde_json::to_value(&body).map_err(|e| build(e.to_string()))?;
+        // Read-only subrequests: safe to send twice.
+        let request = Request::json(Method::Post, "composite", &body).idempotent(true);
+        let response = self
+            .session
+            .fetch(request)
+            .await
+            .map_err(|e| Error::from_session("getDeleted (composite)", e, || None))?;
+        let unreadable = |message: String| Error::QueryDecode {
+            stream: "getDeleted (composite)".to_string(),
+            message,
+        };
+        let answer: CompositeAnswerWire = serde_json::from_slice(&response.body)
+            .map_err(|e| unreadable(format!("composite answer: {e}")))?;
+        let mut slots: Vec<Option<SubanswerWire>> = queries.iter().map(|_| None).collect();
+        for sub in answer.composite_response {
+            let slot = sub
+                .reference_id
+                .strip_prefix('g')
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|i| format!("g{i}") == sub.reference_id)
+                .and_then(|i| slots.get_mut(i));
+            match slot {
+                Some(slot @ None) => *slot = Some(sub),
+                _ => {
+                    return Err(unreadable(format!(
+                        "composite answer: an unknown or repeated referenceId `{}`",
+                        sub.reference_id
+                    )))
+                }
+            }
+        }
+        queries
+            .iter()
+            .zip(slots)
+            .map(|(q, sub)| {
+                let sub = sub.ok_or_else(|| {
+                    unreadable(format!("composite answer: nothing for `{}`", q.object))
+                })?;
+                Ok(if (200..300).contains(&sub.http_status_code) {
+                    serde_json::to_vec(&sub.body)
+                        .map_err(|e| unreadable(e.to_string()))
+                        .and_then(|bytes| decode(&q.object, &bytes))
+                } else {
+                    let api =
+                        ApiError::from_body(sub.http_status_code, sub.body.to_string().as_bytes());
+                    let source = sf_auth::Error::Api {
+                        operation: format!("GET sobjects/{}/deleted (in composite)", q.object),
+                        api,
+                    };
+                    Err(Error::from_session(&q.object, source, || None))
+                })
+            })
+            .collect()
     }
 }
 

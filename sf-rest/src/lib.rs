@@ -51,7 +51,10 @@ mod shape;
 mod soql;
 mod wire;
 
-pub use deleted::{DeletedRecord, DeletedRecords, GET_DELETED_MAX_WINDOW, GET_DELETED_RETENTION};
+pub use deleted::{
+    DeletedQuery, DeletedRecord, DeletedRecords, GET_DELETED_BATCH, GET_DELETED_MAX_WINDOW,
+    GET_DELETED_RETENTION,
+};
 pub use error::{Error, ErrorKind};
 pub use reader::{
     ChunkPlan, QueryPlan, ReadRequest, ReadStats, RecordStream, RestConfig, RestReader,

@@ -14,6 +14,7 @@ use crate::error::{Error, Failure};
 use crate::options::ReadOptions;
 use crate::sink::{IncompleteReason, Sink, StreamStatus, StreamSummary, SyncSummary};
 use crate::state::InputState;
+use crate::stream::deletes_ahead::{self, DeletesAhead};
 use crate::stream::recycle::Returns;
 use crate::stream::{run_stream, Msg, Outcome, Shared};
 use crate::window::WindowParams;
@@ -140,20 +141,26 @@ pub async fn read_with(
             .collect(),
     );
     let returns = Arc::new(Returns::new(jobs.len()));
-    let shared = Arc::new(
-        Shared::new(
-            session.clone(),
-            options.clone(),
-            params,
-            tx,
-            batch_max,
-            child.clone(),
-            described.limit.clone(),
-        )?
-        .with_freshness(config.formula_refresh, config.hard_deletes)
-        .with_delivery(delivered.clone())
-        .with_returns(returns.clone()),
+    let shared = Shared::new(
+        session.clone(),
+        options.clone(),
+        params,
+        tx,
+        batch_max,
+        child.clone(),
+        described.limit.clone(),
+    )?
+    .with_freshness(config.formula_refresh, config.hard_deletes)
+    .with_delivery(delivered.clone())
+    .with_returns(returns.clone());
+    // getDeleted for every stream that will ask, 25 streams a composite call, not one call each.
+    let wanted = deletes_ahead::wanted(
+        &jobs.iter().map(|(_, job)| job).collect::<Vec<_>>(),
+        &params,
+        config.hard_deletes && described.limit.is_none(),
     );
+    let ahead = DeletesAhead::start(shared.rest(), wanted, child.clone());
+    let shared = Arc::new(shared.with_deletes_ahead(ahead));
     let names: Vec<Arc<str>> = jobs.iter().map(|(n, _)| Arc::from(n.as_str())).collect();
     let permits = Arc::new(Semaphore::new(config.num_workers.max(1)));
     let mut handles = Vec::with_capacity(jobs.len());

@@ -77,16 +77,35 @@ async fn purged_and_hard_deleted_records_come_back_as_tombstones_and_nothing_els
     assert_eq!(account_purged.purged.len(), 1);
     assert_eq!(account_hard.hard_deleted.len(), 1);
     ctl.advance_clock(20 * 60);
-    let before = ctl.stats().requests.get_deleted;
+    let before = ctl.stats().requests;
 
     let (second, sink) = run_from(&c, &catalog, &states).await;
     let summary = second.unwrap();
     assert!(summary.streams.iter().all(|s| s.failure.is_none()));
+    let after = ctl.stats().requests;
     assert_eq!(
-        ctl.stats().requests.get_deleted - before,
+        after.get_deleted - before.get_deleted,
         3,
-        "one getDeleted call per incremental stream"
+        "one getDeleted per incremental stream"
     );
+    // All three asked in one composite call (one API call), besides the one of the describes.
+    assert_eq!(after.composite - before.composite, 2);
+    assert_eq!(
+        after.composite_subrequests - before.composite_subrequests,
+        3 + 3
+    );
+    for stream in streams {
+        let line = sink
+            .logs()
+            .into_iter()
+            .find(|(_, l)| l.starts_with(&format!("{stream}: hard deletes from")))
+            .map(|(_, l)| l.to_string())
+            .unwrap();
+        assert!(
+            line.contains("asked with other streams in one composite call"),
+            "{line}"
+        );
+    }
 
     // Lead: the two hard deletes; its soft deletes come as rows still in the bin.
     let lead = tombstones(&sink, "Lead");
@@ -173,8 +192,17 @@ async fn a_state_older_than_the_delete_log_gets_a_warning_with_the_fix() {
     let recent = ctl.mutate(Mutation::new("Lead").hard_delete(1));
     ctl.advance_clock(HOUR);
 
+    let before = ctl.stats().requests;
     let (second, sink) = run_from(&c, &catalog, &states).await;
     second.unwrap();
+    // A lone stream asks alone: one getDeleted call, no composite call besides the describes'.
+    let after = ctl.stats().requests;
+    assert_eq!(after.get_deleted - before.get_deleted, 1);
+    assert_eq!(after.composite - before.composite, 1);
+    assert_eq!(
+        after.composite_subrequests - before.composite_subrequests,
+        1
+    );
     let warnings: Vec<&str> = sink
         .logs()
         .into_iter()

@@ -11,9 +11,11 @@
 //! already emitted (a soft delete still in the bin, read with `IsDeleted: true`; or a row
 //! undeleted since) gets no tombstone: the row itself says what became of it.
 //!
-//! Cost: one API call per stream per sync and 30 days read (none for a stream read for the first
-//! time, whose destination holds nothing to delete, none for objects the describe does not call
-//! `replicateable`, none with the config's `hard_deletes: false`). Salesforce keeps deleted ids about 15 days: a state older than that gets
+//! Cost: one API call per stream per sync and 30 days read, or a 25th of one when the stream's
+//! window was asked ahead with others' in a `composite` call (`deletes_ahead.rs`); none for a
+//! stream read for the first time, whose destination holds nothing to delete, none for objects
+//! the describe does not call `replicateable`, none with the config's `hard_deletes: false`.
+//! Salesforce keeps deleted ids about 15 days: a state older than that gets
 //! a WARN naming the fix (a full refresh of the stream), and the deletes the org still knows.
 //!
 //! [`RestReader::deleted`]: sf_rest::RestReader::deleted
@@ -105,6 +107,43 @@ pub(crate) fn pieces(span: Window) -> Vec<Window> {
     out
 }
 
+/// What getDeleted is asked for one stream about to read `spans`: from the first span its state
+/// had read before (`from`; earlier spans hold nothing the destination has) to the end of the
+/// last, but not before what the org's log keeps (`horizon`). `None` when nothing is asked: not
+/// incremental, a first read, `hard_deletes: false`, an object that is not replicateable or has
+/// no `Id`, or nothing left once the horizon cuts the span.
+pub(super) struct DeletesSpan {
+    pub(super) from: DateTime<Utc>,
+    pub(super) horizon: DateTime<Utc>,
+    /// `[max(from, horizon), end of the last span)`.
+    pub(super) window: Window,
+}
+
+pub(super) fn deletes_span(
+    run: &ObjectRun,
+    spans: &[Window],
+    hard_deletes: bool,
+    now: DateTime<Utc>,
+) -> Option<DeletesSpan> {
+    let first_read = run.state.as_ref()?.slices().first()?;
+    run.cursor.as_ref()?;
+    if !hard_deletes || !run.setup.replicateable || run.setup.spec.primary_key.is_none() {
+        return None;
+    }
+    let from = spans
+        .iter()
+        .map(|s| s.start)
+        .find(|start| *start >= first_read.start)?;
+    let to = spans.last()?.end;
+    let horizon = add(sub(now, delta(GET_DELETED_RETENTION)), RETENTION_MARGIN);
+    let start = from.max(horizon);
+    (start < to).then(|| DeletesSpan {
+        from,
+        horizon,
+        window: Window::new(start, to),
+    })
+}
+
 impl Runner {
     /// Asks getDeleted for what an incremental stream is about to read (the spans after the
     /// first one its state covers) and keeps the tombstones for the windows to emit. Not for a
@@ -115,46 +154,19 @@ impl Runner {
         run: &ObjectRun,
         spans: &[Window],
     ) -> Result<(), Stop> {
-        let Some(state) = run.state.as_ref() else {
-            return Ok(());
-        };
-        let (Some(first_read), Some(cursor)) = (state.slices().first(), run.cursor.as_deref())
-        else {
-            return Ok(());
-        };
-        if !self.shared.hard_deletes
-            || !run.setup.replicateable
-            || run.setup.spec.primary_key.is_none()
-        {
-            return Ok(());
-        }
-        // The part before what was ever read holds nothing the destination has.
-        let Some(from) = spans
-            .iter()
-            .map(|s| s.start)
-            .find(|start| *start >= first_read.start)
-        else {
-            return Ok(());
-        };
-        let Some(to) = spans.last().map(|s| s.end) else {
+        let (Some(span), Some(cursor)) = (
+            deletes_span(run, spans, self.shared.hard_deletes, self.shared.params.now),
+            run.cursor.as_deref(),
+        ) else {
             return Ok(());
         };
         let name = self.name.clone();
-        let horizon = add(
-            sub(self.shared.params.now, delta(GET_DELETED_RETENTION)),
-            RETENTION_MARGIN,
-        );
         let mut warned = false;
-        let start = if from < horizon {
-            self.too_old(from, horizon).await;
+        if span.from < span.horizon {
+            self.too_old(span.from, span.horizon).await;
             warned = true;
-            horizon
-        } else {
-            from
-        };
-        if start >= to {
-            return Ok(());
         }
+        let (start, to) = (span.window.start, span.window.end);
         let columns: sf_discovery::Columns = Arc::from(vec![
             "Id".to_string(),
             "IsDeleted".to_string(),
@@ -165,11 +177,18 @@ impl Runner {
         let mut listed = 0usize;
         for piece in pieces(Window::new(start, to)) {
             self.may_continue()?;
-            calls += 1;
-            let answer = tokio::select! {
-                biased;
-                _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled),
-                answer = self.shared.rest.deleted(&run.setup.spec.name, piece.start, piece.end) => answer,
+            // Asked ahead with other streams' in one composite call (`deletes_ahead.rs`), when
+            // that asked for exactly this window.
+            let answer = match self.deletes_asked_ahead(piece).await {
+                Some(answer) => answer,
+                None => {
+                    calls += 1;
+                    tokio::select! {
+                        biased;
+                        _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled),
+                        answer = self.shared.rest.deleted(&run.setup.spec.name, piece.start, piece.end) => answer,
+                    }
+                }
             };
             match answer {
                 Ok(answer) => {
@@ -207,12 +226,15 @@ impl Runner {
             LogLevel::Info,
             format!(
                 "{name}: hard deletes from {} to {}: {listed} deleted id{} listed by getDeleted \
-                 ({calls} API call{}); records the read does not return get a tombstone \
-                 (IsDeleted: true)",
+                 ({}); records the read does not return get a tombstone (IsDeleted: true)",
                 format_instant(start),
                 format_instant(to),
                 if listed == 1 { "" } else { "s" },
-                if calls == 1 { "" } else { "s" },
+                match calls {
+                    0 => "asked with other streams in one composite call".to_string(),
+                    1 => "1 API call".to_string(),
+                    n => format!("{n} API calls"),
+                },
             ),
         )
         .await;

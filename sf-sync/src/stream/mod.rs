@@ -29,6 +29,7 @@ mod bulk;
 mod bulk_resume;
 mod checkpoint;
 mod deletes;
+pub(crate) mod deletes_ahead;
 mod formulas;
 mod gate;
 mod object;
@@ -89,8 +90,9 @@ pub(crate) struct Shared {
     bulk_exhausted: AtomicBool,
     /// `formula_refresh` (`formulas.rs`).
     formula_refresh: Option<crate::IsoDuration>,
-    /// `hard_deletes` (`deletes.rs`).
+    /// `hard_deletes` (`deletes.rs`), and getDeleted asked ahead for many streams at once.
     hard_deletes: bool,
+    deletes_ahead: Arc<deletes_ahead::DeletesAhead>,
     /// Per stream, how many of its states the sink has taken (the consumer counts them): a
     /// Bulk job is named once a state naming it was taken, not merely sent.
     delivered: Arc<Vec<tokio::sync::watch::Sender<u64>>>,
@@ -160,6 +162,7 @@ impl Shared {
             bulk_exhausted: AtomicBool::new(false),
             formula_refresh: None,
             hard_deletes: true,
+            deletes_ahead: Arc::default(),
             delivered: Arc::new(Vec::new()),
             returns: Arc::default(),
         })
