@@ -110,9 +110,12 @@ fn calls_between(before: &RequestCounts, after: &RequestCounts) -> RequestCounts
     }
 }
 
-/// HTTP requests to the API (a composite envelope is one, however many describes it carries).
+/// HTTP requests to the API: every kind counted, less the subrequests of composite envelopes
+/// (counted under their own kind too: a describe, a getDeleted), so an envelope is one request
+/// however much it carries.
 fn total_requests(c: &RequestCounts) -> u64 {
-    c.describe_global
+    let every = c.describe_global
+        + c.describe
         + c.composite
         + c.composite_batch
         + c.query
@@ -125,7 +128,8 @@ fn total_requests(c: &RequestCounts) -> u64 {
         + c.bulk_delete
         + c.limits
         + c.get_deleted
-        + c.other
+        + c.other;
+    every.saturating_sub(c.composite_subrequests + c.batch_subrequests)
 }
 
 /// Builds a configured catalog selecting every discovered stream: incremental (append + dedup on
@@ -330,8 +334,33 @@ pub fn table(steps: &[StepSummary]) -> String {
     }
     out.push_str(
         "requests: HTTP calls to the API; charged: what the org's daily API limit counted (a \
-         composite call of 25 describes counts once)\nbulk = jobs created/polls/result pages; \
-         meta = describeGlobal and composite calls of describes\n",
+         composite call counts once, whatever it carries: 25 describes, or 25 streams' \
+         getDeleted)\nbulk = jobs created/polls/result pages; meta = describeGlobal and \
+         composite calls\n",
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_envelope_is_one_request_whatever_it_carries() {
+        // 2 composite envelopes carrying 3 describes and 16 getDeleted, a composite/batch
+        // envelope of 2 queries, 21 queries in all, 1 getDeleted asked alone, 2 /limits.
+        let c = RequestCounts {
+            composite: 2,
+            composite_subrequests: 19,
+            describe: 3,
+            get_deleted: 17,
+            composite_batch: 1,
+            batch_subrequests: 2,
+            query: 21,
+            limits: 2,
+            ..RequestCounts::default()
+        };
+        assert_eq!(total_requests(&c), 2 + 1 + (21 - 2) + 1 + 2);
+        assert_eq!(total_requests(&RequestCounts::default()), 0);
+    }
 }
