@@ -94,6 +94,7 @@ fn calls_between(before: &RequestCounts, after: &RequestCounts) -> RequestCounts
         describe: after.describe - before.describe,
         composite: after.composite - before.composite,
         composite_batch: after.composite_batch - before.composite_batch,
+        composite_describes: after.composite_describes - before.composite_describes,
         composite_subrequests: after.composite_subrequests - before.composite_subrequests,
         batch_subrequests: after.batch_subrequests - before.batch_subrequests,
         query: after.query - before.query,

@@ -90,6 +90,7 @@ async fn purged_and_hard_deleted_records_come_back_as_tombstones_and_nothing_els
     );
     // All three asked in one composite call (one API call), besides the one of the describes.
     assert_eq!(after.composite - before.composite, 2);
+    assert_eq!(after.composite_describes - before.composite_describes, 1);
     assert_eq!(
         after.composite_subrequests - before.composite_subrequests,
         3 + 3

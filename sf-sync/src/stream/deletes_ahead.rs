@@ -31,6 +31,18 @@ type Slot = Mutex<Option<(Window, oneshot::Receiver<Answer>)>>;
 #[derive(Debug, Default)]
 pub(crate) struct DeletesAhead {
     slots: Vec<Slot>,
+    /// The asking task: stopped once no stream can take an answer any more.
+    task: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for DeletesAhead {
+    /// The streams have ended (the shared state goes with the last of them): nothing asked
+    /// ahead is wanted any more, and no call outlives the read.
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
 }
 
 /// The getDeleted window each of `jobs` will ask for (by index), when it is one piece.
@@ -85,7 +97,7 @@ impl DeletesAhead {
                 None => slots.push(Mutex::new(None)),
             }
         }
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut asks = asks.into_iter().peekable();
             while asks.peek().is_some() {
                 let chunk: Vec<_> = asks.by_ref().take(GET_DELETED_BATCH).collect();
@@ -106,7 +118,10 @@ impl DeletesAhead {
                 }
             }
         });
-        DeletesAhead { slots }
+        DeletesAhead {
+            slots,
+            task: Some(task.abort_handle()),
+        }
     }
 }
 

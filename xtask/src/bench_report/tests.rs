@@ -27,7 +27,7 @@ fn read(case: &str, rows: u64, secs: f64, rss_mib: u64, api: &str, job_secs: f64
             ..RunResult::default()
         },
         calls: Calls::of(
-            json!({"describe": 1, "composite": 1, "composite_subrequests": 1,
+            json!({"describe": 1, "composite": 1, "composite_describes": 1, "composite_subrequests": 1,
                    "bulk_create": u64::from(api == "BULK"), "bulk_poll": polls}),
             0,
         ),
@@ -54,7 +54,7 @@ fn results() -> Results {
             ..RunResult::default()
         },
         calls: Calls::of(
-            json!({"describe": 6, "composite": 1, "composite_subrequests": 6}),
+            json!({"describe": 6, "composite": 1, "composite_describes": 1, "composite_subrequests": 6}),
             api,
         ),
     };
@@ -122,7 +122,7 @@ fn verdicts_follow_the_targets() {
     // 12 polls for one 12 s job are one too many; 6 describes sent alone are 5 too many.
     let mut r = results();
     r.cases[2].calls = Calls::of(
-        json!({"describe": 1, "composite": 1, "composite_subrequests": 1,
+        json!({"describe": 1, "composite": 1, "composite_describes": 1, "composite_subrequests": 1,
                "bulk_create": 1, "bulk_poll": 12}),
         0,
     );
@@ -182,7 +182,7 @@ fn call_arithmetic() {
     // 30 describes in 2 composite calls: the org counts 2 API calls for them, as it counts
     // describeGlobal, the query, the job's create, 3 polls, 10 result pages and the delete.
     let c = Calls::of(
-        json!({"token": 1, "describe_global": 1, "describe": 30, "composite": 2,
+        json!({"token": 1, "describe_global": 1, "describe": 30, "composite": 2, "composite_describes": 2,
                "composite_subrequests": 30, "query": 1, "bulk_create": 1, "bulk_poll": 3,
                "bulk_results": 10, "bulk_delete": 1}),
         1 + 2 + 1 + 1 + 3 + 10 + 1,
@@ -193,7 +193,7 @@ fn call_arithmetic() {
     assert_eq!(overhead(&c), 1 + 2 + 3);
     // 60 describes, 2 composite calls: 50 rode in them, 10 were sent alone (one call each).
     let direct = Calls::of(
-        json!({"describe": 60, "composite": 2, "composite_subrequests": 50}),
+        json!({"describe": 60, "composite": 2, "composite_describes": 2, "composite_subrequests": 50}),
         2 + 10,
     );
     assert_eq!(round_trips(&direct), 12);
@@ -208,7 +208,7 @@ fn call_arithmetic() {
     assert_eq!(overhead(&batch), 30);
     // Both: 25 describes in a composite call, 5 in a composite/batch envelope.
     let both = Calls::of(
-        json!({"describe": 30, "composite": 1, "composite_batch": 1,
+        json!({"describe": 30, "composite": 1, "composite_describes": 1, "composite_batch": 1,
                "composite_subrequests": 25, "batch_subrequests": 5}),
         1 + 5,
     );
@@ -216,11 +216,19 @@ fn call_arithmetic() {
     assert_eq!(overhead(&both), 1 + 5);
     // 6 describes in a part-filled composite call and one retried alone: 2 API calls.
     let retried = Calls::of(
-        json!({"describe": 7, "composite": 1, "composite_subrequests": 6}),
+        json!({"describe": 7, "composite": 1, "composite_describes": 1, "composite_subrequests": 6}),
         2,
     );
     assert_eq!(round_trips(&retried), 2);
     assert_eq!(overhead(&retried), 2);
+    // 6 describes in one composite call, 6 streams' getDeleted in another: one describe call.
+    let deletes = Calls::of(
+        json!({"describe": 6, "get_deleted": 6, "composite": 2, "composite_describes": 1,
+               "composite_subrequests": 12}),
+        2,
+    );
+    assert_eq!(round_trips(&deletes), 2);
+    assert_eq!(overhead(&deletes), 1);
     assert_eq!(airbyte_overhead(6, 0, 12.0), 6);
     assert_eq!(airbyte_overhead(1, 2, 12.0), 1 + 2 * 3);
     assert_eq!(airbyte_overhead(1, 1, 0.0), 2);
