@@ -32,7 +32,7 @@ pub struct Calls {
 }
 
 /// How [`Calls::by_kind`] names the org's kinds, in its order.
-const KIND_LABELS: [(&str, &str); 12] = [
+const KIND_LABELS: [(&str, &str); 13] = [
     ("token", "login"),
     ("describe_global", "describeGlobal"),
     ("describe", "describe"),
@@ -45,6 +45,7 @@ const KIND_LABELS: [(&str, &str); 12] = [
     ("bulk_result_pages", "page lists"),
     ("bulk_results", "results"),
     ("bulk_delete", "delete"),
+    ("get_deleted", "getDeleted"),
 ];
 
 /// The kinds [`Calls::by_kind`] lists together as `other` (limits, aborts, other resources).
@@ -656,7 +657,7 @@ mod tests {
     #[test]
     fn calls_subtract_and_list_their_kinds() {
         let stats = json!({
-            "requests": {"token": 2, "describe": 5, "composite": 1, "composite_batch": 2, "composite_subrequests": 3, "batch_subrequests": 2, "query": 3, "bulk_poll": 4, "bulk_result_pages": 1, "limits": 1},
+            "requests": {"token": 2, "describe": 5, "composite": 1, "composite_batch": 2, "composite_subrequests": 3, "batch_subrequests": 2, "query": 3, "bulk_poll": 4, "bulk_result_pages": 1, "get_deleted": 2, "limits": 1},
             "api_usage": {"used": 9, "max": 100}
         });
         let after = Calls::from_stats(&stats);
@@ -674,7 +675,7 @@ mod tests {
         assert_eq!(
             d.by_kind(),
             "login 1, describe 5, composite 1, composite/batch 2, query 2, poll 4, page lists 1, \
-             other 1"
+             getDeleted 2, other 1"
         );
     }
 }
