@@ -16,6 +16,9 @@
 //! **Must not know:** SOQL, describe, how Bulk jobs are run, sync state or the Airbyte protocol. It is the only
 //! crate that names `reqwest`; the others see [`Request`], [`Response`] and [`FullResponse`].
 //!
+//! [`composite`] builds a `POST composite` of read-only subrequests (one API call for up to 25)
+//! and matches its answers to them; what the subrequests ask is the caller's business.
+//!
 //! [`web_login`] is the web-server flow with PKCE from a terminal (authorize URL, a one-shot
 //! callback listener on loopback, the code exchange), for `sfconnect login`.
 //!
@@ -44,6 +47,7 @@
 //! # }
 //! ```
 
+pub mod composite;
 mod config;
 mod error;
 mod jwt;

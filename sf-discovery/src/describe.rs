@@ -4,14 +4,13 @@
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
-use sf_auth::{ApiError, ErrorKind, Method, Request, Session};
+use sf_auth::composite::{composite_answers, composite_get};
+use sf_auth::{ApiError, ErrorKind, Request, Session};
 
 use crate::error::Error;
 use crate::model::{FieldSpec, FieldType, StreamSpec};
 use crate::options::{DiscoveryOptions, DiscoveryWarning};
-use crate::wire::{
-    CompositeRequestWire, CompositeResponseWire, DescribeWire, SubrequestWire, SubresultWire,
-};
+use crate::wire::DescribeWire;
 
 /// One object's describe: its stream, the describe itself, and what was odd about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,79 +134,17 @@ fn summarize(names: &[String]) -> String {
     }
 }
 
-/// The `referenceId` of the `index`th subrequest of a call: a letter, then digits.
-fn reference_id(index: usize) -> String {
-    format!("d{index}")
-}
-
-/// The answers of a call in the order of its `count` subrequests, matched by `referenceId`
-/// (Salesforce names each answer; its position is not relied on). Anything but exactly one
-/// answer per subrequest is an error message.
-fn by_reference(count: usize, answers: Vec<SubresultWire>) -> Result<Vec<SubresultWire>, String> {
-    if answers.len() != count {
-        return Err(format!("{} results for {count} subrequests", answers.len()));
-    }
-    let mut slots: Vec<Option<SubresultWire>> = (0..count).map(|_| None).collect();
-    for answer in answers {
-        let index = answer
-            .reference_id
-            .strip_prefix('d')
-            .and_then(|n| n.parse::<usize>().ok())
-            .filter(|&i| i < count && reference_id(i) == answer.reference_id);
-        match index {
-            Some(i) if slots[i].is_none() => slots[i] = Some(answer),
-            Some(_) => {
-                return Err(format!(
-                    "two results for referenceId `{}`",
-                    answer.reference_id
-                ))
-            }
-            None => {
-                return Err(format!(
-                    "a result for the unknown referenceId `{}`",
-                    answer.reference_id
-                ))
-            }
-        }
-    }
-    slots
-        .into_iter()
-        .enumerate()
-        .map(|(i, slot)| {
-            slot.ok_or_else(|| format!("no result for referenceId `{}`", reference_id(i)))
-        })
-        .collect()
-}
-
 async fn describe_batch(
     session: Session,
     names: Vec<String>,
     retries: u32,
 ) -> Vec<Result<ObjectDescribe, Error>> {
     let data_path = session.data_path();
-    let body = CompositeRequestWire {
-        all_or_none: false,
-        composite_request: names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| SubrequestWire {
-                method: "GET",
-                url: format!("{data_path}/sobjects/{name}/describe"),
-                reference_id: reference_id(i),
-            })
-            .collect(),
-    };
-    let body = match serde_json::to_value(&body) {
-        Ok(body) => body,
-        Err(e) => {
-            return vec![Err(Error::BatchDecode {
-                objects: summarize(&names),
-                message: format!("cannot build the request: {e}"),
-            })]
-        }
-    };
-    // Read-only subrequests: safe to send twice.
-    let request = Request::json(Method::Post, "composite", &body).idempotent(true);
+    let urls: Vec<String> = names
+        .iter()
+        .map(|name| format!("{data_path}/sobjects/{name}/describe"))
+        .collect();
+    let request = composite_get('d', urls.iter().map(String::as_str));
     tracing::debug!(objects = names.len(), "DescribeBatchSent");
     let response = match session.fetch(request).await {
         Ok(response) => response,
@@ -218,9 +155,7 @@ async fn describe_batch(
             })]
         }
     };
-    let answers = serde_json::from_slice::<CompositeResponseWire>(&response.body)
-        .map_err(|e| e.to_string())
-        .and_then(|composite| by_reference(names.len(), composite.composite_response));
+    let answers = composite_answers('d', names.len(), &response.body);
     let answers = match answers {
         Ok(answers) => answers,
         Err(message) => {
@@ -243,7 +178,7 @@ async fn describe_batch(
     };
     let mut out = Vec::with_capacity(names.len());
     for (name, sub) in names.into_iter().zip(answers) {
-        if (200..300).contains(&sub.http_status_code) {
+        if sub.is_success() {
             out.push(ObjectDescribe::from_json(&name, sub.body));
             continue;
         }
@@ -333,59 +268,6 @@ mod tests {
         assert_eq!(summarize(&names[..1]), "`Account`");
         assert_eq!(summarize(&names[..2]), "`Account` and `Contact`");
         assert_eq!(summarize(&names), "`Account`, `Contact` and 2 more");
-    }
-
-    fn answer(reference_id: &str, status: u16) -> SubresultWire {
-        SubresultWire {
-            http_status_code: status,
-            body: json!({"answers": reference_id}),
-            reference_id: reference_id.to_string(),
-        }
-    }
-
-    #[test]
-    fn answers_are_matched_by_reference_id_not_position() {
-        let matched = by_reference(
-            3,
-            vec![answer("d2", 500), answer("d0", 200), answer("d1", 404)],
-        )
-        .unwrap();
-        let got: Vec<(&str, u16)> = matched
-            .iter()
-            .map(|a| (a.reference_id.as_str(), a.http_status_code))
-            .collect();
-        assert_eq!(got, [("d0", 200), ("d1", 404), ("d2", 500)]);
-        assert_eq!(matched[2].body, json!({"answers": "d2"}));
-    }
-
-    #[test]
-    fn answers_that_do_not_fit_the_request_are_errors() {
-        for (answers, want) in [
-            (vec![answer("d0", 200)], "1 results for 2 subrequests"),
-            (
-                vec![answer("d0", 200), answer("d0", 200)],
-                "two results for referenceId `d0`",
-            ),
-            (
-                vec![answer("d0", 200), answer("d2", 200)],
-                "a result for the unknown referenceId `d2`",
-            ),
-            (
-                vec![answer("d01", 200), answer("d0", 200)],
-                "a result for the unknown referenceId `d01`",
-            ),
-            (
-                vec![answer("x1", 200), answer("d0", 200)],
-                "a result for the unknown referenceId `x1`",
-            ),
-        ] {
-            match by_reference(2, answers) {
-                Err(message) => assert_eq!(message, want),
-                Ok(_) => panic!("{want}: accepted"),
-            }
-        }
-        assert_eq!(reference_id(0), "d0");
-        assert_eq!(reference_id(24), "d24");
     }
 
     #[test]

@@ -3,8 +3,7 @@
 //! Only the attributes discovery uses are named; everything else is ignored. Flags that a real
 //! payload always carries default to the common value when absent, so a sparse payload still parses.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Deserialize;
 
 /// `GET sobjects`.
 #[derive(Debug, Deserialize)]
@@ -70,40 +69,4 @@ pub(crate) struct FieldWire {
 
 fn yes() -> bool {
     true
-}
-
-/// The body of `POST composite`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct CompositeRequestWire {
-    pub all_or_none: bool,
-    pub composite_request: Vec<SubrequestWire>,
-}
-
-/// One subrequest: `url` is the whole path (`/services/data/vXX.X/...`), `reference_id` names
-/// its answer.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct SubrequestWire {
-    pub method: &'static str,
-    pub url: String,
-    pub reference_id: String,
-}
-
-/// The answer of `POST composite`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct CompositeResponseWire {
-    pub composite_response: Vec<SubresultWire>,
-}
-
-/// One subrequest's answer: its status, its body (a describe, or an error list) and the
-/// `referenceId` of the subrequest it answers.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct SubresultWire {
-    pub http_status_code: u16,
-    #[serde(default)]
-    pub body: Value,
-    pub reference_id: String,
 }

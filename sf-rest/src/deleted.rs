@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde::Serialize;
-use sf_auth::{ApiError, Method, Request};
+use sf_auth::composite::{composite_answers, composite_get};
+use sf_auth::{ApiError, Request};
 
 use crate::error::Error;
 use crate::reader::RestReader;
@@ -32,7 +32,7 @@ pub const GET_DELETED_MAX_WINDOW: Duration = Duration::from_secs(30 * 86_400);
 pub const GET_DELETED_RETENTION: Duration = Duration::from_secs(15 * 86_400);
 
 /// The most getDeleted subrequests one `composite` call carries (Salesforce's limit: 25).
-pub const GET_DELETED_BATCH: usize = 25;
+pub const GET_DELETED_BATCH: usize = sf_auth::composite::COMPOSITE_MAX;
 
 /// One object's getDeleted window, for [`RestReader::deleted_batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,38 +122,6 @@ impl RestReader {
     }
 }
 
-#[derive(Serialize)]
-struct CompositeWire {
-    #[serde(rename = "allOrNone")]
-    all_or_none: bool,
-    #[serde(rename = "compositeRequest")]
-    composite_request: Vec<SubrequestWire>,
-}
-
-#[derive(Serialize)]
-struct SubrequestWire {
-    method: &'static str,
-    url: String,
-    #[serde(rename = "referenceId")]
-    reference_id: String,
-}
-
-#[derive(Deserialize)]
-struct CompositeAnswerWire {
-    #[serde(rename = "compositeResponse", default)]
-    composite_response: Vec<SubanswerWire>,
-}
-
-#[derive(Deserialize)]
-struct SubanswerWire {
-    #[serde(default)]
-    body: serde_json::Value,
-    #[serde(rename = "httpStatusCode", default)]
-    http_status_code: u16,
-    #[serde(rename = "referenceId", default)]
-    reference_id: String,
-}
-
 /// A timestamp for a subrequest's URL: [`param`]'s form with `:` and `+` percent-encoded (a
 /// bare `+` in a query string reads as a space).
 fn url_param(t: DateTime<Utc>) -> String {
@@ -195,26 +163,18 @@ impl RestReader {
             )));
         }
         let data_path = self.session.data_path();
-        let body = CompositeWire {
-            all_or_none: false,
-            composite_request: queries
-                .iter()
-                .enumerate()
-                .map(|(i, q)| SubrequestWire {
-                    method: "GET",
-                    url: format!(
-                        "{data_path}/sobjects/{}/deleted/?start={}&end={}",
-                        q.object,
-                        url_param(q.start),
-                        url_param(q.end)
-                    ),
-                    reference_id: format!("g{i}"),
-                })
-                .collect(),
-        };
-        let body = serde_json::to_value(&body).map_err(|e| build(e.to_string()))?;
-        // Read-only subrequests: safe to send twice.
-        let request = Request::json(Method::Post, "composite", &body).idempotent(true);
+        let urls: Vec<String> = queries
+            .iter()
+            .map(|q| {
+                format!(
+                    "{data_path}/sobjects/{}/deleted/?start={}&end={}",
+                    q.object,
+                    url_param(q.start),
+                    url_param(q.end)
+                )
+            })
+            .collect();
+        let request = composite_get('g', urls.iter().map(String::as_str));
         let response = self
             .session
             .fetch(request)
@@ -224,34 +184,13 @@ impl RestReader {
             stream: "getDeleted (composite)".to_string(),
             message,
         };
-        let answer: CompositeAnswerWire = serde_json::from_slice(&response.body)
+        let answers = composite_answers('g', queries.len(), &response.body)
             .map_err(|e| unreadable(format!("composite answer: {e}")))?;
-        let mut slots: Vec<Option<SubanswerWire>> = queries.iter().map(|_| None).collect();
-        for sub in answer.composite_response {
-            let slot = sub
-                .reference_id
-                .strip_prefix('g')
-                .and_then(|n| n.parse::<usize>().ok())
-                .filter(|i| format!("g{i}") == sub.reference_id)
-                .and_then(|i| slots.get_mut(i));
-            match slot {
-                Some(slot @ None) => *slot = Some(sub),
-                _ => {
-                    return Err(unreadable(format!(
-                        "composite answer: an unknown or repeated referenceId `{}`",
-                        sub.reference_id
-                    )))
-                }
-            }
-        }
-        queries
+        Ok(queries
             .iter()
-            .zip(slots)
+            .zip(answers)
             .map(|(q, sub)| {
-                let sub = sub.ok_or_else(|| {
-                    unreadable(format!("composite answer: nothing for `{}`", q.object))
-                })?;
-                Ok(if (200..300).contains(&sub.http_status_code) {
+                if sub.is_success() {
                     serde_json::to_vec(&sub.body)
                         .map_err(|e| unreadable(e.to_string()))
                         .and_then(|bytes| decode(&q.object, &bytes))
@@ -263,9 +202,9 @@ impl RestReader {
                         api,
                     };
                     Err(Error::from_session(&q.object, source, || None))
-                })
+                }
             })
-            .collect()
+            .collect())
     }
 }
 

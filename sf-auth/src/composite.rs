@@ -1,0 +1,217 @@
+//! `POST composite` with read-only subrequests: up to [`COMPOSITE_MAX`] GETs in one HTTP request,
+//! which Salesforce counts as one API call whatever it carries (REST API guide, "Composite": "The
+//! entire series of requests counts as a single call toward your API limits"; sure). Each
+//! subrequest is named by a `referenceId` (a letter, then its index) and its answer is matched to
+//! it by that name, never by position. `allOrNone` is false: a refused subrequest leaves the
+//! others be, and answers with its own status and error list.
+//!
+//! sf-discovery sends describes this way, sf-rest getDeleted windows.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::request::{Method, Request};
+
+/// The most subrequests of one `composite` call (Salesforce's limit).
+pub const COMPOSITE_MAX: usize = 25;
+
+/// One subrequest's answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subanswer {
+    /// Its HTTP status.
+    pub http_status_code: u16,
+    /// Its body: the resource's answer, or Salesforce's error list.
+    #[serde(default)]
+    pub body: Value,
+    /// The `referenceId` of the subrequest it answers.
+    pub reference_id: String,
+}
+
+impl Subanswer {
+    /// Whether Salesforce answered the subrequest with success (2xx).
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.http_status_code)
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopeWire<'a> {
+    all_or_none: bool,
+    composite_request: Vec<SubrequestWire<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SubrequestWire<'a> {
+    method: &'static str,
+    url: &'a str,
+    reference_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnswerWire {
+    composite_response: Vec<Subanswer>,
+}
+
+/// The `referenceId` of the `index`th subrequest named with `letter`: `d0`, `d1`, ...
+pub fn reference_id(letter: char, index: usize) -> String {
+    format!("{letter}{index}")
+}
+
+/// A `POST composite` of GETs of `urls` (each the whole path, `/services/data/vXX.X/...`, its
+/// query already encoded), named `letter` and their index. Safe to send twice: nothing in it
+/// writes.
+pub fn composite_get<'a>(letter: char, urls: impl IntoIterator<Item = &'a str>) -> Request {
+    let envelope = EnvelopeWire {
+        all_or_none: false,
+        composite_request: urls
+            .into_iter()
+            .enumerate()
+            .map(|(i, url)| SubrequestWire {
+                method: "GET",
+                url,
+                reference_id: reference_id(letter, i),
+            })
+            .collect(),
+    };
+    // Strings and a bool: serialising cannot fail.
+    let body = serde_json::to_value(&envelope).unwrap_or(Value::Null);
+    Request::json(Method::Post, "composite", &body).idempotent(true)
+}
+
+/// The answers of a `composite` call of `count` subrequests named `letter` and their index, in
+/// the subrequests' order, matched by `referenceId`. An answer that is not JSON, or anything but
+/// exactly one answer per subrequest, is an error message.
+pub fn composite_answers(
+    letter: char,
+    count: usize,
+    body: &[u8],
+) -> Result<Vec<Subanswer>, String> {
+    let answers = serde_json::from_slice::<AnswerWire>(body)
+        .map_err(|e| e.to_string())?
+        .composite_response;
+    by_reference(letter, count, answers)
+}
+
+fn by_reference(
+    letter: char,
+    count: usize,
+    answers: Vec<Subanswer>,
+) -> Result<Vec<Subanswer>, String> {
+    if answers.len() != count {
+        return Err(format!("{} results for {count} subrequests", answers.len()));
+    }
+    let mut slots: Vec<Option<Subanswer>> = (0..count).map(|_| None).collect();
+    for answer in answers {
+        let index = answer
+            .reference_id
+            .strip_prefix(letter)
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&i| i < count && reference_id(letter, i) == answer.reference_id);
+        match index.and_then(|i| slots.get_mut(i)) {
+            Some(slot @ None) => *slot = Some(answer),
+            Some(Some(_)) => {
+                return Err(format!(
+                    "two results for referenceId `{}`",
+                    answer.reference_id
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "a result for the unknown referenceId `{}`",
+                    answer.reference_id
+                ))
+            }
+        }
+    }
+    slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            slot.ok_or_else(|| format!("no result for referenceId `{}`", reference_id(letter, i)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn answer(reference_id: &str, status: u16) -> Subanswer {
+        Subanswer {
+            http_status_code: status,
+            body: json!({"answers": reference_id}),
+            reference_id: reference_id.to_string(),
+        }
+    }
+
+    #[test]
+    fn answers_are_matched_by_reference_id_not_position() {
+        let matched = by_reference(
+            'd',
+            3,
+            vec![answer("d2", 500), answer("d0", 200), answer("d1", 404)],
+        )
+        .unwrap();
+        let got: Vec<(&str, u16)> = matched
+            .iter()
+            .map(|a| (a.reference_id.as_str(), a.http_status_code))
+            .collect();
+        assert_eq!(got, [("d0", 200), ("d1", 404), ("d2", 500)]);
+        assert_eq!(matched[2].body, json!({"answers": "d2"}));
+        assert!(matched[0].is_success() && !matched[1].is_success());
+    }
+
+    #[test]
+    fn answers_that_do_not_fit_the_request_are_errors() {
+        for (answers, want) in [
+            (vec![answer("d0", 200)], "1 results for 2 subrequests"),
+            (
+                vec![answer("d0", 200), answer("d0", 200)],
+                "two results for referenceId `d0`",
+            ),
+            (
+                vec![answer("d0", 200), answer("d2", 200)],
+                "a result for the unknown referenceId `d2`",
+            ),
+            (
+                vec![answer("d01", 200), answer("d0", 200)],
+                "a result for the unknown referenceId `d01`",
+            ),
+            (
+                vec![answer("x1", 200), answer("d0", 200)],
+                "a result for the unknown referenceId `x1`",
+            ),
+        ] {
+            match by_reference('d', 2, answers) {
+                Err(message) => assert_eq!(message, want),
+                Ok(_) => panic!("{want}: accepted"),
+            }
+        }
+        assert_eq!(reference_id('d', 0), "d0");
+        assert_eq!(reference_id('g', 24), "g24");
+        assert!(composite_answers('d', 1, b"<html>").is_err());
+        assert!(composite_answers('d', 1, br#"{"compositeResponse":"#).is_err());
+    }
+
+    #[test]
+    fn the_envelope_names_each_get_by_its_index() {
+        let request = composite_get('g', ["/services/data/v62.0/a", "/services/data/v62.0/b"]);
+        assert_eq!(request.method(), Method::Post);
+        assert!(request.idempotent);
+        let body: Value =
+            serde_json::from_slice(request.body.as_deref().unwrap_or_default()).unwrap();
+        assert_eq!(
+            body,
+            json!({"allOrNone": false, "compositeRequest": [
+                {"method": "GET", "url": "/services/data/v62.0/a", "referenceId": "g0"},
+                {"method": "GET", "url": "/services/data/v62.0/b", "referenceId": "g1"},
+            ]})
+        );
+    }
+}
