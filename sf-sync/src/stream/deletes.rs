@@ -111,12 +111,20 @@ pub(crate) fn pieces(span: Window) -> Vec<Window> {
 /// had read before (`from`; earlier spans hold nothing the destination has) to the end of the
 /// last, but not before what the org's log keeps (`horizon`). `None` when nothing is asked: not
 /// incremental, a first read, `hard_deletes: false`, an object that is not replicateable or has
-/// no `Id`, or nothing left once the horizon cuts the span.
+/// no `Id`.
 pub(super) struct DeletesSpan {
     pub(super) from: DateTime<Utc>,
     pub(super) horizon: DateTime<Utc>,
-    /// `[max(from, horizon), end of the last span)`.
+    /// `[max(from, horizon), end of the last span)`: empty when the horizon cuts the whole span
+    /// (an `end_date` further back than the log keeps), and then nothing is asked.
     pub(super) window: Window,
+}
+
+impl DeletesSpan {
+    /// Whether there is anything to ask for.
+    pub(super) fn asks(&self) -> bool {
+        !self.window.is_empty()
+    }
 }
 
 pub(super) fn deletes_span(
@@ -136,11 +144,10 @@ pub(super) fn deletes_span(
         .find(|start| *start >= first_read.start)?;
     let to = spans.last()?.end;
     let horizon = add(sub(now, delta(GET_DELETED_RETENTION)), RETENTION_MARGIN);
-    let start = from.max(horizon);
-    (start < to).then(|| DeletesSpan {
+    Some(DeletesSpan {
         from,
         horizon,
-        window: Window::new(start, to),
+        window: Window::new(from.max(horizon), to),
     })
 }
 
@@ -165,6 +172,9 @@ impl Runner {
         if span.from < span.horizon {
             self.too_old(span.from, span.horizon).await;
             warned = true;
+        }
+        if !span.asks() {
+            return Ok(());
         }
         let (start, to) = (span.window.start, span.window.end);
         let columns: sf_discovery::Columns = Arc::from(vec![

@@ -61,7 +61,8 @@ pub(crate) fn wanted(
             }
             let run = ObjectRun::new((**setup).clone());
             let spans = crate::window::uncovered_spans(run.state.as_ref()?, params);
-            let span = deletes_span(&run, &spans, hard_deletes, params.now)?;
+            let span =
+                deletes_span(&run, &spans, hard_deletes, params.now).filter(|span| span.asks())?;
             // A window of more than one piece is asked alone, piece by piece.
             (pieces(span.window).len() == 1)
                 .then(|| (setup.spec.name.clone(), pieces(span.window)[0]))
