@@ -159,7 +159,7 @@ pub async fn read_with(
         &params,
         config.hard_deletes && described.limit.is_none(),
     );
-    let ahead = DeletesAhead::start(shared.rest(), wanted, child.clone());
+    let ahead = DeletesAhead::new(shared.rest(), wanted);
     let shared = Arc::new(shared.with_deletes_ahead(ahead));
     let names: Vec<Arc<str>> = jobs.iter().map(|(n, _)| Arc::from(n.as_str())).collect();
     let permits = Arc::new(Semaphore::new(config.num_workers.max(1)));

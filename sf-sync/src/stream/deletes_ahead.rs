@@ -1,22 +1,23 @@
-//! getDeleted asked ahead, many streams at once. Each incremental stream asks getDeleted for the
-//! span it is about to read (`deletes.rs`): one API call per stream and sync. When the sync starts,
-//! the engine works out which streams will ask, and for what window, exactly as each stream will
-//! ([`deletes_span`]), and a task asks for all of them as the subrequests of `composite` calls,
-//! [`GET_DELETED_BATCH`] objects a call (one API call each, whatever it carries). A stream then
-//! takes its answer instead of calling alone.
+//! getDeleted asked together, many streams at once. Each incremental stream asks getDeleted for
+//! the span it is about to read (`deletes.rs`): one API call per stream and sync. When the sync
+//! starts, the engine works out which streams will ask, and for what window, exactly as each
+//! stream will ([`deletes_span`]), and groups them by [`GET_DELETED_BATCH`] in catalog order. The
+//! first stream of a group to need its answer asks for the whole group as the subrequests of one
+//! `composite` call (one API call, whatever it carries); the others of the group take theirs
+//! from it. A group is asked for only when one of its streams gets there, so at most the answers
+//! of the groups being read are held, never the whole catalog's.
 //!
-//! Nothing depends on it being right: a stream whose window came out other than asked ahead (a
-//! resumed Bulk job read first moves it), or whose answer is missing (the composite call failed
-//! as a whole, the sync was cancelled), asks alone, as without this. A subrequest Salesforce
-//! refused is the stream's error, handled as the direct call's would be. With fewer than two
-//! streams to ask for there is nothing to save, and nothing is asked ahead.
+//! Nothing depends on it being right: a stream whose window came out other than worked out (a
+//! resumed Bulk job read first moves it), or whose group's call failed as a whole, asks alone, as
+//! without this. A subrequest Salesforce refused is the stream's error, handled as the direct
+//! call's would be. With fewer than two streams to ask for there is nothing to save, and no group
+//! is formed.
 
 use std::sync::{Arc, Mutex};
 
 use sf_auth::lock;
 use sf_rest::{DeletedQuery, DeletedRecords, RestReader, GET_DELETED_BATCH};
-use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::OnceCell;
 
 use super::deletes::{deletes_span, pieces};
 use super::{Job, ObjectRun, Runner, Shared};
@@ -24,25 +25,25 @@ use crate::window::{Window, WindowParams};
 
 type Answer = Result<DeletedRecords, sf_rest::Error>;
 
-/// A stream's window asked ahead, and where its answer arrives.
-type Slot = Mutex<Option<(Window, oneshot::Receiver<Answer>)>>;
+/// A stream's group, its place in the group, and its window; `None` when it asks nothing.
+type Place = Option<(usize, usize, Window)>;
 
-/// Per stream (by index), the window asked ahead and where its answer arrives.
+/// The streams' getDeleted windows, in groups asked for together.
 #[derive(Debug, Default)]
 pub(crate) struct DeletesAhead {
-    slots: Vec<Slot>,
-    /// The asking task: stopped once no stream can take an answer any more.
-    task: Option<tokio::task::AbortHandle>,
+    rest: Option<RestReader>,
+    /// Per stream (by index): its group, its place in the group, and its window.
+    slots: Vec<Place>,
+    groups: Vec<Group>,
 }
 
-impl Drop for DeletesAhead {
-    /// The streams have ended (the shared state goes with the last of them): nothing asked
-    /// ahead is wanted any more, and no call outlives the read.
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
-    }
+/// Up to [`GET_DELETED_BATCH`] streams' windows, asked for in one call by the first of them to
+/// need its answer.
+#[derive(Debug)]
+struct Group {
+    queries: Vec<DeletedQuery>,
+    /// Once asked: each stream's answer until it takes it; `None` when the call failed.
+    answers: OnceCell<Option<Vec<Mutex<Option<Answer>>>>>,
 }
 
 /// The getDeleted window each of `jobs` will ask for (by index), when it is one piece.
@@ -64,93 +65,132 @@ pub(crate) fn wanted(
             let span =
                 deletes_span(&run, &spans, hard_deletes, params.now).filter(|span| span.asks())?;
             // A window of more than one piece is asked alone, piece by piece.
-            (pieces(span.window).len() == 1)
-                .then(|| (setup.spec.name.clone(), pieces(span.window)[0]))
+            match pieces(span.window).as_slice() {
+                [one] => Some((setup.spec.name.clone(), *one)),
+                _ => None,
+            }
         })
         .collect()
 }
 
 impl DeletesAhead {
-    /// Starts asking for `wanted` (by stream index) on a task of its own, unless fewer than two
-    /// streams want anything. The task stops when `cancel` is.
-    pub(crate) fn start(
-        rest: RestReader,
-        wanted: Vec<Option<(String, Window)>>,
-        cancel: CancellationToken,
-    ) -> DeletesAhead {
+    /// Groups `wanted` (by stream index) for `rest` to ask, unless fewer than two streams want
+    /// anything.
+    pub(crate) fn new(rest: RestReader, wanted: Vec<Option<(String, Window)>>) -> DeletesAhead {
         if wanted.iter().flatten().count() < 2 {
             return DeletesAhead::default();
         }
-        let mut slots = Vec::with_capacity(wanted.len());
-        let mut asks: Vec<(DeletedQuery, oneshot::Sender<Answer>)> = Vec::new();
-        for want in wanted {
-            match want {
-                Some((object, window)) => {
-                    let (tx, rx) = oneshot::channel();
-                    slots.push(Mutex::new(Some((window, rx))));
-                    let query = DeletedQuery {
-                        object,
-                        start: window.start,
-                        end: window.end,
-                    };
-                    asks.push((query, tx));
-                }
-                None => slots.push(Mutex::new(None)),
-            }
-        }
-        let task = tokio::spawn(async move {
-            let mut asks = asks.into_iter().peekable();
-            while asks.peek().is_some() {
-                let chunk: Vec<_> = asks.by_ref().take(GET_DELETED_BATCH).collect();
-                let queries: Vec<DeletedQuery> = chunk.iter().map(|(q, _)| q.clone()).collect();
-                let answers = tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => return,
-                    answers = rest.deleted_batch(&queries) => answers,
-                };
-                // A call that failed as a whole (the daily limit, say) ends the asking: every
-                // stream not answered asks alone, as without this (its log line then counts its
-                // own calls).
-                let Ok(answers) = answers else {
-                    return;
-                };
-                for ((_, tx), answer) in chunk.into_iter().zip(answers) {
-                    let _ = tx.send(answer);
-                }
-            }
-        });
+        let (slots, groups) = grouped(wanted);
         DeletesAhead {
+            rest: Some(rest),
             slots,
-            task: Some(task.abort_handle()),
+            groups,
         }
     }
 }
 
+/// Per stream, its group and place in it; the groups, [`GET_DELETED_BATCH`] windows each, in
+/// the streams' order.
+fn grouped(wanted: Vec<Option<(String, Window)>>) -> (Vec<Place>, Vec<Group>) {
+    let mut groups: Vec<Group> = Vec::new();
+    let mut slots = Vec::with_capacity(wanted.len());
+    for want in wanted {
+        let Some((object, window)) = want else {
+            slots.push(None);
+            continue;
+        };
+        if groups
+            .last()
+            .is_none_or(|g| g.queries.len() == GET_DELETED_BATCH)
+        {
+            groups.push(Group {
+                queries: Vec::new(),
+                answers: OnceCell::new(),
+            });
+        }
+        // The last group has room (one was just added if not).
+        let place = groups.last().map_or(0, |g| g.queries.len());
+        slots.push(Some((groups.len() - 1, place, window)));
+        if let Some(group) = groups.last_mut() {
+            group.queries.push(DeletedQuery {
+                object,
+                start: window.start,
+                end: window.end,
+            });
+        }
+    }
+    (slots, groups)
+}
+
 impl Shared {
-    /// The same, with getDeleted asked ahead for its streams.
+    /// The same, with the streams' getDeleted windows grouped to be asked together.
     pub(crate) fn with_deletes_ahead(mut self, ahead: DeletesAhead) -> Shared {
         self.deletes_ahead = Arc::new(ahead);
         self
     }
 
-    /// The RestReader the streams read with (for [`DeletesAhead::start`]).
+    /// The RestReader the streams read with (for [`DeletesAhead::new`]).
     pub(crate) fn rest(&self) -> RestReader {
         self.rest.clone()
     }
 }
 
 impl Runner {
-    /// This stream's getDeleted answer for `piece` if it was asked ahead for exactly that
-    /// window and arrived (taken once); `None` to ask alone.
+    /// This stream's getDeleted answer for `piece` when its group was formed for exactly that
+    /// window: asked for the whole group if no stream of it has yet, taken once. `None` to ask
+    /// alone (another window, the group's call failed, or the sync is being cancelled).
     pub(super) async fn deletes_asked_ahead(&self, piece: Window) -> Option<Answer> {
-        let (window, answer) = lock(self.shared.deletes_ahead.slots.get(self.idx)?).take()?;
+        let ahead = &self.shared.deletes_ahead;
+        let (group, place, window) = (*ahead.slots.get(self.idx)?)?;
         if window != piece {
             return None;
         }
-        tokio::select! {
+        let (rest, group) = (ahead.rest.as_ref()?, ahead.groups.get(group)?);
+        let ask = group.answers.get_or_init(|| async {
+            let answers = rest.deleted_batch(&group.queries).await.ok()?;
+            Some(answers.into_iter().map(|a| Mutex::new(Some(a))).collect())
+        });
+        let answers = tokio::select! {
             biased;
-            _ = self.shared.cancel.cancelled() => None,
-            answer = answer => answer.ok(),
+            _ = self.shared.cancel.cancelled() => return None,
+            answers = ask => answers.as_ref()?,
+        };
+        lock(answers.get(place)?).take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    #[test]
+    fn windows_go_in_groups_of_25_in_the_streams_order() {
+        let t = |h| Utc.with_ymd_and_hms(2024, 6, 1, h, 0, 0).unwrap();
+        let window = Window::new(t(1), t(2));
+        // 60 streams; every third asks nothing (a full refresh, say).
+        let wanted: Vec<Option<(String, Window)>> = (0..60)
+            .map(|i| (i % 3 != 2).then(|| (format!("O{i}__c"), window)))
+            .collect();
+        let (slots, groups) = grouped(wanted);
+        assert_eq!(slots.len(), 60);
+        assert_eq!(
+            groups.iter().map(|g| g.queries.len()).collect::<Vec<_>>(),
+            [25, 15]
+        );
+        for (i, slot) in slots.iter().enumerate() {
+            match slot {
+                None => assert_eq!(i % 3, 2),
+                Some((group, place, w)) => {
+                    assert_eq!(*w, window);
+                    assert_eq!(groups[*group].queries[*place].object, format!("O{i}__c"));
+                }
+            }
         }
+        assert!(
+            groups.iter().all(|g| g.answers.get().is_none()),
+            "nothing asked yet"
+        );
     }
 }
