@@ -189,18 +189,15 @@ async fn token_expires_mid_read(force_bulk: bool) {
     options.bulk_jobs_in_flight = 1;
     let tokens_before = control.stats().requests.token;
     let revoker = control.clone();
-    let mut sink = ActingSink::new(20, move || revoker.revoke_access_tokens());
-    let summary = read_with(
+    let (summary, sink) = read_acting(
         &session,
         &config,
         &configured,
-        &InputState::default(),
-        &mut sink,
-        CancellationToken::new(),
         &options,
+        (20, move || revoker.revoke_access_tokens()),
     )
-    .await
-    .unwrap();
+    .await;
+    let summary = summary.unwrap();
     assert_eq!(summary.streams[0].status, StreamStatus::Complete);
     assert_eq!(
         summary.streams[0].api,
@@ -639,18 +636,15 @@ async fn a_lost_query_locator_resumes_after_the_last_record_read() {
     options.channel_capacity = 2;
     // While the first page is being taken, a minute passes: the locator of the next expires.
     let clock = control.clone();
-    let mut sink = ActingSink::new(50, move || clock.advance_clock(60));
-    let summary = read_with(
+    let (summary, sink) = read_acting(
         &session,
         &config,
         &configured,
-        &InputState::default(),
-        &mut sink,
-        CancellationToken::new(),
         &options,
+        (50, move || clock.advance_clock(60)),
     )
-    .await
-    .unwrap();
+    .await;
+    let summary = summary.unwrap();
     assert_eq!(summary.streams[0].status, StreamStatus::Complete);
     let logs = sink.inner.logs();
     let resumed = logs

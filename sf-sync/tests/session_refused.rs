@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use sf_sync::{read_with, CancellationToken, Error, Failure, InputState};
+use sf_sync::{Error, Failure};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_token_revoked_mid_sync_ends_the_whole_sync_as_a_config_error() {
@@ -33,18 +33,15 @@ async fn a_refresh_token_revoked_mid_sync_ends_the_whole_sync_as_a_config_error(
     options.channel_capacity = 2;
     let tokens_before = control.stats().requests.token;
     let revoker = control.clone();
-    let mut sink = ActingSink::new(20, move || revoker.revoke_all_tokens());
-    let err = read_with(
+    let (result, sink) = read_acting(
         &session,
         &config,
         &configured,
-        &InputState::default(),
-        &mut sink,
-        CancellationToken::new(),
         &options,
+        (20, move || revoker.revoke_all_tokens()),
     )
-    .await
-    .unwrap_err();
+    .await;
+    let err = result.unwrap_err();
 
     let Error::SessionRefused { stream, message } = &err else {
         panic!("not a refused session: {err:?}");

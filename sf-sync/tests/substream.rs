@@ -133,18 +133,15 @@ async fn lost_cursors_of_documents_and_links_lose_and_repeat_nothing() {
     // While the first page of links is being taken, a minute passes: the next page of links and
     // the next page of document ids both lose their cursor.
     let clock = control.clone();
-    let mut sink = ActingSink::new(50, move || clock.advance_clock(60));
-    let summary = read_with(
+    let (summary, sink) = read_acting(
         &session,
         &config,
         &configured,
-        &InputState::default(),
-        &mut sink,
-        CancellationToken::new(),
         &options,
+        (50, move || clock.advance_clock(60)),
     )
-    .await
-    .unwrap();
+    .await;
+    let summary = summary.unwrap();
     assert_eq!(summary.streams[0].status, StreamStatus::Complete);
     let logs = sink.inner.logs();
     assert!(

@@ -288,6 +288,29 @@ impl ActingSink {
     }
 }
 
+/// Reads `configured` from no state with `options` into an [`ActingSink`] that runs `act` at
+/// its `at`th record: something that happens to the org in the middle of a read.
+pub async fn read_acting(
+    session: &Session,
+    config: &SyncConfig,
+    configured: &ConfiguredCatalog,
+    options: &ReadOptions,
+    (at, act): (usize, impl Fn() + Send + 'static),
+) -> (Result<SyncSummary, Error>, ActingSink) {
+    let mut sink = ActingSink::new(at, act);
+    let result = read_with(
+        session,
+        config,
+        configured,
+        &InputState::default(),
+        &mut sink,
+        CancellationToken::new(),
+        options,
+    )
+    .await;
+    (result, sink)
+}
+
 #[async_trait]
 impl Sink for ActingSink {
     async fn record(&mut self, stream: &str, record: Record) -> Result<(), Error> {
