@@ -191,9 +191,9 @@ impl RestReader {
             .zip(answers)
             .map(|(q, sub)| {
                 if sub.is_success() {
-                    serde_json::to_vec(&sub.body)
-                        .map_err(|e| unreadable(e.to_string()))
-                        .and_then(|bytes| decode(&q.object, &bytes))
+                    serde_json::from_value::<Wire>(sub.body)
+                        .map_err(|e| decode_error(&q.object, format!("getDeleted answer: {e}")))
+                        .and_then(|wire| from_wire(&q.object, wire))
                 } else {
                     let api =
                         ApiError::from_body(sub.http_status_code, sub.body.to_string().as_bytes());
@@ -208,15 +208,22 @@ impl RestReader {
     }
 }
 
+fn decode_error(object: &str, message: String) -> Error {
+    Error::QueryDecode {
+        stream: object.to_string(),
+        message,
+    }
+}
+
 /// Reads a getDeleted answer; an entry without an id or a readable date makes the answer
 /// unreadable (a tombstone needs both).
 fn decode(object: &str, body: &[u8]) -> Result<DeletedRecords, Error> {
-    let decode_error = |message: String| Error::QueryDecode {
-        stream: object.to_string(),
-        message,
-    };
     let wire: Wire = serde_json::from_slice(body)
-        .map_err(|e| decode_error(format!("getDeleted answer: {e}")))?;
+        .map_err(|e| decode_error(object, format!("getDeleted answer: {e}")))?;
+    from_wire(object, wire)
+}
+
+fn from_wire(object: &str, wire: Wire) -> Result<DeletedRecords, Error> {
     let instant = |text: Option<String>| text.as_deref().and_then(sf_discovery::parse_datetime);
     let mut records = Vec::with_capacity(wire.deleted_records.len());
     for entry in wire.deleted_records {
@@ -225,6 +232,7 @@ fn decode(object: &str, body: &[u8]) -> Result<DeletedRecords, Error> {
             (Some(id), Some(deleted_date)) => records.push(DeletedRecord { id, deleted_date }),
             _ => {
                 return Err(decode_error(
+                    object,
                     "getDeleted answer: a deleted record without an id or a date".to_string(),
                 ))
             }
