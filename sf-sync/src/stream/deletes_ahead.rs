@@ -12,6 +12,12 @@
 //! without this. A subrequest Salesforce refused is the stream's error, handled as the direct
 //! call's would be. With fewer than two streams to ask for there is nothing to save, and no group
 //! is formed.
+//!
+//! Memory: a group's answers wait for their streams, perhaps for the whole sync, and Salesforce
+//! lists up to 600,000 ids an answer. The answers kept for later stay under [`HELD_IDS_MAX`] ids
+//! in all; the largest are let go first, and their streams ask alone when they get there (one
+//! API call each, as without this). The asking stream's own answer is used at once and always
+//! kept.
 
 use std::sync::{Arc, Mutex};
 
@@ -22,8 +28,13 @@ use tokio::sync::OnceCell;
 use super::deletes::{deletes_span, pieces};
 use super::{Job, ObjectRun, Runner, Shared};
 use crate::window::{Window, WindowParams};
+use crate::LogLevel;
 
 type Answer = Result<DeletedRecords, sf_rest::Error>;
+
+/// The most deleted ids a group keeps for streams that have not yet taken their answers (about
+/// 4 MiB as `DeletedRecord`s).
+pub(crate) const HELD_IDS_MAX: usize = 50_000;
 
 /// A stream's group, its place in the group, and its window; `None` when it asks nothing.
 type Place = Option<(usize, usize, Window)>;
@@ -148,7 +159,22 @@ impl Runner {
         let (rest, group) = (ahead.rest.as_ref()?, ahead.groups.get(group)?);
         let ask = group.answers.get_or_init(|| async {
             let answers = rest.deleted_batch(&group.queries).await.ok()?;
-            Some(answers.into_iter().map(|a| Mutex::new(Some(a))).collect())
+            let kept = within(answers, place, HELD_IDS_MAX);
+            let dropped = kept.iter().filter(|a| a.is_none()).count();
+            if dropped > 0 {
+                self.log(
+                    LogLevel::Info,
+                    format!(
+                        "{}: getDeleted asked for {} streams in one composite call; {dropped} \
+                         answer(s) listing more than {HELD_IDS_MAX} ids in all are not kept \
+                         for later: those streams ask alone when they get there",
+                        self.name,
+                        group.queries.len()
+                    ),
+                )
+                .await;
+            }
+            Some(kept.into_iter().map(Mutex::new).collect())
         });
         let answers = tokio::select! {
             biased;
@@ -157,6 +183,37 @@ impl Runner {
         };
         lock(answers.get(place)?).take()
     }
+}
+
+/// `answers` with the largest let go (`None`) until those kept for later (all but `own`'s) list
+/// at most `max` ids in all. A refused answer lists none.
+fn within(answers: Vec<Answer>, own: usize, max: usize) -> Vec<Option<Answer>> {
+    let size = |a: &Answer| a.as_ref().map_or(0, |d| d.records.len());
+    let mut order: Vec<(usize, usize)> = answers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != own)
+        .map(|(i, a)| (size(a), i))
+        .collect();
+    // Smallest first: as many streams as fit keep their answers.
+    order.sort_unstable();
+    let mut keep = vec![false; answers.len()];
+    if let Some(k) = keep.get_mut(own) {
+        *k = true;
+    }
+    let mut held = 0usize;
+    for (n, i) in order {
+        if held + n > max {
+            break;
+        }
+        held += n;
+        keep[i] = true;
+    }
+    answers
+        .into_iter()
+        .zip(keep)
+        .map(|(a, k)| k.then_some(a))
+        .collect()
 }
 
 #[cfg(test)]
@@ -192,5 +249,59 @@ mod tests {
             groups.iter().all(|g| g.answers.get().is_none()),
             "nothing asked yet"
         );
+    }
+
+    #[test]
+    fn answers_kept_for_later_stay_under_the_cap_the_largest_let_go_first() {
+        let t = Utc.with_ymd_and_hms(2024, 6, 1, 1, 0, 0).unwrap();
+        let answer = |n: usize| -> Answer {
+            Ok(DeletedRecords {
+                records: (0..n)
+                    .map(|i| sf_rest::DeletedRecord {
+                        id: format!("001{i:015}"),
+                        deleted_date: t,
+                    })
+                    .collect(),
+                earliest_date_available: None,
+                latest_date_covered: None,
+            })
+        };
+        let refused: Answer = Err(sf_rest::Error::QueryDecode {
+            stream: "X".to_string(),
+            message: "refused".to_string(),
+        });
+        let sizes = |kept: &[Option<Answer>]| -> Vec<Option<usize>> {
+            kept.iter()
+                .map(|a| {
+                    a.as_ref()
+                        .map(|a| a.as_ref().map_or(0, |d| d.records.len()))
+                })
+                .collect()
+        };
+        // The asker's own answer (place 1) is kept however large; the others fill 10 ids
+        // smallest first: 0 + 3 + 4 fit, 6 does not, nor 9.
+        let kept = within(
+            vec![
+                answer(6),
+                answer(50),
+                answer(3),
+                refused,
+                answer(9),
+                answer(4),
+            ],
+            1,
+            10,
+        );
+        assert_eq!(
+            sizes(&kept),
+            [None, Some(50), Some(3), Some(0), None, Some(4)]
+        );
+        assert!(
+            matches!(kept[3], Some(Err(_))),
+            "a refusal is kept as it is"
+        );
+        // Under the cap, nothing is let go.
+        let kept = within(vec![answer(2), answer(2)], 0, 10);
+        assert_eq!(sizes(&kept), [Some(2), Some(2)]);
     }
 }
