@@ -6,9 +6,13 @@
 //!   lists them with `queryable: false` [doc: Platform Events Developer Guide].
 //! - Change events (`*ChangeEvent`, `*__ChangeEvent`) are delivered to subscribers and cannot be
 //!   queried [doc: Change Data Capture Developer Guide]; Airbyte's connector leaves them out too.
-//! - Knowledge article versions (`__kav`) are served filtered by `PublishStatus` (and, for archived
-//!   versions, by article) [doc: Knowledge Developer Guide, "Salesforce Knowledge with SOQL and
-//!   SOSL"]; a plain `SELECT ... FROM X__kav` is refused or incomplete, so they are left out.
+//! - Knowledge article versions (`__kav`): the object reference says a query must filter on
+//!   `PublishStatus` or `Id`, while the Knowledge Developer Guide ("Salesforce Knowledge with SOQL
+//!   and SOSL") says that from API 47.0, with Lightning Knowledge, an unfiltered query returns
+//!   draft, published and archived versions, and that archived versions are otherwise queried
+//!   per article (`KnowledgeArticleId`, `IsLatestVersion = false`) [doc, both; which one an org
+//!   follows is known only by asking it]. They are read through REST (few rows; whether Bulk
+//!   serves them is only believed): unfiltered first, and by `PublishStatus` when refused.
 //! - Big objects (`__b`) answer SOQL filtered only on their index fields, have no `queryAll` (no
 //!   recycle bin) and no Bulk API 2.0 query [doc: Big Objects Implementation Guide, "SOQL with
 //!   Big Objects"]: read in full through REST `query`, never by a cursor window.
@@ -91,7 +95,10 @@ impl ObjectKind {
     pub fn rest_only(self) -> bool {
         matches!(
             self,
-            ObjectKind::BigObject | ObjectKind::External | ObjectKind::CustomMetadata
+            ObjectKind::BigObject
+                | ObjectKind::External
+                | ObjectKind::CustomMetadata
+                | ObjectKind::KnowledgeArticleVersion
         )
     }
 
@@ -142,6 +149,8 @@ mod tests {
             assert_eq!(ObjectKind::of(name), kind, "{name}");
         }
         assert!(K::BigObject.full_refresh_only() && K::BigObject.rest_only());
+        assert!(!K::KnowledgeArticleVersion.full_refresh_only());
+        assert!(K::KnowledgeArticleVersion.rest_only());
         assert!(!K::History.full_refresh_only() && !K::Custom.rest_only());
         assert_eq!(K::External.label(), "external object");
     }

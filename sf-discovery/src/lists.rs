@@ -132,8 +132,6 @@ pub enum Exclusion {
     QueryIncompatible,
     /// A platform event (`__e`): published to subscribers, not stored for query.
     PlatformEvent,
-    /// Knowledge article versions (`__kav`): served only filtered by `PublishStatus`.
-    KnowledgeArticleVersion,
     /// describeGlobal says `deprecatedAndHidden`: kept only for old clients.
     DeprecatedAndHidden,
 }
@@ -155,11 +153,6 @@ impl Exclusion {
             Exclusion::QueryIncompatible => "cannot be read with a plain query",
             Exclusion::PlatformEvent => {
                 "a platform event: published to subscribers, not stored for query"
-            }
-            Exclusion::KnowledgeArticleVersion => {
-                "knowledge article versions are served only filtered by PublishStatus (archived \
-                 ones only per article); read KnowledgeArticleVersion's published articles \
-                 instead"
             }
             Exclusion::DeprecatedAndHidden => {
                 "deprecated and hidden: Salesforce keeps it only for old clients"
@@ -184,8 +177,6 @@ pub fn name_exclusion(name: &str) -> Option<Exclusion> {
         Some(Exclusion::ChangeEvent)
     } else if ObjectKind::of(name) == ObjectKind::PlatformEvent {
         Some(Exclusion::PlatformEvent)
-    } else if ObjectKind::of(name) == ObjectKind::KnowledgeArticleVersion {
-        Some(Exclusion::KnowledgeArticleVersion)
     } else if QUERY_RESTRICTED_OBJECTS.contains(&name) {
         Some(Exclusion::QueryRestricted)
     } else if QUERY_INCOMPATIBLE_OBJECTS.contains(&name) {
@@ -248,10 +239,8 @@ mod tests {
         // Exact names: a custom object that merely contains a listed name is offered.
         assert_eq!(name_exclusion("Vote__c"), None);
         assert_eq!(name_exclusion("Alert__e"), Some(Exclusion::PlatformEvent));
-        assert_eq!(
-            name_exclusion("Knowledge__kav"),
-            Some(Exclusion::KnowledgeArticleVersion)
-        );
+        // Offered: read by PublishStatus when the org refuses an unfiltered query (sf-sync).
+        assert_eq!(name_exclusion("Knowledge__kav"), None);
         assert_eq!(name_exclusion("Reading__b"), None);
         assert!(filtering_unsupported("Reading__b"));
         assert!(filtering_unsupported("Setting__mdt"));

@@ -109,6 +109,10 @@ pub struct ReadRequest {
     /// must not be empty, and it goes into every query of the read, so it must leave room for
     /// the fields within `max_request_bytes`: 200 eighteen-character ids take about 5 KB.
     pub where_in: Option<(String, Vec<String>)>,
+    /// Only rows whose field `.0` equals `.1`, each pair a top-level `AND` conjunct of every
+    /// query of the read (e.g. `PublishStatus = 'Online'`, which Salesforce may require of a
+    /// Knowledge article version's query).
+    pub where_eq: Vec<(String, String)>,
     /// At most this many rows (per chunk, when split).
     pub limit: Option<u64>,
 }
@@ -301,6 +305,9 @@ impl RestReader {
             }
             if let Some((field, values)) = &request.where_in {
                 soql = soql.where_in(field.clone(), values.iter().cloned());
+            }
+            for (field, value) in &request.where_eq {
+                soql = soql.where_eq(field.clone(), value.clone());
             }
             if let Some(n) = request.limit {
                 soql = soql.limit(n);

@@ -217,6 +217,7 @@ pub struct Soql {
     window: Option<Window>,
     after: Option<ResumeKey>,
     in_list: Option<(String, Vec<String>)>,
+    equals: Vec<(String, String)>,
     order: Order,
     limit: Option<u64>,
     separator: &'static str,
@@ -236,6 +237,7 @@ impl Soql {
             window: None,
             after: None,
             in_list: None,
+            equals: Vec::new(),
             order: Order::Unordered,
             limit: None,
             separator: ",",
@@ -274,6 +276,13 @@ impl Soql {
         S: Into<String>,
     {
         self.in_list = Some((field.into(), values.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// `AND <field> = 'value'`, a top-level conjunct (as Salesforce wants a Knowledge article
+    /// version's `PublishStatus`); may be given more than once.
+    pub fn where_eq(mut self, field: impl Into<String>, value: impl Into<String>) -> Soql {
+        self.equals.push((field.into(), value.into()));
         self
     }
 
@@ -338,6 +347,7 @@ impl Soql {
         if let Some((field, _)) = &self.in_list {
             names.push(field);
         }
+        names.extend(self.equals.iter().map(|(field, _)| field.as_str()));
         if let Order::CursorThenId(field) = &self.order {
             names.push(field);
         }
@@ -369,6 +379,9 @@ impl Soql {
         if let Some((field, values)) = &self.in_list {
             let list: Vec<String> = values.iter().map(|v| quote(v)).collect();
             conditions.push(format!("{field} IN ({})", list.join(",")));
+        }
+        for (field, value) in &self.equals {
+            conditions.push(format!("{field} = {}", quote(value)));
         }
         if !conditions.is_empty() {
             soql.push_str(" WHERE ");

@@ -222,6 +222,32 @@ fn in_lists_quote_and_escape() {
 }
 
 #[test]
+fn equalities_are_top_level_conjuncts_quoted_and_their_fields_checked() {
+    let window = Window::new(
+        "SystemModstamp",
+        Some(at(2024, 5, 1, 0, 0, 0)),
+        Some(at(2024, 5, 1, 1, 0, 0)),
+    );
+    let soql = Soql::select("Knowledge__kav", ["Id", "Title"])
+        .window(window)
+        .where_eq("PublishStatus", "Online")
+        .where_eq("Language", "o'c")
+        .order(Order::CursorThenId("SystemModstamp".into()))
+        .build()
+        .unwrap();
+    assert_eq!(
+        soql,
+        "SELECT Id,Title FROM Knowledge__kav WHERE SystemModstamp >= 2024-05-01T00:00:00Z \
+         AND SystemModstamp < 2024-05-01T01:00:00Z AND PublishStatus = 'Online' \
+         AND Language = 'o\\'c' ORDER BY SystemModstamp ASC,Id ASC"
+    );
+    let bad = Soql::select("Knowledge__kav", ["Id"])
+        .where_eq("PublishStatus = 'x' OR Id", "y")
+        .build();
+    assert!(bad.is_err(), "{bad:?}");
+}
+
+#[test]
 fn names_are_validated() {
     for (object, field) in [
         ("Account WHERE", "Id"),

@@ -401,6 +401,17 @@ impl Runner {
                     return Ok(Some(fallback));
                 }
                 Err(SpanError::Stop(stop)) => return Err(stop),
+                // Only a REST read asks for it; a Bulk read never does.
+                Err(SpanError::ByStatus(message)) => {
+                    let window = describe_span(&span);
+                    return Err(Stop::Failed(self.read_error(
+                        Api::Bulk,
+                        window,
+                        None,
+                        message,
+                        Failure::System,
+                    )));
+                }
             }
         }
     }

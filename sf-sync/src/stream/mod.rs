@@ -361,6 +361,9 @@ enum SpanError {
     Split(String),
     /// Bulk cannot serve the stream: read it through REST from this span on.
     Fallback(Fallback),
+    /// Salesforce refused an unfiltered REST query of a Knowledge article version (its
+    /// message): read the span again by `PublishStatus` (`rest.rs`).
+    ByStatus(String),
     /// Stop the stream.
     Stop(Stop),
 }

@@ -27,6 +27,9 @@ pub(super) struct ObjectRun {
     pub(super) progress: checkpoint::Progress,
     /// Set while this read reads the object whole for its formula fields (`formulas.rs`).
     pub(super) formula_refresh: Option<super::formulas::FormulaRefresh>,
+    /// Set once Salesforce refused an unfiltered query of this Knowledge article version: its
+    /// spans are read once per `PublishStatus` of [`super::rest::PUBLISH_STATUSES`].
+    pub(super) by_status: bool,
 }
 
 impl ObjectRun {
@@ -60,6 +63,7 @@ impl ObjectRun {
             bulk_fields: Arc::from(bulk_fields),
             progress,
             formula_refresh: None,
+            by_status: false,
         }
     }
 

@@ -1,14 +1,31 @@
 //! Reading a stream's spans through REST, and the one reading of `sf-rest`'s errors that every
 //! REST read of a stream shares (its windows here, a parent's ids and their children in
 //! [`super::substream`]).
+//!
+//! A Knowledge article version (`__kav`) is read unfiltered first: from API 47.0, with
+//! Lightning Knowledge, that returns draft, published and archived versions [doc: Knowledge
+//! Developer Guide, "Salesforce Knowledge with SOQL and SOSL"]. Where Salesforce refuses it
+//! ("Implementation restriction ... must filter ... PublishStatus", an `ErrorKind::FilterRequired`;
+//! the object reference documents that rule too), each span is read again once per status of
+//! [`PUBLISH_STATUSES`], each query with `PublishStatus = '<status>'` as a top-level conjunct.
+//! Archived versions are then not read: Salesforce serves them only per article
+//! (`KnowledgeArticleId`, `IsLatestVersion = false`) [doc, same page], so a version read before
+//! it was archived keeps its last-read status downstream; a WARN says both. Such a
+//! span checkpoints only at its end (its statuses are read one after the other, each in cursor
+//! order), and the next sync tries the unfiltered query again.
 
 use chrono::{DateTime, Utc};
+use sf_discovery::ObjectKind;
 use sf_rest::{ReadRequest, ResumeKey};
 
 use super::{describe_span, ObjectRun, ParentFilter, Runner, Span, SpanError, SpanQueue, Stop};
 use crate::error::{Error, Failure};
 use crate::planner::Api;
 use crate::sink::LogLevel;
+
+/// The `PublishStatus` values a Knowledge article version is read by when Salesforce refuses
+/// an unfiltered query (the picklist's values but `Archived`, which needs an article id).
+pub(super) const PUBLISH_STATUSES: [&str; 2] = ["Online", "Draft"];
 
 /// Which REST read of a stream failed: it decides how the failure is named.
 #[derive(Debug, Clone, Copy)]
@@ -112,7 +129,7 @@ impl Runner {
     ) -> Result<(), Stop> {
         while let Some(span) = queue.next() {
             self.may_continue()?;
-            match self.rest_span(run, &span).await {
+            match self.rest_span_all(run, &span).await {
                 Ok(most_recent) => {
                     self.rest_ordered_end(run);
                     self.span_done(run, &span, most_recent).await?
@@ -131,23 +148,66 @@ impl Runner {
                         Failure::System,
                     )))
                 }
+                Err(SpanError::ByStatus(message)) => {
+                    self.rest_ordered_end(run);
+                    run.by_status = true;
+                    self.log(
+                        LogLevel::Warn,
+                        format!(
+                            "{}: Salesforce refused a query without a PublishStatus filter \
+                             ({message}); reading its versions by PublishStatus ({}) instead. \
+                             Archived versions are not read: Salesforce serves them only per \
+                             article, so a version read before it was archived keeps its \
+                             last-read status downstream (a full refresh with overwrite shows \
+                             the org as it is). An org with Lightning Knowledge serves every \
+                             version unfiltered (API 47.0 and later)",
+                            self.name,
+                            PUBLISH_STATUSES.join(", ")
+                        ),
+                    )
+                    .await;
+                    queue.push_front(span);
+                }
                 Err(SpanError::Stop(stop)) => return Err(stop),
             }
         }
         Ok(())
     }
 
-    /// Reads one span through REST; returns the largest cursor value seen.
-    ///
-    /// A read in cursor order (one query, not split into field chunks, whose rows come by
-    /// `(cursor, Id)`) checkpoints every page's worth of records: the state then covers the
-    /// window up to the last cursor value emitted. A read split into chunks merges them in `Id`
-    /// order, so only the window's end is a point where every chunk has delivered its rows.
-    async fn rest_span(
+    /// Reads one span: once, or once per status of [`PUBLISH_STATUSES`] once Salesforce refused
+    /// the stream's unfiltered query. Returns the largest cursor value seen.
+    async fn rest_span_all(
         &mut self,
         run: &mut ObjectRun,
         span: &Span,
     ) -> Result<Option<DateTime<Utc>>, SpanError> {
+        if !run.by_status {
+            return self.rest_span(run, span, None).await;
+        }
+        let mut most_recent = None;
+        for status in PUBLISH_STATUSES {
+            most_recent = most_recent.max(self.rest_span(run, span, Some(status)).await?);
+        }
+        Ok(most_recent)
+    }
+
+    /// Reads one span through REST (only its rows of `PublishStatus = status`, when given);
+    /// returns the largest cursor value seen.
+    ///
+    /// A read in cursor order (one query, not split into field chunks, whose rows come by
+    /// `(cursor, Id)`) checkpoints every page's worth of records: the state then covers the
+    /// window up to the last cursor value emitted. A read split into chunks merges them in `Id`
+    /// order, so only the window's end is a point where every chunk has delivered its rows; so
+    /// does a read by status, whose statuses come one after the other.
+    async fn rest_span(
+        &mut self,
+        run: &mut ObjectRun,
+        span: &Span,
+        status: Option<&str>,
+    ) -> Result<Option<DateTime<Utc>>, SpanError> {
+        let where_eq: Vec<(String, String)> = status
+            .map(|s| vec![("PublishStatus".to_string(), s.to_string())])
+            .unwrap_or_default();
         let mut most_recent: Option<DateTime<Utc>> = None;
         let mut after: Option<ResumeKey> = None;
         let mut resumes = 0u32;
@@ -164,9 +224,10 @@ impl Runner {
                 .map(|p| p.order),
             Ok(sf_rest::Order::CursorThenId(_))
         );
-        if in_cursor_order {
+        if in_cursor_order && status.is_none() {
             self.rest_ordered_start(run, span);
         }
+        let mut emitted = false;
         let page = self.shared.options.rest_batch_size.map_or(2_000, u64::from);
         'query: loop {
             let request = ReadRequest {
@@ -177,6 +238,7 @@ impl Runner {
                 after: after.clone(),
                 limit: None,
                 where_in: None,
+                where_eq: where_eq.clone(),
             };
             let mut records = self
                 .shared
@@ -190,12 +252,20 @@ impl Runner {
                     Some(Ok(record)) => {
                         let cursor = run.cursor_value(&record);
                         most_recent = most_recent.max(cursor);
+                        emitted = true;
                         self.record(record).await?;
                         self.rest_ordered_record(run, cursor, page).await?;
                         continue;
                     }
                     Some(Err(e)) => e,
                 };
+                if status.is_none()
+                    && !emitted
+                    && error.kind() == sf_rest::ErrorKind::FilterRequired
+                    && ObjectKind::of(&run.setup.spec.name) == ObjectKind::KnowledgeArticleVersion
+                {
+                    return Err(SpanError::ByStatus(error.to_string()));
+                }
                 match self.rest_failed(RestRead::Span(span), &error) {
                     RestFailure::LostCursor if self.may_retry(&mut resumes) => {
                         if let Some(key) = error.resume_after() {
