@@ -95,6 +95,17 @@ async fn article_versions_refused_unfiltered_are_read_by_publish_status() {
     states.update(&first, &[KAV]);
     assert!(states.0.contains_key(KAV), "a state after the first read");
     assert_eq!(by_status_warnings(&first).len(), 1);
+    // The plan's count, refused unfiltered too, is no second warning.
+    let warns: Vec<(LogLevel, &str)> = first
+        .logs()
+        .into_iter()
+        .filter(|(level, _)| *level == LogLevel::Warn)
+        .collect();
+    assert_eq!(warns.len(), 1, "{warns:?}");
+    assert!(first
+        .logs()
+        .iter()
+        .any(|(_, line)| line.contains("counts these versions only by PublishStatus")));
     control.advance_clock(3_600);
     let changed = control.mutate(Mutation::new(KAV).update(12).insert(4));
     assert!(changed.errors.is_empty(), "{:?}", changed.errors);

@@ -243,6 +243,24 @@ impl Runner {
             Err(e) if e.kind() == sf_rest::ErrorKind::DailyLimitExceeded => {
                 Err(Stop::Limit(self.shared.hit_limit(&e.to_string())))
             }
+            // A Knowledge article version refused unfiltered is read by PublishStatus
+            // (`rest.rs`, which warns); its count only informs the plan.
+            Err(e)
+                if e.kind() == sf_rest::ErrorKind::FilterRequired
+                    && sf_discovery::ObjectKind::of(&run.setup.spec.name)
+                        == sf_discovery::ObjectKind::KnowledgeArticleVersion =>
+            {
+                self.log(
+                    LogLevel::Info,
+                    format!(
+                        "{}: Salesforce counts these versions only by PublishStatus; planning \
+                         without a count",
+                        self.name
+                    ),
+                )
+                .await;
+                Ok(None)
+            }
             Err(e) => {
                 self.log(
                     LogLevel::Warn,
