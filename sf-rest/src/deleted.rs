@@ -13,11 +13,14 @@
 //! subrequests of one `composite` call, which Salesforce counts as one API call whatever it
 //! carries (REST API guide, "Composite": "The entire series of requests counts as a single call
 //! toward your API limits"; composite serves "all sObject resources", getDeleted among them).
-//! Sure of both; the subrequests' answers are the direct call's bodies and statuses.
+//! Sure of both; the subrequests' answers are the direct call's bodies and statuses. Its answer
+//! is read up to [`GET_DELETED_BATCH_MAX_BYTES`]: 25 answers of up to 600,000 ids each would
+//! otherwise be held at once; a larger one fails the batch, and each object asks alone.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use sf_auth::composite::{composite_answers, composite_get};
 use sf_auth::{ApiError, Request};
@@ -33,6 +36,10 @@ pub const GET_DELETED_RETENTION: Duration = Duration::from_secs(15 * 86_400);
 
 /// The most getDeleted subrequests one `composite` call carries (Salesforce's limit: 25).
 pub const GET_DELETED_BATCH: usize = sf_auth::composite::COMPOSITE_MAX;
+
+/// The most bytes of a [`RestReader::deleted_batch`] answer read: 32 MiB, about 450,000 deleted
+/// ids in all (one direct answer may hold 600,000).
+pub const GET_DELETED_BATCH_MAX_BYTES: usize = 32 << 20;
 
 /// One object's getDeleted window, for [`RestReader::deleted_batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +146,17 @@ impl RestReader {
         &self,
         queries: &[DeletedQuery],
     ) -> Result<Vec<Result<DeletedRecords, Error>>, Error> {
+        self.deleted_batch_within(queries, GET_DELETED_BATCH_MAX_BYTES)
+            .await
+    }
+
+    /// [`RestReader::deleted_batch`], reading at most `max_bytes` of the answer: a larger one
+    /// is an `Err` (nothing is known; each query may be asked alone).
+    pub async fn deleted_batch_within(
+        &self,
+        queries: &[DeletedQuery],
+        max_bytes: usize,
+    ) -> Result<Vec<Result<DeletedRecords, Error>>, Error> {
         let build = |reason: String| Error::QueryBuild {
             object: queries
                 .iter()
@@ -175,16 +193,29 @@ impl RestReader {
             })
             .collect();
         let request = composite_get('g', urls.iter().map(String::as_str));
-        let response = self
-            .session
-            .fetch(request)
-            .await
-            .map_err(|e| Error::from_session("getDeleted (composite)", e, || None))?;
+        let session_error = |e| Error::from_session("getDeleted (composite)", e, || None);
         let unreadable = |message: String| Error::QueryDecode {
             stream: "getDeleted (composite)".to_string(),
             message,
         };
-        let answers = composite_answers('g', queries.len(), &response.body)
+        let mut chunks = self
+            .session
+            .send(request)
+            .await
+            .map_err(session_error)?
+            .bytes_stream();
+        let mut body: Vec<u8> = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(session_error)?;
+            if body.len() + chunk.len() > max_bytes {
+                return Err(unreadable(format!(
+                    "the composite answer is larger than {max_bytes} bytes; each object asks \
+                     getDeleted alone"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let answers = composite_answers('g', queries.len(), &body)
             .map_err(|e| unreadable(format!("composite answer: {e}")))?;
         Ok(queries
             .iter()

@@ -52,8 +52,8 @@ mod soql;
 mod wire;
 
 pub use deleted::{
-    DeletedQuery, DeletedRecord, DeletedRecords, GET_DELETED_BATCH, GET_DELETED_MAX_WINDOW,
-    GET_DELETED_RETENTION,
+    DeletedQuery, DeletedRecord, DeletedRecords, GET_DELETED_BATCH, GET_DELETED_BATCH_MAX_BYTES,
+    GET_DELETED_MAX_WINDOW, GET_DELETED_RETENTION,
 };
 pub use error::{Error, ErrorKind};
 pub use reader::{

@@ -141,6 +141,23 @@ async fn a_batch_answers_each_window_as_the_direct_call_does_for_one_api_call() 
     );
     assert!(refused.to_string().contains("Contact"), "{refused}");
 
+    // An answer larger than the bound fails the batch, naming the bound; the same batch under a
+    // bound it fits answers as before.
+    let small = reader
+        .deleted_batch_within(&queries, 200)
+        .await
+        .unwrap_err();
+    assert!(
+        small.to_string().contains("larger than 200 bytes"),
+        "{small}"
+    );
+    let roomy = reader
+        .deleted_batch_within(&queries, 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(roomy.len(), 3);
+    assert_eq!(roomy[0].as_ref().unwrap(), answers[0].as_ref().unwrap());
+
     // Bad input is refused before anything is sent.
     let before = ctl.stats().requests.composite;
     let too_many: Vec<DeletedQuery> = (0..26).map(|_| window("Account", start)).collect();

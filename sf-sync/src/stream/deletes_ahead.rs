@@ -17,7 +17,8 @@
 //! lists up to 600,000 ids an answer. The answers kept for later stay under [`HELD_IDS_MAX`] ids
 //! in all; the largest are let go first, and their streams ask alone when they get there (one
 //! API call each, as without this). The asking stream's own answer is used at once and always
-//! kept.
+//! kept. The composite answer itself is read up to sf-rest's `GET_DELETED_BATCH_MAX_BYTES`
+//! (32 MiB); a larger one fails the group's call, and each of its streams asks alone.
 
 use std::sync::{Arc, Mutex};
 
