@@ -36,7 +36,7 @@ impl LoginUrl {
     /// host that is not loopback.
     pub fn parse(url: &str) -> Result<LoginUrl, Error> {
         let bad = |reason: &str| Error::InvalidLoginUrl {
-            url: url.to_string(),
+            url: LoginUrl::redacted(url),
             reason: reason.to_string(),
         };
         let parsed = Url::parse(url.trim()).map_err(|e| {
@@ -44,7 +44,7 @@ impl LoginUrl {
                 "{e}; expected a URL such as https://acme.my.salesforce.com"
             ))
         })?;
-        check_scheme(&parsed).map_err(|reason| bad(&reason))?;
+        // Before anything that names the URL: credentials in it are never kept or printed.
         if !parsed.username().is_empty() || parsed.password().is_some() {
             // Never keep (or later print) credentials embedded in a URL.
             return Err(Error::InvalidLoginUrl {
@@ -55,6 +55,7 @@ impl LoginUrl {
                     .to_string(),
             });
         }
+        check_scheme(&parsed).map_err(|reason| bad(&reason))?;
         if parsed.path() != "/" && !parsed.path().is_empty() {
             return Err(bad(
                 "give only the scheme and host (e.g. https://acme.my.salesforce.com), no path",
@@ -64,6 +65,37 @@ impl LoginUrl {
             return Err(bad("a query string or fragment is not allowed"));
         }
         Ok(LoginUrl(parsed))
+    }
+
+    /// `url` as it may be shown in an error: its scheme, host and port, with `/...` when it has a
+    /// path, `?...` when it has a query or fragment, and never a user name, password, query or
+    /// fragment (where tokens are put by mistake). Text that does not parse as a URL is shown
+    /// only when it holds none of `@`, `?`, `#` and no whitespace.
+    pub fn redacted(url: &str) -> String {
+        let url = url.trim();
+        match Url::parse(url) {
+            Ok(parsed) if parsed.has_host() => {
+                let mut shown = format!("{}://", parsed.scheme());
+                if !parsed.username().is_empty() || parsed.password().is_some() {
+                    shown.push_str("<credentials>@");
+                }
+                shown.push_str(parsed.host_str().unwrap_or_default());
+                if let Some(port) = parsed.port() {
+                    shown.push_str(&format!(":{port}"));
+                }
+                if parsed.path() != "/" && !parsed.path().is_empty() {
+                    shown.push_str("/...");
+                }
+                if parsed.query().is_some() || parsed.fragment().is_some() {
+                    shown.push_str("?...");
+                }
+                shown
+            }
+            _ if url.contains(['@', '?', '#']) || url.contains(char::is_whitespace) => {
+                "<a login_url that is not a URL>".to_string()
+            }
+            _ => url.to_string(),
+        }
     }
 
     /// The login host the config asks for: an explicit `login_url` wins, then `is_sandbox`.
@@ -289,6 +321,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("no path"), "{err}");
+    }
+
+    #[test]
+    fn a_login_url_is_never_shown_with_what_may_be_a_secret() {
+        for (given, secret) in [
+            ("http://admin:hunter2@acme.my.salesforce.com", "hunter2"),
+            ("https://admin:hunter2@ac me.com", "hunter2"),
+            ("ftp://admin:hunter2@x", "hunter2"),
+            (
+                "https://acme.my.salesforce.com/?access_token=00Dxx!AQ",
+                "00Dxx",
+            ),
+            ("https://acme.my.salesforce.com/#token=00Dxx", "00Dxx"),
+            (
+                "https://acme.my.salesforce.com/services/oauth2/00Dxx",
+                "00Dxx",
+            ),
+            ("00Dxx!AQ hunter2", "hunter2"),
+        ] {
+            let err = LoginUrl::parse(given).unwrap_err().to_string();
+            assert!(!err.contains(secret), "{given}: {err}");
+            assert!(err.contains("login_url"), "{err}");
+            assert!(!LoginUrl::redacted(given).contains(secret), "{given}");
+        }
+        assert_eq!(
+            LoginUrl::redacted("http://admin:pw@localhost:8080/x?y#z"),
+            "http://<credentials>@localhost:8080/...?..."
+        );
+        assert_eq!(
+            LoginUrl::redacted(" https://acme.my.salesforce.com "),
+            "https://acme.my.salesforce.com"
+        );
+        assert_eq!(
+            LoginUrl::redacted("acme.my.salesforce.com"),
+            "acme.my.salesforce.com"
+        );
     }
 
     #[test]

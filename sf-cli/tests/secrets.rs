@@ -342,4 +342,30 @@ async fn plain_http_login_urls_off_loopback_are_refused() {
         assert_no_secret(&format!("login_url {url}"), &read, &[]);
         assert_no_secret(&format!("check with login_url {url}"), &check, &[]);
     }
+    // A login_url carrying a password or a token is refused naming the key, and neither is
+    // printed: not in the reason, not as the value given.
+    for url in [
+        "https://admin:hunter2@acme.my.salesforce.com",
+        "http://admin:hunter2@acme.my.salesforce.com",
+        "https://acme.my.salesforce.com/?access_token=00DxxSECRETxx",
+    ] {
+        let path = env.write("config.json", &env.config(json!({"login_url": url})));
+        let check = env
+            .run(&["check", "--config", path.to_str().unwrap()], &TRACE)
+            .await;
+        check.assert_success();
+        let status = &check.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+        assert_eq!(status["status"], "FAILED", "{url}");
+        assert!(
+            status["message"].as_str().unwrap().contains("login_url"),
+            "{status}"
+        );
+        let read = env.read(&path, &catalog, None, &TRACE).await;
+        assert_eq!(read.code, Some(1), "{url}");
+        let error = read.trace_error().unwrap();
+        assert_eq!(error["failure_type"], "config_error", "{error}");
+        let secrets = ["hunter2", "00DxxSECRETxx"];
+        assert_no_secret(&format!("login_url {url}"), &read, &secrets);
+        assert_no_secret(&format!("check with login_url {url}"), &check, &secrets);
+    }
 }

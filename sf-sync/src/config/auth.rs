@@ -84,7 +84,8 @@ impl Reader<'_> {
                     sf_auth::Error::InvalidLoginUrl { reason, .. } => reason,
                     other => other.to_string(),
                 };
-                let given = given.map(Value::String);
+                // Shown without what may be a secret (credentials, a token in a query).
+                let given = given.map(|url| Value::String(LoginUrl::redacted(&url)));
                 self.problem(
                     "login_url",
                     given.as_ref(),
