@@ -384,6 +384,28 @@ async fn a_network_failure_is_not_a_credential_failure() {
 }
 
 #[tokio::test]
+async fn a_rate_limited_token_endpoint_is_transient_not_a_credential_refusal() {
+    let mut server = mockito::Server::new_async().await;
+    let busy = server
+        .mock("POST", "/services/oauth2/token")
+        .with_status(429)
+        .with_header("content-type", "application/json")
+        .with_body(r#"{"error":"rate_limited","error_description":"too many requests"}"#)
+        .expect(2)
+        .create_async()
+        .await;
+    let mut config = config(&server);
+    config.retry.max_retries = 1;
+    let err = Session::login(config).await.unwrap_err();
+    busy.assert_async().await;
+    assert!(!matches!(err, Error::Login { .. }), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
+    assert_eq!(err.api_error().map(|a| a.status), Some(429));
+    assert!(!err.to_string().contains(REFRESH_TOKEN));
+    assert!(!err.to_string().contains(CLIENT_SECRET));
+}
+
+#[tokio::test]
 async fn plain_http_instance_url_on_a_public_host_is_refused() {
     let (server, _mocks) = server_with(&[("auth", "login_http_instance")]).await;
     let err = Session::login(config(&server)).await.unwrap_err();

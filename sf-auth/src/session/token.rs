@@ -165,7 +165,10 @@ impl Session {
         }
         let api = api_error(response).await;
         let retryable = api.kind() == ErrorKind::Transient;
-        let error = if (400..500).contains(&api.status) {
+        // A 4xx that only says "later" (429, 420, 408: a rate limit or a proxy's timeout) is no
+        // refusal of the credentials: it stays transient, and a failed renewal is not kept as
+        // permanent (`failed_renewal_of`).
+        let error = if (400..500).contains(&api.status) && !retryable {
             Error::Login {
                 failure: LoginFailure::from_api(&api),
                 api,
