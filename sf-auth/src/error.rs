@@ -457,8 +457,10 @@ impl LoginFailure {
                  https://<mydomain>.my.salesforce.com"
             }
             LoginFailure::JwtAudience => {
-                "the assertion's audience is not this org's login host: set `is_sandbox` for a \
-                 sandbox, or `login_url` to the My Domain the connected app is in"
+                "the assertion's audience was refused: sfconnect names https://test.salesforce.com \
+                 for a sandbox (`is_sandbox`, or a `login_url` ending .sandbox.my.salesforce.com) \
+                 and https://login.salesforce.com for production and its My Domain; check \
+                 `is_sandbox` and `login_url`"
             }
             LoginFailure::JwtSignature => {
                 "the assertion's signature does not match the certificate uploaded to the \

@@ -3,13 +3,15 @@
 //!
 //! The assertion is `base64url(header).base64url(claims).base64url(signature)`: header
 //! `{"alg":"RS256"}`, claims `iss` (the connected app's consumer key), `sub` (the username),
-//! `aud` (the login host: `https://login.salesforce.com`, `https://test.salesforce.com`, or the
-//! My Domain posted to) and `exp` (seconds since the epoch, [`ASSERTION_LIFETIME_SECS`] ahead),
-//! signed RSASSA-PKCS1-v1_5 with SHA-256 by the key whose certificate the connected app holds.
-//! It is posted to the token endpoint as `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`
-//! and `assertion=...` [Salesforce's "OAuth 2.0 JWT Bearer Flow for Server-to-Server Integration";
-//! sure of the claims and the form; the `aud` of a My Domain is documented for the token endpoint
-//! of that domain, less sure it is accepted everywhere, which is why `login_url` decides it].
+//! `aud` ([`jwt_audience`]) and `exp` (seconds since the epoch, [`ASSERTION_LIFETIME_SECS`]
+//! ahead), signed RSASSA-PKCS1-v1_5 with SHA-256 by the key whose certificate the connected app
+//! holds. It is posted to the login host's token endpoint (a My Domain's too) as
+//! `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` and `assertion=...` [Salesforce's
+//! "OAuth 2.0 JWT Bearer Flow for Server-to-Server Integration"; sure of the claims and the form].
+//! The audience must be `https://login.salesforce.com`, `https://test.salesforce.com`, or an
+//! Experience Cloud site's URL [same page; sure]: a My Domain is not one, and is answered
+//! `invalid_grant` "audience is invalid" [reported by users; the Salesforce CLI maps My Domains
+//! to the two login hosts the same way].
 
 use std::fmt;
 use std::sync::Arc;
@@ -129,7 +131,7 @@ impl JwtBearer {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let assertion = self.assertion(client_id, login_url.as_str(), now)?;
+        let assertion = self.assertion(client_id, &jwt_audience(login_url), now)?;
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", JWT_BEARER_GRANT_TYPE);
         form.append_pair("assertion", &assertion);
@@ -137,9 +139,72 @@ impl JwtBearer {
     }
 }
 
+/// The assertion's `aud` for a login at `login_url`: `https://test.salesforce.com` for the
+/// sandbox login host and a sandbox's My Domain (`*.sandbox.my.salesforce.com`, or the older
+/// `name--sandbox.my.salesforce.com`), `https://login.salesforce.com` for the production login
+/// host and any other My Domain, and the login URL itself otherwise (an Experience Cloud site,
+/// or an emulated org on loopback).
+pub(crate) fn jwt_audience(login_url: &LoginUrl) -> String {
+    let url = login_url.as_str();
+    let host = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let my_domain = host.ends_with(".my.salesforce.com");
+    let sandbox = host == "test.salesforce.com"
+        || host.ends_with(".sandbox.my.salesforce.com")
+        || (my_domain
+            && host
+                .split('.')
+                .next()
+                .is_some_and(|name| name.contains("--")));
+    if sandbox {
+        crate::config::SANDBOX_LOGIN_URL.to_string()
+    } else if my_domain || host == "login.salesforce.com" {
+        crate::config::PRODUCTION_LOGIN_URL.to_string()
+    } else {
+        url.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_audience_is_a_login_host_for_my_domains_and_the_url_otherwise() {
+        for (login_url, audience) in [
+            (
+                "https://login.salesforce.com",
+                "https://login.salesforce.com",
+            ),
+            ("https://test.salesforce.com", "https://test.salesforce.com"),
+            (
+                "https://acme.my.salesforce.com",
+                "https://login.salesforce.com",
+            ),
+            (
+                "https://ACME.My.Salesforce.com/",
+                "https://login.salesforce.com",
+            ),
+            (
+                "https://acme--uat.sandbox.my.salesforce.com",
+                "https://test.salesforce.com",
+            ),
+            (
+                "https://acme--uat.my.salesforce.com",
+                "https://test.salesforce.com",
+            ),
+            ("https://acme.my.site.com", "https://acme.my.site.com"),
+            ("http://127.0.0.1:8765", "http://127.0.0.1:8765"),
+        ] {
+            let url = LoginUrl::parse(login_url).unwrap();
+            assert_eq!(jwt_audience(&url), audience, "{login_url}");
+        }
+    }
 
     const KEY: &str = include_str!("../../fixtures/keys/jwt-test-key.pem");
     const KEY_PKCS1: &str = include_str!("../../fixtures/keys/jwt-test-key.pkcs1.pem");
