@@ -18,8 +18,8 @@ use serde_json::{json, Map, Value};
 use sf_discovery::{Catalog, Record};
 use sf_sync::plan::PlannerConfig;
 use sf_sync::{
-    read_with, CancellationToken, ConfiguredCatalog, Error, InputState, LogLevel, ReadOptions,
-    Sink, SinkMessage, StreamStatus, SyncConfig, SyncSummary,
+    read_with, CancellationToken, ConfiguredCatalog, Error, InputState, LogLevel, MemorySink,
+    ReadOptions, Sink, SinkMessage, StreamStatus, SyncConfig, SyncSummary,
 };
 
 /// Account through Bulk (three jobs of about 800 rows, pages of 50), Opportunity through REST
@@ -309,6 +309,71 @@ fn named_jobs(messages: &[SinkMessage]) -> std::collections::BTreeSet<String> {
         .flatten()
         .filter_map(|job| job["job_id"].as_str().map(str::to_string))
         .collect()
+}
+
+/// A sink that refuses the first state covering a window read: the state the stream waits
+/// for the sink to take before deleting the window's job.
+struct RefusesState(MemorySink);
+
+#[async_trait]
+impl Sink for RefusesState {
+    async fn record(&mut self, stream: &str, record: Record) -> Result<(), Error> {
+        self.0.record(stream, record).await
+    }
+    async fn state(&mut self, stream: &str, state: Value) -> Result<(), Error> {
+        // A window read: its slice is in the state (states naming jobs have none before).
+        let window_done = state["slices"].as_array().is_some_and(|s| !s.is_empty());
+        if !window_done {
+            return self.0.state(stream, state).await;
+        }
+        Err(Error::sink(format!(
+            "the destination refused {stream}'s state"
+        )))
+    }
+    async fn log(&mut self, level: LogLevel, message: &str) -> Result<(), Error> {
+        self.0.log(level, message).await
+    }
+    async fn status(&mut self, stream: &str, status: StreamStatus) -> Result<(), Error> {
+        self.0.status(stream, status).await
+    }
+    async fn summary(&mut self, summary: &SyncSummary) -> Result<(), Error> {
+        self.0.summary(summary).await
+    }
+}
+
+/// A stream naming every job at once waits for the sink to take the state naming a job before
+/// deleting it; a sink that fails on that very state ends the sync with its error, and no
+/// stream waits for it for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_failing_on_the_state_a_stream_waits_for_ends_the_sync() {
+    let org = EmulatedOrg::start(org(47)).await.unwrap();
+    let config = sync_config(&org, json!({"force_use_bulk_api": true}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &["Account"], Some("incremental"));
+    let mut sink = RefusesState(MemorySink::new());
+    let (state, options) = (InputState::default(), options());
+    let read = read_with(
+        &session,
+        &config,
+        &configured,
+        &state,
+        &mut sink,
+        CancellationToken::new(),
+        &options,
+    );
+    // A guard against a hang only: the read ends in well under a second.
+    let result = tokio::time::timeout(Duration::from_secs(300), read)
+        .await
+        .expect("the sync ended");
+    let err = result.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the destination refused Account's state"),
+        "{err}"
+    );
+    assert!(!sink.0.records("Account").is_empty(), "it read before");
+    org.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

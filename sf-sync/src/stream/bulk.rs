@@ -373,7 +373,7 @@ impl Runner {
                     // the stream waits for the sink to have taken that state.
                     if self.shared.options.checkpoint_jobs_after.is_zero() && done.is_ok() {
                         let sent = self.states_sent.load(std::sync::atomic::Ordering::Relaxed);
-                        self.job_gate.taken(sent).await;
+                        self.job_gate.taken(sent, &self.shared.cancel).await;
                     }
                     // Stopped meanwhile: the job is left to `abort_jobs` with the others.
                     if let (Some((id, mut rest)), false) = (rest, self.shared.cancel.is_cancelled())

@@ -78,12 +78,17 @@ impl JobGate {
             .all(|named| named.is_some_and(|state| state <= taken))
     }
 
-    /// Waits until the sink took the stream's first `sent` states (at once when not told, or
-    /// once the consumer is gone).
-    pub(super) async fn taken(&self, sent: u64) {
+    /// Waits until the sink took the stream's first `sent` states (at once when not told), or
+    /// until `stop` is cancelled: a sink that failed takes nothing more, and the engine cancels
+    /// the streams then.
+    pub(super) async fn taken(&self, sent: u64, stop: &CancellationToken) {
         if let Some(taken) = &self.taken {
             let mut taken = taken.clone();
-            let _ = taken.wait_for(|n| *n >= sent).await;
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => {}
+                _ = taken.wait_for(|n| *n >= sent) => {}
+            }
         }
     }
 
