@@ -8,11 +8,12 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{configure, connect, org_config, run_fresh, run_from, States};
-use fixtures::Mutation;
+use common::{configure, connect, fast_options, org_config, run, run_fresh, run_from, States};
+use fixtures::{Faults, Mutation};
 use serde_json::{json, Value};
 use sf_discovery::Record;
-use sf_sync::{LogLevel, MemorySink};
+use sf_sync::plan::PlannerConfig;
+use sf_sync::{InputState, LogLevel, MemorySink, ReadOptions};
 
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
@@ -244,4 +245,79 @@ async fn hard_deletes_false_asks_nothing_and_emits_no_tombstone() {
     assert_eq!(ctl.stats().requests.get_deleted, 0);
     // The default is on.
     assert!(common::sync_config(&c.org, json!({})).hard_deletes);
+}
+
+/// A sync stopped by the daily limit inside a Bulk job (whatever the request it stops at), then
+/// finished by the next sync, which continues the job: the records hard-deleted since the sync
+/// before come out as tombstones, whichever of the two syncs reads the window they fall in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard_deletes_of_a_window_left_in_a_bulk_job_come_with_the_resumed_job() {
+    let options = ReadOptions {
+        planner: PlannerConfig {
+            rest_max_rows: 0,
+            bulk_rows_per_window: 100_000,
+            ..PlannerConfig::default()
+        },
+        bulk_max_records: Some(50),
+        bulk_jobs_in_flight: 1,
+        ..fast_options()
+    };
+    let mut resumed_jobs = 0;
+    for allowance in 2..=9 {
+        let c = connect(
+            org_config(74).rows("Account", 600),
+            json!({"force_use_bulk_api": true}),
+        )
+        .await;
+        let ctl = c.org.control();
+        let catalog = configure(&c.catalog, &["Account"], Some("incremental"));
+        let mut states = States::default();
+        let (first, sink) = run(
+            &c.session,
+            &c.config,
+            &catalog,
+            &InputState::default(),
+            &options,
+        )
+        .await;
+        first.unwrap();
+        states.update(&sink, &["Account"]);
+
+        ctl.advance_clock(HOUR);
+        let gone = ctl.mutate(Mutation::new("Account").hard_delete(3));
+        let mut changes = Mutation::new("Account");
+        changes.update = 400;
+        ctl.mutate(changes);
+        // Well past the lookback: the deletes lie inside the window, not at its end.
+        ctl.advance_clock(HOUR);
+
+        let used = ctl.stats().api_usage.used;
+        ctl.set_faults(Faults {
+            daily_api_limit: used + allowance,
+            ..Faults::default()
+        });
+        let (cut, second) = run(&c.session, &c.config, &catalog, &states.input(), &options).await;
+        cut.unwrap();
+        states.update(&second, &["Account"]);
+        let left_a_job = states.0["Account"]["bulk_jobs"]
+            .as_array()
+            .is_some_and(|jobs| !jobs.is_empty());
+        resumed_jobs += usize::from(left_a_job);
+
+        ctl.set_faults(Faults::default());
+        ctl.advance_clock(60);
+        let (rest, third) = run(&c.session, &c.config, &catalog, &states.input(), &options).await;
+        rest.unwrap();
+        let got: BTreeSet<String> = ids(&tombstones(&second, "Account"))
+            .union(&ids(&tombstones(&third, "Account")))
+            .cloned()
+            .collect();
+        assert_eq!(
+            got,
+            set(&[&gone.hard_deleted]),
+            "allowance {allowance} (a job left for the next sync: {left_a_job})"
+        );
+        c.org.shutdown().await;
+    }
+    assert!(resumed_jobs > 0, "no cut fell inside a Bulk job");
 }

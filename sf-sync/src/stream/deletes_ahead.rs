@@ -7,9 +7,8 @@
 //! from it. A group is asked for only when one of its streams gets there, so at most the answers
 //! of the groups being read are held, never the whole catalog's.
 //!
-//! Nothing depends on it being right: a stream whose window came out other than worked out (a
-//! resumed Bulk job read first moves it), or whose group's call failed as a whole, asks alone, as
-//! without this. A subrequest Salesforce refused is the stream's error, handled as the direct
+//! Nothing depends on it being right: a stream whose window came out other than worked out, or
+//! whose group's call failed as a whole, asks alone, as without this. A subrequest Salesforce refused is the stream's error, handled as the direct
 //! call's would be. With fewer than two streams to ask for there is nothing to save, and no group
 //! is formed.
 //!

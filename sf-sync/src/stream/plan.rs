@@ -34,6 +34,14 @@ impl Runner {
             .await;
             run.constraint = ApiConstraint::RestOnly;
         }
+        // getDeleted first, for every span the state does not cover: the windows of the Bulk
+        // jobs continued next among them, so their tombstones come with them. Continued first,
+        // a job's window would be covered with none, and the next sync would ask getDeleted
+        // only from that window's end.
+        if let Some(state) = &run.state {
+            let since_last = uncovered_spans(state, &self.shared.params);
+            self.fetch_deletes(run, &since_last).await?;
+        }
         self.continue_jobs(run).await?;
         run.formula_refresh = self.formula_refresh(run).await;
         let planner = self.shared.options.planner.clone();
@@ -81,7 +89,6 @@ impl Runner {
                     }
                     return Ok(());
                 }
-                self.fetch_deletes(run, &since_last).await?;
                 let mut volume = Volume::Unknown;
                 let mut counted = None;
                 if planner.needs_count(&spans, &volume) {
