@@ -247,26 +247,31 @@ async fn hard_deletes_false_asks_nothing_and_emits_no_tombstone() {
     assert!(common::sync_config(&c.org, json!({})).hard_deletes);
 }
 
-/// A sync stopped by the daily limit inside a Bulk job (whatever the request it stops at), then
-/// finished by the next sync, which continues the job: the records hard-deleted since the sync
-/// before come out as tombstones, whichever of the two syncs reads the window they fall in.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hard_deletes_of_a_window_left_in_a_bulk_job_come_with_the_resumed_job() {
+/// A sync stopped by the daily limit inside its one window (at each request from the second to
+/// the ninth), then finished by the next sync from the state it left: the records hard-deleted
+/// since the sync before come out as tombstones, whichever of the two syncs reads the part of
+/// the window they fall in. Through Bulk the window is a job the next sync continues; through
+/// REST a part of it is covered by a state taken at a page's end.
+async fn hard_deletes_survive_a_stop_inside_the_window(seed: u64, bulk: bool) {
     let options = ReadOptions {
         planner: PlannerConfig {
-            rest_max_rows: 0,
+            rest_max_rows: if bulk { 0 } else { 100_000 },
+            rest_rows_per_window: 100_000,
             bulk_rows_per_window: 100_000,
             ..PlannerConfig::default()
         },
         bulk_max_records: Some(50),
         bulk_jobs_in_flight: 1,
+        rest_batch_size: Some(200),
         ..fast_options()
     };
-    let mut resumed_jobs = 0;
+    let mut cut_inside = 0;
     for allowance in 2..=9 {
         let c = connect(
-            org_config(74).rows("Account", 600),
-            json!({"force_use_bulk_api": true}),
+            org_config(seed)
+                .rows("Account", 600)
+                .default_batch_size(200),
+            json!({"force_use_bulk_api": bulk}),
         )
         .await;
         let ctl = c.org.control();
@@ -284,7 +289,14 @@ async fn hard_deletes_of_a_window_left_in_a_bulk_job_come_with_the_resumed_job()
         states.update(&sink, &["Account"]);
 
         ctl.advance_clock(HOUR);
+        let mut changes = Mutation::new("Account");
+        changes.update = 200;
+        ctl.mutate(changes);
+        ctl.advance_clock(60);
         let gone = ctl.mutate(Mutation::new("Account").hard_delete(3));
+        // Rows changed well past the lookback after the deletes: a state covering them covers
+        // the deletes by more than the lookback.
+        ctl.advance_clock(HOUR / 2);
         let mut changes = Mutation::new("Account");
         changes.update = 400;
         ctl.mutate(changes);
@@ -299,10 +311,14 @@ async fn hard_deletes_of_a_window_left_in_a_bulk_job_come_with_the_resumed_job()
         let (cut, second) = run(&c.session, &c.config, &catalog, &states.input(), &options).await;
         cut.unwrap();
         states.update(&second, &["Account"]);
-        let left_a_job = states.0["Account"]["bulk_jobs"]
-            .as_array()
-            .is_some_and(|jobs| !jobs.is_empty());
-        resumed_jobs += usize::from(left_a_job);
+        let state = &states.0["Account"];
+        let inside = if bulk {
+            state["bulk_jobs"].as_array().is_some_and(|j| !j.is_empty())
+        } else {
+            // A slice ending after the deletes and before the window's end.
+            !second.records("Account").is_empty()
+        };
+        cut_inside += usize::from(inside);
 
         ctl.set_faults(Faults::default());
         ctl.advance_clock(60);
@@ -315,9 +331,20 @@ async fn hard_deletes_of_a_window_left_in_a_bulk_job_come_with_the_resumed_job()
         assert_eq!(
             got,
             set(&[&gone.hard_deleted]),
-            "allowance {allowance} (a job left for the next sync: {left_a_job})"
+            "allowance {allowance} (cut inside the window: {inside}); state after the cut: \
+             {state}"
         );
         c.org.shutdown().await;
     }
-    assert!(resumed_jobs > 0, "no cut fell inside a Bulk job");
+    assert!(cut_inside > 0, "no cut fell inside the window");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard_deletes_of_a_window_left_in_a_bulk_job_come_with_the_resumed_job() {
+    hard_deletes_survive_a_stop_inside_the_window(74, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard_deletes_of_the_part_of_a_rest_window_a_stop_covered_come_before_its_state() {
+    hard_deletes_survive_a_stop_inside_the_window(75, false).await;
 }

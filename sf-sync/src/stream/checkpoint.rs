@@ -136,6 +136,7 @@ impl Runner {
             return Ok(());
         };
         partial.since = 0;
+        let end = slice.end;
         let Some(state) = run.state.as_mut() else {
             return Ok(());
         };
@@ -145,6 +146,9 @@ impl Runner {
             return Ok(());
         }
         let json = state.to_json();
+        // The hard deletes of what the state now covers go out before it: the next sync asks
+        // getDeleted only from where it ends.
+        self.emit_tombstones(Some(end)).await?;
         self.send(Msg::State(self.idx, json)).await
     }
 
@@ -180,6 +184,10 @@ impl Runner {
     /// the next sync reads it whole again, as a full refresh always does. (Continuing it in the
     /// next sync would hand an overwriting destination only the rows after the cut.)
     pub(super) async fn stop_checkpoint(&mut self, run: &mut ObjectRun, at_limit: bool) {
+        // The hard deletes of the part of a REST window the state will cover go out first.
+        if let Some(end) = run.progress.partial.and_then(|p| p.slice()).map(|s| s.end) {
+            let _ = self.emit_tombstones(Some(end)).await;
+        }
         let unstated = self.unstated.load(Ordering::Relaxed);
         let Some(state) = Runner::stop_state(run) else {
             if unstated {
