@@ -78,6 +78,8 @@ pub struct StreamState {
     org_id: Option<String>,
     jobs: Vec<JobCheckpoint>,
     formula_refreshed_at: Option<DateTime<Utc>>,
+    /// Hard deletes from here on are not known yet (`refresh.rs`).
+    deletes_unknown_from: Option<DateTime<Utc>>,
 }
 
 impl StreamState {
@@ -107,6 +109,7 @@ impl StreamState {
             org_id: None,
             jobs: Vec::new(),
             formula_refreshed_at: None,
+            deletes_unknown_from: None,
         }
     }
 
@@ -159,10 +162,12 @@ impl StreamState {
         let org_id = self.org_id.take();
         let jobs = std::mem::take(&mut self.jobs);
         let refreshed = self.formula_refreshed_at.take();
+        let deletes = self.deletes_unknown_from.take();
         *self = StreamState::from_slices(slices.into_iter().chain(Some(slice)))
             .with_org_id(org_id)
             .with_jobs(jobs)
             .with_formula_refreshed_at(refreshed);
+        self.deletes_unknown_from = deletes;
     }
 
     /// The merged slices, sorted.
@@ -201,11 +206,13 @@ impl StreamState {
             if let Some(org_id) = &self.org_id {
                 object.insert(ORG_ID_KEY.to_string(), Value::String(org_id.clone()));
             }
-            if let Some(at) = self.formula_refreshed_at {
-                object.insert(
-                    refresh::REFRESHED_KEY.to_string(),
-                    Value::String(format_instant(at)),
-                );
+            for (key, at) in [
+                (refresh::REFRESHED_KEY, self.formula_refreshed_at),
+                (refresh::DELETES_KEY, self.deletes_unknown_from),
+            ] {
+                if let Some(at) = at {
+                    object.insert(key.to_string(), Value::String(format_instant(at)));
+                }
             }
             if !self.jobs.is_empty() {
                 object.insert(
@@ -597,13 +604,16 @@ fn parse_date_range(
         }
     };
     let jobs = jobs::parse_jobs(stream, obj, path)?;
-    let refreshed = refresh::parse_refreshed(stream, obj, path)?;
+    let refreshed = refresh::parse_instant_at(stream, obj, path, refresh::REFRESHED_KEY)?;
+    let deletes = refresh::parse_instant_at(stream, obj, path, refresh::DELETES_KEY)?;
     let slices = match obj.get("slices") {
         None | Some(Value::Null) => {
-            return Ok(StreamState::new()
+            let mut state = StreamState::new()
                 .with_org_id(org_id)
                 .with_jobs(jobs)
-                .with_formula_refreshed_at(refreshed))
+                .with_formula_refreshed_at(refreshed);
+            state.deletes_unknown_from = deletes;
+            return Ok(state);
         }
         Some(Value::Array(slices)) => slices,
         Some(other) => {
@@ -665,10 +675,12 @@ fn parse_date_range(
             most_recent_cursor_value: instant("most_recent_cursor_value", false)?,
         });
     }
-    Ok(StreamState::from_slices(parsed)
+    let mut state = StreamState::from_slices(parsed)
         .with_org_id(org_id)
         .with_jobs(jobs)
-        .with_formula_refreshed_at(refreshed))
+        .with_formula_refreshed_at(refreshed);
+    state.deletes_unknown_from = deletes;
+    Ok(state)
 }
 
 #[cfg(test)]

@@ -348,3 +348,63 @@ async fn hard_deletes_of_a_window_left_in_a_bulk_job_come_with_the_resumed_job()
 async fn hard_deletes_of_the_part_of_a_rest_window_a_stop_covered_come_before_its_state() {
     hard_deletes_survive_a_stop_inside_the_window(75, false).await;
 }
+
+/// A getDeleted answer the connector cannot use (here one entry has no date) is a WARN, and the
+/// state keeps where the hard deletes stop being known: the next sync asks from there again and
+/// brings their tombstones, though its windows start after them.
+#[tokio::test]
+async fn deletes_a_sync_could_not_list_are_asked_for_again_by_the_next() {
+    let c = connect(org_config(76), json!({})).await;
+    let ctl = c.org.control();
+    let catalog = configure(&c.catalog, &["Lead"], None);
+    let (first, sink) = run_fresh(&c.session, &c.config, &catalog).await;
+    first.unwrap();
+    let mut states = States::default();
+    states.update(&sink, &["Lead"]);
+
+    ctl.advance_clock(HOUR);
+    let gone = ctl.mutate(Mutation::new("Lead").hard_delete(2));
+    assert_eq!(gone.hard_deleted.len(), 2);
+    ctl.advance_clock(HOUR);
+    ctl.set_faults(Faults {
+        malformed_deleted_next: 1,
+        ..Faults::default()
+    });
+    let (second, sink) = run_from(&c, &catalog, &states).await;
+    second.unwrap();
+    assert!(tombstones(&sink, "Lead").is_empty());
+    let warned = sink.logs().into_iter().any(|(level, line)| {
+        level == LogLevel::Warn
+            && line.starts_with("Lead: records purged or hard-deleted from")
+            && line.contains("the next sync asks for them again")
+    });
+    assert!(warned, "{:?}", sink.logs());
+    states.update(&sink, &["Lead"]);
+    let unknown_from = states.0["Lead"]["deletes_unknown_from"].clone();
+    assert!(unknown_from.is_string(), "{}", states.0["Lead"]);
+
+    ctl.set_faults(Faults::default());
+    ctl.advance_clock(HOUR);
+    let (third, sink) = run_from(&c, &catalog, &states).await;
+    third.unwrap();
+    assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&gone.hard_deleted]));
+    let line = sink
+        .logs()
+        .into_iter()
+        .find(|(_, l)| l.starts_with("Lead: hard deletes from"))
+        .map(|(_, l)| l.to_string())
+        .unwrap();
+    assert!(
+        line.starts_with(&format!(
+            "Lead: hard deletes from {}",
+            unknown_from.as_str().unwrap()
+        )),
+        "{line}"
+    );
+    states.update(&sink, &["Lead"]);
+    assert!(
+        states.0["Lead"].get("deletes_unknown_from").is_none(),
+        "all known again: {}",
+        states.0["Lead"]
+    );
+}

@@ -1,10 +1,16 @@
-//! `formula_refreshed_at`: when a stream with formula fields was last read whole for
-//! `formula_refresh` (`stream/formulas.rs`). Written beside `slices`, as `org_id` and
-//! `bulk_jobs` are; Airbyte's connector ignores the key.
+//! Instants written beside `slices`, as `org_id` and `bulk_jobs` are (Airbyte's connector ignores
+//! these keys):
+//! - `formula_refreshed_at`: when a stream with formula fields was last read whole for
+//!   `formula_refresh` (`stream/formulas.rs`);
+//! - `deletes_unknown_from`: the stream's hard deletes from here on are not known yet: a
+//!   getDeleted call failed, or its answer was complete only up to here (`latestDateCovered`)
+//!   while the state covers more. The next sync asks getDeleted from no later than this
+//!   (`stream/deletes.rs`).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::StreamState;
 use crate::config::json_kind;
 use crate::error::Error;
 use crate::time::parse_instant;
@@ -12,18 +18,22 @@ use crate::time::parse_instant;
 /// The key of a date-range state naming its stream's last formula refresh.
 pub(crate) const REFRESHED_KEY: &str = "formula_refreshed_at";
 
-/// The last formula refresh a state names, if any.
-pub(super) fn parse_refreshed(
+/// The key of a date-range state naming where its stream's unknown hard deletes start.
+pub(crate) const DELETES_KEY: &str = "deletes_unknown_from";
+
+/// The instant a state names under `key`, if any.
+pub(super) fn parse_instant_at(
     stream: &str,
     obj: &Map<String, Value>,
     path: &str,
+    key: &str,
 ) -> Result<Option<DateTime<Utc>>, Error> {
     let invalid = |reason: String| Error::StateInvalid {
         stream: stream.to_string(),
-        path: format!("{path}.{REFRESHED_KEY}"),
+        path: format!("{path}.{key}"),
         reason,
     };
-    match obj.get(REFRESHED_KEY) {
+    match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => parse_instant(text).map(Some).ok_or_else(|| {
             invalid(format!(
@@ -34,6 +44,18 @@ pub(super) fn parse_refreshed(
             "expected a datetime string, got {}",
             json_kind(other)
         ))),
+    }
+}
+
+impl StreamState {
+    /// Where the stream's hard deletes stop being known, if they do (see the module).
+    pub fn deletes_unknown_from(&self) -> Option<DateTime<Utc>> {
+        self.deletes_unknown_from
+    }
+
+    /// Sets where the stream's hard deletes stop being known (`None`: all are).
+    pub(crate) fn set_deletes_unknown_from(&mut self, at: Option<DateTime<Utc>>) {
+        self.deletes_unknown_from = at;
     }
 }
 
@@ -73,5 +95,32 @@ mod tests {
                 .unwrap_or_default();
             assert!(err.contains("formula_refreshed_at"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn where_hard_deletes_stop_being_known_round_trips_and_survives_a_slice() {
+        let value = json!({"state_type": "date-range",
+            "slices": [{"start": "2024-01-01T00:00:00.000Z", "end": "2024-02-01T00:00:00.000Z"}],
+            "deletes_unknown_from": "2024-01-20T00:00:00.000Z"});
+        let Ok(SavedState::DateRange(mut state)) = SavedState::from_value("Account", &value) else {
+            panic!("not read");
+        };
+        let at = crate::time::parse_instant("2024-01-20T00:00:00Z");
+        assert_eq!(state.deletes_unknown_from(), at);
+        assert_eq!(state.to_json(), value, "written back as read");
+        state.add(crate::state::StateSlice::new(
+            crate::time::parse_instant("2024-02-01T00:00:00Z").unwrap_or_default(),
+            crate::time::parse_instant("2024-03-01T00:00:00Z").unwrap_or_default(),
+        ));
+        assert_eq!(state.deletes_unknown_from(), at);
+        state.set_deletes_unknown_from(None);
+        assert!(state.to_json().get("deletes_unknown_from").is_none());
+        let mut bad = value.clone();
+        bad["deletes_unknown_from"] = json!(7);
+        let err = SavedState::from_value("Account", &bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("deletes_unknown_from"), "{err}");
     }
 }

@@ -142,6 +142,11 @@ pub(super) fn deletes_span(
         .iter()
         .map(|s| s.start)
         .find(|start| *start >= first_read.start)?;
+    // Deletes a sync before could not list are asked for again.
+    let from = match run.state.as_ref()?.deletes_unknown_from() {
+        Some(unknown) if unknown < from => unknown.max(first_read.start),
+        _ => from,
+    };
     let to = spans.last()?.end;
     let horizon = add(sub(now, delta(GET_DELETED_RETENTION)), RETENTION_MARGIN);
     Some(DeletesSpan {
@@ -158,7 +163,7 @@ impl Runner {
     /// a failure of the stream; the daily limit stops the stream as any call does.
     pub(super) async fn fetch_deletes(
         &mut self,
-        run: &ObjectRun,
+        run: &mut ObjectRun,
         spans: &[Window],
     ) -> Result<(), Stop> {
         let (Some(span), Some(cursor)) = (
@@ -185,6 +190,9 @@ impl Runner {
         self.tombstones.columns = Some(columns);
         let mut calls = 0u32;
         let mut listed = 0usize;
+        // Where the deletes stop being known: a piece that failed, or an answer complete only
+        // up to some instant before its end (getDeleted's `latestDateCovered`).
+        let mut unknown: Option<DateTime<Utc>> = None;
         for piece in pieces(Window::new(start, to)) {
             self.may_continue()?;
             // Asked ahead with other streams' in one composite call (`deletes_ahead.rs`), when
@@ -208,6 +216,11 @@ impl Runner {
                             warned = true;
                         }
                     }
+                    if let Some(covered) = answer.latest_date_covered {
+                        if covered < minute(piece.end) {
+                            unknown = unknown.or(Some(covered.max(piece.start)));
+                        }
+                    }
                     listed += answer.records.len();
                     for record in answer.records {
                         self.tombstones.add(record.id, record.deleted_date);
@@ -217,13 +230,14 @@ impl Runner {
                     return Err(Stop::Limit(self.shared.hit_limit(&e.to_string())));
                 }
                 Err(e) => {
+                    unknown = unknown.or(Some(piece.start));
                     self.log(
                         LogLevel::Warn,
                         format!(
                             "{name}: records purged or hard-deleted from {} to {} could not be \
-                             listed ({e}); they may remain in the destination: if this stream's \
-                             state is older than the org keeps deleted ids (about 15 days), run \
-                             a full refresh of {name}",
+                             listed ({e}); the state keeps where they stop being known, and the \
+                             next sync asks for them again (the org keeps deleted ids about 15 \
+                             days: past that, run a full refresh of {name} to drop them)",
                             format_instant(piece.start),
                             format_instant(piece.end)
                         ),
@@ -248,6 +262,9 @@ impl Runner {
             ),
         )
         .await;
+        if let Some(state) = run.state.as_mut() {
+            state.set_deletes_unknown_from(unknown);
+        }
         Ok(())
     }
 
