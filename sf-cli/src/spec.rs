@@ -116,7 +116,8 @@ fn connection_specification() -> Value {
             },
             "num_workers": {
                 "title": "Streams in flight", "type": "integer", "default": 4,
-                "minimum": 1, "maximum": 50, "order": 14
+                "minimum": 1, "order": 14,
+                "description": "How many streams are read at once; more than 50 is read as 50, as Airbyte's connector reads it."
             },
             "api_budget": {
                 "title": "API budget", "type": "number", "exclusiveMinimum": 0, "maximum": 1,

@@ -68,7 +68,7 @@ pub struct SyncConfig {
     pub preserve_na_values: bool,
     /// `api_version`, `NN.N` (default `62.0`, at least `47.0`).
     pub api_version: String,
-    /// `num_workers`: streams read at once (default 4, 1 to 50).
+    /// `num_workers`: streams read at once (default 4, 1 to 50; more is read as 50).
     pub num_workers: usize,
     /// `api_budget`: the largest share of the org's daily API limit this sync may use, in
     /// `(0, 1]`; `None`: no cap besides the limit itself.
@@ -599,6 +599,14 @@ impl Reader<'_> {
         };
         match n {
             Some(n) if (1..=MAX_NUM_WORKERS as u64).contains(&n) => Some(n as usize),
+            // Airbyte's connector reads more than its cap as the cap: so does this one.
+            Some(n) if n > MAX_NUM_WORKERS as u64 => {
+                self.warn(
+                    "num_workers",
+                    format!("{n} is more than {MAX_NUM_WORKERS}, the most; it was read as {MAX_NUM_WORKERS}"),
+                );
+                Some(MAX_NUM_WORKERS)
+            }
             _ => {
                 self.problem(
                     "num_workers",

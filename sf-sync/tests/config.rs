@@ -165,7 +165,7 @@ fn each_error_names_key_value_and_what_is_accepted() {
         (json!({"streams_criteria": "Account"}), "`streams_criteria`: `Account` is not a list"),
         (json!({"streams_criteria": ["Account"]}), "`streams_criteria[0]`: `Account` is not an object"),
         (json!({"num_workers": 0}), "`num_workers`: `0` is not a whole number from 1 to 50; use e.g. 4 (the default)"),
-        (json!({"num_workers": 51}), "`num_workers`: `51` is not a whole number from 1 to 50"),
+        (json!({"num_workers": -3}), "`num_workers`: `-3` is not a whole number from 1 to 50"),
         (json!({"num_workers": 2.5}), "`num_workers`: `2.5` is not a whole number"),
         (json!({"num_workers": "many"}), "`num_workers`: `many` is not a whole number"),
         (json!({"api_budget": 0}), "`api_budget`: `0` is not a share of the daily API limit greater than 0 and at most 1; use e.g. 0.5, or leave it out for no cap"),
@@ -196,7 +196,7 @@ fn each_error_names_key_value_and_what_is_accepted() {
 #[test]
 fn all_problems_come_at_once_and_secrets_never_show() {
     let config = json!({"client_secret": 12345, "refresh_token": "", "stream_slice_step": "P0D",
-                        "num_workers": 100});
+                        "num_workers": 0});
     let problems = problems(&config);
     let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(
@@ -256,6 +256,21 @@ fn leniency_is_warned_about() {
             "`surprise`: is not a known key; it is ignored",
         ]
     );
+    // More workers than Airbyte's cap are read as the cap, as Airbyte's connector reads them.
+    for (given, read) in [
+        (json!(51), 50),
+        (json!(100), 50),
+        (json!("64"), 50),
+        (json!(50), 50),
+    ] {
+        let parsed = parse(&with(json!({ "num_workers": given }))).unwrap();
+        assert_eq!(parsed.config.num_workers, read, "{given}");
+        let warned = parsed
+            .warnings
+            .iter()
+            .any(|w| w.to_string().contains("it was read as 50"));
+        assert_eq!(warned, given != json!(50), "{given}");
+    }
     // A start date in the future is accepted with a warning.
     let parsed = parse(&with(json!({"start_date": "2030-01-01"}))).unwrap();
     assert_eq!(parsed.warnings.len(), 1);
