@@ -318,7 +318,8 @@ impl Reader<'_> {
         let refresh_token = match grant {
             Grant::RefreshToken => self.required_string(
                 "refresh_token",
-                "a refresh token (or set `auth_type` to `client_credentials`)",
+                "a refresh token (or choose another grant with `auth_flow`: `client_credentials` \
+                 or `jwt`)",
             ),
             _ => self.string("refresh_token", "a refresh token"),
         };

@@ -180,7 +180,7 @@ fn each_error_names_key_value_and_what_is_accepted() {
         (json!({"client_id": ""}), "`client_id`: `` is empty; give the connected app's consumer key"),
         (json!({"client_id": null}), "`client_id` is missing; give the connected app's consumer key"),
         (json!({"client_id": 42}), "`client_id`: `42` is a number, not a string"),
-        (json!({"refresh_token": null}), "`refresh_token` is missing; give a refresh token (or set `auth_type` to `client_credentials`)"),
+        (json!({"refresh_token": null}), "`refresh_token` is missing; give a refresh token (or choose another grant with `auth_flow`: `client_credentials` or `jwt`)"),
         (json!({"login_url": "http://acme.my.salesforce.com"}),
          "`login_url`: `http://acme.my.salesforce.com` is not usable: plain http is only allowed for loopback hosts"),
         (json!({"login_url": "https://acme.my.salesforce.com/services/oauth2/token"}), "no path"),
