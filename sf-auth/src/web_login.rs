@@ -13,6 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -136,14 +137,24 @@ impl CallbackListener {
 
     /// Waits for the browser's redirect to the callback and returns its code (a secret). Other
     /// paths (a browser's `favicon.ico`) are answered 404 and waited past.
+    ///
+    /// Connections are read side by side: a browser may open one ahead and send nothing on it
+    /// (a preconnect), and the redirect must not wait behind it. One that sends no request
+    /// within [`REQUEST_WAIT`] is dropped; at most [`OPEN_CONNECTIONS`] are read at once.
     pub async fn code(self, expected_state: &str) -> Result<Secret, CallbackError> {
+        let mut reading = FuturesUnordered::new();
         loop {
-            let (mut stream, _) = self
-                .listener
-                .accept()
-                .await
-                .map_err(|e| CallbackError::Io(e.to_string()))?;
-            let Some(target) = request_target(&mut stream).await else {
+            let (mut stream, target) = tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (stream, _) = accepted.map_err(|e| CallbackError::Io(e.to_string()))?;
+                    if reading.len() < OPEN_CONNECTIONS {
+                        reading.push(read_request(stream));
+                    }
+                    continue;
+                }
+                Some(read) = reading.next(), if !reading.is_empty() => read,
+            };
+            let Some(target) = target else {
                 continue;
             };
             let Ok(url) = Url::parse("http://localhost").and_then(|b| b.join(&target)) else {
@@ -184,6 +195,21 @@ impl CallbackListener {
             return outcome;
         }
     }
+}
+
+/// How long a connection to the callback may take to send its request.
+const REQUEST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The most connections to the callback read at once.
+const OPEN_CONNECTIONS: usize = 16;
+
+/// A connection and its request target, if it sent one within [`REQUEST_WAIT`].
+async fn read_request(mut stream: TcpStream) -> (TcpStream, Option<String>) {
+    let target = tokio::time::timeout(REQUEST_WAIT, request_target(&mut stream))
+        .await
+        .ok()
+        .flatten();
+    (stream, target)
 }
 
 /// The request target of an HTTP/1.1 request line (`GET /path?query HTTP/1.1`), read up to the
@@ -317,6 +343,25 @@ pub async fn exchange_code(x: CodeExchange<'_>) -> Result<CodeTokens, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_idle_connection_does_not_hold_up_the_redirect() {
+        let listener = CallbackListener::bind(0).await.expect("bind");
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, listener.port()));
+        let waiting = tokio::spawn(async move { listener.code("st8").await });
+        // A browser's preconnect: open, and silent.
+        let _idle = TcpStream::connect(addr).await.expect("connect");
+        let mut redirect = TcpStream::connect(addr).await.expect("connect");
+        redirect
+            .write_all(b"GET /OauthRedirect?code=c0de&state=st8 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = String::new();
+        redirect.read_to_string(&mut answer).await.expect("read");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let code = waiting.await.expect("join").expect("code");
+        assert_eq!(code.expose(), "c0de");
+    }
 
     #[test]
     fn pkce_pairs_are_random_and_s256() {
