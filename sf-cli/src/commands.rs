@@ -1,7 +1,7 @@
 //! `spec`, `check`, `discover` and `read`: the Airbyte protocol commands.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use sf_auth::Session;
@@ -57,26 +57,83 @@ pub async fn login(loaded: &LoadedConfig, out: Arc<Output>) -> Result<Session, F
         .await
         .map_err(|e| Failure::from_auth("logging in to Salesforce failed", &e))?;
     let mut rotations = session.subscribe_rotation();
-    let raw = loaded.raw.clone();
-    let emit_rotated = move |token: &sf_auth::Secret| {
-        let mut config = raw.clone();
-        config["refresh_token"] = json!(token.expose());
-        // One write per message: the line never interleaves with records.
-        let _ = out
-            .emit(&protocol::control_config(config))
-            .and_then(|()| out.flush());
-    };
+    let emitter = Arc::new(Rotations {
+        out,
+        raw: loaded.raw.clone(),
+        last: Mutex::new(None),
+    });
     if let Some(token) = rotations.borrow_and_update().clone() {
-        emit_rotated(&token);
+        emitter.emit(&token);
     }
-    tokio::spawn(async move {
-        while rotations.changed().await.is_ok() {
-            if let Some(token) = rotations.borrow_and_update().clone() {
-                emit_rotated(&token);
+    let watcher = tokio::spawn({
+        let emitter = emitter.clone();
+        let mut rotations = rotations.clone();
+        async move {
+            while rotations.changed().await.is_ok() {
+                if let Some(token) = rotations.borrow_and_update().clone() {
+                    emitter.emit(&token);
+                }
             }
         }
     });
+    if let Ok(mut watching) = WATCHING.lock() {
+        watching.push((emitter, rotations, watcher.abort_handle()));
+    }
     Ok(session)
+}
+
+/// Writes a config with a rotated refresh token as a CONTROL message, each token once.
+struct Rotations {
+    out: Arc<Output>,
+    raw: Value,
+    /// The last token written.
+    last: Mutex<Option<String>>,
+}
+
+impl Rotations {
+    fn emit(&self, token: &sf_auth::Secret) {
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        if last.as_deref() == Some(token.expose()) {
+            return;
+        }
+        let mut config = self.raw.clone();
+        config["refresh_token"] = json!(token.expose());
+        // One write per message: the line never interleaves with records.
+        let written = self
+            .out
+            .emit(&protocol::control_config(config))
+            .and_then(|()| self.out.flush());
+        if written.is_ok() {
+            *last = Some(token.expose().to_string());
+        }
+    }
+}
+
+/// The sessions' rotation watchers: the last token each saw is written before the process ends.
+type Watching = Vec<(
+    Arc<Rotations>,
+    tokio::sync::watch::Receiver<Option<sf_auth::Secret>>,
+    tokio::task::AbortHandle,
+)>;
+
+static WATCHING: Mutex<Watching> = Mutex::new(Vec::new());
+
+/// Writes the refresh token a session rotated last, if its watcher has not yet (a rotation at
+/// the very end of a command would otherwise be lost with the runtime, and the platform would
+/// keep a token Salesforce revoked). Called once the command is done.
+pub fn emit_last_rotations() {
+    let watching = WATCHING
+        .lock()
+        .map(|mut w| std::mem::take(&mut *w))
+        .unwrap_or_default();
+    for (emitter, rotations, watcher) in watching {
+        watcher.abort();
+        if let Some(token) = rotations.borrow().clone() {
+            emitter.emit(&token);
+        }
+    }
 }
 
 /// `spec`.
@@ -282,4 +339,61 @@ pub fn streams_failed(summary: &SyncSummary) -> Option<Failure> {
         ),
         label,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer whose bytes the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_token_rotated_after_the_watcher_last_ran_is_written_once_at_the_end() {
+        let captured = Captured::default();
+        let out = Arc::new(Output::new(Box::new(captured.clone())));
+        let emitter = Arc::new(Rotations {
+            out,
+            raw: json!({"client_id": "id", "refresh_token": "old"}),
+            last: Mutex::new(None),
+        });
+        let (rotate, rotations) = tokio::sync::watch::channel(None);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"));
+        // A watcher that never gets to run before the end.
+        let watcher = runtime.spawn(std::future::pending::<()>());
+        WATCHING.lock().unwrap_or_else(|e| panic!("{e}")).push((
+            emitter.clone(),
+            rotations,
+            watcher.abort_handle(),
+        ));
+        emitter.emit(&sf_auth::Secret::new("first"));
+        rotate.send_replace(Some(sf_auth::Secret::new("second")));
+        emit_last_rotations();
+        // The same token again is not written twice.
+        emitter.emit(&sf_auth::Secret::new("second"));
+        let text = String::from_utf8(captured.0.lock().map(|b| b.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        let tokens: Vec<String> = text
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap_or_default())
+            .map(|m| m["control"]["connectorConfig"]["config"]["refresh_token"].to_string())
+            .collect();
+        assert_eq!(tokens, ["\"first\"", "\"second\""], "{text}");
+    }
 }

@@ -180,6 +180,7 @@ fn main() -> ExitCode {
         command => {
             let out = stdout.clone();
             let result = runtime.block_on(async move { protocol_command(command, out).await });
+            commands::emit_last_rotations();
             let code = match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(failure) => {
