@@ -377,6 +377,9 @@ pub enum LoginFailure {
     WrongClientSecret,
     /// client_credentials sent to a login host rather than a My Domain.
     WrongDomainForGrant,
+    /// client_credentials: `invalid_grant` "no client credentials user enabled": the connected
+    /// app names no Run As user for the flow [believed from users' reports of the message].
+    NoClientCredentialsUser,
     /// JWT bearer: `invalid_grant` "audience is invalid": the assertion's `aud` is not the
     /// login host.
     JwtAudience,
@@ -412,6 +415,9 @@ impl LoginFailure {
             }
             Some("invalid_grant") if msg.contains("not supported on this domain") => {
                 LoginFailure::WrongDomainForGrant
+            }
+            Some("invalid_grant") if msg.contains("client credentials user") => {
+                LoginFailure::NoClientCredentialsUser
             }
             Some("invalid_grant") if msg.contains("audience is invalid") => {
                 LoginFailure::JwtAudience
@@ -455,6 +461,11 @@ impl LoginFailure {
             LoginFailure::WrongDomainForGrant => {
                 "the client credentials flow needs the org's My Domain: set `login_url` to \
                  https://<mydomain>.my.salesforce.com"
+            }
+            LoginFailure::NoClientCredentialsUser => {
+                "the connected app has no user to run the client credentials flow as: in Setup, \
+                 App Manager, the app's Manage, Edit Policies, set Client Credentials Flow's \
+                 Run As user (one with API access)"
             }
             LoginFailure::JwtAudience => {
                 "the assertion's audience was refused: sfconnect names https://test.salesforce.com \

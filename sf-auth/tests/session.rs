@@ -384,6 +384,31 @@ async fn a_network_failure_is_not_a_credential_failure() {
 }
 
 #[tokio::test]
+async fn a_connected_app_without_a_run_as_user_is_named_with_the_fix() {
+    let mut server = mockito::Server::new_async().await;
+    let refused = server
+        .mock("POST", "/services/oauth2/token")
+        .with_status(400)
+        .with_header("content-type", "application/json")
+        .with_body(
+            r#"{"error":"invalid_grant","error_description":"no client credentials user enabled"}"#,
+        )
+        .expect(1)
+        .create_async()
+        .await;
+    let err = Session::login(config(&server)).await.unwrap_err();
+    refused.assert_async().await;
+    match &err {
+        Error::Login { failure, .. } => {
+            assert_eq!(*failure, LoginFailure::NoClientCredentialsUser)
+        }
+        other => panic!("expected a login refusal, got {other:?}"),
+    }
+    assert_eq!(err.kind(), ErrorKind::LoginRefused);
+    assert!(err.to_string().contains("Run As user"), "{err}");
+}
+
+#[tokio::test]
 async fn a_rate_limited_token_endpoint_is_transient_not_a_credential_refusal() {
     let mut server = mockito::Server::new_async().await;
     let busy = server
