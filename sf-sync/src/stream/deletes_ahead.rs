@@ -13,8 +13,9 @@
 //! is formed.
 //!
 //! Memory: a group's answers wait for their streams, perhaps for the whole sync, and Salesforce
-//! lists up to 600,000 ids an answer. The answers kept for later stay under [`HELD_IDS_MAX`] ids
-//! in all; the largest are let go first, and their streams ask alone when they get there (one
+//! lists up to 600,000 ids an answer. The answers a group keeps for later stay under
+//! [`HELD_IDS_MAX`] ids in all (groups are asked one after another, as their streams get there;
+//! a group's answers not taken are freed with it at the sync's end); the largest are let go first, and their streams ask alone when they get there (one
 //! API call each, as without this). The asking stream's own answer is used at once and always
 //! kept. The composite answer itself is read up to sf-rest's `GET_DELETED_BATCH_MAX_BYTES`
 //! (32 MiB); a larger one fails the group's call, and each of its streams asks alone.
