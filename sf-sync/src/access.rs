@@ -64,7 +64,7 @@ pub struct Allowance {
 impl Allowance {
     /// Requests left.
     pub fn left(&self) -> i64 {
-        self.max - self.used
+        self.max.saturating_sub(self.used)
     }
 }
 
@@ -318,7 +318,10 @@ pub async fn check_access(
     }
     if let Ok(limits) = session.limits().await {
         report.allowance = Some(Allowance {
-            used: limits.daily_api_requests.max - limits.daily_api_requests.remaining,
+            used: limits
+                .daily_api_requests
+                .max
+                .saturating_sub(limits.daily_api_requests.remaining),
             max: limits.daily_api_requests.max,
         });
     }

@@ -138,7 +138,10 @@ pub struct StreamObservation {
 pub async fn allowance(session: &Session) -> Option<Allowance> {
     let limits = session.limits().await.ok()?;
     Some(Allowance {
-        used: limits.daily_api_requests.max - limits.daily_api_requests.remaining,
+        used: limits
+            .daily_api_requests
+            .max
+            .saturating_sub(limits.daily_api_requests.remaining),
         max: limits.daily_api_requests.max,
     })
 }
