@@ -1,6 +1,6 @@
 //! One query run as a stream: create, wait, page through the results, verify, delete.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -114,6 +114,9 @@ pub(crate) struct Run {
     expected_total: Option<u64>,
     /// Whether a page without `Sforce-NumberOfRecords` was warned about (once per run).
     warned_page_count: bool,
+    /// The locators read so far in this run: a page chain that comes back to one is refused
+    /// (it would emit the same records without end).
+    seen: HashSet<String>,
     page: Option<Page>,
     /// Whether `resultPages` was asked for yet, and the parallel downloads when it serves them.
     parallel_tried: bool,
@@ -137,6 +140,7 @@ impl Run {
             rows_total: 0,
             expected_total: None,
             warned_page_count: false,
+            seen: HashSet::new(),
             page: None,
             parallel_tried: false,
             pages: None,
@@ -330,7 +334,7 @@ impl Run {
     }
 
     /// A page from its response headers and body; the headers are checked.
-    fn page_from(&self, head: PageHead, body: ByteStream) -> Result<Page, Error> {
+    fn page_from(&mut self, head: PageHead, body: ByteStream) -> Result<Page, Error> {
         let protocol = |message: String| Error::ResultsProtocol {
             job_id: self.job_id.clone(),
             locator: self.locator.clone(),
@@ -354,6 +358,14 @@ impl Run {
             return Err(protocol(
                 "Sforce-Locator names the page just requested again".to_string(),
             ));
+        }
+        if let Some(locator) = &self.locator {
+            self.seen.insert(locator.clone());
+        }
+        if let Some(next) = next_locator.as_ref().filter(|n| self.seen.contains(*n)) {
+            return Err(protocol(format!(
+                "Sforce-Locator `{next}` names a page this run already read"
+            )));
         }
         let decoder =
             PageDecoder::with_schema(Arc::clone(&self.schema), head.content_type.as_deref())
@@ -402,6 +414,16 @@ impl Run {
                 };
                 self.rows_total += rows;
                 tracing::debug!(job_id = %self.job_id, locator = ?page.locator, rows, "BulkResultsPageRead");
+                // More rows than the job holds: pages served twice. Refused at once, not at an
+                // end a repeating chain never reaches.
+                if let Some(processed) = self.expected_total.filter(|p| self.rows_total > *p) {
+                    self.after = Some(Err(Error::ResultsTotalCount {
+                        job_id: self.job_id.clone(),
+                        processed,
+                        received: self.rows_total,
+                    }));
+                    return Ok(());
+                }
                 match page.announced {
                     Some(announced) if announced != rows => {
                         // The page's records go out first; the error takes its checkpoint's
@@ -428,15 +450,24 @@ impl Run {
                         tracing::debug!(job_id = %self.job_id, locator = ?page.locator, rows, "BulkResultsCountMissing");
                     }
                 }
+                // Parallel pages come from the `resultPages` listing: a page answered without
+                // its `Sforce-Locator` (a proxy may drop it) is not the last while the listing
+                // goes on; the next listed page is the next one.
+                let listed_more = self.pages.as_ref().is_some_and(Pages::has_more);
+                let next_locator = page
+                    .next_locator
+                    .clone()
+                    .or_else(|| self.pages.as_ref().and_then(Pages::next_listed));
                 let progress = PageProgress {
                     job_id: self.job_id.clone(),
                     locator: page.locator,
-                    next_locator: page.next_locator.clone(),
+                    next_locator: next_locator.clone(),
                     rows,
                     rows_total: self.rows_total,
                 };
-                match page.next_locator {
+                match next_locator {
                     Some(next) => self.locator = Some(next),
+                    None if listed_more => {}
                     None => {
                         if !self.end_of_results() {
                             return Ok(());

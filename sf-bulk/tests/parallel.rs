@@ -244,3 +244,86 @@ async fn a_404_from_result_pages_falls_back_to_locators() {
     first.assert_async().await;
     second.assert_async().await;
 }
+
+/// Pages listed by `resultPages` that come without `Sforce-Locator` (a proxy may drop it) are
+/// not taken for the last: every listed page is read, and each checkpoint names the next one.
+#[tokio::test]
+async fn listed_pages_without_a_locator_header_are_all_read() {
+    const JOB: &str = "750R0000000zxr8IAA";
+    let mut server = Mock::start(&[]).await.server;
+    let job = format!("/services/data/v62.0/jobs/query/{JOB}");
+    server
+        .mock("GET", job.as_str())
+        .with_header("content-type", "application/json;charset=UTF-8")
+        .with_body(
+            json!({"id": JOB, "state": "JobComplete", "operation": "query",
+                   "object": "Invoice__c", "numberRecordsProcessed": 3})
+            .to_string(),
+        )
+        .create_async()
+        .await;
+    server
+        .mock("DELETE", job.as_str())
+        .with_status(204)
+        .create_async()
+        .await;
+    let results = format!("{job}/results");
+    server
+        .mock("GET", format!("{job}/resultPages").as_str())
+        .match_query(mockito::Matcher::Any)
+        .with_header("content-type", "application/json;charset=UTF-8")
+        .with_body(
+            json!({"resultPages": [
+                {"resultUrl": format!("{results}?maxRecords=2")},
+                {"resultUrl": format!("{results}?locator=Mg&maxRecords=2")},
+            ], "done": true})
+            .to_string(),
+        )
+        .create_async()
+        .await;
+    for (query, body, count) in [
+        (
+            mockito::Matcher::Regex("^maxRecords=2$".into()),
+            "\"Id\"\n\"a0B1\"\n\"a0B2\"\n",
+            "2",
+        ),
+        (
+            mockito::Matcher::UrlEncoded("locator".into(), "Mg".into()),
+            "\"Id\"\n\"a0B3\"\n",
+            "1",
+        ),
+    ] {
+        server
+            .mock("GET", results.as_str())
+            .match_query(query)
+            .with_header("content-type", "text/csv")
+            .with_header("sforce-numberofrecords", count)
+            .with_body(body)
+            .expect(1)
+            .create_async()
+            .await;
+    }
+    let config = BulkConfig {
+        max_records: Some(2),
+        ..BulkConfig::default()
+    };
+    let client = BulkClient::new(session_for(&server.url()).await, config).unwrap();
+    let (items, error) = collect(client.resume(
+        sf_bulk::ResumePoint::start(JOB),
+        &[FieldSpec::new("Id", FieldType::Id)],
+    ))
+    .await;
+    assert!(error.is_none(), "{error:?}");
+    let ids: Vec<_> = records(&items)
+        .iter()
+        .map(|r| r.to_json()["Id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("a0B1"), json!("a0B2"), json!("a0B3")]);
+    assert_eq!(
+        page_outline(&items),
+        [
+            (None, Some("Mg".to_string()), 2, 2),
+            (Some("Mg".to_string()), None, 1, 3)
+        ]
+    );
+}

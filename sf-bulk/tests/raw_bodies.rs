@@ -181,6 +181,93 @@ async fn a_locator_that_does_not_advance_is_refused() {
     assert_eq!(error.kind(), ErrorKind::ResultsInvalid);
 }
 
+/// Locators that come back to a page already read (page A names B, B names A again) are
+/// refused at once: the chain would emit the same records without end.
+#[tokio::test]
+async fn a_locator_chain_that_comes_back_is_refused() {
+    let mut server = server(100).await;
+    let page = "\"Id\",\"Name\",\"Amount__c\"\n\"a0B1\",\"x\",\"1.0\"\n";
+    for (query, next) in [
+        (Matcher::Regex("^(maxRecords=[0-9]+)?$".into()), "QQ"),
+        (Matcher::UrlEncoded("locator".into(), "QQ".into()), "Qg"),
+        (Matcher::UrlEncoded("locator".into(), "Qg".into()), "QQ"),
+    ] {
+        server
+            .mock("GET", RESULTS_PATH)
+            .match_query(query)
+            .with_header("sforce-numberofrecords", "1")
+            .with_header("sforce-locator", next)
+            .with_body(page)
+            .create_async()
+            .await;
+    }
+    let client = client(&server).await;
+    let (items, error) = collect(client.resume(ResumePoint::start(JOB), &fields())).await;
+    assert_eq!(
+        outline(&items),
+        [
+            "completed:100",
+            "record:a0B1",
+            "page:1/1->QQ",
+            "record:a0B1",
+            "page:1/2->Qg",
+        ]
+    );
+    let error = error.unwrap();
+    assert!(
+        error
+            .to_string()
+            .contains("names a page this run already read"),
+        "{error}"
+    );
+    assert_eq!(error.kind(), ErrorKind::ResultsInvalid);
+}
+
+/// Pages served twice are refused as soon as the rows read pass the job's total.
+#[tokio::test]
+async fn more_rows_than_the_job_holds_are_refused_at_once() {
+    let mut server = server(2).await;
+    let page = "\"Id\",\"Name\",\"Amount__c\"\n\"a0B1\",\"x\",\"1.0\"\n\"a0B2\",\"y\",\"2.0\"\n";
+    for (query, next) in [
+        (Matcher::Regex("^(maxRecords=[0-9]+)?$".into()), "QQ"),
+        (Matcher::UrlEncoded("locator".into(), "QQ".into()), "Qg"),
+    ] {
+        server
+            .mock("GET", RESULTS_PATH)
+            .match_query(query)
+            .with_header("sforce-numberofrecords", "2")
+            .with_header("sforce-locator", next)
+            .with_body(page)
+            .create_async()
+            .await;
+    }
+    let client = client(&server).await;
+    let (items, error) = collect(client.resume(ResumePoint::start(JOB), &fields())).await;
+    assert_eq!(
+        outline(&items),
+        [
+            "completed:2",
+            "record:a0B1",
+            "record:a0B2",
+            "page:2/2->QQ",
+            "record:a0B1",
+            "record:a0B2",
+        ]
+    );
+    let error = error.unwrap();
+    assert!(
+        matches!(
+            error,
+            Error::ResultsTotalCount {
+                processed: 2,
+                received: 4,
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn an_unreadable_record_count_is_refused() {
     let mut server = server(1).await;

@@ -275,6 +275,20 @@ impl Pages {
         Ok(())
     }
 
+    /// Whether a page is left after the one being emitted: downloading, listed, or in a listing
+    /// not yet asked for.
+    pub(crate) fn has_more(&self) -> bool {
+        !self.pending.is_empty() || !self.listed.is_empty() || self.next_listing.is_some()
+    }
+
+    /// The locator of the next page listed, when the listings asked for so far name one.
+    pub(crate) fn next_listed(&self) -> Option<String> {
+        match self.pending.front() {
+            Some(page) => page.locator.clone(),
+            None => self.listed.front().cloned().flatten(),
+        }
+    }
+
     /// Starts pages until `width` are downloading (the one being emitted included).
     async fn fill(&mut self) -> Result<(), Error> {
         while self.pending.len() < self.width {
