@@ -133,7 +133,8 @@ fn percent_decode(s: &str) -> String {
 impl Pages {
     /// Lists the job's pages and positions on `from` (the first page when `None`). `Ok(None)`:
     /// parallel pages are not to be had (width 1, API version before 58.0, resultPages answers
-    /// 404, or `from` is not among the listed pages): read page by page with locators.
+    /// 404 or lists no page, or `from` is not among the listed pages): read page by page with
+    /// locators.
     pub(crate) async fn open(
         client: &BulkClient,
         job_id: &str,
@@ -176,6 +177,15 @@ impl Pages {
                 return Ok(None);
             }
             Err(e) => return Err(e),
+        }
+        // A first listing of no page (an empty result, or an answer whose pages are under
+        // another key): page by page, which reads an empty result as well and loses nothing.
+        if pages.listed.is_empty() && pages.next_listing.is_none() {
+            tracing::info!(
+                job_id,
+                "BulkResultPagesEmpty: resultPages listed no page, reading page by page"
+            );
+            return Ok(None);
         }
         if let Some(from) = from {
             // Skip to the page to resume from; not listed: read on page by page from it.
