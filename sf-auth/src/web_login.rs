@@ -13,6 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use futures_util::future::{select, Either};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
@@ -144,15 +145,25 @@ impl CallbackListener {
     pub async fn code(self, expected_state: &str) -> Result<Secret, CallbackError> {
         let mut reading = FuturesUnordered::new();
         loop {
-            let (mut stream, target) = tokio::select! {
-                accepted = self.listener.accept() => {
+            // Both futures are cancel-safe: the one that loses is dropped and made again.
+            let event = if reading.is_empty() {
+                Either::Left(self.listener.accept().await)
+            } else {
+                match select(Box::pin(self.listener.accept()), reading.next()).await {
+                    Either::Left((accepted, _)) => Either::Left(accepted),
+                    Either::Right((read, _)) => Either::Right(read),
+                }
+            };
+            let (mut stream, target) = match event {
+                Either::Left(accepted) => {
                     let (stream, _) = accepted.map_err(|e| CallbackError::Io(e.to_string()))?;
                     if reading.len() < OPEN_CONNECTIONS {
                         reading.push(read_request(stream));
                     }
                     continue;
                 }
-                Some(read) = reading.next(), if !reading.is_empty() => read,
+                Either::Right(Some(read)) => read,
+                Either::Right(None) => continue,
             };
             let Some(target) = target else {
                 continue;

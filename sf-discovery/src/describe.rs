@@ -98,8 +98,10 @@ pub fn is_valid_object_name(name: &str) -> bool {
 /// unless the object is not there (`NOT_FOUND`), the allowance is spent or the session refused;
 /// one that keeps failing yields [`Error::Describe`] naming the object, and the stream goes on
 /// with the other objects. An answer that cannot be matched to the subrequests counts as a
-/// failure of each (each is then tried alone). A call that fails as a whole (the daily limit
-/// spent, a refused envelope) yields one [`Error::BatchRequest`] for its objects.
+/// failure of each (each is then tried alone), and so does a call that fails as a whole for a
+/// passing reason (a server error or a timeout past the session's retries: each object is asked
+/// alone at least once). A call refused otherwise (the daily limit spent, the session refused,
+/// the envelope refused) yields one [`Error::BatchRequest`] for its objects.
 ///
 /// Memory stays bounded: at most the batches in flight are held, whatever the number of objects.
 /// Names are checked first ([`Error::InvalidObjectName`]), as are the options.
@@ -148,6 +150,17 @@ async fn describe_batch(
     tracing::debug!(objects = names.len(), "DescribeBatchSent");
     let response = match session.fetch(request).await {
         Ok(response) => response,
+        // A call that failed for a reason another call may not meet (a server error past the
+        // session's retries, a timeout): each object is asked alone, so one bad call fails at
+        // most its own objects, each named, and not the whole catalog.
+        Err(source) if source.kind() == ErrorKind::Transient => {
+            tracing::warn!(objects = names.len(), error = %source, "DescribeBatchFailed");
+            let mut out = Vec::with_capacity(names.len());
+            for name in names {
+                out.push(retry_alone(&session, name, source.clone(), retries.max(1)).await);
+            }
+            return out;
+        }
         Err(source) => {
             return vec![Err(Error::BatchRequest {
                 objects: summarize(&names),

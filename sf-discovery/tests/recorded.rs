@@ -610,6 +610,50 @@ async fn a_describe_that_keeps_failing_is_an_error_naming_it() {
     }
 }
 
+/// A composite call that keeps failing (a server error past the session's retries) costs no
+/// stream: each of its objects is asked alone, and the catalog comes out whole.
+#[tokio::test]
+async fn a_composite_call_that_keeps_failing_is_asked_object_by_object() {
+    let mut server = mockito::Server::new_async().await;
+    let session = &login(&mut server, 1).await;
+    let failing = server
+        .mock("POST", "/services/data/v62.0/composite")
+        .with_status(503)
+        .with_header("content-type", "application/json")
+        .with_body(r#"[{"errorCode":"SERVER_UNAVAILABLE","message":"try later"}]"#)
+        .expect(2)
+        .create_async()
+        .await;
+    let describes = recorded_describes();
+    let mut alone = Vec::new();
+    for name in ["Invoice__c", "Store__c"] {
+        alone.push(
+            server
+                .mock(
+                    "GET",
+                    format!("/services/data/v62.0/sobjects/{name}/describe").as_str(),
+                )
+                .with_header("content-type", "application/json")
+                .with_body(describes[name].to_string())
+                .expect(1)
+                .create_async()
+                .await,
+        );
+    }
+    let wanted = vec!["Invoice__c".to_string(), "Store__c".to_string()];
+    let options = DiscoveryOptions {
+        describe_retries: 0,
+        ..Default::default()
+    };
+    let catalog = describe_streams(session, &wanted, &options).await.unwrap();
+    let names: Vec<&str> = catalog.names().collect();
+    assert_eq!(names, ["Invoice__c", "Store__c"]);
+    failing.assert_async().await;
+    for mock in &alone {
+        mock.assert_async().await;
+    }
+}
+
 #[tokio::test]
 async fn the_daily_limit_refuses_the_composite_call_and_is_not_retried() {
     let mut server = mockito::Server::new_async().await;
