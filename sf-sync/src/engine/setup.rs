@@ -141,15 +141,17 @@ pub(super) fn job_for(
     };
     let key = configured.name.to_ascii_lowercase();
     let object = described.found.get(&key);
-    let job = if let (None, Some(detail)) = (object, &described.limit) {
+    // A stream whose describe failed for its own reason says so, even when the daily limit
+    // came too: "limited" would hide a wrong name or a refused access until a later sync.
+    let job = if let Some(reason) = described.unknown.get(&key) {
+        unknown(reason.clone())
+    } else if let Some(error) = described.failed.get(&key) {
+        failed(error.clone())
+    } else if let (None, Some(detail)) = (object, &described.limit) {
         Job::Limited {
             detail: detail.clone(),
             sync_mode,
         }
-    } else if let Some(reason) = described.unknown.get(&key) {
-        unknown(reason.clone())
-    } else if let Some(error) = described.failed.get(&key) {
-        failed(error.clone())
     } else if let Some(object) = object {
         match setup(configured, object, state, config, org_id, &mut notes) {
             Ok(setup) => Job::Object(Box::new(setup)),
