@@ -171,16 +171,17 @@ async fn a_download_resumes_mid_job_from_the_next_page_not_emitted() {
     org.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_404_from_result_pages_falls_back_to_locators() {
-    const JOB: &str = "750R0000000zxr8IAA";
-    let mut server = Mock::start(&[]).await.server;
-    let job = format!("/services/data/v62.0/jobs/query/{JOB}");
+const MOCK_JOB: &str = "750R0000000zxr8IAA";
+
+/// A mock org whose job `MOCK_JOB` is complete with 3 rows (and may be deleted); returns the
+/// job's path.
+async fn job_of_three(server: &mut mockito::Server) -> String {
+    let job = format!("/services/data/v62.0/jobs/query/{MOCK_JOB}");
     server
         .mock("GET", job.as_str())
         .with_header("content-type", "application/json;charset=UTF-8")
         .with_body(
-            json!({"id": JOB, "state": "JobComplete", "operation": "query",
+            json!({"id": MOCK_JOB, "state": "JobComplete", "operation": "query",
                    "object": "Invoice__c", "numberRecordsProcessed": 3})
             .to_string(),
         )
@@ -191,14 +192,40 @@ async fn a_404_from_result_pages_falls_back_to_locators() {
         .with_status(204)
         .create_async()
         .await;
+    job
+}
+
+/// Reads `MOCK_JOB` from its start (pages of 2 rows); fails on an error.
+async fn read_job(server: &mockito::Server) -> Vec<BulkItem> {
+    let config = BulkConfig {
+        max_records: Some(2),
+        ..BulkConfig::default()
+    };
+    let client = BulkClient::new(session_for(&server.url()).await, config).unwrap();
+    let (items, error) = collect(client.resume(
+        sf_bulk::ResumePoint::start(MOCK_JOB),
+        &[FieldSpec::new("Id", FieldType::Id)],
+    ))
+    .await;
+    assert!(error.is_none(), "{error:?}");
+    let ids: Vec<_> = records(&items)
+        .iter()
+        .map(|r| r.to_json()["Id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("a0B1"), json!("a0B2"), json!("a0B3")]);
+    items
+}
+
+/// `resultPages` answers `status` with `body`: the job is read page by page with locators.
+async fn falls_back_to_locators(status: usize, body: &str) {
+    let mut server = Mock::start(&[]).await.server;
+    let job = job_of_three(&mut server).await;
     let listing = server
         .mock("GET", format!("{job}/resultPages").as_str())
         .match_query(mockito::Matcher::Any)
-        .with_status(404)
+        .with_status(status)
         .with_header("content-type", "application/json;charset=UTF-8")
-        .with_body(
-            r#"[{"errorCode":"NOT_FOUND","message":"The requested resource does not exist"}]"#,
-        )
+        .with_body(body)
         .expect(1)
         .create_async()
         .await;
@@ -224,122 +251,34 @@ async fn a_404_from_result_pages_falls_back_to_locators() {
         .with_body("\"Id\"\n\"a0B3\"\n")
         .create_async()
         .await;
-    let config = BulkConfig {
-        max_records: Some(2),
-        ..BulkConfig::default()
-    };
-    let client = BulkClient::new(session_for(&server.url()).await, config).unwrap();
-    let (items, error) = collect(client.resume(
-        sf_bulk::ResumePoint::start(JOB),
-        &[FieldSpec::new("Id", FieldType::Id)],
-    ))
-    .await;
-    assert!(error.is_none(), "{error:?}");
-    let ids: Vec<_> = records(&items)
-        .iter()
-        .map(|r| r.to_json()["Id"].clone())
-        .collect();
-    assert_eq!(ids, [json!("a0B1"), json!("a0B2"), json!("a0B3")]);
+    read_job(&server).await;
     listing.assert_async().await;
     first.assert_async().await;
     second.assert_async().await;
+}
+
+#[tokio::test]
+async fn a_404_from_result_pages_falls_back_to_locators() {
+    falls_back_to_locators(
+        404,
+        r#"[{"errorCode":"NOT_FOUND","message":"The requested resource does not exist"}]"#,
+    )
+    .await;
 }
 
 /// A `resultPages` answer listing no page (here its pages under another key) is read page by
 /// page: the job's three rows, not none.
 #[tokio::test]
 async fn a_listing_of_no_page_falls_back_to_locators() {
-    const JOB: &str = "750R0000000zxr8IAA";
-    let mut server = Mock::start(&[]).await.server;
-    let job = format!("/services/data/v62.0/jobs/query/{JOB}");
-    server
-        .mock("GET", job.as_str())
-        .with_header("content-type", "application/json;charset=UTF-8")
-        .with_body(
-            json!({"id": JOB, "state": "JobComplete", "operation": "query",
-                   "object": "Invoice__c", "numberRecordsProcessed": 3})
-            .to_string(),
-        )
-        .create_async()
-        .await;
-    server
-        .mock("DELETE", job.as_str())
-        .with_status(204)
-        .create_async()
-        .await;
-    let listing = server
-        .mock("GET", format!("{job}/resultPages").as_str())
-        .match_query(mockito::Matcher::Any)
-        .with_header("content-type", "application/json;charset=UTF-8")
-        .with_body(r#"{"done":true,"pages":[]}"#)
-        .expect(1)
-        .create_async()
-        .await;
-    let results = format!("{job}/results");
-    let first = server
-        .mock("GET", results.as_str())
-        .match_query(mockito::Matcher::UrlEncoded(
-            "maxRecords".into(),
-            "2".into(),
-        ))
-        .with_header("content-type", "text/csv")
-        .with_header("sforce-numberofrecords", "2")
-        .with_header("sforce-locator", "Mg")
-        .with_body("\"Id\"\n\"a0B1\"\n\"a0B2\"\n")
-        .create_async()
-        .await;
-    let second = server
-        .mock("GET", results.as_str())
-        .match_query(mockito::Matcher::UrlEncoded("locator".into(), "Mg".into()))
-        .with_header("content-type", "text/csv")
-        .with_header("sforce-numberofrecords", "1")
-        .with_header("sforce-locator", "null")
-        .with_body("\"Id\"\n\"a0B3\"\n")
-        .create_async()
-        .await;
-    let config = BulkConfig {
-        max_records: Some(2),
-        ..BulkConfig::default()
-    };
-    let client = BulkClient::new(session_for(&server.url()).await, config).unwrap();
-    let (items, error) = collect(client.resume(
-        sf_bulk::ResumePoint::start(JOB),
-        &[FieldSpec::new("Id", FieldType::Id)],
-    ))
-    .await;
-    assert!(error.is_none(), "{error:?}");
-    let ids: Vec<_> = records(&items)
-        .iter()
-        .map(|r| r.to_json()["Id"].clone())
-        .collect();
-    assert_eq!(ids, [json!("a0B1"), json!("a0B2"), json!("a0B3")]);
-    listing.assert_async().await;
-    first.assert_async().await;
-    second.assert_async().await;
+    falls_back_to_locators(200, r#"{"done":true,"pages":[]}"#).await;
 }
 
 /// Pages listed by `resultPages` that come without `Sforce-Locator` (a proxy may drop it) are
 /// not taken for the last: every listed page is read, and each checkpoint names the next one.
 #[tokio::test]
 async fn listed_pages_without_a_locator_header_are_all_read() {
-    const JOB: &str = "750R0000000zxr8IAA";
     let mut server = Mock::start(&[]).await.server;
-    let job = format!("/services/data/v62.0/jobs/query/{JOB}");
-    server
-        .mock("GET", job.as_str())
-        .with_header("content-type", "application/json;charset=UTF-8")
-        .with_body(
-            json!({"id": JOB, "state": "JobComplete", "operation": "query",
-                   "object": "Invoice__c", "numberRecordsProcessed": 3})
-            .to_string(),
-        )
-        .create_async()
-        .await;
-    server
-        .mock("DELETE", job.as_str())
-        .with_status(204)
-        .create_async()
-        .await;
+    let job = job_of_three(&mut server).await;
     let results = format!("{job}/results");
     server
         .mock("GET", format!("{job}/resultPages").as_str())
@@ -376,22 +315,7 @@ async fn listed_pages_without_a_locator_header_are_all_read() {
             .create_async()
             .await;
     }
-    let config = BulkConfig {
-        max_records: Some(2),
-        ..BulkConfig::default()
-    };
-    let client = BulkClient::new(session_for(&server.url()).await, config).unwrap();
-    let (items, error) = collect(client.resume(
-        sf_bulk::ResumePoint::start(JOB),
-        &[FieldSpec::new("Id", FieldType::Id)],
-    ))
-    .await;
-    assert!(error.is_none(), "{error:?}");
-    let ids: Vec<_> = records(&items)
-        .iter()
-        .map(|r| r.to_json()["Id"].clone())
-        .collect();
-    assert_eq!(ids, [json!("a0B1"), json!("a0B2"), json!("a0B3")]);
+    let items = read_job(&server).await;
     assert_eq!(
         page_outline(&items),
         [

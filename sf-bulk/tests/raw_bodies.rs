@@ -181,26 +181,43 @@ async fn a_locator_that_does_not_advance_is_refused() {
     assert_eq!(error.kind(), ErrorKind::ResultsInvalid);
 }
 
+/// Results pages: each `(locator asked, locator answered)` of `chain` answers `page`, counted
+/// `count` rows (`None`: the first page, asked without a locator).
+async fn serve_chain(
+    server: &mut mockito::ServerGuard,
+    chain: &[(Option<&str>, &str)],
+    count: &str,
+    page: &str,
+) {
+    for (asked, next) in chain {
+        let query = match asked {
+            None => Matcher::Regex("^(maxRecords=[0-9]+)?$".into()),
+            Some(l) => Matcher::UrlEncoded("locator".into(), (*l).into()),
+        };
+        server
+            .mock("GET", RESULTS_PATH)
+            .match_query(query)
+            .with_header("sforce-numberofrecords", count)
+            .with_header("sforce-locator", *next)
+            .with_body(page)
+            .create_async()
+            .await;
+    }
+}
+
 /// Locators that come back to a page already read (page A names B, B names A again) are
 /// refused at once: the chain would emit the same records without end.
 #[tokio::test]
 async fn a_locator_chain_that_comes_back_is_refused() {
     let mut server = server(100).await;
     let page = "\"Id\",\"Name\",\"Amount__c\"\n\"a0B1\",\"x\",\"1.0\"\n";
-    for (query, next) in [
-        (Matcher::Regex("^(maxRecords=[0-9]+)?$".into()), "QQ"),
-        (Matcher::UrlEncoded("locator".into(), "QQ".into()), "Qg"),
-        (Matcher::UrlEncoded("locator".into(), "Qg".into()), "QQ"),
-    ] {
-        server
-            .mock("GET", RESULTS_PATH)
-            .match_query(query)
-            .with_header("sforce-numberofrecords", "1")
-            .with_header("sforce-locator", next)
-            .with_body(page)
-            .create_async()
-            .await;
-    }
+    serve_chain(
+        &mut server,
+        &[(None, "QQ"), (Some("QQ"), "Qg"), (Some("Qg"), "QQ")],
+        "1",
+        page,
+    )
+    .await;
     let client = client(&server).await;
     let (items, error) = collect(client.resume(ResumePoint::start(JOB), &fields())).await;
     assert_eq!(
@@ -228,19 +245,7 @@ async fn a_locator_chain_that_comes_back_is_refused() {
 async fn more_rows_than_the_job_holds_are_refused_at_once() {
     let mut server = server(2).await;
     let page = "\"Id\",\"Name\",\"Amount__c\"\n\"a0B1\",\"x\",\"1.0\"\n\"a0B2\",\"y\",\"2.0\"\n";
-    for (query, next) in [
-        (Matcher::Regex("^(maxRecords=[0-9]+)?$".into()), "QQ"),
-        (Matcher::UrlEncoded("locator".into(), "QQ".into()), "Qg"),
-    ] {
-        server
-            .mock("GET", RESULTS_PATH)
-            .match_query(query)
-            .with_header("sforce-numberofrecords", "2")
-            .with_header("sforce-locator", next)
-            .with_body(page)
-            .create_async()
-            .await;
-    }
+    serve_chain(&mut server, &[(None, "QQ"), (Some("QQ"), "Qg")], "2", page).await;
     let client = client(&server).await;
     let (items, error) = collect(client.resume(ResumePoint::start(JOB), &fields())).await;
     assert_eq!(
