@@ -198,7 +198,7 @@ async fn serve_chain(
             .mock("GET", RESULTS_PATH)
             .match_query(query)
             .with_header("sforce-numberofrecords", count)
-            .with_header("sforce-locator", *next)
+            .with_header("sforce-locator", next)
             .with_body(page)
             .create_async()
             .await;

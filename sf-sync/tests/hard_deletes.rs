@@ -178,15 +178,21 @@ async fn purged_and_hard_deleted_records_come_back_as_tombstones_and_nothing_els
     }
 }
 
-#[tokio::test]
-async fn a_state_older_than_the_delete_log_gets_a_warning_with_the_fix() {
-    let c = connect(org_config(72), json!({})).await;
-    let ctl = c.org.control();
+/// Lead's catalog (incremental) and the state of a first sync of it.
+async fn first_lead_sync(c: &common::Connected) -> (sf_sync::ConfiguredCatalog, States) {
     let catalog = configure(&c.catalog, &["Lead"], None);
     let (first, sink) = run_fresh(&c.session, &c.config, &catalog).await;
     first.unwrap();
     let mut states = States::default();
     states.update(&sink, &["Lead"]);
+    (catalog, states)
+}
+
+#[tokio::test]
+async fn a_state_older_than_the_delete_log_gets_a_warning_with_the_fix() {
+    let c = connect(org_config(72), json!({})).await;
+    let ctl = c.org.control();
+    let (catalog, states) = first_lead_sync(&c).await;
 
     ctl.advance_clock(2 * DAY);
     let early = ctl.mutate(Mutation::new("Lead").hard_delete(1));
@@ -230,11 +236,7 @@ async fn hard_deletes_false_asks_nothing_and_emits_no_tombstone() {
     let c = connect(org_config(73), json!({"hard_deletes": false})).await;
     assert!(!c.config.hard_deletes);
     let ctl = c.org.control();
-    let catalog = configure(&c.catalog, &["Lead"], None);
-    let (first, sink) = run_fresh(&c.session, &c.config, &catalog).await;
-    first.unwrap();
-    let mut states = States::default();
-    states.update(&sink, &["Lead"]);
+    let (catalog, states) = first_lead_sync(&c).await;
     ctl.advance_clock(HOUR);
     let hard = ctl.mutate(Mutation::new("Lead").hard_delete(2));
     assert_eq!(hard.hard_deleted.len(), 2);
@@ -356,11 +358,7 @@ async fn hard_deletes_of_the_part_of_a_rest_window_a_stop_covered_come_before_it
 async fn deletes_a_sync_could_not_list_are_asked_for_again_by_the_next() {
     let c = connect(org_config(76), json!({})).await;
     let ctl = c.org.control();
-    let catalog = configure(&c.catalog, &["Lead"], None);
-    let (first, sink) = run_fresh(&c.session, &c.config, &catalog).await;
-    first.unwrap();
-    let mut states = States::default();
-    states.update(&sink, &["Lead"]);
+    let (catalog, mut states) = first_lead_sync(&c).await;
 
     ctl.advance_clock(HOUR);
     let gone = ctl.mutate(Mutation::new("Lead").hard_delete(2));
