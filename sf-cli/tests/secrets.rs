@@ -308,10 +308,26 @@ async fn a_rotated_refresh_token_goes_only_into_the_control_message() {
 async fn plain_http_login_urls_off_loopback_are_refused() {
     let env = Env::start("secrets-http", org(34)).await;
     let catalog = env.write("catalog.json", &catalog(&[("Account", "incremental")]));
-    for url in [
-        "http://acme.my.salesforce.com",
-        "http://10.0.0.1:8765",
-        "http://localhost.evil.example.com",
+    // Plain http off loopback; and a login_url carrying a password or a token, refused naming
+    // the key, neither printed: not in the reason, not as the value given.
+    let plain: &[&str] = &["login_url", "loopback", "https://"];
+    let secrets = ["hunter2", "00DxxSECRETxx"];
+    for (url, needles) in [
+        ("http://acme.my.salesforce.com", plain),
+        ("http://10.0.0.1:8765", plain),
+        ("http://localhost.evil.example.com", plain),
+        (
+            "https://admin:hunter2@acme.my.salesforce.com",
+            &["login_url"][..],
+        ),
+        (
+            "http://admin:hunter2@acme.my.salesforce.com",
+            &["login_url"][..],
+        ),
+        (
+            "https://acme.my.salesforce.com/?access_token=00DxxSECRETxx",
+            &["login_url"][..],
+        ),
     ] {
         let path = env.write("config.json", &env.config(json!({"login_url": url})));
         let check = env
@@ -329,7 +345,7 @@ async fn plain_http_login_urls_off_loopback_are_refused() {
             status["message"].as_str().unwrap(),
             error["message"].as_str().unwrap(),
         ] {
-            for needle in ["login_url", "loopback", "https://"] {
+            for needle in needles {
                 assert!(
                     message.contains(needle),
                     "{url}: `{needle}` not in {message}"
@@ -339,32 +355,6 @@ async fn plain_http_login_urls_off_loopback_are_refused() {
         // Refused before any request: nothing was sent anywhere.
         let stderr = harness::plain(&read.stderr);
         assert!(!stderr.contains("connecting to"), "{url}: {stderr}");
-        assert_no_secret(&format!("login_url {url}"), &read, &[]);
-        assert_no_secret(&format!("check with login_url {url}"), &check, &[]);
-    }
-    // A login_url carrying a password or a token is refused naming the key, and neither is
-    // printed: not in the reason, not as the value given.
-    for url in [
-        "https://admin:hunter2@acme.my.salesforce.com",
-        "http://admin:hunter2@acme.my.salesforce.com",
-        "https://acme.my.salesforce.com/?access_token=00DxxSECRETxx",
-    ] {
-        let path = env.write("config.json", &env.config(json!({"login_url": url})));
-        let check = env
-            .run(&["check", "--config", path.to_str().unwrap()], &TRACE)
-            .await;
-        check.assert_success();
-        let status = &check.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
-        assert_eq!(status["status"], "FAILED", "{url}");
-        assert!(
-            status["message"].as_str().unwrap().contains("login_url"),
-            "{status}"
-        );
-        let read = env.read(&path, &catalog, None, &TRACE).await;
-        assert_eq!(read.code, Some(1), "{url}");
-        let error = read.trace_error().unwrap();
-        assert_eq!(error["failure_type"], "config_error", "{error}");
-        let secrets = ["hunter2", "00DxxSECRETxx"];
         assert_no_secret(&format!("login_url {url}"), &read, &secrets);
         assert_no_secret(&format!("check with login_url {url}"), &check, &secrets);
     }
