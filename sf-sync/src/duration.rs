@@ -20,10 +20,14 @@ const MAX_SECONDS: u64 = 10_000 * YEAR;
 ///
 /// Calendar units have fixed lengths: a **year is 365 days, a month 30 days**, a week 7 days and a
 /// day 86,400 seconds (UTC has no daylight saving time), so `P1M` is always 30 days and `P1Y`
-/// 365 days. Components may be combined in that order (`P1Y2M3W4DT5H6M7.5S`), each at most once;
-/// only seconds take a fraction (`.` or `,`, up to 9 digits). Letters may be lower case. Negative
-/// durations and the alternative form `P0003-06-04T12:30:05` are refused, as is anything longer
-/// than 10,000 years.
+/// 365 days. Components may be combined in that order (`P1Y2M3W4DT5H6M7.5S`), each at most once.
+/// The last component may take a fraction (`.` or `,`, up to 9 digits: `PT1.5H`, `P0.5D`,
+/// `PT0.25S`), as ISO 8601 allows for the lowest-order component and as Airbyte's connector accepts
+/// (pendulum validates these keys); years and months never do, since pendulum refuses them too
+/// ("Float years in duration are not supported"). A fraction of a larger unit is carried into days,
+/// hours, minutes and seconds (`PT1.5H` is kept and shown as `PT1H30M`). Letters may be lower case.
+/// Negative durations and the alternative form `P0003-06-04T12:30:05` are refused, as is anything
+/// longer than 10,000 years.
 ///
 /// `Display` writes a canonical form (zero components left out, `PT0S` for zero) that parses back
 /// to the same duration.
@@ -157,26 +161,60 @@ fn parse(text: &str) -> Result<IsoDuration, String> {
     };
     let mut d = IsoDuration::default();
     let date = components(date_part, &DATE_UNITS, false)?;
-    for (unit, value) in date {
+    let time = match time_part {
+        Some(time_part) => components(time_part, &TIME_UNITS, true)?,
+        None => Vec::new(),
+    };
+    let count = date.len() + time.len();
+    // The fraction of the last component, as (the unit's length in seconds, nanos of one unit).
+    let mut fraction: Option<(u64, u64)> = None;
+    for (i, (unit, value, is_time)) in date
+        .iter()
+        .map(|(u, v)| (*u, v, false))
+        .chain(time.iter().map(|(u, v)| (*u, v, true)))
+        .enumerate()
+    {
+        let unit_secs = match (unit, is_time) {
+            ('Y', _) => YEAR,
+            ('M', false) => MONTH,
+            ('W', _) => 7 * DAY,
+            ('D', _) => DAY,
+            ('H', _) => 3600,
+            ('M', true) => 60,
+            _ => 1,
+        };
+        if let Some(nanos) = value.fraction {
+            if i + 1 != count {
+                return Err(format!(
+                    "`{}{unit}`: only the last component may have a fraction, as in `PT1H30.5M`",
+                    value.text
+                ));
+            }
+            if unit_secs > DAY * 7 {
+                let which = if unit == 'Y' { "years" } else { "months" };
+                return Err(format!(
+                    "`{}{unit}`: {which} cannot have a fraction; write the rest in smaller units, as in `P1Y6M` or `P1M15D`",
+                    value.text
+                ));
+            }
+            fraction = Some((unit_secs, nanos));
+        }
         let n = value.whole;
-        match unit {
-            'Y' => d.years = n,
-            'M' => d.months = n,
-            'W' => d.weeks = n,
-            _ => d.days = n,
+        match (unit, is_time) {
+            ('Y', _) => d.years = n,
+            ('M', false) => d.months = n,
+            ('W', _) => d.weeks = n,
+            ('D', _) => d.days = n,
+            ('H', _) => d.hours = n,
+            ('M', true) => d.minutes = n,
+            _ => d.seconds = n,
         }
     }
-    if let Some(time_part) = time_part {
-        for (unit, value) in components(time_part, &TIME_UNITS, true)? {
-            match unit {
-                'H' => d.hours = value.whole,
-                'M' => d.minutes = value.whole,
-                _ => {
-                    d.seconds = value.whole;
-                    d.nanos = value.nanos;
-                }
-            }
-        }
+    match fraction {
+        Some((1, nanos)) => d.nanos = nanos as u32,
+        Some((unit_secs, nanos)) => carry_fraction(&mut d, unit_secs, nanos)
+            .ok_or_else(|| "it is longer than 10,000 years".to_string())?,
+        None => {}
     }
     let total = [
         (d.years, YEAR),
@@ -197,14 +235,40 @@ fn parse(text: &str) -> Result<IsoDuration, String> {
     Ok(d)
 }
 
-/// A number as written: whole part and, for seconds, nanoseconds.
-struct Number {
+/// Adds `nanos` billionths of a unit of `unit_secs` seconds to `d`, then writes its days, hours,
+/// minutes and seconds in canonical form (each below the next unit), so `PT1.5H` is `PT1H30M`.
+/// `None` on overflow.
+fn carry_fraction(d: &mut IsoDuration, unit_secs: u64, nanos: u64) -> Option<()> {
+    let extra = u128::from(unit_secs) * u128::from(nanos);
+    let extra_secs = u64::try_from(extra / 1_000_000_000).ok()?;
+    d.nanos = (extra % 1_000_000_000) as u32;
+    let small = d
+        .days
+        .checked_mul(DAY)?
+        .checked_add(d.hours.checked_mul(3600)?)?
+        .checked_add(d.minutes.checked_mul(60)?)?
+        .checked_add(d.seconds)?
+        .checked_add(extra_secs)?;
+    d.days = small / DAY;
+    d.hours = small % DAY / 3600;
+    d.minutes = small % 3600 / 60;
+    d.seconds = small % 60;
+    Some(())
+}
+
+/// A number as written: its whole part and, when it has a fraction, the fraction in billionths.
+struct Number<'a> {
+    text: &'a str,
     whole: u64,
-    nanos: u32,
+    fraction: Option<u64>,
 }
 
 /// Splits `text` into `(unit, number)` pairs, units in the order of `units`, each at most once.
-fn components(text: &str, units: &[char], is_time: bool) -> Result<Vec<(char, Number)>, String> {
+fn components<'a>(
+    text: &'a str,
+    units: &[char],
+    is_time: bool,
+) -> Result<Vec<(char, Number<'a>)>, String> {
     let mut out = Vec::new();
     let mut next_unit = 0usize;
     let mut rest = text;
@@ -229,8 +293,7 @@ fn components(text: &str, units: &[char], is_time: bool) -> Result<Vec<(char, Nu
             ));
         }
         next_unit = pos + 1;
-        let is_seconds = is_time && unit == 'S';
-        out.push((unit, number_value(number, is_seconds, unit)?));
+        out.push((unit, number_value(number, unit)?));
     }
     Ok(out)
 }
@@ -250,7 +313,7 @@ fn misplaced(unit: char, is_time: bool) -> String {
     }
 }
 
-fn number_value(number: &str, is_seconds: bool, unit: char) -> Result<Number, String> {
+fn number_value(number: &str, unit: char) -> Result<Number<'_>, String> {
     let (whole, frac) = match number.find(['.', ',']) {
         Some(i) => (&number[..i], Some(&number[i + 1..])),
         None => (number, None),
@@ -263,26 +326,27 @@ fn number_value(number: &str, is_seconds: bool, unit: char) -> Result<Number, St
     let whole: u64 = whole
         .parse()
         .map_err(|_| format!("`{number}{unit}` is too large"))?;
-    let nanos = match frac {
-        None => 0,
-        Some(_) if !is_seconds => {
-            return Err(format!(
-                "`{number}{unit}`: only seconds may have a fraction; write e.g. `PT1.5S`"
-            ))
-        }
+    let fraction = match frac {
+        None => None,
         Some(frac) => {
             if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(format!(
-                    "`{number}S` needs 1 to 9 digits after one decimal mark, as in `PT0.5S`"
+                    "`{number}{unit}` needs 1 to 9 digits after one decimal mark, as in `1.5{unit}`"
                 ));
             }
             let padded = format!("{frac:0<9}");
-            padded
-                .parse::<u32>()
-                .map_err(|_| format!("`{number}S` has a bad fraction"))?
+            Some(
+                padded
+                    .parse::<u64>()
+                    .map_err(|_| format!("`{number}{unit}` has a bad fraction"))?,
+            )
         }
     };
-    Ok(Number { whole, nanos })
+    Ok(Number {
+        text: number,
+        whole,
+        fraction,
+    })
 }
 
 #[cfg(test)]
@@ -308,6 +372,16 @@ mod tests {
         assert_eq!(secs("pt1h30m"), 5400.0);
         assert_eq!(secs(" P1DT1S "), 86_401.0);
         assert_eq!(secs("P0D"), 0.0);
+        // A fraction on the last component, whatever its unit (Airbyte's connector accepts these).
+        assert_eq!(secs("PT1.5H"), 5400.0);
+        assert_eq!(secs("P0.5D"), 43_200.0);
+        assert_eq!(secs("P1,5W"), 1.5 * 7.0 * 86_400.0);
+        assert_eq!(secs("PT0.25M"), 15.0);
+        assert_eq!(secs("P1DT0.5H"), 86_400.0 + 1800.0);
+        assert_eq!(
+            IsoDuration::parse("PT0.000000001H").unwrap().as_std(),
+            Duration::from_nanos(3600)
+        );
         assert_eq!(
             secs("P1Y2M3W4DT5H6M7.25S"),
             (365 + 60 + 21 + 4) as f64 * 86_400.0 + 5.0 * 3600.0 + 6.0 * 60.0 + 7.25
@@ -326,7 +400,11 @@ mod tests {
             ("-P1D", "negative"),
             ("P1D2Y", "out of order"),
             ("P1D1D", "repeated"),
-            ("P1.5D", "only seconds may have a fraction"),
+            ("P1.5Y", "years cannot have a fraction"),
+            ("P1,5M", "months cannot have a fraction"),
+            ("PT1.5H30M", "only the last component may have a fraction"),
+            ("P1.5DT1H", "only the last component may have a fraction"),
+            ("PT1.5.5H", "1 to 9 digits"),
             ("PT.5S", "digit before the decimal mark"),
             ("PT1.S", "1 to 9 digits"),
             ("PT1.0000000001S", "1 to 9 digits"),
@@ -355,6 +433,11 @@ mod tests {
             ("PT0.500S", "PT0.5S"),
             ("P1Y0M2DT0H3M", "P1Y2DT3M"),
             ("pt10m", "PT10M"),
+            ("PT1.5H", "PT1H30M"),
+            ("P1.5W", "P1W3DT12H"),
+            ("PT36.5H", "P1DT12H30M"),
+            ("P1DT23H59.5M", "P1DT23H59M30S"),
+            ("PT0.0000001H", "PT0.00036S"),
         ] {
             assert_eq!(IsoDuration::parse(text).unwrap().to_string(), shown);
         }
@@ -405,6 +488,26 @@ mod tests {
             prop_assert_eq!(parsed.as_std(), Duration::new(expected, nanos.unwrap_or(0)));
             let again = IsoDuration::parse(&parsed.to_string()).unwrap();
             prop_assert_eq!(again, parsed);
+        }
+
+        #[test]
+        fn a_fraction_on_the_last_component_counts_exactly(
+            whole in 0u64..1000,
+            frac in 0u64..1_000_000_000,
+            digits in 1usize..=9,
+            unit in 0usize..5,
+        ) {
+            let (text_unit, unit_secs) = [("W", 7 * DAY), ("D", DAY), ("TH", 3600), ("TM", 60), ("TS", 1)][unit];
+            let written = format!("{frac:09}");
+            let written = &written[..digits];
+            let (time, letter) = text_unit.split_at(text_unit.len() - 1);
+            let text = format!("P{time}{whole}.{written}{letter}");
+            let billionths = u128::from(written.parse::<u64>().unwrap()) * 10u128.pow(9 - digits as u32);
+            let expected = u128::from(whole * unit_secs) * 1_000_000_000 + billionths * u128::from(unit_secs);
+            let parsed = IsoDuration::parse(&text).unwrap();
+            prop_assert_eq!(parsed.as_std().as_nanos(), expected, "{}", text);
+            let again = IsoDuration::parse(&parsed.to_string()).unwrap();
+            prop_assert_eq!(again.as_std(), parsed.as_std());
         }
 
         #[test]

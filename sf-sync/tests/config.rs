@@ -90,6 +90,27 @@ fn a_full_airbyte_config_reads_as_given() {
     assert!(c.selects_stream("AccountHistory"));
 }
 
+/// Airbyte validates both durations with pendulum, which takes a fraction on the last component, so
+/// a config it runs with `PT1.5H` or `P0.5D` runs here too.
+#[test]
+fn fractional_durations_airbyte_accepts_are_read() {
+    let c = parse(&with(
+        json!({"stream_slice_step": "P0.5D", "lookback_window": "PT1.5H"}),
+    ))
+    .unwrap()
+    .config;
+    assert_eq!(c.stream_slice_step.as_std(), Duration::from_secs(43_200));
+    assert_eq!(c.stream_slice_step.to_string(), "PT12H");
+    assert_eq!(c.lookback_window.as_std(), Duration::from_secs(5_400));
+    let err = parse(&with(json!({"lookback_window": "P1.5M"})))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`lookback_window`") && err.contains("months cannot have a fraction"),
+        "{err}"
+    );
+}
+
 #[test]
 fn defaults_fill_what_is_missing() {
     let parsed = parse(&base()).unwrap();
