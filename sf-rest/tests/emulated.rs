@@ -330,7 +330,9 @@ async fn a_record_changed_between_chunk_queries_is_still_delivered() {
     // The reader sends every chunk's first query at once, before yielding anything, and the org
     // snapshots a query's rows when it runs: a consumer cannot slip a write between two chunk
     // queries. A transient failure can: the last of the chunk queries to arrive is answered 503
-    // and the session retries it after 600 ms; meanwhile the rows change.
+    // and the session retries it after 600 ms; meanwhile the rows change. Nothing here depends on
+    // timing: the writer acts once the other chunk queries have taken their snapshots, and every
+    // request fails (and is retried) until its write is done.
     let org = EmulatedOrg::start(org_config()).await.unwrap();
     let retry = RetryConfig {
         initial_backoff: Duration::from_millis(600),
@@ -357,6 +359,7 @@ async fn a_record_changed_between_chunk_queries_is_still_delivered() {
     assert!(chunks >= 2, "{chunks} chunks");
     let before = truth(&org, "Wide__c");
     let queries = control.stats().requests.query;
+    let answered = control.stats().answered;
 
     control.set_faults(Faults {
         fail_every_nth: Some(chunks),
@@ -365,16 +368,21 @@ async fn a_record_changed_between_chunk_queries_is_still_delivered() {
     let writer = {
         let control = control.clone();
         std::thread::spawn(move || {
-            // Once the other chunk queries are served (and have taken their snapshots), before
-            // the refused one is sent again: 30 rows are updated (stamped
-            // after the window, which they leave) and 10 deleted.
-            while control.stats().requests.query < queries + chunks - 1 {
+            // Once the other chunk queries have run (and taken their snapshots), before the
+            // refused one runs: 30 rows are updated (stamped after the window, which they leave)
+            // and 10 deleted. Until then every request is refused, the refused query's retry
+            // included (it is retried again, 600 ms later).
+            while control.stats().answered < answered + chunks - 1 {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            std::thread::sleep(Duration::from_millis(150));
-            control.set_faults(Faults::default());
+            control.set_faults(Faults {
+                fail_rate: Some(1.0),
+                ..Faults::default()
+            });
             control.advance_clock(60);
-            control.mutate(Mutation::new("Wide__c").update(30).delete(10))
+            let done = control.mutate(Mutation::new("Wide__c").update(30).delete(10));
+            control.set_faults(Faults::default());
+            done
         })
     };
     let (records, error, stats) = read_all(&reader, &spec, request).await;
