@@ -19,7 +19,7 @@ use sf_discovery::{Columns, Record};
 
 use crate::error::Error;
 use crate::plan::{form_encoded_len, RequestBudget};
-use crate::reader::{QueryPlan, ReadStats};
+use crate::reader::{Miscount, QueryPlan, ReadStats};
 use crate::shape::Shape;
 use crate::soql::{quote, CursorPoint, CursorValue, Order, ResumeKey, Soql};
 use crate::wire::{decode_page, next_url_ahead, QueryPage};
@@ -68,6 +68,11 @@ struct Chunk {
     followed: Followed,
     /// The page `next` names, when already asked for.
     prefetch: Prefetch,
+    /// `totalSize` of the chunk's query as its first page said, and the rows its pages have
+    /// carried since: a query's pages hold exactly that many rows, so a difference at its last
+    /// page is reported.
+    counted: Option<u64>,
+    received: u64,
 }
 
 /// A record held back until the records missing from a chunk before it have been re-fetched.
@@ -130,6 +135,8 @@ impl Engine {
                 last_id: None,
                 followed: Followed::default(),
                 prefetch: Prefetch::None,
+                counted: None,
+                received: 0,
             })
             .collect();
         let id_col = plan
@@ -576,6 +583,17 @@ impl Engine {
         let merge = self.merge;
         let stream = self.stream.clone();
         let chunk = &mut self.chunks[c];
+        if matches!(chunk.next, Next::First(_)) {
+            chunk.counted = total;
+            chunk.received = 0;
+        }
+        chunk.received += page.records.len() as u64;
+        let miscounted = match (&next, chunk.counted) {
+            (Next::Done, Some(counted)) if counted != chunk.received => {
+                Some((counted, chunk.received))
+            }
+            _ => None,
+        };
         chunk.next = next;
         for values in page.records {
             let id = chunk
@@ -606,10 +624,26 @@ impl Engine {
         }
         let rows = chunk.buffer.len();
         tracing::debug!(stream = %self.stream, chunk = c, rows, "QueryPageReceived");
+        if let Some((counted, received)) = miscounted {
+            // Salesforce's `totalSize` is the query's row count, repeated on every page [doc];
+            // that its pages always carry exactly that many rows is belief (no documented
+            // exception found), so a difference is reported, not refused.
+            tracing::warn!(
+                stream = %self.stream,
+                chunk = c,
+                total_size = counted,
+                received,
+                "QueryMiscounted: the query's pages carried a different number of rows than its \
+                 totalSize"
+            );
+        }
         self.with_stats(|s| {
             s.pages += 1;
             if first_of_first {
                 s.total_size = total;
+            }
+            if let Some((counted, received)) = miscounted {
+                s.miscounted.push(Miscount { counted, received });
             }
         });
         Ok(())

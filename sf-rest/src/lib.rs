@@ -7,7 +7,9 @@
 //! request would pass 16,384 bytes into chunks that each carry `Id` and merges them on `Id` as
 //! they stream, and yields a [`RecordStream`] of records shaped like the Bulk path's (no
 //! `attributes`, datetimes `YYYY-MM-DDTHH:MM:SS.sssZ`, numbers as numbers, explicit nulls,
-//! compound fields as objects), refusing a page chain that stops short or comes round again;
+//! compound fields as objects), refusing a page chain that stops short or comes round again and
+//! counting, in [`ReadStats::miscounted`], a query whose pages carried other than its
+//! `totalSize`;
 //! `SELECT COUNT()` ([`RestReader::count`]); small questions read whole as JSON rows
 //! ([`RestReader::query_rows`], e.g. a user's permission sets); the ids deleted in a window,
 //! hard deletes and purged rows included ([`RestReader::deleted`], getDeleted); and the errors
@@ -57,6 +59,6 @@ pub use deleted::{
 };
 pub use error::{Error, ErrorKind};
 pub use reader::{
-    ChunkPlan, QueryPlan, ReadRequest, ReadStats, RecordStream, RestConfig, RestReader,
+    ChunkPlan, Miscount, QueryPlan, ReadRequest, ReadStats, RecordStream, RestConfig, RestReader,
 };
 pub use soql::{CursorKind, CursorPoint, CursorValue, Order, ResumeKey, Soql, Window};

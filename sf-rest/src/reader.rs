@@ -168,6 +168,18 @@ pub struct ReadStats {
     pub vanished: u64,
     /// The first 100 of those records' Ids.
     pub vanished_ids: Vec<String>,
+    /// Queries whose pages carried a different number of rows than their `totalSize` said
+    /// (a query resumed after a lost cursor counts from its new first page).
+    pub miscounted: Vec<Miscount>,
+}
+
+/// A query whose pages did not carry the rows its `totalSize` counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Miscount {
+    /// `totalSize`, as the query's first page said.
+    pub counted: u64,
+    /// The rows its pages carried.
+    pub received: u64,
 }
 
 /// Reads streams through `/query` and `/queryAll`.

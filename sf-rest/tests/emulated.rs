@@ -515,3 +515,48 @@ async fn an_expired_locator_resumes_after_the_last_key() {
     assert_eq!(unique.len(), rows.len(), "nothing lost");
     org.shutdown().await;
 }
+
+/// A query whose pages carry fewer rows than its `totalSize` counted is reported in the read's
+/// stats (with both numbers); one whose pages carry them all is not.
+#[tokio::test]
+async fn a_query_short_of_its_total_size_is_reported() {
+    let org = EmulatedOrg::start(org_config()).await.unwrap();
+    let session = login(&org).await;
+    let spec = stream_spec(&session, "Account").await;
+    let reader = RestReader::new(
+        session,
+        RestConfig {
+            batch_size: Some(200),
+            ..RestConfig::default()
+        },
+    )
+    .unwrap();
+    let control = org.control();
+    let request = || ReadRequest {
+        window: Window::for_stream(&spec, None, Some(control.now())),
+        ..ReadRequest::default()
+    };
+    let (records, error, stats) = read_all(&reader, &spec, request()).await;
+    assert!(error.is_none(), "{error:?}");
+    let all = records.len() as u64;
+    assert!(all > 400, "{all} rows");
+    assert_eq!(stats.total_size, Some(all));
+    assert!(stats.miscounted.is_empty(), "{:?}", stats.miscounted);
+
+    // Two pages each leave a row out, and their next pages start after it.
+    control.set_faults(Faults {
+        short_query_next: 2,
+        ..Faults::default()
+    });
+    let (records, error, stats) = read_all(&reader, &spec, request()).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(records.len() as u64, all - 2);
+    assert_eq!(stats.total_size, Some(all));
+    assert_eq!(
+        stats.miscounted,
+        vec![sf_rest::Miscount {
+            counted: all,
+            received: all - 2
+        }]
+    );
+}

@@ -668,6 +668,54 @@ async fn a_lost_query_locator_resumes_after_the_last_record_read() {
     org.shutdown().await;
 }
 
+/// A REST query whose pages carry fewer rows than its `totalSize` counted (the emulated org
+/// leaves a row out of one page and starts the next after it) is said in the LOG with both
+/// numbers and the window, not passed over in silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_query_short_of_its_total_size_warns() {
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(45)
+            .rows("Account", 600)
+            .default_batch_size(200)
+            .faults(Faults {
+                short_query_next: 1,
+                ..Faults::default()
+            }),
+        json!({"start_date": "2000-01-01T00:00:00Z", "stream_slice_step": "P10000D"}),
+    )
+    .await;
+    let control = org.control();
+    let configured = configure(&catalog, &["Account"], None);
+    let spec = catalog.stream("Account").unwrap();
+    let (summary, sink) = run_fresh(&session, &config, &configured).await;
+    let summary = summary.unwrap();
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    // Every row, the soft-deleted ones included (an incremental read asks `queryAll`).
+    let rows = truth(&control, spec).len();
+    assert_eq!(sink.records("Account").len(), rows - 1);
+    let logs = sink.logs();
+    let warned: Vec<&str> = logs
+        .iter()
+        .filter(|(level, m)| *level == LogLevel::Warn && m.contains("totalSize"))
+        .map(|(_, m)| *m)
+        .collect();
+    assert_eq!(warned.len(), 1, "{logs:?}");
+    assert!(
+        warned[0].starts_with("Account: window ")
+            && warned[0].contains(&format!("counted {rows} rows"))
+            && warned[0].contains(&format!("carried {}", rows - 1))
+            && warned[0].contains("rows may be missing downstream"),
+        "{}",
+        warned[0]
+    );
+    org.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_results_page_cut_short_is_read_again() {
     let Connected {

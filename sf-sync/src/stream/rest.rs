@@ -191,6 +191,31 @@ impl Runner {
         Ok(most_recent)
     }
 
+    /// Says in the LOG when a query's pages carried a different number of rows than its
+    /// `totalSize` (Salesforce's count of the query's rows), so a short read is never silent.
+    async fn rest_miscounts(&self, span: &Span, stats: &sf_rest::ReadStats) {
+        for miscount in &stats.miscounted {
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "{}: window {}: Salesforce counted {} rows for the query (totalSize) and its \
+                     pages carried {}; {}. If this repeats, a full refresh with overwrite reads \
+                     the object again",
+                    self.name,
+                    describe_span(span).unwrap_or_else(|| "(whole object)".into()),
+                    miscount.counted,
+                    miscount.received,
+                    if miscount.received < miscount.counted {
+                        "rows may be missing downstream"
+                    } else {
+                        "the extra rows were written"
+                    }
+                ),
+            )
+            .await;
+        }
+    }
+
     /// Reads one span through REST (only its rows of `PublishStatus = status`, when given);
     /// returns the largest cursor value seen.
     ///
@@ -248,7 +273,10 @@ impl Runner {
             loop {
                 let item = self.next_from(&mut records).await?;
                 let error = match item {
-                    None => return Ok(most_recent),
+                    None => {
+                        self.rest_miscounts(span, &records.stats()).await;
+                        return Ok(most_recent);
+                    }
                     Some(Ok(record)) => {
                         let cursor = run.cursor_value(&record);
                         most_recent = most_recent.max(cursor);
