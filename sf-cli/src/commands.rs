@@ -247,7 +247,7 @@ pub async fn read_tuned(
     };
     let session = login(&loaded, out.clone()).await?;
     let watch = match report {
-        Some(path) => Some(crate::report::Watch::start(&session, path).await),
+        Some(path) => Some(crate::report::Watch::start(&session, path).await?),
         None => None,
     };
     let cancel = CancellationToken::new();
@@ -269,7 +269,11 @@ pub async fn read_tuned(
     )
     .await;
     if let (Some(watch), Some(summary)) = (&watch, &sink.summary) {
-        watch.finish(&session, summary, sink.observations()).await?;
+        // The records and states went out: a report that cannot be written is said, and the
+        // sync's own result stands.
+        if let Err(failure) = watch.finish(&session, summary, sink.observations()).await {
+            emit(&out, &protocol::log("WARN", &failure.message))?;
+        }
     }
     let summary = match (result, sink.summary.take()) {
         (Ok(summary), _) => summary,

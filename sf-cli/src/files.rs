@@ -83,9 +83,66 @@ pub fn in_file(kind: FileKind, path: &Path, error: impl std::fmt::Display) -> St
     format!("{} file `{}`: {error}", kind.name(), path.display())
 }
 
+/// Writes `bytes` to `path` whole or not at all: into a new file beside it (readable by the owner
+/// only when `private`), flushed to disk, then renamed over `path`. A crash or a full disk leaves
+/// the earlier file as it was, where writing in place would leave it cut short or empty.
+pub fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let written = options.open(&temp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    let renamed = written.and_then(|()| std::fs::rename(&temp, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    renamed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atomic_writes_replace_the_file_whole_or_leave_it() {
+        let dir = std::env::temp_dir().join(format!("sfconnect-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.json");
+        std::fs::write(&path, "old").unwrap();
+        write_atomically(&path, b"new", true).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // No file beside it is left behind.
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["config.json".to_string()]);
+        // Into a directory that does not exist: an error, and nothing written.
+        let nowhere = dir.join("missing").join("run.json");
+        assert!(write_atomically(&nowhere, b"x", false).is_err());
+        assert!(!dir.join("missing").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn missing_and_invalid_files_are_named() {

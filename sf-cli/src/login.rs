@@ -8,7 +8,6 @@
 //! the config (mode 0600 on Unix). Secrets (the client secret, the code, the verifier, the
 //! refresh token) are written to the file only, never to stdout or stderr.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -154,26 +153,10 @@ fn config(
 
 /// Writes the file readable by its owner only (created so from the start on Unix).
 fn write_private(path: &Path, config: &Value) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        // An existing file keeps its mode on open: narrow it too.
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot restrict {}", path.display()))?;
-    }
-    let text = serde_json::to_string_pretty(config)?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.write_all(b"\n"))
+    let mut text = serde_json::to_string_pretty(config)?;
+    text.push('\n');
+    // Whole or not at all: a crash while writing must not lose the refresh token already there.
+    crate::files::write_atomically(path, text.as_bytes(), true)
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

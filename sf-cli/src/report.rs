@@ -20,18 +20,32 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Reads the allowance (one `/limits` call) and the session's tally before the read.
-    pub async fn start(session: &Session, path: &Path) -> Watch {
+    /// Checks that the report can go where asked (its directory exists), so a wrong path is
+    /// found before the read rather than after it, then reads the allowance (one `/limits` call)
+    /// and the session's tally before the read.
+    pub async fn start(session: &Session, path: &Path) -> Result<Watch, Failure> {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() || path.is_dir() {
+            return Err(Failure::config(format!(
+                "`--report {}`: {} is not a directory; give a file in an existing directory, \
+                 e.g. `--report run.json`",
+                path.display(),
+                if path.is_dir() { path } else { dir }.display()
+            )));
+        }
         // The tally first: the report counts the `/limits` call that reads the allowance.
         let tally = session.tally();
         let started = Instant::now();
         let allowance = report::allowance(session).await;
-        Watch {
+        Ok(Watch {
             path: path.to_path_buf(),
             started,
             tally,
             allowance,
-        }
+        })
     }
 
     /// Reads the allowance again and writes the report.
@@ -47,7 +61,7 @@ impl Watch {
         let run = report::build(summary, observed, &tally, self.allowance, after, seconds);
         let text = serde_json::to_string_pretty(&run)
             .map_err(|e| Failure::system(format!("cannot write the run report: {e}")))?;
-        std::fs::write(&self.path, text).map_err(|e| {
+        crate::files::write_atomically(&self.path, text.as_bytes(), false).map_err(|e| {
             Failure::system(format!(
                 "cannot write the run report to {}: {e}",
                 self.path.display()

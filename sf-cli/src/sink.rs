@@ -23,10 +23,8 @@ pub struct AirbyteSink {
     buf: Vec<u8>,
     /// Per stream: counters and the record line's fixed parts, escaped once.
     streams: HashMap<String, StreamLines>,
-    /// `},"emitted_at":<milliseconds>}}` and the newline: the end of every record line, the
-    /// clock read every [`CLOCK_EVERY`] records (milliseconds do not need more).
-    emitted_suffix: Vec<u8>,
-    until_clock: u32,
+    /// The end of every record line, with the time it is written.
+    clock: LineClock,
     progress: Progress,
     /// Per stream: its plan and how long it ran (the run report).
     observed: BTreeMap<String, StreamObservation>,
@@ -109,6 +107,37 @@ impl StreamLines {
         }
         buf.extend_from_slice(suffix);
         Ok(())
+    }
+}
+
+/// `},"emitted_at":<milliseconds>}}` and the newline, the end of every record line: the clock is
+/// read at every batch and every [`CLOCK_EVERY`] records within one, and the bytes formatted
+/// again only when the millisecond changed.
+#[derive(Default)]
+struct LineClock {
+    suffix: Vec<u8>,
+    /// The millisecond `suffix` says.
+    ms: i64,
+    until: u32,
+}
+
+impl LineClock {
+    /// Reads the clock for the records written next.
+    fn read(&mut self) {
+        let now = protocol::now_millis();
+        if now != self.ms || self.suffix.is_empty() {
+            self.suffix = record_suffix(now);
+            self.ms = now;
+        }
+        self.until = CLOCK_EVERY;
+    }
+
+    /// Counts one record; reads the clock every [`CLOCK_EVERY`].
+    fn tick(&mut self) {
+        self.until = self.until.saturating_sub(1);
+        if self.until == 0 {
+            self.read();
+        }
     }
 }
 
@@ -253,6 +282,10 @@ impl AirbyteSink {
             let lines = StreamLines::new(stream).map_err(sf_sync::Error::sink)?;
             self.streams.insert(stream.to_string(), lines);
         }
+        // The clock is read afresh for every batch (and every CLOCK_EVERY records within one),
+        // so a record's `emitted_at` is when it was written, however long the sync waited for
+        // it (a Bulk job, a quiet incremental stream).
+        self.clock.read();
         let mut rest = records;
         while !rest.is_empty() {
             let Some(lines) = self.streams.get_mut(stream) else {
@@ -260,13 +293,9 @@ impl AirbyteSink {
             };
             let mut written = 0;
             for record in rest {
-                self.until_clock -= 1;
-                if self.until_clock == 0 {
-                    self.emitted_suffix = record_suffix(protocol::now_millis());
-                    self.until_clock = CLOCK_EVERY;
-                }
+                self.clock.tick();
                 lines
-                    .write_with(&mut self.buf, record, &self.emitted_suffix)
+                    .write_with(&mut self.buf, record, &self.clock.suffix)
                     .map_err(sf_sync::Error::sink)?;
                 lines.since_state += 1;
                 lines.total += 1;
@@ -295,8 +324,7 @@ impl AirbyteSink {
             out,
             buf: Vec::with_capacity(BATCH_BYTES + 4096),
             streams: HashMap::new(),
-            emitted_suffix: record_suffix(protocol::now_millis()),
-            until_clock: CLOCK_EVERY,
+            clock: LineClock::default(),
             progress,
             observed: BTreeMap::new(),
             started: HashMap::new(),
@@ -410,6 +438,7 @@ impl Sink for AirbyteSink {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::io::Write;
 
     #[test]
     fn strings_and_values_are_written_as_serde_json_writes_them() {
@@ -533,6 +562,55 @@ mod tests {
             write_value(&mut buf, &value).unwrap();
             proptest::prop_assert_eq!(buf, serde_json::to_vec(&value).unwrap());
         }
+    }
+
+    /// A `Write` into a buffer the test reads afterwards.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Each batch's records carry the time they were written, not the time the sink was made
+    /// (a record written a while after the first one says so).
+    #[tokio::test]
+    async fn emitted_at_is_when_the_batch_is_written() {
+        let shared = Shared::default();
+        let out = Arc::new(Output::new(Box::new(shared.clone())));
+        let hidden = indicatif::ProgressDrawTarget::hidden();
+        let mut sink = AirbyteSink::with_progress(out, Progress::new(false, hidden));
+        let record = |id: &str| Record {
+            columns: Arc::from(vec!["Id".to_string()]),
+            values: vec![json!(id)],
+        };
+        let made = protocol::now_millis();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        sink.record("Account", record("001")).await.unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        sink.records("Account", &mut vec![record("002"), record("003")])
+            .await
+            .unwrap();
+        sink.flush_records().unwrap();
+        let text = String::from_utf8(shared.0.lock().unwrap().clone()).unwrap();
+        let stamps: Vec<i64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["record"]["emitted_at"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(stamps.len(), 3, "{text}");
+        assert!(stamps[0] >= made + 30, "{stamps:?} made at {made}");
+        assert!(stamps[1] >= stamps[0] + 30, "{stamps:?}");
+        assert_eq!(stamps[1], stamps[2], "one reading per batch");
     }
 
     #[test]

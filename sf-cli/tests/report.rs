@@ -122,3 +122,61 @@ async fn the_report_adds_up_to_the_orgs_counts() {
         }
     }
 }
+
+/// A report asked for in a directory that does not exist is refused before anything is read,
+/// as a config error naming `--report`; the earlier report of a run is replaced whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_path_in_no_directory_is_refused_before_the_read() {
+    let env = Env::start(
+        "report-path",
+        OrgConfig::new(18, Scale::Tiny).rows("Account", 50),
+    )
+    .await;
+    let config = env.write("config.json", &env.config(json!({})));
+    let streams = env.write("catalog.json", &catalog(&[("Account", "full_refresh")]));
+    let read = |report: std::path::PathBuf| {
+        let args: Vec<String> = [
+            "read",
+            "--config",
+            config.to_str().unwrap(),
+            "--catalog",
+            streams.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args
+    };
+    let before = env.org.control().stats().requests.query;
+    let missing = env.dir.join("no-such-dir").join("run.json");
+    let args = read(missing.clone());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = env.run(&args, &[]).await;
+    run.assert_contract();
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    let error = run.trace_error().unwrap();
+    assert_eq!(error["failure_type"], "config_error");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("`--report ") && message.contains("is not a directory"),
+        "{message}"
+    );
+    assert!(run.of_type("RECORD").is_empty());
+    assert_eq!(
+        env.org.control().stats().requests.query,
+        before,
+        "nothing read"
+    );
+    assert!(!missing.exists());
+
+    // A report already there is replaced by the new one, whole.
+    let path = env.dir.join("run.json");
+    std::fs::write(&path, "an earlier report").unwrap();
+    let args = read(path.clone());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    env.run(&args, &[]).await.assert_success();
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(report["streams"][0]["rows"], 50);
+}
