@@ -37,6 +37,11 @@ pub enum DestinationSyncMode {
     AppendDedup,
     /// `overwrite_dedup`
     OverwriteDedup,
+    /// `update` (the Airbyte protocol's since v0.16.0, for destinations that update records in
+    /// place; Airbyte's connector parses it with protocol models 0.17)
+    Update,
+    /// `soft_delete` (the Airbyte protocol's since v0.16.0)
+    SoftDelete,
 }
 
 impl DestinationSyncMode {
@@ -47,6 +52,8 @@ impl DestinationSyncMode {
             DestinationSyncMode::Overwrite => "overwrite",
             DestinationSyncMode::AppendDedup => "append_dedup",
             DestinationSyncMode::OverwriteDedup => "overwrite_dedup",
+            DestinationSyncMode::Update => "update",
+            DestinationSyncMode::SoftDelete => "soft_delete",
         }
     }
 }
@@ -272,6 +279,8 @@ fn read_stream(entry: &Value, path: &str) -> Result<ConfiguredStream, Error> {
             "overwrite" => DestinationSyncMode::Overwrite,
             "append_dedup" => DestinationSyncMode::AppendDedup,
             "overwrite_dedup" => DestinationSyncMode::OverwriteDedup,
+            "update" => DestinationSyncMode::Update,
+            "soft_delete" => DestinationSyncMode::SoftDelete,
             _ => return Err(bad_destination(path, &Value::String(m.clone()))),
         },
         Some(other) => return Err(bad_destination(path, other)),
@@ -325,7 +334,7 @@ fn bad_destination(path: &str, value: &Value) -> Error {
         &format!("{path}.destination_sync_mode"),
         format!(
             "{value} is not a destination sync mode; use \"append\", \"overwrite\", \
-             \"append_dedup\" or \"overwrite_dedup\""
+             \"append_dedup\", \"overwrite_dedup\", \"update\" or \"soft_delete\""
         ),
     )
 }
@@ -435,6 +444,13 @@ mod tests {
         assert_eq!(catalog.get("Lead"), None);
         assert_eq!(SyncMode::Incremental.as_str(), "incremental");
         assert_eq!(DestinationSyncMode::AppendDedup.as_str(), "append_dedup");
+        // The protocol's newer modes (v0.16.0) are read too: the records are the same.
+        for mode in [DestinationSyncMode::Update, DestinationSyncMode::SoftDelete] {
+            let mut value = airbyte_catalog();
+            value["streams"][1]["destination_sync_mode"] = json!(mode.as_str());
+            let read = ConfiguredCatalog::from_value(&value).unwrap();
+            assert_eq!(read.get("Task").unwrap().destination_sync_mode, mode);
+        }
         let text = serde_json::to_string(&airbyte_catalog()).unwrap();
         assert_eq!(ConfiguredCatalog::from_json(&text).unwrap(), catalog);
     }

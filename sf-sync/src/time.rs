@@ -1,6 +1,6 @@
 //! Instants: the forms they are read in and the one form they are written in.
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound, TimeDelta, Utc};
 use sf_discovery::parse_datetime;
 
 /// Writes an instant as `YYYY-MM-DDTHH:MM:SS.sssZ`, the form of Airbyte's date-range state (and
@@ -8,13 +8,22 @@ use sf_discovery::parse_datetime;
 pub(crate) use sf_discovery::format_datetime as format_instant;
 
 /// Reads `YYYY-MM-DD` (midnight UTC) or any datetime form Salesforce or Airbyte writes
-/// (`...000Z`, `...000+0000`, `+00:00`, no fraction), truncated to milliseconds.
+/// (`...000Z`, `...000+0000`, `+00:00`, no fraction), truncated to milliseconds. A datetime with
+/// no offset (`2024-03-01T10:00:00`, or with a space for the `T`) is UTC, as the Airbyte CDK's
+/// parser (pendulum) reads it, so a state a person or another tool wrote that way is kept.
 pub(crate) fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Some(date.and_hms_opt(0, 0, 0)?.and_utc());
     }
     parse_datetime(text)
+        .or_else(|| parse_datetime(&text.replacen(' ', "T", 1)))
+        .or_else(|| {
+            ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+                .iter()
+                .find_map(|form| NaiveDateTime::parse_from_str(text, form).ok())
+                .map(|t| t.and_utc().trunc_subsecs(3))
+        })
 }
 
 /// Reads a config date: `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` (a fraction before the `Z` is
@@ -70,6 +79,12 @@ mod tests {
             "2021-10-02T05:08:29+00:00",
             "2021-10-02T07:08:29.000+02:00",
             "2021-10-02T05:08:29.000999Z",
+            // No offset: UTC, as Airbyte's CDK reads it.
+            "2021-10-02T05:08:29",
+            "2021-10-02T05:08:29.000",
+            "2021-10-02 05:08:29",
+            "2021-10-02 05:08:29.000123",
+            "2021-10-02 07:08:29+02:00",
         ] {
             let t = parse_instant(text).unwrap();
             assert_eq!(format_instant(t), want, "{text}");
@@ -80,6 +95,8 @@ mod tests {
         );
         assert_eq!(parse_instant("yesterday"), None);
         assert_eq!(parse_instant("2021-13-02"), None);
+        assert_eq!(parse_instant("2021-10-02T25:08:29"), None);
+        assert_eq!(parse_instant("2021-10-02 05:08"), None);
     }
 
     #[test]
