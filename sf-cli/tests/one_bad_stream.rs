@@ -122,3 +122,58 @@ async fn a_sync_whose_every_stream_fails_says_so() {
         "{message}"
     );
 }
+
+/// A state the sync cannot read for one stream fails that stream only, and only when it is
+/// synced incrementally: a bad state of a stream no longer in the catalog, or of a full refresh,
+/// is not read at all (as Airbyte never reads it), and the other streams resume from theirs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_state_fails_its_own_stream_only() {
+    let env = Env::start("bad-state", org(53)).await;
+    let config = env.write("config.json", &env.config(serde_json::json!({})));
+    let state = |name: &str, stream_state: Value| {
+        serde_json::json!({"type": "STREAM", "stream": {
+            "stream_descriptor": {"name": name}, "stream_state": stream_state}})
+    };
+    let input = serde_json::json!([
+        state("Gone__c", serde_json::json!({"SystemModstamp": 12})),
+        state("Contact", serde_json::json!([])),
+        state(
+            "Account",
+            serde_json::json!({"SystemModstamp": "2021-13-45"})
+        ),
+        state(
+            "Lead",
+            serde_json::json!({"SystemModstamp": "2000-01-01T00:00:00.000Z"})
+        ),
+    ]);
+    let run_with = |streams: &'static [(&'static str, &'static str)]| {
+        let catalog = env.write("catalog.json", &catalog(streams));
+        let input = input.clone();
+        let env = &env;
+        let config = config.clone();
+        async move { env.read(&config, &catalog, Some(&input), &[]).await }
+    };
+    // Gone__c is not in the catalog, Contact is a full refresh: the sync succeeds.
+    let run = run_with(&[("Lead", "incremental"), ("Contact", "full_refresh")]).await;
+    run.assert_success();
+    assert_delivered(&env, &run, &["Lead", "Contact"]);
+
+    // Account is synced incrementally from a state it cannot read: it alone fails, as a config
+    // error naming the state's path.
+    let run = run_with(&[("Account", "incremental"), ("Lead", "incremental")]).await;
+    run.assert_contract();
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    assert_delivered(&env, &run, &["Lead"]);
+    assert_eq!(last_status(&run, "Account"), "INCOMPLETE");
+    assert!(run.records("Account").is_empty());
+    let errors = trace_errors(&run);
+    assert_eq!(errors.len(), 1, "{}", run.dump());
+    assert_eq!(errors[0]["failure_type"], "config_error");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`Account`: ")
+            && message.contains("[2].stream.stream_state.SystemModstamp")
+            && message.contains("`2021-13-45` is not a datetime"),
+        "{message}"
+    );
+}

@@ -324,9 +324,15 @@ impl SavedState {
 /// `{"Account": {...}, "Lead": {...}}`, also wrapped as `{"type": "LEGACY", "data": {...}}`.
 /// When a stream appears twice, the later state wins. Namespaces are ignored (Salesforce streams
 /// have none).
+///
+/// A file whose shape is wrong (not a list or object, a message of an unknown type) is refused
+/// whole. A stream's own state that cannot be read is kept aside as [`InputState::refused`]: the
+/// sync fails only that stream, when it is selected and incremental, as Airbyte never reads the
+/// state of a stream it does not sync.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InputState {
     streams: BTreeMap<String, SavedState>,
+    refused: BTreeMap<String, (String, String)>,
 }
 
 impl InputState {
@@ -372,18 +378,43 @@ impl InputState {
         self.streams.get(stream)
     }
 
+    /// Why the state given for `stream` could not be read (`Error::StateInvalid`), if it could
+    /// not; that stream then has no [`InputState::get`].
+    pub fn refused(&self, stream: &str) -> Option<Error> {
+        self.refused
+            .get(stream)
+            .map(|(path, reason)| invalid(stream, path, reason.clone()))
+    }
+
+    /// Keeps `stream`'s state, or why it could not be read; the later of two entries wins.
+    fn keep(&mut self, stream: &str, parsed: Result<SavedState, Error>) -> Result<(), Error> {
+        match parsed {
+            Ok(saved) => {
+                self.refused.remove(stream);
+                self.streams.insert(stream.to_string(), saved);
+            }
+            Err(Error::StateInvalid { path, reason, .. }) => {
+                self.streams.remove(stream);
+                self.refused.insert(stream.to_string(), (path, reason));
+            }
+            Err(other) => return Err(other),
+        }
+        Ok(())
+    }
+
     /// Every stream with a given state, by name.
     pub fn streams(&self) -> impl Iterator<Item = (&str, &SavedState)> {
         self.streams.iter().map(|(k, v)| (k.as_str(), v))
     }
 
-    /// True when no stream has a state.
+    /// True when no stream has a state (nor one that could not be read).
     pub fn is_empty(&self) -> bool {
-        self.streams.is_empty()
+        self.streams.is_empty() && self.refused.is_empty()
     }
 
     /// Sets the state of `stream`, replacing any earlier one.
     pub(crate) fn insert(&mut self, stream: String, state: SavedState) {
+        self.refused.remove(&stream);
         self.streams.insert(stream, state);
     }
 
@@ -461,15 +492,14 @@ impl InputState {
             name,
             entry.get("stream_state").unwrap_or(&Value::Null),
             &format!("{path}.stream_state"),
-        )?;
-        self.streams.insert(name.to_string(), saved);
-        Ok(())
+        );
+        self.keep(name, saved)
     }
 
     fn read_legacy_object(&mut self, obj: &Map<String, Value>, path: &str) -> Result<(), Error> {
         for (name, stream_state) in obj {
-            let saved = parse_stream_state(name, stream_state, &format!("{path}.{name}"))?;
-            self.streams.insert(name.clone(), saved);
+            let saved = parse_stream_state(name, stream_state, &format!("{path}.{name}"));
+            self.keep(name, saved)?;
         }
         Ok(())
     }

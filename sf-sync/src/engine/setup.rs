@@ -274,6 +274,9 @@ fn setup(
     };
     let mode = match (configured.sync_mode, &cursor) {
         (SyncMode::Incremental, Some(cursor)) if spec.supports_incremental => {
+            if let Some(refused) = input.refused(name) {
+                return Err(refused);
+            }
             let state = match input.get(name) {
                 Some(saved) => {
                     saved.check_org(name, org_id)?;

@@ -297,11 +297,68 @@ fn bad_states_name_the_place() {
             "`$.data`: expected an object",
         ),
     ] {
-        let msg = InputState::from_value(&input).unwrap_err().to_string();
+        // A wrong shape refuses the whole state; a stream's own bad state refuses that stream.
+        let msg = match InputState::from_value(&input) {
+            Err(e) => e.to_string(),
+            Ok(state) => {
+                assert!(state.get("Account").is_none(), "{input}");
+                state
+                    .refused("Account")
+                    .unwrap_or_else(|| panic!("{input} was read"))
+                    .to_string()
+            }
+        };
         assert!(msg.contains(want), "{input}: {msg}");
     }
     let msg = InputState::from_json("[{").unwrap_err().to_string();
     assert!(msg.contains("not valid JSON"), "{msg}");
+}
+
+/// A stream's state that cannot be read refuses that stream only: the others are read, and a
+/// later valid entry for the same stream replaces the refused one (and the other way round).
+#[test]
+fn a_bad_stream_state_refuses_that_stream_only() {
+    let state = InputState::from_value(&json!([
+        {"type": "STREAM", "stream": {"stream_descriptor": {"name": "Gone__c"},
+            "stream_state": {"SystemModstamp": 12}}},
+        {"type": "STREAM", "stream": {"stream_descriptor": {"name": "Account"},
+            "stream_state": {"SystemModstamp": "2024-01-01T00:00:00.000Z"}}},
+        {"type": "STREAM", "stream": {"stream_descriptor": {"name": "Lead"},
+            "stream_state": {"SystemModstamp": "not a date"}}},
+        {"type": "STREAM", "stream": {"stream_descriptor": {"name": "Lead"},
+            "stream_state": {"SystemModstamp": "2024-02-01T00:00:00.000Z"}}},
+        {"type": "STREAM", "stream": {"stream_descriptor": {"name": "Task"},
+            "stream_state": {"SystemModstamp": "2024-02-01T00:00:00.000Z"}}},
+        {"type": "STREAM", "stream": {"stream_descriptor": {"name": "Task"},
+            "stream_state": []}}
+    ]))
+    .unwrap();
+    assert!(!state.is_empty());
+    let gone = state.refused("Gone__c").unwrap();
+    assert!(matches!(gone, Error::StateInvalid { .. }), "{gone:?}");
+    assert!(
+        gone.to_string()
+            .contains("`[0].stream.stream_state.SystemModstamp`")
+            && gone.to_string().contains("must be a datetime string"),
+        "{gone}"
+    );
+    assert!(state.get("Gone__c").is_none());
+    assert!(state.refused("Account").is_none());
+    assert!(state.get("Account").is_some());
+    assert!(state.refused("Lead").is_none(), "the later entry wins");
+    assert!(matches!(
+        state.get("Lead"),
+        Some(SavedState::Legacy { value, .. }) if *value == t("2024-02-01")
+    ));
+    assert!(state.get("Task").is_none());
+    assert!(state
+        .refused("Task")
+        .unwrap()
+        .to_string()
+        .contains("expected an object, got a list"));
+    // Only refusals: still a state that says something.
+    let only = InputState::from_value(&json!({"Gone__c": []})).unwrap();
+    assert!(!only.is_empty());
 }
 
 fn arb_slices() -> impl Strategy<Value = Vec<StateSlice>> {
