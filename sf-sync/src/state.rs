@@ -322,8 +322,10 @@ impl SavedState {
 /// `GLOBAL` (its `stream_states` are read, the shared state ignored) or `LEGACY` (`data` is read
 /// as below); one such message on its own; and the legacy whole object
 /// `{"Account": {...}, "Lead": {...}}`, also wrapped as `{"type": "LEGACY", "data": {...}}`.
-/// When a stream appears twice, the later state wins. Namespaces are ignored (Salesforce streams
-/// have none).
+/// When a stream appears twice, the later state wins, except that in a list a `STREAM` or
+/// `GLOBAL` entry wins over a `LEGACY` one (Airbyte's CDK reads no `LEGACY` message of a list);
+/// an untyped message with `data` is `LEGACY`, the protocol's default. Namespaces are ignored
+/// (Salesforce streams have none).
 ///
 /// A file whose shape is wrong (not a list or object, a message of an unknown type) is refused
 /// whole. A stream's own state that cannot be read is kept aside as [`InputState::refused`]: the
@@ -351,8 +353,27 @@ impl InputState {
         match value {
             Value::Null => {}
             Value::Array(messages) => {
+                // A stream's STREAM (or GLOBAL) entry wins over a LEGACY one wherever they stand:
+                // Airbyte's CDK reads no LEGACY message of a list at all, so a LEGACY entry
+                // only fills in streams the list gives no other state for.
+                let mut legacy = InputState::default();
                 for (i, message) in messages.iter().enumerate() {
-                    state.read_message(message, &format!("[{i}]"))?;
+                    let is_legacy = message
+                        .as_object()
+                        .and_then(message_type)
+                        .is_some_and(|t| t == "LEGACY");
+                    let into = if is_legacy { &mut legacy } else { &mut state };
+                    into.read_message(message, &format!("[{i}]"))?;
+                }
+                for (name, saved) in legacy.streams {
+                    if !state.streams.contains_key(&name) && !state.refused.contains_key(&name) {
+                        state.streams.insert(name, saved);
+                    }
+                }
+                for (name, refused) in legacy.refused {
+                    if !state.streams.contains_key(&name) && !state.refused.contains_key(&name) {
+                        state.refused.insert(name, refused);
+                    }
                 }
             }
             Value::Object(obj) if message_type(obj).is_some() => {
@@ -505,11 +526,13 @@ impl InputState {
     }
 }
 
-/// The `type` of an `AirbyteStateMessage`, or `STREAM` for an untyped message with `stream`.
+/// The `type` of an `AirbyteStateMessage`; for an untyped one, `STREAM` when it has `stream`, or
+/// `LEGACY` when it has `data` (the protocol's default type).
 fn message_type(obj: &Map<String, Value>) -> Option<&str> {
     match obj.get("type") {
         Some(Value::String(t)) => Some(t.as_str()),
         _ if obj.get("stream").is_some_and(Value::is_object) => Some("STREAM"),
+        _ if obj.get("data").is_some_and(Value::is_object) => Some("LEGACY"),
         _ => None,
     }
 }

@@ -143,6 +143,14 @@ fn reads_every_whole_state_form() {
             {"stream_descriptor": {"name": "Lead"}, "stream_state": date_range}]}}),
         json!([{"type": "LEGACY", "data": {"Account": legacy_slice}},
                {"stream": {"stream_descriptor": {"name": "Lead"}, "stream_state": date_range}}]),
+        // Untyped with `data`: LEGACY, the protocol's default type.
+        json!([{"data": {"Account": legacy_slice}},
+               {"stream": {"stream_descriptor": {"name": "Lead"}, "stream_state": date_range}}]),
+        // In a list, a stream's STREAM entry wins over a LEGACY one, before or after it.
+        json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "Lead"},
+                 "stream_state": date_range}},
+               {"type": "LEGACY", "data": {"Account": legacy_slice,
+                 "Lead": {"SystemModstamp": "2025-01-01T00:00:00.000Z"}}}]),
     ];
     for form in forms {
         let state = InputState::from_value(&form).unwrap();
