@@ -62,17 +62,15 @@ pub async fn login(loaded: &LoadedConfig, out: Arc<Output>) -> Result<Session, F
         raw: loaded.raw.clone(),
         last: Mutex::new(None),
     });
-    if let Some(token) = rotations.borrow_and_update().clone() {
-        emitter.emit(&token);
-    }
+    rotations.mark_unchanged();
+    emitter.emit_latest(&rotations);
     let watcher = tokio::spawn({
         let emitter = emitter.clone();
         let mut rotations = rotations.clone();
         async move {
             while rotations.changed().await.is_ok() {
-                if let Some(token) = rotations.borrow_and_update().clone() {
-                    emitter.emit(&token);
-                }
+                rotations.mark_unchanged();
+                emitter.emit_latest(&rotations);
             }
         }
     });
@@ -91,8 +89,14 @@ struct Rotations {
 }
 
 impl Rotations {
-    fn emit(&self, token: &sf_auth::Secret) {
+    /// Writes the newest token the session rotated to, unless it was written already. The token
+    /// is read while the lock is held, so two writers (the watcher and the command's end) never
+    /// write an older token after a newer one.
+    fn emit_latest(&self, rotations: &tokio::sync::watch::Receiver<Option<sf_auth::Secret>>) {
         let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        let Some(token) = rotations.borrow().clone() else {
             return;
         };
         if last.as_deref() == Some(token.expose()) {
@@ -130,9 +134,7 @@ pub fn emit_last_rotations() {
         .unwrap_or_default();
     for (emitter, rotations, watcher) in watching {
         watcher.abort();
-        if let Some(token) = rotations.borrow().clone() {
-            emitter.emit(&token);
-        }
+        emitter.emit_latest(&rotations);
     }
 }
 
@@ -239,8 +241,15 @@ pub async fn read_tuned(
     let state = match state_path {
         Some(path) => {
             let json = read_json(FileKind::State, path)?;
-            InputState::from_value(&json)
-                .map_err(|e| Failure::config(in_file(FileKind::State, path, e)))?
+            let state = InputState::from_value(&json)
+                .map_err(|e| Failure::config(in_file(FileKind::State, path, e)))?;
+            // A selected stream's state that cannot be read is the file's fault: said before
+            // anything is read, naming the file. A stream no longer in the catalog is left alone,
+            // as Airbyte leaves it.
+            if let Some(e) = catalog.streams.iter().find_map(|s| state.refused(&s.name)) {
+                return Err(Failure::config(in_file(FileKind::State, path, e)));
+            }
+            state
         }
         None => InputState::from_value(&json!([]))
             .map_err(|e| Failure::system(format!("empty state: {e}")))?,
@@ -255,6 +264,13 @@ pub async fn read_tuned(
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             on_interrupt.cancel();
+            // The handler stays installed: without this a second Ctrl-C would be swallowed
+            // while the stop runs (Bulk aborts, a blocked stdout). Every state already written
+            // stays valid, as after a kill.
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("sfconnect: interrupted again; exiting without waiting for the stop");
+                std::process::exit(130);
+            }
         }
     });
     let mut sink = AirbyteSink::new(out.clone());
@@ -381,16 +397,19 @@ mod tests {
             .unwrap_or_else(|e| panic!("runtime: {e}"));
         // A watcher that never gets to run before the end.
         let watcher = runtime.spawn(std::future::pending::<()>());
+        let watched = rotations.clone();
         WATCHING.lock().unwrap_or_else(|e| panic!("{e}")).push((
             emitter.clone(),
             rotations,
             watcher.abort_handle(),
         ));
-        emitter.emit(&sf_auth::Secret::new("first"));
+        rotate.send_replace(Some(sf_auth::Secret::new("first")));
+        emitter.emit_latest(&watched);
         rotate.send_replace(Some(sf_auth::Secret::new("second")));
         emit_last_rotations();
-        // The same token again is not written twice.
-        emitter.emit(&sf_auth::Secret::new("second"));
+        // A writer woken for "first" writes the newest token or nothing: never "first" again
+        // after "second". The same token again is not written twice.
+        emitter.emit_latest(&watched);
         let text = String::from_utf8(captured.0.lock().map(|b| b.clone()).unwrap_or_default())
             .unwrap_or_default();
         let tokens: Vec<String> = text

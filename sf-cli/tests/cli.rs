@@ -16,9 +16,11 @@ struct Env {
 
 impl Env {
     async fn new(name: &str) -> Env {
-        let org = EmulatedOrg::start(OrgConfig::new(7, Scale::Tiny))
-            .await
-            .unwrap();
+        Env::with(name, OrgConfig::new(7, Scale::Tiny)).await
+    }
+
+    async fn with(name: &str, org: OrgConfig) -> Env {
+        let org = EmulatedOrg::start(org).await.unwrap();
         let dir = std::env::temp_dir().join(format!("sfconnect-cli-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -642,4 +644,77 @@ async fn an_interrupted_read_is_not_a_success() {
         .as_str()
         .unwrap()
         .contains("interrupted"));
+}
+
+/// A second Ctrl-C ends the process at once (exit 130) while the stop the first one began is
+/// still under way: here the stop aborts a running Bulk job on an org that now takes 3 s to
+/// answer. Without it the handler, installed for good by the first, would swallow the second.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_interrupt_exits_at_once() {
+    let env = Env::with(
+        "interrupt-twice",
+        OrgConfig::new(7, Scale::Tiny).bulk_timing(60_000, 60_000),
+    )
+    .await;
+    let mut config = env.config();
+    config["force_use_bulk_api"] = json!(true);
+    let config = env.write("config.json", &config);
+    let catalog = discovered(&env, &config).await;
+    let catalog = env.write(
+        "catalog.json",
+        &configured(&catalog, &[("Account", "full_refresh")]),
+    );
+    let control = env.org.control();
+    let (config, catalog, dir) = (config.clone(), catalog.clone(), env.dir.clone());
+    let (code, waited) = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(BIN)
+            .args([
+                "read",
+                "--config",
+                config.to_str().unwrap(),
+                "--catalog",
+                catalog.to_str().unwrap(),
+            ])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id().to_string();
+        let interrupt = || {
+            std::process::Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap();
+        };
+        // Once the job exists, every answer takes 3 s: the stop's abort is slow.
+        let started = std::time::Instant::now();
+        while control.stats().requests.bulk_create == 0 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "no job"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let mut faults = control.faults();
+        faults.latency_ms = 3_000;
+        control.set_faults(faults);
+        interrupt();
+        // Again until it ends (a signal sent before the second wait began is not seen).
+        let interrupted = std::time::Instant::now();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status.code(), interrupted.elapsed());
+            }
+            if interrupted.elapsed() > std::time::Duration::from_secs(60) {
+                child.kill().unwrap();
+                return (None, interrupted.elapsed());
+            }
+            interrupt();
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(130), "after {waited:?}");
 }

@@ -329,8 +329,8 @@ impl SavedState {
 ///
 /// A file whose shape is wrong (not a list or object, a message of an unknown type) is refused
 /// whole. A stream's own state that cannot be read is kept aside as [`InputState::refused`]: the
-/// sync fails only that stream, when it is selected and incremental, as Airbyte never reads the
-/// state of a stream it does not sync.
+/// sync fails that stream when it is selected, and a stream not in the catalog is not read at
+/// all, as Airbyte never reads the state of a stream it does not sync.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InputState {
     streams: BTreeMap<String, SavedState>,

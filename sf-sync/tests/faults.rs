@@ -538,6 +538,43 @@ async fn an_unknown_stream_fails_by_name_while_the_others_sync() {
     org.shutdown().await;
 }
 
+/// A stream whose given state cannot be read fails on its own, as a config error naming the
+/// state's path, whatever its mode; the other streams sync, and a bad state of a stream not
+/// selected is not read at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_state_cannot_be_read_fails_alone() {
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(org_config(28), json!({})).await;
+    let state = InputState::from_value(&json!({
+        "Account": {"SystemModstamp": "not a date"},
+        "Gone__c": [],
+    }))
+    .unwrap();
+    for mode in ["incremental", "full_refresh"] {
+        let configured = configure(&catalog, &["Account", "Lead"], Some(mode));
+        let (result, sink) = run(&session, &config, &configured, &state, &fast_options()).await;
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, Error::StateInvalid { stream, .. } if stream == "Account"),
+            "{mode}: {err:?}"
+        );
+        assert_eq!(err.failure(), Failure::Config);
+        assert!(
+            err.to_string().contains("`not a date` is not a datetime"),
+            "{err}"
+        );
+        assert!(sink.records("Account").is_empty());
+        let summary = sink.final_summary().unwrap();
+        assert_eq!(summary.streams[1].status, StreamStatus::Complete, "{mode}");
+        assert!(!sink.records("Lead").is_empty());
+    }
+    org.shutdown().await;
+}
+
 /// Issue 15 changed this case: a selected field gone from the org no longer fails the stream; the
 /// stream is read without it, with a warning naming it and the fix. A stream that has nothing
 /// selected left (or lost its key or cursor) still fails before any record: `schema_drift.rs`.

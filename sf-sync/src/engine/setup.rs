@@ -272,11 +272,13 @@ fn setup(
     } else {
         ApiConstraint::Any
     };
+    // A selected stream's state that could not be read fails the stream, whatever its mode: the
+    // file given for it is wrong, and saying so beats guessing.
+    if let Some(refused) = input.refused(name) {
+        return Err(refused);
+    }
     let mode = match (configured.sync_mode, &cursor) {
         (SyncMode::Incremental, Some(cursor)) if spec.supports_incremental => {
-            if let Some(refused) = input.refused(name) {
-                return Err(refused);
-            }
             let state = match input.get(name) {
                 Some(saved) => {
                     saved.check_org(name, org_id)?;
