@@ -1,7 +1,8 @@
 //! `check`: log in, then tell what a sync will see (CONNECTION_STATUS, preceded by LOG lines).
 //!
-//! A refused login, an unreadable config or catalog, or an org whose API does not answer is
-//! `FAILED`. Otherwise the status is `SUCCEEDED` and its message says who is logged in, to which
+//! A refused login or an unreadable config or catalog is `FAILED`; a failure that is not the
+//! config's (an org whose API does not answer, a network error) is a TRACE error and exit 1, as
+//! the Airbyte CDK's `check` raises it. Otherwise the status is `SUCCEEDED` and its message says who is logged in, to which
 //! org and edition, the API version, the daily allowance used and left, how many objects are
 //! readable, and each warning with its fix (rows hidden by sharing, security streams without
 //! "View All Users", catalog streams no longer readable): a warning never fails the check, as
@@ -34,7 +35,13 @@ pub async fn run(
                 &protocol::connection_status(true, Some(&report.message())),
             )
         }
-        Err(f) => emit(&out, &protocol::connection_status(false, Some(&f.message))),
+        // As the Airbyte CDK's `check`: a config error is a FAILED status (exit 0); any other
+        // failure (Salesforce down, a network error) is raised as a TRACE error with exit 1, so
+        // the platform does not blame the credentials for an outage.
+        Err(f) if f.failure_type == crate::protocol::FailureType::Config => {
+            emit(&out, &protocol::connection_status(false, Some(&f.message)))
+        }
+        Err(f) => Err(f),
     }
 }
 

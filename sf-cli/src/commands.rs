@@ -305,11 +305,23 @@ pub async fn read_tuned(
     if !cancelled.is_empty() {
         // An interrupted sync is not a good one: a full refresh cut short must not replace the
         // destination's data. The state emitted so far is valid for the next sync.
-        return Err(Failure::transient(format!(
+        let interrupted = format!(
             "the sync was interrupted before {} finished; run it again (incremental streams resume \
              from the state emitted)",
             cancelled.join(", ")
-        )));
+        );
+        // Streams that failed on their own before the interruption are said too: running it
+        // again would not mend them, and a config error keeps its label.
+        return Err(match streams_failed(&summary) {
+            Some(failed) => Failure {
+                message: format!("{interrupted}. {}", failed.message),
+                failure_type: match failed.failure_type {
+                    crate::protocol::FailureType::Config => crate::protocol::FailureType::Config,
+                    _ => crate::protocol::FailureType::Transient,
+                },
+            },
+            None => Failure::transient(interrupted),
+        });
     }
     let stopped: Vec<String> = summary
         .incomplete()

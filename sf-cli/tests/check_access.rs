@@ -82,3 +82,35 @@ async fn check_warns_the_restricted_user_and_not_the_admin() {
     let status = &run.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
     assert_eq!(status["status"], "FAILED");
 }
+
+/// A check that fails for a reason that is not the config's (here the org's daily allowance is
+/// used up, which Salesforce answers 403 `REQUEST_LIMIT_EXCEEDED`) is a TRACE error with exit 1,
+/// as the Airbyte CDK raises it, not a FAILED status that would blame the credentials. (A refused
+/// login stays a FAILED status: the test above.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_check_failing_for_no_fault_of_the_config_is_a_trace_error() {
+    let env = Env::start("check-outage", OrgConfig::new(10, Scale::Tiny)).await;
+    let config = env.write("config.json", &env.config(json!({})));
+    let mut faults = env.org.control().faults();
+    faults.daily_api_limit = 0;
+    env.org.control().set_faults(faults);
+    let run = env
+        .run(&["check", "--config", config.to_str().unwrap()], &[])
+        .await;
+    run.assert_contract();
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    assert!(
+        run.of_type("CONNECTION_STATUS").is_empty(),
+        "{}",
+        run.dump()
+    );
+    let error = run.trace_error().unwrap();
+    assert_ne!(error["failure_type"], "config_error", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("REQUEST_LIMIT_EXCEEDED"),
+        "{error}"
+    );
+}

@@ -576,30 +576,17 @@ async fn demo_writes_every_step_and_its_summary_matches_the_files() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_interrupted_read_is_not_a_success() {
+/// `sfconnect read` of `catalog` (slow answers, so it is still running), interrupted (SIGINT)
+/// as soon as a stream has started: its exit code and stdout lines.
+async fn interrupted_read(env: &Env, catalog: Value) -> (Option<i32>, Vec<String>) {
     use std::io::{BufRead, BufReader};
-    let env = Env::new("interrupt").await;
-    // Slow answers, so the sync is still running when it is interrupted.
     let mut faults = env.org.control().faults();
     faults.latency_ms = 150;
     env.org.control().set_faults(faults);
     let config = env.write("config.json", &env.config());
-    let catalog = discovered(&env, &config).await;
-    let catalog = env.write(
-        "catalog.json",
-        &configured(
-            &catalog,
-            &[
-                ("Account", "full_refresh"),
-                ("Contact", "full_refresh"),
-                ("Task", "full_refresh"),
-                ("Opportunity", "full_refresh"),
-            ],
-        ),
-    );
-    let (config, catalog, dir) = (config.clone(), catalog.clone(), env.dir.clone());
-    let (code, lines) = tokio::task::spawn_blocking(move || {
+    let catalog = env.write("catalog.json", &catalog);
+    let dir = env.dir.clone();
+    tokio::task::spawn_blocking(move || {
         let mut child = std::process::Command::new(BIN)
             .args([
                 "read",
@@ -632,18 +619,61 @@ async fn an_interrupted_read_is_not_a_success() {
         (child.wait().unwrap().code(), lines)
     })
     .await
-    .unwrap();
-    assert_eq!(code, Some(1), "{lines:?}");
-    let trace = lines
+    .unwrap()
+}
+
+/// The TRACE error among `lines`.
+fn trace_error_of(lines: &[String]) -> Value {
+    lines
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR")
-        .unwrap_or_else(|| panic!("no TRACE error: {lines:?}"));
-    assert_eq!(trace["trace"]["error"]["failure_type"], "transient_error");
-    assert!(trace["trace"]["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("interrupted"));
+        .unwrap_or_else(|| panic!("no TRACE error: {lines:?}"))["trace"]["error"]
+        .clone()
+}
+
+const INTERRUPTED_STREAMS: [(&str, &str); 4] = [
+    ("Account", "full_refresh"),
+    ("Contact", "full_refresh"),
+    ("Task", "full_refresh"),
+    ("Opportunity", "full_refresh"),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_read_is_not_a_success() {
+    let env = Env::new("interrupt").await;
+    let config = env.write("config.json", &env.config());
+    let catalog = discovered(&env, &config).await;
+    let (code, lines) = interrupted_read(&env, configured(&catalog, &INTERRUPTED_STREAMS)).await;
+    assert_eq!(code, Some(1), "{lines:?}");
+    let error = trace_error_of(&lines);
+    assert_eq!(error["failure_type"], "transient_error");
+    assert!(error["message"].as_str().unwrap().contains("interrupted"));
+}
+
+/// An interrupted read in which a stream had failed on its own says both, and keeps the failed
+/// stream's config label: running it again would not mend that stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_read_still_names_the_streams_that_failed() {
+    let env = Env::new("interrupt-failed").await;
+    let config = env.write("config.json", &env.config());
+    let catalog = discovered(&env, &config).await;
+    let mut configured = configured(&catalog, &INTERRUPTED_STREAMS);
+    configured["streams"].as_array_mut().unwrap().insert(
+        0,
+        json!({"stream": {"name": "Nope__c", "json_schema": {},
+                              "supported_sync_modes": ["full_refresh"]},
+                   "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}),
+    );
+    let (code, lines) = interrupted_read(&env, configured).await;
+    assert_eq!(code, Some(1), "{lines:?}");
+    let error = trace_error_of(&lines);
+    assert_eq!(error["failure_type"], "config_error", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("interrupted") && message.contains("`Nope__c`: "),
+        "{message}"
+    );
 }
 
 /// A second Ctrl-C ends the process at once (exit 130) while the stop the first one began is
