@@ -23,6 +23,7 @@ use crate::reader::{Miscount, QueryPlan, ReadStats};
 use crate::shape::Shape;
 use crate::soql::{quote, CursorPoint, CursorValue, Order, ResumeKey, Soql};
 use crate::wire::{decode_page, next_url_ahead, QueryPage};
+pub(crate) use followed::path_of;
 use followed::Followed;
 
 /// Where a query goes next.
@@ -682,20 +683,6 @@ fn place(values: &mut [Value], out: &[usize], row: Vec<Value>) {
             *slot = v;
         }
     }
-}
-
-/// The path of a `nextRecordsUrl`: kept when it is a path, cut out of an absolute URL. A path
-/// that starts with `//` or `/\` is refused: joined to the instance URL it would name another
-/// host, and the request carries the bearer token.
-pub(crate) fn path_of(url: &str) -> Option<String> {
-    let path = if url.starts_with('/') {
-        url
-    } else {
-        let (_, rest) = url.split_once("://")?;
-        &rest[rest.find('/')?..]
-    };
-    let names_a_host = path[1..].starts_with(['/', '\\']);
-    (!names_a_host).then(|| path.to_string())
 }
 
 mod followed;

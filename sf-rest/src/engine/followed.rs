@@ -1,4 +1,5 @@
-//! The pages a query has followed, so a server that names one again is refused.
+//! The pages a query has followed, so a server that names one again is refused, and the path
+//! a `nextRecordsUrl` names.
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -39,4 +40,18 @@ impl Followed {
             ),
         })
     }
+}
+
+/// The path of a `nextRecordsUrl`: kept when it is a path, cut out of an absolute URL. A path
+/// that starts with `//` or `/\` is refused: joined to the instance URL it would name another
+/// host, and the request carries the bearer token.
+pub(crate) fn path_of(url: &str) -> Option<String> {
+    let path = if url.starts_with('/') {
+        url
+    } else {
+        let (_, rest) = url.split_once("://")?;
+        &rest[rest.find('/')?..]
+    };
+    let names_a_host = path[1..].starts_with(['/', '\\']);
+    (!names_a_host).then(|| path.to_string())
 }
