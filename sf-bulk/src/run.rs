@@ -450,6 +450,27 @@ impl Run {
                         tracing::debug!(job_id = %self.job_id, locator = ?page.locator, rows, "BulkResultsCountMissing");
                     }
                 }
+                // The listed pages must go on where this one ended. Salesforce documents no page
+                // size for `resultPages` (the listing may not follow `maxRecords`, which `results`
+                // honours), so a page whose `Sforce-Locator` is not the next listed locator (or
+                // names a page after the listing's last) ends the parallel reading: the pages
+                // fetched ahead are dropped unread and the rest is read page by page from this
+                // page's own locator. Nothing is emitted twice and nothing is skipped.
+                if let (Some(pages), Some(served)) =
+                    (self.pages.as_ref(), page.next_locator.as_ref())
+                {
+                    let listed = pages.next_listed();
+                    if listed.as_deref() != Some(served.as_str()) {
+                        tracing::info!(
+                            job_id = %self.job_id,
+                            served = %served,
+                            listed = ?listed,
+                            "BulkResultPagesMisaligned: the listed pages do not go on where the page \
+                             read ended; reading the rest page by page"
+                        );
+                        self.pages = None;
+                    }
+                }
                 // Parallel pages come from the `resultPages` listing: a page answered without
                 // its `Sforce-Locator` (a proxy may drop it) is not the last while the listing
                 // goes on; the next listed page is the next one.

@@ -97,6 +97,36 @@ async fn parallel_pages_give_the_same_records_in_the_same_order_as_page_by_page(
     seq_org.shutdown().await;
 }
 
+/// Salesforce documents no page size for `resultPages`: when its listed pages do not line up with
+/// the pages `results` serves for the client's `maxRecords` (shorter or longer), the reading goes
+/// on page by page from the served page's own `Sforce-Locator`, with no row emitted twice or
+/// skipped: the records and pages are those of the page-by-page read.
+#[tokio::test]
+async fn listed_pages_that_do_not_line_up_are_left_for_locators() {
+    let (seq_org, sequential) = started(57, 1, 1 << 20).await;
+    let (seq_items, error) = collect(sequential.query(Operation::QueryAll, SOQL, &fields())).await;
+    assert!(error.is_none(), "{error:?}");
+    for listed_rows in [7, 25] {
+        let (org, client) = started(57, 4, 1 << 20).await;
+        org.control().set_faults(Faults {
+            result_pages_rows: Some(listed_rows),
+            ..Faults::default()
+        });
+        let (items, error) = collect(client.query(Operation::QueryAll, SOQL, &fields())).await;
+        assert!(error.is_none(), "{listed_rows}: {error:?}");
+        assert_eq!(records(&items), records(&seq_items), "{listed_rows}");
+        assert_eq!(
+            page_outline(&items),
+            page_outline(&seq_items),
+            "{listed_rows}"
+        );
+        // One listing, then page by page.
+        assert_eq!(org.control().stats().requests.bulk_result_pages, 1);
+        org.shutdown().await;
+    }
+    seq_org.shutdown().await;
+}
+
 #[tokio::test]
 async fn counts_are_still_checked() {
     let (org, client) = started(35, 4, 1 << 20).await;
