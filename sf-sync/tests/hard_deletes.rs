@@ -406,3 +406,43 @@ async fn deletes_a_sync_could_not_list_are_asked_for_again_by_the_next() {
         states.0["Lead"]
     );
 }
+
+/// A getDeleted answer complete only up to a `latestDateCovered` before the end asked (the
+/// emulated org lags it by an hour here) does not list the deletes after it; the state keeps
+/// that point, and the next sync asks from there and brings their tombstones.
+#[tokio::test]
+async fn deletes_after_latest_date_covered_come_with_the_next_sync() {
+    let c = connect(org_config(77), json!({})).await;
+    let ctl = c.org.control();
+    let (catalog, mut states) = first_lead_sync(&c).await;
+
+    ctl.advance_clock(HOUR);
+    let gone = ctl.mutate(Mutation::new("Lead").hard_delete(2));
+    assert_eq!(gone.hard_deleted.len(), 2);
+    ctl.advance_clock(600);
+    ctl.set_faults(Faults {
+        deleted_coverage_lag_secs: HOUR,
+        ..Faults::default()
+    });
+    let (second, sink) = run_from(&c, &catalog, &states).await;
+    second.unwrap();
+    assert!(
+        tombstones(&sink, "Lead").is_empty(),
+        "listed past latestDateCovered"
+    );
+    states.update(&sink, &["Lead"]);
+    let unknown_from = states.0["Lead"]["deletes_unknown_from"].clone();
+    assert!(unknown_from.is_string(), "{}", states.0["Lead"]);
+
+    ctl.set_faults(Faults::default());
+    ctl.advance_clock(HOUR);
+    let (third, sink) = run_from(&c, &catalog, &states).await;
+    third.unwrap();
+    assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&gone.hard_deleted]));
+    states.update(&sink, &["Lead"]);
+    assert!(
+        states.0["Lead"].get("deletes_unknown_from").is_none(),
+        "all known again: {}",
+        states.0["Lead"]
+    );
+}
