@@ -169,7 +169,10 @@ pub enum Grant {
 /// Retry policy: exponential backoff with jitter.
 ///
 /// Defaults: 5 retries after the first try, backoff starting at 500 ms, doubling, capped at 30 s,
-/// each wait drawn uniformly from its upper half (`[b/2, b]`).
+/// each wait drawn uniformly from its upper half (`[b/2, b]`). A request Salesforce refused for
+/// its concurrency limits (403 `REQUEST_LIMIT_EXCEEDED` naming `ConcurrentPerOrgLongTxn` or
+/// `ConcurrentRequests`) waits for a slot that a request of 20 s or more holds, so it is tried
+/// longer: up to 12 retries, each wait at least 5 s (about 3.5 minutes in all).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryConfig {
     /// Retries after the first attempt.
@@ -182,6 +185,10 @@ pub struct RetryConfig {
     pub multiplier: f64,
     /// Draw each wait from `[b/2, b]` instead of waiting exactly `b`.
     pub jitter: bool,
+    /// Retries of a request refused for the org's concurrency limits (at least `max_retries`).
+    pub concurrent_limit_retries: u32,
+    /// The shortest wait before retrying such a request.
+    pub concurrent_limit_wait: Duration,
 }
 
 impl Default for RetryConfig {
@@ -192,6 +199,8 @@ impl Default for RetryConfig {
             max_backoff: Duration::from_secs(30),
             multiplier: 2.0,
             jitter: true,
+            concurrent_limit_retries: 12,
+            concurrent_limit_wait: Duration::from_secs(5),
         }
     }
 }

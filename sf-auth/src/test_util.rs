@@ -13,6 +13,7 @@ impl RetryConfig {
             initial_backoff: Duration::ZERO,
             max_backoff: Duration::ZERO,
             jitter: false,
+            concurrent_limit_wait: Duration::ZERO,
             ..RetryConfig::default()
         }
     }

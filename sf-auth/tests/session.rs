@@ -532,6 +532,54 @@ async fn the_concurrent_limit_is_retried() {
     mocks[2].assert_async().await;
 }
 
+/// A slot of the org's concurrency limits frees when a request of 20 s or more ends: a refused
+/// request waits at least 5 s (not the 0.5 s of a first transient retry) ...
+#[tokio::test(start_paused = true)]
+async fn the_concurrent_limit_waits_for_a_slot() {
+    let (server, _mocks) =
+        server_with(&[("auth", "refresh_ok"), ("auth", "concurrent_limit_then_ok")]).await;
+    let mut config = config(&server).for_paused_time();
+    config.retry = RetryConfig::default();
+    let session = Session::login(config).await.unwrap();
+    let start = tokio::time::Instant::now();
+    session
+        .get_json::<serde_json::Value>("sobjects", &[])
+        .await
+        .unwrap();
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(5), "{waited:?}");
+    assert!(waited < Duration::from_secs(6), "{waited:?}");
+}
+
+/// ... and is tried up to 12 times, past the 5 retries of other passing failures.
+#[tokio::test]
+async fn the_concurrent_limit_is_retried_longer_than_other_failures() {
+    let mut server = mockito::Server::new_async().await;
+    let mut mocks = Scenario::load("auth", "refresh_ok")
+        .unwrap()
+        .mount_async(&mut server)
+        .await;
+    let refused = server
+        .mock("GET", mockito::Matcher::Regex("/sobjects$".to_string()))
+        .with_status(403)
+        .with_body(
+            r#"[{"message":"ConcurrentPerOrgLongTxn Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#,
+        )
+        .expect(13)
+        .create_async()
+        .await;
+    mocks.push(refused);
+    let session = Session::login(config(&server)).await.unwrap();
+    let err = session
+        .get_json::<serde_json::Value>("sobjects", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConcurrentLimit);
+    // The first try and 12 retries.
+    mocks[mocks.len() - 1].assert_async().await;
+    assert_eq!(session.request_count(), 13);
+}
+
 #[tokio::test]
 async fn the_api_budget_stops_requests_before_they_are_sent() {
     let (server, mocks) = server_expecting(
@@ -684,6 +732,7 @@ async fn backoff_doubles_between_retries() {
         max_backoff: Duration::from_secs(30),
         multiplier: 2.0,
         jitter: false,
+        ..RetryConfig::default()
     };
     let session = Session::login(config).await.unwrap();
     let start = tokio::time::Instant::now();

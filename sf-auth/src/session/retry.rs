@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Session;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 
 /// What one try of a call came to; an `Err` beside it is final.
 pub(super) enum Attempt<T> {
@@ -56,10 +56,24 @@ impl Session {
             match attempt().await? {
                 Attempt::Done(value) => return Ok(value),
                 Attempt::Replay => {}
-                Attempt::Retry { error, .. } if retry >= self.inner.config.retry.max_retries => {
-                    return Err(error)
-                }
                 Attempt::Retry { error, at_least } => {
+                    let policy = &self.inner.config.retry;
+                    let concurrent = error.kind() == ErrorKind::ConcurrentLimit;
+                    let budget = if concurrent {
+                        policy.concurrent_limit_retries.max(policy.max_retries)
+                    } else {
+                        policy.max_retries
+                    };
+                    if retry >= budget {
+                        return Err(error);
+                    }
+                    let at_least = if concurrent {
+                        Some(at_least.map_or(policy.concurrent_limit_wait, |a| {
+                            a.max(policy.concurrent_limit_wait)
+                        }))
+                    } else {
+                        at_least
+                    };
                     match error.api_error() {
                         Some(api) => tracing::warn!(
                             operation = %operation,
