@@ -795,6 +795,65 @@ async fn a_bulk_results_page_cut_short_is_read_again() {
     org.shutdown().await;
 }
 
+/// A long Bulk download cut now and then (every other results page the org serves breaks off
+/// mid-row) finishes: each resume that reads a page whole starts the count of resumes again, so
+/// more cuts than `resume_attempts` in one download cost nothing but the pages read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_download_cut_now_and_then_finishes() {
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(46).rows("Opportunity", 400),
+        json!({"start_date": "2000-01-01T00:00:00Z", "stream_slice_step": "P10000D"}),
+    )
+    .await;
+    let control = org.control();
+    let configured = configure(&catalog, &["Opportunity"], Some("full_refresh"));
+    let spec = catalog.stream("Opportunity").unwrap();
+    let mut options = fast_options();
+    options.planner.rest_max_rows = 0;
+    options.bulk_max_records = Some(40);
+    options.bulk_parallel_pages = 1;
+    control.set_faults(Faults {
+        truncate_results_every: Some(2),
+        ..Faults::default()
+    });
+    let (result, sink) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &options,
+    )
+    .await;
+    let summary = result.unwrap();
+    assert_eq!(summary.streams[0].api, Some(Api::Bulk));
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    let resumed = sink
+        .logs()
+        .iter()
+        .filter(|(_, m)| m.contains("reading Bulk results failed") && m.contains("resuming job"))
+        .count();
+    assert!(
+        resumed > options.resume_attempts as usize,
+        "{resumed} resumes: the download was not cut often enough to show anything"
+    );
+    // Every row, the soft-deleted ones included (read with `queryAll`), each once.
+    let want = truth(&control, spec);
+    let live = want.len();
+    assert_eq!(sink.records("Opportunity").len(), live);
+    let ids: std::collections::BTreeSet<&str> = sink
+        .records("Opportunity")
+        .iter()
+        .map(|r| r.id().unwrap())
+        .collect();
+    assert_eq!(ids.len(), live, "each record once");
+    org.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_bulk_job_allowance_used_up_sends_streams_to_rest() {
     let Connected {

@@ -526,6 +526,8 @@ impl Runner {
                     }
                 }
                 Some(Ok(BulkItem::PageDone(progress))) => {
+                    // A page read whole since the last cut: the resumes count from zero again.
+                    resumes = 0;
                     let next = progress.resume_point();
                     // Rows still to skip belong to the next page (read with smaller pages than
                     // the sync that emitted them).
