@@ -256,6 +256,24 @@ pub(crate) mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4_000))]
+
+        /// A REST number reaches the record as the nearest double, as Python's `float()` (Airbyte)
+        /// and the Bulk decoder read it: 17 significant digits, any exponent.
+        #[test]
+        fn rest_doubles_are_correctly_rounded(
+            digits in "[1-9][0-9]{16}",
+            exp in -300i32..300,
+        ) {
+            let text = format!("{}.{}e{exp}", &digits[..1], &digits[1..]);
+            let s = shape(&["Id", "AnnualRevenue"]);
+            let values = shaped(&s, &format!(r#"{{"Id":"001","AnnualRevenue":{text}}}"#)).unwrap();
+            let want: f64 = text.parse().unwrap();
+            prop_assert_eq!(values[1].as_f64(), Some(want), "{}", text);
+        }
+    }
+
     fn shape(cols: &[&str]) -> Shape {
         let cols: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
         Shape::new(&cols, &spec())
