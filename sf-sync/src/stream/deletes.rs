@@ -4,7 +4,8 @@
 //! getDeleted (`sobjects/{object}/deleted`, sf-rest's [`RestReader::deleted`]) for the span the
 //! sync reads, in pieces of at most 30 days; each deleted id becomes a tombstone record (`Id`,
 //! `IsDeleted: true`, the deletion time in the cursor field), which a destination deduplicating
-//! on `Id` by the cursor folds into the row.
+//! on `Id` by the cursor keeps as the record's latest row (Airbyte's typed destinations replace
+//! the whole row, so its other columns become null).
 //!
 //! Tombstones go out with the window their deletion time falls in, before that window's state,
 //! so a state never covers a deletion whose tombstone was not emitted. An id the window's read
