@@ -35,6 +35,7 @@ async fn the_report_adds_up_to_the_orgs_counts() {
             ("Account", "incremental"),
             ("Contact", "full_refresh"),
             ("Lead", "incremental"),
+            ("ContentDocumentLink", "full_refresh"),
         ]),
     );
     let bulk_config = env.write(

@@ -220,7 +220,7 @@ impl Runner {
     }
 
     /// Tells the sink how the stream is read (its progress line and the ESTIMATE message).
-    async fn plan(
+    pub(super) async fn plan(
         &self,
         api: Api,
         estimated_rows: Option<u64>,

@@ -85,6 +85,15 @@ impl Runner {
             ),
         )
         .await;
+        self.plan(
+            Api::Rest,
+            None,
+            format!(
+                "served only filtered by its parent {}: one query per {SLICE_BATCH_SIZE} of its ids",
+                filter.parent
+            ),
+        )
+        .await?;
         let parent = StreamSpec::from_fields(
             filter.parent,
             false,
