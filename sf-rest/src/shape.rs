@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::de::{IgnoredAny, MapAccess};
 use serde_json::Value;
-use sf_discovery::{normalize_datetime, StreamSpec, ValueKind};
+use sf_discovery::{normalize_datetime, FieldType, StreamSpec, ValueKind};
 
 use crate::wire::self_visiting_seed;
 
@@ -21,6 +21,11 @@ struct Column {
     first: bool,
     /// True when values are datetimes to normalise.
     datetime: bool,
+    /// True when the schema types the field a string (see [`Shape::convert`]).
+    text: bool,
+    /// True for an `anyType` field (history `OldValue`, `NewValue`), whose values take the
+    /// type of the field that changed.
+    any: bool,
 }
 
 /// The columns of a query and how to pull each out of a REST row.
@@ -57,9 +62,10 @@ impl Shape {
         let mut dotted = Vec::new();
         let mut heads: Vec<String> = Vec::new();
         for (i, name) in columns.iter().enumerate() {
-            let datetime = stream
-                .field(name)
-                .is_some_and(|f| f.value_kind() == ValueKind::DateTime);
+            let field = stream.field(name);
+            let datetime = field.is_some_and(|f| f.value_kind() == ValueKind::DateTime);
+            let text = field.is_some_and(|f| f.value_kind() == ValueKind::String);
+            let any = field.is_some_and(|f| f.field_type == FieldType::AnyType);
             let path: Vec<String> = name.split('.').map(str::to_ascii_lowercase).collect();
             if path.len() > 1 {
                 dotted.push(i);
@@ -76,6 +82,8 @@ impl Shape {
                 path,
                 first,
                 datetime,
+                text,
+                any,
             });
         }
         let id = lower.get("id").copied();
@@ -124,17 +132,49 @@ impl Shape {
         Slot::Skip
     }
 
+    /// A REST value as the record carries it: `attributes` dropped, datetimes normalised, and a
+    /// field the schema types a string given as a string. REST sends an `anyType` value (history
+    /// `OldValue`, `NewValue`) in the type of the field that changed, `false` or `250000.0`
+    /// [belief: Salesforce's REST JSON writes it typed], and a `complexvalue` or `json` one as
+    /// JSON: written as its text (a datetime of the REST form `...000+0000` normalised as
+    /// datetimes are), so the record matches its schema and the Bulk path, which reads text.
     fn convert(&self, index: usize, mut value: Value) -> Value {
         strip_attributes(&mut value);
-        if self.specs.get(index).is_some_and(|c| c.datetime) {
+        let Some(column) = self.specs.get(index) else {
+            return value;
+        };
+        if column.datetime {
             if let Value::String(text) = &value {
                 if let Some(normal) = normalize_datetime(text) {
                     return Value::String(normal);
                 }
             }
         }
+        if column.text {
+            return match value {
+                Value::Bool(b) => Value::String(b.to_string()),
+                Value::Number(n) => Value::String(n.to_string()),
+                Value::Object(_) | Value::Array(_) => Value::String(value.to_string()),
+                Value::String(text) if column.any && is_rest_datetime(&text) => {
+                    Value::String(normalize_datetime(&text).unwrap_or(text))
+                }
+                other => other,
+            };
+        }
         value
     }
+}
+
+/// True for Salesforce's REST datetime form exactly, `2024-01-02T03:04:05.000+0000`.
+fn is_rest_datetime(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 28
+        && text.ends_with("+0000")
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16 | 19 | 23) || c.is_ascii_digit())
 }
 
 /// Deserialises one row into its values in column order (see [`Shape::row`]).
@@ -254,6 +294,63 @@ pub(crate) mod tests {
             has_is_deleted: false,
             custom: false,
         }
+    }
+
+    /// A field the schema types a string gets strings: an `anyType` value sent typed (`false`,
+    /// `250000.0`, a REST datetime) or a JSON value of a `complexvalue` field becomes its text,
+    /// as the Bulk path reads it; a real string is kept, even one that only looks like a
+    /// datetime in a plain text field.
+    #[test]
+    fn string_fields_get_strings() {
+        let stream = StreamSpec {
+            name: "OpportunityFieldHistory".into(),
+            fields: vec![
+                FieldSpec::new("Id", FieldType::Id),
+                FieldSpec::new("NewValue", FieldType::AnyType),
+                FieldSpec::new("Notes", FieldType::String),
+                FieldSpec::new("Shape", FieldType::from_wire("complexvalue")),
+                FieldSpec::new("Amount", FieldType::Currency),
+            ],
+            primary_key: Some("Id".into()),
+            cursor_field: None,
+            supports_incremental: false,
+            has_is_deleted: false,
+            custom: false,
+        };
+        let cols: Vec<String> = ["Id", "NewValue", "Notes", "Shape", "Amount"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let s = Shape::new(&cols, &stream);
+        for (new_value, want) in [
+            ("false", json!("false")),
+            ("250000.0", json!("250000.0")),
+            ("12", json!("12")),
+            ("\"Prospecting\"", json!("Prospecting")),
+            (
+                "\"2024-01-02T03:04:05.000+0000\"",
+                json!("2024-01-02T03:04:05.000Z"),
+            ),
+            ("\"2024-01-02\"", json!("2024-01-02")),
+            ("null", Value::Null),
+        ] {
+            let row = format!(
+                r#"{{"Id":"017","NewValue":{new_value},"Notes":"2024-01-02T03:04:05.000+0000","Shape":{{"a":[1,true]}},"Amount":5}}"#
+            );
+            let values = shaped(&s, &row).unwrap();
+            assert_eq!(values[1], want, "{new_value}");
+            assert_eq!(
+                values[2],
+                json!("2024-01-02T03:04:05.000+0000"),
+                "a plain string is kept"
+            );
+            assert_eq!(values[3], json!(r#"{"a":[1,true]}"#));
+            assert_eq!(values[4], json!(5), "numbers stay numbers");
+        }
+        assert!(is_rest_datetime("2024-01-02T03:04:05.000+0000"));
+        assert!(!is_rest_datetime("2024-01-02T03:04:05.000Z"));
+        assert!(!is_rest_datetime("2024-01-02T03:04:05.000+0100"));
+        assert!(!is_rest_datetime("2024-01-02X03:04:05.000+0000"));
     }
 
     proptest! {
