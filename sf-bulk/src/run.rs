@@ -96,6 +96,9 @@ enum Phase {
 struct Page {
     locator: Option<String>,
     next_locator: Option<String>,
+    /// The page's `Sforce-Locator` said it is the last (`null` or empty), as opposed to not
+    /// being there at all (a proxy may drop it).
+    said_last: bool,
     announced: Option<u64>,
     body: ByteStream,
     decoder: PageDecoder,
@@ -374,9 +377,11 @@ impl Run {
                     locator: self.locator.clone(),
                     source,
                 })?;
+        let said_last = head.locator.as_deref().is_some_and(is_last);
         Ok(Page {
             locator: self.locator.clone(),
             next_locator,
+            said_last,
             announced,
             body,
             decoder,
@@ -453,17 +458,20 @@ impl Run {
                 // The listed pages must go on where this one ended. Salesforce documents no page
                 // size for `resultPages` (the listing may not follow `maxRecords`, which `results`
                 // honours), so a page whose `Sforce-Locator` is not the next listed locator (or
-                // names a page after the listing's last) ends the parallel reading: the pages
-                // fetched ahead are dropped unread and the rest is read page by page from this
-                // page's own locator. Nothing is emitted twice and nothing is skipped.
-                if let (Some(pages), Some(served)) =
-                    (self.pages.as_ref(), page.next_locator.as_ref())
-                {
+                // names a page after the listing's last, or says it is the last while the
+                // listing goes on) ends the parallel reading: the pages fetched ahead are dropped
+                // unread and the rest is read page by page from this page's own locator, or the
+                // job ends here. Nothing is emitted twice and nothing is skipped.
+                if let Some(pages) = self.pages.as_ref() {
                     let listed = pages.next_listed();
-                    if listed.as_deref() != Some(served.as_str()) {
+                    let misaligned = match page.next_locator.as_ref() {
+                        Some(served) => listed.as_deref() != Some(served.as_str()),
+                        None => page.said_last && pages.has_more(),
+                    };
+                    if misaligned {
                         tracing::info!(
                             job_id = %self.job_id,
-                            served = %served,
+                            served = ?page.next_locator,
                             listed = ?listed,
                             "BulkResultPagesMisaligned: the listed pages do not go on where the page \
                              read ended; reading the rest page by page"

@@ -125,6 +125,23 @@ async fn listed_pages_that_do_not_line_up_are_left_for_locators() {
         org.shutdown().await;
     }
     seq_org.shutdown().await;
+    // A job whose one served page holds every row (it says it is the last) while the listing
+    // names a second page: the job ends there.
+    let (seq_org, sequential) = started(8, 1, 1 << 20).await;
+    let (seq_items, error) = collect(sequential.query(Operation::QueryAll, SOQL, &fields())).await;
+    assert!(error.is_none(), "{error:?}");
+    let (org, client) = started(8, 4, 1 << 20).await;
+    org.control().set_faults(Faults {
+        result_pages_rows: Some(7),
+        ..Faults::default()
+    });
+    let (items, error) = collect(client.query(Operation::QueryAll, SOQL, &fields())).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(records(&items), records(&seq_items));
+    assert_eq!(records(&items).len(), 8);
+    assert_eq!(page_outline(&items), page_outline(&seq_items));
+    org.shutdown().await;
+    seq_org.shutdown().await;
 }
 
 #[tokio::test]
