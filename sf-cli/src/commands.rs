@@ -355,20 +355,38 @@ pub fn streams_failed(summary: &SyncSummary) -> Option<Failure> {
         .failed()
         .map(|(stream, reason, _)| format!("`{stream}`: {reason}"))
         .collect();
-    let others = summary.streams.len() - failed.len();
+    let completed = summary
+        .streams
+        .iter()
+        .filter(|s| matches!(s.status, sf_sync::StreamStatus::Complete))
+        .count();
+    // Streams neither failed nor complete stopped early (the API limit, an interruption).
+    let stopped = summary
+        .streams
+        .len()
+        .saturating_sub(failed.len() + completed);
+    let completed_text = match (completed, stopped) {
+        (0, 0) => "No other stream was selected.".to_string(),
+        (0, _) => String::new(),
+        (1, _) => "The other stream completed and its records and state were emitted.".to_string(),
+        (n, _) => {
+            format!("The other {n} streams completed and their records and state were emitted.")
+        }
+    };
+    let stopped_text = match stopped {
+        0 => String::new(),
+        1 => " 1 other stream stopped early; its state so far was emitted.".to_string(),
+        n => format!(" {n} other streams stopped early; their state so far was emitted."),
+    };
     Some(Failure::labelled(
         format!(
-            "During the sync, the following streams did not sync successfully: {}. {}",
+            "During the sync, the following streams did not sync successfully: {}. {}{}",
             failed.join("; "),
-            match others {
-                0 => "No other stream was selected.".to_string(),
-                1 =>
-                    "The other stream completed and its records and state were emitted.".to_string(),
-                n => format!(
-                    "The other {n} streams completed and their records and state were emitted."
-                ),
-            }
-        ),
+            completed_text,
+            stopped_text
+        )
+        .trim_end()
+        .to_string(),
         label,
     ))
 }

@@ -83,18 +83,24 @@ pub fn in_file(kind: FileKind, path: &Path, error: impl std::fmt::Display) -> St
     format!("{} file `{}`: {error}", kind.name(), path.display())
 }
 
-/// Writes `bytes` to `path` whole or not at all: into a new file beside it (readable by the owner
-/// only when `private`), flushed to disk, then renamed over `path`. A crash or a full disk leaves
-/// the earlier file as it was, where writing in place would leave it cut short or empty.
+/// Writes `bytes` to `path` whole or not at all where it can: into a new file beside it
+/// (readable by the owner only when `private`), flushed to disk, then renamed over `path`, so a
+/// crash or a full disk leaves the earlier file as it was. A symbolic link is followed (the file
+/// it names is replaced, the link kept). Where a file cannot be put beside it (a directory this
+/// user may not write, a file mounted on its own into a container, which cannot be renamed over)
+/// the file is written in place, as before.
 pub fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    match write_beside(&target, bytes, private) {
+        Ok(()) => Ok(()),
+        Err(_) => write_in_place(&target, bytes, private),
+    }
+}
+
+/// File options that create a file readable by its owner only when `private` (on Unix).
+fn open_options(private: bool) -> std::fs::OpenOptions {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true);
     #[cfg(unix)]
     if private {
         use std::os::unix::fs::OpenOptionsExt;
@@ -102,15 +108,47 @@ pub fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> std::io::Re
     }
     #[cfg(not(unix))]
     let _ = private;
-    let written = options.open(&temp).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
+    options
+}
+
+fn write_beside(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let temp = path.with_file_name(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
+    let written = open_options(private)
+        .create_new(true)
+        .open(&temp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        });
     let renamed = written.and_then(|()| std::fs::rename(&temp, path));
     if renamed.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
     renamed
+}
+
+fn write_in_place(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = open_options(private)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    #[cfg(unix)]
+    if private {
+        // An existing file keeps its mode on open: narrow it too.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 #[cfg(test)]
@@ -141,6 +179,25 @@ mod tests {
         let nowhere = dir.join("missing").join("run.json");
         assert!(write_atomically(&nowhere, b"x", false).is_err());
         assert!(!dir.join("missing").exists());
+        // Through a symbolic link: the file it names is replaced, the link kept.
+        #[cfg(unix)]
+        {
+            let link = dir.join("link.json");
+            std::os::unix::fs::symlink(&path, &link).unwrap();
+            write_atomically(&link, b"through the link", true).unwrap();
+            assert!(std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink());
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "through the link");
+            std::fs::remove_file(&link).unwrap();
+        }
+        // The in-place fallback writes a new file too.
+        write_in_place(&dir.join("direct.json"), b"direct", false).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("direct.json")).unwrap(),
+            "direct"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -674,6 +674,12 @@ async fn an_interrupted_read_still_names_the_streams_that_failed() {
         message.contains("interrupted") && message.contains("`Nope__c`: "),
         "{message}"
     );
+    // The interrupted streams are not said to have completed.
+    assert!(message.contains("stopped early"), "{message}");
+    assert!(
+        !message.contains("The other 4 streams completed"),
+        "{message}"
+    );
 }
 
 /// A second Ctrl-C ends the process at once (exit 130) while the stop the first one began is
