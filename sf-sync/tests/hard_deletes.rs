@@ -351,42 +351,66 @@ async fn hard_deletes_of_the_part_of_a_rest_window_a_stop_covered_come_before_it
     hard_deletes_survive_a_stop_inside_the_window(75, false).await;
 }
 
-/// A getDeleted answer the connector cannot use (here one entry has no date) is a WARN, and the
-/// state keeps where the hard deletes stop being known: the next sync asks from there again and
-/// brings their tombstones, though its windows start after them.
-#[tokio::test]
-async fn deletes_a_sync_could_not_list_are_asked_for_again_by_the_next() {
-    let c = connect(org_config(76), json!({})).await;
+/// Hard-deletes two Leads after a first sync; a second sync, `after` seconds later under
+/// `faults`, cannot list them; a third without faults does. Asserts what every such case shares:
+/// no tombstone from the second, whose state keeps `deletes_unknown_from`; a tombstone for each
+/// from the third, whose state no longer has the key. Returns the second and third syncs' sinks
+/// and the key's value.
+async fn deletes_unknown_then_listed(
+    seed: u64,
+    faults: Faults,
+    after: i64,
+) -> (MemorySink, MemorySink, Value) {
+    let c = connect(org_config(seed), json!({})).await;
     let ctl = c.org.control();
     let (catalog, mut states) = first_lead_sync(&c).await;
 
     ctl.advance_clock(HOUR);
     let gone = ctl.mutate(Mutation::new("Lead").hard_delete(2));
     assert_eq!(gone.hard_deleted.len(), 2);
-    ctl.advance_clock(HOUR);
-    ctl.set_faults(Faults {
-        malformed_deleted_next: 1,
-        ..Faults::default()
-    });
-    let (second, sink) = run_from(&c, &catalog, &states).await;
+    ctl.advance_clock(after);
+    ctl.set_faults(faults);
+    let (second, second_sink) = run_from(&c, &catalog, &states).await;
     second.unwrap();
-    assert!(tombstones(&sink, "Lead").is_empty());
-    let warned = sink.logs().into_iter().any(|(level, line)| {
-        level == LogLevel::Warn
-            && line.starts_with("Lead: records purged or hard-deleted from")
-            && line.contains("the next sync asks for them again")
-    });
-    assert!(warned, "{:?}", sink.logs());
-    states.update(&sink, &["Lead"]);
+    assert!(tombstones(&second_sink, "Lead").is_empty());
+    states.update(&second_sink, &["Lead"]);
     let unknown_from = states.0["Lead"]["deletes_unknown_from"].clone();
     assert!(unknown_from.is_string(), "{}", states.0["Lead"]);
 
     ctl.set_faults(Faults::default());
     ctl.advance_clock(HOUR);
-    let (third, sink) = run_from(&c, &catalog, &states).await;
+    let (third, third_sink) = run_from(&c, &catalog, &states).await;
     third.unwrap();
-    assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&gone.hard_deleted]));
-    let line = sink
+    assert_eq!(
+        ids(&tombstones(&third_sink, "Lead")),
+        set(&[&gone.hard_deleted])
+    );
+    states.update(&third_sink, &["Lead"]);
+    assert!(
+        states.0["Lead"].get("deletes_unknown_from").is_none(),
+        "all known again: {}",
+        states.0["Lead"]
+    );
+    (second_sink, third_sink, unknown_from)
+}
+
+/// A getDeleted answer the connector cannot use (here one entry has no date) is a WARN, and the
+/// state keeps where the hard deletes stop being known: the next sync asks from there again and
+/// brings their tombstones, though its windows start after them.
+#[tokio::test]
+async fn deletes_a_sync_could_not_list_are_asked_for_again_by_the_next() {
+    let faults = Faults {
+        malformed_deleted_next: 1,
+        ..Faults::default()
+    };
+    let (second, third, unknown_from) = deletes_unknown_then_listed(76, faults, HOUR).await;
+    let warned = second.logs().into_iter().any(|(level, line)| {
+        level == LogLevel::Warn
+            && line.starts_with("Lead: records purged or hard-deleted from")
+            && line.contains("the next sync asks for them again")
+    });
+    assert!(warned, "{:?}", second.logs());
+    let line = third
         .logs()
         .into_iter()
         .find(|(_, l)| l.starts_with("Lead: hard deletes from"))
@@ -399,12 +423,6 @@ async fn deletes_a_sync_could_not_list_are_asked_for_again_by_the_next() {
         )),
         "{line}"
     );
-    states.update(&sink, &["Lead"]);
-    assert!(
-        states.0["Lead"].get("deletes_unknown_from").is_none(),
-        "all known again: {}",
-        states.0["Lead"]
-    );
 }
 
 /// A getDeleted answer complete only up to a `latestDateCovered` before the end asked (the
@@ -412,37 +430,9 @@ async fn deletes_a_sync_could_not_list_are_asked_for_again_by_the_next() {
 /// that point, and the next sync asks from there and brings their tombstones.
 #[tokio::test]
 async fn deletes_after_latest_date_covered_come_with_the_next_sync() {
-    let c = connect(org_config(77), json!({})).await;
-    let ctl = c.org.control();
-    let (catalog, mut states) = first_lead_sync(&c).await;
-
-    ctl.advance_clock(HOUR);
-    let gone = ctl.mutate(Mutation::new("Lead").hard_delete(2));
-    assert_eq!(gone.hard_deleted.len(), 2);
-    ctl.advance_clock(600);
-    ctl.set_faults(Faults {
+    let faults = Faults {
         deleted_coverage_lag_secs: HOUR,
         ..Faults::default()
-    });
-    let (second, sink) = run_from(&c, &catalog, &states).await;
-    second.unwrap();
-    assert!(
-        tombstones(&sink, "Lead").is_empty(),
-        "listed past latestDateCovered"
-    );
-    states.update(&sink, &["Lead"]);
-    let unknown_from = states.0["Lead"]["deletes_unknown_from"].clone();
-    assert!(unknown_from.is_string(), "{}", states.0["Lead"]);
-
-    ctl.set_faults(Faults::default());
-    ctl.advance_clock(HOUR);
-    let (third, sink) = run_from(&c, &catalog, &states).await;
-    third.unwrap();
-    assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&gone.hard_deleted]));
-    states.update(&sink, &["Lead"]);
-    assert!(
-        states.0["Lead"].get("deletes_unknown_from").is_none(),
-        "all known again: {}",
-        states.0["Lead"]
-    );
+    };
+    deletes_unknown_then_listed(77, faults, 600).await;
 }
