@@ -228,3 +228,37 @@ async fn the_daily_limit_in_the_middle_stops_cleanly_and_the_next_sync_reads_it_
     assert_matches_truth(LINK, &latest(&[&sink2], LINK, spec), &truth(&control, spec));
     org.shutdown().await;
 }
+
+/// A query of ContentDocumentLink's read whose pages carry fewer rows than its `totalSize` (here
+/// the first page of ContentDocument ids leaves one out) is said in a WARN naming the read, as a
+/// window's query is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_query_of_the_parent_ids_warns() {
+    let org = start(files_org(53)).await;
+    let control = org.control();
+    let config = sync_config(&org, json!({}));
+    let session = login(&config).await;
+    let catalog = sf_sync::discover(&session, &config).await.unwrap();
+    let configured = configure(&catalog, &[LINK], Some("full_refresh"));
+    control.set_faults(Faults {
+        short_query_next: 1,
+        ..Faults::default()
+    });
+    let (result, sink) = run_fresh(&session, &config, &configured).await;
+    assert_eq!(result.unwrap().streams[0].status, StreamStatus::Complete);
+    let logs = sink.logs();
+    let warned: Vec<&str> = logs
+        .iter()
+        .filter(|(level, m)| *level == LogLevel::Warn && m.contains("totalSize"))
+        .map(|(_, m)| *m)
+        .collect();
+    assert_eq!(warned.len(), 1, "{logs:?}");
+    assert!(
+        warned[0].starts_with(
+            "ContentDocumentLink: the ids of ContentDocument: Salesforce counted 450 rows"
+        ) && warned[0].contains("carried 449"),
+        "{}",
+        warned[0]
+    );
+    org.shutdown().await;
+}

@@ -193,16 +193,16 @@ impl Runner {
 
     /// Says in the LOG when a query's pages carried a different number of rows than its
     /// `totalSize` (Salesforce's count of the query's rows), so a short read is never silent.
-    async fn rest_miscounts(&self, span: &Span, stats: &sf_rest::ReadStats) {
+    /// `what` names the read (`window [..)`, or the ids of a parent).
+    pub(super) async fn rest_miscounts(&self, what: &str, stats: &sf_rest::ReadStats) {
         for miscount in &stats.miscounted {
             self.log(
                 LogLevel::Warn,
                 format!(
-                    "{}: window {}: Salesforce counted {} rows for the query (totalSize) and its \
+                    "{}: {what}: Salesforce counted {} rows for the query (totalSize) and its \
                      pages carried {}; {}. If this repeats, a full refresh with overwrite reads \
                      the object again",
                     self.name,
-                    describe_span(span).unwrap_or_else(|| "(whole object)".into()),
                     miscount.counted,
                     miscount.received,
                     if miscount.received < miscount.counted {
@@ -274,7 +274,11 @@ impl Runner {
                 let item = self.next_from(&mut records).await?;
                 let error = match item {
                     None => {
-                        self.rest_miscounts(span, &records.stats()).await;
+                        let what = format!(
+                            "window {}",
+                            describe_span(span).unwrap_or_else(|| "(whole object)".into())
+                        );
+                        self.rest_miscounts(&what, &records.stats()).await;
                         return Ok(most_recent);
                     }
                     Some(Ok(record)) => {

@@ -119,7 +119,11 @@ impl Runner {
             loop {
                 let item = self.next_from(&mut parents).await?;
                 match item {
-                    None => break 'parents,
+                    None => {
+                        let what = format!("the ids of {}", filter.parent);
+                        self.rest_miscounts(&what, &parents.stats()).await;
+                        break 'parents;
+                    }
                     Some(Ok(record)) => {
                         // Every row of an ordered Id query has its Id; one without is skipped.
                         let Some(id) = record.id() else { continue };
@@ -249,7 +253,11 @@ impl Runner {
         loop {
             let item = self.next_from(&mut children).await?;
             match item {
-                None => return Ok(()),
+                None => {
+                    let what = format!("the children of {} {} ids", ids.len(), filter.parent);
+                    self.rest_miscounts(&what, &children.stats()).await;
+                    return Ok(());
+                }
                 Some(Ok(record)) => {
                     if let Some(id) = record.id() {
                         if !emitted.insert(id.to_string()) {
