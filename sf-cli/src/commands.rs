@@ -269,6 +269,14 @@ pub async fn read_tuned(
             // stays valid, as after a kill.
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!("sfconnect: interrupted again; exiting without waiting for the stop");
+                // A refresh token rotated and not yet written goes out if stdout takes it
+                // within a second (stdout may be what the stop is stuck on).
+                let (written, wait) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    emit_last_rotations();
+                    let _ = written.send(());
+                });
+                let _ = wait.recv_timeout(std::time::Duration::from_secs(1));
                 std::process::exit(130);
             }
         }
