@@ -44,9 +44,9 @@ pub struct ReadOptions {
     /// REST records per page (`Sforce-Query-Options: batchSize`, 200 to 2,000); `None` lets
     /// Salesforce choose.
     pub rest_batch_size: Option<u32>,
-    /// How many times one window resumes after a lost query locator, or a Bulk download cut
-    /// short in a row, before the stream fails: a Bulk download's count starts again once a
-    /// resumed read makes progress (a page read whole), so a long download cut now and then
+    /// How many times in a row one window resumes after a lost query locator or a Bulk download
+    /// cut short before the stream fails: the count starts again once a resumed read makes
+    /// progress (a Bulk page read whole, a REST record read), so a long read cut now and then
     /// finishes, while one that fails at the same point every time stops.
     pub resume_attempts: u32,
     /// How long a stream waits for its next Bulk job before it writes the jobs it has in flight

@@ -753,6 +753,62 @@ async fn a_rest_query_short_of_its_total_size_warns() {
     org.shutdown().await;
 }
 
+/// A long REST read that keeps losing its query locator (here every next page finds it gone, so
+/// each resumed query reads one page) finishes: each resume that reads a record starts the count
+/// of resumes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_rest_read_losing_its_cursor_now_and_then_finishes() {
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(47)
+            .rows("Account", 1_200)
+            .default_batch_size(200),
+        json!({"start_date": "2000-01-01T00:00:00Z", "stream_slice_step": "P10000D"}),
+    )
+    .await;
+    let control = org.control();
+    let configured = configure(&catalog, &["Account"], None);
+    let spec = catalog.stream("Account").unwrap();
+    control.set_faults(Faults {
+        lose_locator_every: Some(1),
+        ..Faults::default()
+    });
+    let options = fast_options();
+    let (result, sink) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &options,
+    )
+    .await;
+    let summary = result.unwrap();
+    assert_eq!(summary.streams[0].api, Some(Api::Rest));
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    let resumed = sink
+        .logs()
+        .iter()
+        .filter(|(_, m)| m.contains("INVALID_QUERY_LOCATOR") && m.contains("resuming window"))
+        .count();
+    assert!(
+        resumed > options.resume_attempts as usize,
+        "{resumed} resumes: the read did not lose its cursor often enough to show anything"
+    );
+    let want = truth(&control, spec);
+    assert_matches_truth("Account", &latest(&[&sink], "Account", spec), &want);
+    let ids: std::collections::BTreeSet<&str> = sink
+        .records("Account")
+        .iter()
+        .map(|r| r.id().unwrap())
+        .collect();
+    assert_eq!(ids.len(), sink.records("Account").len(), "each record once");
+    org.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_results_page_cut_short_is_read_again() {
     let Connected {

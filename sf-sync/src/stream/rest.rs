@@ -282,6 +282,8 @@ impl Runner {
                         return Ok(most_recent);
                     }
                     Some(Ok(record)) => {
+                        // A record read since the last lost cursor: the resumes count from zero.
+                        resumes = 0;
                         let cursor = run.cursor_value(&record);
                         most_recent = most_recent.max(cursor);
                         emitted = true;
