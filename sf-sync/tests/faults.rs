@@ -1034,3 +1034,52 @@ async fn streams_finding_the_bulk_job_limit_together_warn_once() {
     }
     org.shutdown().await;
 }
+
+/// Records deleted between the queries of a read split into field chunks (the emulated org
+/// hard-deletes 5 rows just before the second chunk query runs) are not emitted, and the LOG
+/// says so with their Ids; every other record comes whole, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_deleted_between_chunk_queries_are_said_in_the_log() {
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(48).rows("Wide__c", 250),
+        json!({"start_date": "2000-01-01T00:00:00Z", "stream_slice_step": "P10000D"}),
+    )
+    .await;
+    let control = org.control();
+    let configured = configure(&catalog, &["Wide__c"], Some("full_refresh"));
+    let spec = catalog.stream("Wide__c").unwrap();
+    let before = truth(&control, spec);
+    control.set_faults(Faults {
+        hard_delete_before_query: Some((2, 5)),
+        ..Faults::default()
+    });
+    let (result, sink) = run_fresh(&session, &config, &configured).await;
+    let summary = result.unwrap();
+    assert_eq!(summary.streams[0].api, Some(Api::Rest));
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    let after = truth(&control, spec);
+    assert_eq!(before.len() - after.len(), 5, "five rows hard-deleted");
+    let records = sink.records("Wide__c");
+    assert_eq!(records.len(), after.len(), "every remaining row, once");
+    let logs = sink.logs();
+    let said: Vec<&str> = logs
+        .iter()
+        .filter(|(level, m)| *level == LogLevel::Info && m.contains("were deleted before"))
+        .map(|(_, m)| *m)
+        .collect();
+    assert_eq!(said.len(), 1, "{logs:?}");
+    assert!(
+        said[0].starts_with("Wide__c: window ") && said[0].contains(": 5 record(s)"),
+        "{}",
+        said[0]
+    );
+    for id in before.keys().filter(|id| !after.contains_key(*id)) {
+        assert!(said[0].contains(id.as_str()), "{id} not named: {}", said[0]);
+    }
+    org.shutdown().await;
+}

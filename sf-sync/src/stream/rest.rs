@@ -191,10 +191,33 @@ impl Runner {
         Ok(most_recent)
     }
 
-    /// Says in the LOG when a query's pages carried a different number of rows than its
-    /// `totalSize` (Salesforce's count of the query's rows), so a short read is never silent.
-    /// `what` names the read (`window [..)`, or the ids of a parent).
-    pub(super) async fn rest_miscounts(&self, what: &str, stats: &sf_rest::ReadStats) {
+    /// Says in the LOG what a finished REST read met: a query whose pages carried a different
+    /// number of rows than its `totalSize` (Salesforce's count of the query's rows), so a short
+    /// read is never silent; and records of a read split into field chunks that changed between
+    /// the chunk queries and were deleted before they could be read again (not emitted: they no
+    /// longer exist). `what` names the read (`window [..)`, or the ids of a parent).
+    pub(super) async fn rest_notes(&self, what: &str, stats: &sf_rest::ReadStats) {
+        if stats.vanished > 0 {
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "{}: {what}: {} record(s) changed between the queries of the object's field \
+                     chunks and were deleted before they could be read again; they are not \
+                     emitted (Ids: {}{})",
+                    self.name,
+                    stats.vanished,
+                    stats
+                        .vanished_ids
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if stats.vanished > 5 { ", ..." } else { "" }
+                ),
+            )
+            .await;
+        }
         for miscount in &stats.miscounted {
             self.log(
                 LogLevel::Warn,
@@ -278,7 +301,7 @@ impl Runner {
                             "window {}",
                             describe_span(span).unwrap_or_else(|| "(whole object)".into())
                         );
-                        self.rest_miscounts(&what, &records.stats()).await;
+                        self.rest_notes(&what, &records.stats()).await;
                         return Ok(most_recent);
                     }
                     Some(Ok(record)) => {

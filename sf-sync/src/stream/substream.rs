@@ -121,7 +121,7 @@ impl Runner {
                 match item {
                     None => {
                         let what = format!("the ids of {}", filter.parent);
-                        self.rest_miscounts(&what, &parents.stats()).await;
+                        self.rest_notes(&what, &parents.stats()).await;
                         break 'parents;
                     }
                     Some(Ok(record)) => {
@@ -255,7 +255,7 @@ impl Runner {
             match item {
                 None => {
                     let what = format!("the children of {} {} ids", ids.len(), filter.parent);
-                    self.rest_miscounts(&what, &children.stats()).await;
+                    self.rest_notes(&what, &children.stats()).await;
                     return Ok(());
                 }
                 Some(Ok(record)) => {

@@ -157,9 +157,16 @@ pub async fn run_fresh(
 
 /// A truth row as the connector emits it: datetimes `...sssZ`, numbers compared as numbers.
 pub fn normalize(spec: &StreamSpec, row: &Value) -> Map<String, Value> {
+    // Field kinds by lower-cased name, looked up once per row rather than scanned per value (a
+    // wide object's rows would otherwise cost columns² comparisons each).
+    let kinds: std::collections::HashMap<String, ValueKind> = spec
+        .fields
+        .iter()
+        .map(|f| (f.name.to_ascii_lowercase(), f.value_kind()))
+        .collect();
     let mut out = Map::new();
     for (k, v) in row.as_object().unwrap() {
-        let kind = spec.field(k).map(|f| f.value_kind());
+        let kind = kinds.get(&k.to_ascii_lowercase()).copied();
         out.insert(k.clone(), normalize_value(kind, v));
     }
     out
