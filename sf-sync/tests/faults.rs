@@ -735,13 +735,8 @@ async fn a_rest_query_short_of_its_total_size_warns() {
     // Every row, the soft-deleted ones included (an incremental read asks `queryAll`).
     let rows = truth(&control, spec).len();
     assert_eq!(sink.records("Account").len(), rows - 1);
-    let logs = sink.logs();
-    let warned: Vec<&str> = logs
-        .iter()
-        .filter(|(level, m)| *level == LogLevel::Warn && m.contains("totalSize"))
-        .map(|(_, m)| *m)
-        .collect();
-    assert_eq!(warned.len(), 1, "{logs:?}");
+    let warned = logs_with(&sink, LogLevel::Warn, "totalSize");
+    assert_eq!(warned.len(), 1, "{:?}", sink.logs());
     assert!(
         warned[0].starts_with("Account: window ")
             && warned[0].contains(&format!("counted {rows} rows"))
@@ -789,23 +784,16 @@ async fn a_long_rest_read_losing_its_cursor_now_and_then_finishes() {
     let summary = result.unwrap();
     assert_eq!(summary.streams[0].api, Some(Api::Rest));
     assert_eq!(summary.streams[0].status, StreamStatus::Complete);
-    let resumed = sink
-        .logs()
-        .iter()
-        .filter(|(_, m)| m.contains("INVALID_QUERY_LOCATOR") && m.contains("resuming window"))
-        .count();
+    let resumed = logs_with(&sink, LogLevel::Warn, "INVALID_QUERY_LOCATOR");
     assert!(
-        resumed > options.resume_attempts as usize,
-        "{resumed} resumes: the read did not lose its cursor often enough to show anything"
+        resumed.len() > options.resume_attempts as usize
+            && resumed.iter().all(|m| m.contains("resuming window")),
+        "{} resumes: the read did not lose its cursor often enough to show anything",
+        resumed.len()
     );
     let want = truth(&control, spec);
     assert_matches_truth("Account", &latest(&[&sink], "Account", spec), &want);
-    let ids: std::collections::BTreeSet<&str> = sink
-        .records("Account")
-        .iter()
-        .map(|r| r.id().unwrap())
-        .collect();
-    assert_eq!(ids.len(), sink.records("Account").len(), "each record once");
+    assert_each_once(&sink, "Account", want.len());
     org.shutdown().await;
 }
 
@@ -888,25 +876,15 @@ async fn a_long_download_cut_now_and_then_finishes() {
     let summary = result.unwrap();
     assert_eq!(summary.streams[0].api, Some(Api::Bulk));
     assert_eq!(summary.streams[0].status, StreamStatus::Complete);
-    let resumed = sink
-        .logs()
-        .iter()
-        .filter(|(_, m)| m.contains("reading Bulk results failed") && m.contains("resuming job"))
-        .count();
+    let resumed = logs_with(&sink, LogLevel::Warn, "reading Bulk results failed");
     assert!(
-        resumed > options.resume_attempts as usize,
-        "{resumed} resumes: the download was not cut often enough to show anything"
+        resumed.len() > options.resume_attempts as usize
+            && resumed.iter().all(|m| m.contains("resuming job")),
+        "{} resumes: the download was not cut often enough to show anything",
+        resumed.len()
     );
     // Every row, the soft-deleted ones included (read with `queryAll`), each once.
-    let want = truth(&control, spec);
-    let live = want.len();
-    assert_eq!(sink.records("Opportunity").len(), live);
-    let ids: std::collections::BTreeSet<&str> = sink
-        .records("Opportunity")
-        .iter()
-        .map(|r| r.id().unwrap())
-        .collect();
-    assert_eq!(ids.len(), live, "each record once");
+    assert_each_once(&sink, "Opportunity", truth(&control, spec).len());
     org.shutdown().await;
 }
 
@@ -1064,15 +1042,9 @@ async fn records_deleted_between_chunk_queries_are_said_in_the_log() {
     assert_eq!(summary.streams[0].status, StreamStatus::Complete);
     let after = truth(&control, spec);
     assert_eq!(before.len() - after.len(), 5, "five rows hard-deleted");
-    let records = sink.records("Wide__c");
-    assert_eq!(records.len(), after.len(), "every remaining row, once");
-    let logs = sink.logs();
-    let said: Vec<&str> = logs
-        .iter()
-        .filter(|(level, m)| *level == LogLevel::Info && m.contains("were deleted before"))
-        .map(|(_, m)| *m)
-        .collect();
-    assert_eq!(said.len(), 1, "{logs:?}");
+    assert_each_once(&sink, "Wide__c", after.len());
+    let said = logs_with(&sink, LogLevel::Info, "were deleted before");
+    assert_eq!(said.len(), 1, "{:?}", sink.logs());
     assert!(
         said[0].starts_with("Wide__c: window ") && said[0].contains(": 5 record(s)"),
         "{}",

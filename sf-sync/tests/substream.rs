@@ -246,13 +246,8 @@ async fn a_short_query_of_the_parent_ids_warns() {
     });
     let (result, sink) = run_fresh(&session, &config, &configured).await;
     assert_eq!(result.unwrap().streams[0].status, StreamStatus::Complete);
-    let logs = sink.logs();
-    let warned: Vec<&str> = logs
-        .iter()
-        .filter(|(level, m)| *level == LogLevel::Warn && m.contains("totalSize"))
-        .map(|(_, m)| *m)
-        .collect();
-    assert_eq!(warned.len(), 1, "{logs:?}");
+    let warned = logs_with(&sink, LogLevel::Warn, "totalSize");
+    assert_eq!(warned.len(), 1, "{:?}", sink.logs());
     assert!(
         warned[0].starts_with(
             "ContentDocumentLink: the ids of ContentDocument: Salesforce counted 450 rows"

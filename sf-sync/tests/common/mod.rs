@@ -206,6 +206,23 @@ pub fn truth(control: &OrgControl, spec: &StreamSpec) -> BTreeMap<String, Map<St
         .collect()
 }
 
+/// The LOG lines of `sink` at `level` that contain `needle`.
+pub fn logs_with<'a>(sink: &'a MemorySink, level: LogLevel, needle: &str) -> Vec<&'a str> {
+    sink.logs()
+        .into_iter()
+        .filter(|(l, m)| *l == level && m.contains(needle))
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// Asserts that `stream` emitted `count` records, each once.
+pub fn assert_each_once(sink: &MemorySink, stream: &str, count: usize) {
+    let records = sink.records(stream);
+    let ids: BTreeSet<&str> = records.iter().map(|r| r.id().unwrap()).collect();
+    assert_eq!(records.len(), count, "{stream}: records");
+    assert_eq!(ids.len(), count, "{stream}: each record once");
+}
+
 /// The last version of every record emitted for `stream`, by Id (later records win, as a dedup
 /// destination keeps them).
 pub fn latest(
