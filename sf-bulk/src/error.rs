@@ -59,7 +59,8 @@ pub enum Error {
     },
     /// The job ended in `Failed`.
     #[error(
-        "bulk job {job_id} failed: {error_message}{}",
+        "bulk job {job_id} failed: {}{}",
+        if error_message.trim().is_empty() { "Salesforce gave no errorMessage" } else { error_message },
         message_advice(error_message)
     )]
     JobFailed {
@@ -130,6 +131,19 @@ pub enum Error {
         /// The transport failure.
         #[source]
         source: Box<sf_auth::Error>,
+    },
+    /// `GET jobs/query/{id}/resultPages` (the listing of pages to fetch in parallel) was
+    /// refused, never answered, or answered with something else than a listing of this job's
+    /// pages.
+    #[error("listing the result pages of bulk job {job_id} (resultPages) failed: {reason}")]
+    ResultPages {
+        /// The job.
+        job_id: String,
+        /// What was wrong (Salesforce's answer or the transport failure is also the source).
+        reason: String,
+        /// Salesforce's answer or the transport failure, when there was one.
+        #[source]
+        source: Option<Box<sf_auth::Error>>,
     },
     /// A results page could not be decoded.
     #[error(
@@ -234,6 +248,21 @@ pub enum DecodeError {
         /// The charset as sent.
         charset: String,
     },
+    /// One record holds more bytes or fields than any Salesforce record can: a quote never
+    /// closed, most likely, which would otherwise make the rest of the page one value held in
+    /// memory.
+    #[error(
+        "row {row} holds more than {limit} {what}, more than any Salesforce record: the page is \
+         malformed (a quote never closed?)"
+    )]
+    RecordTooLarge {
+        /// The row.
+        row: u64,
+        /// The limit passed.
+        limit: usize,
+        /// `bytes` or `fields`.
+        what: &'static str,
+    },
     /// The page ended inside a quoted value: the body was cut short.
     #[error("the page ends inside a quoted value in row {row}: the body was cut short")]
     Truncated {
@@ -291,7 +320,14 @@ fn creation_kind(source: &sf_auth::Error) -> ErrorKind {
         | ErrorKind::FilterRequired
         | ErrorKind::BulkNotSupported
         | ErrorKind::BulkJobLimit
-        | ErrorKind::DailyLimitExceeded => kind,
+        | ErrorKind::DailyLimitExceeded
+        // A concurrency limit (403 `REQUEST_LIMIT_EXCEEDED` "ConcurrentPerOrgLongTxn") still
+        // refusing after the session's longer retries passes with time: it is no sign that Bulk
+        // cannot serve the object, and reading a large object through REST instead would cost
+        // an API call per 2,000 rows.
+        | ErrorKind::ConcurrentLimit
+        | ErrorKind::Transient
+        | ErrorKind::Unauthenticated => kind,
         _ if matches!(status, 403 | 404) => ErrorKind::BulkNotSupported,
         _ => kind,
     }
@@ -326,6 +362,9 @@ impl Error {
                 ErrorKind::ResultsIncomplete
             }
             Error::ResultsProtocol { .. } => ErrorKind::ResultsInvalid,
+            Error::ResultPages { source, .. } => source
+                .as_deref()
+                .map_or(ErrorKind::ResultsInvalid, job_request_kind),
         }
     }
 
@@ -348,6 +387,7 @@ impl Error {
             | Error::JobDelete { source, .. }
             | Error::ResultsRequest { source, .. }
             | Error::ResultsRead { source, .. } => Some(source),
+            Error::ResultPages { source, .. } => source.as_deref(),
             _ => None,
         }
     }
@@ -381,7 +421,8 @@ impl Error {
             | Error::ResultsDecode { job_id, .. }
             | Error::ResultsPageCount { job_id, .. }
             | Error::ResultsTotalCount { job_id, .. }
-            | Error::ResultsProtocol { job_id, .. } => Some(job_id),
+            | Error::ResultsProtocol { job_id, .. }
+            | Error::ResultPages { job_id, .. } => Some(job_id),
         }
     }
 }
@@ -466,6 +507,14 @@ mod tests {
                 ErrorKind::ObjectNotQueryable,
             ),
             (503, "SERVER_UNAVAILABLE", "busy", ErrorKind::Transient),
+            // A concurrency limit still refusing after the session's retries is no reason to
+            // read through REST: it passes with time.
+            (
+                403,
+                "REQUEST_LIMIT_EXCEEDED",
+                "ConcurrentPerOrgLongTxn Limit exceeded.",
+                ErrorKind::ConcurrentLimit,
+            ),
             (400, "API_ERROR", "something else", ErrorKind::Other),
         ];
         for (status, code, message, want) in cases {

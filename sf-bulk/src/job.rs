@@ -269,10 +269,15 @@ impl BulkClient {
                     })
                 }
                 JobState::Unknown(state) => {
+                    // The wait ends here, so the job is not left running for no one.
+                    tracing::warn!(job_id, state = %state, "BulkJobStateUnknown");
+                    if let Err(e) = self.abort(job_id).await {
+                        tracing::warn!(job_id, error = %e, "BulkJobAbortFailed");
+                    }
                     return Err(Error::JobState {
                         job_id: job_id.to_string(),
                         state: state.clone(),
-                    })
+                    });
                 }
                 JobState::UploadComplete | JobState::InProgress => {}
             }

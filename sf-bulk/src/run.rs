@@ -208,6 +208,8 @@ impl Run {
                 if item.is_err() {
                     self.phase = Phase::Done;
                     self.page = None;
+                    // The pages downloading ahead are stopped, their connections closed.
+                    self.pages = None;
                 }
                 return Some(item);
             }
@@ -241,6 +243,7 @@ impl Run {
                                 Error::JobFailed { .. }
                                     | Error::JobAborted { .. }
                                     | Error::JobTimedOut { .. }
+                                    | Error::JobState { .. }
                             );
                             if terminal {
                                 self.client.delete_best_effort(&self.job_id).await;
@@ -400,10 +403,26 @@ impl Run {
             source,
         };
         match page.body.next().await {
-            Some(Ok(chunk)) => page
-                .decoder
-                .push(&chunk, &mut self.ready)
-                .map_err(|source| decode_error(page, source)),
+            Some(Ok(chunk)) => {
+                page.decoder
+                    .push(&chunk, &mut self.ready)
+                    .map_err(|source| decode_error(page, source))?;
+                // More rows than the job holds (pages served twice): refused at once, the rows
+                // past the job's total never yielded.
+                let received = self.rows_total + page.decoder.rows();
+                if let Some(processed) = self.expected_total.filter(|p| received > *p) {
+                    let excess = usize::try_from(received - processed).unwrap_or(usize::MAX);
+                    self.ready.truncate(self.ready.len().saturating_sub(excess));
+                    self.page = None;
+                    self.pages = None;
+                    self.after = Some(Err(Error::ResultsTotalCount {
+                        job_id: self.job_id.clone(),
+                        processed,
+                        received,
+                    }));
+                }
+                Ok(())
+            }
             Some(Err(source)) => Err(Error::ResultsRead {
                 job_id: self.job_id.clone(),
                 locator: page.locator.clone(),
@@ -419,9 +438,12 @@ impl Run {
                 };
                 self.rows_total += rows;
                 tracing::debug!(job_id = %self.job_id, locator = ?page.locator, rows, "BulkResultsPageRead");
-                // More rows than the job holds: pages served twice. Refused at once, not at an
-                // end a repeating chain never reaches.
+                // More rows than the job holds (the last row, decoded only at the body's end):
+                // refused at once as above, not at an end a repeating chain never reaches.
                 if let Some(processed) = self.expected_total.filter(|p| self.rows_total > *p) {
+                    let excess = usize::try_from(self.rows_total - processed).unwrap_or(usize::MAX);
+                    self.ready.truncate(self.ready.len().saturating_sub(excess));
+                    self.pages = None;
                     self.after = Some(Err(Error::ResultsTotalCount {
                         job_id: self.job_id.clone(),
                         processed,

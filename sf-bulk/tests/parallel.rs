@@ -371,3 +371,51 @@ async fn listed_pages_without_a_locator_header_are_all_read() {
         ]
     );
 }
+
+/// A `resultPages` listing that fails is named as the listing in the error, not as a results
+/// page: the reader is sent to the request that failed.
+#[tokio::test]
+async fn a_failed_listing_is_named_as_the_listing() {
+    let cases = [
+        (
+            400,
+            r#"[{"errorCode":"API_ERROR","message":"listing broke"}]"#,
+            "listing broke",
+        ),
+        (
+            200,
+            r#"{"done":true,"resultPages":[{"resultUrl":"/services/data/v62.0/sobjects/Account"}]}"#,
+            "is not a results page of this job",
+        ),
+    ];
+    for (status, body, said) in cases {
+        let mut server = Mock::start(&[]).await.server;
+        let job = job_of_three(&mut server).await;
+        server
+            .mock("GET", format!("{job}/resultPages").as_str())
+            .match_query(mockito::Matcher::Any)
+            .with_status(status)
+            .with_header("content-type", "application/json;charset=UTF-8")
+            .with_body(body)
+            .create_async()
+            .await;
+        let client =
+            BulkClient::new(session_for(&server.url()).await, BulkConfig::default()).unwrap();
+        let (items, error) = collect(client.resume(
+            sf_bulk::ResumePoint::start(MOCK_JOB),
+            &[FieldSpec::new("Id", FieldType::Id)],
+        ))
+        .await;
+        assert!(records(&items).is_empty());
+        let error = error.unwrap();
+        let text = error.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "listing the result pages of bulk job {MOCK_JOB} (resultPages) failed: "
+            )) && text.contains(said),
+            "{text}"
+        );
+        assert!(!text.contains("results page 1"), "{text}");
+        assert_eq!(error.job_id(), Some(MOCK_JOB));
+    }
+}

@@ -248,16 +248,10 @@ async fn more_rows_than_the_job_holds_are_refused_at_once() {
     serve_chain(&mut server, &[(None, "QQ"), (Some("QQ"), "Qg")], "2", page).await;
     let client = client(&server).await;
     let (items, error) = collect(client.resume(ResumePoint::start(JOB), &fields())).await;
+    // The page served again is refused as soon as it is decoded: none of its rows goes out.
     assert_eq!(
         outline(&items),
-        [
-            "completed:2",
-            "record:a0B1",
-            "record:a0B2",
-            "page:2/2->QQ",
-            "record:a0B1",
-            "record:a0B2",
-        ]
+        ["completed:2", "record:a0B1", "record:a0B2", "page:2/2->QQ"]
     );
     let error = error.unwrap();
     assert!(
@@ -271,6 +265,78 @@ async fn more_rows_than_the_job_holds_are_refused_at_once() {
         ),
         "{error}"
     );
+}
+
+/// A page holding more rows than the whole job: the rows up to the job's total go out, the
+/// rest never does, whether the last row ends with a line feed or only with the body.
+#[tokio::test]
+async fn rows_past_the_job_total_are_never_yielded() {
+    for ending in ["\n", ""] {
+        let mut server = server(2).await;
+        let page = format!(
+            "\"Id\",\"Name\",\"Amount__c\"\n\"a0B1\",\"x\",\"1.0\"\n\"a0B2\",\"y\",\"2.0\"\n\"a0B3\",\"z\",\"3.0\"{ending}"
+        );
+        serve_chain(&mut server, &[(None, "null")], "3", &page).await;
+        let client = client(&server).await;
+        let (items, error) = collect(client.resume(ResumePoint::start(JOB), &fields())).await;
+        assert_eq!(
+            outline(&items),
+            ["completed:2", "record:a0B1", "record:a0B2"],
+            "ending {ending:?}"
+        );
+        let error = error.unwrap();
+        assert!(
+            matches!(
+                error,
+                Error::ResultsTotalCount {
+                    processed: 2,
+                    received: 3,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+}
+
+/// A job in a state this crate does not know ends the wait, and the job is aborted and deleted
+/// rather than left running for no one.
+#[tokio::test]
+async fn a_job_in_an_unknown_state_is_aborted_and_deleted() {
+    let mut server = Mock::start(&[]).await.server;
+    let info = |state: &str| {
+        json!({"id": JOB, "state": state, "operation": "query", "object": "Invoice__c"}).to_string()
+    };
+    server
+        .mock("GET", JOB_PATH)
+        .with_header("content-type", "application/json;charset=UTF-8")
+        .with_body(info("Paused"))
+        .create_async()
+        .await;
+    let abort = server
+        .mock("PATCH", JOB_PATH)
+        .match_body(Matcher::PartialJson(json!({"state": "Aborted"})))
+        .with_header("content-type", "application/json;charset=UTF-8")
+        .with_body(info("Aborted"))
+        .expect(1)
+        .create_async()
+        .await;
+    let delete = server
+        .mock("DELETE", JOB_PATH)
+        .with_status(204)
+        .expect(1)
+        .create_async()
+        .await;
+    let client = client(&server).await;
+    let (items, error) = collect(client.resume(ResumePoint::start(JOB), &fields())).await;
+    assert!(outline(&items).is_empty(), "{:?}", outline(&items));
+    let error = error.unwrap();
+    assert_eq!(
+        error.to_string(),
+        format!("bulk job {JOB} is in an unknown state `Paused`")
+    );
+    abort.assert_async().await;
+    delete.assert_async().await;
 }
 
 #[tokio::test]

@@ -26,6 +26,14 @@ use number::{parse_integer, parse_number};
 const UTF8_BOM: &[u8; 3] = b"\xEF\xBB\xBF";
 /// Values quoted in errors are cut to this many characters.
 const MAX_VALUE_IN_ERROR: usize = 100;
+/// The most bytes one record may hold once unquoted. Salesforce caps an object's long and rich
+/// text at 1,638,400 characters together and a text field at 131,072 (belief from its field
+/// limits; about 7 MB in UTF-8 with every other field full), so 64 MiB is no real record: it
+/// bounds the memory a quote never closed can take.
+const MAX_RECORD_BYTES: usize = 64 << 20;
+/// The most fields one record may hold: an object has at most a few thousand fields with their
+/// components, so this bounds a malformed row of separators only.
+const MAX_RECORD_FIELDS: usize = 1 << 16;
 
 /// The requested columns: names shared by every record, and how each is typed.
 #[derive(Debug)]
@@ -318,10 +326,16 @@ impl PageDecoder {
                 }
                 ReadRecordResult::OutputFull => {
                     let len = self.buf.len() * 2;
+                    if len > MAX_RECORD_BYTES {
+                        return Err(self.too_large(MAX_RECORD_BYTES, "bytes"));
+                    }
                     self.buf.resize(len, 0);
                 }
                 ReadRecordResult::OutputEndsFull => {
                     let len = self.ends.len() * 2;
+                    if len > MAX_RECORD_FIELDS {
+                        return Err(self.too_large(MAX_RECORD_FIELDS, "fields"));
+                    }
                     self.ends.resize(len, 0);
                 }
                 ReadRecordResult::Record => {
@@ -378,6 +392,14 @@ impl PageDecoder {
                 }
                 _ => return None,
             }
+        }
+    }
+
+    fn too_large(&self, limit: usize, what: &'static str) -> DecodeError {
+        DecodeError::RecordTooLarge {
+            row: self.rows + 1,
+            limit,
+            what,
         }
     }
 
@@ -467,8 +489,13 @@ impl PageDecoder {
                     charset: Charset::Utf8.name(),
                 })?;
                 for (&end, &(kind, column)) in fields {
-                    // Field ends fall on ASCII delimiters, so they are character boundaries.
-                    let cell = text.get(start..end).unwrap_or_default();
+                    // Unescaped fields sit back to back, so a field boundary inside a character
+                    // (a value ending in a lead byte, the next starting with its continuation)
+                    // leaves the row valid and both cells not: refused, never read as nulls.
+                    let cell = text.get(start..end).ok_or(DecodeError::Encoding {
+                        row,
+                        charset: Charset::Utf8.name(),
+                    })?;
                     put(column, self.convert(kind, column, cell, row)?);
                     start = end;
                 }

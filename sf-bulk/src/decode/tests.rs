@@ -458,3 +458,84 @@ fn a_single_nullable_column_keeps_its_null_rows() {
         ]
     );
 }
+
+#[test]
+fn a_character_split_between_two_values_is_refused_not_read_as_nulls() {
+    let f = fields(&[("Id", FieldType::Id), ("Name", FieldType::String)]);
+    // The lead byte of "é" ends the first value and its continuation starts the second: the
+    // row's bytes together are valid UTF-8 ("001éx"), neither value is.
+    let body = b"\"Id\",\"Name\"\n\"001\xC3\",\"\xA9x\"\n";
+    for fast in [true, false] {
+        let mut decoder = PageDecoder::new(&f, Some("text/csv; charset=UTF-8")).unwrap();
+        decoder.fast_rows = fast;
+        let mut out = Vec::new();
+        let err = decoder
+            .push(body, &mut out)
+            .and_then(|()| decoder.finish(&mut out).map(|_| ()))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::Encoding {
+                row: 1,
+                charset: "UTF-8"
+            },
+            "fast rows: {fast}"
+        );
+        assert!(out.is_empty(), "fast rows: {fast}: {out:?}");
+    }
+}
+
+#[test]
+fn a_quote_never_closed_is_refused_before_the_page_fills_memory() {
+    let f = fields(&[("Id", FieldType::Id), ("Name", FieldType::String)]);
+    let mut decoder = PageDecoder::new(&f, None).unwrap();
+    let mut out = Vec::new();
+    decoder
+        .push(
+            b"\"Id\",\"Name\"\n\"001\",\"ok\"\n\"002\",\"oops\n",
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    // The rest of the page, unquoted rows after the quote never closed, in 1 MiB chunks.
+    let chunk = b"003,row\n".repeat((1 << 20) / 8);
+    let mut pushed = 0usize;
+    let err = loop {
+        match decoder.push(&chunk, &mut out) {
+            Ok(()) => pushed += chunk.len(),
+            Err(e) => break e,
+        }
+        assert!(
+            pushed <= MAX_RECORD_BYTES,
+            "no refusal after {pushed} bytes"
+        );
+    };
+    assert_eq!(
+        err,
+        DecodeError::RecordTooLarge {
+            row: 2,
+            limit: MAX_RECORD_BYTES,
+            what: "bytes"
+        }
+    );
+    assert!(err.to_string().contains("a quote never closed"), "{err}");
+    assert_eq!(err.kind(), crate::ErrorKind::ResultsInvalid);
+    assert!(decoder.buf.len() <= MAX_RECORD_BYTES);
+
+    // A row of separators only: bounded by its field count.
+    let mut decoder = PageDecoder::new(&f, None).unwrap();
+    let mut out = Vec::new();
+    decoder.push(b"\"Id\",\"Name\"\n", &mut out).unwrap();
+    let err = decoder.push(&vec![b','; 1 << 20], &mut out).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecodeError::RecordTooLarge {
+                row: 1,
+                what: "fields",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

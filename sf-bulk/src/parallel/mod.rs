@@ -166,9 +166,11 @@ impl Pages {
         };
         match pages.list_more().await {
             Ok(()) => {}
-            Err(Error::ResultsRequest { source, .. })
-                if matches!(source.kind(), ErrorKind::NotFound | ErrorKind::JobNotFound)
-                    && source.api_error().is_some_and(|a| a.status == 404) =>
+            Err(Error::ResultPages {
+                source: Some(source),
+                ..
+            }) if matches!(source.kind(), ErrorKind::NotFound | ErrorKind::JobNotFound)
+                && source.api_error().is_some_and(|a| a.status == 404) =>
             {
                 tracing::info!(
                     job_id,
@@ -208,10 +210,10 @@ impl Pages {
     }
 
     fn protocol(&self, message: String) -> Error {
-        Error::ResultsProtocol {
+        Error::ResultPages {
             job_id: self.job_id.clone(),
-            locator: None,
-            message,
+            reason: message,
+            source: None,
         }
     }
 
@@ -224,10 +226,10 @@ impl Pages {
         for (k, v) in &query {
             request = request.query(k.clone(), v.clone());
         }
-        let request_error = |source| Error::ResultsRequest {
+        let request_error = |source: sf_auth::Error| Error::ResultPages {
             job_id: self.job_id.clone(),
-            locator: None,
-            source: Box::new(source),
+            reason: source.to_string(),
+            source: Some(Box::new(source)),
         };
         let answer = self
             .client
