@@ -436,3 +436,167 @@ async fn deletes_after_latest_date_covered_come_with_the_next_sync() {
     };
     deletes_unknown_then_listed(77, faults, 600).await;
 }
+
+/// A first sync stopped by the daily limit inside its first Bulk job leaves a state naming the
+/// job and no window. The next sync has rows downstream to delete: it asks getDeleted, and
+/// - a record the first sync emitted and hard-deleted since gets a tombstone;
+/// - a record hard-deleted since that sits in the job's pages not read yet comes out of the
+///   continued job as it was when the job ran (its results are a snapshot), and its tombstone
+///   follows it rather than being cancelled by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_after_a_stop_inside_a_first_bulk_job_get_tombstones() {
+    let options = ReadOptions {
+        planner: PlannerConfig {
+            rest_max_rows: 0,
+            bulk_rows_per_window: 100_000,
+            ..PlannerConfig::default()
+        },
+        bulk_max_records: Some(50),
+        bulk_jobs_in_flight: 1,
+        ..fast_options()
+    };
+    let mut checked = 0;
+    for allowance in 2..=12 {
+        let c = connect(
+            org_config(78).rows("Account", 300),
+            json!({"force_use_bulk_api": true}),
+        )
+        .await;
+        let ctl = c.org.control();
+        let catalog = configure(&c.catalog, &["Account"], Some("incremental"));
+        let used = ctl.stats().api_usage.used;
+        ctl.set_faults(Faults {
+            daily_api_limit: used + allowance,
+            ..Faults::default()
+        });
+        let (cut, first) = run(
+            &c.session,
+            &c.config,
+            &catalog,
+            &InputState::default(),
+            &options,
+        )
+        .await;
+        cut.unwrap();
+        let mut states = States::default();
+        states.update(&first, &["Account"]);
+        let state = states.0.get("Account").cloned().unwrap_or_default();
+        let in_job = state["bulk_jobs"].as_array().is_some_and(|j| !j.is_empty())
+            && state["slices"].as_array().is_none_or(|s| s.is_empty());
+        let emitted = ids(&first
+            .records("Account")
+            .into_iter()
+            .cloned()
+            .collect::<Vec<_>>());
+        if !in_job || emitted.is_empty() {
+            c.org.shutdown().await;
+            continue;
+        }
+        checked += 1;
+        let unread: Vec<String> = ctl
+            .truth("Account")
+            .iter()
+            .filter_map(|r| r["Id"].as_str().map(str::to_string))
+            .filter(|id| !emitted.contains(id))
+            .collect();
+        assert!(
+            !unread.is_empty(),
+            "allowance {allowance}: the job was read whole"
+        );
+
+        ctl.set_faults(Faults::default());
+        ctl.advance_clock(HOUR);
+        let read_before = emitted.iter().next().unwrap().clone();
+        let mut deletes = Mutation::new("Account");
+        deletes.hard_delete_ids = vec![read_before.clone(), unread[0].clone()];
+        let gone = ctl.mutate(deletes);
+        assert_eq!(gone.hard_deleted.len(), 2, "{gone:?}");
+        ctl.advance_clock(HOUR);
+
+        let (rest, second) = run(&c.session, &c.config, &catalog, &states.input(), &options).await;
+        rest.unwrap();
+        assert_eq!(
+            ids(&tombstones(&second, "Account")),
+            set(&[&gone.hard_deleted]),
+            "allowance {allowance}; state after the cut: {state}; {:?}",
+            second.logs()
+        );
+        // The snapshot row of the record not read yet, then its tombstone.
+        let records = second.records("Account");
+        let positions: Vec<(usize, bool)> = records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.id() == Some(unread[0].as_str()))
+            .map(|(i, r)| (i, r.columns.len() == 3 && r.columns[1] == "IsDeleted"))
+            .collect();
+        assert!(
+            matches!(positions.as_slice(), [(a, false), (b, true)] if a < b),
+            "allowance {allowance}: {positions:?}"
+        );
+        c.org.shutdown().await;
+    }
+    assert!(checked > 0, "no cut fell inside the first job after a page");
+}
+
+/// A sync that lists the deletes an earlier one could not (its state's `deletes_unknown_from`)
+/// and then stops at the daily limit before the window they fall in is done keeps that key in
+/// its state, so the next sync asks for them again and brings their tombstones.
+#[tokio::test]
+async fn deletes_listed_by_a_sync_stopped_before_their_window_come_with_the_next() {
+    let mut stopped_after_listing = 0;
+    for allowance in 1..=4 {
+        let c = connect(org_config(79), json!({})).await;
+        let ctl = c.org.control();
+        let (catalog, mut states) = first_lead_sync(&c).await;
+        ctl.advance_clock(HOUR);
+        let gone = ctl.mutate(Mutation::new("Lead").hard_delete(2));
+        assert_eq!(gone.hard_deleted.len(), 2);
+        ctl.advance_clock(HOUR);
+        ctl.set_faults(Faults {
+            malformed_deleted_next: 1,
+            ..Faults::default()
+        });
+        let (second, second_sink) = run_from(&c, &catalog, &states).await;
+        second.unwrap();
+        assert!(tombstones(&second_sink, "Lead").is_empty());
+        states.update(&second_sink, &["Lead"]);
+        assert!(states.0["Lead"]["deletes_unknown_from"].is_string());
+
+        ctl.advance_clock(HOUR);
+        let used = ctl.stats().api_usage.used;
+        ctl.set_faults(Faults {
+            daily_api_limit: used + allowance,
+            ..Faults::default()
+        });
+        let (third, third_sink) = run_from(&c, &catalog, &states).await;
+        third.unwrap();
+        states.update(&third_sink, &["Lead"]);
+        let listed = third_sink
+            .logs()
+            .into_iter()
+            .any(|(_, l)| l.starts_with("Lead: hard deletes from"));
+        if listed && tombstones(&third_sink, "Lead").is_empty() {
+            stopped_after_listing += 1;
+            assert!(
+                states.0["Lead"]["deletes_unknown_from"].is_string(),
+                "allowance {allowance}: {}",
+                states.0["Lead"]
+            );
+        }
+
+        ctl.set_faults(Faults::default());
+        ctl.advance_clock(HOUR);
+        let (fourth, fourth_sink) = run_from(&c, &catalog, &states).await;
+        fourth.unwrap();
+        let got: BTreeSet<String> = ids(&tombstones(&third_sink, "Lead"))
+            .union(&ids(&tombstones(&fourth_sink, "Lead")))
+            .cloned()
+            .collect();
+        assert_eq!(got, set(&[&gone.hard_deleted]), "allowance {allowance}");
+        c.org.shutdown().await;
+    }
+    assert!(
+        stopped_after_listing > 0,
+        "no sync stopped between listing and emitting"
+    );
+}

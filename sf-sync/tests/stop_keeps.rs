@@ -138,6 +138,102 @@ async fn cancelled_mid_download_the_job_is_kept_and_the_next_sync_continues_it()
     c.org.shutdown().await;
 }
 
+/// A job continued from a state that says rows of its page were already emitted, stopped again
+/// by the daily limit before it reads on (while it is looked up, or before its page is read
+/// again), is named by the stop state with those rows still counted: the sync after skips them
+/// rather than emitting them twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continued_job_stopped_again_keeps_the_rows_of_its_page_already_emitted() {
+    let c = connect(org(63), json!({})).await;
+    let control = c.org.control();
+    let configured = configure(&c.catalog, &["Account"], Some("incremental"));
+    let (_, first) = read_cancelled_at(&c, &configured, 130, &options()).await;
+    let last = first.last_state("Account").unwrap().clone();
+    let saved = last["bulk_jobs"][0].clone();
+    let in_page = saved["page_rows_emitted"].as_u64().unwrap();
+    assert!(in_page > 0, "{last}");
+    let mut states = States::default();
+    states.update(&first, &["Account"]);
+    let mut named_again = 0;
+    for allowance in 0..=6 {
+        let used = control.stats().api_usage.used;
+        control.set_faults(Faults {
+            daily_api_limit: used + allowance,
+            ..Faults::default()
+        });
+        let (result, cut) = run(
+            &c.session,
+            &c.config,
+            &configured,
+            &states.input(),
+            &options(),
+        )
+        .await;
+        result.unwrap();
+        let Some(state) = cut.last_state("Account") else {
+            continue;
+        };
+        let same = state["bulk_jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|j| j["job_id"] == saved["job_id"] && j["locator"] == saved["locator"]);
+        if let Some(job) = same {
+            named_again += 1;
+            let emitted_now = cut.records("Account").len() as u64;
+            assert_eq!(
+                job["page_rows_emitted"].as_u64(),
+                Some(in_page + emitted_now),
+                "allowance {allowance}: {state}"
+            );
+        }
+    }
+    assert!(named_again > 0, "no stop fell before the job read on");
+    control.set_faults(Faults::default());
+    c.org.shutdown().await;
+}
+
+/// A state that says more rows of a job's page were emitted than the job holds (edited by
+/// hand, or written for another job) drops rows that were never emitted: the sync says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_skipping_past_the_end_of_its_job_is_warned_about() {
+    let c = connect(org(64), json!({})).await;
+    let configured = configure(&c.catalog, &["Account"], Some("incremental"));
+    let (_, first) = read_cancelled_at(&c, &configured, 130, &options()).await;
+    let mut states = States::default();
+    states.update(&first, &["Account"]);
+    states.0.get_mut("Account").unwrap()["bulk_jobs"][0]["page_rows_emitted"] = json!(100_000);
+    let (result, next) = run(
+        &c.session,
+        &c.config,
+        &configured,
+        &states.input(),
+        &options(),
+    )
+    .await;
+    result.unwrap();
+    let warned: Vec<&str> = next
+        .logs()
+        .into_iter()
+        .filter(|(level, m)| {
+            *level == sf_sync::LogLevel::Warn
+                && m.starts_with("Account: the Bulk job continued from the state ended")
+        })
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(warned.len(), 1, "{:?}", next.logs());
+    // The job's rows after the locator are fewer than a window's 800.
+    let short: u64 = warned[0]
+        .split("ended ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(short > 100_000 - 800 && short < 100_000, "{}", warned[0]);
+    assert!(warned[0].contains("records of this window may be missing"));
+    c.org.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_on_its_first_page_the_job_is_not_kept() {
     let c = connect(org(62), json!({})).await;

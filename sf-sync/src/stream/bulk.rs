@@ -106,7 +106,9 @@ impl Runner {
                     locator: saved.locator.clone(),
                     rows_done: saved.rows_done,
                 };
-                *lock(&task_slot) = Some(from.clone());
+                // Rows of the page at the locator a stopped sync emitted: kept in every state
+                // naming the job until its stream reads on.
+                *lock(&task_slot) = Some((from.clone(), saved.page_rows_emitted));
                 let continued = continue_job(
                     &bulk,
                     &saved,
@@ -157,7 +159,7 @@ impl Runner {
                 let first = match item {
                     Some(Ok(BulkItem::JobCreated { job_id: id })) => {
                         lock(&jobs).insert(id.clone());
-                        *lock(&task_slot) = Some(ResumePoint::start(id.clone()));
+                        *lock(&task_slot) = Some((ResumePoint::start(id.clone()), 0));
                         gate.created(&id);
                         admitted.take();
                         created.notify_one();
@@ -211,8 +213,8 @@ impl Runner {
         // the jobs they create have ids, and every job still running is aborted and deleted;
         // except at the daily limit (or the budget), where the jobs stay on the org and the
         // stream's last state names them, with the page each continues at, for the next sync to
-        // continue; and on cancellation, where the job whose results were emitted in part (a
-        // page or more) stays, named by the last state, and the others go.
+        // continue; and on cancellation, where a job whose results were emitted in part (by
+        // this sync or the one before) stays, named by the last state, and the others go.
         stop.cancel();
         let mut ahead: Vec<JobCheckpoint> = Vec::new();
         for (span, preparing) in inflight {
@@ -222,11 +224,15 @@ impl Runner {
             }
         }
         let current = run.progress.current.take();
+        // A page or more of the job is downstream, emitted by this sync or (a job continued
+        // from the input state, still being looked up) by the one before.
+        let emitted_in_part = |c: &JobCheckpoint| c.locator.is_some();
         let kept: Vec<JobCheckpoint> = match &result {
             Err(Stop::Limit(_)) => current.into_iter().chain(ahead).collect(),
             Err(Stop::Cancelled) if self.shared.cancel.is_cancelled() => current
-                .filter(|c| c.locator.is_some())
                 .into_iter()
+                .chain(ahead)
+                .filter(emitted_in_part)
                 .collect(),
             _ => Vec::new(),
         };
@@ -502,6 +508,7 @@ impl Runner {
             };
             match item {
                 None => {
+                    self.skipped_past_the_end(skip).await;
                     if let Some(id) = &job_id {
                         lock(&self.jobs).remove(id);
                     }
@@ -510,6 +517,7 @@ impl Runner {
                 // The last page, the job's total checked: every row is out. The rest of the
                 // stream (deleting the job) is left to the caller, after the window's state.
                 Some(Ok(BulkItem::PageDone(progress))) if progress.next_locator.is_none() => {
+                    self.skipped_past_the_end(skip).await;
                     return Ok((most_recent, Some((progress.job_id, stream))));
                 }
                 Some(Ok(BulkItem::Record(_))) if skip > 0 => skip -= 1,
@@ -574,6 +582,28 @@ impl Runner {
                 }
             }
         }
+    }
+
+    /// The WARN of a job that ended with rows still to skip: the state it was continued from
+    /// said more rows of a page were emitted than the job holds (a state edited by hand, or
+    /// written for another job), so rows may be missing.
+    async fn skipped_past_the_end(&self, skip: u64) {
+        if skip == 0 {
+            return;
+        }
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "{}: the Bulk job continued from the state ended {skip} row{} short of the rows \
+                 the state said were already emitted (`page_rows_emitted`): the state does not \
+                 match the job, so records of this window may be missing; run a full refresh of \
+                 {} (reset the stream) to be sure",
+                self.name,
+                if skip == 1 { "" } else { "s" },
+                self.name
+            ),
+        )
+        .await;
     }
 
     /// Emits the state naming the job being downloaded (at the page, and the row of it,

@@ -19,8 +19,9 @@ use crate::state::{query_hash, JobCheckpoint};
 use crate::window::Window;
 
 /// A job in flight, shared between the task preparing it and the stream: its resume point once
-/// its id is known (the first page for a new job).
-pub(super) type JobSlot = Arc<Mutex<Option<ResumePoint>>>;
+/// its id is known (the first page for a new job), and the rows of that page a stopped sync
+/// already emitted (a job continued from the input state).
+pub(super) type JobSlot = Arc<Mutex<Option<(ResumePoint, u64)>>>;
 
 /// The checkpoint of the job in `slot` for `window`, if its id is known.
 pub(super) fn slot_checkpoint(
@@ -28,9 +29,11 @@ pub(super) fn slot_checkpoint(
     slot: &JobSlot,
     query: &str,
 ) -> Option<JobCheckpoint> {
-    lock(slot)
-        .as_ref()
-        .map(|point| checkpoint(window, point, query))
+    lock(slot).as_ref().map(|(point, page_rows_emitted)| {
+        let mut job = checkpoint(window, point, query);
+        job.page_rows_emitted = *page_rows_emitted;
+        job
+    })
 }
 
 /// The checkpoint of a job reading `window`, continuing at `point`.

@@ -71,6 +71,10 @@ impl Progress {
 #[derive(Debug, Clone, Copy)]
 struct Partial {
     start: DateTime<Utc>,
+    /// The window's end: a row showing a cursor at or past it (changed while the query was
+    /// read, were pages not a snapshot) never moves `last`, so a state never covers windows
+    /// not read yet.
+    end: DateTime<Utc>,
     /// The cursor value of the last record emitted.
     last: Option<DateTime<Utc>>,
     /// The largest cursor value emitted before `last`.
@@ -80,6 +84,17 @@ struct Partial {
 }
 
 impl Partial {
+    /// A record with this cursor value was emitted.
+    fn note(&mut self, cursor: Option<DateTime<Utc>>) {
+        if let Some(c) = cursor.filter(|c| *c < self.end) {
+            if self.last.is_none_or(|last| c > last) {
+                self.below = self.last.max(self.below);
+                self.last = Some(c);
+            }
+        }
+        self.since += 1;
+    }
+
     /// `[start, last)`: read completely, since rows come in cursor order and rows sharing `last`
     /// may not all have been emitted (they are read again, never skipped).
     fn slice(&self) -> Option<StateSlice> {
@@ -98,6 +113,7 @@ impl Runner {
         run.progress.partial = match (span, &run.state) {
             (Some(window), Some(_)) => Some(Partial {
                 start: window.start,
+                end: window.end,
                 last: None,
                 below: None,
                 since: 0,
@@ -122,13 +138,7 @@ impl Runner {
         let Some(partial) = run.progress.partial.as_mut() else {
             return Ok(());
         };
-        if let Some(c) = cursor {
-            if partial.last.is_none_or(|last| c > last) {
-                partial.below = partial.last.max(partial.below);
-                partial.last = Some(c);
-            }
-        }
-        partial.since += 1;
+        partial.note(cursor);
         if partial.since < page.max(1) {
             return Ok(());
         }
@@ -145,10 +155,11 @@ impl Runner {
         if *state == before {
             return Ok(());
         }
-        let json = state.to_json();
         // The hard deletes of what the state now covers go out before it: the next sync asks
-        // getDeleted only from where it ends.
+        // getDeleted only from where it ends (or from the earliest tombstone still pending).
         self.emit_tombstones(Some(end)).await?;
+        self.tombstones.note_in(state);
+        let json = state.to_json();
         self.send(Msg::State(self.idx, json)).await
     }
 
@@ -187,6 +198,9 @@ impl Runner {
         // The hard deletes of the part of a REST window the state will cover go out first.
         if let Some(end) = run.progress.partial.and_then(|p| p.slice()).map(|s| s.end) {
             let _ = self.emit_tombstones(Some(end)).await;
+        }
+        if let Some(state) = run.state.as_mut() {
+            self.tombstones.note_in(state);
         }
         let unstated = self.unstated.load(Ordering::Relaxed);
         let Some(state) = Runner::stop_state(run) else {
@@ -232,5 +246,42 @@ impl Runner {
         jobs.extend(std::mem::take(&mut run.progress.resumable));
         state.set_jobs(jobs);
         Some(state.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        crate::time::parse_instant(s).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_partial_window_covers_up_to_the_last_cursor_inside_it() {
+        let mut partial = Partial {
+            start: t("2024-01-01T00:00:00Z"),
+            end: t("2024-02-01T00:00:00Z"),
+            last: None,
+            below: None,
+            since: 0,
+        };
+        assert!(partial.slice().is_none());
+        partial.note(Some(t("2024-01-05T00:00:00Z")));
+        partial.note(Some(t("2024-01-10T00:00:00Z")));
+        // A row showing a cursor past the window (changed while the query was read) and one
+        // without a cursor move nothing.
+        partial.note(Some(t("2024-03-01T00:00:00Z")));
+        partial.note(Some(t("2024-02-01T00:00:00Z")));
+        partial.note(None);
+        assert_eq!(partial.since, 5);
+        assert_eq!(
+            partial.slice(),
+            Some(StateSlice {
+                start: t("2024-01-01T00:00:00Z"),
+                end: t("2024-01-10T00:00:00Z"),
+                most_recent_cursor_value: Some(t("2024-01-05T00:00:00Z")),
+            })
+        );
     }
 }

@@ -8,9 +8,14 @@
 //! the whole row, so its other columns become null).
 //!
 //! Tombstones go out with the window their deletion time falls in, before that window's state,
-//! so a state never covers a deletion whose tombstone was not emitted. An id the window's read
-//! already emitted (a soft delete still in the bin, read with `IsDeleted: true`; or a row
-//! undeleted since) gets no tombstone: the row itself says what became of it.
+//! so a state never covers a deletion whose tombstone was not emitted; until they are out, the
+//! state's `deletes_unknown_from` goes back to the earliest of them, so a sync stopped (or
+//! killed) before then asks getDeleted for them again. An id the read emits in a row that shows
+//! the delete (a soft delete still in the bin, read with `IsDeleted: true`) or what came after
+//! it (a row undeleted since, its cursor at or after the deletion) gets no tombstone: the row
+//! itself says what became of the record. A row older than the deletion (from a Bulk job a
+//! previous sync created, whose results are a snapshot of then) does not cancel it: the
+//! tombstone follows it.
 //!
 //! Cost: one API call per stream per sync and 30 days read, or a 25th of one when the stream's
 //! window was asked ahead with others' in a `composite` call (`deletes_ahead.rs`); none for a
@@ -21,7 +26,7 @@
 //!
 //! [`RestReader::deleted`]: sf_rest::RestReader::deleted
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
@@ -31,6 +36,7 @@ use sf_rest::{GET_DELETED_MAX_WINDOW, GET_DELETED_RETENTION};
 
 use super::{Msg, ObjectRun, Runner, Stop};
 use crate::sink::LogLevel;
+use crate::state::StreamState;
 use crate::time::{add, delta, format_instant, sub};
 use crate::window::Window;
 
@@ -43,8 +49,15 @@ const RETENTION_MARGIN: TimeDelta = TimeDelta::hours(1);
 pub(super) struct Tombstones {
     /// Deletion time → ids deleted then.
     pending: BTreeMap<DateTime<Utc>, Vec<String>>,
-    /// Ids in `pending` (a record read with one of them removes it).
-    ids: HashSet<String>,
+    /// Ids in `pending` and their deletion time (a record read that shows the delete, or what
+    /// came after it, removes its id).
+    ids: HashMap<String, DateTime<Utc>>,
+    /// Where the deletes stop being known for this sync: a getDeleted piece that failed, or an
+    /// answer complete only up to some instant.
+    unknown: Option<DateTime<Utc>>,
+    /// Whether getDeleted was asked this sync (else the state's `deletes_unknown_from` stays as
+    /// the input had it).
+    asked: bool,
     /// `Id`, `IsDeleted` and the cursor: the columns of a tombstone.
     columns: Option<sf_discovery::Columns>,
     /// Tombstones emitted, for the stream's log line.
@@ -57,16 +70,55 @@ impl Tombstones {
         self.ids.is_empty()
     }
 
-    /// A record was read: its id needs no tombstone.
+    /// A record was read: its id needs no tombstone when the row shows the delete
+    /// (`IsDeleted: true`) or what came after it (its cursor at or after the deletion: undeleted
+    /// since). A row older than the deletion, from a results snapshot taken before it, leaves
+    /// the tombstone to follow it.
     pub(super) fn seen(&mut self, record: &Record) {
-        if let Some(id) = record.id() {
+        let Some(id) = record.id() else {
+            return;
+        };
+        let Some(&deleted) = self.ids.get(id) else {
+            return;
+        };
+        let shows_delete = record.get("IsDeleted") == Some(&Value::Bool(true));
+        let cursor = self
+            .columns
+            .as_ref()
+            .and_then(|c| c.get(2))
+            .and_then(|name| record.get(name))
+            .and_then(Value::as_str)
+            .and_then(crate::time::parse_instant);
+        if shows_delete || cursor.is_some_and(|c| c >= deleted) {
             self.ids.remove(id);
         }
     }
 
     fn add(&mut self, id: String, at: DateTime<Utc>) {
-        if self.ids.insert(id.clone()) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.ids.entry(id.clone()) {
+            slot.insert(at);
             self.pending.entry(at).or_default().push(id);
+        }
+    }
+
+    /// Where the deletes stop being known if the sync ended now: where getDeleted could not
+    /// list them, or the earliest deletion whose tombstone is not out yet.
+    fn unknown_from(&self) -> Option<DateTime<Utc>> {
+        let earliest = self
+            .pending
+            .iter()
+            .find(|(_, ids)| ids.iter().any(|id| self.ids.contains_key(id)))
+            .map(|(at, _)| *at);
+        match (self.unknown, earliest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Writes [`Tombstones::unknown_from`] into `state`, once getDeleted was asked.
+    pub(super) fn note_in(&self, state: &mut StreamState) {
+        if self.asked {
+            state.set_deletes_unknown_from(self.unknown_from());
         }
     }
 
@@ -81,7 +133,7 @@ impl Tombstones {
         let mut out = Vec::new();
         for (at, ids) in due {
             for id in ids {
-                if self.ids.remove(&id) {
+                if self.ids.remove(&id).is_some() {
                     out.push((at, id));
                 }
             }
@@ -134,7 +186,16 @@ pub(super) fn deletes_span(
     hard_deletes: bool,
     now: DateTime<Utc>,
 ) -> Option<DeletesSpan> {
-    let first_read = run.state.as_ref()?.slices().first()?;
+    // Read before: a window, or a Bulk job whose pages a stopped sync emitted in part (a first
+    // sync stopped inside its first job has no window yet, and rows downstream).
+    let state = run.state.as_ref()?;
+    // The input state's jobs, taken out of it to be continued.
+    let jobs = || run.progress.resumable.iter().chain(state.jobs());
+    let jobs_only = state.slices().is_empty();
+    let first_read = match state.slices().first() {
+        Some(slice) => slice.start,
+        None => jobs().map(|j| j.start).min()?,
+    };
     run.cursor.as_ref()?;
     if !hard_deletes || !run.setup.replicateable || run.setup.spec.primary_key.is_none() {
         return None;
@@ -142,14 +203,24 @@ pub(super) fn deletes_span(
     let from = spans
         .iter()
         .map(|s| s.start)
-        .find(|start| *start >= first_read.start)?;
+        .find(|start| *start >= first_read)?;
+    // Read before only in jobs: their rows are as they were when each job ran, after its
+    // window's end was set, so a record deleted before then was never emitted live (a soft
+    // delete came as `IsDeleted: true`) and only later deletes need a tombstone.
+    let from = match jobs().map(|j| j.end).min() {
+        Some(end) if jobs_only => from.max(end),
+        _ => from,
+    };
     // Deletes a sync before could not list are asked for again.
-    let from = match run.state.as_ref()?.deletes_unknown_from() {
-        Some(unknown) if unknown < from => unknown.max(first_read.start),
+    let from = match state.deletes_unknown_from() {
+        Some(unknown) if unknown < from => unknown.max(first_read),
         _ => from,
     };
     let to = spans.last()?.end;
     let horizon = add(sub(now, delta(GET_DELETED_RETENTION)), RETENTION_MARGIN);
+    // Salesforce deletes jobs after seven days, so a job continued ran within what the log
+    // keeps: a state of jobs alone is no state too old.
+    let from = if jobs_only { from.max(horizon) } else { from };
     Some(DeletesSpan {
         from,
         horizon,
@@ -263,8 +334,10 @@ impl Runner {
             ),
         )
         .await;
+        self.tombstones.unknown = unknown;
+        self.tombstones.asked = true;
         if let Some(state) = run.state.as_mut() {
-            state.set_deletes_unknown_from(unknown);
+            self.tombstones.note_in(state);
         }
         Ok(())
     }
@@ -316,9 +389,10 @@ impl Runner {
     }
 
     /// After the last window: the tombstones left (deleted after it), then the state again.
-    pub(super) async fn finish_tombstones(&mut self, run: &ObjectRun) -> Result<(), Stop> {
+    pub(super) async fn finish_tombstones(&mut self, run: &mut ObjectRun) -> Result<(), Stop> {
         if self.emit_tombstones(None).await? {
-            if let Some(state) = run.state.as_ref() {
+            if let Some(state) = run.state.as_mut() {
+                self.tombstones.note_in(state);
                 let json = state.to_json();
                 self.send(Msg::State(self.idx, json)).await?;
             }
@@ -377,16 +451,39 @@ mod tests {
 
     #[test]
     fn tombstones_come_out_by_window_and_not_for_ids_read() {
-        let mut stones = Tombstones::default();
+        let columns = || {
+            Some(Arc::from(vec![
+                "Id".to_string(),
+                "IsDeleted".to_string(),
+                "SystemModstamp".to_string(),
+            ]))
+        };
+        let mut stones = Tombstones {
+            columns: columns(),
+            ..Tombstones::default()
+        };
         stones.add("a".into(), t("2024-01-01T10:00:00Z"));
         stones.add("b".into(), t("2024-01-01T11:00:00Z"));
         stones.add("c".into(), t("2024-01-01T12:00:00Z"));
         stones.add("c".into(), t("2024-01-01T12:00:00Z"));
-        let columns: sf_discovery::Columns = Arc::from(vec!["Id".to_string()]);
-        stones.seen(&Record {
-            columns,
-            values: vec![Value::String("b".into())],
-        });
+        let row = |fields: &[(&str, Value)]| Record {
+            columns: fields.iter().map(|(c, _)| c.to_string()).collect(),
+            values: fields.iter().map(|(_, v)| v.clone()).collect(),
+        };
+        let id = |i: &str| ("Id", Value::String(i.into()));
+        let at = |s: &str| ("SystemModstamp", Value::String(s.into()));
+        // Rows from before the deletion (a results snapshot taken then) do not cancel it,
+        // with or without `IsDeleted`, nor does a row without a cursor.
+        stones.seen(&row(&[id("a"), at("2024-01-01T09:59:59.999Z")]));
+        stones.seen(&row(&[
+            id("c"),
+            ("IsDeleted", Value::Bool(false)),
+            at("2024-01-01T11:00:00.000Z"),
+        ]));
+        stones.seen(&row(&[id("c")]));
+        // Undeleted since (a cursor at or after the deletion), or read as deleted: no tombstone.
+        stones.seen(&row(&[id("b"), at("2024-01-01T11:00:00.000Z")]));
+        assert_eq!(stones.unknown_from(), Some(t("2024-01-01T10:00:00Z")));
         assert!(!stones.is_empty());
         assert_eq!(
             stones.take_before(Some(t("2024-01-01T11:30:00Z"))),
@@ -398,5 +495,26 @@ mod tests {
         );
         assert!(stones.is_empty());
         assert!(stones.take_before(None).is_empty());
+        assert_eq!(stones.unknown_from(), None);
+
+        let mut stones = Tombstones {
+            columns: columns(),
+            ..Tombstones::default()
+        };
+        stones.add("d".into(), t("2024-01-01T10:00:00Z"));
+        stones.add("e".into(), t("2024-01-01T12:00:00Z"));
+        stones.seen(&row(&[
+            id("d"),
+            ("IsDeleted", Value::Bool(true)),
+            at("2024-01-01T09:00:00.000Z"),
+        ]));
+        // The earliest tombstone not out yet, or where getDeleted could not list them.
+        assert_eq!(stones.unknown_from(), Some(t("2024-01-01T12:00:00Z")));
+        stones.unknown = Some(t("2024-01-01T11:00:00Z"));
+        assert_eq!(stones.unknown_from(), Some(t("2024-01-01T11:00:00Z")));
+        assert_eq!(
+            stones.take_before(None),
+            [(t("2024-01-01T12:00:00Z"), "e".to_string())]
+        );
     }
 }

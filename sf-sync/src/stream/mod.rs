@@ -540,6 +540,7 @@ impl Runner {
         self.emit_tombstones(span.map(|w| w.end)).await?;
         if let (Some(window), Some(state)) = (span, run.state.as_mut()) {
             state.add(window.to_slice(most_recent));
+            self.tombstones.note_in(state);
             let json = state.to_json();
             self.send(Msg::State(self.idx, json)).await?;
         }
