@@ -584,28 +584,6 @@ impl Runner {
         }
     }
 
-    /// The WARN of a job that ended with rows still to skip: the state it was continued from
-    /// said more rows of a page were emitted than the job holds (a state edited by hand, or
-    /// written for another job), so rows may be missing.
-    async fn skipped_past_the_end(&self, skip: u64) {
-        if skip == 0 {
-            return;
-        }
-        self.log(
-            LogLevel::Warn,
-            format!(
-                "{}: the Bulk job continued from the state ended {skip} row{} short of the rows \
-                 the state said were already emitted (`page_rows_emitted`): the state does not \
-                 match the job, so records of this window may be missing; run a full refresh of \
-                 {} (reset the stream) to be sure",
-                self.name,
-                if skip == 1 { "" } else { "s" },
-                self.name
-            ),
-        )
-        .await;
-    }
-
     /// Emits the state naming the job being downloaded (at the page, and the row of it,
     /// reached) and the jobs started `ahead`, when they changed.
     async fn download_checkpoint(

@@ -129,6 +129,28 @@ pub(super) async fn continue_job(
 }
 
 impl Runner {
+    /// The WARN of a job that ended with rows still to skip: the state it was continued from
+    /// said more rows of a page were emitted than the job holds (a state edited by hand, or
+    /// written for another job), so rows may be missing.
+    pub(super) async fn skipped_past_the_end(&self, skip: u64) {
+        if skip == 0 {
+            return;
+        }
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "{}: the Bulk job continued from the state ended {skip} row{} short of the rows \
+                 the state said were already emitted (`page_rows_emitted`): the state does not \
+                 match the job, so records of this window may be missing; run a full refresh of \
+                 {} (reset the stream) to be sure",
+                self.name,
+                if skip == 1 { "" } else { "s" },
+                self.name
+            ),
+        )
+        .await;
+    }
+
     /// Continues the Bulk jobs the state named, before the stream plans the rest (their windows
     /// are then read, so planning leaves them out). Through REST instead when the stream may no
     /// longer use Bulk, or when Bulk stops serving it on the way.
