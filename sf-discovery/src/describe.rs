@@ -95,7 +95,8 @@ pub fn is_valid_object_name(name: &str) -> bool {
 /// `referenceId` (`d0`, `d1`, ...), and answers are matched to objects by it; with `allOrNone`
 /// false a failing subrequest leaves the others be. A subrequest that fails is retried alone
 /// (`GET sobjects/{name}/describe`, one API call each) up to `options.describe_retries` times,
-/// unless the object is not there (`NOT_FOUND`), the allowance is spent or the session refused;
+/// unless the object is not there (`NOT_FOUND`), not accessible (`INSUFFICIENT_ACCESS`) or not
+/// queryable (`INVALID_TYPE`), the allowance is spent or the session refused;
 /// one that keeps failing yields [`Error::Describe`] naming the object, and the stream goes on
 /// with the other objects. An answer that cannot be matched to the subrequests counts as a
 /// failure of each (each is then tried alone), and so does a call that fails as a whole for a
@@ -206,8 +207,9 @@ async fn describe_batch(
 }
 
 /// Whether a failed describe may succeed alone: not when the allowance is spent, the session is
-/// refused, or the object is not there (`NOT_FOUND`: deleted since describeGlobal, or not
-/// visible), where another try only spends an API call.
+/// refused, the object is not there (`NOT_FOUND`: deleted since describeGlobal, or not visible),
+/// the user may not see it (`INSUFFICIENT_ACCESS`) or it cannot be queried (`INVALID_TYPE`),
+/// where another try only spends an API call.
 fn worth_retrying(error: &sf_auth::Error) -> bool {
     !matches!(
         error.kind(),
@@ -215,6 +217,8 @@ fn worth_retrying(error: &sf_auth::Error) -> bool {
             | ErrorKind::LoginRefused
             | ErrorKind::Unauthenticated
             | ErrorKind::NotFound
+            | ErrorKind::InsufficientAccess
+            | ErrorKind::ObjectNotQueryable
     )
 }
 
@@ -281,6 +285,34 @@ mod tests {
         assert_eq!(summarize(&names[..1]), "`Account`");
         assert_eq!(summarize(&names[..2]), "`Account` and `Contact`");
         assert_eq!(summarize(&names), "`Account`, `Contact` and 2 more");
+    }
+
+    #[test]
+    fn describes_that_cannot_succeed_are_not_retried_alone() {
+        let failure = |status: u16, code: &str| sf_auth::Error::Api {
+            operation: "GET sobjects/Thing__c/describe (in composite)".to_string(),
+            api: ApiError::from_body(
+                status,
+                format!(r#"[{{"errorCode":"{code}","message":"no"}}]"#).as_bytes(),
+            ),
+        };
+        for (status, code) in [
+            (404, "NOT_FOUND"),
+            (403, "INSUFFICIENT_ACCESS"),
+            (403, "INSUFFICIENT_ACCESS_OR_READONLY"),
+            (400, "INVALID_TYPE"),
+            (403, "REQUEST_LIMIT_EXCEEDED"),
+            (401, "INVALID_SESSION_ID"),
+        ] {
+            assert!(!worth_retrying(&failure(status, code)), "{code}");
+        }
+        for (status, code) in [
+            (500, "UNKNOWN_EXCEPTION"),
+            (503, "SERVER_UNAVAILABLE"),
+            (400, "API_ERROR"),
+        ] {
+            assert!(worth_retrying(&failure(status, code)), "{code}");
+        }
     }
 
     #[test]

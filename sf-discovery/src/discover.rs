@@ -1,16 +1,17 @@
 //! Discovery: describeGlobal → candidate objects → batched describes → the catalog.
 
 use futures_util::StreamExt;
+use serde::Deserialize;
 use sf_auth::Session;
 
 use crate::criteria::StreamCriteria;
-use crate::describe::{describe_objects, ObjectDescribe};
+use crate::describe::{describe_objects, is_valid_object_name, ObjectDescribe};
 use crate::describe_stream::DescribeStream;
 use crate::error::Error;
 use crate::lists::{name_exclusion, Exclusion};
 use crate::model::StreamSpec;
 use crate::options::{DiscoveryOptions, DiscoveryWarning};
-use crate::wire::GlobalWire;
+use crate::wire::{GlobalObjectWire, GlobalWire};
 
 /// One object as describeGlobal lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,32 +56,73 @@ impl ObjectInfo {
 }
 
 /// `GET sobjects` (describeGlobal): every object the user can see, in Salesforce's order.
+///
+/// An entry that cannot be read (no name, a name that cannot be an object's, a flag of the
+/// wrong type) is left out with a WARN in the log (`ListingEntrySkipped`) rather than failing
+/// the listing; [`discover`] also puts it in the catalog's warnings
+/// ([`DiscoveryWarning::ListingEntrySkipped`]). A flag sent as `null` reads as when absent.
 pub async fn describe_global(session: &Session) -> Result<Vec<ObjectInfo>, Error> {
+    list_objects(session).await.map(|(objects, _)| objects)
+}
+
+/// describeGlobal, with the warnings for the entries left out.
+async fn list_objects(
+    session: &Session,
+) -> Result<(Vec<ObjectInfo>, Vec<DiscoveryWarning>), Error> {
     let response = session
         .fetch(sf_auth::Request::get("sobjects"))
         .await
         .map_err(|source| Error::GlobalRequest {
             source: Box::new(source),
         })?;
-    let global: GlobalWire =
-        serde_json::from_slice(&response.body).map_err(|e| Error::GlobalDecode {
-            message: e.to_string(),
-        })?;
-    Ok(global
-        .sobjects
-        .into_iter()
-        .map(|o| ObjectInfo {
-            name: o.name,
-            label: o.label,
-            queryable: o.queryable,
-            custom: o.custom,
-            custom_setting: o.custom_setting,
-            retrieveable: o.retrieveable,
-            replicateable: o.replicateable,
-            deprecated_and_hidden: o.deprecated_and_hidden,
-            key_prefix: o.key_prefix,
-        })
-        .collect())
+    read_listing(&response.body)
+}
+
+/// Reads a describeGlobal body: the objects in Salesforce's order, and a warning for each entry
+/// left out. A body that is not a describeGlobal result is [`Error::GlobalDecode`].
+fn read_listing(body: &[u8]) -> Result<(Vec<ObjectInfo>, Vec<DiscoveryWarning>), Error> {
+    let global: GlobalWire = serde_json::from_slice(body).map_err(|e| Error::GlobalDecode {
+        message: e.to_string(),
+    })?;
+    let mut objects = Vec::with_capacity(global.sobjects.len());
+    let mut warnings = Vec::new();
+    for (index, entry) in global.sobjects.iter().enumerate() {
+        let read = GlobalObjectWire::deserialize(entry)
+            .map_err(|e| e.to_string())
+            .and_then(|o| {
+                if is_valid_object_name(&o.name) {
+                    Ok(o)
+                } else {
+                    Err(Error::InvalidObjectName { name: o.name }.to_string())
+                }
+            });
+        match read {
+            Ok(o) => objects.push(ObjectInfo {
+                name: o.name,
+                label: o.label,
+                queryable: o.queryable,
+                custom: o.custom,
+                custom_setting: o.custom_setting,
+                retrieveable: o.retrieveable,
+                replicateable: o.replicateable,
+                deprecated_and_hidden: o.deprecated_and_hidden,
+                key_prefix: o.key_prefix,
+            }),
+            Err(reason) => {
+                let name = entry
+                    .get("name")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_string);
+                tracing::warn!(index, name = ?name, reason = %reason, "ListingEntrySkipped");
+                warnings.push(DiscoveryWarning::ListingEntrySkipped {
+                    index,
+                    name,
+                    reason,
+                });
+            }
+        }
+    }
+    Ok((objects, warnings))
 }
 
 /// The objects to describe: those not excluded ([`ObjectInfo::exclusion`]) that pass `criteria`,
@@ -103,7 +145,8 @@ pub fn candidate_objects(objects: &[ObjectInfo], criteria: &StreamCriteria) -> V
 pub struct Catalog {
     /// The streams, sorted by name.
     pub streams: Vec<StreamSpec>,
-    /// What discovery noticed without failing (unknown field types, skipped objects).
+    /// What discovery noticed without failing (describeGlobal entries that could not be read,
+    /// unknown field types, skipped objects), each naming what it is about.
     pub warnings: Vec<DiscoveryWarning>,
     /// The objects describeGlobal lists (and the criteria keep) that are not offered, each with
     /// why, sorted by name: discovery never leaves an object out silently.
@@ -177,7 +220,7 @@ impl Catalog {
 /// call counts once (see the crate docs).
 pub async fn discover(session: &Session, options: &DiscoveryOptions) -> Result<Catalog, Error> {
     options.validate()?;
-    let objects = describe_global(session).await?;
+    let (objects, mut warnings) = list_objects(session).await?;
     let names = candidate_objects(&objects, &options.streams_criteria);
     tracing::info!(
         listed = objects.len(),
@@ -185,6 +228,9 @@ pub async fn discover(session: &Session, options: &DiscoveryOptions) -> Result<C
         "ObjectsListed"
     );
     let mut catalog = collect(session, names, options).await?;
+    // The listing's warnings first: they were noticed first.
+    warnings.append(&mut catalog.warnings);
+    catalog.warnings = warnings;
     catalog.excluded = excluded_objects(&objects, &options.streams_criteria);
     tracing::info!(
         streams = catalog.len(),
@@ -199,8 +245,13 @@ pub async fn discover(session: &Session, options: &DiscoveryOptions) -> Result<C
 ///
 /// Names are matched as Salesforce spells them; the describe's own spelling names the stream.
 /// Duplicates (case-insensitive) and the `Describe` stream's name are ignored. An object that does
-/// not exist or cannot be queried fails the call, or is left out with a warning when
-/// `options.skip_inaccessible` is set.
+/// not exist or cannot be queried, or whose describe fails for a reason of its own
+/// ([`Error::is_confined_to_object`]: a lasting server error, a describe that cannot be read),
+/// fails the call, or is left out with a warning naming it and why when
+/// `options.skip_inaccessible` is set. Even then, when no object at all could be described and one
+/// failed for a reason other than being inaccessible, that failure is returned: an org that fails
+/// every describe yields an error, not an empty catalog. A failure that is not one object's (the
+/// daily limit, a composite call refused, the session refused) always fails the call.
 pub async fn describe_streams(
     session: &Session,
     names: &[String],
@@ -224,6 +275,8 @@ async fn collect(
 ) -> Result<Catalog, Error> {
     let mut described = describe_objects(session, names, options)?;
     let mut catalog = Catalog::default();
+    // The first object left out for a failure of its describe (not for being inaccessible).
+    let mut first_failure: Option<Error> = None;
     while let Some(item) = described.next().await {
         match item {
             Ok(ObjectDescribe {
@@ -232,7 +285,7 @@ async fn collect(
                 catalog.warnings.extend(warnings);
                 catalog.streams.push(stream);
             }
-            Err(e) if options.skip_inaccessible && e.is_inaccessible() => {
+            Err(e) if options.skip_inaccessible && e.is_confined_to_object() => {
                 let object = e.object().unwrap_or_default().to_string();
                 tracing::warn!(object = %object, error = %e, "ObjectSkipped");
                 catalog.warnings.push(DiscoveryWarning::ObjectSkipped {
@@ -240,8 +293,17 @@ async fn collect(
                     error_code: e.error_code().map(str::to_string),
                     reason: e.to_string(),
                 });
+                if first_failure.is_none() && !e.is_inaccessible() {
+                    first_failure = Some(e);
+                }
             }
             Err(e) => return Err(e),
+        }
+    }
+    // Every describe failing is the org's trouble, not each object's: no empty catalog for it.
+    if catalog.streams.is_empty() {
+        if let Some(e) = first_failure {
+            return Err(e);
         }
     }
     catalog.streams.sort_by(|a, b| a.name.cmp(&b.name));
@@ -309,6 +371,64 @@ mod tests {
         // Only what the criteria keep is reported.
         let criteria = StreamCriteria(vec![StreamCriterion::new(Criterion::StartsWith, "acc")]);
         assert_eq!(excluded_objects(&objects, &criteria).len(), 2);
+    }
+
+    #[test]
+    fn a_listing_entry_that_cannot_be_read_is_left_out_with_a_warning_not_the_listing() {
+        let body = serde_json::json!({"encoding": "UTF-8", "sobjects": [
+            {"name": "Account", "queryable": null, "custom": null, "retrieveable": null,
+             "deprecatedAndHidden": null},
+            {"label": "Nameless", "queryable": true},
+            {"name": null},
+            {"name": "", "queryable": true},
+            {"name": "Two Words", "queryable": true},
+            {"name": "Odd__c", "queryable": "yes"},
+            {"name": "Invoice__c", "queryable": true, "custom": true}
+        ]});
+        let (objects, warnings) = read_listing(body.to_string().as_bytes()).unwrap();
+        let names: Vec<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["Account", "Invoice__c"]);
+        // null flags read as when absent: not queryable, retrieveable.
+        assert!(!objects[0].queryable && objects[0].retrieveable && !objects[0].custom);
+        assert_eq!(objects[0].exclusion(), Some(Exclusion::NotQueryable));
+        let skipped: Vec<(usize, Option<&str>)> = warnings
+            .iter()
+            .map(|w| match w {
+                DiscoveryWarning::ListingEntrySkipped { index, name, .. } => {
+                    (*index, name.as_deref())
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (1, None),
+                (2, None),
+                (3, Some("")),
+                (4, Some("Two Words")),
+                (5, Some("Odd__c"))
+            ]
+        );
+        assert_eq!(
+            warnings[3].to_string(),
+            "describeGlobal's entry 4 (`Two Words`) is left out: `Two Words` is not a valid \
+             object name (letters, digits and `_` only)"
+        );
+        assert!(
+            warnings[0].to_string().contains("missing field `name`"),
+            "{}",
+            warnings[0]
+        );
+        // Not a listing at all: still an error.
+        let bad_bodies: [&[u8]; 3] = [b"<html>", br#"{"sobjects": {"name": "Account"}}"#, b"{}"];
+        for bad in bad_bodies {
+            assert!(
+                matches!(read_listing(bad), Err(Error::GlobalDecode { .. })),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -136,6 +136,25 @@ impl Error {
             )
     }
 
+    /// True when the failure is one object's own: its describe kept failing (a lasting server
+    /// error, `API_ERROR`, ...), could not be read, or says the object cannot be queried, and
+    /// not for a reason that would stop any request (the daily allowance or the API budget
+    /// spent, the concurrent-request limit, the session refused). With
+    /// [`crate::DiscoveryOptions::skip_inaccessible`] such an object is left out with a warning
+    /// rather than failing discovery. Every [`Error::is_inaccessible`] error is one.
+    pub fn is_confined_to_object(&self) -> bool {
+        matches!(
+            self,
+            Error::Describe { .. } | Error::DescribeDecode { .. } | Error::NotQueryable { .. }
+        ) && !matches!(
+            self.kind(),
+            ErrorKind::DailyLimitExceeded
+                | ErrorKind::ConcurrentLimit
+                | ErrorKind::LoginRefused
+                | ErrorKind::Unauthenticated
+        )
+    }
+
     /// The session's error under this one, when a request failed.
     pub fn session_error(&self) -> Option<&sf_auth::Error> {
         match self {
@@ -143,6 +162,80 @@ impl Error {
             | Error::BatchRequest { source, .. }
             | Error::Describe { source, .. } => Some(source.as_ref()),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn describe_failure(status: u16, body: &str) -> Error {
+        Error::Describe {
+            object: "Thing__c".to_string(),
+            attempts: 2,
+            source: Box::new(sf_auth::Error::Api {
+                operation: "GET sobjects/Thing__c/describe".to_string(),
+                api: sf_auth::ApiError::from_body(status, body.as_bytes()),
+            }),
+        }
+    }
+
+    #[test]
+    fn only_an_objects_own_failures_are_confined_to_it() {
+        for own in [
+            describe_failure(500, r#"[{"errorCode":"UNKNOWN_EXCEPTION","message":"x"}]"#),
+            describe_failure(400, r#"[{"errorCode":"API_ERROR","message":"x"}]"#),
+            describe_failure(404, r#"[{"errorCode":"NOT_FOUND","message":"x"}]"#),
+            describe_failure(
+                403,
+                r#"[{"errorCode":"INSUFFICIENT_ACCESS","message":"x"}]"#,
+            ),
+            Error::DescribeDecode {
+                object: "Thing__c".to_string(),
+                message: "invalid type: integer `7`, expected a sequence".to_string(),
+            },
+            Error::NotQueryable {
+                object: "Thing__c".to_string(),
+            },
+        ] {
+            assert!(own.is_confined_to_object(), "{own}");
+            assert_eq!(own.object(), Some("Thing__c"));
+        }
+        for shared in [
+            describe_failure(
+                403,
+                r#"[{"errorCode":"REQUEST_LIMIT_EXCEEDED","message":"TotalRequests Limit exceeded."}]"#,
+            ),
+            describe_failure(
+                403,
+                r#"[{"errorCode":"REQUEST_LIMIT_EXCEEDED","message":"ConcurrentPerOrgLongTxn Limit exceeded."}]"#,
+            ),
+            describe_failure(401, r#"[{"errorCode":"INVALID_SESSION_ID","message":"x"}]"#),
+            Error::Describe {
+                object: "Thing__c".to_string(),
+                attempts: 1,
+                source: Box::new(sf_auth::Error::BudgetExhausted {
+                    used: 90,
+                    max: 100,
+                    budget: 90,
+                }),
+            },
+            Error::BatchRequest {
+                objects: "`Thing__c`".to_string(),
+                source: Box::new(sf_auth::Error::Api {
+                    operation: "POST composite".to_string(),
+                    api: sf_auth::ApiError::from_body(
+                        400,
+                        br#"[{"errorCode":"JSON_PARSER_ERROR","message":"x"}]"#,
+                    ),
+                }),
+            },
+            Error::InvalidObjectName {
+                name: "Thing/../x".to_string(),
+            },
+        ] {
+            assert!(!shared.is_confined_to_object(), "{shared}");
         }
     }
 }

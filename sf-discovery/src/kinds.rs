@@ -6,7 +6,8 @@
 //!   lists them with `queryable: false` [doc: Platform Events Developer Guide].
 //! - Change events (`*ChangeEvent`, `*__ChangeEvent`) are delivered to subscribers and cannot be
 //!   queried [doc: Change Data Capture Developer Guide]; Airbyte's connector leaves them out too.
-//! - Knowledge article versions (`__kav`): the object reference says a query must filter on
+//! - Knowledge article versions (`__kav`, and the standard `KnowledgeArticleVersion` they derive
+//!   from, named exactly): the object reference says a query must filter on
 //!   `PublishStatus` or `Id`, while the Knowledge Developer Guide ("Salesforce Knowledge with SOQL
 //!   and SOSL") says that from API 47.0, with Lightning Knowledge, an unfiltered query returns
 //!   draft, published and archived versions, and that archived versions are otherwise queried
@@ -49,15 +50,19 @@ pub enum ObjectKind {
     Share,
     /// Chatter feed items (`*Feed`, `*__Feed`).
     Feed,
-    /// Knowledge article versions (`__kav`).
+    /// Knowledge article versions (`__kav`, and the standard `KnowledgeArticleVersion`).
     KnowledgeArticleVersion,
 }
 
 impl ObjectKind {
-    /// The kind of the object called `name`, by its suffix.
+    /// The kind of the object called `name`, by its suffix (and, for the standard
+    /// `KnowledgeArticleVersion`, by its exact name: it has no suffix, and the same
+    /// `PublishStatus` rule as the `__kav` objects derived from it).
     pub fn of(name: &str) -> ObjectKind {
         let suffix = |s: &str| name.len() > s.len() && name.ends_with(s);
-        if suffix("ChangeEvent") {
+        if name == "KnowledgeArticleVersion" {
+            ObjectKind::KnowledgeArticleVersion
+        } else if suffix("ChangeEvent") {
             ObjectKind::ChangeEvent
         } else if suffix("__e") {
             ObjectKind::PlatformEvent
@@ -142,6 +147,9 @@ mod tests {
             ("Invoice__Share", K::Share),
             ("AccountFeed", K::Feed),
             ("Knowledge__kav", K::KnowledgeArticleVersion),
+            // The standard object the `__kav` objects derive from, by its exact name only.
+            ("KnowledgeArticleVersion", K::KnowledgeArticleVersion),
+            ("KnowledgeArticleVersionHistory", K::History),
             // A bare suffix is a name, not a kind.
             ("History", K::Standard),
             ("Feed", K::Standard),

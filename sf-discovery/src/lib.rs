@@ -5,7 +5,8 @@
 //! on the fixed lists such as [`QUERY_RESTRICTED_OBJECTS`], not an event; each object left out is
 //! in [`Catalog::excluded`] with why, never silently); the kinds of objects told by their suffix
 //! ([`ObjectKind`]: big objects, external objects and custom metadata types are read whole, through
-//! REST; knowledge article versions are left out); the stream-name
+//! REST; knowledge article versions are offered and read through REST, by `PublishStatus` where
+//! Salesforce refuses them unfiltered); the stream-name
 //! criteria ([`StreamCriteria`]: `starts with`, `not contains`, ...); describes batched 25 to a
 //! `composite` call with a bounded number of calls in flight ([`describe_objects`]); and per
 //! stream its JSON schema, primary key, cursor, whether it can be read incrementally

@@ -26,7 +26,10 @@ pub struct DiscoveryOptions {
     /// `GET sobjects/{name}/describe`, which the session itself retries on transient failures).
     pub describe_retries: u32,
     /// Drop an object whose describe says it does not exist, is not accessible or not queryable,
-    /// with a warning in the catalog, instead of failing.
+    /// or whose describe fails for a reason of its own (a lasting server error, `API_ERROR`, a
+    /// describe that cannot be read: [`Error::is_confined_to_object`]), with a warning in the
+    /// catalog naming it and why, instead of failing. The daily limit, a refused composite call
+    /// or a refused session still fail, as does every describe failing.
     pub skip_inaccessible: bool,
 }
 
@@ -77,12 +80,23 @@ pub enum DiscoveryWarning {
         type_name: String,
     },
     /// An object was left out because its describe said it is missing, inaccessible or not
-    /// queryable (only with [`DiscoveryOptions::skip_inaccessible`]).
+    /// queryable, or kept failing for a reason of its own (only with
+    /// [`DiscoveryOptions::skip_inaccessible`]).
     ObjectSkipped {
         /// The object.
         object: String,
         /// Salesforce's `errorCode`, when there was one.
         error_code: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// An entry of describeGlobal's list could not be read (no name, a name that cannot be an
+    /// object's, a flag of the wrong type): it is left out, never described.
+    ListingEntrySkipped {
+        /// Its position in describeGlobal's `sobjects`, from 0.
+        index: usize,
+        /// Its `name`, when it has a text one.
+        name: Option<String>,
         /// Why.
         reason: String,
     },
@@ -102,6 +116,19 @@ impl std::fmt::Display for DiscoveryWarning {
             DiscoveryWarning::ObjectSkipped { object, reason, .. } => {
                 write!(f, "`{object}` is left out: {reason}")
             }
+            DiscoveryWarning::ListingEntrySkipped {
+                index,
+                name: Some(name),
+                reason,
+            } => write!(
+                f,
+                "describeGlobal's entry {index} (`{name}`) is left out: {reason}"
+            ),
+            DiscoveryWarning::ListingEntrySkipped {
+                index,
+                name: None,
+                reason,
+            } => write!(f, "describeGlobal's entry {index} is left out: {reason}"),
         }
     }
 }
