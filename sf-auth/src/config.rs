@@ -69,8 +69,9 @@ impl LoginUrl {
 
     /// `url` as it may be shown in an error: its scheme, host and port, with `/...` when it has a
     /// path, `?...` when it has a query or fragment, and never a user name, password, query or
-    /// fragment (where tokens are put by mistake). Text that does not parse as a URL is shown
-    /// only when it holds none of `@`, `?`, `#` and no whitespace.
+    /// fragment (where tokens are put by mistake). Text that is not a URL with a host (a token
+    /// pasted into `login_url` by mistake, `scheme:rest`) is never shown: only its length, as
+    /// `<not a URL: 42 characters>`.
     pub fn redacted(url: &str) -> String {
         let url = url.trim();
         match Url::parse(url) {
@@ -91,10 +92,10 @@ impl LoginUrl {
                 }
                 shown
             }
-            _ if url.contains(['@', '?', '#']) || url.contains(char::is_whitespace) => {
-                "<a login_url that is not a URL>".to_string()
-            }
-            _ => url.to_string(),
+            _ => match url.chars().count() {
+                1 => "<not a URL: 1 character>".to_string(),
+                n => format!("<not a URL: {n} characters>"),
+            },
         }
     }
 
@@ -348,6 +349,10 @@ mod tests {
                 "00Dxx",
             ),
             ("00Dxx!AQ hunter2", "hunter2"),
+            // A token pasted into login_url: no character of it that a shape would not show.
+            ("00D5e000001N20Q!AQ4AQFakeAccessToken", "00D5e"),
+            ("5Aep861FakeRefreshToken.abc", "5Aep861"),
+            ("token:5Aep861FakeRefreshToken", "5Aep861"),
         ] {
             let err = LoginUrl::parse(given).unwrap_err().to_string();
             assert!(!err.contains(secret), "{given}: {err}");
@@ -362,9 +367,20 @@ mod tests {
             LoginUrl::redacted(" https://acme.my.salesforce.com "),
             "https://acme.my.salesforce.com"
         );
+        // Text that is not a URL with a host is shown by its length only (this echoed it when
+        // it held no `@`, `?`, `#` or whitespace).
         assert_eq!(
             LoginUrl::redacted("acme.my.salesforce.com"),
-            "acme.my.salesforce.com"
+            "<not a URL: 22 characters>"
+        );
+        assert_eq!(
+            LoginUrl::redacted(" 00D5e000001N20Q!AQ4AQ "),
+            "<not a URL: 21 characters>"
+        );
+        assert_eq!(LoginUrl::redacted("x"), "<not a URL: 1 character>");
+        assert_eq!(
+            LoginUrl::redacted("mailto:admin@acme.com"),
+            "<not a URL: 21 characters>"
         );
     }
 

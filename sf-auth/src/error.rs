@@ -79,7 +79,8 @@ pub enum ErrorKind {
     ResultsInvalid,
     /// A successful answer's body could not be read as expected (a proxy's page, a cut body).
     UnexpectedBody,
-    /// Worth retrying: network trouble, 5xx, 406, 420, 429, `SERVER_UNAVAILABLE`.
+    /// Worth retrying: network trouble, 5xx, 406, 408, 420, 429, `SERVER_UNAVAILABLE`, and the
+    /// token endpoint's `invalid_grant` "token request is already being processed".
     Transient,
     /// A value given to the crate (a login URL, a Bulk setting, a job id) is not usable.
     InvalidConfig,
@@ -214,6 +215,22 @@ impl ApiError {
         classify(self.status, self.error_code.as_deref(), &self.message)
     }
 
+    /// True when this token-endpoint answer refuses a refresh only because another request
+    /// with the same refresh token is being processed: `invalid_grant` "token request is already
+    /// being processed", or, when `refresh_grant`, "expired authorization code", the wording of
+    /// the same answer before September 2024 (the JWT bearer grant reads those words as an
+    /// expired assertion, the code exchange as a used code). Worth retrying, and never kept as a
+    /// refusal.
+    pub(crate) fn refresh_in_progress(&self, refresh_grant: bool) -> bool {
+        self.code_is("invalid_grant")
+            && (token_request_in_progress(&self.message)
+                || (refresh_grant
+                    && self
+                        .message
+                        .to_ascii_lowercase()
+                        .contains("expired authorization code")))
+    }
+
     /// True when `errorCode` equals `code`.
     pub fn code_is(&self, code: &str) -> bool {
         self.error_code.as_deref() == Some(code)
@@ -276,11 +293,23 @@ pub fn classify(status: u16, error_code: Option<&str>, message: &str) -> ErrorKi
         }
         (404, _) | (_, Some("NOT_FOUND")) => ErrorKind::NotFound,
         (414 | 431, _) => ErrorKind::RequestTooLong,
-        (406 | 420 | 429, _) => ErrorKind::Transient,
+        (406 | 408 | 420 | 429, _) => ErrorKind::Transient,
         (500..=599, _) => ErrorKind::Transient,
         (_, Some("SERVER_UNAVAILABLE")) => ErrorKind::Transient,
+        (_, Some("invalid_grant")) if token_request_in_progress(message) => ErrorKind::Transient,
         _ => ErrorKind::Other,
     }
+}
+
+/// True when the token endpoint says another token request with the same refresh token is
+/// being processed: `invalid_grant` "token request is already being processed" (Salesforce
+/// serializes the refreshes of one refresh token since Summer '24; the second of two concurrent
+/// ones is answered so). Once the first is done, the same request succeeds: a passing failure,
+/// not a refusal of the credentials.
+fn token_request_in_progress(message: &str) -> bool {
+    message
+        .to_ascii_lowercase()
+        .contains("already being processed")
 }
 
 /// The kind of a Bulk job that ended in `Failed`, from its `errorMessage`: a permission it
@@ -387,7 +416,8 @@ pub enum LoginFailure {
     /// the connected app's certificate, or the assertion is malformed.
     JwtSignature,
     /// JWT bearer: `invalid_grant` "expired authorization code": the assertion's `exp` has
-    /// passed (a clock that is behind).
+    /// passed (a clock that is behind). Only the JWT bearer grant reads those words so: for the
+    /// refresh-token grant they are a concurrent refresh ([`ErrorKind::Transient`]).
     JwtExpired,
     /// JWT bearer: `invalid_grant` "user hasn't approved this consumer": the user is unknown or
     /// not pre-authorized for the connected app.
@@ -469,8 +499,9 @@ impl LoginFailure {
             }
             LoginFailure::JwtAudience => {
                 "the assertion's audience was refused: sfconnect names https://test.salesforce.com \
-                 for a sandbox (`is_sandbox`, or a `login_url` ending .sandbox.my.salesforce.com) \
-                 and https://login.salesforce.com for production and its My Domain; check \
+                 for a sandbox or scratch org (`is_sandbox`, or a `login_url` ending \
+                 .sandbox.my.salesforce.com or .scratch.my.salesforce.com) and \
+                 https://login.salesforce.com for production and its My Domain; check \
                  `is_sandbox` and `login_url`"
             }
             LoginFailure::JwtSignature => {
@@ -529,6 +560,22 @@ pub enum Error {
         /// Salesforce's answer.
         api: ApiError,
     },
+    /// The token endpoint answered with a redirect (3xx), which is not followed: the request's
+    /// form carries the client secret and the refresh token (or the code and its verifier), and
+    /// goes to the configured login host only.
+    #[error(
+        "{operation} was answered HTTP {status}, a redirect to {location}, which is not followed \
+         (the request carries the credentials): set `login_url` to the host that answers token \
+         requests, or check the network's proxy"
+    )]
+    Redirected {
+        /// What was being done.
+        operation: String,
+        /// The 3xx status.
+        status: u16,
+        /// Where the redirect points: its scheme, host and port only, never its path or query.
+        location: String,
+    },
     /// The request never got an answer (connect error, timeout, reset).
     #[error("{operation} failed: network error: {message}")]
     Network {
@@ -577,9 +624,9 @@ impl Error {
     /// The semantic kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidLoginUrl { .. } | Error::InvalidPrivateKey { .. } => {
-                ErrorKind::InvalidConfig
-            }
+            Error::InvalidLoginUrl { .. }
+            | Error::InvalidPrivateKey { .. }
+            | Error::Redirected { .. } => ErrorKind::InvalidConfig,
             Error::Login { .. } => ErrorKind::LoginRefused,
             Error::Api { api, .. } => api.kind(),
             Error::Network { .. } => ErrorKind::Transient,

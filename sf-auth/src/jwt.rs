@@ -8,10 +8,13 @@
 //! holds. It is posted to the login host's token endpoint (a My Domain's too) as
 //! `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` and `assertion=...` [Salesforce's
 //! "OAuth 2.0 JWT Bearer Flow for Server-to-Server Integration"; sure of the claims and the form].
-//! The audience must be `https://login.salesforce.com`, `https://test.salesforce.com`, or an
-//! Experience Cloud site's URL [same page; sure]: a My Domain is not one, and is answered
-//! `invalid_grant` "audience is invalid" [reported by users; the Salesforce CLI maps My Domains
-//! to the two login hosts the same way].
+//! The audience is `https://login.salesforce.com`, `https://test.salesforce.com`, or the org's
+//! My Domain URL [the project's reference notes, `salesforce-api.md` §10; Salesforce's page
+//! names the two login hosts and an Experience Cloud site's URL]. For a My Domain, sfconnect
+//! names the login host of the org's kind ([`jwt_audience`]: test for a sandbox or a scratch
+//! org, login otherwise), as the Salesforce CLI's audience rules do [belief: newer CLI versions
+//! try the My Domain URL itself first, then those hosts]; an audience the org refuses is
+//! answered `invalid_grant` "audience is invalid".
 
 use std::fmt;
 use std::sync::Arc;
@@ -140,10 +143,11 @@ impl JwtBearer {
 }
 
 /// The assertion's `aud` for a login at `login_url`: `https://test.salesforce.com` for the
-/// sandbox login host and a sandbox's My Domain (`*.sandbox.my.salesforce.com`, or the older
-/// `name--sandbox.my.salesforce.com`), `https://login.salesforce.com` for the production login
-/// host and any other My Domain, and the login URL itself otherwise (an Experience Cloud site,
-/// or an emulated org on loopback).
+/// sandbox login host, a sandbox's My Domain (`*.sandbox.my.salesforce.com`, or the older
+/// `name--sandbox.my.salesforce.com`) and a scratch org's (`*.scratch.my.salesforce.com`: scratch
+/// orgs run on sandbox instances), `https://login.salesforce.com` for the production login host
+/// and any other My Domain, and the login URL itself otherwise (an Experience Cloud site, or an
+/// emulated org on loopback).
 pub(crate) fn jwt_audience(login_url: &LoginUrl) -> String {
     let url = login_url.as_str();
     let host = url
@@ -156,6 +160,7 @@ pub(crate) fn jwt_audience(login_url: &LoginUrl) -> String {
     let my_domain = host.ends_with(".my.salesforce.com");
     let sandbox = host == "test.salesforce.com"
         || host.ends_with(".sandbox.my.salesforce.com")
+        || host.ends_with(".scratch.my.salesforce.com")
         || (my_domain
             && host
                 .split('.')
@@ -196,6 +201,10 @@ mod tests {
             ),
             (
                 "https://acme--uat.my.salesforce.com",
+                "https://test.salesforce.com",
+            ),
+            (
+                "https://power-dream-1234-dev-ed.scratch.my.salesforce.com",
                 "https://test.salesforce.com",
             ),
             ("https://acme.my.site.com", "https://acme.my.site.com"),

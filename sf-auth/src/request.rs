@@ -292,6 +292,32 @@ fn strip_urls(text: &str) -> String {
     out.replace("  ", " ").trim().to_string()
 }
 
+/// A redirect (3xx) answering a token request, which is not followed (the form carries the
+/// credentials): the error names the status and where the redirect points, by its scheme, host
+/// and port only (a path or query may carry anything).
+pub(crate) fn redirect_error(operation: &str, response: &reqwest::Response) -> Error {
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(
+            || "nowhere (no Location header)".to_string(),
+            |to| match response.url().join(to.trim()) {
+                Ok(url) => match (url.host_str(), url.port()) {
+                    (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
+                    (Some(host), None) => format!("{}://{host}", url.scheme()),
+                    (None, _) => "an address without a host".to_string(),
+                },
+                Err(_) => "an address that is not a URL".to_string(),
+            },
+        );
+    Error::Redirected {
+        operation: operation.to_string(),
+        status: response.status().as_u16(),
+        location,
+    }
+}
+
 /// How large an error body is read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 

@@ -23,6 +23,8 @@ use token::{FailedRenewal, Token};
 
 struct Inner {
     http: reqwest::Client,
+    /// The token request's client: it follows no redirect (`request::redirect_error`).
+    token_http: reqwest::Client,
     config: SessionConfig,
     token: RwLock<Token>,
     refresh_token: RwLock<Option<Secret>>,
@@ -66,21 +68,10 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Logs in and returns the session.
     pub async fn login(config: SessionConfig) -> Result<Session, Error> {
-        let mut builder = reqwest::Client::builder()
-            .gzip(true)
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .user_agent(concat!("sfconnect/", env!("CARGO_PKG_VERSION")));
-        if let Some(t) = config.connect_timeout {
-            builder = builder.connect_timeout(t);
-        }
-        if let Some(t) = config.read_timeout {
-            builder = builder.read_timeout(t);
-        }
-        let http = builder.build().map_err(|e| Error::Network {
-            operation: "building the HTTP client".to_string(),
-            message: describe_reqwest(&e),
-            timeout: false,
-        })?;
+        let http = http_client(&config, reqwest::redirect::Policy::default())?;
+        // The token form carries the client secret and the refresh token (or a signed
+        // assertion): a redirect, to whatever host or scheme, is never followed with it.
+        let token_http = http_client(&config, reqwest::redirect::Policy::none())?;
         let refresh_token = config.credentials.refresh_token.clone();
         if config.grant == Grant::RefreshToken
             && refresh_token.as_ref().is_none_or(Secret::is_empty)
@@ -117,6 +108,7 @@ impl Session {
         let session = Session {
             inner: Arc::new(Inner {
                 http,
+                token_http,
                 config,
                 token: RwLock::new(placeholder),
                 refresh_token: RwLock::new(refresh_token),
@@ -378,4 +370,27 @@ impl Session {
             self.inner.clock_known.store(true, Ordering::Relaxed);
         }
     }
+}
+
+/// An HTTP client with the config's timeouts, following redirects as `redirects` says.
+fn http_client(
+    config: &SessionConfig,
+    redirects: reqwest::redirect::Policy,
+) -> Result<reqwest::Client, Error> {
+    let mut builder = reqwest::Client::builder()
+        .gzip(true)
+        .pool_idle_timeout(config.pool_idle_timeout)
+        .redirect(redirects)
+        .user_agent(concat!("sfconnect/", env!("CARGO_PKG_VERSION")));
+    if let Some(t) = config.connect_timeout {
+        builder = builder.connect_timeout(t);
+    }
+    if let Some(t) = config.read_timeout {
+        builder = builder.read_timeout(t);
+    }
+    builder.build().map_err(|e| Error::Network {
+        operation: "building the HTTP client".to_string(),
+        message: describe_reqwest(&e),
+        timeout: false,
+    })
 }

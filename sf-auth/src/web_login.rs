@@ -3,11 +3,14 @@
 //!
 //! The listener answers one redirect from the browser on `127.0.0.1`, at
 //! `http://localhost:{port}/OauthRedirect` (the Salesforce CLI's callback, which connected apps
-//! often list already): a `state` other than the one sent is refused (another page cannot feed
-//! it a code), `error=access_denied` is the user's Deny, anything else on another path is 404.
+//! often list already): a `state` other than the one sent is answered 400 and waited past
+//! (another page cannot feed it a code, nor end the login; a stale tab of an earlier login
+//! neither), `error=access_denied` is the user's Deny, anything else on another path is 404.
 //! The exchange posts `grant_type=authorization_code`, `code`, `client_id`, `client_secret` (when
-//! given), `redirect_uri` and `code_verifier`; Salesforce answers with a refresh token when the
-//! scope asked for `refresh_token` [Salesforce's web-server flow documentation; sure].
+//! given), `redirect_uri` and `code_verifier`, follows no redirect (the form carries the code,
+//! its verifier and the secret), and gives up after 30 s without a connection or 120 s in all;
+//! Salesforce answers with a refresh token when the scope asked for `refresh_token`
+//! [Salesforce's web-server flow documentation; sure].
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -23,7 +26,7 @@ use url::Url;
 
 use crate::config::LoginUrl;
 use crate::error::{Error, LoginFailure};
-use crate::request::{api_error, network_error};
+use crate::request::{api_error, network_error, redirect_error};
 use crate::secret::Secret;
 
 /// The callback path.
@@ -33,6 +36,16 @@ pub const LOGIN_SCOPES: &str = "api refresh_token";
 
 /// What the exchange operation is called in errors.
 const EXCHANGE: &str = "POST /services/oauth2/token (authorization_code)";
+
+/// How long the code exchange may take to connect.
+const EXCHANGE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long the code exchange may take in all.
+const EXCHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The page a redirect to the callback with another `state` gets (HTTP 400).
+const OTHER_STATE_PAGE: &str = "This is not the login sfconnect is waiting for: the redirect's \
+     state does not match the one sent, so its code was not used. Finish the consent from the \
+     URL the running sfconnect login printed; it is still waiting.";
 
 /// A PKCE pair: the secret verifier (kept) and its S256 challenge (sent in the authorize URL).
 pub struct Pkce {
@@ -96,9 +109,6 @@ pub enum CallbackError {
     /// The user pressed Deny (`error=access_denied`).
     #[error("the consent was denied in the browser (error=access_denied): run the login again and choose Allow, as the user whose data is synced")]
     Denied,
-    /// The redirect's `state` is not the one sent: a stale tab, or another page.
-    #[error("the redirect's state does not match the one sent, so its code was not used: run the login again from the URL it prints")]
-    StateMismatch,
     /// Salesforce redirected with another error.
     #[error("Salesforce answered the consent with error `{error}`: {description}")]
     Refused {
@@ -137,7 +147,10 @@ impl CallbackListener {
     }
 
     /// Waits for the browser's redirect to the callback and returns its code (a secret). Other
-    /// paths (a browser's `favicon.ico`) are answered 404 and waited past.
+    /// paths (a browser's `favicon.ico`) are answered 404 and waited past; a redirect whose
+    /// `state` is not the one sent (a stale tab of an earlier login, another page) is answered
+    /// 400 and waited past too, so only this login's redirect ends the wait (the caller bounds
+    /// it with a timeout).
     ///
     /// Connections are read side by side: a browser may open one ahead and send nothing on it
     /// (a preconnect), and the redirect must not wait behind it. One that sends no request
@@ -181,9 +194,11 @@ impl CallbackListener {
                     .find(|(key, _)| key == k)
                     .map(|(_, v)| v.into_owned())
             };
-            let outcome = if get("state").as_deref() != Some(expected_state) {
-                Err(CallbackError::StateMismatch)
-            } else if let Some(code) = get("code").filter(|c| !c.is_empty()) {
+            if get("state").as_deref() != Some(expected_state) {
+                respond(&mut stream, 400, OTHER_STATE_PAGE).await;
+                continue;
+            }
+            let outcome = if let Some(code) = get("code").filter(|c| !c.is_empty()) {
                 Ok(Secret::new(code))
             } else {
                 let error = get("error").unwrap_or_else(|| "no code".to_string());
@@ -308,6 +323,10 @@ pub async fn exchange_code(x: CodeExchange<'_>) -> Result<CodeTokens, Error> {
     let body = form.finish();
     let http = reqwest::Client::builder()
         .user_agent(concat!("sfconnect/", env!("CARGO_PKG_VERSION")))
+        // The form carries the code, its verifier and the client secret: never sent on.
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(EXCHANGE_CONNECT_TIMEOUT)
+        .timeout(EXCHANGE_TIMEOUT)
         .build()
         .map_err(|e| network_error(EXCHANGE, &e))?;
     let response = http
@@ -318,6 +337,9 @@ pub async fn exchange_code(x: CodeExchange<'_>) -> Result<CodeTokens, Error> {
         .send()
         .await
         .map_err(|e| network_error(EXCHANGE, &e))?;
+    if response.status().is_redirection() {
+        return Err(redirect_error(EXCHANGE, &response));
+    }
     if !response.status().is_success() {
         let api = api_error(response).await;
         return Err(if (400..500).contains(&api.status) {
@@ -372,6 +394,91 @@ mod tests {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         let code = waiting.await.expect("join").expect("code");
         assert_eq!(code.expose(), "c0de");
+    }
+
+    /// A redirect with another `state` (a stale tab, another page) is answered 400 and does not
+    /// end the wait: the right redirect that follows is taken.
+    #[tokio::test]
+    async fn a_redirect_with_another_state_is_refused_and_the_wait_goes_on() {
+        let listener = CallbackListener::bind(0).await.expect("bind");
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, listener.port()));
+        let waiting = tokio::spawn(async move { listener.code("st8").await });
+        for forged in [
+            "GET /OauthRedirect?code=f0rged&state=other HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /OauthRedirect?code=f0rged HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /OauthRedirect?error=access_denied&state=st HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            stream.write_all(forged.as_bytes()).await.expect("write");
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.expect("read");
+            assert!(answer.starts_with("HTTP/1.1 400"), "{forged}: {answer}");
+            assert!(answer.contains("state does not match"), "{answer}");
+            assert!(!answer.contains("f0rged"), "{answer}");
+        }
+        assert!(
+            !waiting.is_finished(),
+            "a wrong redirect does not end the login"
+        );
+        let mut redirect = TcpStream::connect(addr).await.expect("connect");
+        redirect
+            .write_all(b"GET /OauthRedirect?code=c0de&state=st8 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = String::new();
+        redirect.read_to_string(&mut answer).await.expect("read");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let code = waiting.await.expect("join").expect("code");
+        assert_eq!(code.expose(), "c0de");
+    }
+
+    /// A redirect answering the code exchange is not followed: its target never sees the form.
+    #[tokio::test]
+    async fn a_redirected_code_exchange_is_not_followed() {
+        let mut server = mockito::Server::new_async().await;
+        let mut elsewhere = mockito::Server::new_async().await;
+        let target = elsewhere
+            .mock("POST", mockito::Matcher::Any)
+            .expect(0)
+            .create_async()
+            .await;
+        let moved = server
+            .mock("POST", "/services/oauth2/token")
+            .with_status(307)
+            .with_header(
+                "location",
+                &format!("{}/services/oauth2/token?next=n3xt", elsewhere.url()),
+            )
+            .expect(1)
+            .create_async()
+            .await;
+        let login_url = LoginUrl::parse(&server.url()).expect("a loopback URL");
+        let (code, verifier, secret) = (
+            Secret::new("c0de"),
+            Secret::new("v3rifier"),
+            Secret::new("s3cret"),
+        );
+        let err = exchange_code(CodeExchange {
+            login_url: &login_url,
+            client_id: "3MVG9key",
+            client_secret: Some(&secret),
+            code: &code,
+            code_verifier: &verifier,
+            redirect_uri: "http://localhost:1717/OauthRedirect",
+        })
+        .await
+        .expect_err("a redirect is refused");
+        moved.assert_async().await;
+        target.assert_async().await;
+        assert!(
+            matches!(err, Error::Redirected { status: 307, .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&elsewhere.url()), "{text}");
+        for hidden in ["n3xt", "c0de", "v3rifier", "s3cret"] {
+            assert!(!text.contains(hidden), "{text}");
+        }
     }
 
     #[test]

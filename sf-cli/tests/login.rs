@@ -255,8 +255,10 @@ async fn a_denied_consent_is_explained() {
     org.shutdown().await;
 }
 
+/// A redirect with another `state` (a stale tab of an earlier login, another page) is refused
+/// with a 400 and does not end the login: this login's own redirect still completes it.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_redirect_with_another_state_is_refused() {
+async fn a_redirect_with_another_state_is_refused_and_the_login_waits_on() {
     let port = free_port();
     let org = org_with_callback(port).await;
     let dir = scratch("state");
@@ -265,12 +267,19 @@ async fn a_redirect_with_another_state_is_refused() {
     let callback = format!("http://localhost:{port}/OauthRedirect");
     let (status, _, _) = browse("GET", &format!("http://localhost:{port}/favicon.ico"), None).await;
     assert_eq!(status, 404, "other paths are waited past");
-    let (_, _, page) = browse("GET", &format!("{callback}?code=aPrx1&state=forged"), None).await;
+    let (status, _, page) =
+        browse("GET", &format!("{callback}?code=aPrx1&state=forged"), None).await;
+    assert_eq!(status, 400, "{page}");
     assert!(page.contains("state does not match"), "{page}");
-    let (code, _, stderr) = finish(login).await;
-    assert_eq!(code, 1);
-    assert!(stderr.contains("state does not match"), "{stderr}");
-    assert!(!out.exists());
+    assert!(!out.exists(), "the forged code was not used");
+    let page = consent(&login.url, "allow").await;
+    assert!(page.contains("Logged in"), "{page}");
+    let (code, stdout, stderr) = finish(login).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(config["refresh_token"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
     org.shutdown().await;
 }
 

@@ -333,7 +333,7 @@ fn kind_text(variant: &str) -> String {
 fn readme_rows_that_no_fixture_reaches_still_classify_as_written() {
     // Answers of the table's rows the recorded fixtures do not hold, classified directly.
     let rows = readme_rows();
-    let cases: [(u16, Option<&str>, &str); 8] = [
+    let cases: [(u16, Option<&str>, &str); 9] = [
         (
             403,
             Some("INSUFFICIENT_ACCESS"),
@@ -347,6 +347,7 @@ fn readme_rows_that_no_fixture_reaches_still_classify_as_written() {
         (400, Some("INVALID_QUERY_FILTER_OPERATOR"), "bad operator"),
         (414, None, ""),
         (431, None, ""),
+        (408, None, ""),
         (
             403,
             Some("REQUEST_LIMIT_EXCEEDED"),

@@ -180,6 +180,27 @@ fn classification_table() {
         ),
         (414, None, "", ErrorKind::RequestTooLong),
         (431, None, "", ErrorKind::RequestTooLong),
+        // A proxy's "Request Timeout": nothing refused.
+        (408, None, "", ErrorKind::Transient),
+        (
+            408,
+            None,
+            "<html><body>Request Timeout</body></html>",
+            ErrorKind::Transient,
+        ),
+        // Another process renews with the same refresh token at this moment.
+        (
+            400,
+            Some("invalid_grant"),
+            "token request is already being processed",
+            ErrorKind::Transient,
+        ),
+        (
+            400,
+            Some("invalid_grant"),
+            "authentication failure",
+            ErrorKind::Other,
+        ),
         (400, Some("API_ERROR"), "something else", ErrorKind::Other),
         (410, None, "", ErrorKind::Other),
     ];
@@ -313,4 +334,44 @@ fn kinds_of_this_crates_errors() {
         message: "not JSON".into(),
     };
     assert_eq!(decode.kind(), ErrorKind::UnexpectedBody);
+    let redirected = Error::Redirected {
+        operation: "POST /services/oauth2/token".into(),
+        status: 307,
+        location: "http://proxy.example".into(),
+    };
+    assert_eq!(redirected.kind(), ErrorKind::InvalidConfig);
+    assert_eq!(redirected.error_code(), None);
+    let text = redirected.to_string();
+    assert!(
+        text.contains("HTTP 307") && text.contains("http://proxy.example"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_refresh_already_being_processed_is_no_refusal() {
+    let in_progress = ApiError::from_body(
+        400,
+        br#"{"error":"invalid_grant","error_description":"token request is already being processed"}"#,
+    );
+    assert_eq!(in_progress.kind(), ErrorKind::Transient);
+    assert!(in_progress.refresh_in_progress(true));
+    assert!(in_progress.refresh_in_progress(false));
+    // The wording before September 2024 is the same answer for the refresh-token grant only.
+    let older = ApiError::from_body(
+        400,
+        br#"{"error":"invalid_grant","error_description":"expired authorization code"}"#,
+    );
+    assert!(older.refresh_in_progress(true));
+    assert!(!older.refresh_in_progress(false));
+    assert_eq!(LoginFailure::from_api(&older), LoginFailure::JwtExpired);
+    let refusals: [&[u8]; 3] = [
+        br#"{"error":"invalid_grant","error_description":"expired access/refresh token"}"#,
+        br#"{"error":"invalid_grant","error_description":"authentication failure"}"#,
+        br#"{"error":"invalid_client","error_description":"already being processed"}"#,
+    ];
+    for refusal in refusals {
+        let api = ApiError::from_body(400, refusal);
+        assert!(!api.refresh_in_progress(true), "{api}");
+    }
 }

@@ -10,16 +10,18 @@ use url::Url;
 use super::retry::Attempt;
 use super::Session;
 use crate::config::{check_scheme, Credentials, Grant};
-use crate::error::{Error, ErrorKind, LoginFailure};
+use crate::error::{ApiError, Error, ErrorKind, LoginFailure};
 use crate::lock::{read_lock, write_lock};
-use crate::request::{api_error, network_error};
+use crate::request::{api_error, network_error, redirect_error};
 use crate::secret::Secret;
 
 /// What errors and logs call the token request.
 const TOKEN_OPERATION: &str = "POST /services/oauth2/token";
 
 /// How long a renewal that failed for a transient reason answers for its generation. A refused
-/// grant (wrong or revoked credentials) answers for good: retrying cannot fix it.
+/// grant (wrong or revoked credentials) answers for good: retrying cannot fix it. A refresh
+/// answered "already being processed" (another process renews with the same refresh token) is
+/// transient.
 const FAILED_RENEWAL_TTL: Duration = Duration::from_secs(10);
 
 /// The access token in force and the instance it was issued for.
@@ -119,38 +121,58 @@ impl Session {
             .then(|| failed.error.clone())
     }
 
-    /// The token request, retried on network failures and transient answers.
+    /// The token request, retried on transient answers and on network failures (for the
+    /// refresh-token grant, only those where nothing was sent).
     async fn request_token(&self) -> Result<TokenWire, Error> {
-        let config = &self.inner.config;
-        let refresh = self.refresh_token();
-        // The JWT bearer grant signs a new assertion for every login and renewal.
-        let body = match (config.grant, &config.jwt_bearer) {
-            (Grant::JwtBearer, Some(jwt)) => {
-                jwt.token_form(&config.credentials.client_id, &config.login_url)?
-            }
-            _ => token_form(config.grant, &config.credentials, refresh.as_ref()),
-        };
-        let body = &body;
-        self.with_retries("LoginRequestFailed", TOKEN_OPERATION, move || {
-            self.request_token_once(body)
+        self.with_retries("LoginRequestFailed", TOKEN_OPERATION, move || async move {
+            // Built for each attempt: the JWT bearer grant signs a new assertion every time, so
+            // a retry after long waits never presents one that has expired meanwhile.
+            let body = self.token_body()?;
+            self.request_token_once(body).await
         })
         .await
     }
 
-    async fn request_token_once(&self, body: &str) -> Result<Attempt<TokenWire>, Error> {
+    /// The token request's form for the configured grant.
+    fn token_body(&self) -> Result<String, Error> {
+        let config = &self.inner.config;
+        match (config.grant, &config.jwt_bearer) {
+            (Grant::JwtBearer, Some(jwt)) => {
+                jwt.token_form(&config.credentials.client_id, &config.login_url)
+            }
+            _ => Ok(token_form(
+                config.grant,
+                &config.credentials,
+                self.refresh_token().as_ref(),
+            )),
+        }
+    }
+
+    async fn request_token_once(&self, body: String) -> Result<Attempt<TokenWire>, Error> {
+        let grant = self.inner.config.grant;
         let answer = self
             .inner
-            .http
+            .token_http
             .post(self.inner.config.login_url.token_url())
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
-            .body(body.to_string())
+            .body(body)
             .send()
             .await;
         let response = match answer {
             Ok(r) => r,
-            Err(e) => return Attempt::failed(network_error(TOKEN_OPERATION, &e), true, None),
+            // Nothing was sent when the connection failed: any grant tries again. Otherwise the
+            // request may have reached Salesforce and only its answer been lost: the
+            // refresh-token grant does not present the same refresh token twice, for under
+            // refresh token rotation a refresh token used again revokes the grant.
+            Err(e) if e.is_connect() || grant != Grant::RefreshToken => {
+                return Attempt::failed(network_error(TOKEN_OPERATION, &e), true, None);
+            }
+            Err(e) => return Err(answer_lost(&e)),
         };
+        if response.status().is_redirection() {
+            return Err(redirect_error(TOKEN_OPERATION, &response));
+        }
         if response.status().is_success() {
             let bytes = response
                 .bytes()
@@ -164,13 +186,15 @@ impl Session {
                 });
         }
         let api = api_error(response).await;
-        let retryable = api.kind() == ErrorKind::Transient;
-        // A 4xx that only says "later" (429, 420, 408: a rate limit or a proxy's timeout) is no
-        // refusal of the credentials: it stays transient, and a failed renewal is not kept as
+        // A 4xx that only says "later" (429, 420, 408: a rate limit or a proxy's timeout; a
+        // refresh "already being processed" by another process with the same refresh token) is
+        // no refusal of the credentials: it is retried, and a failed renewal is not kept as
         // permanent (`failed_renewal_of`).
+        let retryable = api.kind() == ErrorKind::Transient
+            || api.refresh_in_progress(grant == Grant::RefreshToken);
         let error = if (400..500).contains(&api.status) && !retryable {
             Error::Login {
-                failure: LoginFailure::from_api(&api),
+                failure: login_failure(&api, grant),
                 api,
             }
         } else {
@@ -180,6 +204,28 @@ impl Session {
             }
         };
         Attempt::failed(error, retryable, None)
+    }
+}
+
+/// The error of a refresh-token request whose answer was lost after it may have been sent.
+fn answer_lost(e: &reqwest::Error) -> Error {
+    let mut error = network_error(TOKEN_OPERATION, e);
+    if let Error::Network { message, .. } = &mut error {
+        message.push_str(
+            "; the token request was sent and its answer was lost, so the same refresh token is \
+             not sent again (under refresh token rotation a refresh token used twice revokes \
+             the grant): run again",
+        );
+    }
+    error
+}
+
+/// What a refusal of the token request means for `grant`: "expired authorization code" is an
+/// expired assertion for the JWT bearer grant only.
+fn login_failure(api: &ApiError, grant: Grant) -> LoginFailure {
+    match LoginFailure::from_api(api) {
+        LoginFailure::JwtExpired if grant != Grant::JwtBearer => LoginFailure::Other,
+        failure => failure,
     }
 }
 
@@ -228,6 +274,34 @@ fn token_form(grant: Grant, creds: &Credentials, refresh: Option<&Secret>) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expired_authorization_code_is_an_expired_assertion_for_the_jwt_grant_only() {
+        let api = ApiError::from_body(
+            400,
+            br#"{"error":"invalid_grant","error_description":"expired authorization code"}"#,
+        );
+        assert_eq!(
+            login_failure(&api, Grant::JwtBearer),
+            LoginFailure::JwtExpired
+        );
+        assert_eq!(
+            login_failure(&api, Grant::ClientCredentials),
+            LoginFailure::Other
+        );
+        // For the refresh-token grant the words are a concurrent refresh: retried, not refused.
+        assert!(api.refresh_in_progress(true));
+        assert!(!api.refresh_in_progress(false));
+        let refused = ApiError::from_body(
+            400,
+            br#"{"error":"invalid_grant","error_description":"expired access/refresh token"}"#,
+        );
+        assert_eq!(
+            login_failure(&refused, Grant::RefreshToken),
+            LoginFailure::ExpiredRefreshToken
+        );
+        assert!(!refused.refresh_in_progress(true));
+    }
 
     #[test]
     fn org_ids_come_from_identity_urls() {
