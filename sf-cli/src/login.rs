@@ -16,6 +16,10 @@ use serde_json::{json, Value};
 use sf_auth::web_login::{self, CallbackListener, CodeExchange, Pkce};
 use sf_auth::{LoginUrl, Secret};
 
+/// The environment variable `login` reads the consumer secret from when `--client-secret` is
+/// not given.
+const SECRET_ENV: &str = "SFCONNECT_CLIENT_SECRET";
+
 /// `sfconnect login`'s arguments.
 #[derive(clap::Args)]
 pub struct LoginArgs {
@@ -29,7 +33,9 @@ pub struct LoginArgs {
     #[arg(long)]
     client_id: String,
     /// The connected app's consumer secret (needed when the app requires it for the web-server
-    /// flow, Salesforce's default, and by the config's refresh-token grant).
+    /// flow, Salesforce's default, and by the config's refresh-token grant). Better given as
+    /// the environment variable SFCONNECT_CLIENT_SECRET: a command line is visible to every user
+    /// of the machine while login waits.
     #[arg(long)]
     client_secret: Option<String>,
     /// The callback's port: the connected app must list http://localhost:PORT/OauthRedirect.
@@ -87,7 +93,12 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
             args.timeout
         ),
     };
-    let client_secret = args.client_secret.map(Secret::new);
+    let on_command_line = args.client_secret.is_some();
+    let client_secret = args
+        .client_secret
+        .or_else(|| std::env::var(SECRET_ENV).ok())
+        .filter(|s| !s.trim().is_empty())
+        .map(Secret::new);
     let tokens = web_login::exchange_code(CodeExchange {
         login_url: &login_url,
         client_id: &args.client_id,
@@ -118,10 +129,16 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         args.out.display(),
         args.out.display()
     );
+    if on_command_line {
+        eprintln!(
+            "Note: --client-secret was visible to other users of this machine (the process \
+             list, shell history) while login waited; give it as {SECRET_ENV} instead next time."
+        );
+    }
     if client_secret.is_none() {
         eprintln!(
-            "Note: no --client-secret given; the config's refresh-token grant needs \
-             `client_secret`: add it to {} before syncing.",
+            "Note: no --client-secret or {SECRET_ENV} given; the config's refresh-token grant \
+             needs `client_secret`: add it to {} before syncing.",
             args.out.display()
         );
     }

@@ -44,16 +44,36 @@ struct Login {
 }
 
 async fn start_login(org: &EmulatedOrg, port: u16, out: &Path, timeout: u64) -> Login {
+    start_login_with(org, port, out, timeout, false).await
+}
+
+/// As [`start_login`], the client secret given as `--client-secret` or, with `secret_in_env`,
+/// as `SFCONNECT_CLIENT_SECRET`.
+async fn start_login_with(
+    org: &EmulatedOrg,
+    port: u16,
+    out: &Path,
+    timeout: u64,
+    secret_in_env: bool,
+) -> Login {
     let info = org.login_info();
-    let mut child = Command::new(BIN)
-        .args([
-            "login",
-            "--login-url",
-            &info.login_url,
-            "--client-id",
-            &info.client_id,
-        ])
-        .args(["--client-secret", &info.client_secret, "--no-browser"])
+    let mut command = Command::new(BIN);
+    command.args([
+        "login",
+        "--login-url",
+        &info.login_url,
+        "--client-id",
+        &info.client_id,
+    ]);
+    if secret_in_env {
+        command.env("SFCONNECT_CLIENT_SECRET", &info.client_secret);
+    } else {
+        command
+            .env_remove("SFCONNECT_CLIENT_SECRET")
+            .args(["--client-secret", &info.client_secret]);
+    }
+    let mut child = command
+        .arg("--no-browser")
         .args([
             "--port",
             &port.to_string(),
@@ -231,8 +251,35 @@ async fn login_writes_a_config_that_check_accepts() {
             "a secret was printed"
         );
     }
+    assert!(
+        stderr.contains("--client-secret was visible to other users")
+            && stderr.contains("SFCONNECT_CLIENT_SECRET"),
+        "{stderr}"
+    );
     let status = check(&out).await;
     assert_eq!(status["status"], "SUCCEEDED", "{status}");
+    org.shutdown().await;
+}
+
+/// The consumer secret given as `SFCONNECT_CLIENT_SECRET`, out of the process list: it goes
+/// into the config as from the flag, and nothing is said about the command line.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_secret_can_come_from_the_environment() {
+    let port = free_port();
+    let org = org_with_callback(port).await;
+    let dir = scratch("env-secret");
+    let out = dir.join("config.json");
+    let login = start_login_with(&org, port, &out, 120, true).await;
+    let page = consent(&login.url, "allow").await;
+    assert!(page.contains("Logged in"), "{page}");
+    let (code, stdout, stderr) = finish(login).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let info = org.login_info();
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(config["client_secret"], json!(info.client_secret));
+    assert!(!stderr.contains("--client-secret"), "{stderr}");
+    assert!(!stderr.contains(info.client_secret.as_str()), "{stderr}");
+    assert_eq!(check(&out).await["status"], "SUCCEEDED");
     org.shutdown().await;
 }
 
