@@ -279,3 +279,50 @@ async fn a_refresh_whose_answer_was_lost_is_not_sent_again() {
         "the first try and 2 retries"
     );
 }
+
+/// A renewal whose answer rotates the refresh token but names an instance that cannot be used
+/// fails, and still hands the new refresh token on to be written: Salesforce invalidated the
+/// one sent, so dropping the new one would lose the grant.
+#[tokio::test]
+async fn a_rotated_refresh_token_is_kept_even_when_the_rest_of_the_answer_is_unusable() {
+    let mut server = mockito::Server::new_async().await;
+    let first = server
+        .mock("POST", "/services/oauth2/token")
+        .with_header("content-type", "application/json")
+        .with_body(token_answer(&server.url()))
+        .expect(1)
+        .create_async()
+        .await;
+    let session = Session::login(config_at(&server.url())).await.unwrap();
+    first.assert_async().await;
+    server
+        .mock("POST", "/services/oauth2/token")
+        .with_header("content-type", "application/json")
+        .with_body(
+            r#"{"access_token":"00D1!TOKEN_2","instance_url":"ftp://elsewhere.example","refresh_token":"rotated-refresh","id":"x","token_type":"Bearer","issued_at":"2","signature":"x"}"#,
+        )
+        .create_async()
+        .await;
+    server
+        .mock("GET", "/services/data/v62.0/limits")
+        .with_status(401)
+        .with_header("content-type", "application/json")
+        .with_body(r#"[{"errorCode":"INVALID_SESSION_ID","message":"Session expired or invalid"}]"#)
+        .create_async()
+        .await;
+    let error = session.limits().await.unwrap_err();
+    assert!(error.to_string().contains("instance_url"), "{error}");
+    assert!(!error.to_string().contains("rotated-refresh"), "{error}");
+    assert_eq!(
+        session
+            .subscribe_rotation()
+            .borrow()
+            .as_ref()
+            .map(Secret::expose),
+        Some("rotated-refresh")
+    );
+    assert_eq!(
+        session.refresh_token().as_ref().map(Secret::expose),
+        Some("rotated-refresh")
+    );
+}

@@ -77,16 +77,11 @@ impl Session {
                 return Err(error);
             }
         };
-        let instance_url = Url::parse(token.instance_url.trim()).map_err(|e| Error::Decode {
-            operation: TOKEN_OPERATION.to_string(),
-            message: format!("instance_url is not a URL: {e}"),
-        })?;
-        check_scheme(&instance_url).map_err(|reason| Error::Decode {
-            operation: TOKEN_OPERATION.to_string(),
-            message: format!("refusing instance_url: {reason}"),
-        })?;
-        if let Some(new) = token.refresh_token.filter(|t| !t.is_empty()) {
-            let new = Secret::new(new);
+        // A rotated refresh token is kept (and handed on to be written) before anything else
+        // of the answer is checked: Salesforce has already invalidated the one sent, so losing
+        // the new one to an unusable `instance_url` would lose the grant.
+        if let Some(new) = token.refresh_token.as_ref().filter(|t| !t.is_empty()) {
+            let new = Secret::new(new.clone());
             let changed = self.refresh_token().as_ref() != Some(&new);
             if changed {
                 if let Ok(mut guard) = self.inner.refresh_token.write() {
@@ -96,6 +91,14 @@ impl Session {
                 self.inner.rotation.send_replace(Some(new));
             }
         }
+        let instance_url = Url::parse(token.instance_url.trim()).map_err(|e| Error::Decode {
+            operation: TOKEN_OPERATION.to_string(),
+            message: format!("instance_url is not a URL: {e}"),
+        })?;
+        check_scheme(&instance_url).map_err(|reason| Error::Decode {
+            operation: TOKEN_OPERATION.to_string(),
+            message: format!("refusing instance_url: {reason}"),
+        })?;
         *write_lock(&self.inner.token) = Token {
             access: Secret::new(token.access_token),
             instance_url,
