@@ -265,13 +265,7 @@ impl Runner {
             include_deleted: run.include_deleted(),
             ..ReadRequest::default()
         };
-        let in_cursor_order = matches!(
-            self.shared
-                .rest
-                .plan(&run.setup.spec, &probe)
-                .map(|p| p.order),
-            Ok(sf_rest::Order::CursorThenId(_))
-        );
+        let in_cursor_order = cursor_ordered(self, run, &probe);
         if in_cursor_order && status.is_none() {
             self.rest_ordered_start(run, span);
         }
@@ -288,6 +282,12 @@ impl Runner {
                 where_in: None,
                 where_eq: where_eq.clone(),
             };
+            // A query resumed after a lost cursor carries a longer condition, which may split
+            // its fields into chunks merged in `Id` order: then no page checkpoint is taken
+            // until the window ends (they count on cursor order).
+            if after.is_some() && in_cursor_order && !cursor_ordered(self, run, &request) {
+                self.rest_ordered_end(run);
+            }
             let mut records = self
                 .shared
                 .rest
@@ -354,4 +354,16 @@ impl Runner {
             }
         }
     }
+}
+
+/// Whether `request` is read in cursor order (one query, not field chunks merged by `Id`).
+fn cursor_ordered(runner: &Runner, run: &ObjectRun, request: &ReadRequest) -> bool {
+    matches!(
+        runner
+            .shared
+            .rest
+            .plan(&run.setup.spec, request)
+            .map(|p| p.order),
+        Ok(sf_rest::Order::CursorThenId(_))
+    )
 }
