@@ -21,7 +21,7 @@ use crate::window::WindowParams;
 
 mod setup;
 
-use setup::{describe_catalog, job_for};
+use setup::{describe_catalog, job_for, take_describe_records};
 
 /// Proves that the credentials work and the org's API answers: one describeGlobal call.
 ///
@@ -118,18 +118,29 @@ pub async fn read_with(
         .map(|s| s.name.clone())
         .collect();
     let keep_describes = catalog.get(DescribeStream::NAME).is_some();
-    let described = describe_catalog(session, &objects, keep_describes).await?;
+    let mut described = describe_catalog(session, &objects, keep_describes).await?;
     let params = WindowParams::new(config, session.org_now());
     let org_id = session.org_id();
 
+    let mut describe_records = keep_describes.then(|| take_describe_records(&mut described));
     let mut jobs = Vec::with_capacity(catalog.streams.len());
     for configured in &catalog.streams {
-        let (job, notes) = job_for(configured, &described, state, config, org_id.as_deref());
+        let (job, notes) = job_for(
+            configured,
+            &described,
+            &mut describe_records,
+            state,
+            config,
+            org_id.as_deref(),
+        );
         for (level, message) in notes {
             sink.log(level, &message).await?;
         }
         jobs.push((configured.name.clone(), job));
     }
+    // The describes are in the jobs now; only whether the limit cut them short is still needed.
+    let limit = described.limit.clone();
+    drop(described);
 
     let child = cancel.child_token();
     let (batch_max, slots) = channel_shape(options.channel_capacity);
@@ -148,7 +159,7 @@ pub async fn read_with(
         tx,
         batch_max,
         child.clone(),
-        described.limit.clone(),
+        limit.clone(),
     )?
     .with_freshness(config.formula_refresh, config.hard_deletes)
     .with_delivery(delivered.clone())
@@ -157,7 +168,7 @@ pub async fn read_with(
     let wanted = deletes_ahead::wanted(
         &jobs.iter().map(|(_, job)| job).collect::<Vec<_>>(),
         &params,
-        config.hard_deletes && described.limit.is_none(),
+        config.hard_deletes && limit.is_none(),
     );
     let ahead = DeletesAhead::new(shared.rest(), wanted);
     let shared = Arc::new(shared.with_deletes_ahead(ahead));

@@ -224,3 +224,47 @@ async fn cancelling_leaves_a_state_after_the_last_record() {
         c.org.shutdown().await;
     }
 }
+
+/// The daily limit reached while the catalog is described: the `Describe` stream, which would
+/// hold only the objects described before it, is left for the next sync (no records, no state,
+/// stopped at the limit), as every stream not described is; with the allowance back, the next
+/// sync emits one record per object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_cut_short_by_the_limit_is_not_written_as_complete() {
+    let c = connect(org_config(57), json!({})).await;
+    let control = c.org.control();
+    let configured = configure(&c.catalog, &["Account", "Contact", "Describe"], None);
+    let used = control.stats().api_usage.used;
+    control.set_faults(Faults {
+        daily_api_limit: used,
+        ..Faults::default()
+    });
+    let (cut, sink) = run_fresh(&c.session, &c.config, &configured).await;
+    let summary = cut.unwrap();
+    assert!(summary.succeeded(), "{summary:?}");
+    let describe = summary
+        .streams
+        .iter()
+        .find(|s| s.stream == "Describe")
+        .unwrap();
+    assert!(
+        matches!(
+            describe.status,
+            StreamStatus::Incomplete(IncompleteReason::ApiLimit { .. })
+        ),
+        "{describe:?}"
+    );
+    assert!(sink.records("Describe").is_empty());
+    assert!(sink.last_state("Describe").is_none());
+
+    control.set_faults(Faults::default());
+    let (next, sink) = run_fresh(&c.session, &c.config, &configured).await;
+    next.unwrap();
+    let names: Vec<_> = sink
+        .records("Describe")
+        .iter()
+        .filter_map(|r| r.get("name").and_then(|v| v.as_str()).map(str::to_string))
+        .collect();
+    assert_eq!(names, ["Account", "Contact"]);
+    c.org.shutdown().await;
+}

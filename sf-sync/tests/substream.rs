@@ -257,3 +257,44 @@ async fn a_short_query_of_the_parent_ids_warns() {
     );
     org.shutdown().await;
 }
+
+/// A long walk of the parent ids that loses its cursor now and then (every third next page
+/// here, more often than the resume attempts) still finishes: its resumes count from zero again
+/// once an id is read, as a REST window's do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_parent_walk_losing_its_cursor_now_and_then_finishes() {
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(54)
+            .rows("ContentDocument", 2_000)
+            .rows(LINK, 2_000)
+            .default_batch_size(200),
+        json!({}),
+    )
+    .await;
+    let control = org.control();
+    let spec = catalog.stream(LINK).unwrap();
+    let configured = configure(&catalog, &[LINK], None);
+    control.set_faults(Faults {
+        lose_locator_every: Some(3),
+        ..Faults::default()
+    });
+    let (result, sink) = run_fresh(&session, &config, &configured).await;
+    let summary = result.unwrap();
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    let lost = sink
+        .logs()
+        .into_iter()
+        .filter(|(_, m)| m.contains("reading the ids of ContentDocument lost its cursor"))
+        .count();
+    assert!(
+        lost > fast_options().resume_attempts as usize,
+        "{lost} lost cursors"
+    );
+    assert_matches_truth(LINK, &latest(&[&sink], LINK, spec), &truth(&control, spec));
+    org.shutdown().await;
+}

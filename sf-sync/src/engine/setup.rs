@@ -110,28 +110,49 @@ pub(super) async fn describe_catalog(
     Ok(out)
 }
 
-/// What one configured stream will do, and what to log about the decision.
+/// The `Describe` stream's records, one per object described, by name: the raw describes are
+/// moved into them (held once, not twice, for the whole read).
+pub(super) fn take_describe_records(described: &mut Described) -> Vec<Record> {
+    let mut records: Vec<Record> = described
+        .found
+        .values_mut()
+        .filter_map(|d| describe_record(std::mem::take(&mut d.describe)))
+        .collect();
+    records.sort_by(|a, b| {
+        let name = |r: &Record| r.get("name").and_then(Value::as_str).map(str::to_string);
+        name(a).cmp(&name(b))
+    });
+    records
+}
+
+/// What one configured stream will do, and what to log about the decision. The `Describe`
+/// stream takes `describe_records` (see [`take_describe_records`]).
 pub(super) fn job_for(
     configured: &ConfiguredStream,
     described: &Described,
+    describe_records: &mut Option<Vec<Record>>,
     state: &InputState,
     config: &SyncConfig,
     org_id: Option<&str>,
 ) -> (Job, Vec<(LogLevel, String)>) {
     let mut notes = Vec::new();
+    let sync_mode = configured.sync_mode;
     if configured.name == DescribeStream::NAME {
-        let mut records: Vec<Record> = described
-            .found
-            .values()
-            .filter_map(|d| describe_record(&d.describe))
-            .collect();
-        records.sort_by(|a, b| {
-            let name = |r: &Record| r.get("name").and_then(Value::as_str).map(str::to_string);
-            name(a).cmp(&name(b))
-        });
+        // Describes cut short by the daily limit (or the budget) would make a table of some
+        // objects only, which an overwriting destination would take for the whole: the stream
+        // is left for the next sync, as every stream not described is.
+        if let Some(detail) = &described.limit {
+            return (
+                Job::Limited {
+                    detail: detail.clone(),
+                    sync_mode,
+                },
+                notes,
+            );
+        }
+        let records = describe_records.take().unwrap_or_default();
         return (Job::Describe { records }, notes);
     }
-    let sync_mode = configured.sync_mode;
     let failed = |error: Error| Job::Failed { error, sync_mode };
     let unknown = |reason: String| {
         failed(Error::StreamUnknown {
@@ -164,10 +185,11 @@ pub(super) fn job_for(
 }
 
 /// The `Describe` stream's record of one object: its describe, key by key.
-fn describe_record(describe: &Value) -> Option<Record> {
-    let map = describe.as_object()?;
-    let (columns, values): (Vec<String>, Vec<Value>) =
-        map.iter().map(|(k, v)| (k.clone(), v.clone())).unzip();
+fn describe_record(describe: Value) -> Option<Record> {
+    let Value::Object(map) = describe else {
+        return None;
+    };
+    let (columns, values): (Vec<String>, Vec<Value>) = map.into_iter().unzip();
     Some(Record {
         columns: Arc::from(columns),
         values,

@@ -127,6 +127,8 @@ impl Runner {
                     Some(Ok(record)) => {
                         // Every row of an ordered Id query has its Id; one without is skipped.
                         let Some(id) = record.id() else { continue };
+                        // An id read since the last lost cursor: the resumes count from zero.
+                        resumes = 0;
                         last = Some(id.to_string());
                         batch.push(id.to_string());
                         if batch.len() == SLICE_BATCH_SIZE {
