@@ -246,7 +246,7 @@ pub async fn discover(session: &Session, options: &DiscoveryOptions) -> Result<C
 /// Names are matched as Salesforce spells them; the describe's own spelling names the stream.
 /// Duplicates (case-insensitive) and the `Describe` stream's name are ignored. An object that does
 /// not exist or cannot be queried, or whose describe fails for a reason of its own
-/// ([`Error::is_confined_to_object`]: a lasting server error, a describe that cannot be read),
+/// ([`Error::is_confined_to_object`]: refused for the object, a describe that cannot be read),
 /// fails the call, or is left out with a warning naming it and why when
 /// `options.skip_inaccessible` is set. Even then, when no object at all could be described and one
 /// failed for a reason other than being inaccessible, that failure is returned: an org that fails

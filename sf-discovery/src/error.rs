@@ -136,10 +136,13 @@ impl Error {
             )
     }
 
-    /// True when the failure is one object's own: its describe kept failing (a lasting server
-    /// error, `API_ERROR`, ...), could not be read, or says the object cannot be queried, and
-    /// not for a reason that would stop any request (the daily allowance or the API budget
-    /// spent, the concurrent-request limit, the session refused). With
+    /// True when the failure is one object's own and lasting: its describe was refused for the
+    /// object (`API_ERROR`, a permission), could not be read, or says the object cannot be
+    /// queried. Not for a reason that would stop any request (the daily allowance or the API
+    /// budget spent, the concurrent-request limit, the session refused), nor for a passing one
+    /// (a server error or a timeout that outlasted the retries): a catalog without the object
+    /// would tell the platform it is gone, and it may drop the stream from the connection, so
+    /// discovery fails and is run again, as Airbyte's connector does. With
     /// [`crate::DiscoveryOptions::skip_inaccessible`] such an object is left out with a warning
     /// rather than failing discovery. Every [`Error::is_inaccessible`] error is one.
     pub fn is_confined_to_object(&self) -> bool {
@@ -152,6 +155,7 @@ impl Error {
                 | ErrorKind::ConcurrentLimit
                 | ErrorKind::LoginRefused
                 | ErrorKind::Unauthenticated
+                | ErrorKind::Transient
         )
     }
 
@@ -184,7 +188,6 @@ mod tests {
     #[test]
     fn only_an_objects_own_failures_are_confined_to_it() {
         for own in [
-            describe_failure(500, r#"[{"errorCode":"UNKNOWN_EXCEPTION","message":"x"}]"#),
             describe_failure(400, r#"[{"errorCode":"API_ERROR","message":"x"}]"#),
             describe_failure(404, r#"[{"errorCode":"NOT_FOUND","message":"x"}]"#),
             describe_failure(
@@ -203,6 +206,8 @@ mod tests {
             assert_eq!(own.object(), Some("Thing__c"));
         }
         for shared in [
+            // Passing: a server error that outlasted the retries.
+            describe_failure(500, r#"[{"errorCode":"UNKNOWN_EXCEPTION","message":"x"}]"#),
             describe_failure(
                 403,
                 r#"[{"errorCode":"REQUEST_LIMIT_EXCEEDED","message":"TotalRequests Limit exceeded."}]"#,

@@ -26,10 +26,11 @@ pub struct DiscoveryOptions {
     /// `GET sobjects/{name}/describe`, which the session itself retries on transient failures).
     pub describe_retries: u32,
     /// Drop an object whose describe says it does not exist, is not accessible or not queryable,
-    /// or whose describe fails for a reason of its own (a lasting server error, `API_ERROR`, a
+    /// or whose describe fails for a lasting reason of its own (`API_ERROR`, a
     /// describe that cannot be read: [`Error::is_confined_to_object`]), with a warning in the
-    /// catalog naming it and why, instead of failing. The daily limit, a refused composite call
-    /// or a refused session still fail, as does every describe failing.
+    /// catalog naming it and why, instead of failing. The daily limit, a refused composite call,
+    /// a refused session and a passing failure (a server error that outlasts the retries) still
+    /// fail, as does every describe failing.
     pub skip_inaccessible: bool,
 }
 

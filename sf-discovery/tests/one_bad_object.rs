@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used)]
 //! One bad object never sinks discovery: with inaccessible objects skipped (as `sfconnect
-//! discover` does), an object whose describe fails for a reason of its own (a lasting 500, a
-//! describe that cannot be read, access refused) is left out with a warning naming it and why,
+//! discover` does), an object whose describe fails for a lasting reason of its own (refused for
+//! the object, a describe that cannot be read, access refused) is left out with a warning naming
+//! it and why, while a passing failure (a server error that outlasts the retries) still fails
+//! discovery, for a catalog without the object would say it is gone;
 //! and the other objects are offered; describes that cannot succeed are not retried alone; a
 //! describeGlobal entry that cannot be read is left out with a warning. Served by mockito.
 
@@ -14,6 +16,7 @@ use sf_discovery::{
     describe_global, describe_streams, discover, Catalog, DiscoveryOptions, DiscoveryWarning, Error,
 };
 
+const API_ERROR: &str = r#"[{"errorCode":"API_ERROR","message":"Unable to describe this entity"}]"#;
 const UNKNOWN_EXCEPTION: &str = r#"[{"errorCode":"UNKNOWN_EXCEPTION","message":"An unexpected error occurred. Please include this ErrorId if you contact support: 1185467397-87146 (-1098126295)"}]"#;
 
 async fn login(server: &mut mockito::Server, max_retries: u32) -> Session {
@@ -156,13 +159,13 @@ async fn an_object_whose_describe_keeps_failing_is_left_out_and_the_others_are_o
     )
     .await;
     let no_other_alone = mount_no_describe_alone(&mut server).await;
-    // Broken__c answers 500 in the composite call, and again alone, every time.
+    // Broken__c's describe is refused (API_ERROR) in the composite call, and again alone.
     let broken_alone = server
         .mock("GET", "/services/data/v62.0/sobjects/Broken__c/describe")
-        .with_status(500)
+        .with_status(400)
         .with_header("content-type", "application/json;charset=UTF-8")
-        .with_body(UNKNOWN_EXCEPTION)
-        .expect(2)
+        .with_body(API_ERROR)
+        .expect(1)
         .create_async()
         .await;
     let mut answers = HashMap::new();
@@ -171,7 +174,7 @@ async fn an_object_whose_describe_keeps_failing_is_left_out_and_the_others_are_o
     }
     answers.insert(
         "Broken__c".to_string(),
-        (500, serde_json::from_str(UNKNOWN_EXCEPTION).unwrap()),
+        (400, serde_json::from_str(API_ERROR).unwrap()),
     );
     // Garbled__c's describe is not one: `fields` is not a list.
     answers.insert(
@@ -183,30 +186,22 @@ async fn an_object_whose_describe_keeps_failing_is_left_out_and_the_others_are_o
     );
     let composite = mount_composite(&mut server, answers).await;
 
-    // Skipping: one retry alone of Broken__c (two requests with the session's retry), none of
+    // Skipping: one retry alone of Broken__c (a refusal the session does not retry), none of
     // Garbled__c (an unreadable describe is not a passing failure).
     let catalog = discover(session, &skip_inaccessible()).await.unwrap();
     assert_eq!(names(&catalog), ["Account", "Contact"]);
     assert_eq!(
         skipped(&catalog),
-        [
-            ("Broken__c", Some("UNKNOWN_EXCEPTION")),
-            ("Garbled__c", None)
-        ]
+        [("Broken__c", Some("API_ERROR")), ("Garbled__c", None)]
     );
     assert_eq!(catalog.warnings.len(), 2, "{:?}", catalog.warnings);
     let lines: Vec<String> = catalog.warnings.iter().map(ToString::to_string).collect();
     assert!(
-        lines[0]
-            .starts_with("`Broken__c` is left out: describing `Broken__c` failed after 2 attempts"),
+        lines[0].starts_with("`Broken__c` is left out: describing `Broken__c`"),
         "{}",
         lines[0]
     );
-    assert!(
-        lines[0].contains("HTTP 500 UNKNOWN_EXCEPTION"),
-        "{}",
-        lines[0]
-    );
+    assert!(lines[0].contains("API_ERROR"), "{}", lines[0]);
     assert!(
         lines[1].starts_with(
             "`Garbled__c` is left out: describing `Garbled__c`: unexpected response body"
@@ -223,8 +218,8 @@ async fn an_object_whose_describe_keeps_failing_is_left_out_and_the_others_are_o
     };
     let err = discover(session, &no_skip).await.unwrap_err();
     assert_eq!(err.object(), Some("Broken__c"));
-    assert_eq!(err.error_code(), Some("UNKNOWN_EXCEPTION"));
-    assert_eq!(err.kind(), ErrorKind::Transient);
+    assert_eq!(err.error_code(), Some("API_ERROR"));
+    assert_eq!(err.kind(), ErrorKind::Other);
 
     listing.expect(2).assert_async().await;
     composite.expect(2).assert_async().await;
@@ -240,7 +235,7 @@ async fn when_every_describe_fails_discovery_fails_rather_than_offering_nothing(
     let mut answers = HashMap::new();
     answers.insert(
         "Broken__c".to_string(),
-        (500, serde_json::from_str(UNKNOWN_EXCEPTION).unwrap()),
+        (400, serde_json::from_str(API_ERROR).unwrap()),
     );
     let composite = mount_composite(&mut server, answers).await;
     let options = DiscoveryOptions {
@@ -256,7 +251,7 @@ async fn when_every_describe_fails_discovery_fails_rather_than_offering_nothing(
         matches!(&err, Error::Describe { object, .. } if object == "Broken__c"),
         "{err:?}"
     );
-    assert_eq!(err.kind(), ErrorKind::Transient);
+    assert_eq!(err.kind(), ErrorKind::Other);
     // Only inaccessible objects: an empty catalog, each left out with a warning, as before.
     let gone = vec!["Gone__c".to_string()];
     let catalog = describe_streams(session, &gone, &options).await.unwrap();
@@ -264,6 +259,38 @@ async fn when_every_describe_fails_discovery_fails_rather_than_offering_nothing(
     assert_eq!(skipped(&catalog), [("Gone__c", Some("NOT_FOUND"))]);
     composite.expect(2).assert_async().await;
     no_alone.assert_async().await;
+}
+
+/// A describe failing for a passing reason (a server error that outlasts the retries) fails
+/// discovery even when inaccessible objects are skipped, naming the object: a catalog without
+/// it would tell the platform the stream is gone.
+#[tokio::test]
+async fn a_describe_failing_for_a_passing_reason_still_fails_discovery() {
+    let mut server = mockito::Server::new_async().await;
+    let session = &login(&mut server, 0).await;
+    mount_listing(
+        &mut server,
+        json!([
+            {"name": "Account", "queryable": true},
+            {"name": "Broken__c", "queryable": true, "custom": true}
+        ]),
+    )
+    .await;
+    let mut answers = HashMap::new();
+    answers.insert("Account".to_string(), (200, describe("Account")));
+    answers.insert(
+        "Broken__c".to_string(),
+        (500, serde_json::from_str(UNKNOWN_EXCEPTION).unwrap()),
+    );
+    mount_composite(&mut server, answers).await;
+    let options = DiscoveryOptions {
+        describe_retries: 0,
+        ..skip_inaccessible()
+    };
+    let err = discover(session, &options).await.unwrap_err();
+    assert_eq!(err.object(), Some("Broken__c"));
+    assert_eq!(err.error_code(), Some("UNKNOWN_EXCEPTION"));
+    assert_eq!(err.kind(), ErrorKind::Transient);
 }
 
 #[tokio::test]

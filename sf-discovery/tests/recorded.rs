@@ -596,28 +596,17 @@ async fn a_describe_that_keeps_failing_is_an_error_naming_it() {
     assert_eq!(err.kind(), ErrorKind::Transient);
     assert_eq!(err.error_code(), Some("SERVER_UNAVAILABLE"));
     assert!(!err.is_inaccessible());
-    assert!(err.is_confined_to_object());
-    // Not inaccessible, but Invoice__c's own failure: skipping leaves it out with a warning
-    // naming it and the failure, and Coupon__c is offered.
+    // Not inaccessible, and passing (a server error): skipping does not hide it, for a catalog
+    // without it would tell the platform the stream is gone.
+    assert!(!err.is_confined_to_object());
     let skip = DiscoveryOptions {
         skip_inaccessible: true,
         describe_retries: 0,
         ..Default::default()
     };
-    let catalog = describe_streams(session, &wanted, &skip).await.unwrap();
-    assert_eq!(names(&catalog), ["Coupon__c"]);
-    match &catalog.warnings[..] {
-        [DiscoveryWarning::ObjectSkipped {
-            object, error_code, ..
-        }] => {
-            assert_eq!(object, "Invoice__c");
-            assert_eq!(error_code.as_deref(), Some("UNKNOWN_EXCEPTION"));
-            let text = catalog.warnings[0].to_string();
-            assert!(text.starts_with("`Invoice__c` is left out: "), "{text}");
-            assert!(text.contains("UNKNOWN_EXCEPTION"), "{text}");
-        }
-        other => panic!("{other:?}"),
-    }
+    let err = describe_streams(session, &wanted, &skip).await.unwrap_err();
+    assert_eq!(err.object(), Some("Invoice__c"));
+    assert_eq!(err.error_code(), Some("UNKNOWN_EXCEPTION"));
     for mock in &mocks {
         mock.assert_async().await;
     }
