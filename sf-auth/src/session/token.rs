@@ -124,8 +124,7 @@ impl Session {
             .then(|| failed.error.clone())
     }
 
-    /// The token request, retried on transient answers and on network failures (for the
-    /// refresh-token grant, only those where nothing was sent).
+    /// The token request, retried on transient answers and on network failures.
     async fn request_token(&self) -> Result<TokenWire, Error> {
         self.with_retries("LoginRequestFailed", TOKEN_OPERATION, move || async move {
             // Built for each attempt: the JWT bearer grant signs a new assertion every time, so
@@ -164,14 +163,11 @@ impl Session {
             .await;
         let response = match answer {
             Ok(r) => r,
-            // Nothing was sent when the connection failed: any grant tries again. Otherwise the
-            // request may have reached Salesforce and only its answer been lost: the
-            // refresh-token grant does not present the same refresh token twice, for under
-            // refresh token rotation a refresh token used again revokes the grant.
-            Err(e) if e.is_connect() || grant != Grant::RefreshToken => {
-                return Attempt::failed(network_error(TOKEN_OPERATION, &e), true, None);
-            }
-            Err(e) => return Err(answer_lost(&e)),
+            // Tried again, whatever the grant. A refresh whose answer was lost after Salesforce
+            // took it, under refresh token rotation, has spent the token sent: not sending it
+            // again would not save the grant (the next renewal or run sends the same one), and
+            // retrying saves the run whenever the request never arrived.
+            Err(e) => return Attempt::failed(network_error(TOKEN_OPERATION, &e), true, None),
         };
         if response.status().is_redirection() {
             return Err(redirect_error(TOKEN_OPERATION, &response));
@@ -208,19 +204,6 @@ impl Session {
         };
         Attempt::failed(error, retryable, None)
     }
-}
-
-/// The error of a refresh-token request whose answer was lost after it may have been sent.
-fn answer_lost(e: &reqwest::Error) -> Error {
-    let mut error = network_error(TOKEN_OPERATION, e);
-    if let Error::Network { message, .. } = &mut error {
-        message.push_str(
-            "; the token request was sent and its answer was lost, so the same refresh token is \
-             not sent again (under refresh token rotation a refresh token used twice revokes \
-             the grant): run again",
-        );
-    }
-    error
 }
 
 /// What a refusal of the token request means for `grant`: "expired authorization code" is an
