@@ -243,7 +243,8 @@ pub struct SessionConfig {
     pub read_timeout: Option<Duration>,
     /// How long an idle pooled connection is kept; `None`: until the server closes it.
     pub pool_idle_timeout: Option<Duration>,
-    /// The largest share of the org's daily API limit this session may use (e.g. `0.5`);
+    /// A ceiling on the org's daily API usage (all clients, as `Sforce-Limit-Info` counts it)
+    /// as a share of the limit (e.g. `0.5`): no request starts once the usage reaches it;
     /// `None`: no cap besides the limit itself.
     pub api_budget: Option<f64>,
 }

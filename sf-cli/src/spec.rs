@@ -122,7 +122,7 @@ fn connection_specification() -> Value {
             "api_budget": {
                 "title": "API budget", "type": "number", "exclusiveMinimum": 0, "maximum": 1,
                 "order": 15,
-                "description": "The largest share of the org's daily API limit this sync may use, e.g. 0.5. Default: no cap besides the limit."
+                "description": "A ceiling on the org's daily API usage (all its clients, as Salesforce counts it), as a share of the daily limit, e.g. 0.5: the sync starts no request once the usage reaches it and stops early with its state, leaving the rest to other integrations. Default: no cap besides the limit."
             },
             "auth_flow": {
                 "title": "OAuth flow", "type": "string", "order": 16,

@@ -70,8 +70,9 @@ pub struct SyncConfig {
     pub api_version: String,
     /// `num_workers`: streams read at once (default 4, 1 to 50; more is read as 50).
     pub num_workers: usize,
-    /// `api_budget`: the largest share of the org's daily API limit this sync may use, in
-    /// `(0, 1]`; `None`: no cap besides the limit itself.
+    /// `api_budget`: a ceiling on the org's daily API usage (all clients, as Salesforce counts
+    /// it), as a share of the limit, in `(0, 1]`: no request starts once the usage reaches it;
+    /// `None`: no cap besides the limit itself.
     pub api_budget: Option<f64>,
     /// `formula_refresh`: an incremental stream with formula fields is read whole again once its
     /// last whole read is older than this (ISO 8601 duration, at least 1 second); `None` (the

@@ -600,3 +600,57 @@ async fn deletes_listed_by_a_sync_stopped_before_their_window_come_with_the_next
         "no sync stopped between listing and emitting"
     );
 }
+
+/// A first sync cancelled inside the first page of its first Bulk job: the job is not kept (no
+/// page of it was read whole), but its rows are downstream, so the state keeps where deletes
+/// matter from (`deletes_unknown_from`) and the next sync brings a tombstone for an emitted
+/// record hard-deleted since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_after_a_first_sync_cancelled_on_its_first_page_get_tombstones() {
+    let options = ReadOptions {
+        planner: PlannerConfig {
+            rest_max_rows: 0,
+            bulk_rows_per_window: 100_000,
+            ..PlannerConfig::default()
+        },
+        bulk_max_records: Some(50),
+        bulk_jobs_in_flight: 1,
+        channel_capacity: 2,
+        ..fast_options()
+    };
+    let c = connect(
+        org_config(80).rows("Account", 300),
+        json!({"force_use_bulk_api": true}),
+    )
+    .await;
+    let ctl = c.org.control();
+    let catalog = configure(&c.catalog, &["Account"], Some("incremental"));
+    let (_, first) = common::read_cancelled_at(&c, &catalog, 10, &options).await;
+    let mut states = States::default();
+    states.update(&first, &["Account"]);
+    let state = states.0["Account"].clone();
+    assert!(state.get("bulk_jobs").is_none(), "{state}");
+    assert!(state["deletes_unknown_from"].is_string(), "{state}");
+    let emitted = ids(&first
+        .records("Account")
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>());
+    assert!(!emitted.is_empty());
+
+    ctl.advance_clock(HOUR);
+    let mut deletes = Mutation::new("Account");
+    deletes.hard_delete_ids = vec![emitted.iter().next().unwrap().clone()];
+    let gone = ctl.mutate(deletes);
+    assert_eq!(gone.hard_deleted.len(), 1, "{gone:?}");
+    ctl.advance_clock(HOUR);
+    let (next, second) = run(&c.session, &c.config, &catalog, &states.input(), &options).await;
+    next.unwrap();
+    assert_eq!(
+        ids(&tombstones(&second, "Account")),
+        set(&[&gone.hard_deleted]),
+        "{:?}",
+        second.logs()
+    );
+    c.org.shutdown().await;
+}

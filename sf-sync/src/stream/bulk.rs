@@ -229,11 +229,16 @@ impl Runner {
         let emitted_in_part = |c: &JobCheckpoint| c.locator.is_some();
         let kept: Vec<JobCheckpoint> = match &result {
             Err(Stop::Limit(_)) => current.into_iter().chain(ahead).collect(),
-            Err(Stop::Cancelled) if self.shared.cancel.is_cancelled() => current
-                .into_iter()
-                .chain(ahead)
-                .filter(emitted_in_part)
-                .collect(),
+            Err(Stop::Cancelled) if self.shared.cancel.is_cancelled() => {
+                let (kept, dropped): (Vec<_>, Vec<_>) =
+                    current.into_iter().chain(ahead).partition(emitted_in_part);
+                // Rows of a first page cut short are downstream though no state names their
+                // job: the next sync asks getDeleted for what became of them.
+                for job in dropped.iter().filter(|j| j.page_rows_emitted > 0) {
+                    self.tombstones.read_before(job.end);
+                }
+                kept
+            }
             _ => Vec::new(),
         };
         if let Some(state) = run.state.as_mut() {
@@ -480,8 +485,12 @@ impl Runner {
             mut first,
             from,
             skip,
+            continued,
             ..
         } = prepared;
+        // A job continued from the input state holds rows as they were when it ran, before the
+        // deletes this sync listed: its rows cancel a tombstone only when they show the delete.
+        self.tombstones.snapshot = continued;
         let mut most_recent: Option<DateTime<Utc>> = None;
         let mut resume: Option<ResumePoint> =
             from.or_else(|| job_id.as_ref().map(ResumePoint::start));

@@ -58,6 +58,9 @@ pub(super) struct Tombstones {
     /// Whether getDeleted was asked this sync (else the state's `deletes_unknown_from` stays as
     /// the input had it).
     asked: bool,
+    /// Whether the rows being read come from a Bulk job a previous sync created: a snapshot of
+    /// when it ran, before the deletes this sync listed.
+    pub(super) snapshot: bool,
     /// `Id`, `IsDeleted` and the cursor: the columns of a tombstone.
     columns: Option<sf_discovery::Columns>,
     /// Tombstones emitted, for the stream's log line.
@@ -70,10 +73,11 @@ impl Tombstones {
         self.ids.is_empty()
     }
 
-    /// A record was read: its id needs no tombstone when the row shows the delete
-    /// (`IsDeleted: true`) or what came after it (its cursor at or after the deletion: undeleted
-    /// since). A row older than the deletion, from a results snapshot taken before it, leaves
-    /// the tombstone to follow it.
+    /// A record was read: its id needs no tombstone, for a row read now shows what became of
+    /// the record (`IsDeleted: true` in the bin, or undeleted since). A row of a results
+    /// snapshot taken before this sync listed the deletes (`snapshot`) cancels it only when it
+    /// shows the delete or what came after it (its cursor at or after the deletion); an older
+    /// one leaves the tombstone to follow it.
     pub(super) fn seen(&mut self, record: &Record) {
         let Some(id) = record.id() else {
             return;
@@ -81,6 +85,10 @@ impl Tombstones {
         let Some(&deleted) = self.ids.get(id) else {
             return;
         };
+        if !self.snapshot {
+            self.ids.remove(id);
+            return;
+        }
         let shows_delete = record.get("IsDeleted") == Some(&Value::Bool(true));
         let cursor = self
             .columns
@@ -113,6 +121,13 @@ impl Tombstones {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Rows of a job whose window ends at `end` went downstream, and the job is not named by the
+    /// state (a first page cut short by a cancel): the next sync asks getDeleted from there.
+    pub(super) fn read_before(&mut self, end: DateTime<Utc>) {
+        self.unknown = Some(self.unknown.map_or(end, |u| u.min(end)));
+        self.asked = true;
     }
 
     /// Writes [`Tombstones::unknown_from`] into `state`, once getDeleted was asked.
@@ -186,41 +201,41 @@ pub(super) fn deletes_span(
     hard_deletes: bool,
     now: DateTime<Utc>,
 ) -> Option<DeletesSpan> {
-    // Read before: a window, or a Bulk job whose pages a stopped sync emitted in part (a first
-    // sync stopped inside its first job has no window yet, and rows downstream).
     let state = run.state.as_ref()?;
-    // The input state's jobs, taken out of it to be continued.
-    let jobs = || run.progress.resumable.iter().chain(state.jobs());
-    let jobs_only = state.slices().is_empty();
-    let first_read = match state.slices().first() {
-        Some(slice) => slice.start,
-        None => jobs().map(|j| j.start).min()?,
-    };
     run.cursor.as_ref()?;
     if !hard_deletes || !run.setup.replicateable || run.setup.spec.primary_key.is_none() {
         return None;
     }
-    let from = spans
-        .iter()
-        .map(|s| s.start)
-        .find(|start| *start >= first_read)?;
-    // Read before only in jobs: their rows are as they were when each job ran, after its
-    // window's end was set, so a record deleted before then was never emitted live (a soft
-    // delete came as `IsDeleted: true`) and only later deletes need a tombstone.
-    let from = match jobs().map(|j| j.end).min() {
-        Some(end) if jobs_only => from.max(end),
-        _ => from,
-    };
-    // Deletes a sync before could not list are asked for again.
-    let from = match state.deletes_unknown_from() {
-        Some(unknown) if unknown < from => unknown.max(first_read),
-        _ => from,
-    };
     let to = spans.last()?.end;
     let horizon = add(sub(now, delta(GET_DELETED_RETENTION)), RETENTION_MARGIN);
-    // Salesforce deletes jobs after seven days, so a job continued ran within what the log
-    // keeps: a state of jobs alone is no state too old.
-    let from = if jobs_only { from.max(horizon) } else { from };
+    let from = match state.slices().first() {
+        // Read before: the spans after the first window read.
+        Some(first) => {
+            let from = spans
+                .iter()
+                .map(|s| s.start)
+                .find(|start| *start >= first.start)?;
+            // Deletes a sync before could not list are asked for again.
+            match state.deletes_unknown_from() {
+                Some(unknown) if unknown < from => unknown.max(first.start),
+                _ => from,
+            }
+        }
+        // No window read, but rows downstream: a first sync stopped inside its first Bulk jobs
+        // (named by the state, or cut on a first page and not kept: `deletes_unknown_from`).
+        // Their rows are as they were when each job ran, after its window's end was set, so a
+        // record deleted before then was never emitted live (a soft delete came as `IsDeleted:
+        // true`) and only later deletes need a tombstone. Salesforce deletes jobs after seven
+        // days, so what the log keeps covers them: no state too old.
+        None => {
+            let jobs = run.progress.resumable.iter().chain(state.jobs());
+            let read_from = jobs
+                .map(|j| j.end)
+                .chain(state.deletes_unknown_from())
+                .min()?;
+            read_from.max(spans.first()?.start).max(horizon)
+        }
+    };
     Some(DeletesSpan {
         from,
         horizon,
@@ -460,6 +475,7 @@ mod tests {
         };
         let mut stones = Tombstones {
             columns: columns(),
+            snapshot: true,
             ..Tombstones::default()
         };
         stones.add("a".into(), t("2024-01-01T10:00:00Z"));
@@ -499,6 +515,7 @@ mod tests {
 
         let mut stones = Tombstones {
             columns: columns(),
+            snapshot: true,
             ..Tombstones::default()
         };
         stones.add("d".into(), t("2024-01-01T10:00:00Z"));
@@ -516,5 +533,15 @@ mod tests {
             stones.take_before(None),
             [(t("2024-01-01T12:00:00Z"), "e".to_string())]
         );
+
+        // Rows read now (not a snapshot): any row cancels, whatever its cursor (an undeleted
+        // record whose cursor, `CreatedDate` say, did not move).
+        let mut stones = Tombstones {
+            columns: columns(),
+            ..Tombstones::default()
+        };
+        stones.add("f".into(), t("2024-01-01T10:00:00Z"));
+        stones.seen(&row(&[id("f"), at("2023-06-01T00:00:00.000Z")]));
+        assert!(stones.is_empty());
     }
 }

@@ -256,6 +256,8 @@ impl Runner {
         let where_eq: Vec<(String, String)> = status
             .map(|s| vec![("PublishStatus".to_string(), s.to_string())])
             .unwrap_or_default();
+        // Rows read now: any of them cancels a tombstone (see `Tombstones::seen`).
+        self.tombstones.snapshot = false;
         let mut most_recent: Option<DateTime<Utc>> = None;
         let mut after: Option<ResumeKey> = None;
         let mut resumes = 0u32;
