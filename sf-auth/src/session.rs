@@ -339,8 +339,8 @@ impl Session {
         else {
             return Ok(());
         };
-        let budget = (usage.max as f64 * share).floor() as u64;
-        if usage.used >= budget {
+        let budget = usage.budget(share);
+        if usage.over_budget(share) {
             return Err(Error::BudgetExhausted {
                 used: usage.used,
                 max: usage.max,

@@ -19,6 +19,18 @@ impl ApiUsage {
     pub fn remaining(&self) -> u64 {
         self.max.saturating_sub(self.used)
     }
+
+    /// The usage at which an `api_budget` of `share` (a fraction of the allocation, e.g. `0.5`)
+    /// stops requests: `max × share`, rounded down.
+    pub fn budget(&self, share: f64) -> u64 {
+        // A float-to-int `as` saturates: a share out of range cannot wrap.
+        (self.max as f64 * share).floor() as u64
+    }
+
+    /// Whether an `api_budget` of `share` lets no more request start.
+    pub fn over_budget(&self, share: f64) -> bool {
+        self.used >= self.budget(share)
+    }
 }
 
 /// Parses a `Sforce-Limit-Info` value such as `api-usage=18/5000` or
@@ -153,6 +165,20 @@ mod tests {
             .remaining(),
             0
         );
+    }
+
+    #[test]
+    fn a_budget_is_the_share_of_the_allocation_rounded_down() {
+        let usage = ApiUsage {
+            used: 500,
+            max: 1_000,
+        };
+        assert_eq!(usage.budget(0.5), 500);
+        assert_eq!(usage.budget(0.0015), 1);
+        assert_eq!(usage.budget(0.0001), 0);
+        assert_eq!(usage.budget(1.0), 1_000);
+        assert!(usage.over_budget(0.5));
+        assert!(!usage.over_budget(0.75));
     }
 
     #[test]

@@ -5,15 +5,16 @@
 //! the Airbyte CDK's `check` raises it. Otherwise the status is `SUCCEEDED` and its message says who is logged in, to which
 //! org and edition, the API version, the daily allowance used and left, how many objects are
 //! readable, and each warning with its fix (rows hidden by sharing, security streams without
-//! "View All Users", catalog streams no longer readable): a warning never fails the check, as
-//! the credentials work. The same facts come first as LOG lines (INFO, then one WARN a warning).
+//! "View All Users", catalog streams no longer readable, a daily API usage that has reached the
+//! allocation or the `api_budget`): a warning never fails the check, as the credentials work.
+//! The check's own requests ignore `api_budget` (it would stop them and hide the allowance). The same facts come first as LOG lines (INFO, then one WARN a warning).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use sf_sync::ConfiguredCatalog;
+use sf_sync::{ConfiguredCatalog, SyncConfig};
 
-use crate::commands::{emit, load_config, login};
+use crate::commands::{emit, load_config, login, LoadedConfig};
 use crate::failure::Failure;
 use crate::files::{in_file, read_json, FileKind};
 use crate::protocol::{self, Output};
@@ -61,8 +62,21 @@ async fn report(
         }
         None => None,
     };
-    let session = login(&loaded, out).await?;
-    sf_sync::check_access(&session, catalog.as_ref())
+    // The check's few requests are made whatever the `api_budget` (Salesforce's own limit still
+    // applies): stopped by it, they could not tell the allowance, and the report would blame
+    // the permissions. The usage read is set against the budget instead.
+    let budget = loaded.config.api_budget;
+    let unbudgeted = LoadedConfig {
+        raw: loaded.raw.clone(),
+        config: SyncConfig {
+            api_budget: None,
+            ..loaded.config
+        },
+    };
+    let session = login(&unbudgeted, out).await?;
+    let mut report = sf_sync::check_access(&session, catalog.as_ref())
         .await
-        .map_err(|e| Failure::from_sync("the connection check failed", &e))
+        .map_err(|e| Failure::from_sync("the connection check failed", &e))?;
+    report.note_api_budget(budget);
+    Ok(report)
 }

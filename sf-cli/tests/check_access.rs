@@ -83,6 +83,49 @@ async fn check_warns_the_restricted_user_and_not_the_admin() {
     assert_eq!(status["status"], "FAILED");
 }
 
+/// An `api_budget` the org's usage has already reached: the check still reads the allowance and
+/// the permissions (its own calls ignore the budget) and warns that a read would stop at once,
+/// naming the key, instead of blaming the permissions.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_says_when_the_api_budget_is_already_used_up() {
+    let env = Env::start("check-budget", OrgConfig::new(12, Scale::Tiny)).await;
+    let config = env.write("config.json", &env.config(json!({"api_budget": 0.00001})));
+    let run = env
+        .run(&["check", "--config", config.to_str().unwrap()], &[])
+        .await;
+    run.assert_contract();
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let status = &run.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    assert_eq!(status["status"], "SUCCEEDED");
+    let message = status["message"].as_str().unwrap();
+    assert!(message.contains("daily API requests used"), "{message}");
+    assert!(message.contains("1 warning(s)"), "{message}");
+    assert!(
+        message.contains(
+            "api_budget 0.00001 stops requests once the org's usage reaches 1 of its 100000"
+        ),
+        "{message}"
+    );
+    assert!(
+        !message.contains("permissions could not be read"),
+        "{message}"
+    );
+    assert_eq!(
+        run.logs_with("WARN", "api_budget").len(),
+        1,
+        "{}",
+        run.dump()
+    );
+    // Without the budget the same org gets no warning.
+    let plain = env.write("plain.json", &env.config(json!({})));
+    let run = env
+        .run(&["check", "--config", plain.to_str().unwrap()], &[])
+        .await;
+    let status = &run.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    let message = status["message"].as_str().unwrap();
+    assert!(message.ends_with("No access problems found."), "{message}");
+}
+
 /// A check that fails for a reason that is not the config's (here the org's daily allowance is
 /// used up, which Salesforce answers 403 `REQUEST_LIMIT_EXCEEDED`) is a TRACE error with exit 1,
 /// as the Airbyte CDK raises it, not a FAILED status that would blame the credentials. (A refused

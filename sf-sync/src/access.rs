@@ -82,7 +82,7 @@ pub struct Permissions {
 }
 
 /// A problem found by the check: what will go wrong and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AccessWarning {
     /// Without "View All Data" or the object's "View All Records", rows that sharing hides from
     /// the user are not synced, without any error.
@@ -104,6 +104,17 @@ pub enum AccessWarning {
     PermissionsUnknown {
         /// Why.
         reason: String,
+    },
+    /// The org's daily API usage has reached the allocation, or the config's `api_budget`: a
+    /// read stops at once (with success) and reads nothing.
+    AllowanceUsedUp {
+        /// Requests used in the rolling 24 hours (every client's).
+        used: i64,
+        /// The org's daily allocation.
+        max: i64,
+        /// The `api_budget` reached and the usage it stops at, when it is the budget (not the
+        /// allocation) that is reached.
+        budget: Option<(f64, u64)>,
     },
 }
 
@@ -146,6 +157,28 @@ impl fmt::Display for AccessWarning {
                 streams.len(),
                 names(streams)
             ),
+            AccessWarning::AllowanceUsedUp {
+                used,
+                max,
+                budget: None,
+            } => write!(
+                f,
+                "the org has used {used} of its {max} daily API requests (every client's, in \
+                 the last 24 hours): a read stops at once, with success, and reads nothing until \
+                 the usage falls. Fix: run the sync later, or ask Salesforce for a larger \
+                 allocation"
+            ),
+            AccessWarning::AllowanceUsedUp {
+                used,
+                max,
+                budget: Some((share, stop)),
+            } => write!(
+                f,
+                "api_budget {share} stops requests once the org's usage reaches {stop} of its \
+                 {max} daily API requests, and {used} are used (every client's, in the last 24 \
+                 hours): a read stops at once, with success, and reads nothing. Fix: raise \
+                 `api_budget` (at most 1), or run the sync when the usage has fallen"
+            ),
             AccessWarning::PermissionsUnknown { reason } => write!(
                 f,
                 "the user's permissions could not be read ({reason}), so rows hidden by sharing \
@@ -157,7 +190,7 @@ impl fmt::Display for AccessWarning {
 }
 
 /// What the check found: who, where, the allowance, the readable objects and the warnings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccessReport {
     /// The user logged in, when the token answer named one.
     pub user: Option<UserInfo>,
@@ -213,6 +246,29 @@ impl AccessReport {
             "logged in as {user} to {org}, API v{}; {allowance}; {} objects readable",
             self.api_version, self.readable_objects
         )
+    }
+
+    /// Adds a warning when the daily API usage has reached `api_budget` (a share of the
+    /// allocation, as the config's key; `None`: no budget) but not the allocation itself (which
+    /// [`check_access`] warns about). The check's own requests are best made without the budget
+    /// (it would stop them too, and the report would not say why): the usage it reads is then
+    /// set against the budget here.
+    pub fn note_api_budget(&mut self, api_budget: Option<f64>) {
+        let (Some(share), Some(a)) = (api_budget, self.allowance) else {
+            return;
+        };
+        let usage = sf_auth::ApiUsage {
+            used: u64::try_from(a.used).unwrap_or(0),
+            max: u64::try_from(a.max).unwrap_or(0),
+        };
+        if a.used >= a.max || !usage.over_budget(share) {
+            return;
+        }
+        self.warnings.push(AccessWarning::AllowanceUsedUp {
+            used: a.used,
+            max: a.max,
+            budget: Some((share, usage.budget(share))),
+        });
     }
 
     /// The summary and every warning, as one message.
@@ -323,6 +379,13 @@ pub async fn check_access(
                 .max
                 .saturating_sub(limits.daily_api_requests.remaining),
             max: limits.daily_api_requests.max,
+        });
+    }
+    if let Some(a) = report.allowance.filter(|a| a.max > 0 && a.used >= a.max) {
+        report.warnings.push(AccessWarning::AllowanceUsedUp {
+            used: a.used,
+            max: a.max,
+            budget: None,
         });
     }
     let selected: Vec<String> = match catalog {
@@ -473,6 +536,65 @@ mod tests {
 
     fn list(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn report_with(used: i64, max: i64) -> AccessReport {
+        AccessReport {
+            user: None,
+            org: None,
+            api_version: "62.0".to_string(),
+            allowance: Some(Allowance { used, max }),
+            readable_objects: 3,
+            permissions: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_usage_past_the_api_budget_is_a_warning_naming_the_key() {
+        let mut report = report_with(7, 1_000);
+        report.note_api_budget(Some(0.5));
+        report.note_api_budget(None);
+        assert_eq!(report.warnings, []);
+        report.note_api_budget(Some(0.0015));
+        assert_eq!(
+            report.warnings,
+            [AccessWarning::AllowanceUsedUp {
+                used: 7,
+                max: 1_000,
+                budget: Some((0.0015, 1)),
+            }]
+        );
+        let text = report.warnings[0].to_string();
+        assert!(
+            text.starts_with(
+                "api_budget 0.0015 stops requests once the org's usage reaches 1 of its 1000"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("7 are used") && text.contains("Fix: raise `api_budget`"),
+            "{text}"
+        );
+        // At the allocation itself the check's own warning says it; the budget adds none.
+        let mut report = report_with(1_000, 1_000);
+        report.note_api_budget(Some(0.5));
+        assert_eq!(report.warnings, []);
+        // Without an allowance read, nothing is claimed.
+        let mut report = report_with(0, 0);
+        report.allowance = None;
+        report.note_api_budget(Some(0.5));
+        assert_eq!(report.warnings, []);
+        let limit = AccessWarning::AllowanceUsedUp {
+            used: 15_100,
+            max: 15_000,
+            budget: None,
+        }
+        .to_string();
+        assert!(
+            limit.starts_with("the org has used 15100 of its 15000 daily API requests"),
+            "{limit}"
+        );
     }
 
     #[test]
