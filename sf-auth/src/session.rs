@@ -195,7 +195,7 @@ impl Session {
     /// The org's current time, from the last `Date` header seen (local time if none yet).
     pub fn org_now(&self) -> chrono::DateTime<chrono::Utc> {
         let skew = self.inner.clock_skew_ms.load(Ordering::Relaxed);
-        chrono::Utc::now() + chrono::Duration::milliseconds(skew)
+        shifted(chrono::Utc::now(), skew)
     }
 
     /// True once a response has told the org's time.
@@ -372,6 +372,14 @@ impl Session {
     }
 }
 
+/// `now` moved by `skew_ms`: the local clock where the sum is out of chrono's range (a `Date`
+/// header in the year 262142 is well formed, and must not panic the process).
+fn shifted(now: chrono::DateTime<chrono::Utc>, skew_ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::TimeDelta::try_milliseconds(skew_ms)
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(now)
+}
+
 /// An HTTP client with the config's timeouts, following redirects as `redirects` says.
 fn http_client(
     config: &SessionConfig,
@@ -393,4 +401,31 @@ fn http_client(
         message: describe_reqwest(&e),
         timeout: false,
     })
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::shifted;
+
+    #[test]
+    fn a_date_header_far_in_the_future_does_not_panic_the_org_clock() {
+        let now = chrono::Utc::now();
+        let far = chrono::DateTime::parse_from_rfc2822("31 Dec 262142 23:59:58 +0000")
+            .map(|d| d.timestamp_millis())
+            .unwrap_or(0);
+        assert!(far > now.timestamp_millis(), "the header parses");
+        let skew = far - now.timestamp_millis();
+        // Within chrono's range as a date, past it once a second has gone by.
+        assert_eq!(
+            shifted(now + chrono::TimeDelta::seconds(2), skew),
+            now + chrono::TimeDelta::seconds(2)
+        );
+        assert_eq!(shifted(now, i64::MAX), now);
+        assert_eq!(shifted(now, i64::MIN), now);
+        assert_eq!(
+            shifted(now, 1_500),
+            now + chrono::TimeDelta::milliseconds(1_500)
+        );
+        assert_eq!(shifted(now, -60_000), now - chrono::TimeDelta::minutes(1));
+    }
 }

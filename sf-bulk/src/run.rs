@@ -409,7 +409,8 @@ impl Run {
                     .map_err(|source| decode_error(page, source))?;
                 // More rows than the job holds (pages served twice): refused at once, the rows
                 // past the job's total never yielded.
-                let received = self.rows_total + page.decoder.rows();
+                // Saturating: `rows_total` may start from a state's `rows_done`, any count a user wrote.
+                let received = self.rows_total.saturating_add(page.decoder.rows());
                 if let Some(processed) = self.expected_total.filter(|p| received > *p) {
                     let excess = usize::try_from(received - processed).unwrap_or(usize::MAX);
                     self.ready.truncate(self.ready.len().saturating_sub(excess));
@@ -436,7 +437,7 @@ impl Run {
                 let Some(page) = self.page.take() else {
                     return Ok(());
                 };
-                self.rows_total += rows;
+                self.rows_total = self.rows_total.saturating_add(rows);
                 tracing::debug!(job_id = %self.job_id, locator = ?page.locator, rows, "BulkResultsPageRead");
                 // More rows than the job holds (the last row, decoded only at the body's end):
                 // refused at once as above, not at an end a repeating chain never reaches.

@@ -442,6 +442,36 @@ async fn a_download_resumes_from_a_locator() {
     mock.assert_expectations().await;
 }
 
+/// A state's `rows_done` is a count a user may have written: one past any job's total is
+/// refused as a count mismatch, never an arithmetic overflow (a panic in a debug build, a
+/// wrapped count that passes the check in a release one).
+#[tokio::test(start_paused = true)]
+async fn a_resume_point_claiming_more_rows_than_any_job_is_refused() {
+    let (_mock, client) = Mock::with_client(&["resume_second_page"], config()).await;
+    let from = ResumePoint {
+        job_id: JOB.to_string(),
+        locator: Some("MjAwMA".to_string()),
+        rows_done: u64::MAX,
+    };
+    let (items, error) = collect(client.resume(from, &account_fields())).await;
+    assert!(
+        matches!(
+            error,
+            Some(sf_bulk::Error::ResultsTotalCount {
+                processed: 3,
+                received: u64::MAX,
+                ..
+            })
+        ),
+        "{error:?}"
+    );
+    assert!(
+        !items.iter().any(|i| matches!(i, BulkItem::Record(_))),
+        "{}",
+        outline(&items).join(", ")
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn checkpoints_resume_where_they_say() {
     let (_mock, client) = Mock::with_client(&["query_two_pages"], config()).await;
