@@ -80,6 +80,9 @@ pub struct StreamState {
     formula_refreshed_at: Option<DateTime<Utc>>,
     /// Hard deletes from here on are not known yet (`refresh.rs`).
     deletes_unknown_from: Option<DateTime<Utc>>,
+    /// Where this sync reads from (`start_date`): the placeholder slice of a state written
+    /// before any span is read (see [`StreamState::to_json`]). Not read back.
+    floor: Option<DateTime<Utc>>,
 }
 
 impl StreamState {
@@ -110,7 +113,15 @@ impl StreamState {
             jobs: Vec::new(),
             formula_refreshed_at: None,
             deletes_unknown_from: None,
+            floor: None,
         }
+    }
+
+    /// The same state, knowing where the sync reads from (`start_date`), for the placeholder
+    /// slice [`StreamState::to_json`] writes while no span is read.
+    pub fn with_floor(mut self, floor: DateTime<Utc>) -> StreamState {
+        self.floor = Some(floor);
+        self
     }
 
     /// The same state, naming the org it belongs to.
@@ -163,11 +174,13 @@ impl StreamState {
         let jobs = std::mem::take(&mut self.jobs);
         let refreshed = self.formula_refreshed_at.take();
         let deletes = self.deletes_unknown_from.take();
+        let floor = self.floor.take();
         *self = StreamState::from_slices(slices.into_iter().chain(Some(slice)))
             .with_org_id(org_id)
             .with_jobs(jobs)
             .with_formula_refreshed_at(refreshed);
         self.deletes_unknown_from = deletes;
+        self.floor = floor;
     }
 
     /// The merged slices, sorted.
@@ -197,10 +210,33 @@ impl StreamState {
     /// `{"state_type": "date-range", "slices": [{"start", "end", "most_recent_cursor_value"?}]}`,
     /// instants as `YYYY-MM-DDTHH:MM:SS.sssZ`, plus `"org_id"` when the state names its org and
     /// `"bulk_jobs"` when Bulk jobs are in flight.
+    ///
+    /// A state written before any span is read (naming the Bulk jobs in flight, or cut short)
+    /// holds one empty slice, `start` = `end` = `most_recent_cursor_value` = where the sync reads
+    /// from (the `start_date` given by [`StreamState::with_floor`], else the earliest job's
+    /// start), never `"slices": []`: Airbyte's concurrent cursor reads `slices[0]` of any
+    /// date-range state, and fails the stream on an empty list, at every later sync too (seen with
+    /// airbyte-cdk 7.39.1). It writes the same placeholder itself when it converts a state that
+    /// covers nothing; an empty slice covers nothing here either, and is dropped when read.
     pub fn to_json(&self) -> Value {
+        let placeholder = || {
+            let at = self
+                .floor
+                .or_else(|| self.jobs.iter().map(|j| j.start).min())?;
+            Some(vec![StateSlice {
+                start: at,
+                end: at,
+                most_recent_cursor_value: Some(at),
+            }
+            .to_json()])
+        };
+        let slices = match self.slices.is_empty() {
+            true => placeholder().unwrap_or_default(),
+            false => self.slices.iter().map(|s| s.to_json()).collect::<Vec<_>>(),
+        };
         let mut value = json!({
             "state_type": DATE_RANGE,
-            "slices": self.slices.iter().map(|s| s.to_json()).collect::<Vec<_>>(),
+            "slices": slices,
         });
         if let Some(object) = value.as_object_mut() {
             if let Some(org_id) = &self.org_id {

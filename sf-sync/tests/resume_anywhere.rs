@@ -321,8 +321,11 @@ impl Sink for RefusesState {
         self.0.record(stream, record).await
     }
     async fn state(&mut self, stream: &str, state: Value) -> Result<(), Error> {
-        // A window read: its slice is in the state (states naming jobs have none before).
-        let window_done = state["slices"].as_array().is_some_and(|s| !s.is_empty());
+        // A window read: its slice is in the state (states naming jobs before have none but
+        // the empty placeholder, `start` = `end`).
+        let window_done = state["slices"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["start"] != s["end"]));
         if !window_done {
             return self.0.state(stream, state).await;
         }

@@ -37,6 +37,11 @@ use sf_sync::{InputState, LogLevel, ReadOptions, SavedState, StreamStatus};
 /// 5. The state Airbyte writes back holds only `slices` (each `start`, `end` and, when set,
 ///    `most_recent_cursor_value`, as `YYYY-MM-DDTHH:MM:SS.mmmZ`) and `state_type`: other keys
 ///    are dropped.
+/// 6. Reading a date-range state with no slice fails the stream: the cursor's `stream_slices`
+///    indexes `slices[0]` (`IndexError: list index out of range`; seen running 2.10.3 on
+///    CDK 7.39.1 against the emulated org), and the state it writes back is as empty, so every
+///    later sync fails too. sfconnect therefore never writes `"slices": []` (an empty slice at
+///    the start date instead, which both read as covering nothing).
 fn airbyte_read(
     state: &Value,
     cursor: &str,
@@ -56,13 +61,12 @@ fn airbyte_read(
             most_recent: Some(sync_start),
         }]);
     }
+    let listed = state.get("slices").and_then(Value::as_array);
+    if listed.is_none_or(|l| l.is_empty()) {
+        return Err("IndexError: list index out of range".to_string());
+    }
     let mut slices = Vec::new();
-    for slice in state
-        .get("slices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for slice in listed.into_iter().flatten() {
         let key = |k: &str| slice.get(k).ok_or_else(|| format!("KeyError: {k}"));
         let most_recent = match slice.get("most_recent_cursor_value") {
             Some(v) => Some(parse(v)?),
@@ -266,7 +270,13 @@ async fn airbyte_reads_a_mid_job_state_and_sfconnect_reads_airbytes() {
             most_recent: s.most_recent_cursor_value,
         })
         .collect();
-    assert_eq!(theirs, ours_slices);
+    // What each covers: an empty slice (Airbyte's placeholder, which sfconnect writes while no
+    // window is read) covers nothing.
+    let covering: Vec<AirbyteSlice> = theirs.iter().filter(|s| s.start < s.end).cloned().collect();
+    assert_eq!(covering, ours_slices);
+    // The placeholder sits at the start date: Airbyte reads from there, as sfconnect does.
+    assert!(theirs.iter().all(|s| s.start >= start), "{theirs:?}");
+    assert!(!theirs.is_empty());
     // What Airbyte writes back (the jobs dropped) is read by sfconnect: the same slices, no job.
     let written = airbyte_write(&theirs);
     let back = match SavedState::from_value("Account", &written).unwrap() {
@@ -309,6 +319,13 @@ async fn airbyte_reads_a_mid_job_state_and_sfconnect_reads_airbytes() {
     // Airbyte joins slices 1 ms apart; sfconnect keeps the millisecond between them unread.
     assert_eq!(theirs.len(), 1);
     assert_eq!(resolved.slices().last().unwrap().end, theirs[0].end);
+    // Rule 6: a date-range state without a slice fails Airbyte's stream.
+    assert!(airbyte_read(
+        &json!({"state_type": "date-range", "slices": []}),
+        "SystemModstamp",
+        start
+    )
+    .is_err());
     // Rule 2: a slice without `end` is refused by Airbyte (so sfconnect never writes one).
     assert!(airbyte_read(
         &json!({"state_type": "date-range", "slices": [{"start": "2021-01-01T00:00:00.000Z"}]}),

@@ -312,7 +312,8 @@ fn setup(
             let state = match org_id {
                 Some(id) => state.with_org_id(Some(id.to_string())),
                 None => state,
-            };
+            }
+            .with_floor(config.start_date);
             Mode::Incremental {
                 cursor: cursor.clone(),
                 state,

@@ -57,6 +57,52 @@ fn merges_overlapping_and_adjacent_slices() {
     );
 }
 
+/// A state written before any span is read holds Airbyte's placeholder slice (an empty list
+/// fails Airbyte's cursor), and reads back as covering nothing.
+#[test]
+fn a_state_with_nothing_read_writes_an_empty_slice_at_the_start_date() {
+    let job = |start: &str, end: &str| JobCheckpoint {
+        start: t(start),
+        end: t(end),
+        job_id: "750x".to_string(),
+        locator: None,
+        rows_done: 0,
+        page_rows_emitted: 0,
+        query: "ab".to_string(),
+    };
+    let state = StreamState::new()
+        .with_floor(t("2021-01-01"))
+        .with_jobs(vec![job("2022-01-01", "2022-02-01")]);
+    let value = state.to_json();
+    assert_eq!(
+        value["slices"],
+        json!([{"start": "2021-01-01T00:00:00.000Z", "end": "2021-01-01T00:00:00.000Z",
+                "most_recent_cursor_value": "2021-01-01T00:00:00.000Z"}])
+    );
+    let back = SavedState::from_value("Account", &value)
+        .unwrap()
+        .resolve("Account", "SystemModstamp", t("2020-01-01"))
+        .unwrap();
+    assert!(back.is_empty());
+    assert_eq!(back.jobs().len(), 1);
+    // Without a floor, the earliest job's start.
+    let state = StreamState::new().with_jobs(vec![
+        job("2022-03-01", "2022-04-01"),
+        job("2022-01-01", "2022-02-01"),
+    ]);
+    assert_eq!(
+        state.to_json()["slices"][0]["start"],
+        "2022-01-01T00:00:00.000Z"
+    );
+    // Once a span is read, only the spans.
+    let mut read = StreamState::new().with_floor(t("2021-01-01"));
+    read.add(slice("2021-01-01", "2021-06-01", None));
+    assert_eq!(
+        read.to_json()["slices"],
+        json!([{"start": "2021-01-01T00:00:00.000Z", "end": "2021-06-01T00:00:00.000Z"}])
+    );
+}
+
 #[test]
 fn reads_airbytes_date_range_form() {
     let value = json!({"state_type": "date-range", "slices": [
