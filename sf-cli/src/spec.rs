@@ -115,9 +115,9 @@ fn connection_specification() -> Value {
                 "pattern": "^[0-9]{2}\\.0$"
             },
             "num_workers": {
-                "title": "Streams in flight", "type": "integer", "default": 4,
+                "title": "Streams in flight", "type": "integer",
                 "minimum": 1, "order": 14,
-                "description": "How many streams are read at once; more than 50 is read as 50, as Airbyte's connector reads it."
+                "description": "How many streams are read at once; more than 50 is read as 50, as Airbyte's connector reads it. Default: 4 (left out of the schema's defaults, so a config saved by a form that fills them in does not carry it: Airbyte's connector reads this key too, with 20 when it is absent)."
             },
             "api_budget": {
                 "title": "API budget", "type": "number", "exclusiveMinimum": 0, "maximum": 1,

@@ -313,6 +313,24 @@ impl Reader<'_> {
         let client_secret = match grant {
             // The JWT bearer grant signs instead: the secret is not sent.
             Grant::JwtBearer => Some(self.string("client_secret", "").unwrap_or_default()),
+            // The refresh-token grant takes no secret from a connected app that does not
+            // require one for it (Salesforce's "Require Secret for Refresh Token Flow" off; its
+            // REST API guide: "client_secret ... This parameter is optional"), and Airbyte's
+            // spec lets the key be empty: an empty secret is left out of the token request.
+            Grant::RefreshToken
+                if self
+                    .get("client_secret")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.trim().is_empty()) =>
+            {
+                self.warn(
+                    "client_secret",
+                    "is empty: the token request goes without it, which Salesforce accepts \
+                     only when the connected app does not require the secret for the refresh \
+                     token flow; if the login is refused, give the consumer secret",
+                );
+                Some(String::new())
+            }
             _ => self.required_string("client_secret", "the connected app's consumer secret"),
         };
         let jwt_bearer = self.jwt_bearer(grant);

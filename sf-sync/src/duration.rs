@@ -149,6 +149,9 @@ fn parse(text: &str) -> Result<IsoDuration, String> {
         return Err("`P` must be followed by at least one component, as in `P1D`".into());
     }
     let (date_part, time_part) = match body.split_once('T') {
+        // A `T` ending a duration that has days (`P1DT`) adds nothing: Airbyte's connector
+        // (isodate) reads it as `P1D`, so it is read alike; alone (`PT`) it says nothing.
+        Some((d, "")) if !d.is_empty() => (d, None),
         Some((d, t)) => {
             if t.is_empty() {
                 return Err(
@@ -371,6 +374,9 @@ mod tests {
         assert_eq!(secs("PT1,5S"), 1.5);
         assert_eq!(secs("pt1h30m"), 5400.0);
         assert_eq!(secs(" P1DT1S "), 86_401.0);
+        // A trailing `T` after days, as Airbyte's connector reads it.
+        assert_eq!(secs("P1DT"), 86_400.0);
+        assert_eq!(secs("p2wt"), 14.0 * 86_400.0);
         assert_eq!(secs("P0D"), 0.0);
         // A fraction on the last component, whatever its unit (Airbyte's connector accepts these).
         assert_eq!(secs("PT1.5H"), 5400.0);

@@ -207,6 +207,10 @@ fn each_error_names_key_value_and_what_is_accepted() {
         (json!({"login_url": "https://acme.my.salesforce.com/services/oauth2/token"}), "no path"),
         (json!({"auth_type": "client_credentials", "refresh_token": null}),
          "`login_url` is missing; the client credentials grant logs in at the org's My Domain"),
+        (json!({"auth_flow": "client_credentials", "refresh_token": null, "client_secret": "",
+                "login_url": "https://acme.my.salesforce.com"}),
+         "`client_secret`: `***` is empty; give the connected app's consumer secret"),
+        (json!({"client_secret": null}), "`client_secret` is missing; give the connected app's consumer secret"),
     ] {
         let config = with(edit.clone());
         let msg = one_problem(&config);
@@ -466,4 +470,18 @@ async fn the_session_config_uses_the_client_credentials_grant() {
     let session = Session::login(fast(config.session_config())).await.unwrap();
     assert_eq!(session.instance_url(), server.url());
     assert_eq!(session.api_version(), "62.0");
+}
+
+/// Airbyte's spec lets `client_secret` be empty, and Salesforce's refresh token flow takes none
+/// from a connected app that does not require it: accepted with a warning for that grant.
+#[test]
+fn an_empty_client_secret_is_accepted_for_the_refresh_token_grant_with_a_warning() {
+    let parsed = parse(&with(json!({"client_secret": ""}))).unwrap();
+    assert_eq!(parsed.config.client_secret.expose(), "");
+    let warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("client_secret") && warnings[0].contains("goes without it"),
+        "{warnings:?}"
+    );
 }

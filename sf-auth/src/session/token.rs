@@ -241,7 +241,11 @@ fn token_form(grant: Grant, creds: &Credentials, refresh: Option<&Secret>) -> St
         Grant::RefreshToken => {
             form.append_pair("grant_type", "refresh_token");
             form.append_pair("client_id", &creds.client_id);
-            form.append_pair("client_secret", creds.client_secret.expose());
+            // Optional for this grant (a connected app may not require it): left out when
+            // empty rather than sent blank.
+            if !creds.client_secret.expose().is_empty() {
+                form.append_pair("client_secret", creds.client_secret.expose());
+            }
             form.append_pair("refresh_token", refresh.map(Secret::expose).unwrap_or(""));
         }
         Grant::ClientCredentials => {
@@ -260,6 +264,23 @@ fn token_form(grant: Grant, creds: &Credentials, refresh: Option<&Secret>) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_client_secret_is_left_out_of_the_refresh_token_request() {
+        let creds = |secret: &str| Credentials {
+            client_id: "3MVG9abc".to_string(),
+            client_secret: Secret::new(secret),
+            refresh_token: None,
+        };
+        let refresh = Secret::new("5Aep-token");
+        let form = token_form(Grant::RefreshToken, &creds(""), Some(&refresh));
+        assert_eq!(
+            form,
+            "grant_type=refresh_token&client_id=3MVG9abc&refresh_token=5Aep-token"
+        );
+        let form = token_form(Grant::RefreshToken, &creds("s3cr3t"), Some(&refresh));
+        assert!(form.contains("&client_secret=s3cr3t&"), "{form}");
+    }
 
     #[test]
     fn an_expired_authorization_code_is_an_expired_assertion_for_the_jwt_grant_only() {
