@@ -305,6 +305,14 @@ pub async fn read_tuned(
         (Err(e), Some(summary)) if !e.ends_sync() && summary.failure().is_some() => summary,
         (Err(e), _) => return Err(Failure::from_sync("the sync failed", &e)),
     };
+    // One TRACE error per failed stream, naming it, before the sync's own (as the CDK does).
+    for (stream, reason, failure) in summary.failed() {
+        let labelled = Failure::labelled(format!("`{stream}`: {reason}"), failure);
+        emit(
+            &out,
+            &protocol::stream_trace_error(stream, &labelled.message, labelled.failure_type),
+        )?;
+    }
     let cancelled: Vec<&str> = summary
         .incomplete()
         .filter(|(_, reason)| matches!(reason, IncompleteReason::Cancelled))
@@ -354,9 +362,9 @@ pub async fn read_tuned(
     Ok(summary)
 }
 
-/// The one TRACE error of a sync whose streams failed for reasons of their own, as Airbyte's
-/// connectors end such a sync: every failed stream with its reason and fix, the other streams
-/// delivered; `None` when no stream failed.
+/// The TRACE error that ends a sync whose streams failed for reasons of their own, as Airbyte's
+/// connectors end such a sync (after one TRACE error per failed stream, naming it): every failed
+/// stream with its reason and fix, the other streams delivered; `None` when no stream failed.
 pub fn streams_failed(summary: &SyncSummary) -> Option<Failure> {
     let label = summary.failure()?;
     let failed: Vec<String> = summary

@@ -82,6 +82,15 @@ pub fn trace_error(message: &str, internal: Option<&str>, failure: FailureType) 
     json!({"type": "TRACE", "trace": {"type": "ERROR", "emitted_at": now_millis() as f64, "error": error}})
 }
 
+/// A TRACE error of one stream (the error's `stream_descriptor` names it), as the Airbyte CDK
+/// emits one for each stream that failed before the sync's own error: the platform ties the
+/// failure to the stream.
+pub fn stream_trace_error(stream: &str, message: &str, failure: FailureType) -> Value {
+    let mut value = trace_error(message, None, failure);
+    value["trace"]["error"]["stream_descriptor"] = json!({"name": stream});
+    value
+}
+
 /// A TRACE stream status: `STARTED`, `RUNNING`, `COMPLETE`, `INCOMPLETE`.
 pub fn trace_stream_status(stream: &str, status: &str) -> Value {
     json!({

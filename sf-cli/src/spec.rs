@@ -225,6 +225,7 @@ mod tests {
                 match schema["type"].as_str() {
                     Some("string") => json!("x"),
                     Some("number") => json!(0.5),
+                    Some("integer") => json!(2),
                     Some("array") => json!([]),
                     other => panic!("no sample value for {key} ({other:?})"),
                 }

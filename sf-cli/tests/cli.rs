@@ -132,10 +132,15 @@ impl Run {
             .collect()
     }
 
+    /// The sync's TRACE error (a failed stream's own, naming it, comes before).
     fn trace_error(&self) -> &Value {
         self.messages
             .iter()
-            .find(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR")
+            .find(|m| {
+                m["type"] == "TRACE"
+                    && m["trace"]["type"] == "ERROR"
+                    && m["trace"]["error"].get("stream_descriptor").is_none()
+            })
             .unwrap_or_else(|| panic!("no TRACE error in:\n{}\n{}", self.stdout, self.stderr))
     }
 }
@@ -627,7 +632,11 @@ fn trace_error_of(lines: &[String]) -> Value {
     lines
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR")
+        .find(|m| {
+            m["type"] == "TRACE"
+                && m["trace"]["type"] == "ERROR"
+                && m["trace"]["error"].get("stream_descriptor").is_none()
+        })
         .unwrap_or_else(|| panic!("no TRACE error: {lines:?}"))["trace"]["error"]
         .clone()
 }

@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used)]
 //! One bad object never sinks a sync: a stream that fails for a reason of its own is reported
 //! INCOMPLETE with its reason and fix, every other stream completes with its records and state,
-//! and `sfconnect read` ends as Airbyte's connectors do when a stream failed: one TRACE error
-//! listing the failed streams, exit status 1.
+//! and `sfconnect read` ends as Airbyte's connectors do when a stream failed: a TRACE error
+//! naming each failed stream (`stream_descriptor`), then one listing them all, exit status 1.
 
 mod harness;
 
@@ -29,12 +29,23 @@ fn last_status(run: &Run, stream: &str) -> String {
         .to_string()
 }
 
-/// The TRACE errors of a run.
+/// The TRACE errors of a run: the sync's own (naming no stream).
 fn trace_errors(run: &Run) -> Vec<&Value> {
     run.of_type("TRACE")
         .into_iter()
         .filter(|m| m["trace"]["type"] == "ERROR")
         .map(|m| &m["trace"]["error"])
+        .filter(|e| e.get("stream_descriptor").is_none())
+        .collect()
+}
+
+/// The TRACE errors naming a stream (`stream_descriptor`), as (stream, error).
+fn stream_errors(run: &Run) -> Vec<(String, &Value)> {
+    run.of_type("TRACE")
+        .into_iter()
+        .filter(|m| m["trace"]["type"] == "ERROR")
+        .map(|m| &m["trace"]["error"])
+        .filter_map(|e| Some((e["stream_descriptor"]["name"].as_str()?.to_string(), e)))
         .collect()
 }
 
@@ -92,6 +103,21 @@ async fn streams_that_cannot_be_read_are_listed_in_one_trace_and_the_others_are_
     );
     let last = run.messages.last().unwrap();
     assert_eq!(last["trace"]["type"], "ERROR", "the TRACE error comes last");
+    assert!(last["trace"]["error"].get("stream_descriptor").is_none());
+    // Before it, one TRACE error per failed stream, naming it (as the Airbyte CDK emits them),
+    // so the platform can tie each failure to its stream.
+    let per_stream = stream_errors(&run);
+    let named: Vec<&str> = per_stream.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(named, ["Nope__c", "Restricted_Data__c"], "{}", run.dump());
+    for (stream, error) in &per_stream {
+        assert_eq!(error["failure_type"], "config_error", "{error}");
+        let text = error["message"].as_str().unwrap();
+        assert!(text.starts_with(&format!("`{stream}`: ")), "{text}");
+        assert!(
+            text.contains("remove it from the configured catalog or run discover again"),
+            "{text}"
+        );
+    }
     for stream in ["Nope__c", "Restricted_Data__c"] {
         assert_eq!(last_status(&run, stream), "INCOMPLETE", "{}", run.dump());
         assert!(run.records(stream).is_empty());
@@ -121,6 +147,7 @@ async fn a_sync_whose_every_stream_fails_says_so() {
         message.contains("`Nope__c`: ") && message.ends_with("No other stream was selected."),
         "{message}"
     );
+    assert_eq!(stream_errors(&run).len(), 1, "{}", run.dump());
 }
 
 /// A state that cannot be read for a stream no longer in the catalog is left alone (Airbyte never

@@ -266,12 +266,18 @@ impl Run {
             .collect()
     }
 
-    /// The TRACE error, if any.
+    /// The sync's TRACE error, if any: the one naming no stream (a failed stream's own error,
+    /// with a `stream_descriptor`, comes before it), else the first.
     pub fn trace_error(&self) -> Option<&Value> {
-        self.messages
-            .iter()
-            .find(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR")
-            .map(|m| &m["trace"]["error"])
+        let errors = || {
+            self.messages
+                .iter()
+                .filter(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR")
+                .map(|m| &m["trace"]["error"])
+        };
+        errors()
+            .find(|e| e.get("stream_descriptor").is_none())
+            .or_else(|| errors().next())
     }
 
     /// LOG messages at `level` whose text contains `needle`.
