@@ -60,7 +60,7 @@ pub struct TaggedRequests {
     /// `GET`, `POST`, ...
     pub method: &'static str,
     /// The path as requested (relative to the data API, or absolute on the instance), without
-    /// the query string.
+    /// the query string, a query locator or a Bulk job id as `*`.
     pub path: String,
     /// How many were sent.
     pub count: u64,
@@ -76,7 +76,7 @@ type TallyKey = (Option<RequestTag>, &'static str, String);
 impl Tally {
     /// Counts one request of the current task.
     pub(crate) fn record(&self, method: &'static str, path: &str) {
-        let key = (RequestTag::current(), method, path.to_string());
+        let key = (RequestTag::current(), method, counted_path(path));
         *lock(&self.0).entry(key).or_insert(0) += 1;
     }
 
@@ -94,9 +94,62 @@ impl Tally {
     }
 }
 
+/// The path a request is counted under: a query locator (`query/01g...-2000`) and a Bulk job id
+/// (`jobs/query/750.../results`) become `*`, so the counts grow with the kinds of request, not
+/// with every page of a long REST read or every job of a long sync.
+fn counted_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let (mut before, mut last) = ("", "");
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let varying = !segment.is_empty()
+            && (matches!(last, "query" | "queryAll") && before != "jobs"
+                || (before, last) == ("jobs", "query"));
+        out.push_str(if varying { "*" } else { segment });
+        (before, last) = (last, segment);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locators_and_job_ids_are_counted_as_one_path() {
+        for (path, counted) in [
+            ("query", "query"),
+            ("queryAll", "queryAll"),
+            (
+                "/services/data/v62.0/query/01gRO0000016PIAYA2-2000",
+                "/services/data/v62.0/query/*",
+            ),
+            ("queryAll/01gRO0000016PIAYA2-4000", "queryAll/*"),
+            ("jobs/query", "jobs/query"),
+            ("jobs/query/750R0000000zlh9IAA", "jobs/query/*"),
+            (
+                "jobs/query/750R0000000zlh9IAA/results",
+                "jobs/query/*/results",
+            ),
+            (
+                "jobs/query/750R0000000zlh9IAA/resultPages",
+                "jobs/query/*/resultPages",
+            ),
+            ("sobjects/Account/deleted", "sobjects/Account/deleted"),
+            ("composite", "composite"),
+        ] {
+            assert_eq!(counted_path(path), counted, "{path}");
+        }
+        let tally = Tally::default();
+        for page in 0..500 {
+            tally.record("GET", &format!("query/01gRO0000016PIAYA2-{}", page * 2000));
+        }
+        let counts = tally.snapshot();
+        assert_eq!(counts.len(), 1);
+        assert_eq!(counts[0].count, 500);
+    }
 
     #[tokio::test]
     async fn requests_are_counted_under_the_tag_of_their_task() {
