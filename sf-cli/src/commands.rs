@@ -238,6 +238,9 @@ pub async fn read_tuned(
     let catalog_json = read_json(FileKind::Catalog, catalog_path)?;
     let catalog = ConfiguredCatalog::from_value(&catalog_json)
         .map_err(|e| Failure::config(in_file(FileKind::Catalog, catalog_path, e)))?;
+    // The parsed catalog is all the read needs: the file's JSON (as large as the schemas of
+    // every selected stream) is not held through the sync.
+    drop(catalog_json);
     let state = match state_path {
         Some(path) => {
             let json = read_json(FileKind::State, path)?;

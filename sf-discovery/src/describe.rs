@@ -2,7 +2,7 @@
 //! bounded number of calls in flight, failed subrequests retried alone.
 
 use futures_util::stream::{self, Stream, StreamExt};
-use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sf_auth::composite::{composite_answers, composite_get};
 use sf_auth::{ApiError, ErrorKind, Request, Session};
@@ -13,17 +13,28 @@ use crate::options::{DiscoveryOptions, DiscoveryWarning};
 use crate::wire::DescribeWire;
 
 /// One object's describe: its stream, the describe itself, and what was odd about it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ObjectDescribe {
     /// The stream built from the describe.
     pub stream: StreamSpec,
-    /// The describe as Salesforce sent it: the record of the `Describe` stream.
-    pub describe: Value,
+    /// The describe as Salesforce sent it, as raw JSON text (its size once, where a `Value`
+    /// tree takes several times it): the record of the `Describe` stream. `None` once a caller
+    /// has taken it (or let it go: a read that does not sync `Describe` keeps none).
+    pub describe: Option<Box<RawValue>>,
     /// The describe says `replicateable: true`: getDeleted lists the object's deleted ids
     /// (hard deletes and purged rows included).
     pub replicateable: bool,
     /// Fields of unknown types (typed as strings).
     pub warnings: Vec<DiscoveryWarning>,
+}
+
+impl PartialEq for ObjectDescribe {
+    fn eq(&self, other: &ObjectDescribe) -> bool {
+        self.stream == other.stream
+            && self.describe.as_ref().map(|d| d.get()) == other.describe.as_ref().map(|d| d.get())
+            && self.replicateable == other.replicateable
+            && self.warnings == other.warnings
+    }
 }
 
 impl ObjectDescribe {
@@ -32,10 +43,22 @@ impl ObjectDescribe {
     /// `requested` names the object in errors when the payload has no usable name. A describe
     /// that says `queryable: false` is [`Error::NotQueryable`].
     pub fn from_json(requested: &str, describe: Value) -> Result<ObjectDescribe, Error> {
-        let wire = DescribeWire::deserialize(&describe).map_err(|e| Error::DescribeDecode {
-            object: requested.to_string(),
-            message: e.to_string(),
-        })?;
+        let raw =
+            serde_json::value::to_raw_value(&describe).map_err(|e| Error::DescribeDecode {
+                object: requested.to_string(),
+                message: e.to_string(),
+            })?;
+        ObjectDescribe::from_raw(requested, raw)
+    }
+
+    /// As [`ObjectDescribe::from_json`], from the describe's JSON text as sent: only the few
+    /// members a stream needs are decoded, no tree of the whole describe is built.
+    pub fn from_raw(requested: &str, describe: Box<RawValue>) -> Result<ObjectDescribe, Error> {
+        let wire: DescribeWire =
+            serde_json::from_str(describe.get()).map_err(|e| Error::DescribeDecode {
+                object: requested.to_string(),
+                message: e.to_string(),
+            })?;
         if !wire.queryable {
             return Err(Error::NotQueryable { object: wire.name });
         }
@@ -70,7 +93,7 @@ impl ObjectDescribe {
         Ok(ObjectDescribe {
             replicateable: wire.replicateable,
             stream: StreamSpec::from_fields(wire.name, wire.custom, fields),
-            describe,
+            describe: Some(describe),
             warnings,
         })
     }
@@ -193,10 +216,10 @@ async fn describe_batch(
     let mut out = Vec::with_capacity(names.len());
     for (name, sub) in names.into_iter().zip(answers) {
         if sub.is_success() {
-            out.push(ObjectDescribe::from_json(&name, sub.body));
+            out.push(ObjectDescribe::from_raw(&name, sub.body));
             continue;
         }
-        let api = ApiError::from_body(sub.http_status_code, sub.body.to_string().as_bytes());
+        let api = ApiError::from_body(sub.http_status_code, sub.body.get().as_bytes());
         let failure = sf_auth::Error::Api {
             operation: format!("GET sobjects/{name}/describe (in composite)"),
             api,
@@ -237,12 +260,12 @@ async fn retry_alone(
             .await
         {
             Ok(response) => {
-                let describe: Value =
+                let describe: Box<RawValue> =
                     serde_json::from_slice(&response.body).map_err(|e| Error::DescribeDecode {
                         object: name.clone(),
                         message: e.to_string(),
                     })?;
-                return ObjectDescribe::from_json(&name, describe);
+                return ObjectDescribe::from_raw(&name, describe);
             }
             Err(e) => last = e,
         }
@@ -330,7 +353,9 @@ mod tests {
             ]
         });
         let d = ObjectDescribe::from_json("Thing__c", describe.clone()).unwrap();
-        assert_eq!(d.describe, describe);
+        let kept: Value =
+            serde_json::from_str(d.describe.as_ref().map_or("", |d| d.get())).unwrap();
+        assert_eq!(kept, describe);
         assert!(!d.replicateable, "absent: not replicateable");
         let mut replicable = describe.clone();
         replicable["replicateable"] = json!(true);

@@ -222,12 +222,11 @@ impl RestReader {
             .zip(answers)
             .map(|(q, sub)| {
                 if sub.is_success() {
-                    serde_json::from_value::<Wire>(sub.body)
+                    serde_json::from_str::<Wire>(sub.body.get())
                         .map_err(|e| decode_error(&q.object, format!("getDeleted answer: {e}")))
                         .and_then(|wire| from_wire(&q.object, wire))
                 } else {
-                    let api =
-                        ApiError::from_body(sub.http_status_code, sub.body.to_string().as_bytes());
+                    let api = ApiError::from_body(sub.http_status_code, sub.body.get().as_bytes());
                     let source = sf_auth::Error::Api {
                         operation: format!("GET sobjects/{}/deleted (in composite)", q.object),
                         api,

@@ -21,6 +21,7 @@ use crate::window::WindowParams;
 
 mod setup;
 
+pub(crate) use setup::describe_record;
 use setup::{describe_catalog, job_for, take_describe_records};
 
 /// Proves that the credentials work and the org's API answers: one describeGlobal call.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sf_auth::Session;
 use sf_discovery::{
@@ -73,7 +74,7 @@ pub(super) async fn describe_catalog(
         match item {
             Ok(mut described) => {
                 if !keep_describes {
-                    described.describe = Value::Null;
+                    described.describe = None;
                 }
                 out.found
                     .insert(described.stream.name.to_ascii_lowercase(), described);
@@ -110,19 +111,17 @@ pub(super) async fn describe_catalog(
     Ok(out)
 }
 
-/// The `Describe` stream's records, one per object described, by name: the raw describes are
-/// moved into them (held once, not twice, for the whole read).
-pub(super) fn take_describe_records(described: &mut Described) -> Vec<Record> {
-    let mut records: Vec<Record> = described
+/// The `Describe` stream's describes, one per object described, by name, as the raw JSON text
+/// Salesforce sent (its size once; each becomes a record only as it is emitted), moved out of
+/// `described` (held once, not twice, for the whole read).
+pub(super) fn take_describe_records(described: &mut Described) -> Vec<Box<RawValue>> {
+    let mut named: Vec<(String, Box<RawValue>)> = described
         .found
         .values_mut()
-        .filter_map(|d| describe_record(std::mem::take(&mut d.describe)))
+        .filter_map(|d| Some((d.stream.name.clone(), d.describe.take()?)))
         .collect();
-    records.sort_by(|a, b| {
-        let name = |r: &Record| r.get("name").and_then(Value::as_str).map(str::to_string);
-        name(a).cmp(&name(b))
-    });
-    records
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named.into_iter().map(|(_, raw)| raw).collect()
 }
 
 /// What one configured stream will do, and what to log about the decision. The `Describe`
@@ -130,7 +129,7 @@ pub(super) fn take_describe_records(described: &mut Described) -> Vec<Record> {
 pub(super) fn job_for(
     configured: &ConfiguredStream,
     described: &Described,
-    describe_records: &mut Option<Vec<Record>>,
+    describe_records: &mut Option<Vec<Box<RawValue>>>,
     state: &InputState,
     config: &SyncConfig,
     org_id: Option<&str>,
@@ -185,8 +184,8 @@ pub(super) fn job_for(
 }
 
 /// The `Describe` stream's record of one object: its describe, key by key.
-fn describe_record(describe: Value) -> Option<Record> {
-    let Value::Object(map) = describe else {
+pub(crate) fn describe_record(describe: &RawValue) -> Option<Record> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(describe.get()) else {
         return None;
     };
     let (columns, values): (Vec<String>, Vec<Value>) = map.into_iter().unzip();

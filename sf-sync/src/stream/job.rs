@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sf_discovery::{Record, StreamSpec};
+use sf_discovery::StreamSpec;
 
 use super::ParentFilter;
 use crate::catalog::SyncMode;
@@ -54,8 +54,9 @@ pub(crate) struct StreamSetup {
 pub(crate) enum Job {
     /// The `Describe` stream: its records are ready.
     Describe {
-        /// One per described object.
-        records: Vec<Record>,
+        /// One per described object, by name: the describe's JSON text as sent, made a record
+        /// only as it is emitted.
+        records: Vec<Box<serde_json::value::RawValue>>,
     },
     /// An object stream.
     Object(Box<StreamSetup>),

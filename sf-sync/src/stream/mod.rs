@@ -517,12 +517,20 @@ impl Runner {
     }
 
     /// Emits the `Describe` stream's records, already read (so even past the API limit).
-    async fn describe(&mut self, records: Vec<Record>) -> Result<(), Stop> {
+    async fn describe(
+        &mut self,
+        describes: Vec<Box<serde_json::value::RawValue>>,
+    ) -> Result<(), Stop> {
         if self.shared.cancel.is_cancelled() {
             return Err(Stop::Cancelled);
         }
-        for record in records {
-            self.record(record).await?;
+        for raw in describes {
+            // A describe is a JSON object (it decoded into a stream): one that is not is left
+            // out, as before it was held.
+            if let Some(record) = crate::engine::describe_record(&raw) {
+                drop(raw);
+                self.record(record).await?;
+            }
         }
         self.windows = 1;
         self.send(Msg::State(self.idx, full_refresh_state())).await
