@@ -276,15 +276,42 @@ pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
     strip_urls(&text)
 }
 
+/// `text` with each URL reqwest put in it, `(http...)`, cut to its origin (scheme, host and
+/// port: where the request went, which a user can check against `login_url`), its path and
+/// query (which may carry a SOQL query or a token) and any user info dropped.
 fn strip_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find("(http") {
-        out.push_str(&rest[..pos]);
-        match rest[pos..].find(')') {
-            Some(end) => rest = &rest[pos + end + 1..],
-            None => {
-                rest = "";
+        let before = &rest[..pos];
+        let (inside, after) = match rest[pos..].find(')') {
+            Some(end) => (&rest[pos + 1..pos + end], &rest[pos + end + 1..]),
+            None => (&rest[pos + 1..], ""),
+        };
+        let origin = url::Url::parse(inside)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+            .filter(|o| o != "null");
+        match (before.strip_suffix("for url "), origin) {
+            (Some(lead), Some(origin)) => {
+                out.push_str(lead);
+                out.push_str("to ");
+                out.push_str(&origin);
+                rest = after.strip_prefix(" :").map_or(after, |a| {
+                    out.push(':');
+                    a
+                });
+            }
+            (None, Some(origin)) => {
+                out.push_str(before);
+                out.push('(');
+                out.push_str(&origin);
+                out.push(')');
+                rest = after;
+            }
+            (_, None) => {
+                out.push_str(before);
+                rest = after;
             }
         }
     }
@@ -341,10 +368,16 @@ mod tests {
 
     #[test]
     fn urls_are_stripped_from_network_messages() {
+        // The origin stays (where the request went), the path and query go.
         assert_eq!(
             strip_urls("error sending request for url (http://127.0.0.1:1/services/data/v62.0/query?q=SELECT) : boom"),
-            "error sending request for url : boom"
+            "error sending request to http://127.0.0.1:1: boom"
         );
+        assert_eq!(
+            strip_urls("redirected (https://user:pw@acme.my.salesforce.com/x?token=abc) twice"),
+            "redirected (https://acme.my.salesforce.com) twice"
+        );
+        assert_eq!(strip_urls("odd (http not a url) end"), "odd end");
         assert_eq!(strip_urls("no url here"), "no url here");
     }
 

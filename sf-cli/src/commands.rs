@@ -55,7 +55,17 @@ pub fn load_config(path: &Path, out: &Output) -> Result<LoadedConfig, Failure> {
 pub async fn login(loaded: &LoadedConfig, out: Arc<Output>) -> Result<Session, Failure> {
     let session = Session::login(loaded.config.session_config())
         .await
-        .map_err(|e| Failure::from_auth("logging in to Salesforce failed", &e))?;
+        .map_err(|e| {
+            let mut failure = Failure::from_auth("logging in to Salesforce failed", &e);
+            if matches!(e, sf_auth::Error::Network { .. }) {
+                // The host is named in the message: the fix is in the config or the network.
+                failure.message.push_str(
+                    ". Check `login_url` (or `is_sandbox`) and that this machine can reach that \
+                     host (a proxy, a firewall)",
+                );
+            }
+            failure
+        })?;
     let mut rotations = session.subscribe_rotation();
     let emitter = Arc::new(Rotations {
         out,
@@ -225,6 +235,36 @@ pub async fn read(
     .await
 }
 
+/// The signals that stop a read: Ctrl-C (SIGINT) and, on Unix, SIGTERM, which is how Airbyte's
+/// platform (a container stopped, a pod deleted) and most schedulers cancel a sync. Both stop it
+/// alike: the first cleanly, a second at once.
+struct Interrupts {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    fn install() -> Interrupts {
+        Interrupts {
+            // Without a SIGTERM handler (it could not be installed), Ctrl-C still works.
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Waits for the next signal; `false` when none can come any more.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        if let Some(term) = self.term.as_mut() {
+            return tokio::select! {
+                ctrl_c = tokio::signal::ctrl_c() => ctrl_c.is_ok(),
+                term = term.recv() => term.is_some(),
+            };
+        }
+        tokio::signal::ctrl_c().await.is_ok()
+    }
+}
+
 /// [`read`] with the engine's options (`read`'s tuning flags, `crate::tuning`).
 pub async fn read_tuned(
     config_path: &Path,
@@ -265,12 +305,13 @@ pub async fn read_tuned(
     let cancel = CancellationToken::new();
     let on_interrupt = cancel.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        let mut signals = Interrupts::install();
+        if signals.next().await {
             on_interrupt.cancel();
             // The handler stays installed: without this a second Ctrl-C would be swallowed
             // while the stop runs (Bulk aborts, a blocked stdout). Every state already written
             // stays valid, as after a kill.
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if signals.next().await {
                 eprintln!("sfconnect: interrupted again; exiting without waiting for the stop");
                 // A refresh token rotated and not yet written goes out if stdout takes it
                 // within a second (stdout may be what the stop is stuck on).

@@ -376,3 +376,31 @@ async fn a_state_file_from_another_org_is_refused_where_it_does_not_fit() {
     assert_untouched(&run, "Lead");
     assert_untouched(&run, "Custom_Object_0001__c");
 }
+
+/// A `login_url` where nothing answers: the error names where the request went (scheme, host and
+/// port, never a path or query) and the config key to check.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_url_where_nothing_listens_is_named_with_the_key_to_check() {
+    let env = env("nothing-listens").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = with(&env, "login_url", json!(format!("http://127.0.0.1:{port}")));
+    let path = env.write("config.json", &config);
+    let run = env
+        .run(&["check", "--config", path.to_str().unwrap()], &[])
+        .await;
+    run.assert_contract();
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    let error = run.trace_error().unwrap();
+    assert_eq!(error["failure_type"], "transient_error", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("to http://127.0.0.1:{port}:")),
+        "{message}"
+    );
+    assert!(message.contains("Check `login_url`"), "{message}");
+    assert!(!message.contains("oauth2/token?"), "{message}");
+}

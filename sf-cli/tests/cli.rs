@@ -584,6 +584,15 @@ async fn demo_writes_every_step_and_its_summary_matches_the_files() {
 /// `sfconnect read` of `catalog` (slow answers, so it is still running), interrupted (SIGINT)
 /// as soon as a stream has started: its exit code and stdout lines.
 async fn interrupted_read(env: &Env, catalog: Value) -> (Option<i32>, Vec<String>) {
+    signalled_read(env, catalog, "-INT").await
+}
+
+/// As [`interrupted_read`], with the signal `kill` sends (`-INT`, `-TERM`).
+async fn signalled_read(
+    env: &Env,
+    catalog: Value,
+    signal: &'static str,
+) -> (Option<i32>, Vec<String>) {
     use std::io::{BufRead, BufReader};
     let mut faults = env.org.control().faults();
     faults.latency_ms = 150;
@@ -614,7 +623,7 @@ async fn interrupted_read(env: &Env, catalog: Value) -> (Option<i32>, Vec<String
             if !interrupted && line.contains("\"STREAM_STATUS\"") {
                 // Ctrl-C as soon as the sync has started.
                 std::process::Command::new("kill")
-                    .args(["-INT", &child.id().to_string()])
+                    .args([signal, &child.id().to_string()])
                     .status()
                     .unwrap();
                 interrupted = true;
@@ -658,6 +667,32 @@ async fn an_interrupted_read_is_not_a_success() {
     let error = trace_error_of(&lines);
     assert_eq!(error["failure_type"], "transient_error");
     assert!(error["message"].as_str().unwrap().contains("interrupted"));
+}
+
+/// SIGTERM (how Airbyte's platform and most schedulers cancel a sync) stops a read as Ctrl-C
+/// does: a TRACE error, a state for each stream cut short, exit 1 (it ended the process at once,
+/// status 143, with no state, and Bulk jobs left running).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_a_read_as_ctrl_c_does() {
+    let env = Env::new("sigterm").await;
+    let config = env.write("config.json", &env.config());
+    let catalog = discovered(&env, &config).await;
+    let (code, lines) =
+        signalled_read(&env, configured(&catalog, &INTERRUPTED_STREAMS), "-TERM").await;
+    assert_eq!(code, Some(1), "{lines:?}");
+    let error = trace_error_of(&lines);
+    assert_eq!(error["failure_type"], "transient_error");
+    assert!(error["message"].as_str().unwrap().contains("interrupted"));
+    let messages: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["type"] == "TRACE" && m["trace"]["stream_status"]["status"] == "INCOMPLETE"),
+        "{lines:?}"
+    );
 }
 
 /// An interrupted read in which a stream had failed on its own says both, and keeps the failed
