@@ -80,6 +80,8 @@ pub struct StreamState {
     formula_refreshed_at: Option<DateTime<Utc>>,
     /// Hard deletes from here on are not known yet (`refresh.rs`).
     deletes_unknown_from: Option<DateTime<Utc>>,
+    /// Deletes before here concern no record the destination holds (`refresh.rs`).
+    deletes_known_to: Option<DateTime<Utc>>,
     /// Where this sync reads from (`start_date`): the placeholder slice of a state written
     /// before any span is read (see [`StreamState::to_json`]). Not read back.
     floor: Option<DateTime<Utc>>,
@@ -113,6 +115,7 @@ impl StreamState {
             jobs: Vec::new(),
             formula_refreshed_at: None,
             deletes_unknown_from: None,
+            deletes_known_to: None,
             floor: None,
         }
     }
@@ -174,12 +177,14 @@ impl StreamState {
         let jobs = std::mem::take(&mut self.jobs);
         let refreshed = self.formula_refreshed_at.take();
         let deletes = self.deletes_unknown_from.take();
+        let known = self.deletes_known_to.take();
         let floor = self.floor.take();
         *self = StreamState::from_slices(slices.into_iter().chain(Some(slice)))
             .with_org_id(org_id)
             .with_jobs(jobs)
             .with_formula_refreshed_at(refreshed);
         self.deletes_unknown_from = deletes;
+        self.deletes_known_to = known;
         self.floor = floor;
     }
 
@@ -245,6 +250,7 @@ impl StreamState {
             for (key, at) in [
                 (refresh::REFRESHED_KEY, self.formula_refreshed_at),
                 (refresh::DELETES_KEY, self.deletes_unknown_from),
+                (refresh::KNOWN_KEY, self.deletes_known_to),
             ] {
                 if let Some(at) = at {
                     object.insert(key.to_string(), Value::String(format_instant(at)));
@@ -473,6 +479,7 @@ fn parse_date_range(
     let jobs = jobs::parse_jobs(stream, obj, path)?;
     let refreshed = refresh::parse_instant_at(stream, obj, path, refresh::REFRESHED_KEY)?;
     let deletes = refresh::parse_instant_at(stream, obj, path, refresh::DELETES_KEY)?;
+    let known = refresh::parse_instant_at(stream, obj, path, refresh::KNOWN_KEY)?;
     let slices = match obj.get("slices") {
         None | Some(Value::Null) => {
             let mut state = StreamState::new()
@@ -480,6 +487,7 @@ fn parse_date_range(
                 .with_jobs(jobs)
                 .with_formula_refreshed_at(refreshed);
             state.deletes_unknown_from = deletes;
+            state.deletes_known_to = known;
             return Ok(state);
         }
         Some(Value::Array(slices)) => slices,
@@ -547,6 +555,7 @@ fn parse_date_range(
         .with_jobs(jobs)
         .with_formula_refreshed_at(refreshed);
     state.deletes_unknown_from = deletes;
+    state.deletes_known_to = known;
     Ok(state)
 }
 

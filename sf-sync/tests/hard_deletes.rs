@@ -656,3 +656,121 @@ async fn deletes_after_a_first_sync_cancelled_on_its_first_page_get_tombstones()
     );
     c.org.shutdown().await;
 }
+
+/// A first sync cut short by the daily limit after some of its windows, resumed an hour later:
+/// its state's cursor lags years behind the org's clock, but the deletes that matter start when
+/// it began (`deletes_known_to`, on the org's clock). No "state goes back" warning (its fix, a
+/// reset, would start the first sync over at every resume), getDeleted is asked from then, and a
+/// record it emitted and that was hard-deleted since comes back as a tombstone.
+#[tokio::test]
+async fn a_first_sync_resumed_is_not_told_its_state_is_too_old() {
+    let options = ReadOptions {
+        planner: PlannerConfig {
+            rest_max_rows: 100_000,
+            rest_rows_per_window: 60,
+            ..PlannerConfig::default()
+        },
+        rest_batch_size: Some(200),
+        ..fast_options()
+    };
+    let mut checked = 0;
+    for allowance in 3..=14 {
+        let c = connect(org_config(81).rows("Lead", 400), json!({})).await;
+        let ctl = c.org.control();
+        let catalog = configure(&c.catalog, &["Lead"], Some("incremental"));
+        let begun = c.session.org_now();
+        let used = ctl.stats().api_usage.used;
+        ctl.set_faults(Faults {
+            daily_api_limit: used + allowance,
+            ..Faults::default()
+        });
+        let (first, first_sink) = run(
+            &c.session,
+            &c.config,
+            &catalog,
+            &InputState::default(),
+            &options,
+        )
+        .await;
+        let summary = first.unwrap();
+        let mut states = States::default();
+        states.update(&first_sink, &["Lead"]);
+        let state = states.0.get("Lead").cloned().unwrap_or_default();
+        let windows_read = state["slices"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["start"] != s["end"]));
+        let cut = !matches!(summary.streams[0].status, sf_sync::StreamStatus::Complete);
+        if !windows_read || !cut {
+            c.org.shutdown().await;
+            continue;
+        }
+        checked += 1;
+        // When the first sync began, on the org's clock (its reads come after).
+        let known = state["deletes_known_to"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let known_at = chrono::DateTime::parse_from_rfc3339(&known)
+            .unwrap()
+            .to_utc();
+        assert!(
+            known_at <= begun && begun - known_at < chrono::TimeDelta::minutes(5),
+            "{state}"
+        );
+        let emitted = ids(&first_sink
+            .records("Lead")
+            .into_iter()
+            .cloned()
+            .collect::<Vec<_>>());
+
+        ctl.set_faults(Faults::default());
+        ctl.advance_clock(HOUR);
+        let gone = ctl.mutate(Mutation::new("Lead").hard_delete(40));
+        // getDeleted ignores seconds: deletes of the last minute come with the sync after.
+        ctl.advance_clock(5 * 60);
+        let (second, sink) = run(&c.session, &c.config, &catalog, &states.input(), &options).await;
+        second.unwrap();
+        let warnings: Vec<&str> = sink
+            .logs()
+            .into_iter()
+            .filter(|(l, _)| *l == LogLevel::Warn)
+            .map(|(_, m)| m)
+            .collect();
+        assert!(
+            !warnings.iter().any(|m| m.contains("goes back to")),
+            "allowance {allowance}: {warnings:?}"
+        );
+        let asked = sink
+            .logs()
+            .into_iter()
+            .find(|(_, l)| l.starts_with("Lead: hard deletes from"))
+            .map(|(_, l)| l.to_string())
+            .unwrap();
+        // From then, less the lookback (10 minutes by default), not from the lagging cursor.
+        let from = (known_at - chrono::TimeDelta::minutes(10)).format("%Y-%m-%dT%H:%M:%S");
+        assert!(
+            asked.starts_with(&format!("Lead: hard deletes from {from}")),
+            "{asked} / {known}"
+        );
+        // Every record emitted by the first sync and hard-deleted since has its tombstone.
+        let due: BTreeSet<String> = gone
+            .hard_deleted
+            .iter()
+            .filter(|id| emitted.contains(*id))
+            .cloned()
+            .collect();
+        assert!(!due.is_empty(), "no deleted record had been emitted");
+        let got = ids(&tombstones(&sink, "Lead"));
+        assert!(
+            got.is_superset(&due),
+            "allowance {allowance}: {due:?} not in {got:?}; {:?}; {state}; {}",
+            sink.logs(),
+            sink.last_state("Lead").unwrap()
+        );
+        c.org.shutdown().await;
+    }
+    assert!(
+        checked > 0,
+        "no allowance cut the first sync after a window"
+    );
+}

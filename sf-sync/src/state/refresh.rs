@@ -5,6 +5,12 @@
 //! - `deletes_unknown_from`: the stream's hard deletes from here on are not known yet: a
 //!   getDeleted call failed, or its answer was complete only up to here (`latestDateCovered`)
 //!   while the state covers more. The next sync asks getDeleted from no later than this
+//!   (`stream/deletes.rs`);
+//! - `deletes_known_to`: hard deletes before here concern no record the destination holds: the
+//!   end of the last getDeleted listing, or, before any, when the first sync began (a record
+//!   deleted before it was read was never emitted). A time on the org's clock, not a cursor
+//!   value: a first sync cut short and resumed days later has a state whose cursor lags far
+//!   behind it, and the next sync asks getDeleted from here, not from that cursor
 //!   (`stream/deletes.rs`).
 
 use chrono::{DateTime, Utc};
@@ -20,6 +26,9 @@ pub(crate) const REFRESHED_KEY: &str = "formula_refreshed_at";
 
 /// The key of a date-range state naming where its stream's unknown hard deletes start.
 pub(crate) const DELETES_KEY: &str = "deletes_unknown_from";
+
+/// The key of a date-range state naming before when its stream's hard deletes are all handled.
+pub(crate) const KNOWN_KEY: &str = "deletes_known_to";
 
 /// The instant a state names under `key`, if any.
 pub(super) fn parse_instant_at(
@@ -56,6 +65,17 @@ impl StreamState {
     /// Sets where the stream's hard deletes stop being known (`None`: all are).
     pub(crate) fn set_deletes_unknown_from(&mut self, at: Option<DateTime<Utc>>) {
         self.deletes_unknown_from = at;
+    }
+
+    /// Before when the stream's hard deletes concern no record downstream, if known (see the
+    /// module).
+    pub fn deletes_known_to(&self) -> Option<DateTime<Utc>> {
+        self.deletes_known_to
+    }
+
+    /// Sets [`StreamState::deletes_known_to`].
+    pub(crate) fn set_deletes_known_to(&mut self, at: DateTime<Utc>) {
+        self.deletes_known_to = Some(at);
     }
 }
 

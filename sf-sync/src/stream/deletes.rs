@@ -65,6 +65,9 @@ pub(super) struct Tombstones {
     columns: Option<sf_discovery::Columns>,
     /// Tombstones emitted, for the stream's log line.
     pub(super) emitted: u64,
+    /// Before when deletes concern nothing downstream, for the state (`deletes_known_to`): the
+    /// end of this sync's listing, or when a first sync began.
+    pub(super) known_to: Option<DateTime<Utc>>,
 }
 
 impl Tombstones {
@@ -132,6 +135,9 @@ impl Tombstones {
 
     /// Writes [`Tombstones::unknown_from`] into `state`, once getDeleted was asked.
     pub(super) fn note_in(&self, state: &mut StreamState) {
+        if let Some(known) = self.known_to {
+            state.set_deletes_known_to(known);
+        }
         if self.asked {
             state.set_deletes_unknown_from(self.unknown_from());
         }
@@ -163,13 +169,17 @@ fn minute(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The getDeleted windows covering `span`: from its start cut to the minute, at most 30 days
-/// each.
+/// each, and at least a minute: Salesforce refuses a shorter one (`INVALID_REPLICATION_DATE`:
+/// "startDate must chronologically precede endDate by at least one minute"), so a span shorter
+/// than that (a sync run again seconds after the last, with no lookback) is asked from a minute
+/// before its end, which lists more, never less.
 pub(crate) fn pieces(span: Window) -> Vec<Window> {
     let mut out = Vec::new();
     let mut start = minute(span.start);
     while start < span.end {
         let end = add(start, delta(GET_DELETED_MAX_WINDOW)).min(span.end);
-        out.push(Window::new(start, end));
+        let least = minute(sub(end, TimeDelta::minutes(1)));
+        out.push(Window::new(start.min(least), end));
         start = end;
     }
     out
@@ -199,8 +209,9 @@ pub(super) fn deletes_span(
     run: &ObjectRun,
     spans: &[Window],
     hard_deletes: bool,
-    now: DateTime<Utc>,
+    params: &crate::window::WindowParams,
 ) -> Option<DeletesSpan> {
+    let now = params.now;
     let state = run.state.as_ref()?;
     run.cursor.as_ref()?;
     if !hard_deletes || !run.setup.replicateable || run.setup.spec.primary_key.is_none() {
@@ -215,6 +226,16 @@ pub(super) fn deletes_span(
                 .iter()
                 .map(|s| s.start)
                 .find(|start| *start >= first.start)?;
+            // Deletes before what the last sync listed (or, before any listing, before the
+            // first sync began) concern no record downstream: asked from there, on the org's
+            // clock, and not from the cursor, which lags far behind it while a first sync cut
+            // short is resumed.
+            // The lookback applies here too, as it does to the cursor: a delete committing late
+            // is listed by the next sync.
+            let from = match state.deletes_known_to() {
+                Some(known) => sub(known, delta(params.lookback)).max(first.start),
+                None => from,
+            };
             // Deletes a sync before could not list are asked for again.
             match state.deletes_unknown_from() {
                 Some(unknown) if unknown < from => unknown.max(first.start),
@@ -254,9 +275,20 @@ impl Runner {
         spans: &[Window],
     ) -> Result<(), Stop> {
         let (Some(span), Some(cursor)) = (
-            deletes_span(run, spans, self.shared.hard_deletes, self.shared.params.now),
+            deletes_span(run, spans, self.shared.hard_deletes, &self.shared.params),
             run.cursor.as_deref(),
         ) else {
+            // A first sync: a record deleted before it began is never emitted, so the deletes
+            // that matter to the next sync start here, however far its cursor lags behind.
+            let tracked = self.shared.hard_deletes
+                && run.setup.replicateable
+                && run.setup.spec.primary_key.is_some()
+                && run.cursor.is_some();
+            if let Some(state) = run.state.as_ref().filter(|_| tracked) {
+                if state.is_empty() && state.deletes_known_to().is_none() {
+                    self.tombstones.known_to = Some(self.shared.params.now);
+                }
+            }
             return Ok(());
         };
         let name = self.name.clone();
@@ -280,6 +312,8 @@ impl Runner {
         // Where the deletes stop being known: a piece that failed, or an answer complete only
         // up to some instant before its end (getDeleted's `latestDateCovered`).
         let mut unknown: Option<DateTime<Utc>> = None;
+        // How far the last piece's answer covered (`latestDateCovered`).
+        let mut last_covered: Option<DateTime<Utc>> = None;
         for piece in pieces(Window::new(start, to)) {
             self.may_continue()?;
             // Asked ahead with other streams' in one composite call (`deletes_ahead.rs`), when
@@ -303,6 +337,7 @@ impl Runner {
                             warned = true;
                         }
                     }
+                    last_covered = answer.latest_date_covered;
                     if let Some(covered) = answer.latest_date_covered {
                         if covered < minute(piece.end) {
                             unknown = unknown.or(Some(covered.max(piece.start)));
@@ -351,6 +386,9 @@ impl Runner {
         .await;
         self.tombstones.unknown = unknown;
         self.tombstones.asked = true;
+        // Listed up to the minute of the end (getDeleted ignores seconds), or as far as the last
+        // answer covered; what failed before is in `unknown`.
+        self.tombstones.known_to = Some(last_covered.unwrap_or(minute(to)).min(minute(to)));
         if let Some(state) = run.state.as_mut() {
             self.tombstones.note_in(state);
         }
@@ -438,6 +476,33 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         crate::time::parse_instant(s).unwrap_or_default()
+    }
+
+    #[test]
+    fn get_deleted_is_never_asked_for_less_than_a_minute() {
+        let got = pieces(Window::new(
+            t("2024-05-05T10:00:03Z"),
+            t("2024-05-05T10:00:09Z"),
+        ));
+        assert_eq!(
+            got,
+            [Window::new(
+                t("2024-05-05T09:59:00Z"),
+                t("2024-05-05T10:00:09Z")
+            )]
+        );
+        // A minute and more: from the span's start, cut to the minute.
+        let got = pieces(Window::new(
+            t("2024-05-05T10:00:03Z"),
+            t("2024-05-05T10:01:09Z"),
+        ));
+        assert_eq!(
+            got,
+            [Window::new(
+                t("2024-05-05T10:00:00Z"),
+                t("2024-05-05T10:01:09Z")
+            )]
+        );
     }
 
     #[test]

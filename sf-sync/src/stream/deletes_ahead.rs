@@ -75,7 +75,7 @@ pub(crate) fn wanted(
             let run = ObjectRun::new((**setup).clone());
             let spans = crate::window::uncovered_spans(run.state.as_ref()?, params);
             let span =
-                deletes_span(&run, &spans, hard_deletes, params.now).filter(|span| span.asks())?;
+                deletes_span(&run, &spans, hard_deletes, params).filter(|span| span.asks())?;
             // A window of more than one piece is asked alone, piece by piece.
             match pieces(span.window).as_slice() {
                 [one] => Some((setup.spec.name.clone(), *one)),
