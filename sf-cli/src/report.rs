@@ -28,12 +28,20 @@ impl Watch {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
-        if !dir.is_dir() || path.is_dir() {
+        if path.is_dir() {
+            return Err(Failure::config(format!(
+                "`--report {}`: {} is a directory; give a file name in it, e.g. `--report {}`",
+                path.display(),
+                path.display(),
+                path.join("run.json").display()
+            )));
+        }
+        if !dir.is_dir() {
             return Err(Failure::config(format!(
                 "`--report {}`: {} is not a directory; give a file in an existing directory, \
                  e.g. `--report run.json`",
                 path.display(),
-                if path.is_dir() { path } else { dir }.display()
+                dir.display()
             )));
         }
         // The tally first: the report counts the `/limits` call that reads the allowance.

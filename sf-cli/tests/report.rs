@@ -171,6 +171,20 @@ async fn a_report_path_in_no_directory_is_refused_before_the_read() {
         "nothing read"
     );
     assert!(!missing.exists());
+    // A directory given for the report is said to be one, with a file name to give instead.
+    let args = read(env.dir.clone());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = env.run(&args, &[]).await;
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    let message = run.trace_error().unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("is a directory; give a file name in it")
+            && message.contains(&env.dir.join("run.json").display().to_string()),
+        "{message}"
+    );
 
     // A report already there is replaced by the new one, whole.
     let path = env.dir.join("run.json");

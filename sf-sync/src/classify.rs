@@ -70,6 +70,23 @@ impl Failure {
         format!("{message}; {fix}")
     }
 
+    /// As [`Failure::advice`], for `check` and `discover`, which are not syncs and have no
+    /// state to resume from; the daily limit (`REQUEST_LIMIT_EXCEEDED`) is said as such.
+    pub fn advice_outside_a_sync(self, error_code: Option<&str>) -> &'static str {
+        match (self, error_code) {
+            (_, Some("REQUEST_LIMIT_EXCEEDED")) => {
+                "the org's daily API allowance (counted over the last 24 hours, every client's \
+                 requests) is used up or a concurrency limit is reached: try again later, or ask \
+                 Salesforce for a larger allowance"
+            }
+            (Failure::Transient, _) => "try again in a while",
+            (Failure::System, _) => {
+                "try again; if it keeps failing, report it with the log of this run"
+            }
+            (Failure::Config, _) => self.advice(),
+        }
+    }
+
     /// What to do about a failure with this label, appended to messages.
     pub fn advice(self) -> &'static str {
         match self {
@@ -139,6 +156,13 @@ mod tests {
         };
         assert_eq!(Failure::of(short.kind()), Failure::Transient);
         assert!(Failure::Transient.advice().contains("resumes"));
+        // Outside a sync nothing resumes; the daily limit is named.
+        assert!(!Failure::Transient
+            .advice_outside_a_sync(None)
+            .contains("resumes"));
+        assert!(Failure::Transient
+            .advice_outside_a_sync(Some("REQUEST_LIMIT_EXCEEDED"))
+            .contains("daily API allowance"));
     }
 
     #[test]

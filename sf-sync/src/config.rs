@@ -645,14 +645,30 @@ impl Reader<'_> {
         let Some(value) = self.get("api_budget").cloned() else {
             return Some(None);
         };
-        match value.as_f64() {
+        let share = match &value {
+            Value::String(s) => {
+                let x = s.trim().parse::<f64>().ok();
+                if x.is_some_and(|x| x > 0.0 && x <= 1.0) {
+                    self.warn("api_budget", "the string was read as a number");
+                }
+                x
+            }
+            other => other.as_f64(),
+        };
+        match share {
             Some(x) if x > 0.0 && x <= 1.0 => Some(Some(x)),
             _ => {
+                let kind = match &value {
+                    Value::Number(_) | Value::String(_) => "is not",
+                    _ => "is not a number, so not",
+                };
                 self.problem(
                     "api_budget",
                     Some(&value),
-                    "is not a share of the daily API limit greater than 0 and at most 1; \
-                     use e.g. 0.5, or leave it out for no cap",
+                    format!(
+                        "{kind} a share of the daily API limit greater than 0 and at most 1; \
+                         use e.g. 0.5, or leave it out for no cap"
+                    ),
                 );
                 None
             }

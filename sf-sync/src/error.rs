@@ -108,7 +108,7 @@ pub enum Error {
     #[error(
         "check: listing the org's objects failed{}: {message}; {}",
         code(error_code),
-        failure.advice()
+        failure.advice_outside_a_sync(error_code.as_deref())
     )]
     CheckRequest {
         /// Salesforce's `errorCode`, when it sent one.
@@ -122,7 +122,7 @@ pub enum Error {
     #[error(
         "discover failed{}: {message}; {}",
         code(error_code),
-        failure.advice()
+        failure.advice_outside_a_sync(error_code.as_deref())
     )]
     DiscoverRequest {
         /// Salesforce's `errorCode`, when it sent one.

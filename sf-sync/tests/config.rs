@@ -192,6 +192,8 @@ fn each_error_names_key_value_and_what_is_accepted() {
         (json!({"api_budget": 0}), "`api_budget`: `0` is not a share of the daily API limit greater than 0 and at most 1; use e.g. 0.5, or leave it out for no cap"),
         (json!({"api_budget": 1.5}), "`api_budget`: `1.5` is not a share"),
         (json!({"api_budget": "half"}), "`api_budget`: `half` is not a share"),
+        (json!({"api_budget": "1.5"}), "`api_budget`: `1.5` is not a share"),
+        (json!({"api_budget": true}), "`api_budget`: `true` is not a number, so not a share"),
         (json!({"api_version": "v62.0"}), "`api_version`: `v62.0` is not an API version `NN.N` of at least 47.0; use e.g. `62.0` (no `v`)"),
         (json!({"api_version": "62"}), "`api_version`: `62` is not an API version"),
         (json!({"api_version": "46.0"}), "`api_version`: `46.0` is not an API version `NN.N` of at least 47.0"),
@@ -484,4 +486,15 @@ fn an_empty_client_secret_is_accepted_for_the_refresh_token_grant_with_a_warning
         warnings[0].contains("client_secret") && warnings[0].contains("goes without it"),
         "{warnings:?}"
     );
+}
+
+/// A numeric string, as some forms save numbers, is read as the number with a warning (as
+/// `num_workers` is).
+#[test]
+fn an_api_budget_given_as_a_string_is_read_with_a_warning() {
+    let parsed = parse(&with(json!({"api_budget": "0.5"}))).unwrap();
+    assert_eq!(parsed.config.api_budget, Some(0.5));
+    let warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("api_budget"), "{warnings:?}");
 }
