@@ -159,5 +159,8 @@ async fn a_check_failing_for_no_fault_of_the_config_is_a_trace_error() {
     // A check is not a sync: no state to resume from; the allowance is named.
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("daily API allowance"), "{message}");
-    assert!(!message.contains("resumes from the last state"), "{message}");
+    assert!(
+        !message.contains("resumes from the last state"),
+        "{message}"
+    );
 }

@@ -305,6 +305,7 @@ pub async fn check_access(
             .map_err(|e| Error::CheckRequest {
                 error_code: e.error_code().map(str::to_string),
                 message: e.to_string(),
+                at_limit: e.kind() == sf_auth::ErrorKind::DailyLimitExceeded,
                 failure: Failure::of(e.kind()),
             })?;
     let readable: BTreeSet<String> = objects

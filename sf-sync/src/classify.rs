@@ -71,13 +71,12 @@ impl Failure {
     }
 
     /// As [`Failure::advice`], for `check` and `discover`, which are not syncs and have no
-    /// state to resume from; the daily limit (`REQUEST_LIMIT_EXCEEDED`) is said as such.
-    pub fn advice_outside_a_sync(self, error_code: Option<&str>) -> &'static str {
-        match (self, error_code) {
-            (_, Some("REQUEST_LIMIT_EXCEEDED")) => {
+    /// state to resume from; the daily limit (`at_limit`) is said as such.
+    pub fn advice_outside_a_sync(self, at_limit: bool) -> &'static str {
+        match (self, at_limit) {
+            (_, true) => {
                 "the org's daily API allowance (counted over the last 24 hours, every client's \
-                 requests) is used up or a concurrency limit is reached: try again later, or ask \
-                 Salesforce for a larger allowance"
+                 requests) is used up: try again later, or ask Salesforce for a larger allowance"
             }
             (Failure::Transient, _) => "try again in a while",
             (Failure::System, _) => {
@@ -158,10 +157,10 @@ mod tests {
         assert!(Failure::Transient.advice().contains("resumes"));
         // Outside a sync nothing resumes; the daily limit is named.
         assert!(!Failure::Transient
-            .advice_outside_a_sync(None)
+            .advice_outside_a_sync(false)
             .contains("resumes"));
         assert!(Failure::Transient
-            .advice_outside_a_sync(Some("REQUEST_LIMIT_EXCEEDED"))
+            .advice_outside_a_sync(true)
             .contains("daily API allowance"));
     }
 

@@ -35,6 +35,7 @@ pub async fn check(session: &Session) -> Result<(), Error> {
             Err(Error::CheckRequest {
                 error_code: e.error_code().map(str::to_string),
                 message: e.to_string(),
+                at_limit: e.kind() == sf_auth::ErrorKind::DailyLimitExceeded,
                 failure,
             })
         }
@@ -58,6 +59,7 @@ pub async fn discover(session: &Session, config: &SyncConfig) -> Result<Catalog,
             Error::DiscoverRequest {
                 error_code: e.error_code().map(str::to_string),
                 message: e.to_string(),
+                at_limit: e.kind() == sf_auth::ErrorKind::DailyLimitExceeded,
                 failure,
             }
         })

@@ -108,7 +108,7 @@ pub enum Error {
     #[error(
         "check: listing the org's objects failed{}: {message}; {}",
         code(error_code),
-        failure.advice_outside_a_sync(error_code.as_deref())
+        failure.advice_outside_a_sync(*at_limit)
     )]
     CheckRequest {
         /// Salesforce's `errorCode`, when it sent one.
@@ -117,12 +117,14 @@ pub enum Error {
         message: String,
         /// How the failure is labelled.
         failure: Failure,
+        /// Whether it was the daily API limit (the advice says so).
+        at_limit: bool,
     },
     /// `discover`: listing or describing the org's objects failed.
     #[error(
         "discover failed{}: {message}; {}",
         code(error_code),
-        failure.advice_outside_a_sync(error_code.as_deref())
+        failure.advice_outside_a_sync(*at_limit)
     )]
     DiscoverRequest {
         /// Salesforce's `errorCode`, when it sent one.
@@ -131,6 +133,8 @@ pub enum Error {
         message: String,
         /// How the failure is labelled.
         failure: Failure,
+        /// Whether it was the daily API limit (the advice says so).
+        at_limit: bool,
     },
     /// `read`: describing the configured catalog's objects failed.
     #[error(
