@@ -530,3 +530,28 @@ proptest! {
         let _ = InputState::from_json(&text);
     }
 }
+
+#[test]
+fn slices_ending_after_now_are_cut_to_what_was_read() {
+    let mut state = StreamState::from_slices([
+        slice("2023-01-01", "2023-02-01", Some("2023-01-31T00:00:00Z")),
+        slice("2023-03-01", "2031-01-01", Some("2023-04-10T00:00:00Z")),
+    ]);
+    let cut = state.cut_future(t("2023-05-01"));
+    assert_eq!(cut, [t("2031-01-01")]);
+    assert_eq!(
+        state.slices(),
+        &[
+            slice("2023-01-01", "2023-02-01", Some("2023-01-31T00:00:00Z")),
+            slice("2023-03-01", "2023-04-10", Some("2023-04-10T00:00:00Z")),
+        ]
+    );
+    // Without a cursor value before now, the slice is dropped: read again.
+    let mut state = StreamState::from_slices([slice("2023-03-01", "2031-01-01", None)]);
+    state.cut_future(t("2023-05-01"));
+    assert!(state.is_empty());
+    // Nothing after now: untouched.
+    let mut state = StreamState::from_slices([slice("2023-03-01", "2023-04-01", None)]);
+    assert!(state.cut_future(t("2023-05-01")).is_empty());
+    assert_eq!(state.slices().len(), 1);
+}

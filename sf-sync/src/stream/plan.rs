@@ -38,6 +38,23 @@ impl Runner {
         // jobs continued next among them, so their tombstones come with them. Continued first,
         // a job's window would be covered with none, and the next sync would ask getDeleted
         // only from that window's end.
+        let now = self.shared.params.now;
+        if let Some(cut) = run.state.as_mut().map(|s| s.cut_future(now)) {
+            if let Some(latest) = cut.iter().max() {
+                self.log(
+                    LogLevel::Warn,
+                    format!(
+                        "{name}: the state says it was read up to {}, after the org's clock \
+                         ({}): written by a clock that ran ahead, or edited; it would have the \
+                         stream read nothing until then, so it is cut back to the last cursor \
+                         value it holds (or its start) and read again from there",
+                        format_instant(*latest),
+                        format_instant(now)
+                    ),
+                )
+                .await;
+            }
+        }
         if let Some(state) = &run.state {
             let since_last = uncovered_spans(state, &self.shared.params);
             self.fetch_deletes(run, &since_last).await?;
@@ -75,12 +92,26 @@ impl Runner {
                     None => since_last.clone(),
                 };
                 if spans.is_empty() {
+                    let why = if params.start_date >= params.upper() {
+                        format!(
+                            "start_date ({}) is not before {} ({})",
+                            format_instant(params.start_date),
+                            if params.end_date.is_some_and(|e| e <= params.now) {
+                                "end_date"
+                            } else {
+                                "the org's clock"
+                            },
+                            format_instant(params.upper())
+                        )
+                    } else {
+                        format!(
+                            "the state already reaches {}",
+                            format_instant(params.upper())
+                        )
+                    };
                     self.log(
                         LogLevel::Info,
-                        format!(
-                            "{name}: incremental: nothing to read, the state already reaches {}",
-                            format_instant(params.upper())
-                        ),
+                        format!("{name}: incremental: nothing to read, {why}"),
                     )
                     .await;
                     if !state.is_empty() {
