@@ -143,6 +143,17 @@ impl InputState {
             });
         };
         match message_type(obj) {
+            // A whole Airbyte message (`{"type": "STATE", "state": {...}}`, as a read writes it on
+            // stdout): the state message it carries.
+            Some("STATE") => match obj.get("state") {
+                Some(inner) if inner.is_object() => {
+                    self.read_message(inner, &format!("{path}.state"))
+                }
+                _ => Err(Error::StateParse {
+                    path: format!("{path}.state"),
+                    reason: "a STATE message without its `state` object".to_string(),
+                }),
+            },
             Some("STREAM") => self.read_stream_entry(
                 obj.get("stream").unwrap_or(&Value::Null),
                 &format!("{path}.stream"),
@@ -181,7 +192,8 @@ impl InputState {
             Some(other) => Err(Error::StateParse {
                 path: format!("{path}.type"),
                 reason: format!(
-                    "`{other}` is not a state type; expected `STREAM`, `GLOBAL` or `LEGACY`"
+                    "`{other}` is not a state type; expected `STREAM`, `GLOBAL` or `LEGACY` (or \
+                     a whole `STATE` message carrying one)"
                 ),
             }),
             None => Err(Error::StateParse {

@@ -314,6 +314,14 @@ fn bad_states_name_the_place() {
         ),
         (json!([7]), "`[0]`: expected a state message object"),
         (
+            json!([{"type": "STATE"}]),
+            "`[0].state`: a STATE message without its `state` object",
+        ),
+        (
+            json!([{"type": "STATE", "state": {"type": "SHARED"}}]),
+            "`[0].state.type`: `SHARED` is not a state type",
+        ),
+        (
             json!({"Account": {"SystemModstamp": "soon"}}),
             "state of stream `Account` at `$.Account.SystemModstamp`: `soon` is not a datetime",
         ),
@@ -554,4 +562,29 @@ fn slices_ending_after_now_are_cut_to_what_was_read() {
     let mut state = StreamState::from_slices([slice("2023-03-01", "2023-04-01", None)]);
     assert!(state.cut_future(t("2023-05-01")).is_empty());
     assert_eq!(state.slices().len(), 1);
+}
+
+/// A state file made of whole messages as a read writes them (`grep STATE out.jsonl | jq -s`)
+/// is read as the state messages they carry.
+#[test]
+fn whole_state_messages_are_read_as_the_states_they_carry() {
+    let stream = json!({"type": "STREAM", "stream": {
+        "stream_descriptor": {"name": "Account"},
+        "stream_state": {"state_type": "date-range", "slices": [
+            {"start": "2023-01-01T00:00:00.000Z", "end": "2023-04-01T00:00:00.000Z"}]}}});
+    let wrapped = json!([{"type": "STATE", "state": stream.clone()}]);
+    let plain = json!([stream.clone()]);
+    assert_eq!(
+        InputState::from_value(&wrapped).unwrap(),
+        InputState::from_value(&plain).unwrap()
+    );
+    assert!(InputState::from_value(&wrapped)
+        .unwrap()
+        .get("Account")
+        .is_some());
+    let one = json!({"type": "STATE", "state": stream});
+    assert!(InputState::from_value(&one)
+        .unwrap()
+        .get("Account")
+        .is_some());
 }
