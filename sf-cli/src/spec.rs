@@ -72,7 +72,7 @@ fn connection_specification() -> Value {
             },
             "force_use_bulk_api": {
                 "title": "Force to use BULK API", "type": "boolean", "default": false, "order": 7,
-                "description": "Keep Bulk API 2.0 for objects with base64 or compound fields, dropping those fields."
+                "description": "Read every object Bulk API 2.0 can serve through it, whatever its volume, objects with base64 fields included (those fields are then left out; compound fields need no flag: they are read through their components)."
             },
             "stream_slice_step": {
                 "title": "Stream Slice Step for Incremental sync", "type": "string", "default": "P30D",
@@ -146,7 +146,7 @@ fn connection_specification() -> Value {
             },
             "hard_deletes": {
                 "title": "Hard deletes", "type": "boolean", "default": true, "order": 20,
-                "description": "Ask Salesforce (getDeleted) for records purged from the recycle bin or hard-deleted since the last sync and emit each as a record with IsDeleted true: one API call per incremental stream and sync."
+                "description": "Ask Salesforce (getDeleted) for records purged from the recycle bin or hard-deleted since the last sync and emit each as a record with IsDeleted true: one API call per 25 incremental streams and sync (a composite call), or one for a stream asked alone."
             }
         }
     })
