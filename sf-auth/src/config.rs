@@ -243,6 +243,11 @@ pub struct SessionConfig {
     pub read_timeout: Option<Duration>,
     /// How long an idle pooled connection is kept; `None`: until the server closes it.
     pub pool_idle_timeout: Option<Duration>,
+    /// Time allowed for the whole body of an answer read at once ([`crate::Session::fetch`]:
+    /// JSON answers, never the streamed Bulk results): a server trickling a byte now and then
+    /// passes `read_timeout` forever; past this the try fails as a timeout, retried like one.
+    /// `None`: no limit.
+    pub body_timeout: Option<Duration>,
     /// A ceiling on the org's daily API usage (all clients, as `Sforce-Limit-Info` counts it)
     /// as a share of the limit (e.g. `0.5`): no request starts once the usage reaches it;
     /// `None`: no cap besides the limit itself.
@@ -251,7 +256,8 @@ pub struct SessionConfig {
 
 impl SessionConfig {
     /// A config with the documented defaults: API `62.0`, refresh-token grant, default retries,
-    /// 30 s connect and 120 s read timeouts, idle connections kept 90 s, no budget.
+    /// 30 s connect and 120 s read timeouts, 10 minutes for a body read whole, idle connections
+    /// kept 90 s, no budget.
     pub fn new(login_url: LoginUrl, credentials: Credentials) -> SessionConfig {
         SessionConfig {
             login_url,
@@ -263,6 +269,7 @@ impl SessionConfig {
             connect_timeout: Some(Duration::from_secs(30)),
             read_timeout: Some(Duration::from_secs(120)),
             pool_idle_timeout: Some(Duration::from_secs(90)),
+            body_timeout: Some(Duration::from_secs(600)),
             api_budget: None,
         }
     }

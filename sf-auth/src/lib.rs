@@ -73,6 +73,6 @@ pub use jwt::{JwtBearer, ASSERTION_LIFETIME_SECS, JWT_BEARER_GRANT_TYPE};
 pub use lock::{lock, read_lock, write_lock};
 pub use request::{ByteStream, FullResponse, Headers, Method, Request, Response};
 pub use secret::Secret;
-pub use session::Session;
+pub use session::{Session, FETCH_MAX_BYTES};
 pub use tally::{RequestTag, TaggedRequests};
 pub use usage::{parse_limit_info, ApiUsage, Limit, Limits};

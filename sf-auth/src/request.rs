@@ -1,5 +1,7 @@
 //! Requests and responses: what callers send through the session and what they get back.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
@@ -210,6 +212,43 @@ impl Response {
             .bytes()
             .await
             .map_err(|e| network_error(&operation, &e))
+    }
+
+    /// The whole body, refused past `max` bytes (an answer read at once is JSON: one that large
+    /// is not Salesforce's, and would take the memory of the process) or past `within` (a
+    /// server trickling bytes passes the read timeout forever).
+    pub async fn bytes_within(self, max: usize, within: Option<Duration>) -> Result<Bytes, Error> {
+        let operation = self.operation.clone();
+        let timed_out = self.operation.clone();
+        let read = async move {
+            let mut chunks = self.bytes_stream();
+            let mut body: Vec<u8> = Vec::new();
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk?;
+                if body.len().saturating_add(chunk.len()) > max {
+                    return Err(Error::Decode {
+                        operation: operation.clone(),
+                        message: format!("the answer is larger than {max} bytes"),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Bytes::from(body))
+        };
+        match within {
+            None => read.await,
+            Some(limit) => match tokio::time::timeout(limit, read).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::Network {
+                    operation: timed_out,
+                    message: format!(
+                        "timed out: the answer did not arrive whole within {} s",
+                        limit.as_secs()
+                    ),
+                    timeout: true,
+                }),
+            },
+        }
     }
 
     /// The body as it arrives, chunk by chunk (gzip already undone).

@@ -225,15 +225,17 @@ impl Session {
         self.fetch(req).await?.json()
     }
 
-    /// Sends a request and reads the whole body; a body cut off in transit is retried like any
-    /// transient failure (for idempotent requests).
+    /// Sends a request and reads the whole body; a body cut off in transit, or not whole within
+    /// the config's `body_timeout`, is retried like any transient failure (for idempotent
+    /// requests). A body past [`FETCH_MAX_BYTES`] is an error: answers read whole are JSON.
     pub async fn fetch(&self, req: Request) -> Result<FullResponse, Error> {
         let operation = req.operation();
         let (req, operation) = (&req, &operation);
         self.with_retries("ApiResponseBodyFailed", operation, move || async move {
             let response = self.send(req.clone()).await?;
             let (status, headers) = (response.status, response.headers.clone());
-            match response.bytes().await {
+            let within = self.inner.config.body_timeout;
+            match response.bytes_within(FETCH_MAX_BYTES, within).await {
                 Ok(body) => Ok(Attempt::Done(FullResponse {
                     status,
                     headers,
@@ -371,6 +373,11 @@ impl Session {
         }
     }
 }
+
+/// The largest body [`Session::fetch`] reads: 256 MiB, far above any JSON answer of
+/// Salesforce's (25 describes of the widest objects are tens of MB, a getDeleted answer of
+/// 600,000 ids about 45 MB), so only a server gone wrong meets it.
+pub const FETCH_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 /// `now` moved by `skew_ms`: the local clock where the sum is out of chrono's range (a `Date`
 /// header in the year 262142 is well formed, and must not panic the process).

@@ -27,6 +27,7 @@ impl SessionConfig {
         self.connect_timeout = None;
         self.read_timeout = None;
         self.pool_idle_timeout = None;
+        self.body_timeout = None;
         self
     }
 }

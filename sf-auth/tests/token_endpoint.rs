@@ -316,3 +316,45 @@ async fn a_rotated_refresh_token_is_kept_even_when_the_rest_of_the_answer_is_unu
         Some("rotated-refresh")
     );
 }
+
+/// An answer read whole that does not arrive within the session's `body_timeout` (a server
+/// sending a byte now and then passes the read timeout forever) fails as a timeout, after the
+/// retries, instead of holding the sync.
+#[tokio::test]
+async fn an_answer_trickling_in_fails_as_a_timeout() {
+    let mut server = mockito::Server::new_async().await;
+    server
+        .mock("POST", "/services/oauth2/token")
+        .with_header("content-type", "application/json")
+        .with_body(token_answer(&server.url()))
+        .create_async()
+        .await;
+    let slow = server
+        .mock("GET", "/services/data/v62.0/sobjects")
+        .with_header("content-type", "application/json")
+        .with_chunked_body(|w| {
+            for _ in 0..40 {
+                w.write_all(b" ")?;
+                w.flush()?;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            w.write_all(b"{}")
+        })
+        .expect_at_least(1)
+        .create_async()
+        .await;
+    let mut config = config_at(&server.url());
+    config.body_timeout = Some(std::time::Duration::from_millis(300));
+    let session = Session::login(config).await.unwrap();
+    let error = session
+        .fetch(sf_auth::Request::get("sobjects"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Network { timeout: true, message, .. }
+            if message.contains("did not arrive whole within")),
+        "{error}"
+    );
+    assert_eq!(error.kind(), ErrorKind::Transient);
+    slow.assert_async().await;
+}

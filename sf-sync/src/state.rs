@@ -188,46 +188,16 @@ impl StreamState {
         self.floor = floor;
     }
 
-    /// Cuts the slices that end after `now` (a state written by a clock that ran ahead, or edited
-    /// by hand), which would otherwise have the stream read nothing until then: each ends at its
-    /// `most_recent_cursor_value` (what was really read) when that is before `now`, else it is
-    /// dropped (read again). Returns the ends cut, for the warning.
-    pub fn cut_future(&mut self, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-        let cut: Vec<DateTime<Utc>> = self
-            .slices
+    /// The latest end of a slice after `now`, if any: a state edited by hand, or written by a
+    /// tool whose clock ran ahead (this engine's windows end at the org's clock). Such a state
+    /// is trusted as Airbyte's connector trusts it (nothing up to that end is read again), and
+    /// the caller says so.
+    pub fn ends_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.slices
             .iter()
-            .filter(|s| s.end > now)
             .map(|s| s.end)
-            .collect();
-        if cut.is_empty() {
-            return cut;
-        }
-        let slices = std::mem::take(&mut self.slices)
-            .into_iter()
-            .map(|s| match s.end > now {
-                false => s,
-                true => StateSlice {
-                    end: s
-                        .most_recent_cursor_value
-                        .filter(|m| *m <= now)
-                        .unwrap_or(s.start),
-                    ..s
-                },
-            });
-        let org_id = self.org_id.take();
-        let jobs = std::mem::take(&mut self.jobs);
-        let refreshed = self.formula_refreshed_at.take();
-        let deletes = self.deletes_unknown_from.take();
-        let known = self.deletes_known_to.take();
-        let floor = self.floor.take();
-        *self = StreamState::from_slices(slices)
-            .with_org_id(org_id)
-            .with_jobs(jobs)
-            .with_formula_refreshed_at(refreshed);
-        self.deletes_unknown_from = deletes;
-        self.deletes_known_to = known;
-        self.floor = floor;
-        cut
+            .filter(|end| *end > now)
+            .max()
     }
 
     /// The merged slices, sorted.

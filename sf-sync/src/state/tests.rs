@@ -540,28 +540,14 @@ proptest! {
 }
 
 #[test]
-fn slices_ending_after_now_are_cut_to_what_was_read() {
-    let mut state = StreamState::from_slices([
-        slice("2023-01-01", "2023-02-01", Some("2023-01-31T00:00:00Z")),
-        slice("2023-03-01", "2031-01-01", Some("2023-04-10T00:00:00Z")),
+fn a_state_ending_after_now_is_found() {
+    let state = StreamState::from_slices([
+        slice("2023-01-01", "2023-02-01", None),
+        slice("2023-03-01", "2031-01-01", None),
     ]);
-    let cut = state.cut_future(t("2023-05-01"));
-    assert_eq!(cut, [t("2031-01-01")]);
-    assert_eq!(
-        state.slices(),
-        &[
-            slice("2023-01-01", "2023-02-01", Some("2023-01-31T00:00:00Z")),
-            slice("2023-03-01", "2023-04-10", Some("2023-04-10T00:00:00Z")),
-        ]
-    );
-    // Without a cursor value before now, the slice is dropped: read again.
-    let mut state = StreamState::from_slices([slice("2023-03-01", "2031-01-01", None)]);
-    state.cut_future(t("2023-05-01"));
-    assert!(state.is_empty());
-    // Nothing after now: untouched.
-    let mut state = StreamState::from_slices([slice("2023-03-01", "2023-04-01", None)]);
-    assert!(state.cut_future(t("2023-05-01")).is_empty());
-    assert_eq!(state.slices().len(), 1);
+    assert_eq!(state.ends_after(t("2023-05-01")), Some(t("2031-01-01")));
+    assert_eq!(state.ends_after(t("2031-02-01")), None);
+    assert_eq!(StreamState::new().ends_after(t("2023-05-01")), None);
 }
 
 /// A state file made of whole messages as a read writes them (`grep STATE out.jsonl | jq -s`)

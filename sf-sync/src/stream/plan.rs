@@ -39,21 +39,20 @@ impl Runner {
         // a job's window would be covered with none, and the next sync would ask getDeleted
         // only from that window's end.
         let now = self.shared.params.now;
-        if let Some(cut) = run.state.as_mut().map(|s| s.cut_future(now)) {
-            if let Some(latest) = cut.iter().max() {
-                self.log(
-                    LogLevel::Warn,
-                    format!(
-                        "{name}: the state says it was read up to {}, after the org's clock \
-                         ({}): written by a clock that ran ahead, or edited; it would have the \
-                         stream read nothing until then, so it is cut back to the last cursor \
-                         value it holds (or its start) and read again from there",
-                        format_instant(*latest),
-                        format_instant(now)
-                    ),
-                )
-                .await;
-            }
+        if let Some(ahead) = run.state.as_ref().and_then(|s| s.ends_after(now)) {
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "{name}: the state says the stream was read up to {}, after the org's clock \
+                     ({}): edited, or written by a tool whose clock ran ahead. It is trusted, as \
+                     Airbyte's connector trusts it: nothing changed before then is read until \
+                     then. If it is wrong, run a full refresh of {name} (reset the stream) or \
+                     give a state that ends where the last sync really read",
+                    format_instant(ahead),
+                    format_instant(now)
+                ),
+            )
+            .await;
         }
         if let Some(state) = &run.state {
             let since_last = uncovered_spans(state, &self.shared.params);
