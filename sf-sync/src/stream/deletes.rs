@@ -68,6 +68,9 @@ pub(super) struct Tombstones {
     /// Before when deletes concern nothing downstream, for the state (`deletes_known_to`): the
     /// end of this sync's listing, or when a first sync began.
     pub(super) known_to: Option<DateTime<Utc>>,
+    /// An instant of the org's clock before which no row this sync emits was read: the input
+    /// state's `deletes_known_to`, or when a first sync began.
+    pub(super) read_floor: Option<DateTime<Utc>>,
 }
 
 impl Tombstones {
@@ -129,6 +132,10 @@ impl Tombstones {
     /// Rows of a job whose window ends at `end` went downstream, and the job is not named by the
     /// state (a first page cut short by a cancel): the next sync asks getDeleted from there.
     pub(super) fn read_before(&mut self, end: DateTime<Utc>) {
+        // The window's end is on the cursor's clock, which lags far behind the org's while a
+        // first sync is resumed: when the rows are known to have been read after some instant
+        // of the org's clock (`read_floor`), deletes before it need no tombstone.
+        let end = self.read_floor.map_or(end, |floor| end.max(floor));
         self.unknown = Some(self.unknown.map_or(end, |u| u.min(end)));
         self.asked = true;
     }
@@ -232,8 +239,10 @@ pub(super) fn deletes_span(
             // short is resumed.
             // The lookback applies here too, as it does to the cursor: a delete committing late
             // is listed by the next sync.
+            // A key past the org's clock (edited, or copied) is read as now, or nothing would
+            // be listed until the clock passed it.
             let from = match state.deletes_known_to() {
-                Some(known) => sub(known, delta(params.lookback)).max(first.start),
+                Some(known) => sub(known.min(now), delta(params.lookback)).max(first.start),
                 None => from,
             };
             // Deletes a sync before could not list are asked for again.
@@ -247,14 +256,22 @@ pub(super) fn deletes_span(
         // Their rows are as they were when each job ran, after its window's end was set, so a
         // record deleted before then was never emitted live (a soft delete came as `IsDeleted:
         // true`) and only later deletes need a tombstone. Salesforce deletes jobs after seven
-        // days, so what the log keeps covers them: no state too old.
+        // days, so what the log keeps covers the jobs; but when the sync that began them is
+        // older than the log (`deletes_known_to`), the rows it emitted may have been deleted
+        // out of it: that is said (the state is too old), as for a state with windows.
         None => {
             let jobs = run.progress.resumable.iter().chain(state.jobs());
             let read_from = jobs
                 .map(|j| j.end)
                 .chain(state.deletes_unknown_from())
                 .min()?;
-            read_from.max(spans.first()?.start).max(horizon)
+            let from = read_from.max(spans.first()?.start);
+            match state.deletes_known_to() {
+                Some(known) if sub(known.min(now), delta(params.lookback)) < horizon => {
+                    sub(known.min(now), delta(params.lookback))
+                }
+                _ => from.max(horizon),
+            }
         }
     };
     Some(DeletesSpan {
@@ -285,12 +302,21 @@ impl Runner {
                 && run.setup.spec.primary_key.is_some()
                 && run.cursor.is_some();
             if let Some(state) = run.state.as_ref().filter(|_| tracked) {
-                if state.is_empty() && state.deletes_known_to().is_none() {
+                let first = state.is_empty()
+                    && state.jobs().is_empty()
+                    && run.progress.resumable.is_empty()
+                    && state.deletes_unknown_from().is_none()
+                    && state.deletes_known_to().is_none();
+                if first {
                     self.tombstones.known_to = Some(self.shared.params.now);
+                    self.tombstones.read_floor = Some(self.shared.params.now);
                 }
             }
             return Ok(());
         };
+        // Rows this sync emits were read after the last listing (a job it continues was made
+        // after it): a delete before then needs no tombstone (see `Tombstones::read_before`).
+        self.tombstones.read_floor = run.state.as_ref().and_then(|s| s.deletes_known_to());
         let name = self.name.clone();
         let mut warned = false;
         if span.from < span.horizon {
@@ -526,6 +552,43 @@ mod tests {
             ))
             .len(),
             1
+        );
+    }
+
+    /// Rows of a job cut on its first page went downstream: the next sync asks from the job's
+    /// window end, or, when the rows are known to have been read after an instant of the org's
+    /// clock, from that instant (a window end on the cursor's clock lags years behind it while a
+    /// first sync is resumed, and asking from it told the state was too old).
+    #[test]
+    fn rows_read_before_a_cancel_are_asked_about_from_when_they_were_read() {
+        let mut state = StreamState::new();
+        let mut stones = Tombstones::default();
+        stones.read_before(t("2021-06-01T00:00:00Z"));
+        stones.note_in(&mut state);
+        assert_eq!(
+            state.deletes_unknown_from(),
+            Some(t("2021-06-01T00:00:00Z"))
+        );
+        let mut stones = Tombstones {
+            read_floor: Some(t("2024-06-01T00:00:00Z")),
+            ..Tombstones::default()
+        };
+        stones.read_before(t("2021-06-01T00:00:00Z"));
+        stones.note_in(&mut state);
+        assert_eq!(
+            state.deletes_unknown_from(),
+            Some(t("2024-06-01T00:00:00Z"))
+        );
+        // A window end after the floor stays.
+        let mut stones = Tombstones {
+            read_floor: Some(t("2024-06-01T00:00:00Z")),
+            ..Tombstones::default()
+        };
+        stones.read_before(t("2024-06-02T00:00:00Z"));
+        stones.note_in(&mut state);
+        assert_eq!(
+            state.deletes_unknown_from(),
+            Some(t("2024-06-02T00:00:00Z"))
         );
     }
 
