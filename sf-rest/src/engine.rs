@@ -93,6 +93,8 @@ pub(crate) struct Engine {
     batch_header: Option<String>,
     budget: RequestBudget,
     refetch_batch: usize,
+    /// Pages larger than this get no next page asked ahead (`RestConfig::prefetch_max_page_bytes`).
+    pub(crate) prefetch_max_page_bytes: usize,
     columns: Columns,
     chunks: Vec<Chunk>,
     merge: bool,
@@ -166,6 +168,7 @@ impl Engine {
             batch_header,
             budget,
             refetch_batch,
+            prefetch_max_page_bytes: usize::MAX,
             columns: plan.columns,
             merge: chunks.len() > 1,
             chunks,
@@ -312,9 +315,11 @@ impl Engine {
             }
             for (c, answer) in wanted.into_iter().zip(answers) {
                 let Some(answer) = answer else { continue };
-                // The next page is asked for before this one is parsed when its URL comes
-                // ahead of the records, so the server prepares it meanwhile.
-                let ahead = self.ask_ahead(c, &answer);
+                // A large page (a wide object's rows) is not joined by the next one in memory;
+                // else the next is asked for before this one is parsed when its URL comes ahead
+                // of the records, so the server prepares it meanwhile.
+                let large = matches!(&answer, Ok(a) if a.body.len() > self.prefetch_max_page_bytes);
+                let ahead = (!large).then(|| self.ask_ahead(c, &answer)).flatten();
                 if ahead.is_some() {
                     std::future::poll_fn(|cx| {
                         self.drive(cx);
@@ -328,7 +333,9 @@ impl Engine {
                     (Some(asked), Next::Url(next)) if asked == next => {}
                     _ => {
                         self.chunks[c].prefetch = Prefetch::None;
-                        self.prefetch(c);
+                        if !large {
+                            self.prefetch(c);
+                        }
                     }
                 }
             }

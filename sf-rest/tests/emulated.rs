@@ -227,6 +227,49 @@ async fn count_matches_the_truth() {
     org.shutdown().await;
 }
 
+/// Pages past `prefetch_max_page_bytes` get no next page asked ahead (memory: two large pages
+/// and the rows of one are never held at once): every record comes exactly once all the same,
+/// split into chunks or not, and no page is asked for twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_pages_are_read_one_at_a_time_and_nothing_is_lost() {
+    let org = EmulatedOrg::start(org_config()).await.unwrap();
+    let session = login(&org).await;
+    for object in ["Account", "Wide__c"] {
+        let spec = stream_spec(&session, object).await;
+        let config = RestConfig {
+            batch_size: Some(200),
+            prefetch_max_page_bytes: 1,
+            ..RestConfig::default()
+        };
+        let reader = RestReader::new(session.clone(), config).unwrap();
+        let request = ReadRequest {
+            include_deleted: true,
+            ..ReadRequest::default()
+        };
+        let plan = reader.plan(&spec, &request).unwrap();
+        let before = org.control().stats().requests;
+        let (records, error, stats) = read_all(&reader, &spec, request).await;
+        assert!(error.is_none(), "{object}: {error:?}");
+        let rows = truth(&org, object);
+        let dts = datetimes(&spec);
+        assert_eq!(records.len(), rows.len(), "{object}");
+        let ids: HashSet<&str> = records.iter().map(|r| r.id().unwrap()).collect();
+        assert_eq!(ids.len(), rows.len(), "{object}: each once");
+        for record in &records {
+            assert_matches_truth(record, &rows[record.id().unwrap()], &dts).unwrap();
+        }
+        let pages = (rows.len() as u64).div_ceil(200);
+        let after = org.control().stats().requests;
+        assert_eq!(
+            (after.query - before.query) + (after.query_more - before.query_more),
+            plan.chunks.len() as u64 * pages,
+            "{object}: one request a page"
+        );
+        assert_eq!(stats.requests, plan.chunks.len() as u64 * pages, "{object}");
+    }
+    org.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_800_field_object_is_split_and_every_record_is_complete() {
     let org = EmulatedOrg::start(org_config()).await.unwrap();

@@ -47,11 +47,12 @@ const RETENTION_MARGIN: TimeDelta = TimeDelta::hours(1);
 /// The tombstones of one stream still to emit, by deletion time.
 #[derive(Debug, Default)]
 pub(super) struct Tombstones {
-    /// Deletion time → ids deleted then.
-    pending: BTreeMap<DateTime<Utc>, Vec<String>>,
+    /// Deletion time → ids deleted then. Each id is one shared allocation with its entry in
+    /// `ids` (a getDeleted answer lists up to 600,000 of them).
+    pending: BTreeMap<DateTime<Utc>, Vec<Arc<str>>>,
     /// Ids in `pending` and their deletion time (a record read that shows the delete, or what
     /// came after it, removes its id).
-    ids: HashMap<String, DateTime<Utc>>,
+    ids: HashMap<Arc<str>, DateTime<Utc>>,
     /// Where the deletes stop being known for this sync: a getDeleted piece that failed, or an
     /// answer complete only up to some instant.
     unknown: Option<DateTime<Utc>>,
@@ -109,6 +110,7 @@ impl Tombstones {
     }
 
     fn add(&mut self, id: String, at: DateTime<Utc>) {
+        let id: Arc<str> = Arc::from(id);
         if let std::collections::hash_map::Entry::Vacant(slot) = self.ids.entry(id.clone()) {
             slot.insert(at);
             self.pending.entry(at).or_default().push(id);
@@ -162,7 +164,7 @@ impl Tombstones {
         for (at, ids) in due {
             for id in ids {
                 if self.ids.remove(&id).is_some() {
-                    out.push((at, id));
+                    out.push((at, id.to_string()));
                 }
             }
         }
