@@ -74,7 +74,8 @@ async fn report(
         },
     };
     let session = login(&unbudgeted, out).await?;
-    let mut report = sf_sync::check_access(&session, catalog.as_ref())
+    let criteria = sf_discovery::StreamCriteria(unbudgeted.config.streams_criteria.clone());
+    let mut report = sf_sync::check_access_with(&session, catalog.as_ref(), &criteria)
         .await
         .map_err(|e| Failure::from_sync("the connection check failed", &e))?;
     report.note_api_budget(budget);

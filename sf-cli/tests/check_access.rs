@@ -126,6 +126,50 @@ async fn check_says_when_the_api_budget_is_already_used_up() {
     assert!(message.ends_with("No access problems found."), "{message}");
 }
 
+/// `streams_criteria` decide what a sync sees without a catalog: the check counts the objects
+/// they keep, and says so when they keep none (discover would offer no object stream).
+#[tokio::test(flavor = "multi_thread")]
+async fn check_counts_what_streams_criteria_keep_and_warns_when_nothing() {
+    let env = Env::start("check-criteria", OrgConfig::new(13, Scale::Tiny)).await;
+    let check = |criteria: serde_json::Value, file: &'static str| {
+        let path = env.write(file, &env.config(json!({ "streams_criteria": criteria })));
+        let env = &env;
+        async move {
+            env.run(&["check", "--config", path.to_str().unwrap()], &[])
+                .await
+        }
+    };
+    let run = check(
+        json!([{"criteria": "exacts", "value": "Nothing"}]),
+        "none.json",
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let status = &run.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    assert_eq!(status["status"], "SUCCEEDED");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("(0 kept by streams_criteria)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("streams_criteria (1 criteria) keep none of the readable objects"),
+        "{message}"
+    );
+    let run = check(
+        json!([{"criteria": "exacts", "value": "account"}]),
+        "one.json",
+    )
+    .await;
+    let status = &run.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("(1 kept by streams_criteria)"),
+        "{message}"
+    );
+    assert!(message.ends_with("No access problems found."), "{message}");
+}
+
 /// A check that fails for a reason that is not the config's (here the org's daily allowance is
 /// used up, which Salesforce answers 403 `REQUEST_LIMIT_EXCEEDED`) is a TRACE error with exit 1,
 /// as the Airbyte CDK raises it, not a FAILED status that would blame the credentials. (A refused

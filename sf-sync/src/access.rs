@@ -15,7 +15,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 use sf_auth::Session;
-use sf_discovery::DescribeStream;
+use sf_discovery::{DescribeStream, StreamCriteria};
 use sf_rest::{RestConfig, RestReader};
 
 use crate::catalog::ConfiguredCatalog;
@@ -100,6 +100,12 @@ pub enum AccessWarning {
         /// The streams.
         streams: Vec<String>,
     },
+    /// The config's `streams_criteria` keeps none of the readable objects: discover offers no
+    /// object stream, and a sync reads nothing.
+    CriteriaKeepNothing {
+        /// How many criteria the config has.
+        criteria: usize,
+    },
     /// The permissions could not be read, so hidden rows cannot be ruled out.
     PermissionsUnknown {
         /// Why.
@@ -179,6 +185,13 @@ impl fmt::Display for AccessWarning {
                  hours): a read stops at once, with success, and reads nothing. Fix: raise \
                  `api_budget` (at most 1), or run the sync when the usage has fallen"
             ),
+            AccessWarning::CriteriaKeepNothing { criteria } => write!(
+                f,
+                "the config's streams_criteria ({criteria} criteria) keep none of the readable \
+                 objects: discover offers no object stream and a sync reads nothing. Fix: check \
+                 the criteria's values (they match object API names, such as `Account` or \
+                 `Invoice__c`, case-insensitively)"
+            ),
             AccessWarning::PermissionsUnknown { reason } => write!(
                 f,
                 "the user's permissions could not be read ({reason}), so rows hidden by sharing \
@@ -202,6 +215,9 @@ pub struct AccessReport {
     pub allowance: Option<Allowance>,
     /// Queryable objects in describeGlobal (which lists only what the user may access).
     pub readable_objects: usize,
+    /// Of those, the ones the config's `streams_criteria` keeps, when it has criteria and no
+    /// catalog was given (with a catalog, its streams are what a sync reads).
+    pub selected_objects: Option<usize>,
     /// The permissions, when they could be read.
     pub permissions: Option<Permissions>,
     /// What will be missing from a sync, and the fix for each.
@@ -242,8 +258,12 @@ impl AccessReport {
             ),
             None => "daily API allowance unknown".to_string(),
         };
+        let kept = match self.selected_objects {
+            Some(n) => format!(" ({n} kept by streams_criteria)"),
+            None => String::new(),
+        };
         format!(
-            "logged in as {user} to {org}, API v{}; {allowance}; {} objects readable",
+            "logged in as {user} to {org}, API v{}; {allowance}; {} objects readable{kept}",
             self.api_version, self.readable_objects
         )
     }
@@ -299,6 +319,16 @@ pub async fn check_access(
     session: &Session,
     catalog: Option<&ConfiguredCatalog>,
 ) -> Result<AccessReport, Error> {
+    check_access_with(session, catalog, &StreamCriteria::all()).await
+}
+
+/// [`check_access`], with the config's `streams_criteria`: without a catalog, what a sync will
+/// see is the readable objects the criteria keep (counted, and a warning when none is).
+pub async fn check_access_with(
+    session: &Session,
+    catalog: Option<&ConfiguredCatalog>,
+    criteria: &StreamCriteria,
+) -> Result<AccessReport, Error> {
     let objects =
         sf_discovery::describe_global(session)
             .await
@@ -321,6 +351,7 @@ pub async fn check_access(
         api_version: session.api_version().to_string(),
         allowance: None,
         readable_objects: readable.len(),
+        selected_objects: None,
         permissions: None,
         warnings: Vec::new(),
     };
@@ -396,8 +427,20 @@ pub async fn check_access(
             .filter(|s| s.name != DescribeStream::NAME)
             .map(|s| s.name.clone())
             .collect(),
-        None => readable.iter().cloned().collect(),
+        None => readable
+            .iter()
+            .filter(|name| criteria.matches(name))
+            .cloned()
+            .collect(),
     };
+    if catalog.is_none() && !criteria.0.is_empty() {
+        report.selected_objects = Some(selected.len());
+        if selected.is_empty() {
+            report.warnings.push(AccessWarning::CriteriaKeepNothing {
+                criteria: criteria.0.len(),
+            });
+        }
+    }
     report
         .warnings
         .extend(warnings(&selected, &readable, report.permissions.as_ref()));
@@ -528,133 +571,4 @@ fn is_id(id: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn set(names: &[&str]) -> BTreeSet<String> {
-        names.iter().map(|s| s.to_string()).collect()
-    }
-
-    fn list(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
-    }
-
-    fn report_with(used: i64, max: i64) -> AccessReport {
-        AccessReport {
-            user: None,
-            org: None,
-            api_version: "62.0".to_string(),
-            allowance: Some(Allowance { used, max }),
-            readable_objects: 3,
-            permissions: None,
-            warnings: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn a_usage_past_the_api_budget_is_a_warning_naming_the_key() {
-        let mut report = report_with(7, 1_000);
-        report.note_api_budget(Some(0.5));
-        report.note_api_budget(None);
-        assert_eq!(report.warnings, []);
-        report.note_api_budget(Some(0.0015));
-        assert_eq!(
-            report.warnings,
-            [AccessWarning::AllowanceUsedUp {
-                used: 7,
-                max: 1_000,
-                budget: Some((0.0015, 1)),
-            }]
-        );
-        let text = report.warnings[0].to_string();
-        assert!(
-            text.starts_with(
-                "api_budget 0.0015 stops requests once the org's usage reaches 1 of its 1000"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains("7 are used") && text.contains("Fix: raise `api_budget`"),
-            "{text}"
-        );
-        // At the allocation itself the check's own warning says it; the budget adds none.
-        let mut report = report_with(1_000, 1_000);
-        report.note_api_budget(Some(0.5));
-        assert_eq!(report.warnings, []);
-        // Without an allowance read, nothing is claimed.
-        let mut report = report_with(0, 0);
-        report.allowance = None;
-        report.note_api_budget(Some(0.5));
-        assert_eq!(report.warnings, []);
-        let limit = AccessWarning::AllowanceUsedUp {
-            used: 15_100,
-            max: 15_000,
-            budget: None,
-        }
-        .to_string();
-        assert!(
-            limit.starts_with("the org has used 15100 of its 15000 daily API requests"),
-            "{limit}"
-        );
-    }
-
-    #[test]
-    fn warnings_name_the_objects_and_the_fix() {
-        let readable = set(&["Account", "Contact", "User", "Lead"]);
-        let restricted = Permissions {
-            view_all_records: set(&["Contact"]),
-            ..Permissions::default()
-        };
-        let selected = list(&["Account", "Contact", "User", "Gone__c"]);
-        let found = warnings(&selected, &readable, Some(&restricted));
-        assert_eq!(
-            found,
-            [
-                AccessWarning::RowsHiddenBySharing {
-                    objects: list(&["Account"])
-                },
-                AccessWarning::NeedsViewAllUsers {
-                    streams: list(&["User"])
-                },
-                AccessWarning::NotReadable {
-                    streams: list(&["Gone__c"])
-                },
-            ]
-        );
-        assert!(found[0].to_string().contains("(Account)"));
-        assert!(found[0]
-            .to_string()
-            .contains("Fix: grant \"View All Data\""));
-        assert!(found[1]
-            .to_string()
-            .starts_with("User need \"View All Users\""));
-        let admin = Permissions {
-            view_all_data: true,
-            view_all_users: true,
-            ..Permissions::default()
-        };
-        assert_eq!(
-            warnings(&list(&["Account", "User"]), &readable, Some(&admin)),
-            []
-        );
-        // Unknown permissions: only what is certain.
-        assert_eq!(warnings(&list(&["Account"]), &readable, None), []);
-    }
-
-    #[test]
-    fn long_lists_are_cut_and_counted() {
-        let many: Vec<String> = (0..15).map(|i| format!("O{i}__c")).collect();
-        let text = AccessWarning::RowsHiddenBySharing { objects: many }.to_string();
-        assert!(text.contains("on 15 object(s)"));
-        assert!(text.contains("O11__c and 3 more"));
-        assert!(!text.contains("O12__c"));
-    }
-
-    #[test]
-    fn ids_are_checked_before_they_reach_soql() {
-        assert!(is_id("005000000000001"));
-        assert!(is_id("005000000000001AAA"));
-        assert!(!is_id("005' OR Id != '"));
-        assert!(!is_id("005"));
-    }
-}
+mod tests;

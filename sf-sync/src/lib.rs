@@ -121,8 +121,8 @@ mod time;
 mod window;
 
 pub use access::{
-    check_access, AccessReport, AccessWarning, Allowance, OrgInfo, Permissions, UserInfo,
-    SECURITY_STREAMS,
+    check_access, check_access_with, AccessReport, AccessWarning, Allowance, OrgInfo, Permissions,
+    UserInfo, SECURITY_STREAMS,
 };
 pub use catalog::{ConfiguredCatalog, ConfiguredStream, DestinationSyncMode, SyncMode};
 pub use config::{
