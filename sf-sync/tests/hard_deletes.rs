@@ -373,6 +373,19 @@ async fn deletes_unknown_then_listed(
     let (second, second_sink) = run_from(&c, &catalog, &states).await;
     second.unwrap();
     assert!(tombstones(&second_sink, "Lead").is_empty());
+    // A piece that failed is said by the listing's INFO line too, not only by its WARN.
+    let logs = second_sink.logs();
+    if logs
+        .iter()
+        .any(|(l, m)| *l == LogLevel::Warn && m.contains("could not be listed ("))
+    {
+        assert!(
+            logs.iter()
+                .any(|(_, m)| m.starts_with("Lead: hard deletes from")
+                    && m.contains("1 piece(s) could not be listed")),
+            "{logs:?}"
+        );
+    }
     states.update(&second_sink, &["Lead"]);
     let unknown_from = states.0["Lead"]["deletes_unknown_from"].clone();
     assert!(unknown_from.is_string(), "{}", states.0["Lead"]);

@@ -342,6 +342,7 @@ impl Runner {
         let mut unknown: Option<DateTime<Utc>> = None;
         // How far the last piece's answer covered (`latestDateCovered`).
         let mut last_covered: Option<DateTime<Utc>> = None;
+        let mut failed = 0u32;
         for piece in pieces(Window::new(start, to)) {
             self.may_continue()?;
             // Asked ahead with other streams' in one composite call (`deletes_ahead.rs`), when
@@ -380,6 +381,7 @@ impl Runner {
                     return Err(Stop::Limit(self.shared.hit_limit(&e.to_string())));
                 }
                 Err(e) => {
+                    failed += 1;
                     unknown = unknown.or(Some(piece.start));
                     self.log(
                         LogLevel::Warn,
@@ -400,10 +402,14 @@ impl Runner {
             LogLevel::Info,
             format!(
                 "{name}: hard deletes from {} to {}: {listed} deleted id{} listed by getDeleted \
-                 ({}); records the read does not return get a tombstone (IsDeleted: true)",
+                 ({}{}); records the read does not return get a tombstone (IsDeleted: true)",
                 format_instant(start),
                 format_instant(to),
                 if listed == 1 { "" } else { "s" },
+                match failed {
+                    0 => String::new(),
+                    n => format!("{n} piece(s) could not be listed, see the warning; "),
+                },
                 match calls {
                     0 => "asked with other streams in one composite call".to_string(),
                     1 => "1 API call".to_string(),
