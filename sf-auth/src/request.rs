@@ -323,11 +323,15 @@ fn strip_urls(text: &str) -> String {
     let mut rest = text;
     while let Some(pos) = rest.find("(http") {
         let before = &rest[..pos];
-        let (inside, after) = match rest[pos..].find(')') {
-            Some(end) => (&rest[pos + 1..pos + end], &rest[pos + end + 1..]),
-            None => (&rest[pos + 1..], ""),
-        };
-        let origin = url::Url::parse(inside)
+        // The URL runs to the next whitespace (a `)` may sit inside its path or query), less the
+        // closing `)` and a `:` after it.
+        let tail = &rest[pos + 1..];
+        let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
+        let (token, after) = tail.split_at(end);
+        let colon = token.ends_with(':');
+        let url = token.trim_end_matches(':');
+        let url = url.strip_suffix(')').unwrap_or(url);
+        let origin = url::Url::parse(url)
             .ok()
             .map(|u| u.origin().ascii_serialization())
             .filter(|o| o != "null");
@@ -336,23 +340,27 @@ fn strip_urls(text: &str) -> String {
                 out.push_str(lead);
                 out.push_str("to ");
                 out.push_str(&origin);
-                rest = after.strip_prefix(" :").map_or(after, |a| {
-                    out.push(':');
-                    a
-                });
             }
             (None, Some(origin)) => {
                 out.push_str(before);
                 out.push('(');
                 out.push_str(&origin);
                 out.push(')');
-                rest = after;
             }
-            (_, None) => {
-                out.push_str(before);
-                rest = after;
-            }
+            (_, None) => out.push_str(before),
         }
+        rest = match after.strip_prefix(" :") {
+            Some(a) => {
+                out.push(':');
+                a
+            }
+            None => {
+                if colon {
+                    out.push(':');
+                }
+                after
+            }
+        };
     }
     out.push_str(rest);
     out.replace("  ", " ").trim().to_string()
@@ -416,7 +424,14 @@ mod tests {
             strip_urls("redirected (https://user:pw@acme.my.salesforce.com/x?token=abc) twice"),
             "redirected (https://acme.my.salesforce.com) twice"
         );
-        assert_eq!(strip_urls("odd (http not a url) end"), "odd end");
+        assert_eq!(strip_urls("odd (http not a url) end"), "odd not a url) end");
+        // A `)` inside the URL lets none of its path or query through.
+        assert_eq!(
+            strip_urls(
+                "error sending request for url (https://h.example/x/a)b?token=SECRET): boom"
+            ),
+            "error sending request to https://h.example: boom"
+        );
         assert_eq!(strip_urls("no url here"), "no url here");
     }
 

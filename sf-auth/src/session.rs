@@ -379,9 +379,18 @@ impl Session {
 /// 600,000 ids about 45 MB), so only a server gone wrong meets it.
 pub const FETCH_MAX_BYTES: usize = 256 * 1024 * 1024;
 
+/// The largest clock skew a `Date` header may tell: 200 years (an emulated org may run years
+/// from the local clock; a `Date` near chrono's end would only move the overflow into the
+/// callers' arithmetic).
+const MAX_SKEW_MS: u64 = 200 * 366 * 24 * 3600 * 1000;
+
 /// `now` moved by `skew_ms`: the local clock where the sum is out of chrono's range (a `Date`
 /// header in the year 262142 is well formed, and must not panic the process).
 fn shifted(now: chrono::DateTime<chrono::Utc>, skew_ms: i64) -> chrono::DateTime<chrono::Utc> {
+    // A `Date` centuries off is no clock to go by.
+    if skew_ms.unsigned_abs() > MAX_SKEW_MS {
+        return now;
+    }
     chrono::TimeDelta::try_milliseconds(skew_ms)
         .and_then(|d| now.checked_add_signed(d))
         .unwrap_or(now)
@@ -434,5 +443,11 @@ mod clock_tests {
             now + chrono::TimeDelta::milliseconds(1_500)
         );
         assert_eq!(shifted(now, -60_000), now - chrono::TimeDelta::minutes(1));
+        // Centuries off: no clock to go by; years off (an emulated org): followed.
+        let centuries: i64 = 300 * 366 * 24 * 3600 * 1000;
+        assert_eq!(shifted(now, centuries), now);
+        assert_eq!(shifted(now, -centuries), now);
+        let years: i64 = 3 * 365 * 24 * 3600 * 1000;
+        assert_eq!(shifted(now, -years), now - chrono::TimeDelta::days(3 * 365));
     }
 }

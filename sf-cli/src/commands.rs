@@ -191,6 +191,16 @@ pub fn describe_entry() -> Value {
 /// `discover`: the CATALOG of every stream the config's criteria keep, plus `Describe`.
 pub async fn discover(config_path: &Path, out: Arc<Output>) -> Result<Value, Failure> {
     let loaded = load_config(config_path, &out)?;
+    // Discovery ignores `api_budget`, as `check` does: a ceiling on what syncs read, it would
+    // otherwise leave the platform without the streams (a describe per 25 objects; Salesforce's
+    // own limit still applies).
+    let loaded = LoadedConfig {
+        raw: loaded.raw,
+        config: SyncConfig {
+            api_budget: None,
+            ..loaded.config
+        },
+    };
     let session = login(&loaded, out.clone()).await?;
     let catalog = sf_sync::discover(&session, &loaded.config)
         .await
@@ -238,6 +248,9 @@ pub async fn read(
 /// The signals that stop a read: Ctrl-C (SIGINT) and, on Unix, SIGTERM, which is how Airbyte's
 /// platform (a container stopped, a pod deleted) and most schedulers cancel a sync. Both stop it
 /// alike: the first cleanly, a second at once.
+/// How long after the first stopping signal a second one still counts as the same.
+const SECOND_SIGNAL_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 struct Interrupts {
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
@@ -257,11 +270,28 @@ impl Interrupts {
         #[cfg(unix)]
         if let Some(term) = self.term.as_mut() {
             return tokio::select! {
-                ctrl_c = tokio::signal::ctrl_c() => ctrl_c.is_ok(),
+                Ok(()) = tokio::signal::ctrl_c() => true,
+                // Without Ctrl-C (its handler failed), SIGTERM still stops the read.
                 term = term.recv() => term.is_some(),
             };
         }
         tokio::signal::ctrl_c().await.is_ok()
+    }
+
+    /// Waits for a second signal that is not the first one delivered twice: a signal sent to
+    /// the process and to its group by a supervisor arrives as two at once, and must not skip
+    /// the clean stop the first began. Signals within [`SECOND_SIGNAL_AFTER`] of the first are
+    /// let go.
+    async fn next_apart(&mut self) -> bool {
+        let first = std::time::Instant::now();
+        loop {
+            if !self.next().await {
+                return false;
+            }
+            if first.elapsed() >= SECOND_SIGNAL_AFTER {
+                return true;
+            }
+        }
     }
 }
 
@@ -304,14 +334,21 @@ pub async fn read_tuned(
     };
     let cancel = CancellationToken::new();
     let on_interrupt = cancel.clone();
+    // Once the sync is over there is no stop to make: a signal then ends the process, as it
+    // would without these handlers (it would be swallowed by a cancel nobody reads).
+    let read_over = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let over = read_over.clone();
     tokio::spawn(async move {
         let mut signals = Interrupts::install();
         if signals.next().await {
+            if over.load(std::sync::atomic::Ordering::Relaxed) {
+                std::process::exit(130);
+            }
             on_interrupt.cancel();
             // The handler stays installed: without this a second Ctrl-C would be swallowed
             // while the stop runs (Bulk aborts, a blocked stdout). Every state already written
             // stays valid, as after a kill.
-            if signals.next().await {
+            if signals.next_apart().await {
                 eprintln!("sfconnect: interrupted again; exiting without waiting for the stop");
                 // A refresh token rotated and not yet written goes out if stdout takes it
                 // within a second (stdout may be what the stop is stuck on).
@@ -336,6 +373,7 @@ pub async fn read_tuned(
         options,
     )
     .await;
+    read_over.store(true, std::sync::atomic::Ordering::Relaxed);
     if let (Some(watch), Some(summary)) = (&watch, &sink.summary) {
         // The records and states went out: a report that cannot be written is said, and the
         // sync's own result stands.

@@ -170,9 +170,9 @@ impl fmt::Display for AccessWarning {
             } => write!(
                 f,
                 "the org has used {used} of its {max} daily API requests (every client's, in \
-                 the last 24 hours): a read stops at once, with success, and reads nothing until \
-                 the usage falls. Fix: run the sync later, or ask Salesforce for a larger \
-                 allocation"
+                 the last 24 hours): Salesforce may refuse any request now, and a read it refuses \
+                 stops with success and its state, to resume when the usage falls. Fix: run the \
+                 sync later, or ask Salesforce for a larger allocation"
             ),
             AccessWarning::AllowanceUsedUp {
                 used,

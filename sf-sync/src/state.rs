@@ -229,7 +229,7 @@ impl StreamState {
     /// `"bulk_jobs"` when Bulk jobs are in flight.
     ///
     /// A state written before any span is read (naming the Bulk jobs in flight, or cut short)
-    /// holds one empty slice, `start` = `end` = `most_recent_cursor_value` = where the sync reads
+    /// holds, once its start is known (the engine always gives it), one empty slice, `start` = `end` = `most_recent_cursor_value` = where the sync reads
     /// from (the `start_date` given by [`StreamState::with_floor`], else the earliest job's
     /// start), never `"slices": []`: Airbyte's concurrent cursor reads `slices[0]` of any
     /// date-range state, and fails the stream on an empty list, at every later sync too (seen with

@@ -396,11 +396,13 @@ impl RunResult {
         last.into_iter().map(|(_, v)| v).collect()
     }
 
-    /// TRACE error messages, if any.
+    /// The sync's TRACE error messages, if any (not a failed stream's own, which the sync's
+    /// repeats).
     pub fn errors(&self) -> Vec<String> {
         self.other_messages
             .iter()
             .filter(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR")
+            .filter(|m| m["trace"]["error"].get("stream_descriptor").is_none())
             .map(|m| {
                 m["trace"]["error"]["message"]
                     .as_str()

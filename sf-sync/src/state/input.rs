@@ -51,7 +51,12 @@ impl InputState {
                 // only fills in streams the list gives no other state for.
                 let mut legacy = InputState::default();
                 for (i, message) in messages.iter().enumerate() {
-                    let is_legacy = message
+                    // A whole STATE message is classed by the state it carries.
+                    let carried = match message.get("type").and_then(Value::as_str) {
+                        Some("STATE") => message.get("state").unwrap_or(message),
+                        _ => message,
+                    };
+                    let is_legacy = carried
                         .as_object()
                         .and_then(message_type)
                         .is_some_and(|t| t == "LEGACY");

@@ -568,9 +568,17 @@ fn whole_state_messages_are_read_as_the_states_they_carry() {
         .unwrap()
         .get("Account")
         .is_some());
-    let one = json!({"type": "STATE", "state": stream});
+    let one = json!({"type": "STATE", "state": stream.clone()});
     assert!(InputState::from_value(&one)
         .unwrap()
         .get("Account")
         .is_some());
+    // A wrapped LEGACY message still yields to a STREAM one, wherever it stands.
+    let legacy = json!({"type": "STATE", "state": {"type": "LEGACY",
+        "data": {"Account": {"SystemModstamp": "2020-01-01T00:00:00.000Z"}}}});
+    let mixed = json!([{"type": "STATE", "state": stream}, legacy]);
+    assert_eq!(
+        InputState::from_value(&mixed).unwrap(),
+        InputState::from_value(&plain).unwrap()
+    );
 }

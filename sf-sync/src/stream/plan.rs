@@ -39,7 +39,10 @@ impl Runner {
         // a job's window would be covered with none, and the next sync would ask getDeleted
         // only from that window's end.
         let now = self.shared.params.now;
-        if let Some(ahead) = run.state.as_ref().and_then(|s| s.ends_after(now)) {
+        // Past a margin: clocks a few seconds apart (Airbyte's slices end on its host's clock)
+        // are no reason to advise a reset.
+        let margin = chrono::TimeDelta::minutes(5);
+        if let Some(ahead) = run.state.as_ref().and_then(|s| s.ends_after(now + margin)) {
             self.log(
                 LogLevel::Warn,
                 format!(
