@@ -36,6 +36,48 @@ fn raw_null() -> Box<RawValue> {
     RawValue::NULL.to_owned()
 }
 
+/// One subrequest's answer, its body borrowed from the bytes of the whole answer
+/// ([`composite_answers_borrowed`]): a caller that keeps only what it decodes copies nothing.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubanswerRef<'a> {
+    /// Its HTTP status.
+    pub http_status_code: u16,
+    /// Its body as sent (`null` when absent).
+    #[serde(borrow, default = "raw_null_ref")]
+    pub body: &'a RawValue,
+    /// The `referenceId` of the subrequest it answers.
+    pub reference_id: String,
+}
+
+fn raw_null_ref<'a>() -> &'a RawValue {
+    RawValue::NULL
+}
+
+impl SubanswerRef<'_> {
+    /// Whether Salesforce answered the subrequest with success (2xx).
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.http_status_code)
+    }
+}
+
+/// What [`by_reference`] matches answers by.
+trait Referenced {
+    fn reference(&self) -> &str;
+}
+
+impl Referenced for Subanswer {
+    fn reference(&self) -> &str {
+        &self.reference_id
+    }
+}
+
+impl Referenced for SubanswerRef<'_> {
+    fn reference(&self) -> &str {
+        &self.reference_id
+    }
+}
+
 impl PartialEq for Subanswer {
     fn eq(&self, other: &Subanswer) -> bool {
         self.http_status_code == other.http_status_code
@@ -70,6 +112,13 @@ struct SubrequestWire<'a> {
 #[serde(rename_all = "camelCase")]
 struct AnswerWire {
     composite_response: Vec<Subanswer>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnswerWireRef<'a> {
+    #[serde(borrow)]
+    composite_response: Vec<SubanswerRef<'a>>,
 }
 
 /// The `referenceId` of the `index`th subrequest named with `letter`: `d0`, `d1`, ...
@@ -112,33 +161,45 @@ pub fn composite_answers(
     by_reference(letter, count, answers)
 }
 
-fn by_reference(
+/// As [`composite_answers`], each body borrowed from `body` rather than copied.
+pub fn composite_answers_borrowed(
     letter: char,
     count: usize,
-    answers: Vec<Subanswer>,
-) -> Result<Vec<Subanswer>, String> {
+    body: &[u8],
+) -> Result<Vec<SubanswerRef<'_>>, String> {
+    let answers = serde_json::from_slice::<AnswerWireRef<'_>>(body)
+        .map_err(|e| e.to_string())?
+        .composite_response;
+    by_reference(letter, count, answers)
+}
+
+fn by_reference<T: Referenced>(
+    letter: char,
+    count: usize,
+    answers: Vec<T>,
+) -> Result<Vec<T>, String> {
     if answers.len() != count {
         return Err(format!("{} results for {count} subrequests", answers.len()));
     }
-    let mut slots: Vec<Option<Subanswer>> = (0..count).map(|_| None).collect();
+    let mut slots: Vec<Option<T>> = (0..count).map(|_| None).collect();
     for answer in answers {
         let index = answer
-            .reference_id
+            .reference()
             .strip_prefix(letter)
             .and_then(|n| n.parse::<usize>().ok())
-            .filter(|&i| i < count && reference_id(letter, i) == answer.reference_id);
+            .filter(|&i| i < count && reference_id(letter, i) == answer.reference());
         match index.and_then(|i| slots.get_mut(i)) {
             Some(slot @ None) => *slot = Some(answer),
             Some(Some(_)) => {
                 return Err(format!(
                     "two results for referenceId `{}`",
-                    answer.reference_id
+                    answer.reference()
                 ))
             }
             None => {
                 return Err(format!(
                     "a result for the unknown referenceId `{}`",
-                    answer.reference_id
+                    answer.reference()
                 ))
             }
         }

@@ -4,7 +4,7 @@
 use futures_util::stream::{self, Stream, StreamExt};
 use serde_json::value::RawValue;
 use serde_json::Value;
-use sf_auth::composite::{composite_answers, composite_get};
+use sf_auth::composite::{composite_answers_borrowed, composite_get};
 use sf_auth::{ApiError, ErrorKind, Request, Session};
 
 use crate::error::Error;
@@ -54,6 +54,18 @@ impl ObjectDescribe {
     /// As [`ObjectDescribe::from_json`], from the describe's JSON text as sent: only the few
     /// members a stream needs are decoded, no tree of the whole describe is built.
     pub fn from_raw(requested: &str, describe: Box<RawValue>) -> Result<ObjectDescribe, Error> {
+        let mut object = ObjectDescribe::from_raw_ref(requested, &describe, false)?;
+        object.describe = Some(describe);
+        Ok(object)
+    }
+
+    /// As [`ObjectDescribe::from_raw`], from borrowed text, copied into
+    /// [`ObjectDescribe::describe`] only when `keep`.
+    pub fn from_raw_ref(
+        requested: &str,
+        describe: &RawValue,
+        keep: bool,
+    ) -> Result<ObjectDescribe, Error> {
         let wire: DescribeWire =
             serde_json::from_str(describe.get()).map_err(|e| Error::DescribeDecode {
                 object: requested.to_string(),
@@ -93,7 +105,7 @@ impl ObjectDescribe {
         Ok(ObjectDescribe {
             replicateable: wire.replicateable,
             stream: StreamSpec::from_fields(wire.name, wire.custom, fields),
-            describe: Some(describe),
+            describe: keep.then(|| describe.to_owned()),
             warnings,
         })
     }
@@ -140,12 +152,13 @@ pub fn describe_objects(
     }
     let session = session.clone();
     let retries = options.describe_retries;
+    let keep = options.keep_describes;
     let chunks: Vec<Vec<String>> = names
         .chunks(options.describe_batch_size)
         .map(<[String]>::to_vec)
         .collect();
     Ok(stream::iter(chunks)
-        .map(move |chunk| describe_batch(session.clone(), chunk, retries))
+        .map(move |chunk| describe_batch(session.clone(), chunk, retries, keep))
         .buffered(options.describe_batches_in_flight)
         .flat_map(stream::iter))
 }
@@ -164,6 +177,7 @@ async fn describe_batch(
     session: Session,
     names: Vec<String>,
     retries: u32,
+    keep: bool,
 ) -> Vec<Result<ObjectDescribe, Error>> {
     let data_path = session.data_path();
     let urls: Vec<String> = names
@@ -181,7 +195,7 @@ async fn describe_batch(
             tracing::warn!(objects = names.len(), error = %source, "DescribeBatchFailed");
             let mut out = Vec::with_capacity(names.len());
             for name in names {
-                out.push(retry_alone(&session, name, source.clone(), retries.max(1)).await);
+                out.push(retry_alone(&session, name, source.clone(), retries.max(1), keep).await);
             }
             return out;
         }
@@ -192,7 +206,9 @@ async fn describe_batch(
             })]
         }
     };
-    let answers = composite_answers('d', names.len(), &response.body);
+    // Borrowed from the answer's bytes: only what each stream needs is decoded, and a describe
+    // is copied only when kept.
+    let answers = composite_answers_borrowed('d', names.len(), &response.body);
     let answers = match answers {
         Ok(answers) => answers,
         Err(message) => {
@@ -208,7 +224,7 @@ async fn describe_batch(
                     ),
                     message: message.clone(),
                 };
-                out.push(retry_alone(&session, name, failure, retries).await);
+                out.push(retry_alone(&session, name, failure, retries, keep).await);
             }
             return out;
         }
@@ -216,7 +232,7 @@ async fn describe_batch(
     let mut out = Vec::with_capacity(names.len());
     for (name, sub) in names.into_iter().zip(answers) {
         if sub.is_success() {
-            out.push(ObjectDescribe::from_raw(&name, sub.body));
+            out.push(ObjectDescribe::from_raw_ref(&name, sub.body, keep));
             continue;
         }
         let api = ApiError::from_body(sub.http_status_code, sub.body.get().as_bytes());
@@ -224,7 +240,7 @@ async fn describe_batch(
             operation: format!("GET sobjects/{name}/describe (in composite)"),
             api,
         };
-        out.push(retry_alone(&session, name, failure, retries).await);
+        out.push(retry_alone(&session, name, failure, retries, keep).await);
     }
     out
 }
@@ -250,6 +266,7 @@ async fn retry_alone(
     name: String,
     mut last: sf_auth::Error,
     retries: u32,
+    keep: bool,
 ) -> Result<ObjectDescribe, Error> {
     let mut attempts: u32 = 1;
     while attempts <= retries && worth_retrying(&last) {
@@ -260,12 +277,12 @@ async fn retry_alone(
             .await
         {
             Ok(response) => {
-                let describe: Box<RawValue> =
+                let describe: &RawValue =
                     serde_json::from_slice(&response.body).map_err(|e| Error::DescribeDecode {
                         object: name.clone(),
                         message: e.to_string(),
                     })?;
-                return ObjectDescribe::from_raw(&name, describe);
+                return ObjectDescribe::from_raw_ref(&name, describe, keep);
             }
             Err(e) => last = e,
         }

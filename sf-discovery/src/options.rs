@@ -32,6 +32,10 @@ pub struct DiscoveryOptions {
     /// a refused session and a passing failure (a server error that outlasts the retries) still
     /// fail, as does every describe failing.
     pub skip_inaccessible: bool,
+    /// Keep each describe's JSON text in [`crate::ObjectDescribe::describe`] (for the
+    /// `Describe` stream). Without it nothing of a describe is copied but what its stream
+    /// needs, and the answers of the calls in flight are the only describes held.
+    pub keep_describes: bool,
 }
 
 impl Default for DiscoveryOptions {
@@ -42,6 +46,7 @@ impl Default for DiscoveryOptions {
             describe_batches_in_flight: 4,
             describe_retries: 1,
             skip_inaccessible: false,
+            keep_describes: true,
         }
     }
 }

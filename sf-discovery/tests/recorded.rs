@@ -465,6 +465,47 @@ async fn describing_named_streams_skips_describe_global() {
     org.composite.expect(1).assert_async().await;
 }
 
+/// Without `keep_describes` nothing of a describe is kept but its stream: the same streams, no
+/// describe text (the memory of a read that does not sync `Describe`, and of discover).
+#[tokio::test]
+async fn describes_not_kept_give_the_same_streams_and_no_text() {
+    let org = recorded_org().await;
+    let session = &org.session;
+    let order: Vec<String> = ["User", "Account", "Task"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let read = |keep: bool| {
+        let names = order.clone();
+        async move {
+            let stream = describe_objects(
+                session,
+                names,
+                &DiscoveryOptions {
+                    describe_batch_size: 2,
+                    keep_describes: keep,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let described: Vec<_> = stream.collect().await;
+            described
+                .into_iter()
+                .map(|d| d.unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let kept = read(true).await;
+    let dropped = read(false).await;
+    assert_eq!(kept.len(), 3);
+    assert!(kept.iter().all(|d| d.describe.is_some()));
+    assert!(dropped.iter().all(|d| d.describe.is_none()));
+    let streams = |d: &[sf_discovery::ObjectDescribe]| -> Vec<sf_discovery::StreamSpec> {
+        d.iter().map(|d| d.stream.clone()).collect()
+    };
+    assert_eq!(streams(&kept), streams(&dropped));
+}
+
 #[tokio::test]
 async fn describe_records_are_the_describes_as_sent_in_the_order_asked() {
     let org = recorded_org().await;

@@ -50,6 +50,8 @@ pub async fn discover(session: &Session, config: &SyncConfig) -> Result<Catalog,
     let options = DiscoveryOptions {
         streams_criteria: StreamCriteria(config.streams_criteria.clone()),
         skip_inaccessible: true,
+        // The catalog needs the streams, not the describes.
+        keep_describes: false,
         ..DiscoveryOptions::default()
     };
     sf_discovery::discover(session, &options)

@@ -60,7 +60,10 @@ pub(super) async fn describe_catalog(
     if valid.is_empty() {
         return Ok(out);
     }
-    let options = DiscoveryOptions::default();
+    let options = DiscoveryOptions {
+        keep_describes,
+        ..DiscoveryOptions::default()
+    };
     let stream = describe_objects(session, valid, &options).map_err(|e| {
         let failure = Failure::of(e.kind());
         Error::DescribeRequest {
