@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use sf_discovery::Record;
 use sf_sync::report::StreamObservation;
-use sf_sync::{LogLevel, Sink, StreamPlan, StreamStatus, SyncSummary};
+use sf_sync::{IncompleteReason, LogLevel, Sink, StreamPlan, StreamStatus, SyncSummary};
 
 use crate::progress::Progress;
 use crate::protocol::{self, Output};
@@ -397,8 +397,15 @@ impl Sink for AirbyteSink {
             StreamStatus::Incomplete(_) => "INCOMPLETE",
         };
         if let StreamStatus::Incomplete(reason) = &status {
+            // A stream stopped at the API limit was said in a WARN already (with the limit's
+            // detail): on an org of a thousand streams, one line each is enough.
+            let level = match reason {
+                IncompleteReason::Failed { .. } => "ERROR",
+                IncompleteReason::ApiLimit { .. } => "INFO",
+                IncompleteReason::Cancelled => "WARN",
+            };
             self.emit(&protocol::log(
-                if reason.is_failure() { "ERROR" } else { "WARN" },
+                level,
                 &format!("stream {stream} is incomplete: {reason}"),
             ))?;
         }

@@ -283,6 +283,23 @@ async fn daily_limit(
             && m["trace"]["stream_status"]["stream_descriptor"]["name"] == stopped
     });
     assert!(incomplete, "{stopped} is not INCOMPLETE:\n{}", first.dump());
+    // One WARN says the stream stopped at the limit; its incomplete status is an INFO, not a
+    // second WARN (an org of a thousand streams got two thousand).
+    assert_eq!(
+        first
+            .logs_with("WARN", &format!("{stopped}: stopped at the API limit"))
+            .len(),
+        1,
+        "{}",
+        first.dump()
+    );
+    assert!(
+        first
+            .logs_with("WARN", &format!("stream {stopped} is incomplete"))
+            .is_empty(),
+        "{}",
+        first.dump()
+    );
     for stream in stream_names(streams) {
         assert_union_is_truth(env, &runs, stream);
         for run in &runs {

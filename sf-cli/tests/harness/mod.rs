@@ -26,7 +26,11 @@ pub struct Env {
 impl Env {
     pub async fn start(name: &str, config: OrgConfig) -> Env {
         let org = EmulatedOrg::start(config).await.unwrap();
-        let dir = std::env::temp_dir().join(format!("sfconnect-{name}-{}", std::process::id()));
+        // One folder per env, even for two of one name in one test binary (two tests each
+        // starting a `twin` at once wrote each other's config).
+        static ENVS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = ENVS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("sfconnect-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Env { org, dir }
