@@ -17,6 +17,7 @@
 //! is read up to [`GET_DELETED_BATCH_MAX_BYTES`]: 25 answers of up to 600,000 ids each would
 //! otherwise be held at once; a larger one fails the batch, and each object asks alone.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -73,22 +74,24 @@ pub struct DeletedRecords {
     pub latest_date_covered: Option<DateTime<Utc>>,
 }
 
+/// The answer as sent; dates are borrowed from its text (an answer lists up to 600,000 records:
+/// a `String` for each date would double what it holds).
 #[derive(Deserialize)]
-struct Wire {
-    #[serde(default, rename = "deletedRecords")]
-    deleted_records: Vec<WireRecord>,
-    #[serde(default, rename = "earliestDateAvailable")]
-    earliest_date_available: Option<String>,
-    #[serde(default, rename = "latestDateCovered")]
-    latest_date_covered: Option<String>,
+struct Wire<'a> {
+    #[serde(default, rename = "deletedRecords", borrow)]
+    deleted_records: Vec<WireRecord<'a>>,
+    #[serde(default, rename = "earliestDateAvailable", borrow)]
+    earliest_date_available: Option<Cow<'a, str>>,
+    #[serde(default, rename = "latestDateCovered", borrow)]
+    latest_date_covered: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct WireRecord {
+struct WireRecord<'a> {
     #[serde(default)]
     id: Option<String>,
-    #[serde(default, rename = "deletedDate")]
-    deleted_date: Option<String>,
+    #[serde(default, rename = "deletedDate", borrow)]
+    deleted_date: Option<Cow<'a, str>>,
 }
 
 /// `2024-05-05T00:00:00+00:00`, the form Salesforce's guide writes (the session encodes `+`).
@@ -222,7 +225,7 @@ impl RestReader {
             .zip(answers)
             .map(|(q, sub)| {
                 if sub.is_success() {
-                    serde_json::from_str::<Wire>(sub.body.get())
+                    serde_json::from_str::<Wire<'_>>(sub.body.get())
                         .map_err(|e| decode_error(&q.object, format!("getDeleted answer: {e}")))
                         .and_then(|wire| from_wire(&q.object, wire))
                 } else {
@@ -248,13 +251,14 @@ fn decode_error(object: &str, message: String) -> Error {
 /// Reads a getDeleted answer; an entry without an id or a readable date makes the answer
 /// unreadable (a tombstone needs both).
 fn decode(object: &str, body: &[u8]) -> Result<DeletedRecords, Error> {
-    let wire: Wire = serde_json::from_slice(body)
+    let wire: Wire<'_> = serde_json::from_slice(body)
         .map_err(|e| decode_error(object, format!("getDeleted answer: {e}")))?;
     from_wire(object, wire)
 }
 
-fn from_wire(object: &str, wire: Wire) -> Result<DeletedRecords, Error> {
-    let instant = |text: Option<String>| text.as_deref().and_then(sf_discovery::parse_datetime);
+fn from_wire(object: &str, wire: Wire<'_>) -> Result<DeletedRecords, Error> {
+    let instant =
+        |text: Option<Cow<'_, str>>| text.as_deref().and_then(sf_discovery::parse_datetime);
     let mut records = Vec::with_capacity(wire.deleted_records.len());
     for entry in wire.deleted_records {
         let deleted_date = instant(entry.deleted_date);
@@ -278,6 +282,17 @@ fn from_wire(object: &str, wire: Wire) -> Result<DeletedRecords, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Dates are borrowed from the answer's text; one written with an escape (which cannot be
+    /// borrowed) reads the same.
+    #[test]
+    fn an_escaped_date_reads_as_the_plain_one() {
+        let plain = br#"{"deletedRecords":[{"id":"a00D0000008pQRAIA2","deletedDate":"2013-05-07T22:07:19.000+0000"}]}"#;
+        let escaped = br#"{"deletedRecords":[{"id":"a00D0000008pQRAIA2","deletedDate":"2013\u002D05-07T22:07:19.000+0000"}]}"#;
+        let plain = decode("X__c", plain).ok();
+        assert!(plain.as_ref().is_some_and(|d| d.records.len() == 1));
+        assert_eq!(decode("X__c", escaped).ok(), plain);
+    }
 
     #[test]
     fn decodes_the_documented_answer() {
