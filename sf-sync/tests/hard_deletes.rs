@@ -305,11 +305,7 @@ async fn hard_deletes_survive_a_stop_inside_the_window(seed: u64, bulk: bool) {
         // Well past the lookback: the deletes lie inside the window, not at its end.
         ctl.advance_clock(HOUR);
 
-        let used = ctl.stats().api_usage.used;
-        ctl.set_faults(Faults {
-            daily_api_limit: used + allowance,
-            ..Faults::default()
-        });
+        common::allow_calls(&ctl, allowance);
         let (cut, second) = run(&c.session, &c.config, &catalog, &states.input(), &options).await;
         cut.unwrap();
         states.update(&second, &["Account"]);
@@ -477,11 +473,7 @@ async fn deletes_after_a_stop_inside_a_first_bulk_job_get_tombstones() {
         .await;
         let ctl = c.org.control();
         let catalog = configure(&c.catalog, &["Account"], Some("incremental"));
-        let used = ctl.stats().api_usage.used;
-        ctl.set_faults(Faults {
-            daily_api_limit: used + allowance,
-            ..Faults::default()
-        });
+        common::allow_calls(&ctl, allowance);
         let (cut, first) = run(
             &c.session,
             &c.config,
@@ -495,9 +487,7 @@ async fn deletes_after_a_stop_inside_a_first_bulk_job_get_tombstones() {
         states.update(&first, &["Account"]);
         let state = states.0.get("Account").cloned().unwrap_or_default();
         let in_job = state["bulk_jobs"].as_array().is_some_and(|j| !j.is_empty())
-            && state["slices"]
-                .as_array()
-                .is_none_or(|s| s.iter().all(|s| s["start"] == s["end"]));
+            && !common::windows_read(&state);
         let emitted = ids(&first
             .records("Account")
             .into_iter()
@@ -578,11 +568,7 @@ async fn deletes_listed_by_a_sync_stopped_before_their_window_come_with_the_next
         assert!(states.0["Lead"]["deletes_unknown_from"].is_string());
 
         ctl.advance_clock(HOUR);
-        let used = ctl.stats().api_usage.used;
-        ctl.set_faults(Faults {
-            daily_api_limit: used + allowance,
-            ..Faults::default()
-        });
+        common::allow_calls(&ctl, allowance);
         let (third, third_sink) = run_from(&c, &catalog, &states).await;
         third.unwrap();
         states.update(&third_sink, &["Lead"]);
@@ -692,11 +678,7 @@ async fn a_first_sync_resumed_is_not_told_its_state_is_too_old() {
         let ctl = c.org.control();
         let catalog = configure(&c.catalog, &["Lead"], Some("incremental"));
         let begun = c.session.org_now();
-        let used = ctl.stats().api_usage.used;
-        ctl.set_faults(Faults {
-            daily_api_limit: used + allowance,
-            ..Faults::default()
-        });
+        common::allow_calls(&ctl, allowance);
         let (first, first_sink) = run(
             &c.session,
             &c.config,
@@ -709,9 +691,7 @@ async fn a_first_sync_resumed_is_not_told_its_state_is_too_old() {
         let mut states = States::default();
         states.update(&first_sink, &["Lead"]);
         let state = states.0.get("Lead").cloned().unwrap_or_default();
-        let windows_read = state["slices"]
-            .as_array()
-            .is_some_and(|s| s.iter().any(|s| s["start"] != s["end"]));
+        let windows_read = common::windows_read(&state);
         let cut = !matches!(summary.streams[0].status, sf_sync::StreamStatus::Complete);
         if !windows_read || !cut {
             c.org.shutdown().await;

@@ -323,9 +323,7 @@ impl Sink for RefusesState {
     async fn state(&mut self, stream: &str, state: Value) -> Result<(), Error> {
         // A window read: its slice is in the state (states naming jobs before have none but
         // the empty placeholder, `start` = `end`).
-        let window_done = state["slices"]
-            .as_array()
-            .is_some_and(|s| s.iter().any(|s| s["start"] != s["end"]));
+        let window_done = common::windows_read(&state);
         if !window_done {
             return self.0.state(stream, state).await;
         }

@@ -63,6 +63,24 @@ pub struct Connected {
     pub catalog: Catalog,
 }
 
+/// Lets the org answer `calls` more API requests today, then refuses the rest as the daily
+/// limit does.
+pub fn allow_calls(control: &OrgControl, calls: u64) {
+    let used = control.stats().api_usage.used;
+    control.set_faults(fixtures::Faults {
+        daily_api_limit: used + calls,
+        ..fixtures::Faults::default()
+    });
+}
+
+/// Whether a stream's state (its JSON) covers a window read: a slice that is not the empty
+/// placeholder written before any is.
+pub fn windows_read(state: &Value) -> bool {
+    state["slices"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|s| s["start"] != s["end"]))
+}
+
 /// Starts an org from `org`, logs in with a config for it (`extra` overrides keys, as in
 /// [`sync_config`]) and discovers its catalog.
 pub async fn connect(org: OrgConfig, extra: Value) -> Connected {
