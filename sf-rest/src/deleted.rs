@@ -21,7 +21,6 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use sf_auth::composite::{composite_answers, composite_get};
 use sf_auth::{ApiError, Request};
@@ -201,23 +200,20 @@ impl RestReader {
             stream: "getDeleted (composite)".to_string(),
             message,
         };
-        let mut chunks = self
+        let body = self
             .session
             .send(request)
             .await
             .map_err(session_error)?
-            .bytes_stream();
-        let mut body: Vec<u8> = Vec::new();
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(session_error)?;
-            if body.len() + chunk.len() > max_bytes {
-                return Err(unreadable(format!(
+            .bytes_within(max_bytes, None)
+            .await
+            .map_err(|e| match e {
+                sf_auth::Error::Decode { .. } => unreadable(format!(
                     "the composite answer is larger than {max_bytes} bytes; each object asks \
                      getDeleted alone"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
+                )),
+                other => session_error(other),
+            })?;
         let answers = composite_answers('g', queries.len(), &body)
             .map_err(|e| unreadable(format!("composite answer: {e}")))?;
         Ok(queries
