@@ -396,17 +396,55 @@ pub(crate) fn redirect_error(operation: &str, response: &reqwest::Response) -> E
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Salesforce's error answer: the status and the start of the body (at most 64 KiB), parsed.
-pub(crate) async fn api_error(mut response: reqwest::Response) -> ApiError {
+/// What has arrived within `within` is all there is: a server trickling an error body a byte
+/// now and then would pass the read timeout forever.
+pub(crate) async fn api_error(response: reqwest::Response, within: Option<Duration>) -> ApiError {
     let status = response.status().as_u16();
     let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = MAX_ERROR_BODY.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_ERROR_BODY {
-            break;
-        }
-    }
+    let _complete = read_body(response, &mut body, MAX_ERROR_BODY, within).await;
     ApiError::from_body(status, &body)
+}
+
+/// How a body read by [`read_body`] ended short of its end.
+#[derive(Debug)]
+pub(crate) enum BodyCut {
+    /// `max` bytes were read and there were more.
+    TooLarge,
+    /// The body did not arrive whole within the time allowed.
+    TimedOut,
+    /// The connection failed while the body arrived.
+    Broken(reqwest::Error),
+}
+
+/// Reads `response`'s body into `body`, up to `max` bytes (what is past it is left unread)
+/// and within `within`; `Ok` when the body came whole.
+pub(crate) async fn read_body(
+    mut response: reqwest::Response,
+    body: &mut Vec<u8>,
+    max: usize,
+    within: Option<Duration>,
+) -> Result<(), BodyCut> {
+    let read = async {
+        loop {
+            match response.chunk().await {
+                Ok(None) => return Ok(()),
+                Ok(Some(chunk)) => {
+                    let room = max.saturating_sub(body.len());
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if chunk.len() > room {
+                        return Err(BodyCut::TooLarge);
+                    }
+                }
+                Err(e) => return Err(BodyCut::Broken(e)),
+            }
+        }
+    };
+    match within {
+        None => read.await,
+        Some(limit) => tokio::time::timeout(limit, read)
+            .await
+            .unwrap_or(Err(BodyCut::TimedOut)),
+    }
 }
 
 #[cfg(test)]

@@ -341,7 +341,8 @@ pub async fn exchange_code(x: CodeExchange<'_>) -> Result<CodeTokens, Error> {
         return Err(redirect_error(EXCHANGE, &response));
     }
     if !response.status().is_success() {
-        let api = api_error(response).await;
+        // The exchange's whole-request timeout bounds this read too.
+        let api = api_error(response, None).await;
         return Err(if (400..500).contains(&api.status) {
             // The JWT grant's "expired authorization code" is this grant's used or old code.
             let failure = match LoginFailure::from_api(&api) {

@@ -358,3 +358,99 @@ async fn an_answer_trickling_in_fails_as_a_timeout() {
     assert_eq!(error.kind(), ErrorKind::Transient);
     slow.assert_async().await;
 }
+
+/// A token answer that does not arrive whole within `body_timeout` is tried again, then fails
+/// as a timeout: the login never waits on it forever.
+#[tokio::test]
+async fn a_token_answer_trickling_in_is_retried_then_fails_as_a_timeout() {
+    let mut server = mockito::Server::new_async().await;
+    let base = server.url();
+    let slow = server
+        .mock("POST", "/services/oauth2/token")
+        .with_header("content-type", "application/json")
+        .with_chunked_body(move |w| {
+            for _ in 0..20 {
+                w.write_all(b" ")?;
+                w.flush()?;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            w.write_all(token_answer(&base).as_bytes())
+        })
+        .expect_at_least(2)
+        .create_async()
+        .await;
+    let mut config = config_at(&server.url());
+    config.body_timeout = Some(std::time::Duration::from_millis(200));
+    let error = match Session::login(config).await {
+        Ok(_) => panic!("a token answer past body_timeout logged in"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&error, Error::Network { timeout: true, message, .. }
+            if message.contains("token answer did not arrive whole")),
+        "{error}"
+    );
+    assert_eq!(error.kind(), ErrorKind::Transient);
+    slow.assert_async().await;
+}
+
+/// A token answer of megabytes is not Salesforce's: refused, naming `login_url`, not read into
+/// memory whole.
+#[tokio::test]
+async fn a_token_answer_too_large_is_refused_naming_login_url() {
+    let mut server = mockito::Server::new_async().await;
+    let huge = format!("{{\"padding\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    server
+        .mock("POST", "/services/oauth2/token")
+        .with_header("content-type", "application/json")
+        .with_body(huge)
+        .expect(1)
+        .create_async()
+        .await;
+    let error = match Session::login(config_at(&server.url())).await {
+        Ok(_) => panic!("a 2 MiB token answer logged in"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&error, Error::Decode { message, .. }
+            if message.contains("larger than") && message.contains("login_url")),
+        "{error}"
+    );
+}
+
+/// An error answer trickling in is read for `body_timeout` at most, then judged on what came:
+/// here only the spaces before its JSON, so no error code.
+#[tokio::test]
+async fn an_error_answer_trickling_in_is_judged_on_what_came_in_time() {
+    let mut server = mockito::Server::new_async().await;
+    server
+        .mock("POST", "/services/oauth2/token")
+        .with_header("content-type", "application/json")
+        .with_body(token_answer(&server.url()))
+        .create_async()
+        .await;
+    server
+        .mock("GET", "/services/data/v62.0/sobjects")
+        .with_status(400)
+        .with_header("content-type", "application/json")
+        .with_chunked_body(|w| {
+            for _ in 0..20 {
+                w.write_all(b" ")?;
+                w.flush()?;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            w.write_all(br#"[{"errorCode":"MALFORMED_QUERY","message":"late"}]"#)
+        })
+        .create_async()
+        .await;
+    let mut config = config_at(&server.url());
+    config.body_timeout = Some(std::time::Duration::from_millis(200));
+    let session = Session::login(config).await.unwrap();
+    let error = session
+        .fetch(sf_auth::Request::get("sobjects"))
+        .await
+        .unwrap_err();
+    let api = error.api_error().expect("an API error");
+    assert_eq!(api.status, 400);
+    assert_eq!(api.error_code, None, "{error}");
+}

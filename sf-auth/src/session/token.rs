@@ -12,11 +12,15 @@ use super::Session;
 use crate::config::{check_scheme, Credentials, Grant};
 use crate::error::{ApiError, Error, ErrorKind, LoginFailure};
 use crate::lock::{read_lock, write_lock};
-use crate::request::{api_error, network_error, redirect_error};
+use crate::request::{api_error, network_error, read_body, redirect_error, BodyCut};
 use crate::secret::Secret;
 
 /// What errors and logs call the token request.
 const TOKEN_OPERATION: &str = "POST /services/oauth2/token";
+
+/// The largest token answer read: Salesforce's is well under a few KiB (an access token, URLs,
+/// a signature); anything this large is not its token endpoint.
+const TOKEN_MAX_BYTES: usize = 1024 * 1024;
 
 /// How long a renewal that failed for a transient reason answers for its generation. A refused
 /// grant (wrong or revoked credentials) answers for good: retrying cannot fix it. A refresh
@@ -172,11 +176,38 @@ impl Session {
         if response.status().is_redirection() {
             return Err(redirect_error(TOKEN_OPERATION, &response));
         }
+        let within = self.inner.config.body_timeout;
         if response.status().is_success() {
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| network_error(TOKEN_OPERATION, &e))?;
+            let mut bytes = Vec::new();
+            match read_body(response, &mut bytes, TOKEN_MAX_BYTES, within).await {
+                Ok(()) => {}
+                // Cut off in transit or trickled past the time allowed: tried again, as a
+                // request whose answer never came (above).
+                Err(BodyCut::Broken(e)) => {
+                    return Attempt::failed(network_error(TOKEN_OPERATION, &e), true, None)
+                }
+                Err(BodyCut::TimedOut) => {
+                    let message = format!(
+                        "timed out: the token answer did not arrive whole within {} s",
+                        within.map_or(0, |w| w.as_secs())
+                    );
+                    let error = Error::Network {
+                        operation: TOKEN_OPERATION.to_string(),
+                        message,
+                        timeout: true,
+                    };
+                    return Attempt::failed(error, true, None);
+                }
+                Err(BodyCut::TooLarge) => {
+                    return Err(Error::Decode {
+                        operation: TOKEN_OPERATION.to_string(),
+                        message: format!(
+                            "the token answer is larger than {TOKEN_MAX_BYTES} bytes: not \
+                             Salesforce's token endpoint (check login_url)"
+                        ),
+                    })
+                }
+            }
             return serde_json::from_slice(&bytes)
                 .map(Attempt::Done)
                 .map_err(|e| Error::Decode {
@@ -184,7 +215,7 @@ impl Session {
                     message: format!("token response: {e}"),
                 });
         }
-        let api = api_error(response).await;
+        let api = api_error(response, within).await;
         // A 4xx that only says "later" (429, 420, 408: a rate limit or a proxy's timeout; a
         // refresh "already being processed" by another process with the same refresh token) is
         // no refusal of the credentials: it is retried, and a failed renewal is not kept as
