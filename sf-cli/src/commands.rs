@@ -387,14 +387,8 @@ pub async fn read_tuned(
         (Err(e), Some(summary)) if !e.ends_sync() && summary.failure().is_some() => summary,
         (Err(e), _) => return Err(Failure::from_sync("the sync failed", &e)),
     };
-    // One TRACE error per failed stream, naming it, before the sync's own (as the CDK does).
-    for (stream, reason, failure) in summary.failed() {
-        let labelled = Failure::labelled(format!("`{stream}`: {reason}"), failure);
-        emit(
-            &out,
-            &protocol::stream_trace_error(stream, &labelled.message, labelled.failure_type),
-        )?;
-    }
+    // Each failed stream's TRACE error went out when it failed (the sink); the sync's own
+    // comes last.
     let cancelled: Vec<&str> = summary
         .incomplete()
         .filter(|(_, reason)| matches!(reason, IncompleteReason::Cancelled))

@@ -10,6 +10,7 @@ use sf_discovery::Record;
 use sf_sync::report::StreamObservation;
 use sf_sync::{IncompleteReason, LogLevel, Sink, StreamPlan, StreamStatus, SyncSummary};
 
+use crate::failure::Failure;
 use crate::progress::Progress;
 use crate::protocol::{self, Output};
 
@@ -420,7 +421,18 @@ impl Sink for AirbyteSink {
             self.show_progress();
             self.progress.finish(stream, &label.to_ascii_lowercase());
         }
-        self.emit(&protocol::trace_stream_status(stream, label))
+        self.emit(&protocol::trace_stream_status(stream, label))?;
+        if let StreamStatus::Incomplete(IncompleteReason::Failed { message, failure }) = &status {
+            // A TRACE error naming the stream, as the CDK emits one when a stream fails: said
+            // now, so a sync that later ends for another reason (or is killed) still tells it.
+            let labelled = Failure::labelled(format!("`{stream}`: {message}"), *failure);
+            self.emit(&protocol::stream_trace_error(
+                stream,
+                &labelled.message,
+                labelled.failure_type,
+            ))?;
+        }
+        Ok(())
     }
 
     async fn summary(&mut self, summary: &SyncSummary) -> Result<(), sf_sync::Error> {

@@ -200,3 +200,65 @@ async fn a_bad_state_of_a_stream_not_synced_is_left_alone() {
         "{message}"
     );
 }
+
+/// A stream's TRACE error goes out when the stream fails, not when the sync ends: a sync that
+/// then ends for another reason (here the connected app's access revoked mid-read, which no
+/// stream can go on from) still tells which stream failed and why, before its own error.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_stream_is_told_even_when_the_sync_then_ends_for_another_reason() {
+    let env = Env::start(
+        "bad-then-revoked",
+        org(54).rows("Account", 3_000).default_batch_size(200),
+    )
+    .await;
+    let config = env.write("config.json", &env.config(serde_json::json!({})));
+    let catalog = env.write(
+        "catalog.json",
+        &catalog(&[("Nope__c", "full_refresh"), ("Account", "full_refresh")]),
+    );
+    // Once Account has read a page past its first, every token is revoked, refresh token
+    // included.
+    let control = env.org.control();
+    let revoker = std::thread::spawn(move || {
+        for _ in 0..3_000 {
+            if control.stats().requests.query_more >= 1 {
+                control.revoke_all_tokens();
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        false
+    });
+    let run = env.read(&config, &catalog, None, &[]).await;
+    assert!(
+        revoker.join().unwrap(),
+        "Account never asked for a second page"
+    );
+    run.assert_contract();
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    // The sync's own error: the refused session, last.
+    let last = run.messages.last().unwrap();
+    let own = &last["trace"]["error"];
+    assert!(own.get("stream_descriptor").is_none(), "{}", run.dump());
+    assert_eq!(own["failure_type"], "config_error", "{own}");
+    assert!(
+        own["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired access/refresh token"),
+        "{own}"
+    );
+    // Nope__c's own error went out before it, naming it.
+    let per_stream = stream_errors(&run);
+    let named: Vec<&str> = per_stream.iter().map(|(s, _)| s.as_str()).collect();
+    assert!(named.contains(&"Nope__c"), "{}", run.dump());
+    let (_, nope) = per_stream.iter().find(|(s, _)| s == "Nope__c").unwrap();
+    assert_eq!(nope["failure_type"], "config_error", "{nope}");
+    assert!(
+        nope["message"]
+            .as_str()
+            .unwrap()
+            .contains("remove it from the configured catalog or run discover again"),
+        "{nope}"
+    );
+}

@@ -242,7 +242,7 @@ pub async fn read_with(
                     message: format!("the stream's task ended abnormally: {join}"),
                     failure: Failure::System,
                 };
-                Outcome {
+                let outcome = Outcome {
                     summary: StreamSummary {
                         stream: names[idx].to_string(),
                         sync_mode,
@@ -251,11 +251,21 @@ pub async fn read_with(
                         windows: 0,
                         status: StreamStatus::Incomplete(IncompleteReason::Failed {
                             message: error.to_string(),
+                            failure: error.failure(),
                         }),
                         failure: Some(error.failure()),
                     },
                     error: Some(error),
+                };
+                // The stream never said how it ended: said here, so its status and error go
+                // out as any failed stream's do.
+                if sink_error.is_none() {
+                    let status = outcome.summary.status.clone();
+                    if let Err(e) = sink.status(&names[idx], status).await {
+                        sink_error = Some(e);
+                    }
                 }
+                outcome
             }
         };
         // The first failure, unless a later one ends the whole sync (it is the one to tell).

@@ -51,6 +51,8 @@ pub enum IncompleteReason {
     Failed {
         /// The error, for the user.
         message: String,
+        /// Whose fault it is (config, transient, system).
+        failure: Failure,
     },
 }
 
@@ -71,7 +73,7 @@ impl fmt::Display for IncompleteReason {
                 )
             }
             IncompleteReason::Cancelled => f.write_str("the sync was cancelled"),
-            IncompleteReason::Failed { message } => write!(f, "failed: {message}"),
+            IncompleteReason::Failed { message, .. } => write!(f, "failed: {message}"),
         }
     }
 }
@@ -157,10 +159,10 @@ impl SyncSummary {
     /// these did.
     pub fn failed(&self) -> impl Iterator<Item = (&str, &str, Failure)> {
         self.streams.iter().filter_map(|s| match &s.status {
-            StreamStatus::Incomplete(IncompleteReason::Failed { message }) => Some((
+            StreamStatus::Incomplete(IncompleteReason::Failed { message, failure }) => Some((
                 s.stream.as_str(),
                 message.as_str(),
-                s.failure.unwrap_or(Failure::System),
+                s.failure.unwrap_or(*failure),
             )),
             _ => None,
         })
@@ -522,6 +524,7 @@ mod tests {
         let mut failed = limited.clone();
         failed.streams[0].status = StreamStatus::Incomplete(IncompleteReason::Failed {
             message: "INVALID_FIELD".into(),
+            failure: Failure::Config,
         });
         failed.streams[0].failure = Some(Failure::Config);
         assert!(!failed.succeeded());

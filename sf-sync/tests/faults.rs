@@ -526,7 +526,7 @@ async fn an_unknown_stream_fails_by_name_while_the_others_sync() {
     assert_eq!(summary.streams[0].status, StreamStatus::Complete);
     assert!(matches!(
         &summary.streams[1].status,
-        StreamStatus::Incomplete(IncompleteReason::Failed { message }) if message.contains("Nope__c")
+        StreamStatus::Incomplete(IncompleteReason::Failed { message, .. }) if message.contains("Nope__c")
     ));
     assert!(!summary.succeeded());
     let spec = catalog.stream("Account").unwrap();

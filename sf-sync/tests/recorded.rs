@@ -139,7 +139,7 @@ async fn a_link_page_that_says_more_follow_without_a_next_page_fails_the_stream(
         "{text}"
     );
     match sink.statuses("ContentDocumentLink").last().unwrap() {
-        StreamStatus::Incomplete(sf_sync::IncompleteReason::Failed { message }) => assert!(
+        StreamStatus::Incomplete(sf_sync::IncompleteReason::Failed { message, .. }) => assert!(
             message.contains("querying the children of 2 ContentDocument ids"),
             "{message}"
         ),

@@ -219,7 +219,7 @@ async fn an_object_no_longer_readable_is_reported_and_the_others_run() {
     );
     assert!(!err.ends_sync());
     match status(&sink, "Contact") {
-        StreamStatus::Incomplete(IncompleteReason::Failed { message }) => {
+        StreamStatus::Incomplete(IncompleteReason::Failed { message, .. }) => {
             assert!(message.contains("run discover again"), "{message}")
         }
         other => panic!("{other:?}"),

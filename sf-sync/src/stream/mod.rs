@@ -332,6 +332,7 @@ pub(crate) async fn run_stream(
             (
                 StreamStatus::Incomplete(IncompleteReason::Failed {
                     message: error.to_string(),
+                    failure: error.failure(),
                 }),
                 Some(error),
             )
