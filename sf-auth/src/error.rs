@@ -210,6 +210,19 @@ impl ApiError {
         }
     }
 
+    /// This error with every occurrence of each of `secrets` in its text replaced by `***`: a
+    /// proxy's or firewall's page may echo the request it refused, form or headers included.
+    pub(crate) fn redacted<S: AsRef<str>>(mut self, secrets: &[S]) -> ApiError {
+        self.message = crate::redact::redact(&self.message, secrets);
+        if let Some(code) = &self.error_code {
+            self.error_code = Some(crate::redact::redact(code, secrets));
+        }
+        for field in &mut self.fields {
+            *field = crate::redact::redact(field, secrets);
+        }
+        self
+    }
+
     /// The semantic kind of this error.
     pub fn kind(&self) -> ErrorKind {
         classify(self.status, self.error_code.as_deref(), &self.message)

@@ -52,6 +52,7 @@ mod config;
 mod error;
 mod jwt;
 mod lock;
+mod redact;
 mod request;
 mod secret;
 mod session;

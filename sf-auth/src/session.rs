@@ -313,7 +313,10 @@ impl Session {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let api = api_error(response, self.inner.config.body_timeout).await;
+        // A page echoing the request shows the access token sent.
+        let api = api_error(response, self.inner.config.body_timeout)
+            .await
+            .redacted(&[token.expose()]);
         // A token another request has replaced since this one was sent says nothing of the new
         // one: replayed with it, and not counted as this request's renewal (with many requests
         // in flight a token can be replaced, and then refused, while one waits for its answer).

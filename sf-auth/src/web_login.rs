@@ -26,6 +26,7 @@ use url::Url;
 
 use crate::config::LoginUrl;
 use crate::error::{Error, LoginFailure};
+use crate::redact::{form_secrets, token_answer_problem};
 use crate::request::{api_error, network_error, redirect_error};
 use crate::secret::Secret;
 
@@ -321,6 +322,8 @@ pub async fn exchange_code(x: CodeExchange<'_>) -> Result<CodeTokens, Error> {
     form.append_pair("redirect_uri", x.redirect_uri);
     form.append_pair("code_verifier", x.code_verifier.expose());
     let body = form.finish();
+    // What an answer echoing the form must not show.
+    let secrets = form_secrets(&body);
     let http = reqwest::Client::builder()
         .user_agent(concat!("sfconnect/", env!("CARGO_PKG_VERSION")))
         // The form carries the code, its verifier and the client secret: never sent on.
@@ -342,7 +345,7 @@ pub async fn exchange_code(x: CodeExchange<'_>) -> Result<CodeTokens, Error> {
     }
     if !response.status().is_success() {
         // The exchange's whole-request timeout bounds this read too.
-        let api = api_error(response, None).await;
+        let api = api_error(response, None).await.redacted(&secrets);
         return Err(if (400..500).contains(&api.status) {
             // The JWT grant's "expired authorization code" is this grant's used or old code.
             let failure = match LoginFailure::from_api(&api) {
@@ -363,7 +366,7 @@ pub async fn exchange_code(x: CodeExchange<'_>) -> Result<CodeTokens, Error> {
         .map_err(|e| network_error(EXCHANGE, &e))?;
     let wire: CodeWire = serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
         operation: EXCHANGE.to_string(),
-        message: format!("token response: {e}"),
+        message: token_answer_problem(&e),
     })?;
     Ok(CodeTokens {
         refresh_token: wire

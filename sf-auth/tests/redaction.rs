@@ -124,3 +124,74 @@ async fn sessions_and_errors_print_no_secret() {
         assert_clean(text);
     }
 }
+
+/// A proxy's or firewall's page that echoes the request it refused: the token request's form
+/// (client secret, refresh token, as sent: form-encoded) and a data call's `Authorization`
+/// header. What the error keeps of the page shows `***` in their place.
+#[tokio::test]
+async fn a_page_echoing_the_request_shows_no_secret() {
+    let mut server = mockito::Server::new_async().await;
+    let echo = format!(
+        "<html>Bad Gateway: grant_type=refresh_token&client_secret={CLIENT_SECRET}&refresh_token={REFRESH_TOKEN}</html>"
+    );
+    let refused = server
+        .mock("POST", "/services/oauth2/token")
+        .with_status(400)
+        .with_body(&echo)
+        .expect(1)
+        .create_async()
+        .await;
+    let error = Session::login(config(&server.url())).await.unwrap_err();
+    refused.assert_async().await;
+    for text in [format!("{error}"), format!("{error:?}")] {
+        assert_clean(&text);
+        assert!(
+            text.contains("client_secret=***&refresh_token=***"),
+            "{text}"
+        );
+    }
+
+    // Logged in, a data call answered by a page echoing the bearer token.
+    let mut server = mockito::Server::new_async().await;
+    server
+        .mock("POST", "/services/oauth2/token")
+        .with_body(format!(
+            r#"{{"access_token":"{}","instance_url":"{}","id":"x","token_type":"Bearer","issued_at":"1","signature":"x"}}"#,
+            ACCESS_TOKENS[0],
+            server.url()
+        ))
+        .create_async()
+        .await;
+    server
+        .mock("GET", "/services/data/v62.0/limits")
+        .with_status(400)
+        .with_body(format!(
+            "<html>Blocked: GET /limits Authorization: Bearer {}</html>",
+            ACCESS_TOKENS[0]
+        ))
+        .create_async()
+        .await;
+    let session = Session::login(config(&server.url())).await.unwrap();
+    let error = session.limits().await.unwrap_err();
+    for text in [format!("{error}"), format!("{error:?}")] {
+        assert_clean(&text);
+        assert!(text.contains("Bearer ***"), "{text}");
+    }
+}
+
+/// A token answer that is a JSON string (here the refresh token sent back) is refused without
+/// quoting it.
+#[tokio::test]
+async fn a_token_answer_of_the_wrong_shape_is_not_quoted() {
+    let mut server = mockito::Server::new_async().await;
+    server
+        .mock("POST", "/services/oauth2/token")
+        .with_body(format!("\"{ROTATED}\""))
+        .create_async()
+        .await;
+    let error = Session::login(config(&server.url())).await.unwrap_err();
+    for text in [format!("{error}"), format!("{error:?}")] {
+        assert_clean(&text);
+        assert!(text.contains("invalid type: string"), "{text}");
+    }
+}

@@ -12,6 +12,7 @@ use super::Session;
 use crate::config::{check_scheme, Credentials, Grant};
 use crate::error::{ApiError, Error, ErrorKind, LoginFailure};
 use crate::lock::{read_lock, write_lock};
+use crate::redact::{form_secrets, token_answer_problem};
 use crate::request::{api_error, network_error, read_body, redirect_error, BodyCut};
 use crate::secret::Secret;
 
@@ -156,6 +157,8 @@ impl Session {
 
     async fn request_token_once(&self, body: String) -> Result<Attempt<TokenWire>, Error> {
         let grant = self.inner.config.grant;
+        // What an answer echoing the form must not show.
+        let secrets = form_secrets(&body);
         let answer = self
             .inner
             .token_http
@@ -212,10 +215,10 @@ impl Session {
                 .map(Attempt::Done)
                 .map_err(|e| Error::Decode {
                     operation: TOKEN_OPERATION.to_string(),
-                    message: format!("token response: {e}"),
+                    message: token_answer_problem(&e),
                 });
         }
-        let api = api_error(response, within).await;
+        let api = api_error(response, within).await.redacted(&secrets);
         // A 4xx that only says "later" (429, 420, 408: a rate limit or a proxy's timeout; a
         // refresh "already being processed" by another process with the same refresh token) is
         // no refusal of the credentials: it is retried, and a failed renewal is not kept as
