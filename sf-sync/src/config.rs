@@ -282,7 +282,16 @@ impl Reader<'_> {
             );
             return None;
         }
-        Some(s)
+        // Keys, secrets, tokens and usernames hold no whitespace: a pasted line break or space
+        // around one is left out (a PEM key's closing line break is no news).
+        let trimmed = s.trim();
+        if trimmed.len() != s.len() && key != "private_key" {
+            self.warn(
+                key,
+                "had spaces or line breaks around it (pasted?); they were left out",
+            );
+        }
+        Some(trimmed.to_string())
     }
 
     fn boolean(&mut self, key: &str) -> bool {
@@ -312,7 +321,13 @@ impl Reader<'_> {
         let client_id = self.required_string("client_id", "the connected app's consumer key");
         let client_secret = match grant {
             // The JWT bearer grant signs instead: the secret is not sent.
-            Grant::JwtBearer => Some(self.string("client_secret", "").unwrap_or_default()),
+            Grant::JwtBearer => Some(
+                self.string(
+                    "client_secret",
+                    "a string, or leave it out: the JWT bearer flow does not send it",
+                )
+                .unwrap_or_default(),
+            ),
             // The refresh-token grant takes no secret from a connected app that does not
             // require one for it (Salesforce's "Require Secret for Refresh Token Flow" off; its
             // REST API guide: "client_secret ... This parameter is optional"), and Airbyte's

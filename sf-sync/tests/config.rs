@@ -368,6 +368,10 @@ fn auth_flow_chooses_the_grant() {
         (json!({"auth_type": "client_credentials", "auth_flow": "refresh_token", "login_url": my_domain}),
          "`auth_flow`: `refresh_token` contradicts `auth_type`"),
         (json!({"auth_flow": "client_credentials"}), "`login_url` is missing; the client credentials grant logs in at the org's My Domain"),
+        (json!({"auth_flow": "client_credentials", "login_url": "https://login.salesforce.com/"}),
+         "`login_url`: `https://login.salesforce.com` is Salesforce's shared login host, where the client credentials grant is not supported; give the org's My Domain"),
+        (json!({"auth_flow": "client_credentials", "login_url": "https://test.salesforce.com", "is_sandbox": true}),
+         "`login_url`: `https://test.salesforce.com` is Salesforce's shared login host"),
     ] {
         let msg = one_problem(&with(edit.clone()));
         assert!(msg.contains(want), "{edit}:\n  got:    {msg}\n  wanted: {want}");
@@ -497,4 +501,60 @@ fn an_api_budget_given_as_a_string_is_read_with_a_warning() {
     let warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("api_budget"), "{warnings:?}");
+}
+
+/// Keys, secrets and tokens pasted with a line break or spaces around them are read without
+/// them, with a WARN naming the key; a PEM key's closing line break says nothing.
+#[test]
+fn credentials_pasted_with_whitespace_are_trimmed_with_a_warning() {
+    let parsed = parse(
+        &json!({"client_id": " 3MVG9abc\n", "client_secret": "s3cr3t-value\r\n",
+                                "refresh_token": "\t5Aep-token "}),
+    )
+    .unwrap();
+    let session = parsed.config.session_config();
+    assert_eq!(session.credentials.client_id, "3MVG9abc");
+    assert_eq!(session.credentials.client_secret.expose(), "s3cr3t-value");
+    assert_eq!(
+        session
+            .credentials
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose()),
+        Some("5Aep-token")
+    );
+    let warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["client_id", "client_secret", "refresh_token"].map(|k| format!(
+            "`{k}`: had spaces or line breaks around it (pasted?); they were left out"
+        ))
+    );
+    assert!(!warnings.concat().contains("s3cr3t"));
+
+    let key = format!("\n{}\n\n", fixtures::JWT_TEST_PRIVATE_KEY_PEM.trim());
+    let parsed = parse(&json!({"client_id": "3MVG9abc", "auth_flow": "jwt",
+                                "username": "sync@acme.com ", "private_key": key}))
+    .unwrap();
+    let warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["`username`: had spaces or line breaks around it (pasted?); they were left out"]
+    );
+    assert_eq!(
+        parsed
+            .config
+            .jwt_bearer
+            .as_ref()
+            .map(|j| j.username.as_str()),
+        Some("sync@acme.com")
+    );
+    // The JWT flow sends no secret; one that is not a string says what to give.
+    let msg = one_problem(&json!({"client_id": "3MVG9abc", "auth_flow": "jwt",
+        "username": "sync@acme.com", "private_key": fixtures::JWT_TEST_PRIVATE_KEY_PEM,
+        "client_secret": 42}));
+    assert!(
+        msg.ends_with("is a number, not a string; give a string, or leave it out: the JWT bearer flow does not send it"),
+        "{msg}"
+    );
 }

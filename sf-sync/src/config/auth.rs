@@ -1,7 +1,7 @@
 //! The config keys that say how to log in: `auth_flow`/`auth_type` (the grant), `login_url`.
 
 use serde_json::Value;
-use sf_auth::{Grant, JwtBearer, LoginUrl, Secret};
+use sf_auth::{Grant, JwtBearer, LoginUrl, Secret, PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL};
 
 use super::Reader;
 
@@ -78,6 +78,21 @@ impl Reader<'_> {
             return None;
         }
         match LoginUrl::resolve(is_sandbox, given.as_deref()) {
+            // Salesforce answers this grant at its shared login hosts with `invalid_grant`
+            // "request not supported on this domain": said now, before any request.
+            Ok(url)
+                if grant == Grant::ClientCredentials
+                    && [PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL].contains(&url.as_str()) =>
+            {
+                self.problem(
+                    "login_url",
+                    Some(&Value::String(url.as_str().to_string())),
+                    "is Salesforce's shared login host, where the client credentials grant is \
+                     not supported; give the org's My Domain, e.g. \
+                     `https://acme.my.salesforce.com` (Setup > My Domain)",
+                );
+                None
+            }
             Ok(url) => Some(url),
             Err(e) => {
                 let reason = match e {
