@@ -188,6 +188,12 @@ impl StreamState {
         self.floor = floor;
     }
 
+    /// Goes back to `slices` (as [`StreamState::slices`] gave them earlier): what was added
+    /// since is no longer covered.
+    pub(crate) fn set_slices(&mut self, slices: Vec<StateSlice>) {
+        self.slices = slices;
+    }
+
     /// The latest end of a slice after `now`, if any: a state edited by hand, or written by a
     /// tool whose clock ran ahead (this engine's windows end at the org's clock). Such a state
     /// is trusted as Airbyte's connector trusts it (nothing up to that end is read again), and

@@ -556,6 +556,26 @@ impl Runner {
         Ok(())
     }
 
+    /// A span read whole whose REST pages carried fewer rows than Salesforce counted: the
+    /// state goes back to the slices it had before the span (`before`), dropping what the
+    /// span's page checkpoints added, and is emitted, so the next sync reads the span again (a state may cover less than the one before it; the
+    /// next sync reads what the last one leaves out).
+    async fn span_held_back(
+        &mut self,
+        run: &mut ObjectRun,
+        before: Option<Vec<crate::state::StateSlice>>,
+    ) -> Result<(), Stop> {
+        self.windows += 1;
+        if let (Some(before), Some(state)) = (before, run.state.as_mut()) {
+            // Sent even when unchanged: the span's records are followed by a state.
+            state.set_slices(before);
+            self.tombstones.note_in(state);
+            let json = state.to_json();
+            self.send(Msg::State(self.idx, json)).await?;
+        }
+        Ok(())
+    }
+
     /// Splits a span that timed out (or whose Bulk job failed for its size) in halves and logs
     /// it, or fails the stream when the span cannot be narrowed further.
     async fn split(&self, api: Api, span: &Span, message: &str) -> Result<(Window, Window), Stop> {

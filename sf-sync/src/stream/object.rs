@@ -30,6 +30,9 @@ pub(super) struct ObjectRun {
     /// Set once Salesforce refused an unfiltered query of this Knowledge article version: its
     /// spans are read once per `PublishStatus` of [`super::rest::PUBLISH_STATUSES`].
     pub(super) by_status: bool,
+    /// Set when a REST read of the current span carried fewer rows than Salesforce counted for
+    /// it: the span is then left out of the state (`Runner::rest_spans`).
+    pub(super) short: bool,
 }
 
 impl ObjectRun {
@@ -64,6 +67,7 @@ impl ObjectRun {
             progress,
             formula_refresh: None,
             by_status: false,
+            short: false,
         }
     }
 

@@ -129,7 +129,13 @@ impl Runner {
     ) -> Result<(), Stop> {
         while let Some(span) = queue.next() {
             self.may_continue()?;
+            run.short = false;
+            let before = run.state.as_ref().map(|s| s.slices().to_vec());
             match self.rest_span_all(run, &span).await {
+                Ok(_) if run.short => {
+                    self.rest_ordered_end(run);
+                    self.span_held_back(run, before).await?
+                }
                 Ok(most_recent) => {
                     self.rest_ordered_end(run);
                     self.span_done(run, &span, most_recent).await?
@@ -196,7 +202,15 @@ impl Runner {
     /// read is never silent; and records of a read split into field chunks that changed between
     /// the chunk queries and were deleted before they could be read again (not emitted: they no
     /// longer exist). `what` names the read (`window [..)`, or the ids of a parent).
-    pub(super) async fn rest_notes(&self, what: &str, stats: &sf_rest::ReadStats) {
+    ///
+    /// Returns true when a query carried fewer rows than counted. `held_back` says the caller
+    /// then leaves the read's window out of the state, so the next sync reads it again.
+    pub(super) async fn rest_notes(
+        &self,
+        what: &str,
+        stats: &sf_rest::ReadStats,
+        held_back: bool,
+    ) -> bool {
         if stats.vanished > 0 {
             self.log(
                 LogLevel::Info,
@@ -218,25 +232,32 @@ impl Runner {
             )
             .await;
         }
+        let mut short = false;
         for miscount in &stats.miscounted {
+            let missing = miscount.received < miscount.counted;
+            short |= missing;
+            let what_now = match (missing, held_back) {
+                (true, true) => {
+                    "rows may be missing downstream, so the window is left out of the state: \
+                     the next sync reads it again"
+                }
+                (true, false) => {
+                    "rows may be missing downstream. If this repeats, a full refresh with \
+                     overwrite reads the object again"
+                }
+                (false, _) => "the extra rows were written",
+            };
             self.log(
                 LogLevel::Warn,
                 format!(
                     "{}: {what}: Salesforce counted {} rows for the query (totalSize) and its \
-                     pages carried {}; {}. If this repeats, a full refresh with overwrite reads \
-                     the object again",
-                    self.name,
-                    miscount.counted,
-                    miscount.received,
-                    if miscount.received < miscount.counted {
-                        "rows may be missing downstream"
-                    } else {
-                        "the extra rows were written"
-                    }
+                     pages carried {}; {what_now}",
+                    self.name, miscount.counted, miscount.received,
                 ),
             )
             .await;
         }
+        short
     }
 
     /// Reads one span through REST (only its rows of `PublishStatus = status`, when given);
@@ -303,7 +324,12 @@ impl Runner {
                             "window {}",
                             describe_span(span).unwrap_or_else(|| "(whole object)".into())
                         );
-                        self.rest_notes(&what, &records.stats()).await;
+                        // A window short of Salesforce's count is read again by the next
+                        // sync (`rest_spans`); a whole-object read has no state to hold back.
+                        let held = span.is_some() && run.state.is_some();
+                        if self.rest_notes(&what, &records.stats(), held).await && held {
+                            run.short = true;
+                        }
                         return Ok(most_recent);
                     }
                     Some(Ok(record)) => {

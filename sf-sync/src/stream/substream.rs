@@ -121,7 +121,7 @@ impl Runner {
                 match item {
                     None => {
                         let what = format!("the ids of {}", filter.parent);
-                        self.rest_notes(&what, &parents.stats()).await;
+                        self.rest_notes(&what, &parents.stats(), false).await;
                         break 'parents;
                     }
                     Some(Ok(record)) => {
@@ -257,7 +257,7 @@ impl Runner {
             match item {
                 None => {
                     let what = format!("the children of {} {} ids", ids.len(), filter.parent);
-                    self.rest_notes(&what, &children.stats()).await;
+                    self.rest_notes(&what, &children.stats(), false).await;
                     return Ok(());
                 }
                 Some(Ok(record)) => {
