@@ -435,6 +435,16 @@ pub enum LoginFailure {
     /// JWT bearer: `invalid_grant` "user hasn't approved this consumer": the user is unknown or
     /// not pre-authorized for the connected app.
     JwtUserNotApproved,
+    /// A grant other than the JWT bearer one: `invalid_grant` "user hasn't approved this
+    /// consumer": the user did not authorize the connected app, or the app admits only users
+    /// an admin approved and this one is not.
+    AppNotApproved,
+    /// `invalid_grant` "inactive user": the user the connection logs in as is deactivated
+    /// (Salesforce's token-endpoint errors).
+    InactiveUser,
+    /// `invalid_grant` "ip restricted or invalid login hours": the user's profile refuses logins
+    /// from this address or at this hour [reported: users' reports of the message].
+    IpOrHoursRestricted,
     /// Web-server flow: the `authorization_code` was used already or has expired
     /// (`invalid_grant` "expired authorization code" answering a code exchange).
     CodeExpired,
@@ -475,6 +485,12 @@ impl LoginFailure {
                 LoginFailure::JwtUserNotApproved
             }
             Some("invalid_grant") if msg.contains("code verifier") => LoginFailure::CodeVerifier,
+            Some("invalid_grant") if msg.contains("inactive user") => LoginFailure::InactiveUser,
+            Some("invalid_grant")
+                if msg.contains("ip restricted") || msg.contains("login hours") =>
+            {
+                LoginFailure::IpOrHoursRestricted
+            }
             Some("redirect_uri_mismatch") => LoginFailure::RedirectUriMismatch,
             Some("invalid_grant") => LoginFailure::AuthenticationFailure,
             Some("invalid_client_id") => LoginFailure::UnknownClientId,
@@ -528,6 +544,21 @@ impl LoginFailure {
                 "`username` is not pre-authorized for the connected app: in its policies, set \
                  \"Admin approved users are pre-authorized\" and add the user's profile or a \
                  permission set, or check `username` and the login host"
+            }
+            LoginFailure::AppNotApproved => {
+                "the user has not approved the connected app, or the app admits only users an \
+                 admin approved: re-authenticate (`sfconnect login`, or the platform's \
+                 Authenticate button), or in the app's policies add the user's profile or a \
+                 permission set"
+            }
+            LoginFailure::InactiveUser => {
+                "the user the connection logs in as is deactivated or frozen: reactivate it \
+                 (Setup > Users), or re-authenticate as an active user"
+            }
+            LoginFailure::IpOrHoursRestricted => {
+                "Salesforce refused a login from this machine's address or at this hour: add the \
+                 address to the user's profile Login IP Ranges (or relax the connected app's IP \
+                 restrictions), and check the profile's Login Hours"
             }
             LoginFailure::CodeExpired => {
                 "the authorization code was used already or has expired (codes live minutes): \

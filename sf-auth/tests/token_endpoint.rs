@@ -96,6 +96,8 @@ async fn a_refresh_still_in_progress_after_the_retries_is_not_a_refusal() {
             "{description}: {err:?}"
         );
         assert_ne!(err.kind(), ErrorKind::LoginRefused);
+        // Either wording: a passing failure (the next sync may pass), as its twin is.
+        assert_eq!(err.kind(), ErrorKind::Transient, "{description}");
         assert_eq!(err.api_error().map(|a| a.status), Some(400));
         assert!(!err.to_string().contains(REFRESH_TOKEN));
         assert!(!err.to_string().contains(CLIENT_SECRET));
@@ -453,4 +455,51 @@ async fn an_error_answer_trickling_in_is_judged_on_what_came_in_time() {
     let api = error.api_error().expect("an API error");
     assert_eq!(api.status, 400);
     assert_eq!(api.error_code, None, "{error}");
+}
+
+/// Refusals of the refresh-token grant get advice about that grant: the user's approval of the
+/// app (not the JWT flow's `username`), a deactivated user, an address or hours the profile
+/// refuses.
+#[tokio::test]
+async fn refusals_of_the_refresh_grant_get_advice_for_that_grant() {
+    for (description, failure, advice) in [
+        (
+            "user hasn't approved this consumer",
+            LoginFailure::AppNotApproved,
+            "re-authenticate",
+        ),
+        ("inactive user", LoginFailure::InactiveUser, "reactivate it"),
+        (
+            "ip restricted or invalid login hours",
+            LoginFailure::IpOrHoursRestricted,
+            "Login IP Ranges",
+        ),
+        (
+            "audience is invalid",
+            LoginFailure::Other,
+            "check the connected app",
+        ),
+    ] {
+        let mut server = mockito::Server::new_async().await;
+        server
+            .mock("POST", "/services/oauth2/token")
+            .with_status(400)
+            .with_header("content-type", "application/json")
+            .with_body(refusal(description))
+            .expect(1)
+            .create_async()
+            .await;
+        let err = Session::login(config_at(&server.url())).await.unwrap_err();
+        let Error::Login { failure: got, .. } = &err else {
+            panic!("{description}: not a login refusal: {err:?}");
+        };
+        assert_eq!(*got, failure, "{description}");
+        assert!(
+            got.advice().contains(advice),
+            "{description}: {}",
+            got.advice()
+        );
+        assert!(!got.advice().contains("`username`"), "{description}");
+        assert_eq!(err.kind(), ErrorKind::LoginRefused);
+    }
 }

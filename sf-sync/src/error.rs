@@ -104,12 +104,8 @@ pub enum Error {
         /// What the sink reported.
         message: String,
     },
-    /// `check`: listing the org's objects (describeGlobal) failed.
-    #[error(
-        "check: listing the org's objects failed{}: {message}; {}",
-        code(error_code),
-        failure.advice_outside_a_sync(*at_limit)
-    )]
+    /// `check`: listing the org's objects (describeGlobal) failed; `message` says so.
+    #[error("{message}; {}", failure.advice_outside_a_sync(*at_limit))]
     CheckRequest {
         /// Salesforce's `errorCode`, when it sent one.
         error_code: Option<String>,

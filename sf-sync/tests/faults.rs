@@ -645,6 +645,19 @@ async fn check_and_discover_against_the_org() {
     assert!(matches!(err, Error::CheckRequest { .. }), "{err:?}");
     assert_eq!(err.failure(), Failure::Transient);
     assert_eq!(err.error_code(), Some("REQUEST_LIMIT_EXCEEDED"));
+    // Tokens revoked (refresh token included) after the login: the renewal is refused, said
+    // once, with the fix.
+    org.control().set_faults(Faults::default());
+    org.control().revoke_all_tokens();
+    let err = sf_sync::check(&session).await.unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.failure(), Failure::Config, "{text}");
+    assert_eq!(
+        text.matches("listing the org's objects").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("re-authenticate"), "{text}");
     org.shutdown().await;
 }
 

@@ -223,8 +223,18 @@ impl Session {
         // refresh "already being processed" by another process with the same refresh token) is
         // no refusal of the credentials: it is retried, and a failed renewal is not kept as
         // permanent (`failed_renewal_of`).
-        let retryable = api.kind() == ErrorKind::Transient
-            || api.refresh_in_progress(grant == Grant::RefreshToken);
+        let mut api = api;
+        let in_progress = api.refresh_in_progress(grant == Grant::RefreshToken);
+        if in_progress && api.kind() != ErrorKind::Transient {
+            // The older wording ("expired authorization code") of the refresh grant's answer
+            // to a concurrent refresh: said as what it means, so it ends as the passing failure
+            // its twin is once the retries are spent.
+            api.message = format!(
+                "token request is already being processed (Salesforce's words: {})",
+                api.message
+            );
+        }
+        let retryable = api.kind() == ErrorKind::Transient || in_progress;
         let error = if (400..500).contains(&api.status) && !retryable {
             Error::Login {
                 failure: login_failure(&api, grant),
@@ -240,11 +250,18 @@ impl Session {
     }
 }
 
-/// What a refusal of the token request means for `grant`: "expired authorization code" is an
-/// expired assertion for the JWT bearer grant only.
+/// What a refusal of the token request means for `grant`: the answers about an assertion
+/// ("expired authorization code", its audience or signature) and "user hasn't approved this
+/// consumer" read as the JWT bearer grant's only for that grant.
 fn login_failure(api: &ApiError, grant: Grant) -> LoginFailure {
+    let jwt = grant == Grant::JwtBearer;
     match LoginFailure::from_api(api) {
-        LoginFailure::JwtExpired if grant != Grant::JwtBearer => LoginFailure::Other,
+        LoginFailure::JwtUserNotApproved if !jwt => LoginFailure::AppNotApproved,
+        LoginFailure::JwtExpired | LoginFailure::JwtAudience | LoginFailure::JwtSignature
+            if !jwt =>
+        {
+            LoginFailure::Other
+        }
         failure => failure,
     }
 }
