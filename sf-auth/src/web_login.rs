@@ -213,9 +213,12 @@ impl CallbackListener {
                 }
             };
             let page = match &outcome {
-                Ok(_) => {
-                    "Logged in. You can close this tab and return to the terminal.".to_string()
-                }
+                // Said before the code is exchanged (a wrong client secret, say, fails only
+                // then): the terminal has the last word.
+                Ok(_) => "Logged in to Salesforce, and sfconnect authorized. Return to the \
+                          terminal: it finishes the login and says whether it worked. You can \
+                          close this tab."
+                    .to_string(),
                 Err(e) => format!("Not logged in: {e}"),
             };
             respond(&mut stream, 200, &page).await;

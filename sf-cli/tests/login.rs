@@ -225,6 +225,8 @@ async fn login_writes_a_config_that_check_accepts() {
     );
     let page = consent(&login.url, "allow").await;
     assert!(page.contains("Logged in"), "{page}");
+    // The code is exchanged after this page: the terminal says whether the login worked.
+    assert!(page.contains("Return to the terminal"), "{page}");
     let (code, stdout, stderr) = finish(login).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(
