@@ -68,6 +68,18 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Logs in and returns the session.
     pub async fn login(config: SessionConfig) -> Result<Session, Error> {
+        Session::login_with_rotation(config, watch::channel(None).0).await
+    }
+
+    /// As [`Session::login`], handing every rotated refresh token to `rotation` (which
+    /// [`Session::subscribe_rotation`] then returns) from the first login on. A caller that
+    /// subscribed before calling keeps a token Salesforce rotated even when the login then
+    /// fails (an unusable `instance_url` in the same answer, say): the token sent is already
+    /// spent, so the new one is the grant.
+    pub async fn login_with_rotation(
+        config: SessionConfig,
+        rotation: watch::Sender<Option<Secret>>,
+    ) -> Result<Session, Error> {
         let http = http_client(&config, reqwest::redirect::Policy::default())?;
         // The token form carries the client secret and the refresh token (or a signed
         // assertion): a redirect, to whatever host or scheme, is never followed with it.
@@ -97,7 +109,6 @@ impl Session {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x9E37_79B9_7F4A_7C15)
             | 1;
-        let (rotation, _) = watch::channel(None);
         let placeholder = Token {
             access: Secret::new(""),
             instance_url: config.login_url.token_url(),

@@ -53,25 +53,32 @@ pub fn load_config(path: &Path, out: &Output) -> Result<LoadedConfig, Failure> {
 
 /// Logs in, and re-emits the config with the new refresh token each time it rotates.
 pub async fn login(loaded: &LoadedConfig, out: Arc<Output>) -> Result<Session, Failure> {
-    let session = Session::login(loaded.config.session_config())
-        .await
-        .map_err(|e| {
-            let mut failure = Failure::from_auth("logging in to Salesforce failed", &e);
-            if matches!(e, sf_auth::Error::Network { .. }) {
-                // The host is named in the message: the fix is in the config or the network.
-                failure.message.push_str(
-                    ". Check `login_url` (or `is_sandbox`) and that this machine can reach that \
-                     host (a proxy, a firewall)",
-                );
-            }
-            failure
-        })?;
-    let mut rotations = session.subscribe_rotation();
+    // Watched from before the first token request: a refresh token Salesforce rotates in an
+    // answer the login then refuses (its `instance_url`, say) is the grant from then on, and is
+    // written even so.
+    let (rotation, mut early) = tokio::sync::watch::channel(None);
     let emitter = Arc::new(Rotations {
         out,
         raw: loaded.raw.clone(),
         last: Mutex::new(None),
     });
+    let logged_in = Session::login_with_rotation(loaded.config.session_config(), rotation).await;
+    if logged_in.is_err() {
+        early.mark_unchanged();
+        emitter.emit_latest(&early);
+    }
+    let session = logged_in.map_err(|e| {
+        let mut failure = Failure::from_auth("logging in to Salesforce failed", &e);
+        if matches!(e, sf_auth::Error::Network { .. }) {
+            // The host is named in the message: the fix is in the config or the network.
+            failure.message.push_str(
+                ". Check `login_url` (or `is_sandbox`) and that this machine can reach that \
+                     host (a proxy, a firewall)",
+            );
+        }
+        failure
+    })?;
+    let mut rotations = session.subscribe_rotation();
     rotations.mark_unchanged();
     emitter.emit_latest(&rotations);
     let watcher = tokio::spawn({

@@ -359,3 +359,63 @@ async fn plain_http_login_urls_off_loopback_are_refused() {
         assert_no_secret(&format!("check with login_url {url}"), &check, &secrets);
     }
 }
+
+/// A token endpoint that answers every request with `body` (status 200), on a loopback port.
+fn token_endpoint_answering(body: String) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = [0u8; 8192];
+            let _ = stream.read(&mut request);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    port
+}
+
+/// Salesforce rotates the refresh token in an answer the login then refuses (an `instance_url`
+/// that is not https, or none at all): the token sent is spent, so the new one is written in a
+/// CONTROL message all the same, and the command fails naming what was wrong.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_token_rotated_in_a_refused_first_login_is_still_written() {
+    let env = Env::start("secrets-rotated-refused", org(35)).await;
+    const ROTATED: &str = "RT-rotated-in-a-refused-answer-5e1";
+    for (label, answer) in [
+        (
+            "ftp instance_url",
+            json!({"access_token": "00Dx!AQtoken", "refresh_token": ROTATED,
+                   "instance_url": "ftp://elsewhere.example", "id": "x"}),
+        ),
+        (
+            "no instance_url",
+            json!({"access_token": "00Dx!AQtoken", "refresh_token": ROTATED, "id": "x"}),
+        ),
+    ] {
+        let port = token_endpoint_answering(answer.to_string());
+        let config = env.write(
+            "config.json",
+            &env.config(json!({"login_url": format!("http://127.0.0.1:{port}")})),
+        );
+        let run = env
+            .run(&["check", "--config", config.to_str().unwrap()], &[])
+            .await;
+        run.assert_contract();
+        let controls = run.of_type("CONTROL");
+        assert_eq!(controls.len(), 1, "{label}: {}", run.dump());
+        let written = &controls[0]["control"]["connectorConfig"]["config"];
+        assert_eq!(written["refresh_token"], ROTATED, "{label}");
+        assert_eq!(written["client_secret"], CLIENT_SECRET, "{label}");
+        let text = printed(&run);
+        assert!(text.contains("instance_url"), "{label}: {}", run.dump());
+        assert!(
+            !text.contains(ROTATED),
+            "{label}: the token outside CONTROL"
+        );
+    }
+}

@@ -48,10 +48,14 @@ pub(super) struct FailedRenewal {
     error: Error,
 }
 
+/// A token answer. Every key but the refresh token is checked after the answer is read, so a
+/// rotated refresh token in an answer missing the rest is still kept.
 #[derive(Deserialize)]
 struct TokenWire {
-    access_token: String,
-    instance_url: String,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    instance_url: Option<String>,
     #[serde(default)]
     refresh_token: Option<String>,
     /// The identity URL, `https://{login host}/id/{orgId}/{userId}`.
@@ -96,7 +100,13 @@ impl Session {
                 self.inner.rotation.send_replace(Some(new));
             }
         }
-        let instance_url = Url::parse(token.instance_url.trim()).map_err(|e| Error::Decode {
+        let missing = |key: &str| Error::Decode {
+            operation: TOKEN_OPERATION.to_string(),
+            message: format!("token response: missing field `{key}`"),
+        };
+        let access = token.access_token.ok_or_else(|| missing("access_token"))?;
+        let instance_url = token.instance_url.ok_or_else(|| missing("instance_url"))?;
+        let instance_url = Url::parse(instance_url.trim()).map_err(|e| Error::Decode {
             operation: TOKEN_OPERATION.to_string(),
             message: format!("instance_url is not a URL: {e}"),
         })?;
@@ -105,7 +115,7 @@ impl Session {
             message: format!("refusing instance_url: {reason}"),
         })?;
         *write_lock(&self.inner.token) = Token {
-            access: Secret::new(token.access_token),
+            access: Secret::new(access),
             instance_url,
             generation: generation + 1,
             org_id: token.id.as_deref().and_then(org_id_of),
