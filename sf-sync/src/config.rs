@@ -12,6 +12,7 @@ use crate::error::{ConfigProblem, Error};
 use crate::time::{format_instant, parse_config_date};
 
 mod auth;
+mod durations;
 
 /// `num_workers` when the config does not set it: streams read at once.
 pub const DEFAULT_NUM_WORKERS: usize = 4;
@@ -368,12 +369,7 @@ impl Reader<'_> {
             1,
             "use e.g. `PT12H`, `P7D`, `P30D`",
         );
-        let lookback_window = self.duration(
-            "lookback_window",
-            DEFAULT_LOOKBACK_WINDOW,
-            0,
-            "use e.g. `PT10M`, `PT30M`, `PT1H`",
-        );
+        let lookback_window = self.lookback_window();
         let force_use_bulk_api = self.boolean("force_use_bulk_api");
         let preserve_na_values = self.boolean("preserve_na_values");
         let api_version = self.api_version();
@@ -536,53 +532,6 @@ impl Reader<'_> {
             }
         }
         ok.then_some(out)
-    }
-
-    fn duration(
-        &mut self,
-        key: &str,
-        default: &str,
-        min_secs: u64,
-        examples: &str,
-    ) -> Option<IsoDuration> {
-        let Some(value) = self.get(key).cloned() else {
-            return IsoDuration::parse(default).ok();
-        };
-        let floor = if min_secs == 1 {
-            " of at least 1 second".to_string()
-        } else if min_secs > 1 {
-            format!(" of at least {min_secs} seconds")
-        } else {
-            String::new()
-        };
-        let Some(text) = value.as_str() else {
-            let msg = format!(
-                "is {}, not an ISO 8601 duration{floor}; {examples}",
-                json_kind(&value)
-            );
-            self.problem(key, Some(&value), msg);
-            return None;
-        };
-        match IsoDuration::parse(text) {
-            Ok(d) if d.as_std().as_secs() >= min_secs => Some(d),
-            Ok(d) => {
-                let msg = format!(
-                    "is not an ISO 8601 duration{floor} (it is {} s); {examples}",
-                    d.as_std().as_secs_f64()
-                );
-                self.problem(key, Some(&value), msg);
-                None
-            }
-            Err(Error::DurationParse { reason, .. }) => {
-                let msg = format!("is not an ISO 8601 duration{floor} ({reason}); {examples}");
-                self.problem(key, Some(&value), msg);
-                None
-            }
-            Err(other) => {
-                self.problem(key, Some(&value), other.to_string());
-                None
-            }
-        }
     }
 
     fn api_version(&mut self) -> Option<String> {

@@ -558,3 +558,25 @@ fn credentials_pasted_with_whitespace_are_trimmed_with_a_warning() {
         "{msg}"
     );
 }
+
+/// A lookback under a minute is read, with a WARN saying what it risks; a null one is the
+/// default, and says nothing.
+#[test]
+fn a_lookback_under_a_minute_is_warned_about() {
+    for (given, secs) in [("PT0S", 0), ("PT30S", 30)] {
+        let parsed = parse(&with(json!({"lookback_window": given}))).unwrap();
+        assert_eq!(parsed.config.lookback_window.as_std().as_secs(), secs);
+        let warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(warnings.len(), 1, "{given}: {warnings:?}");
+        assert!(
+            warnings[0].starts_with("`lookback_window`: is under a minute")
+                && warnings[0].contains("`PT10M`"),
+            "{}",
+            warnings[0]
+        );
+    }
+    for given in [json!("PT1M"), json!(null)] {
+        let parsed = parse(&with(json!({"lookback_window": given}))).unwrap();
+        assert!(parsed.warnings.is_empty(), "{given}: {:?}", parsed.warnings);
+    }
+}
