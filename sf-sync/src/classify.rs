@@ -29,6 +29,7 @@ impl Failure {
             | K::ConcurrentLimit
             | K::BulkJobLimit
             | K::QueryTimeout
+            | K::TooManyResults
             | K::InvalidQueryLocator
             | K::JobAborted
             | K::JobTimedOut

@@ -767,3 +767,77 @@ async fn a_first_sync_resumed_is_not_told_its_state_is_too_old() {
         "no allowance cut the first sync after a window"
     );
 }
+
+/// More deleted ids in a getDeleted window than one answer lists (Salesforce: 600,000; this org:
+/// 3) after a mass delete: the window is asked again in halves, down to a minute, and every
+/// tombstone comes. A single minute still over the limit is a WARN, and the next sync asks for
+/// it again; the others are delivered.
+#[tokio::test]
+async fn a_getdeleted_window_over_the_id_limit_is_asked_in_halves() {
+    let c = connect(
+        org_config(79).rows("Lead", 100).get_deleted_max_ids(3),
+        json!({}),
+    )
+    .await;
+    let ctl = c.org.control();
+    let (catalog, states) = first_lead_sync(&c).await;
+    ctl.advance_clock(HOUR);
+    let mut spread = Vec::new();
+    for _ in 0..8 {
+        spread.extend(
+            ctl.mutate(Mutation::new("Lead").hard_delete(1))
+                .hard_deleted,
+        );
+        ctl.advance_clock(5 * 60);
+    }
+    ctl.advance_clock(HOUR);
+    let before = ctl.stats().requests.get_deleted;
+    let (second, sink) = run_from(&c, &catalog, &states).await;
+    second.unwrap();
+    assert_eq!(spread.len(), 8);
+    assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&spread]));
+    assert!(ctl.stats().requests.get_deleted - before > 1, "never split");
+    let line = sink
+        .logs()
+        .into_iter()
+        .find(|(_, l)| l.starts_with("Lead: hard deletes from"))
+        .map(|(_, l)| l.to_string())
+        .unwrap();
+    assert!(line.contains("split in halves"), "{line}");
+    assert!(!line.contains("could not be listed"), "{line}");
+    let warned: Vec<&str> = sink
+        .logs()
+        .into_iter()
+        .filter(|(l, _)| *l == LogLevel::Warn)
+        .map(|(_, m)| m)
+        .collect();
+    assert!(warned.is_empty(), "{warned:?}");
+
+    // Four in one minute: that minute cannot be listed and is said; the one before it is
+    // delivered.
+    let mut states = states;
+    states.update(&sink, &["Lead"]);
+    let alone = ctl
+        .mutate(Mutation::new("Lead").hard_delete(1))
+        .hard_deleted;
+    ctl.advance_clock(5 * 60);
+    let burst = ctl
+        .mutate(Mutation::new("Lead").hard_delete(4))
+        .hard_deleted;
+    assert_eq!(burst.len(), 4);
+    ctl.advance_clock(HOUR);
+    let (third, sink) = run_from(&c, &catalog, &states).await;
+    third.unwrap();
+    let got = ids(&tombstones(&sink, "Lead"));
+    assert!(got.contains(&alone[0]), "{got:?}");
+    assert!(burst.iter().all(|id| !got.contains(id)), "{got:?}");
+    assert!(
+        sink.logs().into_iter().any(|(l, m)| l == LogLevel::Warn
+            && m.starts_with("Lead: more records were purged or hard-deleted in the minute")
+            && m.contains("the next sync asks for them again")),
+        "{:?}",
+        sink.logs()
+    );
+    let last = sink.last_state("Lead").unwrap();
+    assert!(last.get("deletes_unknown_from").is_some(), "{last}");
+}

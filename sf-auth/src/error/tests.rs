@@ -105,6 +105,12 @@ fn classification_table() {
             ErrorKind::InvalidQueryLocator,
         ),
         (
+            400,
+            Some("EXCEEDED_ID_LIMIT"),
+            "The ID limit of 600000 was exceeded",
+            ErrorKind::TooManyResults,
+        ),
+        (
             503,
             Some("SERVER_UNAVAILABLE"),
             "Server too busy",

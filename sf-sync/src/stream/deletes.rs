@@ -26,7 +26,7 @@
 //!
 //! [`RestReader::deleted`]: sf_rest::RestReader::deleted
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
@@ -194,6 +194,15 @@ pub(crate) fn pieces(span: Window) -> Vec<Window> {
     out
 }
 
+/// `piece` in two at a minute near its middle, each at least a minute long; `None` for a piece
+/// under two minutes (getDeleted asks at least a minute).
+pub(crate) fn halves(piece: Window) -> Option<(Window, Window)> {
+    let mid = minute(add(piece.start, (piece.end - piece.start) / 2));
+    let long_enough = |a: DateTime<Utc>, b: DateTime<Utc>| b - a >= TimeDelta::minutes(1);
+    (long_enough(piece.start, mid) && long_enough(mid, piece.end))
+        .then(|| (Window::new(piece.start, mid), Window::new(mid, piece.end)))
+}
+
 /// What getDeleted is asked for one stream about to read `spans`: from the first span its state
 /// had read before (`from`; earlier spans hold nothing the destination has) to the end of the
 /// last, but not before what the org's log keeps (`horizon`). `None` when nothing is asked: not
@@ -343,7 +352,9 @@ impl Runner {
         // How far the last piece's answer covered (`latestDateCovered`).
         let mut last_covered: Option<DateTime<Utc>> = None;
         let mut failed = 0u32;
-        for piece in pieces(Window::new(start, to)) {
+        let mut split = 0u32;
+        let mut queue: VecDeque<Window> = pieces(Window::new(start, to)).into();
+        while let Some(piece) = queue.pop_front() {
             self.may_continue()?;
             // Asked ahead with other streams' in one composite call (`deletes_ahead.rs`), when
             // that asked for exactly this window.
@@ -380,6 +391,30 @@ impl Runner {
                 Err(e) if e.kind() == sf_rest::ErrorKind::DailyLimitExceeded => {
                     return Err(Stop::Limit(self.shared.hit_limit(&e.to_string())));
                 }
+                // More deleted ids than one answer lists (600,000, after a mass delete): each
+                // half is asked, down to a minute. Left failing, the same window would be asked
+                // again by every sync until the log no longer reached its start.
+                Err(e) if e.kind() == sf_rest::ErrorKind::TooManyResults => {
+                    if let Some((a, b)) = halves(piece) {
+                        split += 1;
+                        queue.push_front(b);
+                        queue.push_front(a);
+                        continue;
+                    }
+                    failed += 1;
+                    unknown = unknown.or(Some(piece.start));
+                    self.log(
+                        LogLevel::Warn,
+                        format!(
+                            "{name}: more records were purged or hard-deleted in the minute from \
+                             {} than getDeleted lists at once ({e}); they get no tombstone, and \
+                             the next sync asks for them again: run a full refresh of {name} to \
+                             drop them from the destination",
+                            format_instant(piece.start)
+                        ),
+                    )
+                    .await;
+                }
                 Err(e) => {
                     failed += 1;
                     unknown = unknown.or(Some(piece.start));
@@ -402,10 +437,17 @@ impl Runner {
             LogLevel::Info,
             format!(
                 "{name}: hard deletes from {} to {}: {listed} deleted id{} listed by getDeleted \
-                 ({}{}); records the read does not return get a tombstone (IsDeleted: true)",
+                 ({}{}{}); records the read does not return get a tombstone (IsDeleted: true)",
                 format_instant(start),
                 format_instant(to),
                 if listed == 1 { "" } else { "s" },
+                match split {
+                    0 => String::new(),
+                    n => format!(
+                        "{n} window(s) split in halves for holding more ids than one answer \
+                         lists; "
+                    ),
+                },
                 match failed {
                     0 => String::new(),
                     n => format!("{n} piece(s) could not be listed, see the warning; "),
@@ -505,179 +547,4 @@ impl Runner {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(s: &str) -> DateTime<Utc> {
-        crate::time::parse_instant(s).unwrap_or_default()
-    }
-
-    #[test]
-    fn get_deleted_is_never_asked_for_less_than_a_minute() {
-        let got = pieces(Window::new(
-            t("2024-05-05T10:00:03Z"),
-            t("2024-05-05T10:00:09Z"),
-        ));
-        assert_eq!(
-            got,
-            [Window::new(
-                t("2024-05-05T09:59:00Z"),
-                t("2024-05-05T10:00:09Z")
-            )]
-        );
-        // A minute and more: from the span's start, cut to the minute.
-        let got = pieces(Window::new(
-            t("2024-05-05T10:00:03Z"),
-            t("2024-05-05T10:01:09Z"),
-        ));
-        assert_eq!(
-            got,
-            [Window::new(
-                t("2024-05-05T10:00:00Z"),
-                t("2024-05-05T10:01:09Z")
-            )]
-        );
-    }
-
-    #[test]
-    fn pieces_start_on_the_minute_and_span_at_most_30_days() {
-        let got = pieces(Window::new(
-            t("2024-01-01T10:20:30Z"),
-            t("2024-03-05T00:00:00Z"),
-        ));
-        assert_eq!(
-            got,
-            [
-                Window::new(t("2024-01-01T10:20:00Z"), t("2024-01-31T10:20:00Z")),
-                Window::new(t("2024-01-31T10:20:00Z"), t("2024-03-01T10:20:00Z")),
-                Window::new(t("2024-03-01T10:20:00Z"), t("2024-03-05T00:00:00Z")),
-            ]
-        );
-        assert_eq!(
-            pieces(Window::new(
-                t("2024-01-01T10:20:30Z"),
-                t("2024-01-01T10:25:00Z")
-            ))
-            .len(),
-            1
-        );
-    }
-
-    /// Rows of a job cut on its first page went downstream: the next sync asks from the job's
-    /// window end, or, when the rows are known to have been read after an instant of the org's
-    /// clock, from that instant (a window end on the cursor's clock lags years behind it while a
-    /// first sync is resumed, and asking from it told the state was too old).
-    #[test]
-    fn rows_read_before_a_cancel_are_asked_about_from_when_they_were_read() {
-        let mut state = StreamState::new();
-        let mut stones = Tombstones::default();
-        stones.read_before(t("2021-06-01T00:00:00Z"));
-        stones.note_in(&mut state);
-        assert_eq!(
-            state.deletes_unknown_from(),
-            Some(t("2021-06-01T00:00:00Z"))
-        );
-        let mut stones = Tombstones {
-            read_floor: Some(t("2024-06-01T00:00:00Z")),
-            ..Tombstones::default()
-        };
-        stones.read_before(t("2021-06-01T00:00:00Z"));
-        stones.note_in(&mut state);
-        assert_eq!(
-            state.deletes_unknown_from(),
-            Some(t("2024-06-01T00:00:00Z"))
-        );
-        // A window end after the floor stays.
-        let mut stones = Tombstones {
-            read_floor: Some(t("2024-06-01T00:00:00Z")),
-            ..Tombstones::default()
-        };
-        stones.read_before(t("2024-06-02T00:00:00Z"));
-        stones.note_in(&mut state);
-        assert_eq!(
-            state.deletes_unknown_from(),
-            Some(t("2024-06-02T00:00:00Z"))
-        );
-    }
-
-    #[test]
-    fn tombstones_come_out_by_window_and_not_for_ids_read() {
-        let columns = || {
-            Some(Arc::from(vec![
-                "Id".to_string(),
-                "IsDeleted".to_string(),
-                "SystemModstamp".to_string(),
-            ]))
-        };
-        let mut stones = Tombstones {
-            columns: columns(),
-            snapshot: true,
-            ..Tombstones::default()
-        };
-        stones.add("a".into(), t("2024-01-01T10:00:00Z"));
-        stones.add("b".into(), t("2024-01-01T11:00:00Z"));
-        stones.add("c".into(), t("2024-01-01T12:00:00Z"));
-        stones.add("c".into(), t("2024-01-01T12:00:00Z"));
-        let row = |fields: &[(&str, Value)]| Record {
-            columns: fields.iter().map(|(c, _)| c.to_string()).collect(),
-            values: fields.iter().map(|(_, v)| v.clone()).collect(),
-        };
-        let id = |i: &str| ("Id", Value::String(i.into()));
-        let at = |s: &str| ("SystemModstamp", Value::String(s.into()));
-        // Rows from before the deletion (a results snapshot taken then) do not cancel it,
-        // with or without `IsDeleted`, nor does a row without a cursor.
-        stones.seen(&row(&[id("a"), at("2024-01-01T09:59:59.999Z")]));
-        stones.seen(&row(&[
-            id("c"),
-            ("IsDeleted", Value::Bool(false)),
-            at("2024-01-01T11:00:00.000Z"),
-        ]));
-        stones.seen(&row(&[id("c")]));
-        // Undeleted since (a cursor at or after the deletion), or read as deleted: no tombstone.
-        stones.seen(&row(&[id("b"), at("2024-01-01T11:00:00.000Z")]));
-        assert_eq!(stones.unknown_from(), Some(t("2024-01-01T10:00:00Z")));
-        assert!(!stones.is_empty());
-        assert_eq!(
-            stones.take_before(Some(t("2024-01-01T11:30:00Z"))),
-            [(t("2024-01-01T10:00:00Z"), "a".to_string())]
-        );
-        assert_eq!(
-            stones.take_before(None),
-            [(t("2024-01-01T12:00:00Z"), "c".to_string())]
-        );
-        assert!(stones.is_empty());
-        assert!(stones.take_before(None).is_empty());
-        assert_eq!(stones.unknown_from(), None);
-
-        let mut stones = Tombstones {
-            columns: columns(),
-            snapshot: true,
-            ..Tombstones::default()
-        };
-        stones.add("d".into(), t("2024-01-01T10:00:00Z"));
-        stones.add("e".into(), t("2024-01-01T12:00:00Z"));
-        stones.seen(&row(&[
-            id("d"),
-            ("IsDeleted", Value::Bool(true)),
-            at("2024-01-01T09:00:00.000Z"),
-        ]));
-        // The earliest tombstone not out yet, or where getDeleted could not list them.
-        assert_eq!(stones.unknown_from(), Some(t("2024-01-01T12:00:00Z")));
-        stones.unknown = Some(t("2024-01-01T11:00:00Z"));
-        assert_eq!(stones.unknown_from(), Some(t("2024-01-01T11:00:00Z")));
-        assert_eq!(
-            stones.take_before(None),
-            [(t("2024-01-01T12:00:00Z"), "e".to_string())]
-        );
-
-        // Rows read now (not a snapshot): any row cancels, whatever its cursor (an undeleted
-        // record whose cursor, `CreatedDate` say, did not move).
-        let mut stones = Tombstones {
-            columns: columns(),
-            ..Tombstones::default()
-        };
-        stones.add("f".into(), t("2024-01-01T10:00:00Z"));
-        stones.seen(&row(&[id("f"), at("2023-06-01T00:00:00.000Z")]));
-        assert!(stones.is_empty());
-    }
-}
+mod tests;
