@@ -62,6 +62,10 @@ pub enum ErrorKind {
     InvalidQueryLocator,
     /// The request's URI or headers were too long (414, 431).
     RequestTooLong,
+    /// getDeleted refused its window (`INVALID_REPLICATION_DATE`): it starts before what the
+    /// org's delete log keeps (or more than 30 days ago), spans more than 30 days or less than a
+    /// minute.
+    ReplicationDateRefused,
     /// The answer would hold more than Salesforce lists at once (`EXCEEDED_ID_LIMIT`: a
     /// getDeleted window of more than 600,000 ids): a narrower window may succeed.
     TooManyResults,
@@ -115,6 +119,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::InvalidQueryLocator => "invalid query locator",
             ErrorKind::RequestTooLong => "request too long",
             ErrorKind::TooManyResults => "too many results",
+            ErrorKind::ReplicationDateRefused => "replication date refused",
             ErrorKind::BulkNotSupported => "not supported by bulk",
             ErrorKind::JobFailed => "job failed",
             ErrorKind::JobAborted => "job aborted",
@@ -314,6 +319,7 @@ pub fn classify(status: u16, error_code: Option<&str>, message: &str) -> ErrorKi
         (404, _) | (_, Some("NOT_FOUND")) => ErrorKind::NotFound,
         (414 | 431, _) => ErrorKind::RequestTooLong,
         (_, Some("EXCEEDED_ID_LIMIT")) => ErrorKind::TooManyResults,
+        (_, Some("INVALID_REPLICATION_DATE")) => ErrorKind::ReplicationDateRefused,
         (406 | 408 | 420 | 429, _) => ErrorKind::Transient,
         (500..=599, _) => ErrorKind::Transient,
         (_, Some("SERVER_UNAVAILABLE")) => ErrorKind::Transient,

@@ -38,6 +38,7 @@ impl Failure {
             | K::UnexpectedBody
             | K::Transient => Failure::Transient,
             K::MalformedQuery
+            | K::ReplicationDateRefused
             | K::RequestTooLong
             | K::BulkNotSupported
             | K::JobFailed

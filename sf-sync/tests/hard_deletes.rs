@@ -841,3 +841,62 @@ async fn a_getdeleted_window_over_the_id_limit_is_asked_in_halves() {
     let last = sink.last_state("Lead").unwrap();
     assert!(last.get("deletes_unknown_from").is_some(), "{last}");
 }
+
+/// An org whose delete log keeps less than the 15 days the connector assumes (here 7: Salesforce
+/// purges it early under heavy deletes) refuses a window starting before it
+/// (`INVALID_REPLICATION_DATE`): the log's earliest date is read from a one-minute listing, the
+/// state's age is said, and what the log keeps is listed; left failing, every sync would have
+/// asked from the same start, refused for good.
+#[tokio::test]
+async fn a_delete_log_keeping_less_than_15_days_is_read_from_its_earliest_date() {
+    let c = connect(
+        org_config(80)
+            .rows("Lead", 100)
+            .recycle_bin_retention_secs(7 * DAY),
+        json!({}),
+    )
+    .await;
+    let ctl = c.org.control();
+    let (catalog, states) = first_lead_sync(&c).await;
+    ctl.advance_clock(2 * DAY);
+    let early = ctl
+        .mutate(Mutation::new("Lead").hard_delete(1))
+        .hard_deleted;
+    ctl.advance_clock(7 * DAY);
+    let recent = ctl
+        .mutate(Mutation::new("Lead").hard_delete(2))
+        .hard_deleted;
+    ctl.advance_clock(HOUR);
+    let (second, sink) = run_from(&c, &catalog, &states).await;
+    second.unwrap();
+    let got = ids(&tombstones(&sink, "Lead"));
+    assert_eq!(got, set(&[&recent]), "{:?}", sink.logs());
+    assert!(!got.contains(&early[0]));
+    let warnings: Vec<&str> = sink
+        .logs()
+        .into_iter()
+        .filter(|(l, _)| *l == LogLevel::Warn)
+        .map(|(_, m)| m)
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|m| m.starts_with("Lead: this stream's state goes back to")),
+        "{warnings:?}"
+    );
+    assert!(
+        !warnings.iter().any(|m| m.contains("could not be listed")),
+        "{warnings:?}"
+    );
+    // The next sync lists from where this one stopped, with no warning.
+    let mut states = states;
+    states.update(&sink, &["Lead"]);
+    ctl.advance_clock(HOUR);
+    let (third, sink) = run_from(&c, &catalog, &states).await;
+    third.unwrap();
+    assert!(
+        !sink.logs().into_iter().any(|(l, _)| l == LogLevel::Warn),
+        "{:?}",
+        sink.logs()
+    );
+}

@@ -111,6 +111,12 @@ fn classification_table() {
             ErrorKind::TooManyResults,
         ),
         (
+            400,
+            Some("INVALID_REPLICATION_DATE"),
+            "startDate is before the earliest date available",
+            ErrorKind::ReplicationDateRefused,
+        ),
+        (
             503,
             Some("SERVER_UNAVAILABLE"),
             "Server too busy",

@@ -353,6 +353,7 @@ impl Runner {
         let mut last_covered: Option<DateTime<Utc>> = None;
         let mut failed = 0u32;
         let mut split = 0u32;
+        let mut probed = false;
         let mut queue: VecDeque<Window> = pieces(Window::new(start, to)).into();
         while let Some(piece) = queue.pop_front() {
             self.may_continue()?;
@@ -394,6 +395,32 @@ impl Runner {
                 // More deleted ids than one answer lists (600,000, after a mass delete): each
                 // half is asked, down to a minute. Left failing, the same window would be asked
                 // again by every sync until the log no longer reached its start.
+                // A start before what the org's log keeps (purged early under heavy deletes:
+                // it keeps less than the 15 days the horizon assumes): the log's earliest date,
+                // from a one-minute listing, and the rest asked from there, once. Left failing,
+                // every sync would ask from the same start, refused for good.
+                Err(e) if e.kind() == sf_rest::ErrorKind::ReplicationDateRefused && !probed => {
+                    probed = true;
+                    if let Some(kept) = self.earliest_listed(&run.setup.spec.name).await? {
+                        // On a minute (getDeleted ignores seconds), not before what is kept.
+                        let earliest = match minute(kept) {
+                            m if m < kept => add(m, TimeDelta::minutes(1)),
+                            m => m,
+                        };
+                        if earliest > piece.start && earliest < to {
+                            if !warned {
+                                self.too_old(piece.start, earliest).await;
+                                warned = true;
+                            }
+                            calls += 1;
+                            queue = pieces(Window::new(earliest, to)).into();
+                            continue;
+                        }
+                    }
+                    failed += 1;
+                    unknown = unknown.or(Some(piece.start));
+                    self.could_not_list(piece, &e).await;
+                }
                 Err(e) if e.kind() == sf_rest::ErrorKind::TooManyResults => {
                     if let Some((a, b)) = halves(piece) {
                         split += 1;
@@ -418,18 +445,7 @@ impl Runner {
                 Err(e) => {
                     failed += 1;
                     unknown = unknown.or(Some(piece.start));
-                    self.log(
-                        LogLevel::Warn,
-                        format!(
-                            "{name}: records purged or hard-deleted from {} to {} could not be \
-                             listed ({e}); the state keeps where they stop being known, and the \
-                             next sync asks for them again (the org keeps deleted ids about 15 \
-                             days: past that, run a full refresh of {name} to drop them)",
-                            format_instant(piece.start),
-                            format_instant(piece.end)
-                        ),
-                    )
-                    .await;
+                    self.could_not_list(piece, &e).await;
                 }
             }
         }
@@ -469,6 +485,41 @@ impl Runner {
             self.tombstones.note_in(state);
         }
         Ok(())
+    }
+
+    /// The WARN of a getDeleted window that failed.
+    async fn could_not_list(&self, piece: Window, e: &sf_rest::Error) {
+        let name = &self.name;
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "{name}: records purged or hard-deleted from {} to {} could not be listed ({e}); \
+                 the state keeps where they stop being known, and the next sync asks for them \
+                 again (the org keeps deleted ids about 15 days: past that, run a full refresh of \
+                 {name} to drop them)",
+                format_instant(piece.start),
+                format_instant(piece.end)
+            ),
+        )
+        .await;
+    }
+
+    /// The earliest deletion the org's log still keeps for `object` (getDeleted's
+    /// `earliestDateAvailable`), from a listing of the last minute; `None` when that fails too.
+    async fn earliest_listed(&self, object: &str) -> Result<Option<DateTime<Utc>>, Stop> {
+        let now = minute(self.shared.params.now);
+        let probe = tokio::select! {
+            biased;
+            _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled),
+            answer = self.shared.rest.deleted(object, sub(now, TimeDelta::minutes(1)), now) => answer,
+        };
+        match probe {
+            Ok(answer) => Ok(answer.earliest_date_available),
+            Err(e) if e.kind() == sf_rest::ErrorKind::DailyLimitExceeded => {
+                Err(Stop::Limit(self.shared.hit_limit(&e.to_string())))
+            }
+            Err(_) => Ok(None),
+        }
     }
 
     /// The WARN of a state older than the org's delete log reaches.
