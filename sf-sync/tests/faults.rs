@@ -924,6 +924,50 @@ async fn a_bulk_results_page_cut_short_is_read_again() {
     org.shutdown().await;
 }
 
+/// A Bulk results page that comes whole but without its first row (its header counts it): the
+/// page is read again and emitted whole, so every row arrives (some twice), none is skipped by
+/// position; skipping the rows already emitted would have dropped the missing one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_results_page_missing_a_row_is_emitted_whole_again() {
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(org_config(48).rows("Opportunity", 300), json!({})).await;
+    let control = org.control();
+    let configured = configure(&catalog, &["Opportunity"], None);
+    let spec = catalog.stream("Opportunity").unwrap();
+    let mut options = fast_options();
+    options.planner.rest_max_rows = 0;
+    options.bulk_max_records = Some(50);
+    options.bulk_parallel_pages = 1;
+    control.set_faults(Faults {
+        first_row_missing_next: 1,
+        ..Faults::default()
+    });
+    let (result, sink) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &options,
+    )
+    .await;
+    let summary = result.unwrap();
+    assert_eq!(summary.streams[0].api, Some(Api::Bulk));
+    assert_eq!(summary.streams[0].status, StreamStatus::Complete);
+    assert!(sink
+        .logs()
+        .iter()
+        .any(|(_, m)| m.contains("reading Bulk results failed") && m.contains("resuming job")));
+    let want = truth(&control, spec);
+    assert_matches_truth("Opportunity", &latest(&[&sink], "Opportunity", spec), &want);
+    // The page's 49 rows went out twice; nothing else did.
+    assert_eq!(sink.records("Opportunity").len(), want.len() + 49);
+    org.shutdown().await;
+}
+
 /// A long Bulk download cut now and then (every other results page the org serves breaks off
 /// mid-row) finishes: each resume that reads a page whole starts the count of resumes again, so
 /// more cuts than `resume_attempts` in one download cost nothing but the pages read again.

@@ -581,8 +581,23 @@ impl Runner {
                                 ),
                             )
                             .await;
-                            // The page is read again from its start: the rows of it
-                            // already emitted are skipped.
+                            // The page is read again from its start. Cut in transit, the rows
+                            // of it already emitted were its first ones: they are skipped. A
+                            // page that came whole with the wrong number of rows (a row twice,
+                            // or one missing) may differ anywhere from the page read again: it
+                            // is emitted whole again (duplicates, never a row skipped unseen).
+                            let miscounted = matches!(
+                                e,
+                                sf_bulk::Error::ResultsPageCount { .. }
+                                    | sf_bulk::Error::ResultsTotalCount { .. }
+                            );
+                            if miscounted {
+                                in_page = 0;
+                                if let Some(current) = run.progress.current.as_mut() {
+                                    current.page_rows_emitted = 0;
+                                }
+                                self.download_checkpoint(run, span, ahead).await?;
+                            }
                             skip = in_page;
                             stream = self.shared.bulk.resume(point.clone(), &run.bulk_fields);
                         }
@@ -616,63 +631,6 @@ impl Runner {
             )
             .collect();
         self.jobs_checkpoint(run, jobs).await
-    }
-
-    /// Aborts this stream's Bulk jobs that may still run, then deletes them (unless the client
-    /// keeps jobs), so a stop or a switch to REST leaves none on the org. A job that finished
-    /// before the stop (started ahead, or cut off mid-download) refuses the abort (400, "Aborting
-    /// already Completed Job not allowed") and is deleted all the same. Best effort: a job that
-    /// cannot be deleted is logged; Salesforce removes jobs after seven days.
-    async fn abort_jobs(&self) {
-        let delete = self.shared.bulk.config().delete_jobs;
-        let ids: Vec<String> = lock(&self.jobs).drain().collect();
-        for id in ids {
-            let (ended, how) = match self.shared.bulk.abort(&id).await {
-                Ok(info) => (info.state.is_terminal(), "aborted"),
-                // Refused: the job had already ended (complete, failed or aborted).
-                Err(e) if e.api_error().is_some_and(|a| a.status == 400) => {
-                    (true, "had already ended")
-                }
-                Err(e) if e.kind() == sf_bulk::ErrorKind::JobNotFound => continue,
-                Err(e) => {
-                    self.log(
-                        LogLevel::Warn,
-                        format!("{}: Bulk job {id} not aborted: {e}", self.name),
-                    )
-                    .await;
-                    continue;
-                }
-            };
-            if !(delete && ended) {
-                self.log(
-                    LogLevel::Info,
-                    format!("{}: Bulk job {id} {how}", self.name),
-                )
-                .await;
-                continue;
-            }
-            match self.shared.bulk.delete(&id).await {
-                Ok(()) => {
-                    self.log(
-                        LogLevel::Info,
-                        format!("{}: Bulk job {id} {how}; deleted", self.name),
-                    )
-                    .await
-                }
-                Err(e) if e.kind() == sf_bulk::ErrorKind::JobNotFound => {}
-                Err(e) => {
-                    self.log(
-                        LogLevel::Warn,
-                        format!(
-                            "{}: Bulk job {id} {how} but was not deleted ({e}); Salesforce \
-                             deletes it after seven days",
-                            self.name
-                        ),
-                    )
-                    .await
-                }
-            }
-        }
     }
 }
 

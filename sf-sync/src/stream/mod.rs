@@ -24,6 +24,7 @@ use crate::state::full_refresh_state;
 use crate::window::{Window, WindowParams};
 
 mod bulk;
+mod bulk_cleanup;
 mod bulk_resume;
 mod checkpoint;
 mod deletes;
