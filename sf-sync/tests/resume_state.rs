@@ -248,6 +248,47 @@ async fn a_job_gone_is_created_again_and_the_log_says_why() {
     c.org.shutdown().await;
 }
 
+/// A job the state names that cannot be continued (made for another query: the selected
+/// fields, the API version or the deleted-rows setting changed) is the connector's own: it is
+/// deleted, not left on the org, and the log says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_for_another_query_is_deleted_and_created_again() {
+    let c = connect(org_config(64).rows("Account", 900), json!({})).await;
+    let control = c.org.control();
+    let (mut state, sink1) = cut_inside_a_job(&c).await;
+    let job_id = state["bulk_jobs"][0]["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    control.set_faults(Faults::default());
+    assert!(jobs_on_org(&c.session)
+        .await
+        .iter()
+        .any(|(id, _)| *id == job_id));
+    state["bulk_jobs"][0]["query"] = json!("a-query-hash-of-another-query");
+    let configured = configure(&c.catalog, &["Account"], Some("incremental"));
+    let input = InputState::from_value(&json!({ "Account": state })).unwrap();
+    let (result, sink2) = run(&c.session, &c.config, &configured, &input, &options()).await;
+    result.unwrap();
+    assert!(
+        sink2.logs().iter().any(|(_, m)| m
+            .contains(&format!("Bulk job {job_id} was created for another query"))
+            && m.contains("deleted")
+            && m.contains("creating a new job")),
+        "{:?}",
+        sink2.logs()
+    );
+    let left: Vec<(String, String)> = jobs_on_org(&c.session).await;
+    assert!(left.iter().all(|(id, _)| *id != job_id), "{left:?}");
+    let spec = c.catalog.stream("Account").unwrap();
+    assert_matches_truth(
+        "Account",
+        &latest(&[&sink1, &sink2], "Account", spec),
+        &truth(&control, spec),
+    );
+    c.org.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn airbyte_reads_a_mid_job_state_and_sfconnect_reads_airbytes() {
     let c = connect(org_config(63).rows("Account", 900), json!({})).await;

@@ -135,7 +135,12 @@ impl Runner {
                     Continued::No(why) => {
                         lock(&jobs).remove(&saved.job_id);
                         *lock(&task_slot) = None;
-                        note = Some(why);
+                        // The state named it, so it is this connector's: not left on the org.
+                        let gone = super::bulk_cleanup::abort_and_delete(&bulk, &saved.job_id)
+                            .await
+                            .map(|(_, line)| format!(" ({line})"))
+                            .unwrap_or_default();
+                        note = Some(format!("{why}{gone}"));
                     }
                 }
             }

@@ -160,8 +160,10 @@ impl Runner {
             return Ok(());
         }
         if run.state.is_none() || run.constraint == ApiConstraint::RestOnly {
-            // Their windows are planned as any other.
-            run.progress.resumable.clear();
+            // Their windows are planned as any other; the jobs, which the state named, are not
+            // left on the org.
+            let ids: Vec<String> = run.progress.resumable.drain(..).map(|j| j.job_id).collect();
+            self.discard_jobs(ids).await;
             return Ok(());
         }
         self.log(
@@ -192,7 +194,8 @@ impl Runner {
         )
         .await;
         run.constraint = ApiConstraint::RestOnly;
-        run.progress.resumable.clear();
+        let ids: Vec<String> = run.progress.resumable.drain(..).map(|j| j.job_id).collect();
+        self.discard_jobs(ids).await;
         self.api = Some(Api::Rest);
         self.rest_spans(run, &mut queue).await
     }
