@@ -57,6 +57,8 @@ pub struct Request {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Option<Bytes>,
     pub(crate) idempotent: bool,
+    /// Sent even past the `api_budget` (`Request::past_budget`).
+    pub(crate) past_budget: bool,
 }
 
 impl Request {
@@ -69,7 +71,16 @@ impl Request {
             headers: Vec::new(),
             body: None,
             idempotent: method != Method::Post,
+            past_budget: false,
         }
+    }
+
+    /// Marks a request sent even once the config's `api_budget` is used up: cleaning up after
+    /// this connector (deleting or aborting its own Bulk jobs), one call each, which costs less
+    /// than what it leaves behind. The org's own daily limit still refuses it.
+    pub fn past_budget(mut self) -> Request {
+        self.past_budget = true;
+        self
     }
 
     /// `GET path`.

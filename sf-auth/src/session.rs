@@ -279,7 +279,9 @@ impl Session {
         operation: &str,
         renewed: &AtomicBool,
     ) -> Result<Attempt<Response>, Error> {
-        self.check_budget()?;
+        if !req.past_budget {
+            self.check_budget()?;
+        }
         // Token and instance are read together on every attempt: a renewal may move the org
         // to another instance, and the replay must follow it.
         let (generation, token, base) =

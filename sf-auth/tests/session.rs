@@ -611,6 +611,30 @@ async fn the_api_budget_stops_requests_before_they_are_sent() {
     );
     assert_eq!(err.kind(), ErrorKind::DailyLimitExceeded);
     mocks[2].assert_async().await;
+    // Cleaning up after itself (a Bulk job's delete) goes out past the budget.
+    let mut server = server;
+    let delete = server
+        .mock(
+            "DELETE",
+            "/services/data/v62.0/jobs/query/750000000000001AAA",
+        )
+        .with_status(204)
+        .expect(1)
+        .create_async()
+        .await;
+    session
+        .send(Request::delete("jobs/query/750000000000001AAA").past_budget())
+        .await
+        .unwrap();
+    delete.assert_async().await;
+    let refused = session
+        .send(Request::delete("jobs/query/750000000000001AAA"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::BudgetExhausted { .. }),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

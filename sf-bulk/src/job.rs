@@ -310,11 +310,13 @@ impl BulkClient {
             job_id: job_id.to_string(),
             source: Box::new(source),
         };
+        // A stop at the API budget aborts and deletes the jobs it leaves: past the budget.
         let request = Request::json(
             Method::Patch,
             format!("jobs/query/{job_id}"),
             &wire::abort_body(),
-        );
+        )
+        .past_budget();
         let info = self.job_request(request, abort_error).await?;
         tracing::info!(job_id, "BulkJobAborted");
         Ok(info)
@@ -336,7 +338,7 @@ impl BulkClient {
         check_job_id(job_id)?;
         self.inner
             .session
-            .send(Request::delete(format!("jobs/query/{job_id}")))
+            .send(Request::delete(format!("jobs/query/{job_id}")).past_budget())
             .await
             .map_err(|source| Error::JobDelete {
                 job_id: job_id.to_string(),
