@@ -900,3 +900,25 @@ async fn a_delete_log_keeping_less_than_15_days_is_read_from_its_earliest_date()
         sink.logs()
     );
 }
+
+/// An object whose describe says it is not replicateable: getDeleted cannot list its deletions,
+/// so nothing is asked, and an INFO says that its purged records stay downstream until a full
+/// refresh (never in silence). The first sync, which has nothing downstream, says nothing.
+#[tokio::test]
+async fn a_stream_whose_deletes_cannot_be_listed_says_so() {
+    let c = connect(org_config(81).not_replicateable("Lead"), json!({})).await;
+    let ctl = c.org.control();
+    let (catalog, states) = first_lead_sync(&c).await;
+    ctl.advance_clock(HOUR);
+    let (second, sink) = run_from(&c, &catalog, &states).await;
+    second.unwrap();
+    assert_eq!(ctl.stats().requests.get_deleted, 0);
+    let said: Vec<&str> = sink
+        .logs()
+        .into_iter()
+        .filter(|(l, m)| *l == LogLevel::Info && m.starts_with("Lead: hard deletes are not listed"))
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(said.len(), 1, "{:?}", sink.logs());
+    assert!(said[0].contains("full refresh of Lead"), "{}", said[0]);
+}

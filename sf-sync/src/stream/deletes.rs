@@ -312,6 +312,26 @@ impl Runner {
                 && run.setup.replicateable
                 && run.setup.spec.primary_key.is_some()
                 && run.cursor.is_some();
+            // Salesforce lists the deletions of replicateable objects only: said, so a record
+            // purged from such a stream is not left downstream in silence.
+            let untracked = self.shared.hard_deletes
+                && !run.setup.replicateable
+                && run.setup.spec.primary_key.is_some()
+                && run.cursor.is_some()
+                && run.state.as_ref().is_some_and(|s| !s.is_empty());
+            if untracked {
+                let name = &self.name;
+                self.log(
+                    LogLevel::Info,
+                    format!(
+                        "{name}: hard deletes are not listed: Salesforce's getDeleted serves \
+                         only objects whose describe says replicateable, and {name}'s does not; \
+                         records purged or hard-deleted from it stay in the destination until a \
+                         full refresh of {name}"
+                    ),
+                )
+                .await;
+            }
             if let Some(state) = run.state.as_ref().filter(|_| tracked) {
                 let first = state.is_empty()
                     && state.jobs().is_empty()
