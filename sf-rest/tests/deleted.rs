@@ -64,7 +64,12 @@ async fn lists_hard_deletes_and_purges_and_refuses_a_window_past_the_log() {
         .deleted("Account", now - Duration::days(20), now)
         .await
         .unwrap_err();
-    assert_eq!(refused.kind(), ErrorKind::Other, "{refused}");
+    // Its own kind: a caller reads the log's earliest date and asks from there.
+    assert_eq!(
+        refused.kind(),
+        ErrorKind::ReplicationDateRefused,
+        "{refused}"
+    );
     assert!(
         refused.to_string().contains("INVALID_REPLICATION_DATE"),
         "{refused}"
