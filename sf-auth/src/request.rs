@@ -409,11 +409,21 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Salesforce's error answer: the status and the start of the body (at most 64 KiB), parsed.
 /// What has arrived within `within` is all there is: a server trickling an error body a byte
 /// now and then would pass the read timeout forever.
-pub(crate) async fn api_error(response: reqwest::Response, within: Option<Duration>) -> ApiError {
+///
+/// Every occurrence of each of `secrets` in the body is replaced by `***` before anything of it is
+/// kept: a page echoing the request it refused (a proxy's, a firewall's) shows none of them, not
+/// even the start of one cut at the end of what is kept.
+pub(crate) async fn api_error<S: AsRef<str>>(
+    response: reqwest::Response,
+    within: Option<Duration>,
+    secrets: &[S],
+) -> ApiError {
     let status = response.status().as_u16();
     let mut body = Vec::new();
     let _complete = read_body(response, &mut body, MAX_ERROR_BODY, within).await;
-    ApiError::from_body(status, &body)
+    let text = String::from_utf8_lossy(&body);
+    let clean = crate::redact::redact(&text, secrets);
+    ApiError::from_body(status, clean.as_bytes()).redacted(secrets)
 }
 
 /// How a body read by [`read_body`] ended short of its end.

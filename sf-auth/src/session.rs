@@ -327,9 +327,7 @@ impl Session {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         // A page echoing the request shows the access token sent.
-        let api = api_error(response, self.inner.config.body_timeout)
-            .await
-            .redacted(&[token.expose()]);
+        let api = api_error(response, self.inner.config.body_timeout, &[token.expose()]).await;
         // A token another request has replaced since this one was sent says nothing of the new
         // one: replayed with it, and not counted as this request's renewal (with many requests
         // in flight a token can be replaced, and then refused, while one waits for its answer).

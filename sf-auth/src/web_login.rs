@@ -348,7 +348,7 @@ pub async fn exchange_code(x: CodeExchange<'_>) -> Result<CodeTokens, Error> {
     }
     if !response.status().is_success() {
         // The exchange's whole-request timeout bounds this read too.
-        let api = api_error(response, None).await.redacted(&secrets);
+        let api = api_error(response, None, &secrets).await;
         return Err(if (400..500).contains(&api.status) {
             // The JWT grant's "expired authorization code" is this grant's used or old code.
             let failure = match LoginFailure::from_api(&api) {

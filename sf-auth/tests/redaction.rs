@@ -150,6 +150,21 @@ async fn a_page_echoing_the_request_shows_no_secret() {
             "{text}"
         );
     }
+    // A secret across the end of what the error keeps of a page (its first 300 characters):
+    // not even its start shows.
+    let mut server = mockito::Server::new_async().await;
+    let padding = "x".repeat(290);
+    server
+        .mock("POST", "/services/oauth2/token")
+        .with_status(400)
+        .with_body(format!("{padding}{CLIENT_SECRET}{REFRESH_TOKEN}"))
+        .create_async()
+        .await;
+    let error = Session::login(config(&server.url())).await.unwrap_err();
+    for text in [format!("{error}"), format!("{error:?}")] {
+        assert!(!text.contains(&CLIENT_SECRET[..8]), "{text}");
+        assert!(text.contains(&format!("{padding}***")), "{text}");
+    }
 
     // Logged in, a data call answered by a page echoing the bearer token.
     let mut server = mockito::Server::new_async().await;

@@ -228,7 +228,7 @@ impl Session {
                     message: token_answer_problem(&e),
                 });
         }
-        let api = api_error(response, within).await.redacted(&secrets);
+        let api = api_error(response, within, &secrets).await;
         // A 4xx that only says "later" (429, 420, 408: a rate limit or a proxy's timeout; a
         // refresh "already being processed" by another process with the same refresh token) is
         // no refusal of the credentials: it is retried, and a failed renewal is not kept as
