@@ -208,7 +208,7 @@ async fn a_bad_state_of_a_stream_not_synced_is_left_alone() {
 async fn a_failed_stream_is_told_even_when_the_sync_then_ends_for_another_reason() {
     let env = Env::start(
         "bad-then-revoked",
-        org(54).rows("Account", 3_000).default_batch_size(200),
+        org(54).rows("Account", 10_000).default_batch_size(200),
     )
     .await;
     let config = env.write("config.json", &env.config(serde_json::json!({})));

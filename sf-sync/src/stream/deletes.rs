@@ -448,14 +448,16 @@ impl Runner {
                         queue.push_front(a);
                         continue;
                     }
+                    // A minute is the least getDeleted asks: it can never be listed, so it
+                    // is not asked again (every later sync would, at full cost, until the log
+                    // dropped it).
                     failed += 1;
-                    unknown = unknown.or(Some(piece.start));
                     self.log(
                         LogLevel::Warn,
                         format!(
                             "{name}: more records were purged or hard-deleted in the minute from \
-                             {} than getDeleted lists at once ({e}); they get no tombstone, and \
-                             the next sync asks for them again: run a full refresh of {name} to \
+                             {} than getDeleted lists at once ({e}), which no narrower window \
+                             can list: they get no tombstone; run a full refresh of {name} to \
                              drop them from the destination",
                             format_instant(piece.start)
                         ),

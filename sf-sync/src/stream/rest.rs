@@ -239,7 +239,8 @@ impl Runner {
             let what_now = match (missing, held_back) {
                 (true, true) => {
                     "rows may be missing downstream, so the window is left out of the state: \
-                     the next sync reads it again"
+                     the next sync reads it again. If this repeats for the same window, a full \
+                     refresh with overwrite reads the object again"
                 }
                 (true, false) => {
                     "rows may be missing downstream. If this repeats, a full refresh with \

@@ -172,3 +172,38 @@ fn tombstones_come_out_by_window_and_not_for_ids_read() {
     stones.seen(&row(&[id("f"), at("2023-06-01T00:00:00.000Z")]));
     assert!(stones.is_empty());
 }
+
+#[test]
+fn halves_split_on_a_minute_and_stop_under_two_minutes() {
+    let w = |a: &str, b: &str| Window::new(t(a), t(b));
+    assert_eq!(
+        halves(w("2024-01-01T00:00:00Z", "2024-01-01T00:10:00Z")),
+        Some((
+            w("2024-01-01T00:00:00Z", "2024-01-01T00:05:00Z"),
+            w("2024-01-01T00:05:00Z", "2024-01-01T00:10:00Z"),
+        ))
+    );
+    // An odd length and an end with seconds: the cut is on a minute, each half a minute or more.
+    assert_eq!(
+        halves(w("2024-01-01T00:00:00Z", "2024-01-01T00:03:30Z")),
+        Some((
+            w("2024-01-01T00:00:00Z", "2024-01-01T00:01:00Z"),
+            w("2024-01-01T00:01:00Z", "2024-01-01T00:03:30Z"),
+        ))
+    );
+    assert_eq!(
+        halves(w("2024-01-01T00:00:00Z", "2024-01-01T00:02:00Z")),
+        Some((
+            w("2024-01-01T00:00:00Z", "2024-01-01T00:01:00Z"),
+            w("2024-01-01T00:01:00Z", "2024-01-01T00:02:00Z"),
+        ))
+    );
+    assert_eq!(
+        halves(w("2024-01-01T00:00:00Z", "2024-01-01T00:01:59Z")),
+        None
+    );
+    assert_eq!(
+        halves(w("2024-01-01T00:00:00Z", "2024-01-01T00:01:00Z")),
+        None
+    );
+}
