@@ -124,6 +124,91 @@ async fn formula_values_changed_by_the_clock_arrive_and_other_streams_are_not_re
     assert!(!logs.iter().any(|m| m.starts_with("Account: formula")));
 }
 
+/// A first read cut short (here by the daily limit, on a page of 200) is continued by the next
+/// sync, not taken for a stream never read whole and read again from `start_date`: its states
+/// say when it began (`formula_refreshed_at`) from the first one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_read_cut_short_is_continued_not_started_over() {
+    let c = connect(
+        org_config(82).rows("Invoice__c", 1_000),
+        json!({"formula_refresh": "P1D", "start_date": "2000-01-01T00:00:00Z",
+               "stream_slice_step": "P10000D"}),
+    )
+    .await;
+    let ctl = c.org.control();
+    let catalog = configure(&c.catalog, &["Invoice__c"], None);
+    let mut options = common::fast_options();
+    options.rest_batch_size = Some(200);
+    common::allow_calls(&ctl, 4);
+    let input = sf_sync::InputState::default();
+    let (first, sink) = common::run(&c.session, &c.config, &catalog, &input, &options).await;
+    first.unwrap();
+    let read_first = sink.records("Invoice__c").len();
+    let total = ctl.truth("Invoice__c").len();
+    assert!(
+        read_first > 0 && read_first < total,
+        "{read_first} of {total}"
+    );
+    assert!(
+        refreshed_at(&sink, "Invoice__c").is_some(),
+        "{:?}",
+        sink.last_state("Invoice__c")
+    );
+    let mut states = States::default();
+    states.update(&sink, &["Invoice__c"]);
+
+    ctl.set_faults(fixtures::Faults::default());
+    ctl.advance_clock(HOUR);
+    let input = states.input();
+    let (second, sink) = common::run(&c.session, &c.config, &catalog, &input, &options).await;
+    second.unwrap();
+    assert!(
+        !sink
+            .logs()
+            .iter()
+            .any(|(_, m)| m.contains("formula refresh")),
+        "{:?}",
+        sink.logs()
+    );
+    // The rest, and the rows sharing the instant of the cut again: far from all of them.
+    let read_second = sink.records("Invoice__c").len();
+    assert!(
+        read_first + read_second < total + 200,
+        "{read_first} + {read_second} of {total}"
+    );
+    assert!(read_first + read_second >= total);
+}
+
+/// With an `end_date` in the past, the refresh is due by the org's clock, not by `end_date`:
+/// a sync an hour after a whole read does not read the object whole again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_past_end_date_does_not_make_every_sync_a_refresh() {
+    let c = connect(
+        org_config(83).rows("Invoice__c", 300),
+        json!({"formula_refresh": "P1D", "start_date": "2000-01-01T00:00:00Z",
+               "end_date": "2024-01-01T00:00:00Z"}),
+    )
+    .await;
+    let ctl = c.org.control();
+    let catalog = configure(&c.catalog, &["Invoice__c"], None);
+    let (first, sink) = run_fresh(&c.session, &c.config, &catalog).await;
+    first.unwrap();
+    let mut states = States::default();
+    states.update(&sink, &["Invoice__c"]);
+    ctl.advance_clock(HOUR);
+    let (second, sink) = run_from(&c, &catalog, &states).await;
+    second.unwrap();
+    assert!(
+        !sink
+            .logs()
+            .iter()
+            .any(|(_, m)| m.contains("formula refresh")),
+        "{:?}",
+        sink.logs()
+    );
+    assert!(sink.records("Invoice__c").is_empty());
+}
+
 #[test]
 fn formula_refresh_is_off_by_default_and_must_be_a_duration() {
     let base = json!({"client_id": "a", "client_secret": "b", "refresh_token": "c",

@@ -19,10 +19,23 @@ use crate::time::{add, delta, format_instant};
 /// A read of the whole object that refreshes its formula values.
 #[derive(Debug, Clone)]
 pub(super) struct FormulaRefresh {
-    /// The instant the read reaches: written as `formula_refreshed_at` when it completes.
+    /// When the read began, on the org's clock: written as `formula_refreshed_at` when it
+    /// completes (and from the start for a first read).
     at: DateTime<Utc>,
     /// Set when the stream had been read before (a refresh, logged); unset for a first read.
     before: Option<Cost>,
+}
+
+impl FormulaRefresh {
+    /// True for a first read of the stream (nothing to refresh: it reads everything anyway).
+    pub(super) fn is_first_read(&self) -> bool {
+        self.before.is_none()
+    }
+
+    /// When the read began, on the org's clock: what `formula_refreshed_at` says once it ends.
+    pub(super) fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
 }
 
 /// What the stream had spent when the refresh began.
@@ -60,7 +73,10 @@ impl Runner {
         if formulas.is_empty() {
             return None;
         }
-        let at = self.shared.params.upper();
+        // The org's clock, not the read's upper bound: formula values are computed when read,
+        // and the due check compares with the clock (an `end_date` in the past made every sync
+        // due).
+        let at = self.shared.params.now;
         if state.is_empty() {
             return Some(FormulaRefresh { at, before: None });
         }

@@ -63,6 +63,14 @@ impl Runner {
         }
         self.continue_jobs(run).await?;
         run.formula_refresh = self.formula_refresh(run).await;
+        // A first read is a whole read: every state it writes says when it began, so a first
+        // read cut short (the daily limit, a kill) is continued by the next sync, not taken
+        // for a stream never read whole and started over.
+        if let (Some(refresh), Some(state)) = (&run.formula_refresh, run.state.as_mut()) {
+            if refresh.is_first_read() {
+                *state = std::mem::take(state).with_formula_refreshed_at(Some(refresh.at()));
+            }
+        }
         let planner = self.shared.options.planner.clone();
         let (mut api, queue, skip) = match &run.state {
             None => {
