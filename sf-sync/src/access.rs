@@ -16,7 +16,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 use sf_auth::Session;
 use sf_discovery::{DescribeStream, StreamCriteria};
-use sf_rest::{RestConfig, RestReader};
+use sf_rest::{ErrorKind, RestConfig, RestReader};
 
 use crate::catalog::ConfiguredCatalog;
 use crate::error::{Error, Failure};
@@ -110,6 +110,10 @@ pub enum AccessWarning {
     PermissionsUnknown {
         /// Why.
         reason: String,
+        /// Whether the org refused the permission queries for the user's lack of access (the
+        /// fix is a permission), rather than for a passing reason (the daily limit, an outage:
+        /// the fix is to run the check again).
+        refused: bool,
     },
     /// The org's daily API usage has reached the allocation, or the config's `api_budget`: a
     /// read stops at once (with success) and reads nothing.
@@ -192,11 +196,22 @@ impl fmt::Display for AccessWarning {
                  the criteria's values (they match object API names, such as `Account` or \
                  `Invoice__c`, case-insensitively)"
             ),
-            AccessWarning::PermissionsUnknown { reason } => write!(
+            AccessWarning::PermissionsUnknown {
+                reason,
+                refused: true,
+            } => write!(
                 f,
                 "the user's permissions could not be read ({reason}), so rows hidden by sharing \
                  cannot be ruled out. Fix: grant \"View Setup and Configuration\" to check them, \
                  and \"View All Data\" for a complete sync"
+            ),
+            AccessWarning::PermissionsUnknown {
+                reason,
+                refused: false,
+            } => write!(
+                f,
+                "the user's permissions could not be read ({reason}), so rows hidden by sharing \
+                 cannot be ruled out. Fix: run the check again once that has passed"
             ),
         }
     }
@@ -389,16 +404,17 @@ pub async fn check_access_with(
         report.permissions = match &user_id {
             Some(id) => match permissions(reader, id).await {
                 Ok(p) => Some(p),
-                Err(reason) => {
+                Err((reason, refused)) => {
                     report
                         .warnings
-                        .push(AccessWarning::PermissionsUnknown { reason });
+                        .push(AccessWarning::PermissionsUnknown { reason, refused });
                     None
                 }
             },
             None => {
                 report.warnings.push(AccessWarning::PermissionsUnknown {
                     reason: "the token answer named no user".to_string(),
+                    refused: false,
                 });
                 None
             }
@@ -488,12 +504,20 @@ fn warnings(
 }
 
 /// The user's permissions: 2 queries, or 3 without "View All Data".
-async fn permissions(reader: &RestReader, user_id: &str) -> Result<Permissions, String> {
+///
+/// `Err` holds why, and whether the org refused the queries for the user's lack of access.
+async fn permissions(reader: &RestReader, user_id: &str) -> Result<Permissions, (String, bool)> {
     let query = |object: &'static str, soql: String| async move {
-        reader
-            .query_rows(object, &soql)
-            .await
-            .map_err(|e| e.to_string())
+        reader.query_rows(object, &soql).await.map_err(|e| {
+            let refused = matches!(
+                e.kind(),
+                ErrorKind::InsufficientAccess
+                    | ErrorKind::ObjectNotQueryable
+                    | ErrorKind::PermissionRequired
+                    | ErrorKind::NotFound
+            );
+            (e.to_string(), refused)
+        })
     };
     let assignments = query(
         "PermissionSetAssignment",

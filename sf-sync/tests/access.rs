@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{configure, connect, login, org_config, run_fresh};
+use common::{allow_calls, configure, connect, login, org_config, run_fresh};
 use serde_json::json;
 use sf_sync::{check_access, AccessWarning, SyncConfig};
 
@@ -149,4 +149,30 @@ async fn the_restricted_user_reads_fewer_rows_and_the_check_says_so_first() {
     assert_eq!(sink.records("User").len(), 1);
     assert!(!admin_sink.records("ActiveProfileMetric").is_empty());
     assert_eq!(sink.records("ActiveProfileMetric").len(), 0);
+}
+
+/// The daily limit reached while the check reads the user's permissions: the warning says to
+/// run the check again, not to grant a permission the user may well have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissions_unread_at_the_limit_are_not_blamed_on_a_permission() {
+    let c = connect(org_config(95), json!({})).await;
+    let ctl = c.org.control();
+    let mut seen = 0;
+    for calls in 1..8 {
+        allow_calls(&ctl, calls);
+        let Ok(report) = sf_sync::check_access(&c.session, None).await else {
+            continue;
+        };
+        for warning in &report.warnings {
+            if let AccessWarning::PermissionsUnknown { refused, .. } = warning {
+                seen += 1;
+                assert!(!refused, "{warning}");
+                assert!(
+                    warning.to_string().contains("run the check again"),
+                    "{warning}"
+                );
+            }
+        }
+    }
+    assert!(seen > 0, "the limit never fell on the permission queries");
 }

@@ -127,3 +127,21 @@ fn ids_are_checked_before_they_reach_soql() {
     assert!(!is_id("005' OR Id != '"));
     assert!(!is_id("005"));
 }
+
+#[test]
+fn unknown_permissions_blame_a_permission_only_when_access_was_refused() {
+    let refused = AccessWarning::PermissionsUnknown {
+        reason: "INSUFFICIENT_ACCESS".into(),
+        refused: true,
+    };
+    assert!(refused
+        .to_string()
+        .contains("Fix: grant \"View Setup and Configuration\""));
+    let passing = AccessWarning::PermissionsUnknown {
+        reason: "the daily API limit is reached".into(),
+        refused: false,
+    };
+    let text = passing.to_string();
+    assert!(text.contains("Fix: run the check again"), "{text}");
+    assert!(!text.contains("View Setup"), "{text}");
+}
