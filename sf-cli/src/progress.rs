@@ -81,18 +81,37 @@ impl Progress {
     pub fn finish(&mut self, stream: &str, how: &str) {
         if let Some(bar) = self.bar(stream) {
             let api = bar.message();
+            // The rate at the finish, kept: indicatif's keeps dividing by the time since the
+            // bar began while other streams' lines are redrawn.
+            let seconds = bar.elapsed().as_secs_f64();
+            let rate = if seconds > 0.0 {
+                bar.position() as f64 / seconds
+            } else {
+                0.0
+            };
+            let template = if bar.length().is_some() {
+                COUNTED
+            } else {
+                UNCOUNTED
+            };
+            bar.set_style(style_at(template, Some(rate)));
             bar.finish_with_message(format!("{api} {how}").trim().to_string());
         }
     }
 }
 
 fn style(template: &str) -> ProgressStyle {
+    style_at(template, None)
+}
+
+/// `template`'s style, its `{rate}` the live one, or `frozen` once the stream has ended.
+fn style_at(template: &str, frozen: Option<f64>) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .with_key(
             "rate",
-            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{:.0}/s", state.per_sec());
+            move |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}/s", frozen.unwrap_or_else(|| state.per_sec()));
             },
         )
 }
@@ -239,5 +258,24 @@ mod tests {
         progress.rows("Contact", 12);
         progress.finish("Contact", "done");
         assert!(term.text().contains("12/12"), "{}", term.text());
+    }
+
+    /// The style a stream gets when it ends shows the rate it is given, whatever the bar's own
+    /// clock says since (indicatif's kept falling on a terminal while other lines redrew).
+    #[test]
+    fn a_frozen_rate_is_the_one_shown() {
+        let term = Captured::default();
+        let multi =
+            MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(term.clone())));
+        let bar = multi.add(ProgressBar::no_length());
+        bar.set_style(style_at(UNCOUNTED, Some(1234.4)));
+        bar.set_prefix("Lead");
+        bar.set_position(5_000);
+        bar.finish_with_message("REST done");
+        let text = term.text();
+        assert!(
+            last_line(&text, "Lead").trim_end().ends_with("1234/s"),
+            "{text}"
+        );
     }
 }
