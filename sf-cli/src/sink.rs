@@ -436,9 +436,10 @@ impl Sink for AirbyteSink {
     }
 
     async fn summary(&mut self, summary: &SyncSummary) -> Result<(), sf_sync::Error> {
+        // Kept first: a closed stdout fails the flush, and the run report is written from it.
+        self.summary = Some(summary.clone());
         self.flush_records()?;
         self.out.flush().map_err(sf_sync::Error::sink)?;
-        self.summary = Some(summary.clone());
         Ok(())
     }
 

@@ -195,3 +195,57 @@ async fn a_report_path_in_no_directory_is_refused_before_the_read() {
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(report["streams"][0]["rows"], 50);
 }
+
+/// A read whose stdout closes early (`sfconnect read ... | head -n 3`) still writes its run
+/// report: the report does not go through the output that failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_whose_stdout_closes_still_writes_its_report() {
+    let env = Env::start(
+        "report-stdout-closed",
+        OrgConfig::new(58, Scale::Tiny)
+            .rows("Contact", 20_000)
+            .default_batch_size(200),
+    )
+    .await;
+    let config = env.write("config.json", &env.config(json!({})));
+    let streams = env.write("catalog.json", &catalog(&[("Contact", "full_refresh")]));
+    let path = env.dir.join("closed.report.json");
+    let dir = env.dir.clone();
+    let report = path.clone();
+    let code = tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(harness::BIN)
+            .args([
+                "read",
+                "--config",
+                config.to_str().unwrap(),
+                "--catalog",
+                streams.to_str().unwrap(),
+                "--report",
+                report.to_str().unwrap(),
+            ])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        for _ in 0..3 {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+        }
+        drop(reader);
+        child.wait().unwrap().code()
+    })
+    .await
+    .unwrap();
+    assert_ne!(
+        code,
+        Some(0),
+        "a read that could not write its output succeeded"
+    );
+    let text = std::fs::read_to_string(&path).expect("no report written");
+    let report: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["streams"][0]["stream"], "Contact", "{report}");
+}

@@ -280,14 +280,17 @@ pub async fn read_with(
         }
         streams.push(outcome.summary);
     }
-    if let Some(e) = sink_error {
-        return Err(e);
-    }
     let api_requests = Some(session.request_count().saturating_sub(requests_before));
     let summary = SyncSummary {
         streams,
         api_requests,
     };
+    if let Some(e) = sink_error {
+        // The sink is told how the streams ended even so (a run report does not go through
+        // the output that failed); the sync's error is the sink's.
+        let _ = sink.summary(&summary).await;
+        return Err(e);
+    }
     sink.summary(&summary).await?;
     match first_error {
         Some(e) => Err(e),
