@@ -209,6 +209,49 @@ async fn a_past_end_date_does_not_make_every_sync_a_refresh() {
     assert!(sink.records("Invoice__c").is_empty());
 }
 
+/// A refresh is due a little early (a tenth of the period, at most an hour), so a daily sync
+/// that starts a moment sooner than yesterday's still refreshes; its LOG counts the rows read
+/// whole, not the tombstones of records hard-deleted since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_refresh_is_due_a_little_early_and_counts_rows_only() {
+    let c = connect(
+        org_config(84).rows("Invoice__c", 300),
+        json!({"formula_refresh": "P1D"}),
+    )
+    .await;
+    let ctl = c.org.control();
+    let catalog = configure(&c.catalog, &["Invoice__c"], None);
+    let (first, sink) = run_fresh(&c.session, &c.config, &catalog).await;
+    first.unwrap();
+    let mut states = States::default();
+    states.update(&sink, &["Invoice__c"]);
+    ctl.advance_clock(HOUR);
+    let gone = ctl
+        .mutate(fixtures::Mutation::new("Invoice__c").hard_delete(1))
+        .hard_deleted;
+    assert_eq!(gone.len(), 1);
+    ctl.advance_clock(DAY - HOUR - 30 * 60);
+    let (second, sink) = run_from(&c, &catalog, &states).await;
+    second.unwrap();
+    let rows = ctl.truth("Invoice__c").len();
+    let done = sink
+        .logs()
+        .into_iter()
+        .find(|(_, m)| m.starts_with("Invoice__c: formula refresh done: "))
+        .map(|(_, m)| m.to_string())
+        .unwrap_or_else(|| panic!("not refreshed 30 minutes early: {:?}", sink.logs()));
+    assert!(
+        done.starts_with(&format!(
+            "Invoice__c: formula refresh done: {rows} records re-read"
+        )),
+        "{done} ({rows} rows)"
+    );
+    assert!(sink
+        .records("Invoice__c")
+        .iter()
+        .any(|r| r.id() == Some(gone[0].as_str())));
+}
+
 #[test]
 fn formula_refresh_is_off_by_default_and_must_be_a_duration() {
     let base = json!({"client_id": "a", "client_secret": "b", "refresh_token": "c",
