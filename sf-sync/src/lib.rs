@@ -140,7 +140,8 @@ pub use sink::{
     StreamSummary, SyncSummary,
 };
 pub use state::{
-    full_refresh_state, query_hash, InputState, JobCheckpoint, SavedState, StateSlice, StreamState,
+    full_refresh_state, query_hash, InputState, JobCheckpoint, RefreshProgress, SavedState,
+    StateSlice, StreamState,
 };
 pub use tokio_util::sync::CancellationToken;
 

@@ -11,6 +11,7 @@ use crate::time::{format_instant, parse_instant};
 mod input;
 mod jobs;
 mod refresh;
+pub use refresh::RefreshProgress;
 
 pub use input::InputState;
 pub use jobs::{query_hash, JobCheckpoint};
@@ -82,6 +83,8 @@ pub struct StreamState {
     deletes_unknown_from: Option<DateTime<Utc>>,
     /// Deletes before here concern no record the destination holds (`refresh.rs`).
     deletes_known_to: Option<DateTime<Utc>>,
+    /// A formula refresh under way (`refresh.rs`).
+    refresh_progress: Option<refresh::RefreshProgress>,
     /// Where this sync reads from (`start_date`): the placeholder slice of a state written
     /// before any span is read (see [`StreamState::to_json`]). Not read back.
     floor: Option<DateTime<Utc>>,
@@ -111,12 +114,7 @@ impl StreamState {
         }
         StreamState {
             slices: merged,
-            org_id: None,
-            jobs: Vec::new(),
-            formula_refreshed_at: None,
-            deletes_unknown_from: None,
-            deletes_known_to: None,
-            floor: None,
+            ..StreamState::default()
         }
     }
 
@@ -173,19 +171,7 @@ impl StreamState {
             return;
         }
         let slices = std::mem::take(&mut self.slices);
-        let org_id = self.org_id.take();
-        let jobs = std::mem::take(&mut self.jobs);
-        let refreshed = self.formula_refreshed_at.take();
-        let deletes = self.deletes_unknown_from.take();
-        let known = self.deletes_known_to.take();
-        let floor = self.floor.take();
-        *self = StreamState::from_slices(slices.into_iter().chain(Some(slice)))
-            .with_org_id(org_id)
-            .with_jobs(jobs)
-            .with_formula_refreshed_at(refreshed);
-        self.deletes_unknown_from = deletes;
-        self.deletes_known_to = known;
-        self.floor = floor;
+        self.slices = StreamState::from_slices(slices.into_iter().chain(Some(slice))).slices;
     }
 
     /// Goes back to `slices` (as [`StreamState::slices`] gave them earlier): what was added
@@ -269,6 +255,11 @@ impl StreamState {
                 (refresh::REFRESHED_KEY, self.formula_refreshed_at),
                 (refresh::DELETES_KEY, self.deletes_unknown_from),
                 (refresh::KNOWN_KEY, self.deletes_known_to),
+                (refresh::BEGAN_KEY, self.refresh_progress.map(|p| p.began)),
+                (
+                    refresh::REACHED_KEY,
+                    self.refresh_progress.map(|p| p.reached),
+                ),
             ] {
                 if let Some(at) = at {
                     object.insert(key.to_string(), Value::String(format_instant(at)));
@@ -498,6 +489,7 @@ fn parse_date_range(
     let refreshed = refresh::parse_instant_at(stream, obj, path, refresh::REFRESHED_KEY)?;
     let deletes = refresh::parse_instant_at(stream, obj, path, refresh::DELETES_KEY)?;
     let known = refresh::parse_instant_at(stream, obj, path, refresh::KNOWN_KEY)?;
+    let progress = refresh::parse_progress(stream, obj, path)?;
     let slices = match obj.get("slices") {
         None | Some(Value::Null) => {
             let mut state = StreamState::new()
@@ -506,6 +498,7 @@ fn parse_date_range(
                 .with_formula_refreshed_at(refreshed);
             state.deletes_unknown_from = deletes;
             state.deletes_known_to = known;
+            state.refresh_progress = progress;
             return Ok(state);
         }
         Some(Value::Array(slices)) => slices,
@@ -574,6 +567,7 @@ fn parse_date_range(
         .with_formula_refreshed_at(refreshed);
     state.deletes_unknown_from = deletes;
     state.deletes_known_to = known;
+    state.refresh_progress = progress;
     Ok(state)
 }
 

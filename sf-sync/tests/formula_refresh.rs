@@ -252,6 +252,70 @@ async fn a_daily_refresh_is_due_a_little_early_and_counts_rows_only() {
         .any(|r| r.id() == Some(gone[0].as_str())));
 }
 
+/// A refresh cut short (here by the daily limit) writes when it began and how far it read; the
+/// next sync continues it from there instead of starting over, and once it ends the stream's
+/// `formula_refreshed_at` is when it began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_cut_short_is_continued_from_where_it_was() {
+    let c = connect(
+        org_config(85).rows("Invoice__c", 1_000),
+        json!({"formula_refresh": "P1D", "stream_slice_step": "P30D"}),
+    )
+    .await;
+    let ctl = c.org.control();
+    let catalog = configure(&c.catalog, &["Invoice__c"], None);
+    let (first, sink) = run_fresh(&c.session, &c.config, &catalog).await;
+    first.unwrap();
+    let total = sink.records("Invoice__c").len();
+    let mut states = States::default();
+    states.update(&sink, &["Invoice__c"]);
+
+    // Windows of about 200 rows, pages of 200: the limit falls inside the refresh.
+    let mut options = common::fast_options();
+    options.rest_batch_size = Some(200);
+    options.planner.rest_rows_per_window = 200;
+    ctl.advance_clock(2 * DAY);
+    common::allow_calls(&ctl, 9);
+    let input = states.input();
+    let (cut, sink) = common::run(&c.session, &c.config, &catalog, &input, &options).await;
+    cut.unwrap();
+    let read_cut = sink.records("Invoice__c").len();
+    assert!(
+        read_cut > 200 && read_cut < total,
+        "{read_cut} of {total}: {:?}",
+        sink.logs()
+    );
+    let state = sink.last_state("Invoice__c").unwrap().clone();
+    let began = state["formula_refresh_began"].clone();
+    let reached = state["formula_refresh_reached"].clone();
+    assert!(began.is_string() && reached.is_string(), "{state}");
+    states.update(&sink, &["Invoice__c"]);
+
+    ctl.set_faults(fixtures::Faults::default());
+    ctl.advance_clock(HOUR);
+    let input = states.input();
+    let (rest, sink) = common::run(&c.session, &c.config, &catalog, &input, &options).await;
+    rest.unwrap();
+    assert!(
+        sink.logs().iter().any(|(_, m)| m.contains(&format!(
+            "continuing the refresh begun at {}",
+            began.as_str().unwrap()
+        ))),
+        "{:?}",
+        sink.logs()
+    );
+    let read_rest = sink.records("Invoice__c").len();
+    assert!(read_rest < total, "started over: {read_rest} of {total}");
+    assert!(
+        read_cut + read_rest >= total,
+        "{read_cut} + {read_rest} of {total}"
+    );
+    let last = sink.last_state("Invoice__c").unwrap();
+    assert_eq!(last["formula_refreshed_at"], began, "{last}");
+    assert!(last.get("formula_refresh_reached").is_none(), "{last}");
+    assert!(last.get("formula_refresh_began").is_none(), "{last}");
+}
+
 #[test]
 fn formula_refresh_is_off_by_default_and_must_be_a_duration() {
     let base = json!({"client_id": "a", "client_secret": "b", "refresh_token": "c",

@@ -2,6 +2,8 @@
 //! these keys):
 //! - `formula_refreshed_at`: when a stream with formula fields was last read whole for
 //!   `formula_refresh` (`stream/formulas.rs`);
+//! - `formula_refresh_began`, `formula_refresh_reached`: a refresh cut short (the daily limit, a
+//!   stop): when it began, and how far (a cursor value) it read; the next sync continues it;
 //! - `deletes_unknown_from`: the stream's hard deletes from here on are not known yet: a
 //!   getDeleted call failed, or its answer was complete only up to here (`latestDateCovered`)
 //!   while the state covers more. The next sync asks getDeleted from no later than this
@@ -20,6 +22,34 @@ use super::StreamState;
 use crate::config::json_kind;
 use crate::error::Error;
 use crate::time::parse_instant;
+
+/// The keys of a date-range state naming a formula refresh under way: when it began (the org's
+/// clock: `formula_refreshed_at` once it ends) and how far it has read (a cursor value: the
+/// next sync continues from there).
+pub(crate) const BEGAN_KEY: &str = "formula_refresh_began";
+pub(crate) const REACHED_KEY: &str = "formula_refresh_reached";
+
+/// A formula refresh under way: it began at `began` and has read everything before `reached`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshProgress {
+    /// When the refresh began, on the org's clock.
+    pub began: DateTime<Utc>,
+    /// The refresh has read every row whose cursor is before this.
+    pub reached: DateTime<Utc>,
+}
+
+/// The refresh under way a state names: both keys, or neither.
+pub(super) fn parse_progress(
+    stream: &str,
+    obj: &Map<String, Value>,
+    path: &str,
+) -> Result<Option<RefreshProgress>, Error> {
+    let began = parse_instant_at(stream, obj, path, BEGAN_KEY)?;
+    let reached = parse_instant_at(stream, obj, path, REACHED_KEY)?;
+    Ok(began
+        .zip(reached)
+        .map(|(began, reached)| RefreshProgress { began, reached }))
+}
 
 /// The key of a date-range state naming its stream's last formula refresh.
 pub(crate) const REFRESHED_KEY: &str = "formula_refreshed_at";
@@ -76,6 +106,16 @@ impl StreamState {
     /// Sets [`StreamState::deletes_known_to`].
     pub(crate) fn set_deletes_known_to(&mut self, at: DateTime<Utc>) {
         self.deletes_known_to = Some(at);
+    }
+
+    /// The formula refresh under way, if one was cut short (see the module).
+    pub fn refresh_progress(&self) -> Option<RefreshProgress> {
+        self.refresh_progress
+    }
+
+    /// Sets [`StreamState::refresh_progress`] (`None`: no refresh under way).
+    pub(crate) fn set_refresh_progress(&mut self, progress: Option<RefreshProgress>) {
+        self.refresh_progress = progress;
     }
 }
 
@@ -142,5 +182,44 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("deletes_unknown_from"), "{err}");
+    }
+
+    #[test]
+    fn a_refresh_under_way_round_trips_and_survives_a_slice_added() {
+        let value = json!({"state_type": "date-range",
+            "slices": [{"start": "2024-01-01T00:00:00.000Z", "end": "2024-02-01T00:00:00.000Z"}],
+            "formula_refresh_began": "2024-02-01T00:00:00.000Z",
+            "formula_refresh_reached": "2024-01-10T00:00:00.000Z"});
+        let Ok(SavedState::DateRange(state)) = SavedState::from_value("Invoice__c", &value) else {
+            panic!("not read");
+        };
+        let progress = state.refresh_progress().map(|p| {
+            (
+                crate::time::format_instant(p.began),
+                crate::time::format_instant(p.reached),
+            )
+        });
+        assert_eq!(
+            progress,
+            Some((
+                "2024-02-01T00:00:00.000Z".to_string(),
+                "2024-01-10T00:00:00.000Z".to_string()
+            ))
+        );
+        assert_eq!(state.to_json(), value, "written back as read");
+        let mut added = state.clone();
+        added.add(crate::state::StateSlice::new(
+            crate::time::parse_instant("2024-02-01T00:00:00Z").unwrap_or_default(),
+            crate::time::parse_instant("2024-03-01T00:00:00Z").unwrap_or_default(),
+        ));
+        assert_eq!(added.refresh_progress(), state.refresh_progress());
+        // One key without the other names no refresh.
+        let mut half = value.clone();
+        half.as_object_mut()
+            .map(|o| o.remove("formula_refresh_began"));
+        let Ok(SavedState::DateRange(half)) = SavedState::from_value("Invoice__c", &half) else {
+            panic!("not read");
+        };
+        assert_eq!(half.refresh_progress(), None);
     }
 }

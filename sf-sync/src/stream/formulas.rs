@@ -24,6 +24,8 @@ pub(super) struct FormulaRefresh {
     at: DateTime<Utc>,
     /// Set when the stream had been read before (a refresh, logged); unset for a first read.
     before: Option<Cost>,
+    /// A refresh cut short by an earlier sync, continued: it read every row before this.
+    from: Option<DateTime<Utc>>,
 }
 
 impl FormulaRefresh {
@@ -35,6 +37,11 @@ impl FormulaRefresh {
     /// When the read began, on the org's clock: what `formula_refreshed_at` says once it ends.
     pub(super) fn at(&self) -> DateTime<Utc> {
         self.at
+    }
+
+    /// Where a refresh an earlier sync cut short continues: it read every row before this.
+    pub(super) fn continues_from(&self) -> Option<DateTime<Utc>> {
+        self.from
     }
 }
 
@@ -79,7 +86,11 @@ impl Runner {
         // due).
         let at = self.shared.params.now;
         if state.is_empty() {
-            return Some(FormulaRefresh { at, before: None });
+            return Some(FormulaRefresh {
+                at,
+                before: None,
+                from: None,
+            });
         }
         // Due a little early (a tenth of the period, at most an hour): a sync scheduled every
         // period that reaches this point a second sooner than the last would otherwise wait a
@@ -94,11 +105,21 @@ impl Runner {
             Some(last) => format!("last read whole at {}", format_instant(last)),
             None => "its state does not say when it was last read whole".to_string(),
         };
+        // A refresh an earlier sync cut short goes on from where it was: started over each
+        // time, one that never fits in a sync would never end.
+        let progress = state.refresh_progress();
+        let what = match progress {
+            Some(p) => format!(
+                "continuing the refresh begun at {} from {} (the cursor it had reached)",
+                format_instant(p.began),
+                format_instant(p.reached)
+            ),
+            None => "reading the object whole again from start_date".to_string(),
+        };
         self.log(
             LogLevel::Info,
             format!(
-                "{}: formula refresh: {} ({since}, formula_refresh {every}): reading the object \
-                 whole again from start_date",
+                "{}: formula refresh: {} ({since}, formula_refresh {every}): {what}",
                 self.name,
                 formulas
                     .iter()
@@ -109,12 +130,13 @@ impl Runner {
         )
         .await;
         Some(FormulaRefresh {
-            at,
+            at: progress.map_or(at, |p| p.began),
             before: Some(Cost {
                 calls: self.stream_calls(),
                 records: self.records,
                 tombstones: self.tombstones.emitted,
             }),
+            from: progress.map(|p| p.reached),
         })
     }
 
@@ -128,6 +150,7 @@ impl Runner {
             return Ok(());
         };
         *state = std::mem::take(state).with_formula_refreshed_at(Some(refresh.at));
+        state.set_refresh_progress(None);
         let json = state.to_json();
         self.send(Msg::State(self.idx, json)).await?;
         if let Some(before) = refresh.before {

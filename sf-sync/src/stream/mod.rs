@@ -550,6 +550,12 @@ impl Runner {
         self.emit_tombstones(span.map(|w| w.end)).await?;
         if let (Some(window), Some(state)) = (span, run.state.as_mut()) {
             state.add(window.to_slice(most_recent));
+            // A refresh's windows come in cursor order: it has read everything before this one's
+            // end.
+            if let Some(mut progress) = state.refresh_progress() {
+                progress.reached = progress.reached.max(window.end);
+                state.set_refresh_progress(Some(progress));
+            }
             self.tombstones.note_in(state);
             let json = state.to_json();
             self.send(Msg::State(self.idx, json)).await?;

@@ -69,6 +69,16 @@ impl Runner {
         if let (Some(refresh), Some(state)) = (&run.formula_refresh, run.state.as_mut()) {
             if refresh.is_first_read() {
                 *state = std::mem::take(state).with_formula_refreshed_at(Some(refresh.at()));
+            } else {
+                // A refresh: every state it writes says when it began and how far it read
+                // (`span_done` moves that on), so a refresh cut short is continued.
+                let reached = refresh
+                    .continues_from()
+                    .unwrap_or(self.shared.params.start_date);
+                state.set_refresh_progress(Some(crate::state::RefreshProgress {
+                    began: refresh.at(),
+                    reached,
+                }));
             }
         }
         let planner = self.shared.options.planner.clone();
@@ -96,9 +106,17 @@ impl Runner {
             Some(state) => {
                 let params = self.shared.params;
                 let since_last = uncovered_spans(state, &params);
-                // A formula refresh reads everything again, as a first read does.
-                let spans = match run.formula_refresh {
-                    Some(_) => uncovered_spans(&crate::state::StreamState::new(), &params),
+                // A formula refresh reads everything again, as a first read does (from where it
+                // was, when continued).
+                let spans = match run.formula_refresh.as_ref().map(|r| r.continues_from()) {
+                    Some(None) => uncovered_spans(&crate::state::StreamState::new(), &params),
+                    Some(Some(reached)) => uncovered_spans(
+                        &crate::state::StreamState::from_slices([crate::state::StateSlice::new(
+                            params.start_date,
+                            reached,
+                        )]),
+                        &params,
+                    ),
                     None => since_last.clone(),
                 };
                 if spans.is_empty() {
@@ -124,6 +142,10 @@ impl Runner {
                         format!("{name}: incremental: nothing to read, {why}"),
                     )
                     .await;
+                    if run.formula_refresh.is_some() {
+                        // A refresh continued with nothing left to read has ended.
+                        return self.finish_refresh(run).await;
+                    }
                     if !state.is_empty() {
                         let json = state.to_json();
                         self.send(Msg::State(self.idx, json)).await?;
