@@ -443,10 +443,15 @@ impl Sink for AirbyteSink {
         Ok(())
     }
 
-    async fn plan(&mut self, stream: &str, plan: StreamPlan) -> Result<(), sf_sync::Error> {
+    async fn plan(&mut self, stream: &str, mut plan: StreamPlan) -> Result<(), sf_sync::Error> {
         self.progress.plan(stream, &plan);
         let rows = plan.estimated_rows;
-        self.observed.entry(stream.to_string()).or_default().plan = Some(plan);
+        let observed = self.observed.entry(stream.to_string()).or_default();
+        // A later plan without a count (a switch from Bulk to REST) keeps the count taken.
+        if plan.estimated_rows.is_none() {
+            plan.estimated_rows = observed.plan.as_ref().and_then(|p| p.estimated_rows);
+        }
+        observed.plan = Some(plan);
         match rows {
             Some(rows) => self.emit(&protocol::trace_estimate(stream, rows)),
             None => Ok(()),

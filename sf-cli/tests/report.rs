@@ -249,3 +249,46 @@ async fn a_read_whose_stdout_closes_still_writes_its_report() {
     let report: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(report["streams"][0]["stream"], "Contact", "{report}");
 }
+
+/// A stream whose Bulk jobs fail twice switches to REST: its report keeps the row count taken
+/// for the plan (the ESTIMATE emitted), not the REST plan's none.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_to_rest_keeps_the_counted_estimate_in_the_report() {
+    let org = OrgConfig::new(59, Scale::Tiny)
+        .rows("Contact", 500)
+        .faults(fixtures::Faults {
+            bulk_fail_next: 2,
+            ..fixtures::Faults::default()
+        });
+    let env = Env::start("report-fallback", org).await;
+    let config = env.write("config.json", &env.config(json!({})));
+    let streams = env.write("catalog.json", &catalog(&[("Contact", "full_refresh")]));
+    let path = env.dir.join("fallback.report.json");
+    let run = env
+        .run(
+            &[
+                "read",
+                "--config",
+                config.to_str().unwrap(),
+                "--catalog",
+                streams.to_str().unwrap(),
+                "--rest-max-rows",
+                "100",
+                "--report",
+                path.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .await;
+    run.assert_success();
+    let estimate = run
+        .of_type("TRACE")
+        .into_iter()
+        .find(|m| m["trace"]["type"] == "ESTIMATE")
+        .map(|m| m["trace"]["estimate"]["row_estimate"].clone())
+        .unwrap_or_else(|| panic!("no ESTIMATE: {}", run.dump()));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let contact = &report["streams"][0];
+    assert_eq!(contact["api"], "rest", "{report}");
+    assert_eq!(contact["estimated_rows"], estimate, "{report}");
+}
