@@ -290,6 +290,15 @@ async fn a_refresh_cut_short_is_continued_from_where_it_was() {
     let reached = state["formula_refresh_reached"].clone();
     assert!(began.is_string() && reached.is_string(), "{state}");
     states.update(&sink, &["Invoice__c"]);
+    // A sync without `formula_refresh` does not keep the refresh under way (its windows would
+    // move it on).
+    let plain = common::sync_config(&c.org, json!({"stream_slice_step": "P30D"}));
+    ctl.set_faults(fixtures::Faults::default());
+    let input = states.input();
+    let (without, sink) = common::run(&c.session, &plain, &catalog, &input, &options).await;
+    without.unwrap();
+    let last = sink.last_state("Invoice__c").unwrap();
+    assert!(last.get("formula_refresh_reached").is_none(), "{last}");
 
     ctl.set_faults(fixtures::Faults::default());
     ctl.advance_clock(HOUR);

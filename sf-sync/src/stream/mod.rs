@@ -552,7 +552,10 @@ impl Runner {
             state.add(window.to_slice(most_recent));
             // A refresh's windows come in cursor order: it has read everything before this one's
             // end.
-            if let Some(mut progress) = state.refresh_progress() {
+            if let Some(mut progress) = state
+                .refresh_progress()
+                .filter(|_| run.formula_refresh.is_some())
+            {
                 progress.reached = progress.reached.max(window.end);
                 state.set_refresh_progress(Some(progress));
             }

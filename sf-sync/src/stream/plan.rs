@@ -66,6 +66,12 @@ impl Runner {
         // A first read is a whole read: every state it writes says when it began, so a first
         // read cut short (the daily limit, a kill) is continued by the next sync, not taken
         // for a stream never read whole and started over.
+        if let (None, Some(state)) = (&run.formula_refresh, run.state.as_mut()) {
+            // No refresh this sync (`formula_refresh` unset, or no formula field selected any
+            // more): a refresh an earlier sync cut short is not continued later from a point
+            // this sync's windows would move.
+            state.set_refresh_progress(None);
+        }
         if let (Some(refresh), Some(state)) = (&run.formula_refresh, run.state.as_mut()) {
             if refresh.is_first_read() {
                 *state = std::mem::take(state).with_formula_refreshed_at(Some(refresh.at()));
