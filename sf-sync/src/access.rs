@@ -509,12 +509,13 @@ fn warnings(
 async fn permissions(reader: &RestReader, user_id: &str) -> Result<Permissions, (String, bool)> {
     let query = |object: &'static str, soql: String| async move {
         reader.query_rows(object, &soql).await.map_err(|e| {
-            let refused = matches!(
+            // A passing reason (the limit, an outage) says nothing of the user's access.
+            let refused = !matches!(
                 e.kind(),
-                ErrorKind::InsufficientAccess
-                    | ErrorKind::ObjectNotQueryable
-                    | ErrorKind::PermissionRequired
-                    | ErrorKind::NotFound
+                ErrorKind::DailyLimitExceeded
+                    | ErrorKind::ConcurrentLimit
+                    | ErrorKind::Transient
+                    | ErrorKind::Unauthenticated
             );
             (e.to_string(), refused)
         })

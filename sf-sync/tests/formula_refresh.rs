@@ -325,6 +325,79 @@ async fn a_refresh_cut_short_is_continued_from_where_it_was() {
     assert!(last.get("formula_refresh_began").is_none(), "{last}");
 }
 
+/// A refresh through Bulk cut short inside its jobs: the next sync continues the jobs the state
+/// names, and they count as the refresh's progress, so the refresh goes on after them instead of
+/// reading their windows again with new jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_refresh_cut_inside_its_jobs_counts_the_jobs_continued() {
+    let c = connect(
+        org_config(86).rows("Invoice__c", 1_000),
+        json!({"formula_refresh": "P1D"}),
+    )
+    .await;
+    let ctl = c.org.control();
+    let catalog = configure(&c.catalog, &["Invoice__c"], None);
+    let mut options = common::fast_options();
+    options.planner.rest_max_rows = 0;
+    options.planner.bulk_rows_per_window = 250;
+    let input = sf_sync::InputState::default();
+    let (first, sink) = common::run(&c.session, &c.config, &catalog, &input, &options).await;
+    first.unwrap();
+    assert!(!sink.records("Invoice__c").is_empty());
+    let total = ctl.truth("Invoice__c").len();
+    let mut states = States::default();
+    states.update(&sink, &["Invoice__c"]);
+
+    ctl.advance_clock(2 * DAY);
+    let mut cut = None;
+    for calls in 6..30 {
+        common::allow_calls(&ctl, calls);
+        let input = states.input();
+        let (run, sink) = common::run(&c.session, &c.config, &catalog, &input, &options).await;
+        run.unwrap();
+        let state = sink.last_state("Invoice__c").cloned().unwrap_or_default();
+        let named = state["bulk_jobs"].as_array().is_some_and(|j| !j.is_empty());
+        if named && state.get("formula_refresh_reached").is_some() {
+            let ids: Vec<String> = sink
+                .records("Invoice__c")
+                .iter()
+                .map(|r| r.id().unwrap().to_string())
+                .collect();
+            cut = Some((ids, state));
+            break;
+        }
+    }
+    let (cut_ids, state) = cut.expect("no run stopped inside the refresh's jobs");
+    let read_cut = cut_ids.len();
+    let mut states = States::default();
+    states.0.insert("Invoice__c".to_string(), state);
+    ctl.set_faults(fixtures::Faults::default());
+    let input = states.input();
+    let (rest, sink) = common::run(&c.session, &c.config, &catalog, &input, &options).await;
+    rest.unwrap();
+    let read_rest = sink.records("Invoice__c").len();
+    // Every row, and what the continued jobs read is not read again: the two syncs read each
+    // window once (less what a window's lookback reads twice).
+    let seen: std::collections::BTreeSet<String> = cut_ids
+        .into_iter()
+        .chain(
+            sink.records("Invoice__c")
+                .iter()
+                .map(|r| r.id().unwrap().to_string()),
+        )
+        .collect();
+    for row in ctl.truth("Invoice__c") {
+        let id = row["Id"].as_str().unwrap();
+        assert!(seen.contains(id), "{id} never read");
+    }
+    assert!(
+        read_cut + read_rest < total + 250,
+        "{read_cut} + {read_rest} of {total}: windows read twice"
+    );
+    let last = sink.last_state("Invoice__c").unwrap();
+    assert!(last.get("formula_refresh_reached").is_none(), "{last}");
+}
+
 #[test]
 fn formula_refresh_is_off_by_default_and_must_be_a_duration() {
     let base = json!({"client_id": "a", "client_secret": "b", "refresh_token": "c",

@@ -2,19 +2,22 @@
 //! changes (a parent record, a rate, `TODAY()`) without touching the record's `SystemModstamp`,
 //! so incremental windows keep serving the old value. With `formula_refresh` set, an incremental
 //! stream whose selected fields include a formula (describe `calculated: true`) is read whole
-//! again, from `start_date`, once its last whole read is older than that duration; the read is
-//! planned as a first read is (a `COUNT()`, then REST or Bulk by volume), emits complete records
-//! (a destination deduplicating on `Id` then holds current values), and its end writes
-//! `formula_refreshed_at` into the stream's state. A first read counts as a whole read; a state
-//! without the key is due at once. Streams without formula fields, or refreshed recently, are
-//! read incrementally as always. A refresh cut short (the daily limit, a cancel) leaves the old
-//! time: the next sync refreshes again.
+//! again, from `start_date`, once its last whole read is older than that duration (less a tenth
+//! of it, at most an hour); the read is planned as a first read is (a `COUNT()`, then REST or
+//! Bulk by volume), emits complete records (a destination deduplicating on `Id` then holds
+//! current values), and its end writes `formula_refreshed_at` (when it began, on the org's
+//! clock) into the stream's state. A first read counts as a whole read, and its states carry the
+//! key from the start, so a first read cut short is continued, not started over; a state without
+//! the key (written by another tool) is due at once. Streams without formula fields, or
+//! refreshed recently, are read incrementally as always. A refresh cut short (the daily limit, a
+//! cancel) leaves the old time and, in `formula_refresh_began` and `formula_refresh_reached`,
+//! when it began and how far it read: the next sync continues it from there.
 
 use chrono::{DateTime, Utc};
 
 use super::{Msg, ObjectRun, Runner, Stop};
 use crate::sink::LogLevel;
-use crate::time::{add, delta, format_instant};
+use crate::time::{add, delta, format_instant, sub};
 
 /// A read of the whole object that refreshes its formula values.
 #[derive(Debug, Clone)]
@@ -96,9 +99,10 @@ impl Runner {
         // period that reaches this point a second sooner than the last would otherwise wait a
         // whole period more.
         let last = state.formula_refreshed_at();
-        let slack = delta(every.as_std() / 10).min(chrono::TimeDelta::hours(1));
         let now = self.shared.params.now;
-        if last.is_some_and(|last| add(last, delta(every.as_std())) > add(now, slack)) {
+        if last
+            .is_some_and(|last| add(last, delta(every.as_std())) > add(now, slack(every.as_std())))
+        {
             return None;
         }
         let since = match last {
@@ -172,7 +176,10 @@ impl Runner {
                     if calls == 1 { "" } else { "s" },
                     self.shared
                         .formula_refresh
-                        .map(|every| format_instant(add(refresh.at, delta(every.as_std()))))
+                        .map(|every| format_instant(sub(
+                            add(refresh.at, delta(every.as_std())),
+                            slack(every.as_std())
+                        )))
                         .unwrap_or_default(),
                 ),
             )
@@ -180,4 +187,9 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// How early a refresh is due: a tenth of the period, at most an hour.
+fn slack(every: std::time::Duration) -> chrono::TimeDelta {
+    delta(every / 10).min(chrono::TimeDelta::hours(1))
 }

@@ -550,11 +550,13 @@ impl Runner {
         self.emit_tombstones(span.map(|w| w.end)).await?;
         if let (Some(window), Some(state)) = (span, run.state.as_mut()) {
             state.add(window.to_slice(most_recent));
-            // A refresh's windows come in cursor order: it has read everything before this one's
-            // end.
+            // A refresh under way has read everything before this window's end when the window
+            // starts where it had reached (its windows come in cursor order), whichever path
+            // read it: a Bulk job of the refresh continued from the state is read before this
+            // sync decides on the refresh. (A sync with no refresh drops the progress: `plan`.)
             if let Some(mut progress) = state
                 .refresh_progress()
-                .filter(|_| run.formula_refresh.is_some())
+                .filter(|p| window.start <= p.reached)
             {
                 progress.reached = progress.reached.max(window.end);
                 state.set_refresh_progress(Some(progress));
