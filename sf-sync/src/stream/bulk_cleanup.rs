@@ -43,6 +43,12 @@ impl Runner {
         self.discard_jobs(ids).await;
     }
 
+    /// Aborts and deletes the jobs the input state named that this sync will not continue.
+    pub(super) async fn discard_resumable(&self, run: &mut super::ObjectRun) {
+        let ids: Vec<String> = run.progress.resumable.drain(..).map(|j| j.job_id).collect();
+        self.discard_jobs(ids).await;
+    }
+
     /// Aborts and deletes `ids` (see [`abort_and_delete`]), each said in the LOG.
     pub(super) async fn discard_jobs(&self, ids: impl IntoIterator<Item = String>) {
         for id in ids {

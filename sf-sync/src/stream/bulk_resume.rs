@@ -162,8 +162,7 @@ impl Runner {
         if run.state.is_none() || run.constraint == ApiConstraint::RestOnly {
             // Their windows are planned as any other; the jobs, which the state named, are not
             // left on the org.
-            let ids: Vec<String> = run.progress.resumable.drain(..).map(|j| j.job_id).collect();
-            self.discard_jobs(ids).await;
+            self.discard_resumable(run).await;
             return Ok(());
         }
         self.log(
@@ -194,8 +193,7 @@ impl Runner {
         )
         .await;
         run.constraint = ApiConstraint::RestOnly;
-        let ids: Vec<String> = run.progress.resumable.drain(..).map(|j| j.job_id).collect();
-        self.discard_jobs(ids).await;
+        self.discard_resumable(run).await;
         self.api = Some(Api::Rest);
         self.rest_spans(run, &mut queue).await
     }

@@ -383,11 +383,7 @@ impl Runner {
                 Some(answer) => answer,
                 None => {
                     calls += 1;
-                    tokio::select! {
-                        biased;
-                        _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled),
-                        answer = self.shared.rest.deleted(&run.setup.spec.name, piece.start, piece.end) => answer,
-                    }
+                    self.ask_deleted(&run.setup.spec.name, piece).await?
                 }
             };
             match answer {
@@ -526,16 +522,25 @@ impl Runner {
         .await;
     }
 
+    /// getDeleted for `object` over `window`, alone (one API call), unless the sync is cancelled.
+    async fn ask_deleted(
+        &self,
+        object: &str,
+        window: Window,
+    ) -> Result<Result<sf_rest::DeletedRecords, sf_rest::Error>, Stop> {
+        tokio::select! {
+            biased;
+            _ = self.shared.cancel.cancelled() => Err(Stop::Cancelled),
+            answer = self.shared.rest.deleted(object, window.start, window.end) => Ok(answer),
+        }
+    }
+
     /// The earliest deletion the org's log still keeps for `object` (getDeleted's
     /// `earliestDateAvailable`), from a listing of the last minute; `None` when that fails too.
     async fn earliest_listed(&self, object: &str) -> Result<Option<DateTime<Utc>>, Stop> {
         let now = minute(self.shared.params.now);
-        let probe = tokio::select! {
-            biased;
-            _ = self.shared.cancel.cancelled() => return Err(Stop::Cancelled),
-            answer = self.shared.rest.deleted(object, sub(now, TimeDelta::minutes(1)), now) => answer,
-        };
-        match probe {
+        let last_minute = Window::new(sub(now, TimeDelta::minutes(1)), now);
+        match self.ask_deleted(object, last_minute).await? {
             Ok(answer) => Ok(answer.earliest_date_available),
             Err(e) if e.kind() == sf_rest::ErrorKind::DailyLimitExceeded => {
                 Err(Stop::Limit(self.shared.hit_limit(&e.to_string())))
