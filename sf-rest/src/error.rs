@@ -56,7 +56,14 @@ pub enum Error {
         source: Box<sf_auth::Error>,
     },
     /// The daily API limit (`REQUEST_LIMIT_EXCEEDED`) or the sync's API budget is used up.
-    #[error("query on `{stream}` stopped: the daily API limit is reached ({message})")]
+    #[error(
+        "query on `{stream}` stopped: {}",
+        match source.as_ref() {
+            // Its message says the budget and the usage.
+            sf_auth::Error::BudgetExhausted { .. } => message.clone(),
+            _ => format!("the daily API limit is reached ({message})"),
+        }
+    )]
     DailyLimitExceeded {
         /// The stream (object) queried.
         stream: String,

@@ -152,7 +152,10 @@ async fn the_api_budget_stops_the_sync_like_the_limit() {
     for (_, reason) in summary.incomplete() {
         match reason {
             IncompleteReason::ApiLimit { detail } => {
-                assert!(detail.contains("budget"), "{detail}")
+                assert!(detail.contains("the API budget is used up"), "{detail}");
+                // Only the budget was reached, and the usage is said once.
+                assert!(!detail.contains("daily API limit is reached"), "{detail}");
+                assert!(!detail.contains("api-usage"), "{detail}");
             }
             other => panic!("{other:?}"),
         }

@@ -436,9 +436,7 @@ impl Runner {
     fn bulk_span_error(&self, span: &Span, e: sf_bulk::Error) -> SpanError {
         use sf_bulk::ErrorKind as K;
         match e.kind() {
-            K::DailyLimitExceeded => {
-                SpanError::Stop(Stop::Limit(self.shared.hit_limit(&e.to_string())))
-            }
+            K::DailyLimitExceeded => SpanError::Stop(Stop::Limit(self.shared.hit_limit(&e))),
             K::BulkNotSupported | K::JobFailed => Fallback::unsupported(e.to_string()),
             // Other streams need not try: REST requests are a separate allowance.
             K::BulkJobLimit => SpanError::Fallback(Fallback {

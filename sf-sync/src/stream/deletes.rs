@@ -406,7 +406,7 @@ impl Runner {
                     }
                 }
                 Err(e) if e.kind() == sf_rest::ErrorKind::DailyLimitExceeded => {
-                    return Err(Stop::Limit(self.shared.hit_limit(&e.to_string())));
+                    return Err(Stop::Limit(self.shared.hit_limit(&e)));
                 }
                 // More deleted ids than one answer lists (600,000, after a mass delete): each
                 // half is asked, down to a minute. Left failing, the same window would be asked
@@ -543,7 +543,7 @@ impl Runner {
         match self.ask_deleted(object, last_minute).await? {
             Ok(answer) => Ok(answer.earliest_date_available),
             Err(e) if e.kind() == sf_rest::ErrorKind::DailyLimitExceeded => {
-                Err(Stop::Limit(self.shared.hit_limit(&e.to_string())))
+                Err(Stop::Limit(self.shared.hit_limit(&e)))
             }
             Err(_) => Ok(None),
         }

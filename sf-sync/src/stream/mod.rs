@@ -201,14 +201,31 @@ impl Shared {
         lock(&self.limit).clone()
     }
 
-    /// Records a daily-limit stop (the first one wins) and returns its detail.
-    fn hit_limit(&self, message: &str) -> String {
+    /// Records a daily-limit stop (the first one wins) and returns its detail: the error, and
+    /// the org's usage unless the error says it already (the API budget's does).
+    fn hit_limit<E: std::error::Error + 'static>(&self, err: &E) -> String {
+        let message = err.to_string();
         let detail = match self.session.api_usage() {
-            Some(u) => format!("{message}; api-usage {}/{}", u.used, u.max),
-            None => message.to_string(),
+            Some(u) if !budget_spent(err) => format!("{message}; api-usage {}/{}", u.used, u.max),
+            _ => message,
         };
         lock(&self.limit).get_or_insert(detail).clone()
     }
+}
+
+/// True when `err` comes from the sync's API budget (`api_budget`) rather than the org's limit.
+fn budget_spent(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut at = Some(err);
+    while let Some(e) = at {
+        let auth = e
+            .downcast_ref::<sf_auth::Error>()
+            .or_else(|| e.downcast_ref::<Box<sf_auth::Error>>().map(|b| &**b));
+        if matches!(auth, Some(sf_auth::Error::BudgetExhausted { .. })) {
+            return true;
+        }
+        at = e.source();
+    }
+    false
 }
 
 /// A client that refused the engine's options: under the option's name (`key`), or, when the

@@ -317,7 +317,7 @@ impl Runner {
         match counted {
             Ok(rows) => Ok(Some(rows)),
             Err(e) if e.kind() == sf_rest::ErrorKind::DailyLimitExceeded => {
-                Err(Stop::Limit(self.shared.hit_limit(&e.to_string())))
+                Err(Stop::Limit(self.shared.hit_limit(&e)))
             }
             // A Knowledge article version refused unfiltered is read by PublishStatus
             // (`rest.rs`, which warns); its count only informs the plan.

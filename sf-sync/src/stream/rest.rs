@@ -62,9 +62,7 @@ impl Runner {
             })
         };
         match (e.kind(), read) {
-            (K::DailyLimitExceeded, _) => {
-                RestFailure::Stop(Stop::Limit(self.shared.hit_limit(&e.to_string())))
-            }
+            (K::DailyLimitExceeded, _) => RestFailure::Stop(Stop::Limit(self.shared.hit_limit(e))),
             (K::InvalidQueryLocator, _) => RestFailure::LostCursor,
             (K::QueryTimeout, RestRead::Span(_) | RestRead::Children(..)) => RestFailure::TimedOut,
             (K::InvalidField, RestRead::Span(_) | RestRead::Children(..)) => match (e, read) {
