@@ -107,7 +107,8 @@ enum Command {
         /// Seed of the org's data.
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        /// Size: tiny, small, medium or large.
+        /// Size: tiny, small, medium, large or production (about 1,600 objects, every kind a
+        /// production org holds).
         #[arg(long, default_value = "small")]
         scale: Scale,
     },

@@ -59,13 +59,13 @@ async fn check_warns_the_restricted_user_and_not_the_admin() {
         "warnings do not fail a check"
     );
     let message = status["message"].as_str().unwrap();
-    assert!(message.contains("3 warning(s)"), "{message}");
+    assert!(message.contains("3 warnings: "), "{message}");
     assert!(
-        message.contains("\"View All Records\" on 1 object(s) (Account)"),
+        message.contains("\"View All Records\" on 1 object (Account)"),
         "{message}"
     );
     assert!(
-        message.contains("User need \"View All Users\""),
+        message.contains("User needs \"View All Users\", which the user lacks: it will hold only"),
         "{message}"
     );
     assert!(message.contains("(Restricted_Data__c)"), "{message}");
@@ -99,7 +99,7 @@ async fn check_says_when_the_api_budget_is_already_used_up() {
     assert_eq!(status["status"], "SUCCEEDED");
     let message = status["message"].as_str().unwrap();
     assert!(message.contains("daily API requests used"), "{message}");
-    assert!(message.contains("1 warning(s)"), "{message}");
+    assert!(message.contains("1 warning: "), "{message}");
     assert!(
         message.contains(
             "api_budget 0.00001 stops requests once the org's usage reaches 1 of its 100000"
@@ -153,7 +153,7 @@ async fn check_counts_what_streams_criteria_keep_and_warns_when_nothing() {
         "{message}"
     );
     assert!(
-        message.contains("streams_criteria (1 criteria) keep none of the readable objects"),
+        message.contains("streams_criteria (1 criterion) keep none of the readable objects"),
         "{message}"
     );
     let run = check(

@@ -63,7 +63,10 @@ pub enum Error {
         message: String,
     },
     /// The describe of one object kept failing, in its composite call and when retried alone.
-    #[error("describing `{object}` failed after {attempts} attempts: {source}")]
+    #[error(
+        "describing `{object}` failed after {attempts} attempt{}: {source}",
+        if *attempts == 1 { "" } else { "s" }
+    )]
     Describe {
         /// The object.
         object: String,

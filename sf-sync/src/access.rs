@@ -128,6 +128,11 @@ pub enum AccessWarning {
     },
 }
 
+/// `n` and the noun, singular for one.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn names(list: &[String]) -> String {
     let mut text = list
         .iter()
@@ -146,26 +151,39 @@ impl fmt::Display for AccessWarning {
         match self {
             AccessWarning::RowsHiddenBySharing { objects } => write!(
                 f,
-                "the user lacks \"View All Data\" and \"View All Records\" on {} object(s) ({}): \
+                "the user lacks \"View All Data\" and \"View All Records\" on {} ({}): \
                  rows that sharing rules hide from it will not be synced, without an error. Fix: \
                  grant \"View All Data\" to the user's permission set, or \"View All Records\" on \
                  these objects",
-                objects.len(),
+                count(objects.len(), "object", "objects"),
                 names(objects)
             ),
             AccessWarning::NeedsViewAllUsers { streams } => write!(
                 f,
-                "{} need \"View All Users\", which the user lacks: they will hold only the users \
-                 it can see. Fix: grant \"View All Users\" to the user's permission set",
-                names(streams)
+                "{} {} \"View All Users\", which the user lacks: {} only the users it can \
+                 see. Fix: grant \"View All Users\" to the user's permission set",
+                names(streams),
+                if streams.len() == 1 { "needs" } else { "need" },
+                if streams.len() == 1 {
+                    "it will hold"
+                } else {
+                    "they will hold"
+                }
             ),
             AccessWarning::NotReadable { streams } => write!(
                 f,
-                "{} stream(s) of the catalog are not readable by this user or no longer exist \
-                 ({}). Fix: grant Read on them, or run discover again and remove them from the \
-                 catalog",
-                streams.len(),
-                names(streams)
+                "{} of the catalog {} not readable by this user or no longer {} ({}). Fix: \
+                 grant Read on {}, or run discover again and remove {} from the catalog",
+                count(streams.len(), "stream", "streams"),
+                if streams.len() == 1 { "is" } else { "are" },
+                if streams.len() == 1 {
+                    "exists"
+                } else {
+                    "exist"
+                },
+                names(streams),
+                if streams.len() == 1 { "it" } else { "them" },
+                if streams.len() == 1 { "it" } else { "them" }
             ),
             AccessWarning::AllowanceUsedUp {
                 used,
@@ -191,10 +209,11 @@ impl fmt::Display for AccessWarning {
             ),
             AccessWarning::CriteriaKeepNothing { criteria } => write!(
                 f,
-                "the config's streams_criteria ({criteria} criteria) keep none of the readable \
+                "the config's streams_criteria ({}) keep none of the readable \
                  objects: discover offers no object stream and a sync reads nothing. Fix: check \
                  the criteria's values (they match object API names, such as `Account` or \
-                 `Invoice__c`, case-insensitively)"
+                 `Invoice__c`, case-insensitively)",
+                count(*criteria, "criterion", "criteria")
             ),
             AccessWarning::PermissionsUnknown {
                 reason,
@@ -312,7 +331,7 @@ impl AccessReport {
         match self.warnings.len() {
             0 => text.push_str(". No access problems found."),
             n => {
-                text.push_str(&format!(". {n} warning(s): "));
+                text.push_str(&format!(". {}: ", count(n, "warning", "warnings")));
                 let items: Vec<String> = self
                     .warnings
                     .iter()

@@ -128,6 +128,12 @@ impl ConfiguredCatalog {
         };
         let streams = match obj.get("streams") {
             Some(Value::Array(streams)) => streams,
+            None | Some(Value::Null) if obj.contains_key("catalog") => return Err(bad(
+                "streams",
+                format!(
+                    "missing: this is discover's CATALOG message, not a configured catalog; {WRAP}"
+                ),
+            )),
             None | Some(Value::Null) => {
                 return Err(bad(
                     "streams",
@@ -168,6 +174,12 @@ impl ConfiguredCatalog {
     }
 }
 
+/// How a configured catalog is made from discover's streams.
+const WRAP: &str = "a configured catalog wraps each stream discover lists as \
+    {\"stream\": <the stream>, \"sync_mode\": \"incremental\" or \"full_refresh\", \
+    \"destination_sync_mode\": \"append\"} in {\"streams\": [...]} (README, \"A configured \
+    catalog\")";
+
 fn bad(path: &str, problem: impl Into<String>) -> Error {
     Error::CatalogInvalid {
         path: path.to_string(),
@@ -191,6 +203,12 @@ fn read_stream(entry: &Value, path: &str) -> Result<ConfiguredStream, Error> {
     })?;
     let stream = match field(obj, "stream") {
         Some(Value::Object(s)) => s,
+        None if obj.contains_key("name") && obj.contains_key("json_schema") => {
+            return Err(bad(
+                &format!("{path}.stream"),
+                format!("missing: this entry is a stream as discover lists it; {WRAP}"),
+            ))
+        }
         None => {
             return Err(bad(
                 &format!("{path}.stream"),
@@ -504,6 +522,11 @@ mod tests {
              "`streams[1].stream.namespace`: expected a string or null"),
             (Box::new(|c| c["streams"] = json!({})), "`streams`: expected a list"),
             (Box::new(|c| { c.as_object_mut().unwrap().remove("streams"); }), "`streams`: missing"),
+            // discover's output given as it is: its streams, or the whole CATALOG message.
+            (Box::new(|c| c["streams"][1] = c["streams"][1]["stream"].clone()),
+             "`streams[1].stream`: missing: this entry is a stream as discover lists it; a configured catalog wraps each stream discover lists as {\"stream\": <the stream>, \"sync_mode\""),
+            (Box::new(|c| *c = json!({"type": "CATALOG", "catalog": {"streams": []}})),
+             "`streams`: missing: this is discover's CATALOG message, not a configured catalog; a configured catalog wraps"),
         ];
         for (edit, want) in cases {
             let mut catalog = airbyte_catalog();

@@ -112,7 +112,7 @@ async fn the_restricted_user_reads_fewer_rows_and_the_check_says_so_first() {
         ]
     );
     let message = report.message();
-    assert!(message.contains("3 warning(s)"), "{message}");
+    assert!(message.contains("3 warnings: "), "{message}");
     assert!(message.contains("rows that sharing rules hide from it will not be synced"));
 
     // The check from no catalog names every readable object without View All Records.

@@ -498,7 +498,7 @@ async fn a_stop_deletes_the_bulk_jobs_that_had_already_completed() {
         .inner
         .logs()
         .iter()
-        .filter(|(_, m)| m.contains("had already ended; deleted"))
+        .filter(|(_, m)| m.contains("had already finished (nothing to abort); deleted"))
         .count() as u64;
     assert_eq!(deleted, created);
     org.shutdown().await;

@@ -100,7 +100,8 @@ impl LoginFailure {
         match self {
             LoginFailure::ExpiredRefreshToken => {
                 "the refresh token was revoked or has expired: re-authenticate and replace \
-                 `refresh_token` in the config"
+                 `refresh_token` in the config (if the connected app rotates refresh tokens, \
+                 the config of the last CONTROL message a sync wrote holds the current one)"
             }
             LoginFailure::AuthenticationFailure => {
                 "check `client_id`, `client_secret` and `refresh_token`, and that the login host \

@@ -97,7 +97,7 @@ fn warnings_name_the_objects_and_the_fix() {
         .contains("Fix: grant \"View All Data\""));
     assert!(found[1]
         .to_string()
-        .starts_with("User need \"View All Users\""));
+        .starts_with("User needs \"View All Users\""));
     let admin = Permissions {
         view_all_data: true,
         view_all_users: true,
@@ -115,7 +115,7 @@ fn warnings_name_the_objects_and_the_fix() {
 fn long_lists_are_cut_and_counted() {
     let many: Vec<String> = (0..15).map(|i| format!("O{i}__c")).collect();
     let text = AccessWarning::RowsHiddenBySharing { objects: many }.to_string();
-    assert!(text.contains("on 15 object(s)"));
+    assert!(text.contains("on 15 objects ("));
     assert!(text.contains("O11__c and 3 more"));
     assert!(!text.contains("O12__c"));
 }

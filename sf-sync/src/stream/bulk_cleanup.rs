@@ -15,7 +15,9 @@ pub(super) async fn abort_and_delete(bulk: &BulkClient, id: &str) -> Option<(Log
     let (ended, how) = match bulk.abort(id).await {
         Ok(info) => (info.state.is_terminal(), "aborted"),
         // Refused: the job had already ended (complete, failed or aborted).
-        Err(e) if e.api_error().is_some_and(|a| a.status == 400) => (true, "had already ended"),
+        Err(e) if e.api_error().is_some_and(|a| a.status == 400) => {
+            (true, "had already finished (nothing to abort)")
+        }
         Err(e) if e.kind() == sf_bulk::ErrorKind::JobNotFound => return None,
         Err(e) => return Some((LogLevel::Warn, format!("Bulk job {id} not aborted: {e}"))),
     };

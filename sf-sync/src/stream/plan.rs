@@ -379,6 +379,8 @@ fn why(constraint: ApiConstraint, rows: Option<u64>, planner: &PlannerConfig) ->
                 planner.rest_max_rows
             )
         }
-        (ApiConstraint::Any, None) => " (volume unknown)".to_string(),
+        // A span under `count_min_span` in all (the tail since the last sync), or a count
+        // Salesforce refused.
+        (ApiConstraint::Any, None) => " (rows not counted)".to_string(),
     }
 }
