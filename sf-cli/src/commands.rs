@@ -8,7 +8,7 @@ use sf_auth::Session;
 use sf_discovery::{DescribeStream, StreamSpec};
 use sf_sync::{
     CancellationToken, ConfiguredCatalog, IncompleteReason, InputState, ReadOptions, SyncConfig,
-    SyncSummary,
+    SyncMode, SyncSummary,
 };
 
 use crate::failure::Failure;
@@ -323,10 +323,15 @@ pub async fn read_tuned(
             let json = read_json(FileKind::State, path)?;
             let state = InputState::from_value(&json)
                 .map_err(|e| Failure::config(in_file(FileKind::State, path, e)))?;
-            // A selected stream's state that cannot be read is the file's fault: said before
-            // anything is read, naming the file. A stream no longer in the catalog is left alone,
-            // as Airbyte leaves it.
-            if let Some(e) = catalog.streams.iter().find_map(|s| state.refused(&s.name)) {
+            // A selected incremental stream's state that cannot be read is the file's fault:
+            // said before anything is read, naming the file. A stream no longer in the catalog,
+            // or read in full (which reads no state), is left alone, as Airbyte leaves it.
+            if let Some(e) = catalog
+                .streams
+                .iter()
+                .filter(|s| s.sync_mode == SyncMode::Incremental)
+                .find_map(|s| state.refused(&s.name))
+            {
                 return Err(Failure::config(in_file(FileKind::State, path, e)));
             }
             state
@@ -422,6 +427,9 @@ pub async fn read_tuned(
             None => Failure::transient(interrupted),
         });
     }
+    if let Some(failure) = cut_short_replacing(&summary, &catalog) {
+        return Err(failure);
+    }
     let stopped: Vec<String> = summary
         .incomplete()
         .filter(|(_, reason)| matches!(reason, IncompleteReason::ApiLimit { .. }))
@@ -443,6 +451,38 @@ pub async fn read_tuned(
         return Err(failure);
     }
     Ok(summary)
+}
+
+/// The TRACE error that ends a sync stopped at the daily API limit or the `api_budget` before
+/// a stream whose destination replaces its data on success (overwrite, or a refresh removing
+/// older generations) finished: Airbyte's platform marks every stream of a sync that ends with
+/// success complete, whatever the source said of it, so a success would replace the stream's
+/// data with the part read. The states emitted stay valid (incremental streams resume from
+/// them); `None` when no such stream was cut short.
+fn cut_short_replacing(summary: &SyncSummary, catalog: &ConfiguredCatalog) -> Option<Failure> {
+    let cut: Vec<String> = summary
+        .incomplete()
+        .filter(|(_, reason)| matches!(reason, IncompleteReason::ApiLimit { .. }))
+        .filter(|(stream, _)| catalog.get(stream).is_some_and(|s| s.replaces_on_success))
+        .map(|(stream, reason)| format!("{stream} ({reason})"))
+        .collect();
+    if cut.is_empty() {
+        return None;
+    }
+    let stopped = format!(
+        "the sync stopped early, at the daily API limit or the api_budget, before {} finished;          their destination replaces what it holds on a successful sync, so this one does not end          as a success, and the data already there stays. Run the sync again when the org's          allowance has room (incremental streams resume from the state emitted)",
+        cut.join(", ")
+    );
+    Some(match streams_failed(summary) {
+        Some(failed) => Failure {
+            message: format!("{stopped}. {}", failed.message),
+            failure_type: match failed.failure_type {
+                crate::protocol::FailureType::Config => crate::protocol::FailureType::Config,
+                _ => crate::protocol::FailureType::Transient,
+            },
+        },
+        None => Failure::transient(stopped),
+    })
 }
 
 /// The TRACE error that ends a sync whose streams failed for reasons of their own, as Airbyte's

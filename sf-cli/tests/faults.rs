@@ -642,3 +642,51 @@ async fn killed_at_random_points_and_restarted_from_the_last_state_until_done() 
         }
     }
 }
+
+/// A full-refresh stream whose destination replaces its data on success (overwrite), cut short
+/// by the daily limit: the sync must not end as a success (Airbyte's platform would mark the
+/// stream complete and the destination keep only the part read), while the same cut on an
+/// append stream still ends with success; either way the incremental stream's state is kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daily_limit_cutting_an_overwrite_stream_does_not_end_as_a_success() {
+    let streams = [("Account", "full_refresh"), ("Invoice__c", "incremental")];
+    let extra = json!({"num_workers": 1});
+    let whole = requests_of_a_whole_sync(14, extra.clone(), &streams).await;
+    for (destination, code) in [("overwrite", 1), ("append", 0)] {
+        let env = Env::start("daily-limit-overwrite", org(14)).await;
+        env.org.control().set_faults(Faults {
+            daily_api_limit: whole / 2,
+            ..Faults::default()
+        });
+        let mut catalog = catalog(&streams);
+        catalog["streams"][0]["destination_sync_mode"] = json!(destination);
+        let config = env.write("config.json", &env.config(extra.clone()));
+        let catalog = env.write("catalog.json", &catalog);
+        let run = env.read(&config, &catalog, None, &[]).await;
+        run.assert_contract();
+        assert_eq!(run.code, Some(code), "{destination}: {}", run.dump());
+        let read = run.records("Account").len();
+        assert!(
+            read < env.org.control().truth("Account").len(),
+            "{destination}: the limit did not cut Account short ({read} records)"
+        );
+        if destination == "overwrite" {
+            let error = run.trace_error().expect("a TRACE error");
+            assert_eq!(error["failure_type"], "transient_error", "{error}");
+            let message = error["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("before Account (")
+                    && message.contains("the data already there stays"),
+                "{message}"
+            );
+            assert!(run
+                .logs_with("WARN", "stopped early and succeeded")
+                .is_empty());
+        } else {
+            assert!(run.trace_error().is_none(), "{}", run.dump());
+            assert!(!run
+                .logs_with("WARN", "stopped early and succeeded")
+                .is_empty());
+        }
+    }
+}

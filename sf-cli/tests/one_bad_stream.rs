@@ -199,6 +199,22 @@ async fn a_bad_state_of_a_stream_not_synced_is_left_alone() {
             && message.contains("`2021-13-45` is not a datetime"),
         "{message}"
     );
+
+    // Read in full, Account reads no state, as Airbyte's full-refresh streams ignore theirs:
+    // the sync succeeds and says the state is not used.
+    let run = run_with(&[("Account", "full_refresh"), ("Lead", "incremental")]).await;
+    run.assert_success();
+    assert_delivered(&env, &run, &["Account", "Lead"]);
+    let said = run.logs_with(
+        "INFO",
+        "Account: read in full, so its state in the state file is not used",
+    );
+    assert_eq!(said.len(), 1, "{}", run.dump());
+    assert!(
+        said[0].contains("`2021-13-45` is not a datetime"),
+        "{}",
+        said[0]
+    );
 }
 
 /// A stream's TRACE error goes out when the stream fails, not when the sync ends: a sync that

@@ -79,6 +79,11 @@ pub struct ConfiguredStream {
     /// The schema the catalog gives each selected field (`stream.json_schema.properties`), by
     /// name: what a field's values are written as, even if its type changed in the org since.
     pub field_schemas: BTreeMap<String, Value>,
+    /// The destination drops what it held of the stream once the sync succeeds: the
+    /// `destination_sync_mode` is `overwrite`, or the platform asks for a refresh that removes
+    /// older generations (`minimum_generation_id` equal to `generation_id`, above 0: Airbyte's
+    /// "refresh and remove records", and overwrite since protocol v0.16).
+    pub replaces_on_success: bool,
 }
 
 impl ConfiguredStream {
@@ -128,12 +133,14 @@ impl ConfiguredCatalog {
         };
         let streams = match obj.get("streams") {
             Some(Value::Array(streams)) => streams,
-            None | Some(Value::Null) if obj.contains_key("catalog") => return Err(bad(
-                "streams",
-                format!(
+            None | Some(Value::Null) if obj.contains_key("catalog") => {
+                return Err(bad(
+                    "streams",
+                    format!(
                     "missing: this is discover's CATALOG message, not a configured catalog; {WRAP}"
                 ),
-            )),
+                ))
+            }
             None | Some(Value::Null) => {
                 return Err(bad(
                     "streams",
@@ -335,11 +342,23 @@ fn read_stream(entry: &Value, path: &str) -> Result<ConfiguredStream, Error> {
             ))
         }
     };
+    // Read leniently: the keys were accepted and ignored before, and a platform that sends
+    // something else asks for no removal that can be relied on.
+    let generation = |key: &str| field(obj, key).and_then(Value::as_u64);
+    let removes_older = match (
+        generation("minimum_generation_id"),
+        generation("generation_id"),
+    ) {
+        (Some(minimum), Some(current)) => minimum > 0 && minimum == current,
+        _ => false,
+    };
     Ok(ConfiguredStream {
         name,
         namespace,
         selected_fields,
         sync_mode,
+        replaces_on_success: destination_sync_mode == DestinationSyncMode::Overwrite
+            || removes_older,
         destination_sync_mode,
         cursor_field,
         primary_key,
@@ -446,8 +465,30 @@ mod tests {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
+                replaces_on_success: false,
             }
         );
+        // Overwrite, or a refresh that removes older generations, replaces the destination's
+        // data on success; a plain sync (minimum 0), or ids that are not counts, do not.
+        assert!(catalog.get("Task").unwrap().replaces_on_success);
+        for (minimum, current, replaces) in [
+            (json!(3), json!(3), true),
+            (json!(0), json!(3), false),
+            (json!(0), json!(0), false),
+            (json!(2), json!(3), false),
+            (json!("3"), json!(3), false),
+        ] {
+            let mut value = airbyte_catalog();
+            value["streams"][0]["minimum_generation_id"] = minimum;
+            value["streams"][0]["generation_id"] = current;
+            let read = ConfiguredCatalog::from_value(&value).unwrap();
+            assert_eq!(
+                read.get("Account").unwrap().replaces_on_success,
+                replaces,
+                "{}",
+                value["streams"][0]
+            );
+        }
         let account = catalog.get("Account").unwrap();
         assert_eq!(account.cursor(), Some("SystemModstamp"));
         assert!(account.selects("name"));

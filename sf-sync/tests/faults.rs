@@ -541,9 +541,10 @@ async fn an_unknown_stream_fails_by_name_while_the_others_sync() {
     org.shutdown().await;
 }
 
-/// A stream whose given state cannot be read fails on its own, as a config error naming the
-/// state's path, whatever its mode; the other streams sync, and a bad state of a stream not
-/// selected is not read at all.
+/// An incremental stream whose given state cannot be read fails on its own, as a config error
+/// naming the state's path; the other streams sync, and a bad state of a stream not selected is
+/// not read at all. Read in full, the stream reads no state (as Airbyte's full-refresh streams
+/// ignore theirs): it syncs whole, and a LOG says its state is not used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_whose_state_cannot_be_read_fails_alone() {
     let Connected {
@@ -557,7 +558,26 @@ async fn a_stream_whose_state_cannot_be_read_fails_alone() {
         "Gone__c": [],
     }))
     .unwrap();
-    for mode in ["incremental", "full_refresh"] {
+    let configured = configure(&catalog, &["Account", "Lead"], Some("full_refresh"));
+    let (result, sink) = run(&session, &config, &configured, &state, &fast_options()).await;
+    assert!(result.unwrap().succeeded());
+    let spec = catalog.stream("Account").unwrap();
+    assert_matches_truth(
+        "Account",
+        &latest(&[&sink], "Account", spec),
+        &truth(&org.control(), spec),
+    );
+    let said: Vec<_> = sink
+        .logs()
+        .into_iter()
+        .filter(|(level, m)| {
+            *level == LogLevel::Info
+                && m.contains("Account: read in full, so its state in the state file is not used")
+                && m.contains("`not a date` is not a datetime")
+        })
+        .collect();
+    assert_eq!(said.len(), 1, "{:?}", sink.logs());
+    for mode in ["incremental"] {
         let configured = configure(&catalog, &["Account", "Lead"], Some(mode));
         let (result, sink) = run(&session, &config, &configured, &state, &fast_options()).await;
         let err = result.unwrap_err();

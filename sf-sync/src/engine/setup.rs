@@ -296,13 +296,13 @@ fn setup(
     } else {
         ApiConstraint::Any
     };
-    // A selected stream's state that could not be read fails the stream, whatever its mode: the
-    // file given for it is wrong, and saying so beats guessing.
-    if let Some(refused) = input.refused(name) {
-        return Err(refused);
-    }
     let mode = match (configured.sync_mode, &cursor) {
         (SyncMode::Incremental, Some(cursor)) if spec.supports_incremental => {
+            // An incremental stream's state that could not be read fails the stream: the file
+            // given for it is wrong, and saying so beats guessing where to resume.
+            if let Some(refused) = input.refused(name) {
+                return Err(refused);
+            }
             let state = match input.get(name) {
                 Some(saved) => {
                     saved.check_org(name, org_id)?;
@@ -339,6 +339,15 @@ fn setup(
         }
         (SyncMode::FullRefresh, _) => Mode::Full,
     };
+    // A stream read in full reads no state, as Airbyte's full-refresh streams ignore theirs (a
+    // leftover of an earlier incremental setup, a page token of the Python CDK's resumable full
+    // refresh): one the file holds for it and that cannot be read is said, not refused.
+    if let (Mode::Full, Some(refused)) = (&mode, input.refused(name)) {
+        notes.push((
+            LogLevel::Info,
+            format!("{name}: read in full, so its state in the state file is not used ({refused})"),
+        ));
+    }
     // Compound fields left in the columns are read through Bulk as their components.
     let compounds = match constraint {
         ApiConstraint::RestOnly => None,
