@@ -362,13 +362,27 @@ async fn deletes_unknown_then_listed(
     let (catalog, mut states) = first_lead_sync(&c).await;
 
     ctl.advance_clock(HOUR);
-    let gone = ctl.mutate(Mutation::new("Lead").hard_delete(2));
+    // Soft deletes too: getDeleted lists them with the hard deletes, and the second sync reads
+    // their rows (`IsDeleted: true`), though its listing stops short of them.
+    let gone = ctl.mutate(Mutation::new("Lead").hard_delete(2).delete(3));
     assert_eq!(gone.hard_deleted.len(), 2);
+    assert_eq!(gone.deleted.len(), 3);
     ctl.advance_clock(after);
     ctl.set_faults(faults);
     let (second, second_sink) = run_from(&c, &catalog, &states).await;
     second.unwrap();
     assert!(tombstones(&second_sink, "Lead").is_empty());
+    let soft = set(&[&gone.deleted]);
+    let read_deleted: BTreeSet<String> = second_sink
+        .records("Lead")
+        .into_iter()
+        .filter(|r| r.get("IsDeleted") == Some(&Value::Bool(true)) && r.values.len() > 3)
+        .filter_map(|r| r.id().map(str::to_string))
+        .collect();
+    assert!(
+        soft.is_subset(&read_deleted),
+        "{soft:?} not in {read_deleted:?}"
+    );
     // A piece that failed is said by the listing's INFO line too, not only by its WARN.
     let logs = second_sink.logs();
     if logs
@@ -390,10 +404,27 @@ async fn deletes_unknown_then_listed(
     ctl.advance_clock(HOUR);
     let (third, third_sink) = run_from(&c, &catalog, &states).await;
     third.unwrap();
+    // The third sync lists from where the second stopped knowing, before its own windows: the
+    // hard deletes become tombstones; the soft deletes, still in the recycle bin, come as their
+    // rows (checked with queryAll), never as tombstones blanking them.
     assert_eq!(
         ids(&tombstones(&third_sink, "Lead")),
         set(&[&gone.hard_deleted])
     );
+    let rows: Vec<_> = third_sink
+        .records("Lead")
+        .into_iter()
+        .filter(|r| r.id().is_some_and(|id| soft.contains(id)))
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for row in rows {
+        assert_eq!(row.get("IsDeleted"), Some(&Value::Bool(true)), "{row:?}");
+        assert!(
+            row.values.len() > 3,
+            "a whole row, not a tombstone: {row:?}"
+        );
+    }
+
     states.update(&third_sink, &["Lead"]);
     assert!(
         states.0["Lead"].get("deletes_unknown_from").is_none(),
@@ -413,6 +444,13 @@ async fn deletes_a_sync_could_not_list_are_asked_for_again_by_the_next() {
         ..Faults::default()
     };
     let (second, third, unknown_from) = deletes_unknown_then_listed(76, faults, HOUR).await;
+    // The third sync's windows start after the soft deletes: their rows came from the check.
+    assert!(
+        third.logs().iter().any(|(level, m)| *level == LogLevel::Info
+            && m.contains("Lead: 3 records listed as deleted outside the windows read are still in the org")),
+        "{:?}",
+        third.logs()
+    );
     let warned = second.logs().into_iter().any(|(level, line)| {
         level == LogLevel::Warn
             && line.starts_with("Lead: records purged or hard-deleted from")

@@ -72,6 +72,9 @@ pub(super) struct Tombstones {
     /// An instant of the org's clock before which no row this sync emits was read: the input
     /// state's `deletes_known_to`, or when a first sync began.
     pub(super) read_floor: Option<DateTime<Utc>>,
+    /// How ids the read could not have shown are checked before they become tombstones
+    /// (`verify.rs`); set once getDeleted is asked.
+    pub(super) verify: Option<Arc<verify::Verify>>,
 }
 
 impl Tombstones {
@@ -107,6 +110,11 @@ impl Tombstones {
         if shows_delete || cursor.is_some_and(|c| c >= deleted) {
             self.ids.remove(id);
         }
+    }
+
+    /// An id taken out to emit and not settled (a stop came first): pending again.
+    pub(super) fn put_back(&mut self, id: String, at: DateTime<Utc>) {
+        self.add(id, at);
     }
 
     fn add(&mut self, id: String, at: DateTime<Utc>) {
@@ -364,6 +372,11 @@ impl Runner {
             cursor.to_string(),
         ]);
         self.tombstones.columns = Some(columns);
+        self.tombstones.verify = Some(verify::Verify::new(
+            run,
+            spans.first().map(|s| s.start),
+            cursor,
+        ));
         let mut calls = 0u32;
         let mut listed = 0usize;
         // Where the deletes stop being known: a piece that failed, or an answer complete only
@@ -567,7 +580,7 @@ impl Runner {
     }
 
     /// Emits the tombstones deleted before `until` (all with `None`) that the read did not
-    /// return; true when it emitted any.
+    /// return, or the rows of those still in the org (`verify.rs`); true when it emitted any.
     pub(super) async fn emit_tombstones(
         &mut self,
         until: Option<DateTime<Utc>>,
@@ -579,7 +592,10 @@ impl Runner {
         let Some(columns) = self.tombstones.columns.clone() else {
             return Ok(false);
         };
-        let any = !due.is_empty();
+        // Ids the read could not have shown: rows still in the org go out as they are.
+        let before = self.records;
+        let due = self.drop_still_there(due).await?;
+        let any = !due.is_empty() || self.records > before;
         for (at, id) in due {
             self.tombstones.emitted += 1;
             let record = Record {
@@ -623,6 +639,8 @@ impl Runner {
         Ok(())
     }
 }
+
+mod verify;
 
 #[cfg(test)]
 mod tests;
