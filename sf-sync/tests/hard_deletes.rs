@@ -960,3 +960,55 @@ async fn a_stream_whose_deletes_cannot_be_listed_says_so() {
     assert_eq!(said.len(), 1, "{:?}", sink.logs());
     assert!(said[0].contains("full refresh of Lead"), "{}", said[0]);
 }
+
+/// A state Airbyte leaves after a failed slice has a gap: the sync reads the gap and what follows
+/// the last slice, and lists deletes from the gap on. Soft deletes inside the slice after the gap
+/// (rows an earlier sync emitted whole, still in the recycle bin) are not in any window read:
+/// they are read again by `Id` and emitted as they are, never as tombstones blanking their rows;
+/// the hard deletes beside them become tombstones.
+#[tokio::test]
+async fn soft_deletes_in_a_slice_after_a_gap_come_as_rows_not_tombstones() {
+    let c = connect(org_config(78), json!({})).await;
+    let ctl = c.org.control();
+    let catalog = configure(&c.catalog, &["Lead"], None);
+    ctl.advance_clock(DAY);
+    let at = ctl.now();
+    let gone = ctl.mutate(Mutation::new("Lead").delete(3).hard_delete(2));
+    assert_eq!((gone.deleted.len(), gone.hard_deleted.len()), (3, 2));
+    ctl.advance_clock(2 * DAY);
+    let now = ctl.now();
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let days = chrono::TimeDelta::days;
+    let state = InputState::from_value(&json!([{"type": "STREAM", "stream": {
+    "stream_descriptor": {"name": "Lead"},
+    "stream_state": {"state_type": "date-range", "slices": [
+        {"start": stamp(at - days(60)), "end": stamp(at - days(10))},
+        {"start": stamp(at - days(1)), "end": stamp(now - chrono::TimeDelta::hours(1))}
+    ]}}}]))
+    .unwrap();
+    let (result, sink) = run(&c.session, &c.config, &catalog, &state, &fast_options()).await;
+    result.unwrap();
+    assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&gone.hard_deleted]));
+    let soft = set(&[&gone.deleted]);
+    let rows: Vec<_> = sink
+        .records("Lead")
+        .into_iter()
+        .filter(|r| r.id().is_some_and(|id| soft.contains(id)))
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for row in rows {
+        assert_eq!(row.get("IsDeleted"), Some(&Value::Bool(true)), "{row:?}");
+        assert!(
+            row.values.len() > 3,
+            "a whole row, not a tombstone: {row:?}"
+        );
+    }
+    assert!(
+        sink.logs().iter().any(|(level, m)| *level == LogLevel::Info
+            && m.contains(
+                "Lead: 3 records listed as deleted outside the windows read are still in the org"
+            )),
+        "{:?}",
+        sink.logs()
+    );
+}

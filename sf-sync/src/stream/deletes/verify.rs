@@ -7,7 +7,7 @@
 //! tombstone (`Tombstones::seen`). But the listing can start before the read: after an answer
 //! complete only up to its `latestDateCovered`, or a piece that failed, the next sync lists from
 //! there while its windows start at the state's end; a state Airbyte left with a gap between
-//! slices lists from the gap. And a cursor other than `SystemModstamp` (`CreatedDate` of a
+//! slices lists from the gap, and its windows skip the slice after it. And a cursor other than `SystemModstamp` (`CreatedDate` of a
 //! history object) does not move when a row is deleted. A tombstone for such an id would blank a
 //! row that still exists, in the bin or undeleted since, and that an earlier sync emitted whole.
 //!
@@ -26,6 +26,7 @@ use sf_rest::{Order, ReadRequest};
 
 use super::super::{ObjectRun, Runner, Stop};
 use crate::sink::LogLevel;
+use crate::window::Window;
 
 /// Ids per `Id IN (...)` query: about 4 KB of request.
 const IDS_PER_QUERY: usize = 200;
@@ -35,30 +36,27 @@ const IDS_PER_QUERY: usize = 200;
 pub(in crate::stream) struct Verify {
     spec: StreamSpec,
     fields: Vec<String>,
-    /// The start of the first window this sync reads (on the cursor): a deletion before it was
-    /// not read by this sync.
-    read_from: Option<DateTime<Utc>>,
+    /// The spans this sync reads (on the cursor): a deletion outside them was not read by this
+    /// sync (they may leave gaps: a state Airbyte left with a gap between slices is read in the
+    /// gap and after its last slice).
+    spans: Vec<Window>,
     /// The cursor is `SystemModstamp`, which a deletion moves into the windows read.
     cursor_moves: bool,
 }
 
 impl Verify {
-    pub(in crate::stream) fn new(
-        run: &ObjectRun,
-        read_from: Option<DateTime<Utc>>,
-        cursor: &str,
-    ) -> Arc<Verify> {
+    pub(in crate::stream) fn new(run: &ObjectRun, spans: &[Window], cursor: &str) -> Arc<Verify> {
         Arc::new(Verify {
             spec: run.setup.spec.clone(),
             fields: run.setup.columns.clone(),
-            read_from,
+            spans: spans.to_vec(),
             cursor_moves: cursor.eq_ignore_ascii_case("SystemModstamp"),
         })
     }
 
     /// Whether a deletion at `at` may be a row the read did not show.
     fn needs_check(&self, at: DateTime<Utc>) -> bool {
-        !self.cursor_moves || self.read_from.is_none_or(|from| at < from)
+        !self.cursor_moves || !self.spans.iter().any(|w| w.contains(at))
     }
 }
 
