@@ -77,7 +77,7 @@ fn connection_specification() -> Value {
             "stream_slice_step": {
                 "title": "Stream Slice Step for Incremental sync", "type": "string", "default": "P30D",
                 "order": 8, "examples": ["PT12H", "P7D", "P30D", "P1M", "P1Y"],
-                "description": "ISO 8601 duration of the largest window read at once; at least 1 second (checked when the connector runs)."
+                "description": "ISO 8601 duration of the windows an incremental stream is read in when its volume is unknown; at least 1 second (checked when the connector runs). A stream whose rows are counted is read in windows sized by rows instead (up to 100,000 through REST, 500,000 per Bulk job), halved when Salesforce times a query out."
             },
             "lookback_window": {
                 "title": "Lookback Window", "type": "string", "default": "PT10M", "order": 9,

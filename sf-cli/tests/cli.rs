@@ -457,12 +457,16 @@ async fn bad_files_get_a_trace_naming_file_and_fix() {
     assert!(!records.is_empty());
     assert!(records.iter().all(|r| r.get("Gone__c").is_none()));
 
-    // a bad state file
+    // a bad state file, for an incremental stream (one read in full reads no state)
     std::fs::write(env.dir.join("state"), "{\"Account\": 5}").unwrap();
+    let incremental = env.write(
+        "incremental.json",
+        &configured(&catalog, &[("Account", "incremental")]),
+    );
     let run = env
         .read(
             config.to_str().unwrap(),
-            good_catalog.to_str().unwrap(),
+            incremental.to_str().unwrap(),
             Some("state"),
         )
         .await;

@@ -403,3 +403,29 @@ async fn states_name_their_org_and_another_orgs_state_is_refused() {
     assert!(result.unwrap().succeeded());
     org.shutdown().await;
 }
+
+/// A successful incremental sync with nothing to read (a `start_date` after the org's clock, no
+/// state yet) still ends the stream with a state, as Airbyte's platform expects of a successful
+/// sync and its CDK ensures: one slice at `start_date`, which a next sync resumes from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_stream_with_nothing_to_read_still_emits_a_state() {
+    let c = common::connect(
+        common::org_config(81),
+        serde_json::json!({"start_date": "2099-01-01T00:00:00Z"}),
+    )
+    .await;
+    let catalog = common::configure(&c.catalog, &["Account"], Some("incremental"));
+    let (result, sink) = common::run_fresh(&c.session, &c.config, &catalog).await;
+    assert!(result.unwrap().succeeded());
+    assert!(sink.records("Account").is_empty());
+    let states = sink.states("Account");
+    assert_eq!(states.len(), 1, "{states:?}");
+    assert_eq!(states[0]["state_type"], "date-range");
+    assert_eq!(
+        states[0]["slices"],
+        serde_json::json!([{"start": "2099-01-01T00:00:00.000Z", "end": "2099-01-01T00:00:00.000Z",
+                            "most_recent_cursor_value": "2099-01-01T00:00:00.000Z"}]),
+        "{}",
+        states[0]
+    );
+}

@@ -152,10 +152,11 @@ impl Runner {
                         // A refresh continued with nothing left to read has ended.
                         return self.finish_refresh(run).await;
                     }
-                    if !state.is_empty() {
-                        let json = state.to_json();
-                        self.send(Msg::State(self.idx, json)).await?;
-                    }
+                    // A state even when none was read yet (a slice at `start_date`): Airbyte's
+                    // platform expects one of every stream of a successful sync, as its CDK
+                    // ensures.
+                    let json = state.to_json();
+                    self.send(Msg::State(self.idx, json)).await?;
                     return Ok(());
                 }
                 let mut volume = Volume::Unknown;
