@@ -2,7 +2,7 @@
 //!
 //! **Owns:** the job lifecycle (`UploadComplete → InProgress → JobComplete | Failed | Aborted`),
 //! polling on a schedule ([`PollSchedule`]: at once, then so that a job is seen done within a
-//! fifth of its age, at least a second and at most 30 s late), the job timeout and abort, locator paging of the results,
+//! fifth of its age, a bound never under a second nor over 30 s), the job timeout and abort, locator paging of the results,
 //! streaming CSV decoding typed by the selected fields ([`PageDecoder`]), count verification
 //! (`Sforce-NumberOfRecords` per page, `numberRecordsProcessed` per job), checkpoints to resume a
 //! download ([`PageProgress`], [`ResumePoint`]), job deletion, what each failure means as

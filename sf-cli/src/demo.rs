@@ -337,7 +337,8 @@ pub fn table(steps: &[StepSummary]) -> String {
         "requests: HTTP calls to the API; charged: what the org's daily API limit counted (a \
          composite call counts once, whatever it carries: 25 describes, or 25 streams' \
          getDeleted)\nbulk = jobs created/polls/result pages; meta = describeGlobal and \
-         composite calls\n",
+         composite calls; deletes = records with IsDeleted: true (soft deletes read through \
+         queryAll, and tombstones of hard deletes)\n",
     );
     out
 }

@@ -129,6 +129,13 @@ async fn streams_that_cannot_be_read_are_listed_in_one_trace_and_the_others_are_
             "{}",
             run.dump()
         );
+        // Said once: no other ERROR line repeats the stream's error.
+        assert_eq!(
+            run.logs_with("ERROR", &format!("stream `{stream}`")).len(),
+            1,
+            "{}",
+            run.dump()
+        );
     }
 }
 

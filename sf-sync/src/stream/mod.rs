@@ -343,18 +343,15 @@ pub(crate) async fn run_stream(
             )
         }
         Err(Stop::Cancelled) => (StreamStatus::Incomplete(IncompleteReason::Cancelled), None),
-        Err(Stop::Failed(error)) => {
-            runner
-                .log(LogLevel::Error, format!("{}: {error}", runner.name))
-                .await;
-            (
-                StreamStatus::Incomplete(IncompleteReason::Failed {
-                    message: error.to_string(),
-                    failure: error.failure(),
-                }),
-                Some(error),
-            )
-        }
+        // Not logged here: the status carries the error, and a sink says it once (the CLI's
+        // ERROR line and TRACE error); logging it too said it twice.
+        Err(Stop::Failed(error)) => (
+            StreamStatus::Incomplete(IncompleteReason::Failed {
+                message: error.to_string(),
+                failure: error.failure(),
+            }),
+            Some(error),
+        ),
     };
     for report in runner.drift.reports(&runner.name) {
         runner.log(LogLevel::Warn, report).await;
