@@ -2,41 +2,67 @@
 //! second, the API in use and, once the stream's volume is counted, the estimate and the time
 //! left. Nothing is drawn when stderr is a pipe or a file (a platform's logs stay clean).
 //!
-//! Drawn by `indicatif` (a `MultiProgress` of one bar a stream), at most 10 times a second.
+//! Drawn by `indicatif` (a `MultiProgress` of one bar a stream), at most 10 times a second. A
+//! line fits 80 columns (long stream names are cut, the bar takes what is left). When the lines
+//! would not fit the terminal's height, the streams that ended first give their lines up to one
+//! line that counts them and their rows, so the running streams stay in view.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::IsTerminal;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sf_sync::{Api, StreamPlan};
 
 /// A stream whose volume is known: a bar with the estimate and the time left.
-const COUNTED: &str = "{prefix:<28} {msg:<4} {bar:20} {pos:>9}/{len:<9} rows {rate:>10} ETA {eta}";
+const COUNTED: &str = "{prefix:20!} {msg:<4} {wide_bar} {pos:>9}/{len:<9} rows {rate:>9} ETA {eta}";
 /// A stream whose volume is unknown: rows and rate only.
-const UNCOUNTED: &str = "{prefix:<28} {msg:<4} {pos:>9} rows {rate:>10}";
+const UNCOUNTED: &str = "{prefix:20!} {msg:<4} {rows} {rate:>9}";
 
 /// The progress lines of one sync.
 pub struct Progress {
     /// `None` when nothing is drawn.
     multi: Option<MultiProgress>,
     bars: HashMap<String, ProgressBar>,
+    /// Streams that ended and still have their line, the earliest first.
+    ended: VecDeque<String>,
+    /// Streams whose lines were given up, and the line that counts them.
+    folded: HashSet<String>,
+    folded_line: Option<ProgressBar>,
+    folded_rows: u64,
+    /// Lines the terminal has room for.
+    room: usize,
 }
 
 impl Progress {
     /// Lines on stderr when stderr is a terminal, none otherwise.
     pub fn stderr() -> Progress {
+        let (rows, _) = console::Term::stderr().size();
         Progress::new(
             std::io::stderr().is_terminal(),
             ProgressDrawTarget::stderr_with_hz(10),
         )
+        // The cursor's line stays free.
+        .with_room(usize::from(rows).saturating_sub(1))
     }
 
-    /// Lines drawn on `target` when `is_terminal`, none otherwise (a test injects both).
+    /// Lines drawn on `target` when `is_terminal`, none otherwise (a test injects both), with
+    /// room for any number of lines.
     pub fn new(is_terminal: bool, target: ProgressDrawTarget) -> Progress {
         Progress {
             multi: is_terminal.then(|| MultiProgress::with_draw_target(target)),
             bars: HashMap::new(),
+            ended: VecDeque::new(),
+            folded: HashSet::new(),
+            folded_line: None,
+            folded_rows: 0,
+            room: usize::MAX,
         }
+    }
+
+    /// The same with room for `lines` lines (at least 3: two streams and the count).
+    pub fn with_room(mut self, lines: usize) -> Progress {
+        self.room = lines.max(3);
+        self
     }
 
     /// Whether lines are drawn.
@@ -46,11 +72,15 @@ impl Progress {
 
     fn bar(&mut self, stream: &str) -> Option<&ProgressBar> {
         let multi = self.multi.as_ref()?;
+        if self.folded.contains(stream) {
+            return None;
+        }
         if !self.bars.contains_key(stream) {
             let bar = multi.add(ProgressBar::no_length());
             bar.set_style(style(UNCOUNTED));
             bar.set_prefix(stream.to_string());
             self.bars.insert(stream.to_string(), bar);
+            self.fold();
         }
         self.bars.get(stream)
     }
@@ -77,7 +107,7 @@ impl Progress {
         }
     }
 
-    /// A stream ended: its line stays, with how it ended.
+    /// A stream ended: its line stays, with how it ended, while the terminal has room for it.
     pub fn finish(&mut self, stream: &str, how: &str) {
         if let Some(bar) = self.bar(stream) {
             let api = bar.message();
@@ -96,6 +126,48 @@ impl Progress {
             };
             bar.set_style(style_at(template, Some(rate)));
             bar.finish_with_message(format!("{api} {how}").trim().to_string());
+            if !self.ended.iter().any(|s| s == stream) {
+                self.ended.push_back(stream.to_string());
+            }
+            self.fold();
+        }
+    }
+
+    /// Gives up the lines of the streams that ended first while the lines exceed the room,
+    /// counting them (and their rows) on one line at the top.
+    fn fold(&mut self) {
+        let Some(multi) = self.multi.as_ref() else {
+            return;
+        };
+        let mut changed = false;
+        while self.bars.len() + usize::from(self.folded_line.is_some()) > self.room {
+            let Some(stream) = self.ended.pop_front() else {
+                break;
+            };
+            if let Some(bar) = self.bars.remove(&stream) {
+                self.folded_rows += bar.position();
+                multi.remove(&bar);
+            }
+            self.folded.insert(stream);
+            changed = true;
+            if self.folded_line.is_none() {
+                let line = multi.insert(0, ProgressBar::no_length());
+                line.set_style(
+                    ProgressStyle::with_template("{msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                self.folded_line = Some(line);
+            }
+        }
+        if let (true, Some(line)) = (changed, &self.folded_line) {
+            let n = self.folded.len();
+            line.set_message(format!(
+                "{n} stream{} ended: {} row{}",
+                if n == 1 { "" } else { "s" },
+                self.folded_rows,
+                if self.folded_rows == 1 { "" } else { "s" }
+            ));
+            line.tick();
         }
     }
 }
@@ -104,7 +176,8 @@ fn style(template: &str) -> ProgressStyle {
     style_at(template, None)
 }
 
-/// `template`'s style, its `{rate}` the live one, or `frozen` once the stream has ended.
+/// `template`'s style, its `{rate}` the live one, or `frozen` once the stream has ended, and
+/// `{rows}` the rows read with the noun in its number.
 fn style_at(template: &str, frozen: Option<f64>) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -112,6 +185,13 @@ fn style_at(template: &str, frozen: Option<f64>) -> ProgressStyle {
             "rate",
             move |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
                 let _ = write!(w, "{:.0}/s", frozen.unwrap_or_else(|| state.per_sec()));
+            },
+        )
+        .with_key(
+            "rows",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let rows = state.pos();
+                let _ = write!(w, "{rows:>9} {}", if rows == 1 { "row " } else { "rows" });
             },
         )
 }
@@ -235,6 +315,74 @@ mod tests {
             "{lead}"
         );
         assert!(!lead.contains("ETA"), "no estimate, no ETA: {text}");
+    }
+
+    /// On a terminal with room for four lines, the streams that ended first give up their
+    /// lines to one that counts them and their rows; a running stream keeps its line. Long
+    /// names are cut so a line fits 80 columns.
+    #[test]
+    fn lines_that_would_not_fit_fold_into_a_count() {
+        let term = Captured::default();
+        let mut progress =
+            Progress::new(true, ProgressDrawTarget::term_like(Box::new(term.clone()))).with_room(4);
+        let plan = StreamPlan {
+            api: Api::Rest,
+            estimated_rows: None,
+            reason: String::new(),
+        };
+        progress.plan("Running__c", &plan);
+        progress.rows("Running__c", 5);
+        for (i, stream) in ["Alpha", "Beta", "Gamma", "Delta", "Epsilon"]
+            .iter()
+            .enumerate()
+        {
+            progress.plan(stream, &plan);
+            progress.rows(stream, 10 * (i as u64 + 1));
+            progress.finish(stream, "complete");
+        }
+        // Four lines: the count, Running__c and the last two ended.
+        assert_eq!(progress.bars.len(), 3);
+        assert!(progress.bars.contains_key("Running__c"));
+        assert!(progress.bars.contains_key("Delta") && progress.bars.contains_key("Epsilon"));
+        let count = progress.folded_line.as_ref().map(|l| l.message());
+        assert_eq!(count.as_deref(), Some("3 streams ended: 60 rows"));
+        // A folded stream draws nothing more.
+        progress.rows("Alpha", 99);
+        assert!(!progress.bars.contains_key("Alpha"));
+
+        let wide = Captured::default();
+        let mut progress =
+            Progress::new(true, ProgressDrawTarget::term_like(Box::new(wide.clone())));
+        progress.plan(
+            "A_Very_Long_Custom_Object_Name__c",
+            &StreamPlan {
+                api: Api::Bulk,
+                estimated_rows: Some(1_000_000),
+                reason: String::new(),
+            },
+        );
+        progress.rows("A_Very_Long_Custom_Object_Name__c", 1);
+        progress.finish("A_Very_Long_Custom_Object_Name__c", "complete");
+        let text = wide.text();
+        assert!(
+            !text.contains("A_Very_Long_Custom_Object_Name__c"),
+            "{text}"
+        );
+        assert!(text.contains("A_Very_Long_Custom_"), "{text}");
+    }
+
+    #[test]
+    fn one_row_is_a_row() {
+        let term = Captured::default();
+        let multi =
+            MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(term.clone())));
+        let bar = multi.add(ProgressBar::no_length());
+        bar.set_style(style_at(UNCOUNTED, Some(1.0)));
+        bar.set_prefix("Lead");
+        bar.set_position(1);
+        bar.finish_with_message("REST done");
+        let line = last_line(&term.text(), "Lead");
+        assert!(line.contains(" 1 row "), "{line}");
     }
 
     #[test]
