@@ -586,6 +586,7 @@ impl Engine {
     fn accept_page(&mut self, c: usize, page: QueryPage) -> Result<(), Error> {
         let next = self.next_of(&page)?;
         self.chunks[c].followed.refuse_repeat(&self.stream, &next)?;
+        let short = followed::short_page(&self.chunks[c].next, &next, page.records.len() as u64);
         let first_of_first = c == 0 && matches!(self.chunks[0].next, Next::First(_));
         let total = page.total_size;
         let merge = self.merge;
@@ -647,6 +648,7 @@ impl Engine {
         }
         self.with_stats(|s| {
             s.pages += 1;
+            s.short_pages += u64::from(short);
             if first_of_first {
                 s.total_size = total;
             }

@@ -176,6 +176,9 @@ pub struct ReadStats {
     /// Queries whose pages carried a different number of rows than their `totalSize` said
     /// (a query resumed after a lost cursor counts from its new first page).
     pub miscounted: Vec<Miscount>,
+    /// Pages that carried fewer rows than the row offsets of their `nextRecordsUrl` say: told
+    /// as the page arrives, before its records, where a miscount shows only at the query's end.
+    pub short_pages: u64,
 }
 
 /// A query whose pages did not carry the rows its `totalSize` counted.
@@ -223,6 +226,11 @@ impl RecordStream {
     /// The read's counters so far.
     pub fn stats(&self) -> ReadStats {
         sf_auth::lock(&self.stats).clone()
+    }
+
+    /// [`ReadStats::short_pages`] so far, without copying the rest.
+    pub fn short_pages(&self) -> u64 {
+        sf_auth::lock(&self.stats).short_pages
     }
 }
 

@@ -1,5 +1,5 @@
-//! The pages a query has followed, so a server that names one again is refused, and the path
-//! a `nextRecordsUrl` names.
+//! The pages a query has followed, so a server that names one again is refused, the path a
+//! `nextRecordsUrl` names, and the row offset it carries.
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -54,4 +54,60 @@ pub(crate) fn path_of(url: &str) -> Option<String> {
     };
     let names_a_host = path[1..].starts_with(['/', '\\']);
     (!names_a_host).then(|| path.to_string())
+}
+
+/// The row offset a `nextRecordsUrl` names: the number after the last `-` of its last segment
+/// (`/services/data/v62.0/query/01gRO0000016PIAYA2-2000`: the rows of the query before that
+/// page). Fairly sure of the form: the reference's §4.3, from Salesforce's examples and every
+/// answer recorded; `None` for a path not of that form, which is then not checked.
+fn offset_of(path: &str) -> Option<u64> {
+    let segment = path.rsplit('/').next()?;
+    segment.rsplit_once('-')?.1.parse().ok()
+}
+
+/// True when a page fetched as `asked` that carried `rows` rows, and named `next` as the page
+/// after it, carried fewer rows than the offsets between them: a row of the query went missing
+/// from the page, which the query's `totalSize` would show only at its end, after the stream's
+/// checkpoints had moved past it.
+pub(super) fn short_page(asked: &Next, next: &Next, rows: u64) -> bool {
+    let start = match asked {
+        Next::First(_) => Some(0),
+        Next::Url(path) => offset_of(path),
+        Next::Done => None,
+    };
+    match (start, next) {
+        (Some(start), Next::Url(path)) => offset_of(path).is_some_and(|end| start + rows < end),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod offset_tests {
+    use super::*;
+
+    #[test]
+    fn a_page_short_of_its_offsets_is_told() {
+        let url = |s: &str| Next::Url(s.to_string());
+        let first = Next::First("SELECT Id FROM Account".to_string());
+        let at = |n: u64| {
+            url(&format!(
+                "/services/data/v62.0/query/01gRO0000016PIAYA2-{n}"
+            ))
+        };
+        assert!(!short_page(&first, &at(2000), 2000));
+        assert!(short_page(&first, &at(2000), 1999));
+        assert!(!short_page(&at(2000), &at(4000), 2000));
+        assert!(short_page(&at(2000), &at(4000), 1998));
+        // More rows than the offsets say is not a missing row; the last page has no next.
+        assert!(!short_page(&at(2000), &at(4000), 2001));
+        assert!(!short_page(&at(2000), &Next::Done, 5));
+        // A path of another form is not checked.
+        assert!(!short_page(
+            &first,
+            &url("/services/data/v62.0/query/01gRO0000016PIAYA2"),
+            1
+        ));
+        assert!(!short_page(&url("/next/page"), &at(4000), 1));
+        assert_eq!(offset_of("/services/data/v62.0/query/01g-x-200"), Some(200));
+    }
 }

@@ -292,6 +292,10 @@ impl Runner {
             self.rest_ordered_start(run, span);
         }
         let mut emitted = false;
+        // A page short of its row offsets, in any query of the window (one resumed after a lost
+        // cursor starts its count afresh): no page checkpoint from then on, and the window is
+        // left out of the state, so a stop or a resume never moves the state past a missing row.
+        let mut short_page = false;
         let page = self.shared.options.rest_batch_size.map_or(2_000, u64::from);
         'query: loop {
             let request = ReadRequest {
@@ -329,11 +333,26 @@ impl Runner {
                         if self.rest_notes(&what, &records.stats(), held).await && held {
                             run.short = true;
                         }
+                        if short_page && held && !run.short {
+                            run.short = true;
+                            self.log(
+                                LogLevel::Warn,
+                                format!(
+                                    "{}: {what}: a page carried fewer rows than its place in                                      the query says (the offsets of its nextRecordsUrl); rows                                      may be missing downstream, so the window is left out of                                      the state: the next sync reads it again",
+                                    self.name
+                                ),
+                            )
+                            .await;
+                        }
                         return Ok(most_recent);
                     }
                     Some(Ok(record)) => {
                         // A record read since the last lost cursor: the resumes count from zero.
                         resumes = 0;
+                        if !short_page && records.short_pages() > 0 {
+                            short_page = true;
+                            self.rest_ordered_end(run);
+                        }
                         let cursor = run.cursor_value(&record);
                         most_recent = most_recent.max(cursor);
                         emitted = true;
