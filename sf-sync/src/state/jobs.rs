@@ -14,7 +14,10 @@
 //! emitted before it stopped; the next sync reads that page again and skips them. A results page
 //! is a stored file read at an offset (the locator), so the same locator gives the same rows in
 //! the same order (believed from Salesforce's description of locators as positions in the
-//! stored results; the emulated org serves them so).
+//! stored results; the emulated org serves them so). `page_last_id` (absent: not checked) is the
+//! `Id` of the last of those rows: a page read again whose row at that place has another `Id`
+//! (the stopped sync got the page with a row missing before it, say) is emitted whole again,
+//! duplicates rather than a row skipped unseen.
 //!
 //! Airbyte's source-salesforce (CDK date-range converter) reads only `state_type` and `slices`
 //! and writes only those back, so the key is ignored by it and dropped when it writes the state:
@@ -47,6 +50,8 @@ pub struct JobCheckpoint {
     /// Rows of the page at `locator` already emitted (a sync stopped inside the page): skipped
     /// when the page is read again.
     pub page_rows_emitted: u64,
+    /// The `Id` of the last of those rows, when known: the skip is checked against it.
+    pub page_last_id: Option<String>,
     /// What identifies the job's query: [`query_hash`] of its operation, SOQL and API version.
     /// A job whose query differs from the one the window needs now is not continued.
     pub query: String,
@@ -54,7 +59,7 @@ pub struct JobCheckpoint {
 
 impl JobCheckpoint {
     pub(crate) fn to_json(&self) -> Value {
-        json!({
+        let mut job = json!({
             "start": format_instant(self.start),
             "end": format_instant(self.end),
             "job_id": self.job_id,
@@ -62,7 +67,11 @@ impl JobCheckpoint {
             "rows_done": self.rows_done,
             "page_rows_emitted": self.page_rows_emitted,
             "query": self.query,
-        })
+        });
+        if let (Some(id), Some(obj)) = (&self.page_last_id, job.as_object_mut()) {
+            obj.insert("page_last_id".to_string(), Value::String(id.clone()));
+        }
+        job
     }
 }
 
@@ -156,6 +165,7 @@ pub(crate) fn parse_jobs(
             locator: text("locator")?.map(str::to_string),
             rows_done,
             page_rows_emitted,
+            page_last_id: text("page_last_id")?.map(str::to_string),
             query: required("query")?.to_string(),
         });
     }

@@ -68,6 +68,7 @@ fn a_state_with_nothing_read_writes_an_empty_slice_at_the_start_date() {
         locator: None,
         rows_done: 0,
         page_rows_emitted: 0,
+        page_last_id: None,
         query: "ab".to_string(),
     };
     let state = StreamState::new()

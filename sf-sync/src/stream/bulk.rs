@@ -46,6 +46,8 @@ struct Prepared {
     continued: bool,
     /// Rows at the start of `from`'s page a stopped sync already emitted: skipped.
     skip: u64,
+    /// The `Id` of the last of them, when the state said it: checked when skipped.
+    skip_last_id: Option<String>,
 }
 impl Runner {
     fn bulk_soql(&self, run: &ObjectRun, span: &Span) -> Result<String, Stop> {
@@ -108,7 +110,11 @@ impl Runner {
                 };
                 // Rows of the page at the locator a stopped sync emitted: kept in every state
                 // naming the job until its stream reads on.
-                *lock(&task_slot) = Some((from.clone(), saved.page_rows_emitted));
+                *lock(&task_slot) = Some((
+                    from.clone(),
+                    saved.page_rows_emitted,
+                    saved.page_last_id.clone(),
+                ));
                 let continued = continue_job(
                     &bulk,
                     &saved,
@@ -129,6 +135,7 @@ impl Runner {
                             note: None,
                             continued: true,
                             skip: saved.page_rows_emitted,
+                            skip_last_id: saved.page_last_id,
                         }))
                     }
                     Continued::Stop(error) => return error.map(Err),
@@ -164,7 +171,7 @@ impl Runner {
                 let first = match item {
                     Some(Ok(BulkItem::JobCreated { job_id: id })) => {
                         lock(&jobs).insert(id.clone());
-                        *lock(&task_slot) = Some((ResumePoint::start(id.clone()), 0));
+                        *lock(&task_slot) = Some((ResumePoint::start(id.clone()), 0, None));
                         gate.created(&id);
                         admitted.take();
                         created.notify_one();
@@ -195,6 +202,7 @@ impl Runner {
                     note,
                     continued: false,
                     skip: 0,
+                    skip_last_id: None,
                 }));
             }
         }));
@@ -488,6 +496,7 @@ impl Runner {
             mut first,
             from,
             skip,
+            mut skip_last_id,
             continued,
             ..
         } = prepared;
@@ -497,6 +506,7 @@ impl Runner {
         let mut most_recent: Option<DateTime<Utc>> = None;
         let mut resume: Option<ResumePoint> =
             from.or_else(|| job_id.as_ref().map(ResumePoint::start));
+        let origin = resume.clone();
         // Rows to drop before emitting (emitted by an earlier sync or read attempt), and rows of
         // the page at `resume` emitted: what a state written now counts as done inside the page.
         let mut skip = skip;
@@ -504,6 +514,7 @@ impl Runner {
         if let (Some(window), Some(point)) = (span, &resume) {
             let mut current = checkpoint(*window, point, query);
             current.page_rows_emitted = in_page;
+            current.page_last_id = skip_last_id.clone();
             run.progress.current = Some(current);
         }
         // Every job at once in a state (`checkpoint_jobs_after` zero): the job, and those
@@ -532,11 +543,33 @@ impl Runner {
                     self.skipped_past_the_end(skip).await;
                     return Ok((most_recent, Some((progress.job_id, stream))));
                 }
-                Some(Ok(BulkItem::Record(_))) if skip > 0 => skip -= 1,
+                Some(Ok(BulkItem::Record(record))) if skip > 0 => {
+                    skip -= 1;
+                    let expected = if skip == 0 { skip_last_id.take() } else { None };
+                    // The last row skipped is not the last one the stopped sync emitted: those
+                    // were not the page's first rows (a row was missing from it then).
+                    if expected.is_some_and(|id| record.id().is_some_and(|got| got != id)) {
+                        if let Some(point) = origin.clone() {
+                            self.page_again(run, &point, in_page).await;
+                            in_page = 0;
+                            resume = Some(point.clone());
+                            stream = self.shared.bulk.resume(point, &run.bulk_fields);
+                        }
+                    }
+                }
                 Some(Ok(BulkItem::Record(record))) => {
                     in_page += 1;
                     if let Some(current) = run.progress.current.as_mut() {
                         current.page_rows_emitted = in_page;
+                        if let Some(id) = record.id() {
+                            match &mut current.page_last_id {
+                                Some(last) => {
+                                    last.clear();
+                                    last.push_str(id);
+                                }
+                                None => current.page_last_id = Some(id.to_string()),
+                            }
+                        }
                     }
                     let record = run.shape_bulk(record);
                     most_recent = most_recent.max(run.cursor_value(&record));
@@ -598,6 +631,7 @@ impl Runner {
                                 in_page = 0;
                                 if let Some(current) = run.progress.current.as_mut() {
                                     current.page_rows_emitted = 0;
+                                    current.page_last_id = None;
                                 }
                                 self.download_checkpoint(run, span, ahead).await?;
                             }

@@ -20,8 +20,8 @@ use crate::window::Window;
 
 /// A job in flight, shared between the task preparing it and the stream: its resume point once
 /// its id is known (the first page for a new job), and the rows of that page a stopped sync
-/// already emitted (a job continued from the input state).
-pub(super) type JobSlot = Arc<Mutex<Option<(ResumePoint, u64)>>>;
+/// already emitted and the `Id` of the last of them (a job continued from the input state).
+pub(super) type JobSlot = Arc<Mutex<Option<(ResumePoint, u64, Option<String>)>>>;
 
 /// The checkpoint of the job in `slot` for `window`, if its id is known.
 pub(super) fn slot_checkpoint(
@@ -29,11 +29,14 @@ pub(super) fn slot_checkpoint(
     slot: &JobSlot,
     query: &str,
 ) -> Option<JobCheckpoint> {
-    lock(slot).as_ref().map(|(point, page_rows_emitted)| {
-        let mut job = checkpoint(window, point, query);
-        job.page_rows_emitted = *page_rows_emitted;
-        job
-    })
+    lock(slot)
+        .as_ref()
+        .map(|(point, page_rows_emitted, page_last_id)| {
+            let mut job = checkpoint(window, point, query);
+            job.page_rows_emitted = *page_rows_emitted;
+            job.page_last_id = page_last_id.clone();
+            job
+        })
 }
 
 /// The checkpoint of a job reading `window`, continuing at `point`.
@@ -45,6 +48,7 @@ pub(super) fn checkpoint(window: Window, point: &ResumePoint, query: &str) -> Jo
         locator: point.locator.clone(),
         rows_done: point.rows_done,
         page_rows_emitted: 0,
+        page_last_id: None,
         query: query.to_string(),
     }
 }
@@ -196,5 +200,34 @@ impl Runner {
         self.discard_resumable(run).await;
         self.api = Some(Api::Rest);
         self.rest_spans(run, &mut queue).await
+    }
+}
+
+impl Runner {
+    /// A continued job's page read again does not start with the rows the stopped sync emitted
+    /// of it (`skipped` of them, the last with another `Id`): it is emitted whole from `point`,
+    /// duplicates rather than a row skipped unseen, and the state counts it from its start.
+    pub(super) async fn page_again(
+        &mut self,
+        run: &mut ObjectRun,
+        point: &ResumePoint,
+        skipped: u64,
+    ) {
+        if let Some(current) = run.progress.current.as_mut() {
+            current.page_rows_emitted = 0;
+            current.page_last_id = None;
+        }
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "{}: Bulk job {}: the {skipped} rows of its page at {} that the stopped sync \
+                 emitted are not the page's first ones now (a row was missing from it then): \
+                 the page is emitted whole again, duplicates rather than a row skipped",
+                self.name,
+                point.job_id,
+                point.locator.as_deref().unwrap_or("the first page"),
+            ),
+        )
+        .await;
     }
 }
