@@ -204,17 +204,68 @@ fn grant(err: &sf_auth::Error) -> String {
 }
 
 /// Salesforce's message (trimmed, without its final period), or the session error's own words
-/// when no answer came.
+/// when no answer came. An answer that is not Salesforce's JSON (no error code: a proxy's or a
+/// gateway's page) is said with its HTTP status, and its HTML tags left out.
 fn answer(err: &sf_auth::Error) -> String {
     match err.api_error() {
+        Some(api) if err.error_code().is_none() => {
+            let text = without_tags(&api.message);
+            match text.trim().trim_end_matches('.') {
+                "" => format!("HTTP {}", api.status),
+                text => format!("HTTP {}: {text}", api.status),
+            }
+        }
         Some(api) => api.message.trim().trim_end_matches('.').to_string(),
         None => err.to_string(),
     }
 }
 
+/// `text` without anything between `<` and `>`, its runs of whitespace made one space.
+fn without_tags(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_that_is_not_salesforces_says_its_status_without_html() {
+        let error = |message: &str| {
+            Error::from_session(
+                "Task",
+                sf_auth::Error::Api {
+                    operation: "GET query".into(),
+                    api: sf_auth::ApiError {
+                        status: 429,
+                        error_code: None,
+                        message: message.into(),
+                        fields: Vec::new(),
+                    },
+                },
+                || None,
+            )
+            .to_string()
+        };
+        assert_eq!(
+            error("<html><body>Enhance your calm: too many requests</body></html>"),
+            "query on `Task` failed: HTTP 429: Enhance your calm: too many requests"
+        );
+        assert_eq!(error("<html></html>"), "query on `Task` failed: HTTP 429");
+    }
 
     fn session_error(status: u16, code: &str) -> Box<sf_auth::Error> {
         Box::new(sf_auth::Error::Api {
