@@ -464,13 +464,18 @@ fn cut_short_replacing(summary: &SyncSummary, catalog: &ConfiguredCatalog) -> Op
         .incomplete()
         .filter(|(_, reason)| matches!(reason, IncompleteReason::ApiLimit { .. }))
         .filter(|(stream, _)| catalog.get(stream).is_some_and(|s| s.replaces_on_success))
-        .map(|(stream, reason)| format!("{stream} ({reason})"))
+        // The names only: each stream's WARN said where it stopped, and its reason's "the next
+        // sync resumes here" is not true of a full refresh, which starts over.
+        .map(|(stream, _)| format!("`{stream}`"))
         .collect();
     if cut.is_empty() {
         return None;
     }
     let stopped = format!(
-        "the sync stopped early, at the daily API limit or the api_budget, before {} finished;          their destination replaces what it holds on a successful sync, so this one does not end          as a success, and the data already there stays. Run the sync again when the org's          allowance has room (incremental streams resume from the state emitted)",
+        "the sync stopped early, at the daily API limit or the api_budget, before {} finished; \
+         their destination replaces what it holds on a successful sync, so this one does not end \
+         as a success, and the data already there stays. Run the sync again when the org's \
+         allowance has room (incremental streams resume from the state emitted)",
         cut.join(", ")
     );
     Some(match streams_failed(summary) {

@@ -23,8 +23,9 @@ pub struct Progress {
     /// `None` when nothing is drawn.
     multi: Option<MultiProgress>,
     bars: HashMap<String, ProgressBar>,
-    /// Streams that ended and still have their line, the earliest first.
-    ended: VecDeque<String>,
+    /// Streams that ended and still have their line, the earliest first, and whether each
+    /// completed.
+    ended: VecDeque<(String, bool)>,
     /// Streams whose lines were given up, and the line that counts them.
     folded: HashSet<String>,
     folded_line: Option<ProgressBar>,
@@ -126,8 +127,9 @@ impl Progress {
             };
             bar.set_style(style_at(template, Some(rate)));
             bar.finish_with_message(format!("{api} {how}").trim().to_string());
-            if !self.ended.iter().any(|s| s == stream) {
-                self.ended.push_back(stream.to_string());
+            if !self.ended.iter().any(|(s, _)| s == stream) {
+                self.ended
+                    .push_back((stream.to_string(), how == "complete"));
             }
             self.fold();
         }
@@ -141,7 +143,13 @@ impl Progress {
         };
         let mut changed = false;
         while self.bars.len() + usize::from(self.folded_line.is_some()) > self.room {
-            let Some(stream) = self.ended.pop_front() else {
+            // Streams that completed give their lines up first: one that did not stays in view.
+            let at = self
+                .ended
+                .iter()
+                .position(|(_, complete)| *complete)
+                .unwrap_or(0);
+            let Some((stream, _)) = self.ended.remove(at) else {
                 break;
             };
             if let Some(bar) = self.bars.remove(&stream) {
@@ -151,7 +159,11 @@ impl Progress {
             self.folded.insert(stream);
             changed = true;
             if self.folded_line.is_none() {
-                let line = multi.insert(0, ProgressBar::no_length());
+                // Left on the screen when the sync ends, as the streams' finished lines are.
+                let line = multi.insert(
+                    0,
+                    ProgressBar::no_length().with_finish(indicatif::ProgressFinish::AndLeave),
+                );
                 line.set_style(
                     ProgressStyle::with_template("{msg}")
                         .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -346,6 +358,19 @@ mod tests {
         assert!(progress.bars.contains_key("Delta") && progress.bars.contains_key("Epsilon"));
         let count = progress.folded_line.as_ref().map(|l| l.message());
         assert_eq!(count.as_deref(), Some("3 streams ended: 60 rows"));
+        // A stream that did not complete keeps its line while complete ones fold.
+        progress.plan("Failed__c", &plan);
+        progress.finish("Failed__c", "incomplete");
+        progress.plan("Zeta", &plan);
+        progress.finish("Zeta", "complete");
+        assert!(
+            progress.bars.contains_key("Failed__c"),
+            "{:?}",
+            progress.bars.keys()
+        );
+        assert!(!progress.bars.contains_key("Delta") && !progress.bars.contains_key("Epsilon"));
+        let count = progress.folded_line.as_ref().map(|l| l.message());
+        assert_eq!(count.as_deref(), Some("5 streams ended: 150 rows"));
         // A folded stream draws nothing more.
         progress.rows("Alpha", 99);
         assert!(!progress.bars.contains_key("Alpha"));

@@ -675,8 +675,9 @@ async fn the_daily_limit_cutting_an_overwrite_stream_does_not_end_as_a_success()
             assert_eq!(error["failure_type"], "transient_error", "{error}");
             let message = error["message"].as_str().unwrap_or_default();
             assert!(
-                message.contains("before Account (")
-                    && message.contains("the data already there stays"),
+                message.contains("before `Account` finished; their destination replaces")
+                    && message.contains("the data already there stays")
+                    && !message.contains("  "),
                 "{message}"
             );
             assert!(run

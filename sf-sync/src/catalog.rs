@@ -80,7 +80,7 @@ pub struct ConfiguredStream {
     /// name: what a field's values are written as, even if its type changed in the org since.
     pub field_schemas: BTreeMap<String, Value>,
     /// The destination drops what it held of the stream once the sync succeeds: the
-    /// `destination_sync_mode` is `overwrite`, or the platform asks for a refresh that removes
+    /// `destination_sync_mode` is `overwrite` or `overwrite_dedup`, or the platform asks for a refresh that removes
     /// older generations (`minimum_generation_id` equal to `generation_id`, above 0: Airbyte's
     /// "refresh and remove records", and overwrite since protocol v0.16).
     pub replaces_on_success: bool,
@@ -357,8 +357,10 @@ fn read_stream(entry: &Value, path: &str) -> Result<ConfiguredStream, Error> {
         namespace,
         selected_fields,
         sync_mode,
-        replaces_on_success: destination_sync_mode == DestinationSyncMode::Overwrite
-            || removes_older,
+        replaces_on_success: matches!(
+            destination_sync_mode,
+            DestinationSyncMode::Overwrite | DestinationSyncMode::OverwriteDedup
+        ) || removes_older,
         destination_sync_mode,
         cursor_field,
         primary_key,
@@ -471,6 +473,10 @@ mod tests {
         // Overwrite, or a refresh that removes older generations, replaces the destination's
         // data on success; a plain sync (minimum 0), or ids that are not counts, do not.
         assert!(catalog.get("Task").unwrap().replaces_on_success);
+        let mut value = airbyte_catalog();
+        value["streams"][0]["destination_sync_mode"] = json!("overwrite_dedup");
+        let read = ConfiguredCatalog::from_value(&value).unwrap();
+        assert!(read.get("Account").unwrap().replaces_on_success);
         for (minimum, current, replaces) in [
             (json!(3), json!(3), true),
             (json!(0), json!(3), false),

@@ -917,6 +917,11 @@ async fn a_short_page_then_a_lost_cursor_still_holds_the_window_back() {
     );
     assert_eq!(warned.len(), 1, "{:?}", sink.logs());
     assert!(
+        warned[0].contains("its place in the query says") && !warned[0].contains("  "),
+        "{}",
+        warned[0]
+    );
+    assert!(
         warned[0].contains("the next sync reads it again"),
         "{}",
         warned[0]

@@ -379,41 +379,55 @@ async fn airbyte_reads_a_mid_job_state_and_sfconnect_reads_airbytes() {
 
 /// A state saying rows of a page were emitted, with the `Id` of the last of them, where the page
 /// read again has another row at that place (the stopped sync got the page with a row missing
-/// before it): the page is emitted whole again, with a WARN, and no row is skipped unseen.
+/// before it): the page is emitted whole again, with a WARN, and no row is skipped unseen. With
+/// more rows said than the page holds now (read with smaller pages), the skip runs into the next
+/// page; the state then counts again from the page where the skip began, so a stop there loses
+/// nothing either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_whose_skipped_rows_are_not_the_ones_emitted_is_emitted_whole() {
-    let c = connect(org_config(64).rows("Account", 900), json!({})).await;
-    let control = c.org.control();
-    let (mut state, sink1) = cut_inside_a_job(&c).await;
-    // As if the stopped sync had emitted 5 rows of the page at the locator, the last of them a
-    // row that is not the page's fifth now: those 5 rows of the page were never emitted here.
-    let job = &mut state["bulk_jobs"][0];
-    job["page_rows_emitted"] = json!(5);
-    job["page_last_id"] = json!("001000000000000AAA");
-    control.advance_clock(86_400);
-    control.set_faults(Faults::default());
-    let configured = configure(&c.catalog, &["Account"], Some("incremental"));
-    let input = InputState::from_value(&json!({ "Account": state })).unwrap();
-    let (result, sink2) = run(&c.session, &c.config, &configured, &input, &options()).await;
-    assert_eq!(result.unwrap().streams[0].status, StreamStatus::Complete);
-    let warned: Vec<_> = sink2
-        .logs()
-        .into_iter()
-        .filter(|(level, m)| {
-            *level == LogLevel::Warn && m.contains("the page is emitted whole again")
-        })
-        .collect();
-    assert_eq!(warned.len(), 1, "{:?}", sink2.logs());
-    assert!(
-        warned[0].1.contains("the 5 rows of its page at"),
-        "{}",
-        warned[0].1
-    );
-    let spec = c.catalog.stream("Account").unwrap();
-    assert_matches_truth(
-        "Account",
-        &latest(&[&sink1, &sink2], "Account", spec),
-        &truth(&control, spec),
-    );
-    c.org.shutdown().await;
+    for (seed, said) in [(64, 5u64), (65, 70)] {
+        let c = connect(org_config(seed).rows("Account", 900), json!({})).await;
+        let control = c.org.control();
+        let (mut state, sink1) = cut_inside_a_job(&c).await;
+        // As if the stopped sync had emitted `said` rows from the locator, the last of them a
+        // row that is not there now: those rows were never emitted here.
+        let job = &mut state["bulk_jobs"][0];
+        let locator = job["locator"].clone();
+        job["page_rows_emitted"] = json!(said);
+        job["page_last_id"] = json!("001000000000000AAA");
+        control.advance_clock(86_400);
+        control.set_faults(Faults::default());
+        let configured = configure(&c.catalog, &["Account"], Some("incremental"));
+        let input = InputState::from_value(&json!({ "Account": state })).unwrap();
+        let (result, sink2) = run(&c.session, &c.config, &configured, &input, &options()).await;
+        assert_eq!(result.unwrap().streams[0].status, StreamStatus::Complete);
+        let warned: Vec<_> = sink2
+            .logs()
+            .into_iter()
+            .filter(|(level, m)| {
+                *level == LogLevel::Warn && m.contains("the page is emitted whole again")
+            })
+            .collect();
+        assert_eq!(warned.len(), 1, "{:?}", sink2.logs());
+        assert!(
+            warned[0]
+                .1
+                .contains(&format!("the {said} rows from its page at")),
+            "{}",
+            warned[0].1
+        );
+        // After the WARN, a state names the page the skip began at, none of it emitted.
+        let restarted = sink2.states("Account").into_iter().any(|s| {
+            s["bulk_jobs"][0]["locator"] == locator
+                && s["bulk_jobs"][0]["page_rows_emitted"] == json!(0)
+        });
+        assert!(restarted, "{:?}", sink2.states("Account"));
+        let spec = c.catalog.stream("Account").unwrap();
+        assert_matches_truth(
+            "Account",
+            &latest(&[&sink1, &sink2], "Account", spec),
+            &truth(&control, spec),
+        );
+        c.org.shutdown().await;
+    }
 }

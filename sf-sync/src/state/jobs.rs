@@ -58,6 +58,21 @@ pub struct JobCheckpoint {
 }
 
 impl JobCheckpoint {
+    /// `rows` of the page at `locator` emitted, the last with `id`: copied into the string
+    /// already held (no allocation after a page's first row: this runs for every Bulk row).
+    pub(crate) fn emitted(&mut self, rows: u64, id: Option<&str>) {
+        self.page_rows_emitted = rows;
+        if let Some(id) = id {
+            match &mut self.page_last_id {
+                Some(last) => {
+                    last.clear();
+                    last.push_str(id);
+                }
+                None => self.page_last_id = Some(id.to_string()),
+            }
+        }
+    }
+
     pub(crate) fn to_json(&self) -> Value {
         let mut job = json!({
             "start": format_instant(self.start),

@@ -506,7 +506,10 @@ impl Runner {
         let mut most_recent: Option<DateTime<Utc>> = None;
         let mut resume: Option<ResumePoint> =
             from.or_else(|| job_id.as_ref().map(ResumePoint::start));
-        let origin = resume.clone();
+        // Where the rows being skipped start, and how many: read again from there whole if the
+        // last one skipped is not the last one emitted (`skip_last_id`).
+        let mut skip_from = resume.clone();
+        let mut skipping = skip;
         // Rows to drop before emitting (emitted by an earlier sync or read attempt), and rows of
         // the page at `resume` emitted: what a state written now counts as done inside the page.
         let mut skip = skip;
@@ -549,8 +552,14 @@ impl Runner {
                     // The last row skipped is not the last one the stopped sync emitted: those
                     // were not the page's first rows (a row was missing from it then).
                     if expected.is_some_and(|id| record.id().is_some_and(|got| got != id)) {
-                        if let Some(point) = origin.clone() {
-                            self.page_again(run, &point, in_page).await;
+                        if let Some(point) = skip_from.clone() {
+                            self.page_again(&point, skipping).await;
+                            // The state counts from that page's start again (the page the
+                            // skip ran into, if any, comes after it).
+                            if let Some(window) = span {
+                                run.progress.current = Some(checkpoint(*window, &point, query));
+                            }
+                            self.download_checkpoint(run, span, ahead).await?;
                             in_page = 0;
                             resume = Some(point.clone());
                             stream = self.shared.bulk.resume(point, &run.bulk_fields);
@@ -560,16 +569,7 @@ impl Runner {
                 Some(Ok(BulkItem::Record(record))) => {
                     in_page += 1;
                     if let Some(current) = run.progress.current.as_mut() {
-                        current.page_rows_emitted = in_page;
-                        if let Some(id) = record.id() {
-                            match &mut current.page_last_id {
-                                Some(last) => {
-                                    last.clear();
-                                    last.push_str(id);
-                                }
-                                None => current.page_last_id = Some(id.to_string()),
-                            }
-                        }
+                        current.emitted(in_page, record.id());
                     }
                     let record = run.shape_bulk(record);
                     most_recent = most_recent.max(run.cursor_value(&record));
@@ -588,6 +588,9 @@ impl Runner {
                     if let (Some(window), Some(point)) = (span, &next) {
                         let mut current = checkpoint(*window, point, query);
                         current.page_rows_emitted = in_page;
+                        if skip > 0 {
+                            current.page_last_id = skip_last_id.clone();
+                        }
                         run.progress.current = Some(current);
                         self.download_checkpoint(run, span, ahead).await?;
                     }
@@ -636,6 +639,14 @@ impl Runner {
                                 self.download_checkpoint(run, span, ahead).await?;
                             }
                             skip = in_page;
+                            // The rows skipped are checked against the last one emitted.
+                            skipping = skip;
+                            skip_from = Some(point.clone());
+                            skip_last_id = run
+                                .progress
+                                .current
+                                .as_ref()
+                                .and_then(|c| c.page_last_id.clone());
                             stream = self.shared.bulk.resume(point.clone(), &run.bulk_fields);
                         }
                         _ => return Err(self.bulk_span_error(span, e)),

@@ -204,24 +204,15 @@ impl Runner {
 }
 
 impl Runner {
-    /// A continued job's page read again does not start with the rows the stopped sync emitted
-    /// of it (`skipped` of them, the last with another `Id`): it is emitted whole from `point`,
-    /// duplicates rather than a row skipped unseen, and the state counts it from its start.
-    pub(super) async fn page_again(
-        &mut self,
-        run: &mut ObjectRun,
-        point: &ResumePoint,
-        skipped: u64,
-    ) {
-        if let Some(current) = run.progress.current.as_mut() {
-            current.page_rows_emitted = 0;
-            current.page_last_id = None;
-        }
+    /// A continued job's page read again does not start with the rows emitted of it before
+    /// (`skipped` of them, the last with another `Id`): said; the caller emits it whole from
+    /// `point`, duplicates rather than a row skipped unseen.
+    pub(super) async fn page_again(&mut self, point: &ResumePoint, skipped: u64) {
         self.log(
             LogLevel::Warn,
             format!(
-                "{}: Bulk job {}: the {skipped} rows of its page at {} that the stopped sync \
-                 emitted are not the page's first ones now (a row was missing from it then): \
+                "{}: Bulk job {}: the {skipped} rows from its page at {} emitted before are \
+                 not the first ones read again (a row was missing from it then): \
                  the page is emitted whole again, duplicates rather than a row skipped",
                 self.name,
                 point.job_id,

@@ -338,7 +338,10 @@ impl Runner {
                             self.log(
                                 LogLevel::Warn,
                                 format!(
-                                    "{}: {what}: a page carried fewer rows than its place in                                      the query says (the offsets of its nextRecordsUrl); rows                                      may be missing downstream, so the window is left out of                                      the state: the next sync reads it again",
+                                    "{}: {what}: a page carried fewer rows than its place in the \
+                                     query says (the offsets of its nextRecordsUrl); rows may be \
+                                     missing downstream, so the window is left out of the \
+                                     state: the next sync reads it again",
                                     self.name
                                 ),
                             )
