@@ -27,6 +27,24 @@ fn tombstones(sink: &MemorySink, stream: &str) -> Vec<Record> {
         .collect()
 }
 
+/// Every id of `soft` came out of `sink` as a whole Lead row with `IsDeleted: true` (once), none
+/// as a tombstone.
+fn assert_soft_deleted_rows(sink: &MemorySink, soft: &BTreeSet<String>) {
+    let rows: Vec<_> = sink
+        .records("Lead")
+        .into_iter()
+        .filter(|r| r.id().is_some_and(|id| soft.contains(id)))
+        .collect();
+    assert_eq!(rows.len(), soft.len(), "{rows:?}");
+    for row in rows {
+        assert_eq!(row.get("IsDeleted"), Some(&Value::Bool(true)), "{row:?}");
+        assert!(
+            row.values.len() > 3,
+            "a whole row, not a tombstone: {row:?}"
+        );
+    }
+}
+
 fn ids(records: &[Record]) -> BTreeSet<String> {
     records
         .iter()
@@ -411,19 +429,7 @@ async fn deletes_unknown_then_listed(
         ids(&tombstones(&third_sink, "Lead")),
         set(&[&gone.hard_deleted])
     );
-    let rows: Vec<_> = third_sink
-        .records("Lead")
-        .into_iter()
-        .filter(|r| r.id().is_some_and(|id| soft.contains(id)))
-        .collect();
-    assert_eq!(rows.len(), 3, "{rows:?}");
-    for row in rows {
-        assert_eq!(row.get("IsDeleted"), Some(&Value::Bool(true)), "{row:?}");
-        assert!(
-            row.values.len() > 3,
-            "a whole row, not a tombstone: {row:?}"
-        );
-    }
+    assert_soft_deleted_rows(&third_sink, &soft);
 
     states.update(&third_sink, &["Lead"]);
     assert!(
@@ -990,19 +996,7 @@ async fn soft_deletes_in_a_slice_after_a_gap_come_as_rows_not_tombstones() {
     result.unwrap();
     assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&gone.hard_deleted]));
     let soft = set(&[&gone.deleted]);
-    let rows: Vec<_> = sink
-        .records("Lead")
-        .into_iter()
-        .filter(|r| r.id().is_some_and(|id| soft.contains(id)))
-        .collect();
-    assert_eq!(rows.len(), 3, "{rows:?}");
-    for row in rows {
-        assert_eq!(row.get("IsDeleted"), Some(&Value::Bool(true)), "{row:?}");
-        assert!(
-            row.values.len() > 3,
-            "a whole row, not a tombstone: {row:?}"
-        );
-    }
+    assert_soft_deleted_rows(&sink, &soft);
     assert!(
         sink.logs().iter().any(|(level, m)| *level == LogLevel::Info
             && m.contains(
