@@ -1006,3 +1006,97 @@ async fn soft_deletes_in_a_slice_after_a_gap_come_as_rows_not_tombstones() {
         sink.logs()
     );
 }
+
+/// An org where getDeleted failed for one sync after 2 hard deletes then 250 soft deletes (five
+/// batches two minutes apart, 50 each): the next sync lists them all before its windows and must
+/// check 252 ids by `Id`, two queries of 200. Returns the org and where the sync stands.
+async fn check_pending(
+    seed: u64,
+    rows: u64,
+) -> (
+    common::Connected,
+    sf_sync::ConfiguredCatalog,
+    States,
+    Vec<String>,
+    Vec<String>,
+) {
+    let c = connect(org_config(seed).rows("Lead", rows), json!({})).await;
+    let ctl = c.org.control();
+    let (catalog, mut states) = first_lead_sync(&c).await;
+    ctl.advance_clock(HOUR);
+    // The hard deletes first: the first check query settles them (gone).
+    let hard = ctl
+        .mutate(Mutation::new("Lead").hard_delete(2))
+        .hard_deleted;
+    ctl.advance_clock(120);
+    let mut soft = Vec::new();
+    for _ in 0..5 {
+        soft.extend(ctl.mutate(Mutation::new("Lead").delete(50)).deleted);
+        ctl.advance_clock(120);
+    }
+    ctl.advance_clock(HOUR);
+    ctl.set_faults(Faults {
+        malformed_deleted_next: 1,
+        ..Faults::default()
+    });
+    let (second, sink) = run_from(&c, &catalog, &states).await;
+    second.unwrap();
+    states.update(&sink, &["Lead"]);
+    ctl.set_faults(Faults::default());
+    ctl.advance_clock(HOUR);
+    (c, catalog, states, soft, hard)
+}
+
+/// A stop while ids are checked by `Id` keeps what was settled: the checked ids go out (rows, and
+/// tombstones for the hard deletes the first query settled), and only the unchecked ones wait
+/// for the next sync, which lists and checks from the first of them. So a daily allowance that
+/// leaves each sync room for one check query ends the work in two syncs instead of stopping at
+/// the same place every time.
+#[tokio::test]
+async fn a_stop_during_the_check_by_id_keeps_what_it_settled() {
+    // The requests a sync makes with both check queries, counted on a twin org.
+    let (twin, catalog, states, _, _) = check_pending(79, 600).await;
+    let before = twin.org.control().stats().api_usage.used;
+    let (result, _) = run_from(&twin, &catalog, &states).await;
+    result.unwrap();
+    let whole = twin.org.control().stats().api_usage.used - before;
+    twin.org.shutdown().await;
+
+    let (c, catalog, mut states, soft, hard) = check_pending(79, 600).await;
+    let ctl = c.org.control();
+    let mut emitted_soft = BTreeSet::new();
+    let mut tombstoned = BTreeSet::new();
+    let mut stops = 0;
+    for _ in 0..2 {
+        // Room for every request but the second check query.
+        let used = ctl.stats().api_usage.used;
+        ctl.set_faults(Faults {
+            daily_api_limit: used + whole - 1,
+            ..Faults::default()
+        });
+        let (result, sink) = run_from(&c, &catalog, &states).await;
+        let summary = result.unwrap();
+        stops += summary.incomplete().count();
+        emitted_soft.extend(
+            sink.records("Lead")
+                .into_iter()
+                .filter(|r| r.values.len() > 3 && r.get("IsDeleted") == Some(&Value::Bool(true)))
+                .filter_map(|r| r.id().map(str::to_string)),
+        );
+        tombstoned.extend(ids(&tombstones(&sink, "Lead")));
+        states.update(&sink, &["Lead"]);
+        ctl.advance_clock(HOUR);
+    }
+    assert_eq!(
+        stops, 1,
+        "the first sync stops in its check, the second does not"
+    );
+    let soft: BTreeSet<String> = soft.into_iter().collect();
+    assert!(
+        soft.is_subset(&emitted_soft),
+        "soft deletes not emitted: {:?}",
+        soft.difference(&emitted_soft).count()
+    );
+    assert_eq!(tombstoned, hard.into_iter().collect::<BTreeSet<_>>());
+    c.org.shutdown().await;
+}

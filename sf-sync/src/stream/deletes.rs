@@ -590,7 +590,7 @@ impl Runner {
         };
         // Ids the read could not have shown: rows still in the org go out as they are.
         let before = self.records;
-        let due = self.drop_still_there(due).await?;
+        let (due, stopped) = self.drop_still_there(due).await;
         let any = !due.is_empty() || self.records > before;
         for (at, id) in due {
             self.tombstones.emitted += 1;
@@ -603,6 +603,10 @@ impl Runner {
                 ],
             };
             self.record(record).await?;
+        }
+        // A stop during the check, after the ids it settled went out.
+        if let Some(stop) = stopped {
+            return Err(stop);
         }
         Ok(any)
     }

@@ -62,22 +62,26 @@ impl Verify {
 
 impl Runner {
     /// `due` (deletion time, id), less the ids `queryAll` still returns, whose rows are emitted
-    /// instead (see the module doc). A stop (the daily limit, a cancel) puts every id not yet
-    /// settled back among the pending tombstones, so the state still says they are unknown; a
-    /// query that fails otherwise leaves its ids as tombstones, as before this check, with a
-    /// WARN.
+    /// instead (see the module doc): the tombstones to emit. A query that fails leaves its ids
+    /// as tombstones, as before this check, with a WARN. A stop (the daily limit, the budget, a
+    /// cancel) is returned beside them: the ids settled so far are still emitted, and the ones
+    /// not checked yet (checked in deletion order) are pending again, so the state says deletes
+    /// are unknown from the first of them and the next sync checks on from there rather than
+    /// from the start (under an `api_budget` smaller than the whole check, every sync would
+    /// otherwise stop at the same place).
     pub(in crate::stream) async fn drop_still_there(
         &mut self,
         due: Vec<(DateTime<Utc>, String)>,
-    ) -> Result<Vec<(DateTime<Utc>, String)>, Stop> {
+    ) -> (Vec<(DateTime<Utc>, String)>, Option<Stop>) {
         let Some(verify) = self.tombstones.verify.clone() else {
-            return Ok(due);
+            return (due, None);
         };
         let (check, mut gone): (Vec<_>, Vec<_>) =
             due.into_iter().partition(|(at, _)| verify.needs_check(*at));
         if check.is_empty() {
-            return Ok(gone);
+            return (gone, None);
         }
+        let mut stopped = None;
         let mut still = 0usize;
         let mut failed: Option<String> = None;
         let mut chunks = check.chunks(IDS_PER_QUERY);
@@ -94,11 +98,11 @@ impl Runner {
                     gone.extend(chunk.iter().filter(|(_, id)| !found.contains(id)).cloned());
                 }
                 Err(stop) => {
-                    let unsettled = gone.iter().chain(chunk).chain(chunks.flatten());
-                    for (at, id) in unsettled {
+                    for (at, id) in chunk.iter().chain(chunks.flatten()) {
                         self.tombstones.put_back(id.clone(), *at);
                     }
-                    return Err(stop);
+                    stopped = Some(stop);
+                    break;
                 }
             }
         }
@@ -126,7 +130,7 @@ impl Runner {
             )
             .await;
         }
-        Ok(gone)
+        (gone, stopped)
     }
 
     /// The rows of `ids` `queryAll` returns, emitted; their ids. `Ok(Err)` when the query
