@@ -8,10 +8,8 @@
 //! chunk wait to be re-fetched.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use serde_json::Value;
 use sf_auth::{FullResponse, Request, Session};
@@ -22,7 +20,8 @@ use crate::plan::{form_encoded_len, RequestBudget};
 use crate::reader::{Miscount, QueryPlan, ReadStats};
 use crate::shape::Shape;
 use crate::soql::{quote, CursorPoint, CursorValue, Order, ResumeKey, Soql};
-use crate::wire::{decode_page, next_url_ahead, QueryPage};
+use crate::wire::{decode_page, QueryPage};
+use ahead::{Pending, Prefetch};
 pub(crate) use followed::path_of;
 use followed::Followed;
 
@@ -42,19 +41,6 @@ enum Next {
 struct Row {
     id: Option<String>,
     values: Vec<Value>,
-}
-
-/// A page asked for ahead of need.
-type Pending = Pin<Box<dyn Future<Output = Result<FullResponse, sf_auth::Error>> + Send>>;
-
-/// The next page of a chunk, asked for before the current one is used up.
-enum Prefetch {
-    /// Nothing asked ahead.
-    None,
-    /// The request is on its way; polled whenever the stream is.
-    InFlight(Pending),
-    /// The answer came.
-    Arrived(Result<FullResponse, sf_auth::Error>),
 }
 
 /// One chunk query in flight.
@@ -211,63 +197,6 @@ impl Engine {
                 self.held.clear();
                 self.ready.clear();
                 return Some(Err(e));
-            }
-        }
-    }
-
-    /// Polls the pages asked for ahead once, keeping the answers that came.
-    fn drive(&mut self, cx: &mut Context<'_>) {
-        for chunk in &mut self.chunks {
-            if let Prefetch::InFlight(pending) = &mut chunk.prefetch {
-                if let Poll::Ready(answer) = pending.as_mut().poll(cx) {
-                    chunk.prefetch = Prefetch::Arrived(answer);
-                }
-            }
-        }
-    }
-
-    /// Asks for chunk `c`'s next page ahead of need, if it has one.
-    fn prefetch(&mut self, c: usize) {
-        let next = self.chunks[c].next.clone();
-        self.ask(c, &next);
-    }
-
-    /// Asks for `next` ahead of need as chunk `c`'s next page; false when there is none.
-    fn ask(&mut self, c: usize, next: &Next) -> bool {
-        let Some(request) = self.page_request(next) else {
-            return false;
-        };
-        let session = self.session.clone();
-        self.with_stats(|s| s.requests += 1);
-        self.chunks[c].prefetch =
-            Prefetch::InFlight(Box::pin(async move { session.fetch(request).await }));
-        true
-    }
-
-    /// Asks for chunk `c`'s next page from the URL ahead of `answer`'s records
-    /// ([`next_url_ahead`]); the path asked for, if any.
-    fn ask_ahead(
-        &mut self,
-        c: usize,
-        answer: &Result<FullResponse, sf_auth::Error>,
-    ) -> Option<String> {
-        let path = path_of(next_url_ahead(&answer.as_ref().ok()?.body)?.trim())?;
-        // A page read already is refused after the parse, never asked for again.
-        if self.chunks[c].followed.has(&path) {
-            return None;
-        }
-        self.ask(c, &Next::Url(path.clone())).then_some(path)
-    }
-
-    /// The answer for chunk `c`'s next page: the one asked ahead, or a request sent now.
-    async fn page_answer(&mut self, c: usize) -> Option<Result<FullResponse, sf_auth::Error>> {
-        match std::mem::replace(&mut self.chunks[c].prefetch, Prefetch::None) {
-            Prefetch::Arrived(answer) => Some(answer),
-            Prefetch::InFlight(pending) => Some(pending.await),
-            Prefetch::None => {
-                let request = self.page_request(&self.chunks[c].next)?;
-                self.with_stats(|s| s.requests += 1);
-                Some(self.session.fetch(request).await)
             }
         }
     }
@@ -694,6 +623,7 @@ fn place(values: &mut [Value], out: &[usize], row: Vec<Value>) {
     }
 }
 
+mod ahead;
 mod followed;
 #[cfg(test)]
 mod tests;
