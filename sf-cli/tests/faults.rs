@@ -431,14 +431,19 @@ async fn a_results_page_cut_mid_row_is_read_again_from_its_checkpoint() {
     assert!(counts.values().all(|n| *n <= 2), "{counts:?}");
 }
 
-/// A REST page that fails to arrive whole (`fault`): the stream fails with a TRACE error, or the
-/// page is read again; either way the next run from the state completes the data.
+/// A REST page that fails to arrive whole (`fault`): the page is read again, or the stream fails
+/// with a TRACE error; either way the next run from the state (with the faults cleared)
+/// completes the data.
 async fn rest_page_fault(name: &str, seed: u64, faults: Faults) -> (Vec<Run>, Vec<Value>, Env) {
     let env = Env::start(name, org(seed)).await;
     env.org.control().set_faults(faults);
     let streams = [("Account", "incremental"), ("Contact", "full_refresh")];
     let config = env.config(json!({"stream_slice_step": "P180D"}));
-    let (runs, inputs) = read_until_done(&env, &config, &streams, 3, |_| {}).await;
+    let control = env.org.control();
+    let (runs, inputs) = read_until_done(&env, &config, &streams, 3, |_| {
+        control.set_faults(Faults::default())
+    })
+    .await;
     for stream in stream_names(&streams) {
         assert_union_is_truth(&env, &runs, stream);
         for run in &runs {
@@ -449,13 +454,36 @@ async fn rest_page_fault(name: &str, seed: u64, faults: Faults) -> (Vec<Run>, Ve
     (runs, inputs, env)
 }
 
+/// A page that arrives unreadable (JSON cut short by something between the client and
+/// Salesforce, yet ending cleanly) is asked for once more: the sync completes in one run,
+/// without a duplicate, and says so.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_malformed_json_page_fails_the_stream_and_the_next_run_resumes() {
+async fn a_malformed_json_page_is_asked_for_again() {
+    let (runs, _, _env) = rest_page_fault(
+        "malformed-page-again",
+        18,
+        Faults {
+            malformed_query_next: 1,
+            ..Faults::default()
+        },
+    )
+    .await;
+    assert_eq!(runs.len(), 1, "{}", runs[0].dump());
+    runs[0].assert_success();
+    let warned = runs[0].logs_with("WARN", "arrived unreadable and were asked for again");
+    assert_eq!(warned.len(), 1, "{}", runs[0].dump());
+    assert!(warned[0].contains("1 page(s)"), "{}", warned[0]);
+}
+
+/// Every page unreadable, the second answer too: the streams fail with a TRACE error and the
+/// next run resumes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_json_page_twice_fails_the_stream_and_the_next_run_resumes() {
     let (runs, _, _env) = rest_page_fault(
         "malformed-page",
         18,
         Faults {
-            malformed_query_next: 1,
+            malformed_query_next: 1_000,
             ..Faults::default()
         },
     )

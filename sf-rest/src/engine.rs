@@ -256,7 +256,8 @@ impl Engine {
                     })
                     .await;
                 }
-                let page = self.decode(c, answer)?;
+                let asked = self.chunks[c].next.clone();
+                let page = self.read_page(c, &asked, answer).await?;
                 self.accept_page(c, page)?;
                 match (&ahead, &self.chunks[c].next) {
                     (Some(asked), Next::Url(next)) if asked == next => {}
@@ -379,7 +380,7 @@ impl Engine {
                 while let Some(request) = self.page_request(&next) {
                     self.with_stats(|s| s.requests += 1);
                     let answer = self.session.fetch(request).await;
-                    let page = self.decode(c, answer)?;
+                    let page = self.read_page(c, &next, answer).await?;
                     next = self.next_of(&page)?;
                     followed.refuse_repeat(&self.stream, &next)?;
                     self.with_stats(|s| s.pages += 1);
@@ -476,6 +477,35 @@ impl Engine {
             Some(options) => request.header("Sforce-Query-Options", options.as_str()),
             None => request,
         })
+    }
+
+    /// Parses `answer`, chunk `c`'s page at `asked`. A page that arrived but cannot be read is
+    /// asked for once more (a query page is read again by its URL, the first page by sending
+    /// the query again): such pages come from what lies between the client and Salesforce, and
+    /// the next answer is usually whole. A second failure ends the read.
+    async fn read_page(
+        &mut self,
+        c: usize,
+        asked: &Next,
+        answer: Result<FullResponse, sf_auth::Error>,
+    ) -> Result<QueryPage, Error> {
+        let why = match self.decode(c, answer) {
+            Err(Error::QueryDecode { message, .. }) => message,
+            read => return read,
+        };
+        let Some(request) = self.page_request(asked) else {
+            return Err(Error::QueryDecode {
+                stream: self.stream.clone(),
+                message: why,
+            });
+        };
+        self.with_stats(|s| {
+            s.requests += 1;
+            s.pages_read_again += 1;
+            s.read_again_because.get_or_insert(why);
+        });
+        let answer = self.session.fetch(request).await;
+        self.decode(c, answer)
     }
 
     /// Parses a page of chunk `c`, its rows shaped by the chunk's columns.

@@ -179,6 +179,11 @@ pub struct ReadStats {
     /// Pages that carried fewer rows than the row offsets of their `nextRecordsUrl` say: told
     /// as the page arrives, before its records, where a miscount shows only at the query's end.
     pub short_pages: u64,
+    /// Pages that arrived but could not be read (not the JSON of a query page: a proxy's
+    /// garbled answer, a body cut short that still ended cleanly) and were asked for once more.
+    pub pages_read_again: u64,
+    /// Why the first of them could not be read.
+    pub read_again_because: Option<String>,
 }
 
 /// A query whose pages did not carry the rows its `totalSize` counted.

@@ -603,3 +603,74 @@ async fn a_query_short_of_its_total_size_is_reported() {
         }]
     );
 }
+
+/// A page that arrives but is not a query page's JSON (cut short, yet ending cleanly) is asked
+/// for once more; a page unreadable twice ends the read with `UnexpectedBody`, nothing after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_page_is_asked_for_once_more() {
+    let org = EmulatedOrg::start(org_config()).await.unwrap();
+    let session = login(&org).await;
+    let spec = stream_spec(&session, "Account").await;
+    let reader = RestReader::new(
+        session,
+        RestConfig {
+            batch_size: Some(200),
+            ..RestConfig::default()
+        },
+    )
+    .unwrap();
+    let request = ReadRequest {
+        window: Window::for_stream(&spec, None, Some(org.control().now())),
+        include_deleted: true,
+        ..ReadRequest::default()
+    };
+    let want = truth(&org, "Account");
+
+    // The first page arrives unreadable once.
+    org.control().set_faults(Faults {
+        malformed_query_next: 1,
+        ..Faults::default()
+    });
+    let (records, error, stats) = read_all(&reader, &spec, request.clone()).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_each_once(&records, &want);
+    assert_eq!(stats.pages_read_again, 1);
+    let why = stats.read_again_because.unwrap();
+    assert!(why.contains("EOF"), "{why}");
+
+    // A later page (the first one asked for once a record came) arrives unreadable once.
+    let mut stream = reader.read(&spec, request.clone()).unwrap();
+    let mut records = vec![stream.next().await.unwrap().unwrap()];
+    org.control().set_faults(Faults {
+        malformed_query_next: 1,
+        ..Faults::default()
+    });
+    while let Some(item) = stream.next().await {
+        records.push(item.unwrap());
+    }
+    assert_each_once(&records, &want);
+    assert_eq!(stream.stats().pages_read_again, 1);
+
+    // Every page unreadable: the first is asked for twice, then the read ends.
+    org.control().set_faults(Faults {
+        malformed_query_next: 1_000,
+        ..Faults::default()
+    });
+    let queries = org.control().stats().requests.query;
+    let (records, error, stats) = read_all(&reader, &spec, request).await;
+    let error = error.expect("an error after the second unreadable answer");
+    assert_eq!(error.kind(), ErrorKind::UnexpectedBody, "{error}");
+    assert!(error.to_string().contains("unexpected page"), "{error}");
+    assert!(records.is_empty(), "{} records", records.len());
+    assert_eq!(stats.pages_read_again, 1);
+    // The query and its second try (next pages asked for ahead count apart).
+    assert_eq!(org.control().stats().requests.query - queries, 2);
+}
+
+/// Each of `want`'s rows once in `records`, and nothing else.
+fn assert_each_once(records: &[Record], want: &BTreeMap<String, Value>) {
+    let ids: HashSet<&str> = records.iter().map(|r| r.id().unwrap()).collect();
+    assert_eq!(ids.len(), records.len(), "a record twice");
+    let want: HashSet<&str> = want.keys().map(String::as_str).collect();
+    assert_eq!(ids, want);
+}

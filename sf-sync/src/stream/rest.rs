@@ -230,6 +230,19 @@ impl Runner {
             )
             .await;
         }
+        if stats.pages_read_again > 0 {
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "{}: {what}: {} page(s) arrived unreadable and were asked for again ({}); \
+                     the answers read again were whole",
+                    self.name,
+                    stats.pages_read_again,
+                    stats.read_again_because.as_deref().unwrap_or("?"),
+                ),
+            )
+            .await;
+        }
         let mut short = false;
         for miscount in &stats.miscounted {
             let missing = miscount.received < miscount.counted;
