@@ -216,7 +216,28 @@ impl Session {
 
     /// `GET limits`.
     pub async fn limits(&self) -> Result<Limits, Error> {
-        let all = self.get_json("limits", &[]).await?;
+        self.limits_of(Request::get("limits")).await
+    }
+
+    /// `GET limits`, sent even past the `api_budget`, its `DailyApiRequests` taken as the
+    /// session's usage now ([`Session::api_usage`]; response headers only raise it within a
+    /// minute of a higher reading, as answers can arrive out of order). Once a reading reaches the budget, the session
+    /// refuses every request but this one (`BudgetExhausted`): a session kept for longer than a
+    /// sync calls it to learn that the rolling 24-hour count has gone down. It costs one API
+    /// request.
+    pub async fn refresh_usage(&self) -> Result<ApiUsage, Error> {
+        let limits = self.limits_of(Request::get("limits").past_budget()).await?;
+        let daily = limits.daily_api_requests;
+        let usage = ApiUsage {
+            used: u64::try_from(daily.max.saturating_sub(daily.remaining)).unwrap_or(0),
+            max: u64::try_from(daily.max).unwrap_or(0),
+        };
+        self.inner.usage.set(usage);
+        Ok(usage)
+    }
+
+    async fn limits_of(&self, request: Request) -> Result<Limits, Error> {
+        let all = self.fetch(request).await?.json()?;
         Limits::from_json(all).map_err(|message| Error::Decode {
             operation: "GET limits".to_string(),
             message,

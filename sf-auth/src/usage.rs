@@ -1,7 +1,8 @@
 //! API usage: the `Sforce-Limit-Info` header and the `/limits` resource.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -52,27 +53,47 @@ pub fn parse_limit_info(value: &str) -> Option<ApiUsage> {
     })
 }
 
-/// The shared, lock-free usage value every response updates.
+/// How long the largest reading stands against lower ones: answers sent close together can
+/// arrive out of order, so within this time a lower reading is taken for an older one. Past it,
+/// a lower reading is the rolling count going down (calls of 24 hours ago leaving it).
+const OUT_OF_ORDER: Duration = Duration::from_secs(60);
+
+/// The usage value every response updates: the largest reading of the last [`OUT_OF_ORDER`],
+/// else the latest.
 #[derive(Debug, Default)]
 pub(crate) struct UsageTracker {
-    used: AtomicU64,
-    /// 0 means "not reported yet".
-    max: AtomicU64,
+    /// The reading kept and when it was taken.
+    kept: Mutex<Option<(ApiUsage, Instant)>>,
 }
 
 impl UsageTracker {
     pub(crate) fn record(&self, usage: ApiUsage) {
-        // Responses can arrive out of order; usage only grows within a day, so keep the largest.
-        self.used.fetch_max(usage.used, Ordering::Relaxed);
-        self.max.store(usage.max, Ordering::Relaxed);
+        self.record_at(usage, Instant::now());
+    }
+
+    fn record_at(&self, usage: ApiUsage, at: Instant) {
+        let mut kept = crate::lock(&self.kept);
+        let stands = kept.is_some_and(|(old, taken)| {
+            old.used > usage.used && at.saturating_duration_since(taken) < OUT_OF_ORDER
+        });
+        if stands {
+            if let Some((old, _)) = kept.as_mut() {
+                old.max = usage.max;
+            }
+        } else {
+            *kept = Some((usage, at));
+        }
+    }
+
+    /// Takes `usage` as the count now, whatever came before (an answer asked for now).
+    pub(crate) fn set(&self, usage: ApiUsage) {
+        *crate::lock(&self.kept) = Some((usage, Instant::now()));
     }
 
     pub(crate) fn get(&self) -> Option<ApiUsage> {
-        let max = self.max.load(Ordering::Relaxed);
-        (max > 0).then(|| ApiUsage {
-            used: self.used.load(Ordering::Relaxed),
-            max,
-        })
+        crate::lock(&self.kept)
+            .map(|(usage, _)| usage)
+            .filter(|usage| usage.max > 0)
     }
 }
 
@@ -188,6 +209,31 @@ mod tests {
         t.record(ApiUsage { used: 10, max: 100 });
         t.record(ApiUsage { used: 7, max: 100 });
         assert_eq!(t.get(), Some(ApiUsage { used: 10, max: 100 }));
+    }
+
+    /// A lower reading a minute after the largest is the rolling count going down: it is kept,
+    /// so a session over its budget can come back under it.
+    #[test]
+    fn tracker_follows_the_count_down_after_a_minute() {
+        let t = UsageTracker::default();
+        let start = Instant::now();
+        t.record_at(ApiUsage { used: 90, max: 100 }, start);
+        t.record_at(
+            ApiUsage { used: 80, max: 120 },
+            start + Duration::from_secs(59),
+        );
+        assert_eq!(t.get(), Some(ApiUsage { used: 90, max: 120 }));
+        t.record_at(
+            ApiUsage { used: 40, max: 120 },
+            start + Duration::from_secs(61),
+        );
+        assert_eq!(t.get(), Some(ApiUsage { used: 40, max: 120 }));
+        // Higher readings are kept at once, whenever they come.
+        t.record_at(
+            ApiUsage { used: 41, max: 120 },
+            start + Duration::from_secs(62),
+        );
+        assert_eq!(t.get(), Some(ApiUsage { used: 41, max: 120 }));
     }
 
     #[test]

@@ -635,6 +635,43 @@ async fn the_api_budget_stops_requests_before_they_are_sent() {
         matches!(refused, Error::BudgetExhausted { .. }),
         "{refused:?}"
     );
+
+    // The rolling count went down: `refresh_usage` (sent past the budget) learns it, and the
+    // session sends requests again.
+    let limits = server
+        .mock("GET", "/services/data/v62.0/limits")
+        .with_status(200)
+        .with_header("content-type", "application/json")
+        .with_body(r#"{"DailyApiRequests": {"Max": 100000, "Remaining": 95000}}"#)
+        .expect(1)
+        .create_async()
+        .await;
+    let other = server
+        .mock(
+            "DELETE",
+            "/services/data/v62.0/jobs/query/750000000000002AAA",
+        )
+        .with_status(204)
+        .expect(1)
+        .create_async()
+        .await;
+    let usage = session.refresh_usage().await.unwrap();
+    assert_eq!(
+        usage,
+        ApiUsage {
+            used: 5000,
+            max: 100000
+        }
+    );
+    assert_eq!(session.api_usage(), Some(usage));
+    // Within a minute of the reading over the budget: a lower reading in a response header
+    // could be an older answer arriving late, but `refresh_usage` asked for the count now.
+    session
+        .send(Request::delete("jobs/query/750000000000002AAA"))
+        .await
+        .unwrap();
+    limits.assert_async().await;
+    other.assert_async().await;
 }
 
 #[tokio::test]
