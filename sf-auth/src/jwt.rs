@@ -96,8 +96,9 @@ impl JwtBearer {
     }
 
     /// A signed assertion for `client_id` to `audience`, expiring [`ASSERTION_LIFETIME_SECS`]
-    /// after `now` (seconds since the epoch).
-    pub fn assertion(&self, client_id: &str, audience: &str, now: i64) -> Result<String, Error> {
+    /// after `now` (seconds since the epoch). It is a credential until then (whoever holds it
+    /// can exchange it for an access token), so it comes as a [`Secret`].
+    pub fn assertion(&self, client_id: &str, audience: &str, now: i64) -> Result<Secret, Error> {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#);
         let claims = serde_json::json!({
             "iss": client_id,
@@ -118,10 +119,10 @@ impl JwtBearer {
             .map_err(|_| Error::InvalidPrivateKey {
                 reason: "signing the assertion failed".to_string(),
             })?;
-        Ok(format!(
+        Ok(Secret::new(format!(
             "{signing_input}.{}",
             URL_SAFE_NO_PAD.encode(signature)
-        ))
+        )))
     }
 
     /// The token request's form body: a fresh assertion for the login host (its `aud`).
@@ -137,7 +138,7 @@ impl JwtBearer {
         let assertion = self.assertion(client_id, &jwt_audience(login_url), now)?;
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", JWT_BEARER_GRANT_TYPE);
-        form.append_pair("assertion", &assertion);
+        form.append_pair("assertion", assertion.expose());
         Ok(form.finish())
     }
 }
@@ -228,7 +229,8 @@ mod tests {
         let a = jwt
             .assertion("3MVG9key", "https://login.salesforce.com", 1_700_000_000)
             .expect("signed");
-        let parts: Vec<&str> = a.split('.').collect();
+        assert!(!format!("{a:?} {a}").contains(a.expose()));
+        let parts: Vec<&str> = a.expose().split('.').collect();
         assert_eq!(parts.len(), 3);
         assert_eq!(decode(parts[0]), serde_json::json!({"alg": "RS256"}));
         assert_eq!(
@@ -249,7 +251,7 @@ mod tests {
         let b = pkcs1
             .assertion("3MVG9key", "https://login.salesforce.com", 1_700_000_000)
             .expect("signed");
-        assert_eq!(a, b);
+        assert_eq!(a.expose(), b.expose());
         assert!(!format!("{jwt:?}").contains("BEGIN"));
     }
 

@@ -189,12 +189,23 @@ impl Headers {
 }
 
 /// A successful response whose body has not been read yet: read it whole or as a byte stream.
-#[derive(Debug)]
 pub struct Response {
     pub(crate) status: u16,
     pub(crate) headers: Headers,
     pub(crate) operation: String,
     pub(crate) inner: reqwest::Response,
+}
+
+/// Method and path, status and headers: not the URL, whose query string (a SOQL filter's values,
+/// a locator) may be personal data, as in every message of this crate.
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("operation", &self.operation)
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A boxed stream of body chunks.

@@ -259,7 +259,8 @@ impl Session {
 
     /// Sends a request and reads the whole body; a body cut off in transit, or not whole within
     /// the config's `body_timeout`, is retried like any transient failure (for idempotent
-    /// requests). A body past [`FETCH_MAX_BYTES`] is an error: answers read whole are JSON.
+    /// requests). A body past [`FETCH_MAX_BYTES`] is an error, not retried: answers read whole
+    /// are JSON.
     pub async fn fetch(&self, req: Request) -> Result<FullResponse, Error> {
         let operation = req.operation();
         let (req, operation) = (&req, &operation);
@@ -274,7 +275,10 @@ impl Session {
                     body,
                     operation: operation.clone(),
                 })),
-                Err(e) => Attempt::failed(e, req.idempotent, None),
+                Err(e) => {
+                    let retryable = body_retryable(&e, req.idempotent);
+                    Attempt::failed(e, retryable, None)
+                }
             }
         })
         .await
@@ -414,6 +418,13 @@ impl Session {
 /// 600,000 ids about 45 MB), so only a server gone wrong meets it.
 pub const FETCH_MAX_BYTES: usize = 256 * 1024 * 1024;
 
+/// Whether a body that failed to arrive whole (`e`) is asked for again: only one cut off in
+/// transit or too slow, of an idempotent request. An answer past [`FETCH_MAX_BYTES`] would be as
+/// large again.
+fn body_retryable(e: &Error, idempotent: bool) -> bool {
+    idempotent && matches!(e, Error::Network { .. })
+}
+
 /// The largest clock skew a `Date` header may tell: 200 years (an emulated org may run years
 /// from the local clock; a `Date` near chrono's end would only move the overflow into the
 /// callers' arithmetic).
@@ -484,5 +495,26 @@ mod clock_tests {
         assert_eq!(shifted(now, -centuries), now);
         let years: i64 = 3 * 365 * 24 * 3600 * 1000;
         assert_eq!(shifted(now, -years), now - chrono::TimeDelta::days(3 * 365));
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::{body_retryable, Error};
+
+    #[test]
+    fn only_a_body_cut_off_or_too_slow_is_asked_for_again() {
+        let cut = Error::Network {
+            operation: "GET query".to_string(),
+            message: "connection reset".to_string(),
+            timeout: false,
+        };
+        let too_large = Error::Decode {
+            operation: "GET query".to_string(),
+            message: "the answer is larger than 268435456 bytes".to_string(),
+        };
+        assert!(body_retryable(&cut, true));
+        assert!(!body_retryable(&cut, false));
+        assert!(!body_retryable(&too_large, true));
     }
 }

@@ -150,7 +150,7 @@ async fn an_expired_assertion_is_refused() {
         .post(format!("{}/services/oauth2/token", org.base_url()))
         .form(&[
             ("grant_type", sf_auth::JWT_BEARER_GRANT_TYPE),
-            ("assertion", &assertion),
+            ("assertion", assertion.expose()),
         ])
         .send()
         .await
@@ -187,7 +187,7 @@ async fn an_expired_assertion_is_refused() {
         .post(format!("{}/services/oauth2/token", org.base_url()))
         .form(&[
             ("grant_type", sf_auth::JWT_BEARER_GRANT_TYPE),
-            ("assertion", &fresh),
+            ("assertion", fresh.expose()),
         ])
         .send()
         .await

@@ -210,3 +210,32 @@ async fn a_token_answer_of_the_wrong_shape_is_not_quoted() {
         assert!(text.contains("invalid type: string"), "{text}");
     }
 }
+
+/// A response formatted with `{:?}` shows its method, path, status and headers, never the URL's
+/// query string (a SOQL filter's values may be personal data).
+#[tokio::test]
+async fn a_response_debug_leaves_the_query_string_out() {
+    let mut server = mockito::Server::new_async().await;
+    Scenario::load("auth", "refresh_ok")
+        .unwrap()
+        .mount_async(&mut server)
+        .await;
+    let _query = server
+        .mock("GET", "/services/data/v62.0/query")
+        .match_query(mockito::Matcher::Any)
+        .with_status(200)
+        .with_header("content-type", "application/json")
+        .with_body(r#"{"totalSize":0,"done":true,"records":[]}"#)
+        .create_async()
+        .await;
+    let session = Session::login(config(&server.url())).await.unwrap();
+    let soql = "SELECT Id FROM Contact WHERE Email = 'jane.doe@example.com'";
+    let response = session
+        .send(sf_auth::Request::get("query").query("q", soql))
+        .await
+        .unwrap();
+    let text = format!("{response:?}");
+    assert!(!text.contains("jane.doe"), "{text}");
+    assert!(text.contains("GET query") && text.contains("200"), "{text}");
+    assert_clean(&text);
+}

@@ -133,7 +133,9 @@ pub struct BulkConfig {
     /// a few tens of MB, so a resumed download repeats little, while requests stay few.
     pub max_records: Option<u32>,
     /// How many times [`crate::BulkClient::query`] replaces a job that ended in `Failed` with a
-    /// new one before giving up with [`crate::ErrorKind::JobFailed`]. Default 1.
+    /// new one before giving up. The error then has the kind of the last job's message:
+    /// [`crate::ErrorKind::QueryTimeout`] when it says the query ran too long or too large
+    /// (read less at a time), else [`crate::ErrorKind::JobFailed`]. Default 1.
     pub failed_job_retries: u32,
     /// Delete each job once its results are read and verified (and failed, aborted or timed out
     /// jobs). A job whose download fails is kept for [`crate::BulkClient::resume`]; see

@@ -196,8 +196,13 @@ impl BulkClient {
         Run::new_resume(self.clone(), from, fields).into_stream()
     }
 
-    /// `POST jobs/query`: creates a job (CSV, comma, LF). Not retried on a timeout (creation is
-    /// not idempotent).
+    /// `POST jobs/query`: creates a job (CSV, comma, LF). Creation is not idempotent, so a
+    /// request lost in transit (a timeout, a connection reset once sent) is not sent again. An
+    /// answer Salesforce classes as passing (a 5xx, 408, 420 or 429, a concurrent-request limit)
+    /// is retried by the session, as for every request: after a 500, 502 or 504 the job may
+    /// exist already, and then runs unseen by this client (it counts against the day's Bulk
+    /// jobs, and Salesforce deletes it with its results when they expire, 7 days on). Failing
+    /// the sync for a gateway's answer would cost more than that job.
     pub async fn create_job(&self, operation: Operation, soql: &str) -> Result<JobInfo, Error> {
         let body = wire::create_body(operation, soql);
         let request = Request::json(Method::Post, "jobs/query", &body);

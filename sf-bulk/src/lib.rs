@@ -11,17 +11,17 @@
 //! the objects Bulk API 2.0 does not serve ([`is_bulk_unsupported`]).
 //!
 //! **Must not know:** the REST query API (`sf-rest`), how SOQL is built, windows and state
-//! (`sf-sync`), or the Airbyte protocol. It takes a SOQL string and the [`FieldSpec`](sf_discovery::FieldSpec)s of its
+//! (`sf-sync`), or the Airbyte protocol. It takes a SOQL string and the [`FieldSpec`]s of its
 //! columns, and talks to Salesforce only through an [`sf_auth::Session`], which owns
-//! authentication and the retries of transient failures.
+//! authentication and the retries of transient failures. Fields and records are sf-discovery's
+//! types ([`FieldSpec`], [`FieldType`], [`Record`]), re-exported here.
 //!
 //! [`BulkClient::query`] runs one query end to end and yields [`BulkItem`]s: `JobCreated`,
 //! `JobCompleted`, then each page's `Record`s followed by its `PageDone` checkpoint.
 //!
 //! ```no_run
 //! use futures_util::StreamExt;
-//! use sf_bulk::{BulkClient, BulkConfig, BulkItem, Operation};
-//! use sf_discovery::{FieldSpec, FieldType};
+//! use sf_bulk::{BulkClient, BulkConfig, BulkItem, FieldSpec, FieldType, Operation};
 //!
 //! # async fn run(session: sf_auth::Session) -> Result<(), sf_bulk::Error> {
 //! let client = BulkClient::new(session, BulkConfig::default())?;
@@ -29,12 +29,20 @@
 //!     FieldSpec::new("Id", FieldType::Id),
 //!     FieldSpec::new("SystemModstamp", FieldType::DateTime),
 //! ];
-//! let mut items = client.query(Operation::QueryAll, "SELECT Id, SystemModstamp FROM Account", &fields);
+//! let mut items = client.query(Operation::Query, "SELECT Id, SystemModstamp FROM Account", &fields);
 //! while let Some(item) = items.next().await {
-//!     match item? {
-//!         BulkItem::Record(record) => println!("{:?}", record.to_json()),
-//!         BulkItem::PageDone(progress) => println!("checkpoint: {:?}", progress.resume_point()),
-//!         _ => {}
+//!     match item {
+//!         Ok(BulkItem::Record(record)) => println!("{:?}", record.to_json()),
+//!         Ok(BulkItem::PageDone(progress)) => println!("checkpoint: {:?}", progress.resume_point()),
+//!         Ok(_) => {}
+//!         Err(e) => {
+//!             // A job whose download failed is kept for `BulkClient::resume`; giving up,
+//!             // delete it, or it stays on the org with its results for 7 days.
+//!             if let Some(job_id) = e.job_id() {
+//!                 let _ = client.delete(job_id).await;
+//!             }
+//!             return Err(e);
+//!         }
 //!     }
 //! }
 //! # Ok(())
@@ -56,3 +64,5 @@ pub use denylist::{is_bulk_unsupported, BULK_UNSUPPORTED_OBJECTS};
 pub use error::{DecodeError, Error, ErrorKind, EXEMPT_FROM_TRANSACTION_SECURITY, VIEW_ALL_DATA};
 pub use job::{BulkClient, JobInfo, JobState, Operation};
 pub use run::{BulkItem, BulkStream, PageProgress, ResumePoint};
+/// sf-discovery's types this crate's API takes and yields.
+pub use sf_discovery::{Columns, FieldSpec, FieldType, Record};

@@ -17,7 +17,10 @@
 //!
 //! **Must not know:** Bulk API jobs (`sf-bulk`), windows chosen and state kept (`sf-sync`), or
 //! the Airbyte protocol. It talks to Salesforce only through an [`sf_auth::Session`], which
-//! already retries transient failures and renews the token; this crate adds no retry loop.
+//! already retries transient failures and renews the token; this crate adds no retry loop but
+//! one: a page that arrives unreadable is asked for once more ([`ReadStats::pages_read_again`]).
+//! A stream is described by sf-discovery's [`StreamSpec`] (from `describe`, or built with
+//! [`StreamSpec::from_fields`]) and read as its [`Record`]s: both are re-exported here.
 //!
 //! ```no_run
 //! use chrono::{TimeZone, Utc};
@@ -61,4 +64,6 @@ pub use error::{Error, ErrorKind};
 pub use reader::{
     ChunkPlan, Miscount, QueryPlan, ReadRequest, ReadStats, RecordStream, RestConfig, RestReader,
 };
+/// sf-discovery's types this crate's API takes and yields.
+pub use sf_discovery::{Columns, FieldSpec, FieldType, Record, StreamSpec};
 pub use soql::{CursorKind, CursorPoint, CursorValue, Order, ResumeKey, Soql, Window};

@@ -22,9 +22,10 @@ struct RowsPage {
 }
 
 impl RestReader {
-    /// Runs `soql` (a query on `object`) through `query` and returns every row as Salesforce
-    /// sent it, without `attributes`, following `nextRecordsUrl` for up to 50 pages. For small
-    /// answers only: the rows are held in memory.
+    /// Runs `soql` (a query on `object`, named in errors) through `query` and returns every row
+    /// as Salesforce sent it, without `attributes`, following `nextRecordsUrl`. For small
+    /// answers only: the rows are held in memory, and an answer of more than 50 pages is an
+    /// error (`UnexpectedBody`), no row returned. Large reads go through [`RestReader::read`].
     pub async fn query_rows(
         &self,
         object: &str,
