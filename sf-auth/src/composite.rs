@@ -147,17 +147,40 @@ pub fn composite_get<'a>(letter: char, urls: impl IntoIterator<Item = &'a str>) 
     Request::json(Method::Post, "composite", &body).idempotent(true)
 }
 
+/// Why a `composite` answer cannot be matched to its subrequests.
+#[derive(Debug, thiserror::Error)]
+pub enum CompositeError {
+    /// The answer is not the JSON of a composite answer.
+    #[error("{0}")]
+    NotJson(#[from] serde_json::Error),
+    /// Not one result per subrequest.
+    #[error("{got} results for {want} subrequests")]
+    Count {
+        /// Results in the answer.
+        got: usize,
+        /// Subrequests sent.
+        want: usize,
+    },
+    /// Two results name the same subrequest.
+    #[error("two results for referenceId `{0}`")]
+    DuplicateRef(String),
+    /// A result names no subrequest sent.
+    #[error("a result for the unknown referenceId `{0}`")]
+    UnknownRef(String),
+    /// A subrequest has no result.
+    #[error("no result for referenceId `{0}`")]
+    MissingRef(String),
+}
+
 /// The answers of a `composite` call of `count` subrequests named `letter` and their index, in
 /// the subrequests' order, matched by `referenceId`. An answer that is not JSON, or anything but
-/// exactly one answer per subrequest, is an error message.
+/// exactly one answer per subrequest, is an error.
 pub fn composite_answers(
     letter: char,
     count: usize,
     body: &[u8],
-) -> Result<Vec<Subanswer>, String> {
-    let answers = serde_json::from_slice::<AnswerWire>(body)
-        .map_err(|e| e.to_string())?
-        .composite_response;
+) -> Result<Vec<Subanswer>, CompositeError> {
+    let answers = serde_json::from_slice::<AnswerWire>(body)?.composite_response;
     by_reference(letter, count, answers)
 }
 
@@ -166,10 +189,8 @@ pub fn composite_answers_borrowed(
     letter: char,
     count: usize,
     body: &[u8],
-) -> Result<Vec<SubanswerRef<'_>>, String> {
-    let answers = serde_json::from_slice::<AnswerWireRef<'_>>(body)
-        .map_err(|e| e.to_string())?
-        .composite_response;
+) -> Result<Vec<SubanswerRef<'_>>, CompositeError> {
+    let answers = serde_json::from_slice::<AnswerWireRef<'_>>(body)?.composite_response;
     by_reference(letter, count, answers)
 }
 
@@ -177,9 +198,12 @@ fn by_reference<T: Referenced>(
     letter: char,
     count: usize,
     answers: Vec<T>,
-) -> Result<Vec<T>, String> {
+) -> Result<Vec<T>, CompositeError> {
     if answers.len() != count {
-        return Err(format!("{} results for {count} subrequests", answers.len()));
+        return Err(CompositeError::Count {
+            got: answers.len(),
+            want: count,
+        });
     }
     let mut slots: Vec<Option<T>> = (0..count).map(|_| None).collect();
     for answer in answers {
@@ -191,25 +215,15 @@ fn by_reference<T: Referenced>(
         match index.and_then(|i| slots.get_mut(i)) {
             Some(slot @ None) => *slot = Some(answer),
             Some(Some(_)) => {
-                return Err(format!(
-                    "two results for referenceId `{}`",
-                    answer.reference()
-                ))
+                return Err(CompositeError::DuplicateRef(answer.reference().to_string()))
             }
-            None => {
-                return Err(format!(
-                    "a result for the unknown referenceId `{}`",
-                    answer.reference()
-                ))
-            }
+            None => return Err(CompositeError::UnknownRef(answer.reference().to_string())),
         }
     }
     slots
         .into_iter()
         .enumerate()
-        .map(|(i, slot)| {
-            slot.ok_or_else(|| format!("no result for referenceId `{}`", reference_id(letter, i)))
-        })
+        .map(|(i, slot)| slot.ok_or_else(|| CompositeError::MissingRef(reference_id(letter, i))))
         .collect()
 }
 
@@ -267,13 +281,16 @@ mod tests {
             ),
         ] {
             match by_reference('d', 2, answers) {
-                Err(message) => assert_eq!(message, want),
+                Err(message) => assert_eq!(message.to_string(), want),
                 Ok(_) => panic!("{want}: accepted"),
             }
         }
         assert_eq!(reference_id('d', 0), "d0");
         assert_eq!(reference_id('g', 24), "g24");
-        assert!(composite_answers('d', 1, b"<html>").is_err());
+        assert!(matches!(
+            composite_answers('d', 1, b"<html>"),
+            Err(CompositeError::NotJson(_))
+        ));
         assert!(composite_answers('d', 1, br#"{"compositeResponse":"#).is_err());
     }
 

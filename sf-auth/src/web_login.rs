@@ -119,8 +119,13 @@ pub enum CallbackError {
         description: String,
     },
     /// The listener failed.
-    #[error("the callback listener failed: {0}")]
-    Io(String),
+    #[error("the callback listener failed: {message}")]
+    Io {
+        /// The I/O error's kind (e.g. `AddrInUse`).
+        kind: std::io::ErrorKind,
+        /// The I/O error's message.
+        message: String,
+    },
 }
 
 /// The one-shot listener the browser is redirected to.
@@ -170,7 +175,10 @@ impl CallbackListener {
             };
             let (mut stream, target) = match event {
                 Either::Left(accepted) => {
-                    let (stream, _) = accepted.map_err(|e| CallbackError::Io(e.to_string()))?;
+                    let (stream, _) = accepted.map_err(|e| CallbackError::Io {
+                        kind: e.kind(),
+                        message: e.to_string(),
+                    })?;
                     if reading.len() < OPEN_CONNECTIONS {
                         reading.push(read_request(stream));
                     }

@@ -222,7 +222,7 @@ async fn describe_batch(
                         "POST composite (describes of {})",
                         summarize(std::slice::from_ref(&name))
                     ),
-                    message: message.clone(),
+                    message: message.to_string(),
                 };
                 out.push(retry_alone(&session, name, failure, retries, keep).await);
             }
