@@ -10,8 +10,9 @@
 //! compound fields as objects), refusing a page chain that stops short or comes round again and
 //! counting, in [`ReadStats::miscounted`], a query whose pages carried other than its
 //! `totalSize`;
-//! `SELECT COUNT()` ([`RestReader::count`]); small questions read whole as JSON rows
-//! ([`RestReader::query_rows`], e.g. a user's permission sets); the ids deleted in a window,
+//! `SELECT COUNT()` ([`RestReader::count`]); a query the caller writes, its JSON rows read
+//! whole when small ([`RestReader::query_rows`], e.g. a user's permission sets) or streamed a
+//! page at a time ([`RestReader::query_stream`]); the ids deleted in a window,
 //! hard deletes and purged rows included ([`RestReader::deleted`], getDeleted); and the errors
 //! the sync engine acts on ([`Error::kind`]).
 //!

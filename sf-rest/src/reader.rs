@@ -510,7 +510,7 @@ impl RestReader {
         )
     }
 
-    fn batch_header(&self) -> Option<String> {
+    pub(crate) fn batch_header(&self) -> Option<String> {
         self.config.batch_size.map(|n| format!("batchSize={n}"))
     }
 }

@@ -674,3 +674,73 @@ fn assert_each_once(records: &[Record], want: &BTreeMap<String, Value>) {
     let want: HashSet<&str> = want.keys().map(String::as_str).collect();
     assert_eq!(ids, want);
 }
+
+/// A query the caller writes, streamed a page at a time: every row once, as Salesforce sent it;
+/// `queryAll` shows the deleted rows `query` hides; a query Salesforce refuses is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_query_streams_page_by_page() {
+    let org = EmulatedOrg::start(org_config()).await.unwrap();
+    let deleted = org
+        .control()
+        .mutate(Mutation::new("Account").delete(7))
+        .deleted;
+    let session = login(&org).await;
+    let reader = RestReader::new(
+        session,
+        RestConfig {
+            batch_size: Some(200),
+            ..RestConfig::default()
+        },
+    )
+    .unwrap();
+    let soql = "SELECT Id, Name, IsDeleted FROM Account";
+    let pages = org.control().stats().requests.query_more;
+    let rows: Vec<_> = reader
+        .query_stream("Account", soql, false)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let truth = truth(&org, "Account");
+    let live: HashSet<&str> = truth
+        .iter()
+        .filter(|(_, r)| r["IsDeleted"] != true)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let ids: HashSet<&str> = rows.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), rows.len(), "a row twice");
+    assert_eq!(ids, live);
+    assert!(rows.iter().all(|r| !r.contains_key("attributes")));
+    assert_eq!(rows[0].keys().count(), 3, "{:?}", rows[0]);
+    // Pages of 200: the rows past the first page came in next pages.
+    let next_pages = org.control().stats().requests.query_more - pages;
+    assert_eq!(next_pages, (live.len() as u64).div_ceil(200) - 1);
+
+    let all: Vec<_> = reader
+        .query_stream("Account", soql, true)
+        .collect::<Vec<_>>()
+        .await;
+    let all: Vec<_> = all.into_iter().map(Result::unwrap).collect();
+    let in_bin: HashSet<&str> = all
+        .iter()
+        .filter(|r| r["IsDeleted"] == true)
+        .map(|r| r["Id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        all.len(),
+        live.len() + in_bin.len(),
+        "{} {}",
+        live.len(),
+        in_bin.len()
+    );
+    assert!(deleted.iter().all(|id| in_bin.contains(id.as_str())));
+
+    let refused: Vec<_> = reader
+        .query_stream("Account", "SELECT Nope__c FROM Account", false)
+        .collect::<Vec<_>>()
+        .await;
+    assert_eq!(refused.len(), 1);
+    let error = refused[0].as_ref().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidField, "{error}");
+}
