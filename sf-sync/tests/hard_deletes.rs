@@ -453,7 +453,7 @@ async fn deletes_a_sync_could_not_list_are_asked_for_again_by_the_next() {
     // The third sync's windows start after the soft deletes: their rows came from the check.
     assert!(
         third.logs().iter().any(|(level, m)| *level == LogLevel::Info
-            && m.contains("Lead: 3 records listed as deleted outside the windows read are still in the org")),
+            && m.contains("Lead: 3 records listed as deleted and not shown by the read are still in the org")),
         "{:?}",
         third.logs()
     );
@@ -1000,7 +1000,7 @@ async fn soft_deletes_in_a_slice_after_a_gap_come_as_rows_not_tombstones() {
     assert!(
         sink.logs().iter().any(|(level, m)| *level == LogLevel::Info
             && m.contains(
-                "Lead: 3 records listed as deleted outside the windows read are still in the org"
+                "Lead: 3 records listed as deleted and not shown by the read are still in the org"
             )),
         "{:?}",
         sink.logs()
@@ -1099,4 +1099,45 @@ async fn a_stop_during_the_check_by_id_keeps_what_it_settled() {
     );
     assert_eq!(tombstoned, hard.into_iter().collect::<BTreeSet<_>>());
     c.org.shutdown().await;
+}
+
+/// Records soft-deleted since the last sync and undeleted after the listing, just before the
+/// read's query: the undelete stamps them after the window's end, so the read does not show
+/// them though they are live. The check by `Id` finds them: they come out as the live rows
+/// they are, and only the hard-deleted record gets a tombstone.
+#[tokio::test]
+async fn records_undeleted_between_the_listing_and_the_read_get_no_tombstone() {
+    let c = connect(org_config(81), json!({})).await;
+    let ctl = c.org.control();
+    let (catalog, states) = first_lead_sync(&c).await;
+    ctl.advance_clock(HOUR);
+    let soft = ctl.mutate(Mutation::new("Lead").delete(3));
+    let hard = ctl.mutate(Mutation::new("Lead").hard_delete(1));
+    ctl.advance_clock(HOUR);
+    // The whole recycle bin, undeleted as the read's first query of rows arrives.
+    ctl.set_faults(Faults {
+        undelete_before_query: Some((1, 10_000)),
+        ..Faults::default()
+    });
+    let (second, sink) = run_from(&c, &catalog, &states).await;
+    second.unwrap();
+    let live: BTreeSet<String> = ctl
+        .truth("Lead")
+        .into_iter()
+        .filter(|r| r["IsDeleted"] == false)
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect();
+    let soft = set(&[&soft.deleted]);
+    assert!(soft.is_subset(&live), "the fault undeleted them");
+    assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&hard.hard_deleted]));
+    let rows: Vec<_> = sink
+        .records("Lead")
+        .into_iter()
+        .filter(|r| r.id().is_some_and(|id| soft.contains(id)))
+        .collect();
+    assert_eq!(rows.len(), soft.len(), "{rows:?}");
+    for row in rows {
+        assert_eq!(row.get("IsDeleted"), Some(&Value::Bool(false)), "{row:?}");
+        assert!(row.values.len() > 3, "a whole row: {row:?}");
+    }
 }

@@ -372,7 +372,7 @@ impl Runner {
             cursor.to_string(),
         ]);
         self.tombstones.columns = Some(columns);
-        self.tombstones.verify = Some(verify::Verify::new(run, spans, cursor));
+        self.tombstones.verify = Some(verify::Verify::new(run));
         let mut calls = 0u32;
         let mut listed = 0usize;
         // Where the deletes stop being known: a piece that failed, or an answer complete only

@@ -1,21 +1,26 @@
-//! Ids getDeleted lists that the sync's read could not have shown: checked with `queryAll` before
-//! they become tombstones.
+//! Ids getDeleted lists that the sync's read did not show: checked with `queryAll` before they
+//! become tombstones.
 //!
 //! getDeleted lists soft deletes (rows still in the recycle bin) as well as hard deletes and
-//! purges. A soft-deleted row whose deletion falls inside the windows this sync reads comes back
-//! from the read itself (`IsDeleted: true`: deleting updates `SystemModstamp`), which cancels its
-//! tombstone (`Tombstones::seen`). But the listing can start before the read: after an answer
-//! complete only up to its `latestDateCovered`, or a piece that failed, the next sync lists from
-//! there while its windows start at the state's end; a state Airbyte left with a gap between
-//! slices lists from the gap, and its windows skip the slice after it. And a cursor other than `SystemModstamp` (`CreatedDate` of a
-//! history object) does not move when a row is deleted. A tombstone for such an id would blank a
-//! row that still exists, in the bin or undeleted since, and that an earlier sync emitted whole.
+//! purges. A soft-deleted row whose deletion falls inside the windows this sync reads usually
+//! comes back from the read itself (`IsDeleted: true`: deleting updates `SystemModstamp`), which
+//! cancels its tombstone (`Tombstones::seen`). But not always:
+//! - the listing can start before the read: after an answer complete only up to its
+//!   `latestDateCovered`, or a piece that failed, the next sync lists from there while its
+//!   windows start at the state's end; a state Airbyte left with a gap between slices lists from
+//!   the gap, and its windows skip the slice after it;
+//! - a cursor other than `SystemModstamp` (`CreatedDate` of a history object) does not move when
+//!   a row is deleted;
+//! - a row undeleted after the listing and before its window's query moved its `SystemModstamp`
+//!   past the window's end: the read does not show it, though it is live (the listing is asked
+//!   ahead for up to 25 streams at once, so the time between can be long).
 //!
-//! So those ids are read again by `Id` through `queryAll`, 200 at a time, with the stream's
-//! columns: a row that comes back is emitted as it is now (deleted in the bin, or undeleted), and
-//! only ids that do not come back (purged, hard-deleted) become tombstones. One REST call per 200
-//! such ids; none when the listing starts where the read does and the cursor is
-//! `SystemModstamp`, the usual case.
+//! A tombstone for such an id would blank a row that still exists. So every listed id the read
+//! did not show is read again by `Id` through `queryAll`, 200 at a time, with the stream's
+//! columns: a row that comes back is emitted as it is now (deleted in the bin, or undeleted),
+//! and only ids that do not come back (purged, hard-deleted) become tombstones. One REST call
+//! per 200 such ids: hard deletes and purges are what is left once the read has shown the soft
+//! deletes, so the check costs a call per 200 tombstones, none when there is none.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -26,7 +31,6 @@ use sf_rest::{Order, ReadRequest};
 
 use super::super::{ObjectRun, Runner, Stop};
 use crate::sink::LogLevel;
-use crate::window::Window;
 
 /// Ids per `Id IN (...)` query: about 4 KB of request.
 const IDS_PER_QUERY: usize = 200;
@@ -36,27 +40,14 @@ const IDS_PER_QUERY: usize = 200;
 pub(in crate::stream) struct Verify {
     spec: StreamSpec,
     fields: Vec<String>,
-    /// The spans this sync reads (on the cursor): a deletion outside them was not read by this
-    /// sync (they may leave gaps: a state Airbyte left with a gap between slices is read in the
-    /// gap and after its last slice).
-    spans: Vec<Window>,
-    /// The cursor is `SystemModstamp`, which a deletion moves into the windows read.
-    cursor_moves: bool,
 }
 
 impl Verify {
-    pub(in crate::stream) fn new(run: &ObjectRun, spans: &[Window], cursor: &str) -> Arc<Verify> {
+    pub(in crate::stream) fn new(run: &ObjectRun) -> Arc<Verify> {
         Arc::new(Verify {
             spec: run.setup.spec.clone(),
             fields: run.setup.columns.clone(),
-            spans: spans.to_vec(),
-            cursor_moves: cursor.eq_ignore_ascii_case("SystemModstamp"),
         })
-    }
-
-    /// Whether a deletion at `at` may be a row the read did not show.
-    fn needs_check(&self, at: DateTime<Utc>) -> bool {
-        !self.cursor_moves || !self.spans.iter().any(|w| w.contains(at))
     }
 }
 
@@ -76,8 +67,8 @@ impl Runner {
         let Some(verify) = self.tombstones.verify.clone() else {
             return (due, None);
         };
-        let (check, mut gone): (Vec<_>, Vec<_>) =
-            due.into_iter().partition(|(at, _)| verify.needs_check(*at));
+        let check = due;
+        let mut gone = Vec::with_capacity(check.len());
         if check.is_empty() {
             return (gone, None);
         }
@@ -112,7 +103,7 @@ impl Runner {
             self.log(
                 LogLevel::Info,
                 format!(
-                    "{name}: {still} record{} listed as deleted outside the windows read are \
+                    "{name}: {still} record{} listed as deleted and not shown by the read are \
                      still in the org (in the recycle bin, or undeleted): emitted as they are \
                      now, not as tombstones",
                     if still == 1 { "" } else { "s" }
