@@ -1141,3 +1141,45 @@ async fn records_undeleted_between_the_listing_and_the_read_get_no_tombstone() {
         assert!(row.values.len() > 3, "a whole row: {row:?}");
     }
 }
+
+/// The warnings of `sink` that say the state is older than the delete log.
+fn too_old_warnings(sink: &MemorySink) -> Vec<String> {
+    sink.logs()
+        .into_iter()
+        .filter(|(l, m)| *l == LogLevel::Warn && m.contains("state goes back to"))
+        .map(|(_, m)| m.to_string())
+        .collect()
+}
+
+/// A state 15 days less half an hour old: the delete two minutes after it is still in the log,
+/// so it is listed and tombstoned, with no warning that the state is too old.
+#[tokio::test]
+async fn a_state_just_inside_the_delete_log_loses_no_delete() {
+    let c = connect(org_config(82), json!({})).await;
+    let ctl = c.org.control();
+    let (catalog, states) = first_lead_sync(&c).await;
+    ctl.advance_clock(120);
+    let hard = ctl.mutate(Mutation::new("Lead").hard_delete(1));
+    ctl.advance_clock(15 * DAY - 32 * 60);
+    let (second, sink) = run_from(&c, &catalog, &states).await;
+    second.unwrap();
+    assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&hard.hard_deleted]));
+    assert_eq!(too_old_warnings(&sink), Vec::<String>::new());
+}
+
+/// A lookback of 16 days reaches past the delete log, but the last sync listed everything up to
+/// minutes ago: nothing is lost, so no warning, and the deletes since are listed.
+#[tokio::test]
+async fn a_lookback_longer_than_the_delete_log_is_no_reason_to_warn() {
+    let c = connect(org_config(83), json!({"lookback_window": "P16D"})).await;
+    let ctl = c.org.control();
+    let (catalog, states) = first_lead_sync(&c).await;
+    ctl.advance_clock(60);
+    let hard = ctl.mutate(Mutation::new("Lead").hard_delete(1));
+    // getDeleted lists by the minute: the delete is in a minute the listing covers whole.
+    ctl.advance_clock(120);
+    let (second, sink) = run_from(&c, &catalog, &states).await;
+    second.unwrap();
+    assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&hard.hard_deleted]));
+    assert_eq!(too_old_warnings(&sink), Vec::<String>::new());
+}

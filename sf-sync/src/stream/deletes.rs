@@ -41,8 +41,10 @@ use crate::time::{add, delta, format_instant, sub};
 use crate::window::Window;
 
 /// How far inside the documented 15 days a window may start: the org's clock moves on while a
-/// sync runs, and the log's horizon with it.
-const RETENTION_MARGIN: TimeDelta = TimeDelta::hours(1);
+/// sync runs, and the log's horizon with it. Kept short: the deletes inside the margin are
+/// still in the log, and a start the log no longer reaches is refused and then asked from the
+/// log's earliest date (`INVALID_REPLICATION_DATE`, below), at two calls more.
+const RETENTION_MARGIN: TimeDelta = TimeDelta::minutes(5);
 
 /// The tombstones of one stream still to emit, by deletion time.
 #[derive(Debug, Default)]
@@ -231,6 +233,21 @@ impl DeletesSpan {
     }
 }
 
+/// `known` less the lookback, but not before `horizon` when `known` itself is within the log:
+/// only a listing that ended before the log's horizon left deletes that can no longer be known.
+fn back_from(
+    known: DateTime<Utc>,
+    lookback: std::time::Duration,
+    horizon: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let back = sub(known, delta(lookback));
+    if known >= horizon {
+        back.max(horizon)
+    } else {
+        back
+    }
+}
+
 pub(super) fn deletes_span(
     run: &ObjectRun,
     spans: &[Window],
@@ -260,8 +277,10 @@ pub(super) fn deletes_span(
             // is listed by the next sync.
             // A key past the org's clock (edited, or copied) is read as now, or nothing would
             // be listed until the clock passed it.
+            // A lookback reaching past the log's horizon (15 days or more) asks from the
+            // horizon: what the last sync listed is all still in the log, so nothing is lost.
             let from = match state.deletes_known_to() {
-                Some(known) => sub(known.min(now), delta(params.lookback)).max(first.start),
+                Some(known) => back_from(known.min(now), params.lookback, horizon).max(first.start),
                 None => from,
             };
             // Deletes a sync before could not list are asked for again.
@@ -286,7 +305,7 @@ pub(super) fn deletes_span(
                 .min()?;
             let from = read_from.max(spans.first()?.start);
             match state.deletes_known_to() {
-                Some(known) if sub(known.min(now), delta(params.lookback)) < horizon => {
+                Some(known) if known.min(now) < horizon => {
                     sub(known.min(now), delta(params.lookback))
                 }
                 _ => from.max(horizon),
