@@ -375,18 +375,7 @@ impl Reader<'_> {
         let api_version = self.api_version();
         let num_workers = self.num_workers();
         let api_budget = self.api_budget();
-        let formula_refresh = match self.get("formula_refresh") {
-            None | Some(Value::Null) => Some(None),
-            Some(Value::String(s)) if s.trim().is_empty() => Some(None),
-            Some(_) => self
-                .duration(
-                    "formula_refresh",
-                    "P1D",
-                    1,
-                    "use e.g. `P1D`, `PT12H`, `P7D`, or leave it out to never re-read",
-                )
-                .map(Some),
-        };
+        let formula_refresh = self.formula_refresh();
         let hard_deletes = self.get("hard_deletes").is_none() || self.boolean("hard_deletes");
         Some(SyncConfig {
             client_id: client_id?,

@@ -580,3 +580,40 @@ fn a_lookback_under_a_minute_is_warned_about() {
         assert!(parsed.warnings.is_empty(), "{given}: {:?}", parsed.warnings);
     }
 }
+
+/// A formula refresh under an hour is read, with a WARN; minutes written for months (`PT1M`)
+/// are named as such. An hour or more, or none, says nothing.
+#[test]
+fn a_formula_refresh_under_an_hour_is_warned_about() {
+    for (given, secs, month) in [
+        ("PT1M", 60, true),
+        ("PT1S", 1, false),
+        ("PT59M", 3540, true),
+    ] {
+        let parsed = parse(&with(json!({"formula_refresh": given}))).unwrap();
+        let every = parsed.config.formula_refresh.unwrap();
+        assert_eq!(every.as_std().as_secs(), secs, "{given}");
+        let warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(warnings.len(), 1, "{given}: {warnings:?}");
+        assert!(
+            warnings[0].starts_with("`formula_refresh`: is under an hour")
+                && warnings[0].contains("`P1D`"),
+            "{}",
+            warnings[0]
+        );
+        assert_eq!(
+            warnings[0].contains("month(s) is `P"),
+            month,
+            "{}",
+            warnings[0]
+        );
+    }
+    let parsed = parse(&with(json!({"formula_refresh": "PT1M"}))).unwrap();
+    assert!(parsed.warnings[0]
+        .to_string()
+        .contains("(`PT1M` is 1 minute(s); 1 month(s) is `P1M`)"));
+    for given in [json!("PT1H"), json!("P1M"), json!(null), json!("")] {
+        let parsed = parse(&with(json!({"formula_refresh": given}))).unwrap();
+        assert!(parsed.warnings.is_empty(), "{given}: {:?}", parsed.warnings);
+    }
+}

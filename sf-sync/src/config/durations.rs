@@ -1,4 +1,5 @@
-//! The config keys holding ISO 8601 durations (`stream_slice_step`, `lookback_window`).
+//! The config keys holding ISO 8601 durations (`stream_slice_step`, `lookback_window`,
+//! `formula_refresh`).
 
 use super::{json_kind, Reader};
 use crate::duration::IsoDuration;
@@ -74,5 +75,43 @@ impl Reader<'_> {
             );
         }
         Some(lookback)
+    }
+    /// `formula_refresh` (`None` when left out, null or empty); one under an hour is taken
+    /// with a WARN: every sync that long after the last refresh reads each stream with formula
+    /// fields whole again, and `PT1M` (a minute) is easily written for `P1M` (a month).
+    pub(super) fn formula_refresh(&mut self) -> Option<Option<IsoDuration>> {
+        match self.get("formula_refresh") {
+            None | Some(serde_json::Value::Null) => return Some(None),
+            Some(serde_json::Value::String(s)) if s.trim().is_empty() => return Some(None),
+            Some(_) => {}
+        }
+        let every = self.duration(
+            "formula_refresh",
+            "P1D",
+            1,
+            "use e.g. `P1D`, `PT12H`, `P7D`, or leave it out to never re-read",
+        )?;
+        if every.as_std().as_secs() < 3600 {
+            let text = self
+                .get("formula_refresh")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            let minutes = text
+                .strip_prefix("PT")
+                .and_then(|t| t.strip_suffix('M'))
+                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            let month = match minutes {
+                Some(n) => format!(" (`{text}` is {n} minute(s); {n} month(s) is `P{n}M`)"),
+                None => String::new(),
+            };
+            let message = format!(
+                "is under an hour{month}: every sync that runs that long after the last refresh \
+                 reads each incremental stream with formula fields whole again; a refresh is \
+                 usually daily (`P1D`) or weekly (`P7D`)"
+            );
+            self.warn("formula_refresh", &message);
+        }
+        Some(Some(every))
     }
 }
