@@ -487,7 +487,17 @@ async fn deletes_after_latest_date_covered_come_with_the_next_sync() {
         deleted_coverage_lag_secs: HOUR,
         ..Faults::default()
     };
-    deletes_unknown_then_listed(77, faults, 600).await;
+    let (second, _, unknown_from) = deletes_unknown_then_listed(77, faults, 600).await;
+    // The sync whose answer fell short says how far it was complete.
+    let said = second.logs().into_iter().any(|(level, line)| {
+        level == LogLevel::Info
+            && line.starts_with("Lead: hard deletes from")
+            && line.contains(&format!(
+                "complete only up to {} (latestDateCovered)",
+                unknown_from.as_str().unwrap()
+            ))
+    });
+    assert!(said, "{:?}", second.logs());
 }
 
 /// A first sync stopped by the daily limit inside its first Bulk job leaves a state naming the

@@ -399,6 +399,8 @@ impl Runner {
         let mut unknown: Option<DateTime<Utc>> = None;
         // How far the last piece's answer covered (`latestDateCovered`).
         let mut last_covered: Option<DateTime<Utc>> = None;
+        // The first answer complete only up to before its end.
+        let mut short_of_end: Option<DateTime<Utc>> = None;
         let mut failed = 0u32;
         let mut split = 0u32;
         let mut probed = false;
@@ -426,6 +428,7 @@ impl Runner {
                     if let Some(covered) = answer.latest_date_covered {
                         if covered < minute(piece.end) {
                             unknown = unknown.or(Some(covered.max(piece.start)));
+                            short_of_end = short_of_end.or(Some(covered.max(piece.start)));
                         }
                     }
                     listed += answer.records.len();
@@ -499,7 +502,7 @@ impl Runner {
             LogLevel::Info,
             format!(
                 "{name}: hard deletes from {} to {}: {listed} deleted id{} listed by getDeleted \
-                 ({}{}{}); records the read does not return get a tombstone (IsDeleted: true)",
+                 ({}{}{}); records the read does not return get a tombstone (IsDeleted: true){}",
                 format_instant(start),
                 format_instant(to),
                 if listed == 1 { "" } else { "s" },
@@ -518,6 +521,14 @@ impl Runner {
                     0 => "asked with other streams in one composite call".to_string(),
                     1 => "1 API call".to_string(),
                     n => format!("{n} API calls"),
+                },
+                match short_of_end {
+                    Some(covered) => format!(
+                        "; Salesforce's answer is complete only up to {} (latestDateCovered): \
+                         the deletes after that are asked for by the next sync",
+                        format_instant(covered)
+                    ),
+                    None => String::new(),
                 },
             ),
         )
