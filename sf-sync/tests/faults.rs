@@ -1298,3 +1298,66 @@ async fn records_deleted_between_chunk_queries_are_said_in_the_log() {
     }
     org.shutdown().await;
 }
+
+/// At the daily limit, each stream's WARN says its own cause: its own request refused, or,
+/// stopped because another stream's request met the limit first, that request as such (not as
+/// if it were its own query). Which streams meet it themselves depends on timing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_stream_stopped_at_the_limit_says_its_own_cause() {
+    let Connected {
+        org,
+        config,
+        session,
+        catalog,
+    } = connect(
+        org_config(22)
+            .rows("Account", 500)
+            .rows("Contact", 500)
+            .rows("Lead", 500),
+        json!({}),
+    )
+    .await;
+    let control = org.control();
+    let names = ["Account", "Contact", "Lead"];
+    let configured = configure(&catalog, &names, None);
+    let used = control.stats().api_usage.used;
+    control.set_faults(Faults {
+        daily_api_limit: used + 6,
+        ..Faults::default()
+    });
+    let (result, sink) = run(
+        &session,
+        &config,
+        &configured,
+        &InputState::default(),
+        &windows_of(100),
+    )
+    .await;
+    assert!(result.unwrap().succeeded());
+    let warned: Vec<(&str, String)> = sink
+        .logs()
+        .into_iter()
+        .filter(|(l, _)| *l == LogLevel::Warn)
+        .filter_map(|(_, m)| {
+            let (stream, detail) = m.split_once(": stopped at the API limit (")?;
+            Some((
+                names.into_iter().find(|n| *n == stream)?,
+                detail.to_string(),
+            ))
+        })
+        .collect();
+    assert!(warned.len() >= 2, "{:?}", sink.logs());
+    for (stream, detail) in &warned {
+        let other = names
+            .iter()
+            .filter(|n| *n != stream)
+            .find(|n| detail.contains(&format!("`{n}`")));
+        if other.is_some() {
+            assert!(
+                detail.starts_with("as the sync's first request to meet it: "),
+                "{stream}: {detail}"
+            );
+        }
+    }
+    org.shutdown().await;
+}

@@ -201,15 +201,16 @@ impl Shared {
         lock(&self.limit).clone()
     }
 
-    /// Records a daily-limit stop (the first one wins) and returns its detail: the error, and
-    /// the org's usage unless the error says it already (the API budget's does).
+    /// Records a daily-limit stop (the first one stops every stream) and returns its detail:
+    /// the error, and the org's usage unless the error says it already (the API budget's does).
     fn hit_limit<E: std::error::Error + 'static>(&self, err: &E) -> String {
         let message = err.to_string();
         let detail = match self.session.api_usage() {
             Some(u) if !budget_spent(err) => format!("{message}; api-usage {}/{}", u.used, u.max),
             _ => message,
         };
-        lock(&self.limit).get_or_insert(detail).clone()
+        lock(&self.limit).get_or_insert_with(|| detail.clone());
+        detail
     }
 }
 
@@ -497,8 +498,12 @@ impl Runner {
         if self.shared.cancel.is_cancelled() {
             return Err(Stop::Cancelled);
         }
+        // The sync's first request to meet the limit, which may be another stream's: said as
+        // such (a request of this stream that meets it says so by its own error).
         match self.shared.limit() {
-            Some(detail) => Err(Stop::Limit(detail)),
+            Some(detail) => Err(Stop::Limit(format!(
+                "as the sync's first request to meet it: {detail}"
+            ))),
             None => Ok(()),
         }
     }
