@@ -243,6 +243,14 @@ async fn a_state_older_than_the_delete_log_gets_a_warning_with_the_fix() {
                 && m.contains("run a full refresh of Lead")),
         "{warnings:?}"
     );
+    // The date named is where the last listing ended, not that less the lookback.
+    let known = states.0["Lead"]["deletes_known_to"].as_str().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|m| m.contains(&format!("state goes back to {known},"))),
+        "{known}: {warnings:?}"
+    );
     // What the org still knows is delivered; what it forgot cannot be.
     let got = ids(&tombstones(&sink, "Lead"));
     assert_eq!(got, set(&[&recent.hard_deleted]));
@@ -1192,4 +1200,90 @@ async fn a_lookback_longer_than_the_delete_log_is_no_reason_to_warn() {
     second.unwrap();
     assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&hard.hard_deleted]));
     assert_eq!(too_old_warnings(&sink), Vec::<String>::new());
+}
+
+/// Hard deletes in three windows of one sync: their check by `Id` waits for the stream's end
+/// (fewer than 200 are due at each window's end), so it takes one query, not one a window.
+#[tokio::test]
+async fn the_check_by_id_is_one_query_for_deletes_in_several_windows() {
+    let c = connect(
+        org_config(84),
+        json!({"force_use_bulk_api": true, "stream_slice_step": "PT1H"}),
+    )
+    .await;
+    let ctl = c.org.control();
+    let (catalog, states) = first_lead_sync(&c).await;
+    let mut gone = Vec::new();
+    for _ in 0..3 {
+        ctl.advance_clock(HOUR);
+        gone.extend(
+            ctl.mutate(Mutation::new("Lead").hard_delete(1))
+                .hard_deleted,
+        );
+    }
+    ctl.advance_clock(HOUR);
+    let before = ctl.stats().requests;
+    let (second, sink) = run_from(&c, &catalog, &states).await;
+    second.unwrap();
+    assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&gone]));
+    let after = ctl.stats().requests;
+    assert!(after.bulk_create - before.bulk_create >= 3, "{after:?}");
+    // Bulk reads the rows; REST serves the count (when the planner asks one) and the check.
+    let rest = after.query - before.query;
+    assert!((1..=2).contains(&rest), "{rest} REST queries");
+}
+
+/// The check by `Id` fails for a passing reason (503 on every try): its ids are not tombstoned
+/// (a live record among them would be blanked) but put off, with a WARN, and the state says
+/// deletes are unknown from the first of them; the next sync lists and checks them: the
+/// hard-deleted record gets its tombstone then, the undeleted ones none.
+#[tokio::test]
+async fn a_check_by_id_that_cannot_run_puts_its_tombstones_off() {
+    let c = connect(org_config(85), json!({})).await;
+    let ctl = c.org.control();
+    let (catalog, mut states) = first_lead_sync(&c).await;
+    ctl.advance_clock(HOUR);
+    let soft = ctl.mutate(Mutation::new("Lead").delete(2));
+    let hard = ctl.mutate(Mutation::new("Lead").hard_delete(1));
+    ctl.advance_clock(HOUR);
+    ctl.set_faults(Faults {
+        undelete_before_query: Some((1, 10_000)),
+        fail_row_queries_from: Some(2),
+        ..Faults::default()
+    });
+    let (second, sink) = run_from(&c, &catalog, &states).await;
+    second.unwrap();
+    assert!(
+        tombstones(&sink, "Lead").is_empty(),
+        "{:?}",
+        sink.records("Lead")
+    );
+    assert!(
+        sink.logs().iter().any(|(l, m)| *l == LogLevel::Warn
+            && m.contains("their tombstones are put off: the next sync lists and checks them")),
+        "{:?}",
+        sink.logs()
+    );
+    states.update(&sink, &["Lead"]);
+    assert!(
+        states.0["Lead"]["deletes_unknown_from"].is_string(),
+        "{}",
+        states.0["Lead"]
+    );
+
+    ctl.set_faults(Faults::default());
+    ctl.advance_clock(60);
+    let (third, sink) = run_from(&c, &catalog, &states).await;
+    third.unwrap();
+    assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&hard.hard_deleted]));
+    let undeleted = set(&[&soft.deleted]);
+    let rows: Vec<_> = sink
+        .records("Lead")
+        .into_iter()
+        .filter(|r| r.id().is_some_and(|id| undeleted.contains(id)))
+        .collect();
+    assert_eq!(rows.len(), undeleted.len(), "{rows:?}");
+    assert!(rows
+        .iter()
+        .all(|r| r.get("IsDeleted") == Some(&Value::Bool(false))));
 }

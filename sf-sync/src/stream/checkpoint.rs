@@ -146,7 +146,6 @@ impl Runner {
             return Ok(());
         };
         partial.since = 0;
-        let end = slice.end;
         let Some(state) = run.state.as_mut() else {
             return Ok(());
         };
@@ -155,9 +154,9 @@ impl Runner {
         if *state == before {
             return Ok(());
         }
-        // The hard deletes of what the state now covers go out before it: the next sync asks
-        // getDeleted only from where it ends (or from the earliest tombstone still pending).
-        self.emit_tombstones(Some(end)).await?;
+        // Tombstones still pending hold the state's `deletes_unknown_from` back to the first of
+        // them: a sync that stops before they go out (at the window's end, or the stream's)
+        // leaves them to the next, which lists from there.
         self.tombstones.note_in(state);
         let json = state.to_json();
         self.send(Msg::State(self.idx, json)).await
@@ -195,10 +194,9 @@ impl Runner {
     /// the next sync reads it whole again, as a full refresh always does. (Continuing it in the
     /// next sync would hand an overwriting destination only the rows after the cut.)
     pub(super) async fn stop_checkpoint(&mut self, run: &mut ObjectRun, at_limit: bool) {
-        // The hard deletes of the part of a REST window the state will cover go out first.
-        if let Some(end) = run.progress.partial.and_then(|p| p.slice()).map(|s| s.end) {
-            let _ = self.emit_tombstones(Some(end)).await;
-        }
+        // Tombstones still pending are not checked now (a check query would meet the limit,
+        // or be cancelled): the state says deletes are unknown from the first of them, and the
+        // next sync lists and checks them.
         if let Some(state) = run.state.as_mut() {
             self.tombstones.note_in(state);
         }

@@ -7,10 +7,11 @@
 //! on `Id` by the cursor keeps as the record's latest row (Airbyte's typed destinations replace
 //! the whole row, so its other columns become null).
 //!
-//! Tombstones go out with the window their deletion time falls in, before that window's state,
-//! so a state never covers a deletion whose tombstone was not emitted; until they are out, the
-//! state's `deletes_unknown_from` goes back to the earliest of them, so a sync stopped (or
-//! killed) before then asks getDeleted for them again. An id the read emits in a row that shows
+//! Tombstones go out at the end of a window their deletion time falls in or precedes, once 200
+//! are due (each is first checked by `Id`, 200 to a query: `verify.rs`), else at the end of the
+//! stream's last window; until they are out, the state's `deletes_unknown_from` goes back to
+//! the earliest of them, so a state never covers a deletion whose tombstone was not emitted,
+//! and a sync stopped (or killed) before then asks getDeleted for them again. An id the read emits in a row that shows
 //! the delete (a soft delete still in the bin, read with `IsDeleted: true`) or what came after
 //! it (a row undeleted since, its cursor at or after the deletion) gets no tombstone: the row
 //! itself says what became of the record. A row older than the deletion (from a Bulk job a
@@ -20,13 +21,15 @@
 //! Cost: one API call per stream per sync and 30 days read, or a 25th of one when the stream's
 //! window was asked ahead with others' in a `composite` call (`deletes_ahead.rs`); none for a
 //! stream read for the first time, whose destination holds nothing to delete, none for objects
-//! the describe does not call `replicateable`, none with the config's `hard_deletes: false`.
+//! the describe does not call `replicateable`, none with the config's `hard_deletes: false`;
+//! and one query per 200 listed ids the read did not show (`verify.rs`), none when there is
+//! none.
 //! Salesforce keeps deleted ids about 15 days: a state older than that gets
 //! a WARN naming the fix (a full refresh of the stream), and the deletes the org still knows.
 //!
 //! [`RestReader::deleted`]: sf_rest::RestReader::deleted
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
@@ -36,7 +39,6 @@ use sf_rest::{GET_DELETED_MAX_WINDOW, GET_DELETED_RETENTION};
 
 use super::{Msg, ObjectRun, Runner, Stop};
 use crate::sink::LogLevel;
-use crate::state::StreamState;
 use crate::time::{add, delta, format_instant, sub};
 use crate::window::Window;
 
@@ -45,142 +47,6 @@ use crate::window::Window;
 /// still in the log, and a start the log no longer reaches is refused and then asked from the
 /// log's earliest date (`INVALID_REPLICATION_DATE`, below), at two calls more.
 const RETENTION_MARGIN: TimeDelta = TimeDelta::minutes(5);
-
-/// The tombstones of one stream still to emit, by deletion time.
-#[derive(Debug, Default)]
-pub(super) struct Tombstones {
-    /// Deletion time → ids deleted then. Each id is one shared allocation with its entry in
-    /// `ids` (a getDeleted answer lists up to 600,000 of them).
-    pending: BTreeMap<DateTime<Utc>, Vec<Arc<str>>>,
-    /// Ids in `pending` and their deletion time (a record read that shows the delete, or what
-    /// came after it, removes its id).
-    ids: HashMap<Arc<str>, DateTime<Utc>>,
-    /// Where the deletes stop being known for this sync: a getDeleted piece that failed, or an
-    /// answer complete only up to some instant.
-    unknown: Option<DateTime<Utc>>,
-    /// Whether getDeleted was asked this sync (else the state's `deletes_unknown_from` stays as
-    /// the input had it).
-    asked: bool,
-    /// Whether the rows being read come from a Bulk job a previous sync created: a snapshot of
-    /// when it ran, before the deletes this sync listed.
-    pub(super) snapshot: bool,
-    /// `Id`, `IsDeleted` and the cursor: the columns of a tombstone.
-    columns: Option<sf_discovery::Columns>,
-    /// Tombstones emitted, for the stream's log line.
-    pub(super) emitted: u64,
-    /// Before when deletes concern nothing downstream, for the state (`deletes_known_to`): the
-    /// end of this sync's listing, or when a first sync began.
-    pub(super) known_to: Option<DateTime<Utc>>,
-    /// An instant of the org's clock before which no row this sync emits was read: the input
-    /// state's `deletes_known_to`, or when a first sync began.
-    pub(super) read_floor: Option<DateTime<Utc>>,
-    /// How ids the read could not have shown are checked before they become tombstones
-    /// (`verify.rs`); set once getDeleted is asked.
-    pub(super) verify: Option<Arc<verify::Verify>>,
-}
-
-impl Tombstones {
-    /// Whether no tombstone waits (then records cost nothing to check).
-    pub(super) fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    /// A record was read: its id needs no tombstone, for a row read now shows what became of
-    /// the record (`IsDeleted: true` in the bin, or undeleted since). A row of a results
-    /// snapshot taken before this sync listed the deletes (`snapshot`) cancels it only when it
-    /// shows the delete or what came after it (its cursor at or after the deletion); an older
-    /// one leaves the tombstone to follow it.
-    pub(super) fn seen(&mut self, record: &Record) {
-        let Some(id) = record.id() else {
-            return;
-        };
-        let Some(&deleted) = self.ids.get(id) else {
-            return;
-        };
-        if !self.snapshot {
-            self.ids.remove(id);
-            return;
-        }
-        let shows_delete = record.get("IsDeleted") == Some(&Value::Bool(true));
-        let cursor = self
-            .columns
-            .as_ref()
-            .and_then(|c| c.get(2))
-            .and_then(|name| record.get(name))
-            .and_then(Value::as_str)
-            .and_then(crate::time::parse_instant);
-        if shows_delete || cursor.is_some_and(|c| c >= deleted) {
-            self.ids.remove(id);
-        }
-    }
-
-    /// An id taken out to emit and not settled (a stop came first): pending again.
-    pub(super) fn put_back(&mut self, id: String, at: DateTime<Utc>) {
-        self.add(id, at);
-    }
-
-    fn add(&mut self, id: String, at: DateTime<Utc>) {
-        let id: Arc<str> = Arc::from(id);
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.ids.entry(id.clone()) {
-            slot.insert(at);
-            self.pending.entry(at).or_default().push(id);
-        }
-    }
-
-    /// Where the deletes stop being known if the sync ended now: where getDeleted could not
-    /// list them, or the earliest deletion whose tombstone is not out yet.
-    fn unknown_from(&self) -> Option<DateTime<Utc>> {
-        let earliest = self
-            .pending
-            .iter()
-            .find(|(_, ids)| ids.iter().any(|id| self.ids.contains_key(id)))
-            .map(|(at, _)| *at);
-        match (self.unknown, earliest) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Rows of a job whose window ends at `end` went downstream, and the job is not named by the
-    /// state (a first page cut short by a cancel): the next sync asks getDeleted from there.
-    pub(super) fn read_before(&mut self, end: DateTime<Utc>) {
-        // The window's end is on the cursor's clock, which lags far behind the org's while a
-        // first sync is resumed: when the rows are known to have been read after some instant
-        // of the org's clock (`read_floor`), deletes before it need no tombstone.
-        let end = self.read_floor.map_or(end, |floor| end.max(floor));
-        self.unknown = Some(self.unknown.map_or(end, |u| u.min(end)));
-        self.asked = true;
-    }
-
-    /// Writes [`Tombstones::unknown_from`] into `state`, once getDeleted was asked.
-    pub(super) fn note_in(&self, state: &mut StreamState) {
-        if let Some(known) = self.known_to {
-            state.set_deletes_known_to(known);
-        }
-        if self.asked {
-            state.set_deletes_unknown_from(self.unknown_from());
-        }
-    }
-
-    /// The tombstones deleted before `until` (all of them with `None`) not seen since, in
-    /// deletion order, taken out of the pending ones.
-    fn take_before(&mut self, until: Option<DateTime<Utc>>) -> Vec<(DateTime<Utc>, String)> {
-        let later = match until {
-            Some(t) => self.pending.split_off(&t),
-            None => BTreeMap::new(),
-        };
-        let due = std::mem::replace(&mut self.pending, later);
-        let mut out = Vec::new();
-        for (at, ids) in due {
-            for id in ids {
-                if self.ids.remove(&id).is_some() {
-                    out.push((at, id.to_string()));
-                }
-            }
-        }
-        out
-    }
-}
 
 /// `t` cut to the minute (getDeleted ignores seconds).
 fn minute(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -220,6 +86,9 @@ pub(crate) fn halves(piece: Window) -> Option<(Window, Window)> {
 /// no `Id`.
 pub(super) struct DeletesSpan {
     pub(super) from: DateTime<Utc>,
+    /// Where the deletes known downstream end (the last listing, or where a listing failed),
+    /// without the lookback: what a WARN that the state is too old names.
+    pub(super) reach: DateTime<Utc>,
     pub(super) horizon: DateTime<Utc>,
     /// `[max(from, horizon), end of the last span)`: empty when the horizon cuts the whole span
     /// (an `end_date` further back than the log keeps), and then nothing is asked.
@@ -279,14 +148,20 @@ pub(super) fn deletes_span(
             // be listed until the clock passed it.
             // A lookback reaching past the log's horizon (15 days or more) asks from the
             // horizon: what the last sync listed is all still in the log, so nothing is lost.
-            let from = match state.deletes_known_to() {
-                Some(known) => back_from(known.min(now), params.lookback, horizon).max(first.start),
-                None => from,
+            let (from, reach) = match state.deletes_known_to() {
+                Some(known) => (
+                    back_from(known.min(now), params.lookback, horizon).max(first.start),
+                    known.min(now),
+                ),
+                None => (from, from),
             };
             // Deletes a sync before could not list are asked for again.
             match state.deletes_unknown_from() {
-                Some(unknown) if unknown < from => unknown.max(first.start),
-                _ => from,
+                Some(unknown) if unknown < from => {
+                    let unknown = unknown.max(first.start);
+                    (unknown, unknown)
+                }
+                _ => (from, reach),
             }
         }
         // No window read, but rows downstream: a first sync stopped inside its first Bulk jobs
@@ -306,14 +181,16 @@ pub(super) fn deletes_span(
             let from = read_from.max(spans.first()?.start);
             match state.deletes_known_to() {
                 Some(known) if known.min(now) < horizon => {
-                    sub(known.min(now), delta(params.lookback))
+                    (sub(known.min(now), delta(params.lookback)), known.min(now))
                 }
-                _ => from.max(horizon),
+                _ => (from.max(horizon), from.max(horizon)),
             }
         }
     };
+    let (from, reach) = from;
     Some(DeletesSpan {
         from,
+        reach,
         horizon,
         window: Window::new(from.max(horizon), to),
     })
@@ -378,7 +255,7 @@ impl Runner {
         let name = self.name.clone();
         let mut warned = false;
         if span.from < span.horizon {
-            self.too_old(span.from, span.horizon).await;
+            self.too_old(span.reach, span.horizon).await;
             warned = true;
         }
         if !span.asks() {
@@ -607,18 +484,25 @@ impl Runner {
 
     /// Emits the tombstones deleted before `until` (all with `None`) that the read did not
     /// return, or the rows of those still in the org (`verify.rs`); true when it emitted any.
+    /// `batched`: only once a whole check query's worth is due (a window's end), so the check
+    /// costs a call per 200 ids, not one per window; the rest wait for a later window or the
+    /// stream's end, the state meanwhile saying deletes are unknown from the first of them.
     pub(super) async fn emit_tombstones(
         &mut self,
         until: Option<DateTime<Utc>>,
+        batched: bool,
     ) -> Result<bool, Stop> {
         if self.tombstones.is_empty() {
+            return Ok(false);
+        }
+        if batched && self.tombstones.due_before(until) < verify::IDS_PER_QUERY {
             return Ok(false);
         }
         let due = self.tombstones.take_before(until);
         let Some(columns) = self.tombstones.columns.clone() else {
             return Ok(false);
         };
-        // Ids the read could not have shown: rows still in the org go out as they are.
+        // Listed ids the read did not show: rows still in the org go out as they are.
         let before = self.records;
         let (due, stopped) = self.drop_still_there(due).await;
         let any = !due.is_empty() || self.records > before;
@@ -643,7 +527,7 @@ impl Runner {
 
     /// After the last window: the tombstones left (deleted after it), then the state again.
     pub(super) async fn finish_tombstones(&mut self, run: &mut ObjectRun) -> Result<(), Stop> {
-        if self.emit_tombstones(None).await? {
+        if self.emit_tombstones(None, false).await? {
             if let Some(state) = run.state.as_mut() {
                 self.tombstones.note_in(state);
                 let json = state.to_json();
@@ -670,7 +554,10 @@ impl Runner {
     }
 }
 
+mod tombstones;
 mod verify;
+
+pub(super) use tombstones::Tombstones;
 
 #[cfg(test)]
 mod tests;

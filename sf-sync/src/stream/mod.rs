@@ -565,8 +565,10 @@ impl Runner {
         most_recent: Option<DateTime<Utc>>,
     ) -> Result<(), Stop> {
         self.windows += 1;
-        // Deletions in the window (or before it) go out before the state that covers them.
-        self.emit_tombstones(span.map(|w| w.end)).await?;
+        // Deletions in the window (or before it) go out before the state that covers them,
+        // once 200 are due (the check by `Id` takes 200 a call); the state holds the rest back
+        // (`deletes_unknown_from`) until a later window or the stream's end.
+        self.emit_tombstones(span.map(|w| w.end), true).await?;
         if let (Some(window), Some(state)) = (span, run.state.as_mut()) {
             state.add(window.to_slice(most_recent));
             // A refresh under way has read everything before this window's end when the window

@@ -1,4 +1,5 @@
 use super::*;
+use crate::state::StreamState;
 
 fn t(s: &str) -> DateTime<Utc> {
     crate::time::parse_instant(s).unwrap_or_default()

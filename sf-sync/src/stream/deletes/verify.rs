@@ -20,7 +20,9 @@
 //! columns: a row that comes back is emitted as it is now (deleted in the bin, or undeleted),
 //! and only ids that do not come back (purged, hard-deleted) become tombstones. One REST call
 //! per 200 such ids: hard deletes and purges are what is left once the read has shown the soft
-//! deletes, so the check costs a call per 200 tombstones, none when there is none.
+//! deletes. The ids wait until 200 are due at a window's end, or the stream's last window
+//! (`Runner::span_done`, `Runner::finish_tombstones`), so the check costs about a call per 200
+//! tombstones, none when there is none; a sync that stops first leaves them to the next.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -30,10 +32,11 @@ use sf_discovery::StreamSpec;
 use sf_rest::{Order, ReadRequest};
 
 use super::super::{ObjectRun, Runner, Stop};
+use crate::error::Failure;
 use crate::sink::LogLevel;
 
 /// Ids per `Id IN (...)` query: about 4 KB of request.
-const IDS_PER_QUERY: usize = 200;
+pub(super) const IDS_PER_QUERY: usize = 200;
 
 /// How to check a stream's listed ids.
 #[derive(Debug)]
@@ -53,13 +56,17 @@ impl Verify {
 
 impl Runner {
     /// `due` (deletion time, id), less the ids `queryAll` still returns, whose rows are emitted
-    /// instead (see the module doc): the tombstones to emit. A query that fails leaves its ids
-    /// as tombstones, as before this check, with a WARN. A stop (the daily limit, the budget, a
-    /// cancel) is returned beside them: the ids settled so far are still emitted, and the ones
-    /// not checked yet (checked in deletion order) are pending again, so the state says deletes
-    /// are unknown from the first of them and the next sync checks on from there rather than
-    /// from the start (under an `api_budget` smaller than the whole check, every sync would
-    /// otherwise stop at the same place).
+    /// instead (see the module doc): the tombstones to emit. A query that fails for a passing
+    /// reason (a 5xx, a page unreadable twice) puts its ids back, with a WARN: the state says
+    /// deletes are unknown from the first of them, and the next sync lists and checks them
+    /// again, rather than a tombstone blanking a row that may still exist. One that fails for
+    /// good (the query refused) leaves its ids as tombstones, with a WARN, so a stream whose
+    /// check can never run still gets its tombstones. A stop (the daily limit, the budget, a
+    /// cancel), before or during the check, is returned beside them: the ids settled so far are
+    /// still emitted, and the ones not checked yet (checked in deletion order) are pending
+    /// again, so the next sync checks on from the first of them rather than from the start
+    /// (under an `api_budget` smaller than the whole check, every sync would otherwise stop at
+    /// the same place).
     pub(in crate::stream) async fn drop_still_there(
         &mut self,
         due: Vec<(DateTime<Utc>, String)>,
@@ -72,9 +79,16 @@ impl Runner {
         if check.is_empty() {
             return (gone, None);
         }
+        if let Err(stop) = self.may_continue() {
+            for (at, id) in check {
+                self.tombstones.put_back(id, at);
+            }
+            return (gone, Some(stop));
+        }
         let mut stopped = None;
         let mut still = 0usize;
         let mut failed: Option<String> = None;
+        let mut put_off: Option<String> = None;
         let mut chunks = check.chunks(IDS_PER_QUERY);
         while let Some(chunk) = chunks.next() {
             let ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
@@ -83,10 +97,18 @@ impl Runner {
                     still += found.len();
                     gone.extend(chunk.iter().filter(|(_, id)| !found.contains(id)).cloned());
                 }
-                Ok(Err((found, e))) => {
+                Ok(Err((found, e, passing))) => {
                     still += found.len();
-                    failed.get_or_insert(e);
-                    gone.extend(chunk.iter().filter(|(_, id)| !found.contains(id)).cloned());
+                    let unsettled = chunk.iter().filter(|(_, id)| !found.contains(id));
+                    if passing {
+                        put_off.get_or_insert(e);
+                        for (at, id) in unsettled {
+                            self.tombstones.put_back(id.clone(), *at);
+                        }
+                    } else {
+                        failed.get_or_insert(e);
+                        gone.extend(unsettled.cloned());
+                    }
                 }
                 Err(stop) => {
                     for (at, id) in chunk.iter().chain(chunks.flatten()) {
@@ -121,17 +143,30 @@ impl Runner {
             )
             .await;
         }
+        if let Some(e) = put_off {
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "{name}: checking whether records listed as deleted are still in the org \
+                     failed ({e}); their tombstones are put off: the next sync lists and checks \
+                     them again"
+                ),
+            )
+            .await;
+        }
         (gone, stopped)
     }
 
     /// The rows of `ids` `queryAll` returns, emitted; their ids. `Ok(Err)` when the query
-    /// failed (with the ids emitted before it did).
+    /// failed: the ids emitted before it did, the error, and whether it was a passing one
+    /// (transient: the next sync may well succeed).
     #[allow(clippy::type_complexity)]
     async fn rows_by_id(
         &mut self,
         verify: &Verify,
         ids: Vec<String>,
-    ) -> Result<Result<HashSet<String>, (HashSet<String>, String)>, Stop> {
+    ) -> Result<Result<HashSet<String>, (HashSet<String>, String, bool)>, Stop> {
+        let passing = |e: &sf_rest::Error| Failure::of(e.kind()) == Failure::Transient;
         let request = ReadRequest {
             fields: verify.fields.clone(),
             include_deleted: true,
@@ -142,7 +177,7 @@ impl Runner {
         let mut found = HashSet::new();
         let mut rows = match self.shared.rest.read(&verify.spec, request) {
             Ok(rows) => rows,
-            Err(e) => return Ok(Err((found, e.to_string()))),
+            Err(e) => return Ok(Err((found, e.to_string(), passing(&e)))),
         };
         loop {
             match self.next_from(&mut rows).await? {
@@ -156,7 +191,7 @@ impl Runner {
                 Some(Err(e)) if e.kind() == sf_rest::ErrorKind::DailyLimitExceeded => {
                     return Err(Stop::Limit(self.shared.hit_limit(&e)));
                 }
-                Some(Err(e)) => return Ok(Err((found, e.to_string()))),
+                Some(Err(e)) => return Ok(Err((found, e.to_string(), passing(&e)))),
             }
         }
     }
