@@ -220,11 +220,12 @@ impl Session {
     }
 
     /// `GET limits`, sent even past the `api_budget`, its `DailyApiRequests` taken as the
-    /// session's usage now ([`Session::api_usage`]; response headers only raise it within a
-    /// minute of a higher reading, as answers can arrive out of order). Once a reading reaches the budget, the session
-    /// refuses every request but this one (`BudgetExhausted`): a session kept for longer than a
-    /// sync calls it to learn that the rolling 24-hour count has gone down. It costs one API
-    /// request.
+    /// session's usage now ([`Session::api_usage`]). Response headers update the usage too, but
+    /// within a minute of a higher reading a lower one is taken for an older answer arriving
+    /// late and left aside. Once a reading reaches the budget, the session refuses every
+    /// request not marked [`Request::past_budget`] (`BudgetExhausted`), so no new header comes:
+    /// a session kept for longer than a sync calls this to learn that the rolling 24-hour count
+    /// has gone down. It costs one API request.
     pub async fn refresh_usage(&self) -> Result<ApiUsage, Error> {
         let limits = self.limits_of(Request::get("limits").past_budget()).await?;
         let daily = limits.daily_api_requests;

@@ -73,14 +73,11 @@ impl UsageTracker {
 
     fn record_at(&self, usage: ApiUsage, at: Instant) {
         let mut kept = crate::lock(&self.kept);
+        // The reading kept stands whole (its allocation too) against an older answer.
         let stands = kept.is_some_and(|(old, taken)| {
             old.used > usage.used && at.saturating_duration_since(taken) < OUT_OF_ORDER
         });
-        if stands {
-            if let Some((old, _)) = kept.as_mut() {
-                old.max = usage.max;
-            }
-        } else {
+        if !stands {
             *kept = Some((usage, at));
         }
     }
@@ -222,7 +219,7 @@ mod tests {
             ApiUsage { used: 80, max: 120 },
             start + Duration::from_secs(59),
         );
-        assert_eq!(t.get(), Some(ApiUsage { used: 90, max: 120 }));
+        assert_eq!(t.get(), Some(ApiUsage { used: 90, max: 100 }));
         t.record_at(
             ApiUsage { used: 40, max: 120 },
             start + Duration::from_secs(61),

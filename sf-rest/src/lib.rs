@@ -19,7 +19,8 @@
 //! **Must not know:** Bulk API jobs (`sf-bulk`), windows chosen and state kept (`sf-sync`), or
 //! the Airbyte protocol. It talks to Salesforce only through an [`sf_auth::Session`], which
 //! already retries transient failures and renews the token; this crate adds no retry loop but
-//! one: a page that arrives unreadable is asked for once more ([`ReadStats::pages_read_again`]).
+//! one: a page of [`RestReader::read`] that arrives unreadable is asked for once more
+//! ([`ReadStats::pages_read_again`]).
 //! A stream is described by sf-discovery's [`StreamSpec`] (from `describe`, or built with
 //! [`StreamSpec::from_fields`]) and read as its [`Record`]s: both are re-exported here.
 //!

@@ -129,10 +129,9 @@ impl Pager {
             .map_err(|e| Error::from_session(&self.object, e, || None))?;
         let page: RowsPage = serde_json::from_slice(&response.body)
             .map_err(|e| decode(format!("query answer: {e}")))?;
-        self.rows.extend(page.records.into_iter().map(|mut row| {
-            row.remove("attributes");
-            row
-        }));
+        // The page's rows are kept only once the page after it is known: nothing follows an
+        // error.
+        let records = page.records;
         if let Some(url) = page.next_records_url.filter(|u| !u.trim().is_empty()) {
             if page.done != Some(true) {
                 let path = crate::engine::path_of(url.trim())
@@ -149,6 +148,10 @@ impl Pager {
                 "a page says more follow but has no nextRecordsUrl".to_string(),
             ));
         }
+        self.rows.extend(records.into_iter().map(|mut row| {
+            row.remove("attributes");
+            row
+        }));
         Ok(())
     }
 }

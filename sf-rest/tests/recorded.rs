@@ -555,3 +555,27 @@ async fn in_filters_are_checked_against_the_request_limit() {
         plan.chunks[0].soql
     );
 }
+
+/// A caller's query whose page says more follow but names no next page: the stream ends with
+/// one error, and none of that page's rows come after it.
+#[tokio::test]
+async fn a_callers_query_yields_nothing_after_its_error() {
+    let (mut server, session) = server().await;
+    let _page = server
+        .mock("GET", "/services/data/v62.0/query")
+        .match_query(mockito::Matcher::Any)
+        .with_status(200)
+        .with_header("content-type", "application/json")
+        .with_body(r#"{"totalSize":3,"done":false,"records":[{"Id":"001A"},{"Id":"001B"}]}"#)
+        .create_async()
+        .await;
+    let reader = RestReader::new(session, RestConfig::default()).unwrap();
+    let items: Vec<_> = reader
+        .query_stream("Account", "SELECT Id FROM Account", false)
+        .collect()
+        .await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    let error = items[0].as_ref().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::UnexpectedBody, "{error}");
+    assert!(error.to_string().contains("no nextRecordsUrl"), "{error}");
+}

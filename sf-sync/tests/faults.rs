@@ -1354,7 +1354,7 @@ async fn each_stream_stopped_at_the_limit_says_its_own_cause() {
             .find(|n| detail.contains(&format!("`{n}`")));
         if other.is_some() {
             assert!(
-                detail.starts_with("as the sync's first request to meet it: "),
+                detail.starts_with("a request of the sync met it first: "),
                 "{stream}: {detail}"
             );
         }

@@ -502,7 +502,7 @@ impl Runner {
         // such (a request of this stream that meets it says so by its own error).
         match self.shared.limit() {
             Some(detail) => Err(Stop::Limit(format!(
-                "as the sync's first request to meet it: {detail}"
+                "a request of the sync met it first: {detail}"
             ))),
             None => Ok(()),
         }
