@@ -11,10 +11,10 @@
 //! are due (each is first checked by `Id`, 200 to a query: `verify.rs`), else at the end of the
 //! stream's last window; until they are out, the state's `deletes_unknown_from` goes back to
 //! the earliest of them, so a state never covers a deletion whose tombstone was not emitted,
-//! and a sync stopped (or killed) before then asks getDeleted for them again. An id the read emits in a row that shows
-//! the delete (a soft delete still in the bin, read with `IsDeleted: true`) or what came after
-//! it (a row undeleted since, its cursor at or after the deletion) gets no tombstone: the row
-//! itself says what became of the record. A row older than the deletion (from a Bulk job a
+//! and a sync stopped (or killed) before then asks getDeleted for them again. An id the read
+//! emits in a row that shows the delete (a soft delete still in the bin, read with `IsDeleted:
+//! true`) or what came after it (a row undeleted since, its cursor at or after the deletion)
+//! gets no tombstone: the row itself says what became of the record. A row older than the deletion (from a Bulk job a
 //! previous sync created, whose results are a snapshot of then) does not cancel it: the
 //! tombstone follows it.
 //!
