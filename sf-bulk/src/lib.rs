@@ -17,7 +17,10 @@
 //! types ([`FieldSpec`], [`FieldType`], [`Record`]), re-exported here.
 //!
 //! [`BulkClient::query`] runs one query end to end and yields [`BulkItem`]s: `JobCreated`,
-//! `JobCompleted`, then each page's `Record`s followed by its `PageDone` checkpoint.
+//! `JobCompleted`, then each page's `Record`s followed by its `PageDone` checkpoint. A caller
+//! that wants the CSV itself creates a job ([`BulkClient::create_job`]), waits for it
+//! ([`BulkClient::wait_for_completion`]) and reads its pages as bytes
+//! ([`BulkClient::results_page`]).
 //!
 //! ```no_run
 //! use futures_util::StreamExt;
@@ -55,6 +58,7 @@ mod denylist;
 mod error;
 mod job;
 mod parallel;
+mod raw;
 mod run;
 mod wire;
 
@@ -63,6 +67,7 @@ pub use decode::PageDecoder;
 pub use denylist::{is_bulk_unsupported, BULK_UNSUPPORTED_OBJECTS};
 pub use error::{DecodeError, Error, ErrorKind, EXEMPT_FROM_TRANSACTION_SECURITY, VIEW_ALL_DATA};
 pub use job::{BulkClient, JobInfo, JobState, Operation};
+pub use raw::RawPage;
 pub use run::{BulkItem, BulkStream, PageProgress, ResumePoint};
 /// sf-discovery's types this crate's API takes and yields.
 pub use sf_discovery::{Columns, FieldSpec, FieldType, Record};

@@ -564,7 +564,7 @@ impl Run {
 }
 
 /// `Sforce-Locator` says there are no more pages: the literal `null`, or empty.
-fn is_last(locator: &str) -> bool {
+pub(crate) fn is_last(locator: &str) -> bool {
     let locator = locator.trim();
     locator.is_empty() || locator == "null"
 }

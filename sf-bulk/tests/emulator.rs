@@ -382,3 +382,67 @@ async fn a_job_total_that_does_not_match_its_pages_is_an_error() {
     assert_eq!(org.control().stats().requests.bulk_delete, 1);
     org.shutdown().await;
 }
+
+/// The CSV itself, a page at a time: a job created and waited for, its three pages read as
+/// bytes by their locators: a header row each, then each live row of the object once;
+/// the job is left for the caller to delete. A locator the job never gave is an error.
+#[tokio::test(start_paused = true)]
+async fn a_jobs_pages_read_as_csv_bytes() {
+    let (org, client) = started(25).await;
+    let job = client
+        .create_job(Operation::Query, "SELECT Id, Name FROM Invoice__c")
+        .await
+        .unwrap();
+    client.wait_for_completion(&job.id).await.unwrap();
+    let mut locator: Option<String> = None;
+    let mut announced = Vec::new();
+    let mut ids = Vec::new();
+    loop {
+        let page = client
+            .results_page(&job.id, locator.as_deref())
+            .await
+            .unwrap();
+        announced.push(page.records);
+        let bytes: Vec<u8> = page
+            .body
+            .map(|chunk| chunk.unwrap().to_vec())
+            .concat()
+            .await;
+        let text = String::from_utf8(bytes).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("\"Id\",\"Name\""), "{text}");
+        ids.extend(
+            lines
+                .filter_map(|l| l.split(',').next())
+                .map(|id| id.trim_matches('"').to_string()),
+        );
+        match page.next_locator {
+            Some(next) => locator = Some(next),
+            None => break,
+        }
+    }
+    // `query` leaves the rows in the recycle bin out.
+    let want: std::collections::BTreeSet<String> = org
+        .control()
+        .truth("Invoice__c")
+        .iter()
+        .filter(|r| r["IsDeleted"] == false)
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect();
+    assert!((21..25).contains(&want.len()), "{}", want.len());
+    let last = want.len() as u64 - 20;
+    assert_eq!(announced, [Some(10), Some(10), Some(last)]);
+    let unique: std::collections::BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(ids.len(), unique.len(), "an id twice");
+    assert_eq!(unique, want);
+    assert_eq!(org.control().stats().requests.bulk_delete, 0);
+
+    let error = client
+        .results_page(&job.id, Some("bm90LWEtbG9jYXRvcg"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Other, "{error}");
+    assert!(error.to_string().contains("INVALIDLOCATOR"), "{error}");
+    client.delete(&job.id).await.unwrap();
+    org.shutdown().await;
+}
