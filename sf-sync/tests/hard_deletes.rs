@@ -1169,37 +1169,34 @@ fn too_old_warnings(sink: &MemorySink) -> Vec<String> {
         .collect()
 }
 
-/// A state 15 days less half an hour old: the delete two minutes after it is still in the log,
-/// so it is listed and tombstoned, with no warning that the state is too old.
-#[tokio::test]
-async fn a_state_just_inside_the_delete_log_loses_no_delete() {
-    let c = connect(org_config(82), json!({})).await;
+/// One Lead hard-deleted `before` seconds after a first sync under `config`, then a second sync
+/// `after` seconds later: its tombstone comes, and no warning that the state is too old.
+async fn one_delete_listed_without_warning(seed: u64, config: Value, before: i64, after: i64) {
+    let c = connect(org_config(seed), config).await;
     let ctl = c.org.control();
     let (catalog, states) = first_lead_sync(&c).await;
-    ctl.advance_clock(120);
+    ctl.advance_clock(before);
     let hard = ctl.mutate(Mutation::new("Lead").hard_delete(1));
-    ctl.advance_clock(15 * DAY - 32 * 60);
+    ctl.advance_clock(after);
     let (second, sink) = run_from(&c, &catalog, &states).await;
     second.unwrap();
     assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&hard.hard_deleted]));
     assert_eq!(too_old_warnings(&sink), Vec::<String>::new());
 }
 
+/// A state 15 days less half an hour old: the delete two minutes after it is still in the log,
+/// so it is listed and tombstoned, with no warning that the state is too old.
+#[tokio::test]
+async fn a_state_just_inside_the_delete_log_loses_no_delete() {
+    one_delete_listed_without_warning(82, json!({}), 120, 15 * DAY - 32 * 60).await;
+}
+
 /// A lookback of 16 days reaches past the delete log, but the last sync listed everything up to
-/// minutes ago: nothing is lost, so no warning, and the deletes since are listed.
+/// minutes ago: nothing is lost, so no warning, and the deletes since are listed (getDeleted
+/// lists by the minute: the delete lies in a minute the listing covers whole).
 #[tokio::test]
 async fn a_lookback_longer_than_the_delete_log_is_no_reason_to_warn() {
-    let c = connect(org_config(83), json!({"lookback_window": "P16D"})).await;
-    let ctl = c.org.control();
-    let (catalog, states) = first_lead_sync(&c).await;
-    ctl.advance_clock(60);
-    let hard = ctl.mutate(Mutation::new("Lead").hard_delete(1));
-    // getDeleted lists by the minute: the delete is in a minute the listing covers whole.
-    ctl.advance_clock(120);
-    let (second, sink) = run_from(&c, &catalog, &states).await;
-    second.unwrap();
-    assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&hard.hard_deleted]));
-    assert_eq!(too_old_warnings(&sink), Vec::<String>::new());
+    one_delete_listed_without_warning(83, json!({"lookback_window": "P16D"}), 60, 120).await;
 }
 
 /// Hard deletes in three windows of one sync: their check by `Id` waits for the stream's end
