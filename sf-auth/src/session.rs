@@ -225,7 +225,9 @@ impl Session {
     /// late and left aside. Once a reading reaches the budget, the session refuses every
     /// request not marked [`Request::past_budget`] (`BudgetExhausted`), so no new header comes:
     /// a session kept for longer than a sync calls this to learn that the rolling 24-hour count
-    /// has gone down. It costs one API request.
+    /// has gone down. It costs one API request. Salesforce says `/limits` figures are accurate
+    /// within five minutes of use (the Limits resource's page; sure), so the reading may lag a
+    /// little behind; the next response header that says more takes its place.
     pub async fn refresh_usage(&self) -> Result<ApiUsage, Error> {
         let limits = self.limits_of(Request::get("limits").past_budget()).await?;
         let daily = limits.daily_api_requests;

@@ -483,6 +483,12 @@ impl Engine {
     /// asked for once more (a query page is read again by its URL, the first page by sending
     /// the query again): such pages come from what lies between the client and Salesforce, and
     /// the next answer is usually whole. A second failure ends the read.
+    ///
+    /// Salesforce's SOAP guide says to use each query locator once ("QueryLocator"); no REST
+    /// page says whether a `nextRecordsUrl` may be read twice, and clients (Airbyte's CDK) do
+    /// retry it. Should Salesforce refuse it, the answer is `INVALID_QUERY_LOCATOR`, which
+    /// carries the resume key of the last record yielded, so the caller resumes after it: no
+    /// row is lost either way (sure of the docs' wording; unsure of REST's behaviour).
     async fn read_page(
         &mut self,
         c: usize,

@@ -18,7 +18,10 @@
 //! A tombstone for such an id would blank a row that still exists. So every listed id the read
 //! did not show is read again by `Id` through `queryAll`, 200 at a time, with the stream's
 //! columns: a row that comes back is emitted as it is now (deleted in the bin, or undeleted),
-//! and only ids that do not come back (purged, hard-deleted) become tombstones. One REST call
+//! and only ids that do not come back (purged, hard-deleted) become tombstones. A row emptied
+//! from the recycle bin may still come back from `queryAll` for about a day (emptyRecycleBin's
+//! documentation: "typically 24 hours"; sure): it then goes out as the deleted row it is
+//! (`IsDeleted: true`, every column), which tells the destination the same as a tombstone. One REST call
 //! per 200 such ids: hard deletes and purges are what is left once the read has shown the soft
 //! deletes. The ids wait until 200 are due at a window's end, or the stream's last window
 //! (`Runner::span_done`, `Runner::finish_tombstones`), so the check costs about a call per 200
