@@ -322,7 +322,9 @@ pub fn classify(status: u16, error_code: Option<&str>, message: &str) -> ErrorKi
         (_, Some("INVALID_REPLICATION_DATE")) => ErrorKind::ReplicationDateRefused,
         (406 | 408 | 420 | 429, _) => ErrorKind::Transient,
         (500..=599, _) => ErrorKind::Transient,
-        (_, Some("SERVER_UNAVAILABLE")) => ErrorKind::Transient,
+        // Salesforce's internal error (its recorded answers send it as a 500): passing whatever
+        // status it comes with, as README's error table says.
+        (_, Some("SERVER_UNAVAILABLE" | "UNKNOWN_EXCEPTION")) => ErrorKind::Transient,
         (_, Some("invalid_grant")) if token_request_in_progress(message) => ErrorKind::Transient,
         _ => ErrorKind::Other,
     }

@@ -9,7 +9,7 @@
 //!
 //! **Must not know:** HTTP, SOQL, CSV or Salesforce error bodies. It maps the sync engine's sink
 //! events to Airbyte messages and failures to TRACE errors and exit codes; with `xtask` it is the
-//! only crate that uses `anyhow` and `clap`.
+//! only crate that uses `anyhow` (fixtures uses `clap` too, for the emulator's arguments).
 
 mod check;
 mod commands;

@@ -128,6 +128,12 @@ fn classification_table() {
             "An unexpected error occurred",
             ErrorKind::Transient,
         ),
+        (
+            400,
+            Some("UNKNOWN_EXCEPTION"),
+            "An unexpected error occurred",
+            ErrorKind::Transient,
+        ),
         (406, None, "", ErrorKind::Transient),
         (420, None, "", ErrorKind::Transient),
         (429, None, "", ErrorKind::Transient),
