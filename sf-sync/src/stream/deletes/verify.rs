@@ -21,9 +21,10 @@
 //! and only ids that do not come back (purged, hard-deleted) become tombstones. A row emptied
 //! from the recycle bin may still come back from `queryAll` for about a day (emptyRecycleBin's
 //! documentation: "typically 24 hours"; sure): it then goes out as the deleted row it is
-//! (`IsDeleted: true`, every column), which tells the destination the same as a tombstone. One REST call
-//! per 200 such ids: hard deletes and purges are what is left once the read has shown the soft
-//! deletes. The ids wait until 200 are due at a window's end, or the stream's last window
+//! (`IsDeleted: true`, every column), which tells the destination the same as a tombstone.
+//!
+//! One REST call per 200 such ids: hard deletes and purges are what is left once the read has
+//! shown the soft deletes. The ids wait until 200 are due at a window's end, or the stream's last window
 //! (`Runner::span_done`, `Runner::finish_tombstones`), so the check costs about a call per 200
 //! tombstones, none when there is none; a sync that stops first leaves them to the next.
 
