@@ -30,14 +30,20 @@ fn tombstones(sink: &MemorySink, stream: &str) -> Vec<Record> {
 /// Every id of `soft` came out of `sink` as a whole Lead row with `IsDeleted: true` (once), none
 /// as a tombstone.
 fn assert_soft_deleted_rows(sink: &MemorySink, soft: &BTreeSet<String>) {
+    assert_whole_rows(sink, soft, true);
+}
+
+/// Every id of `ids` came out of `sink` as a whole Lead row (once) with `IsDeleted: deleted`,
+/// none as a tombstone.
+fn assert_whole_rows(sink: &MemorySink, ids: &BTreeSet<String>, deleted: bool) {
     let rows: Vec<_> = sink
         .records("Lead")
         .into_iter()
-        .filter(|r| r.id().is_some_and(|id| soft.contains(id)))
+        .filter(|r| r.id().is_some_and(|id| ids.contains(id)))
         .collect();
-    assert_eq!(rows.len(), soft.len(), "{rows:?}");
+    assert_eq!(rows.len(), ids.len(), "{rows:?}");
     for row in rows {
-        assert_eq!(row.get("IsDeleted"), Some(&Value::Bool(true)), "{row:?}");
+        assert_eq!(row.get("IsDeleted"), Some(&Value::Bool(deleted)), "{row:?}");
         assert!(
             row.values.len() > 3,
             "a whole row, not a tombstone: {row:?}"
@@ -1148,16 +1154,7 @@ async fn records_undeleted_between_the_listing_and_the_read_get_no_tombstone() {
     let soft = set(&[&soft.deleted]);
     assert!(soft.is_subset(&live), "the fault undeleted them");
     assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&hard.hard_deleted]));
-    let rows: Vec<_> = sink
-        .records("Lead")
-        .into_iter()
-        .filter(|r| r.id().is_some_and(|id| soft.contains(id)))
-        .collect();
-    assert_eq!(rows.len(), soft.len(), "{rows:?}");
-    for row in rows {
-        assert_eq!(row.get("IsDeleted"), Some(&Value::Bool(false)), "{row:?}");
-        assert!(row.values.len() > 3, "a whole row: {row:?}");
-    }
+    assert_whole_rows(&sink, &soft, false);
 }
 
 /// The warnings of `sink` that say the state is older than the delete log.
@@ -1273,14 +1270,5 @@ async fn a_check_by_id_that_cannot_run_puts_its_tombstones_off() {
     let (third, sink) = run_from(&c, &catalog, &states).await;
     third.unwrap();
     assert_eq!(ids(&tombstones(&sink, "Lead")), set(&[&hard.hard_deleted]));
-    let undeleted = set(&[&soft.deleted]);
-    let rows: Vec<_> = sink
-        .records("Lead")
-        .into_iter()
-        .filter(|r| r.id().is_some_and(|id| undeleted.contains(id)))
-        .collect();
-    assert_eq!(rows.len(), undeleted.len(), "{rows:?}");
-    assert!(rows
-        .iter()
-        .all(|r| r.get("IsDeleted") == Some(&Value::Bool(false))));
+    assert_whole_rows(&sink, &set(&[&soft.deleted]), false);
 }
