@@ -492,7 +492,7 @@ impl PageDecoder {
                     // Unescaped fields sit back to back, so a field boundary inside a character
                     // (a value ending in a lead byte, the next starting with its continuation)
                     // leaves the row valid and both cells not: refused, never read as nulls.
-                    let cell = text.get(start..end).ok_or(DecodeError::Encoding {
+                    let cell = text.get(start..end).ok_or_else(|| DecodeError::Encoding {
                         row,
                         charset: Charset::Utf8.name(),
                     })?;
