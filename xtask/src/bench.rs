@@ -161,6 +161,10 @@ fn build(root: &Path, options: &Options) -> Result<Binaries> {
 /// connector's output, the raw download, the bare CSV parse) must not be slowed by that, so an
 /// unoptimised build builds everything in release and hands over to the release `xtask`.
 pub fn main(args: &[String]) -> Result<()> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", crate::bench_options::USAGE);
+        return Ok(());
+    }
     let root = crate::workspace_root();
     let options = Options::parse(args, &root)?;
     let bins = build(&root, &options)?;

@@ -5,6 +5,21 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+/// What `cargo xtask bench --help` prints.
+pub const USAGE: &str = "cargo xtask bench [OPTIONS]
+
+Reads the emulated org with the release `sfconnect` and writes the measured table to
+BENCHMARKS.md (between its bench:begin and bench:end markers).
+
+options:
+  --quick            about a tenth of the rows; about a minute
+  --out FILE         write the table to FILE instead of BENCHMARKS.md
+  --repeat N         runs of each read, the fastest counts (default 3; 1 with --quick)
+  --quiet-wait SECS  wait up to SECS for an idle machine before each read (default 30; 0 with
+                     --quick)
+  --no-build         use the release binaries already built
+  -h, --help         print this";
+
 /// Command-line options of `cargo xtask bench`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -60,7 +75,7 @@ impl Options {
                 }
                 other => bail!(
                     "unknown option `{other}` (expected --quick, --out FILE, --no-build, \
-                     --repeat N, --quiet-wait SECS)"
+                     --repeat N, --quiet-wait SECS; --help lists them)"
                 ),
             }
         }
@@ -164,6 +179,30 @@ impl Sizes {
 mod tests {
     use super::*;
     use crate::bench_catalog::strings;
+
+    #[test]
+    fn usage_lists_every_option_parse_takes() {
+        let root = Path::new("/r");
+        let listed: Vec<&str> = USAGE
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '-')))
+            .filter(|w| w.starts_with("--") && *w != "--help")
+            .collect();
+        for flag in ["--quick", "--out", "--repeat", "--quiet-wait", "--no-build"] {
+            assert!(listed.contains(&flag), "{flag} missing from USAGE");
+        }
+        for flag in listed {
+            let args = match flag {
+                "--out" => vec![flag, "x.md"],
+                "--repeat" | "--quiet-wait" => vec![flag, "2"],
+                _ => vec![flag],
+            };
+            assert!(
+                Options::parse(&strings(&args), root).is_ok(),
+                "USAGE lists {flag}, which parse refuses"
+            );
+        }
+    }
 
     #[test]
     fn options_and_sizes() {
