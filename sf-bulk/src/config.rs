@@ -149,10 +149,11 @@ pub struct BulkConfig {
     /// Bytes of result pages downloaded (gzip undone) and not yet decoded held at most, the
     /// page being emitted included (a quarter of them, at most 1 MiB, kept for it so it never
     /// waits on the pages ahead); a page finding its share spent stops reading its connection,
-    /// so memory stays flat whatever the page size and however slow the reader. Default 2 MiB:
-    /// measured on the emulated org (5,000,000 rows at 5 MB/s per connection), 2, 4 and 8 MiB
-    /// read as fast (a page that stops reading leaves what the org sends meanwhile in the kernel's
-    /// socket buffer, outside the process).
+    /// so memory stays flat whatever the page size and however slow the reader. Default 1 MiB:
+    /// measured on the emulated org (5,000,000 rows at 5 MB/s per connection), 0.5, 1, 2, 4 and
+    /// 8 MiB read as fast (a page that stops reading leaves what the org sends meanwhile in the
+    /// kernel's socket buffer, outside the process, gzip and all), and 1 MiB held 1 to 2 MiB less
+    /// than 2 (BENCHMARKS.md, the tenth run).
     pub parallel_buffer_bytes: usize,
 }
 
@@ -165,7 +166,7 @@ impl Default for BulkConfig {
             failed_job_retries: 1,
             delete_jobs: true,
             parallel_pages: 4,
-            parallel_buffer_bytes: 2 * 1024 * 1024,
+            parallel_buffer_bytes: 1024 * 1024,
         }
     }
 }

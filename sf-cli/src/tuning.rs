@@ -24,7 +24,7 @@ pub struct Tuning {
     #[arg(long, value_name = "PAGES", allow_negative_numbers = true, value_parser = bounded::<usize>(1, 16, "pages downloaded at once"))]
     pub bulk_parallel_pages: Option<usize>,
     /// KiB of one Bulk job's result pages downloaded and not yet decoded held at most (the page
-    /// being emitted included), 64 to 1048576; default 2048. A page that finds it spent stops
+    /// being emitted included), 64 to 1048576; default 1024. A page that finds it spent stops
     /// reading its connection until the reader catches up: the bound on the read's memory.
     #[arg(long, value_name = "KIB", allow_negative_numbers = true, value_parser = bounded::<usize>(64, 1_048_576, "KiB of result pages held"))]
     pub bulk_buffer_kib: Option<usize>,

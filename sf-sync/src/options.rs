@@ -33,7 +33,7 @@ pub struct ReadOptions {
     /// 16; 1 reads them one after another by their locators.
     pub bulk_parallel_pages: usize,
     /// Bytes of Bulk result pages downloaded and not yet decoded held at most, per job
-    /// (`sf_bulk::BulkConfig::parallel_buffer_bytes`), 1 to `u32::MAX`; default 2 MiB.
+    /// (`sf_bulk::BulkConfig::parallel_buffer_bytes`), 1 to `u32::MAX`; default 1 MiB.
     pub bulk_buffer_bytes: usize,
     /// Records queued between the stream tasks and the sink: the bound on what the engine holds
     /// in memory besides pages being read. Records travel in batches of a quarter of this (at
@@ -189,6 +189,6 @@ mod tests {
             "{text}"
         );
         assert_eq!(ReadOptions::default().bulk_max_records, Some(100_000));
-        assert_eq!(ReadOptions::default().bulk_buffer_bytes, 2 * 1024 * 1024);
+        assert_eq!(ReadOptions::default().bulk_buffer_bytes, 1024 * 1024);
     }
 }
