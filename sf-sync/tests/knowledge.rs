@@ -1,10 +1,12 @@
 #![allow(clippy::unwrap_used)]
 //! Knowledge article versions (`Knowledge__kav`) on an org that refuses them unfiltered, as the
 //! object reference documents: discovery offers them, and a read asks once without a filter,
-//! then reads each window by `PublishStatus` (`Online`, then `Draft`), saying in a WARN that
-//! archived versions are not read. Full refresh and incremental both end with every non-archived
-//! version, values equal to the org's; a version archived after it was read is the one thing
-//! left stale, as the WARN says.
+//! then reads each window by `PublishStatus` (`Online`, `Draft`, then `Archived`), saying in a
+//! WARN what that may leave out. Where the org serves `Archived` alone (as its refusal's message
+//! offers), every version is read. Where it refuses it (the Knowledge guide's per-article rule,
+//! the `archived_versions_per_article` fault), a second WARN says archived versions are not
+//! read; full refresh and incremental then end with every non-archived version, values equal to
+//! the org's, and a version archived after it was read is the one thing left stale.
 
 mod common;
 
@@ -37,8 +39,72 @@ fn by_status_warnings(sink: &MemorySink) -> Vec<String> {
         .collect()
 }
 
+/// The words of the WARN that the stream is read by status.
+const SWITCH_WORDS: [&str; 4] = [
+    "Implementation restriction",
+    "by PublishStatus (Online, Draft, Archived)",
+    "older archived versions may not be read",
+    "serves every version unfiltered",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn article_versions_refused_unfiltered_are_read_by_publish_status() {
+async fn article_versions_refused_unfiltered_are_read_by_publish_status_archived_too() {
+    let c = connect(
+        OrgConfig::new(83, Scale::Small)
+            .real_org_objects(true)
+            .clock_start(clock_start()),
+        json!({}),
+    )
+    .await;
+    let (org, catalog) = (&c.org, &c.catalog);
+    let spec = catalog.stream(KAV).unwrap();
+    let control = org.control();
+    let all = truth(&control, spec);
+    assert!(all
+        .values()
+        .any(|row| row["PublishStatus"] == json!("Archived")));
+
+    // Full refresh: every version, the archived ones included, each once.
+    let full = configure(catalog, &[KAV], Some("full_refresh"));
+    let (result, sink) = run_from(&c, &full, &States::default()).await;
+    result.unwrap();
+    assert_matches_truth(KAV, &latest(&[&sink], KAV, spec), &all);
+    assert_eq!(sink.records(KAV).len(), all.len(), "each version once");
+    let warnings = by_status_warnings(&sink);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    for words in SWITCH_WORDS {
+        assert!(warnings[0].contains(words), "{words}: {}", warnings[0]);
+    }
+
+    // Incremental: a first read, changes, and a read from its state bring every version as the
+    // org has it now.
+    let incremental = configure(catalog, &[KAV], Some("incremental"));
+    let mut states = States::default();
+    let (result, first) = run_from(&c, &incremental, &states).await;
+    result.unwrap();
+    states.update(&first, &[KAV]);
+    control.advance_clock(3_600);
+    let changed = control.mutate(Mutation::new(KAV).update(12).insert(4));
+    assert!(changed.errors.is_empty(), "{:?}", changed.errors);
+    control.advance_clock(60);
+    let (result, second) = run_from(&c, &incremental, &states).await;
+    result.unwrap();
+    let now = truth(&control, spec);
+    assert_matches_truth(KAV, &latest(&[&first, &second], KAV, spec), &now);
+    let again: BTreeSet<String> = second
+        .records(KAV)
+        .iter()
+        .map(|r| r.id().unwrap().to_string())
+        .collect();
+    for id in changed.updated.iter().chain(&changed.inserted) {
+        assert!(again.contains(id), "{id} changed and not read again");
+    }
+    assert!(again.len() < now.len(), "the second read is incremental");
+    c.org.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_versions_refused_alone_are_left_out_with_a_warning() {
     let c = connect(
         OrgConfig::new(82, Scale::Small)
             .real_org_objects(true)
@@ -47,6 +113,10 @@ async fn article_versions_refused_unfiltered_are_read_by_publish_status() {
     )
     .await;
     let (org, catalog) = (&c.org, &c.catalog);
+    org.control().set_faults(fixtures::Faults {
+        archived_versions_per_article: true,
+        ..fixtures::Faults::default()
+    });
     let spec = catalog
         .stream(KAV)
         .expect("discovery offers Knowledge__kav");
@@ -72,15 +142,18 @@ async fn article_versions_refused_unfiltered_are_read_by_publish_status() {
     assert_matches_truth(KAV, &latest(&[&sink], KAV, spec), &want);
     assert_eq!(sink.records(KAV).len(), want.len(), "each version once");
     let warnings = by_status_warnings(&sink);
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-    for words in [
-        "Implementation restriction",
-        "by PublishStatus (Online, Draft)",
-        "Archived versions are not read",
-        "keeps its last-read status",
-        "full refresh with overwrite",
-    ] {
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    for words in SWITCH_WORDS {
         assert!(warnings[0].contains(words), "{words}: {}", warnings[0]);
+    }
+    for words in [
+        "PublishStatus = 'Archived' alone",
+        "To query archived article versions",
+        "archived versions are not read",
+        "keeps its last-read status",
+        "full refresh with overwrite leaves every archived version out",
+    ] {
+        assert!(warnings[1].contains(words), "{words}: {}", warnings[1]);
     }
     assert_eq!(
         sink.statuses(KAV).last().map(|s| (*s).clone()),
@@ -94,14 +167,15 @@ async fn article_versions_refused_unfiltered_are_read_by_publish_status() {
     result.unwrap();
     states.update(&first, &[KAV]);
     assert!(states.0.contains_key(KAV), "a state after the first read");
-    assert_eq!(by_status_warnings(&first).len(), 1);
-    // The plan's count, refused unfiltered too, is no second warning.
+    assert_eq!(by_status_warnings(&first).len(), 2);
+    // The plan's count, refused unfiltered too, is no third warning; the archived versions'
+    // refusal is said once, not once per window.
     let warns: Vec<(LogLevel, &str)> = first
         .logs()
         .into_iter()
         .filter(|(level, _)| *level == LogLevel::Warn)
         .collect();
-    assert_eq!(warns.len(), 1, "{warns:?}");
+    assert_eq!(warns.len(), 2, "{warns:?}");
     assert!(first
         .logs()
         .iter()

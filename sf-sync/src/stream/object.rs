@@ -30,6 +30,8 @@ pub(super) struct ObjectRun {
     /// Set once Salesforce refused an unfiltered query of this Knowledge article version: its
     /// spans are read once per `PublishStatus` of [`super::rest::PUBLISH_STATUSES`].
     pub(super) by_status: bool,
+    /// Set once Salesforce refused `PublishStatus = 'Archived'` alone: read by status without it.
+    pub(super) archived_refused: bool,
     /// Set when a REST read of the current span carried fewer rows than Salesforce counted for
     /// it: the span is then left out of the state (`Runner::rest_spans`).
     pub(super) short: bool,
@@ -67,6 +69,7 @@ impl ObjectRun {
             progress,
             formula_refresh: None,
             by_status: false,
+            archived_refused: false,
             short: false,
         }
     }

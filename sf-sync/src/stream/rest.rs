@@ -8,10 +8,15 @@
 //! ("Implementation restriction ... must filter ... PublishStatus", an `ErrorKind::FilterRequired`;
 //! the object reference documents that rule too), each span is read again once per status of
 //! [`PUBLISH_STATUSES`], each query with `PublishStatus = '<status>'` as a top-level conjunct.
-//! Archived versions are then not read: Salesforce serves them only per article
-//! (`KnowledgeArticleId`, `IsLatestVersion = false`) [doc, same page], so a version read before
-//! it was archived keeps its last-read status downstream; a WARN says both. Such a
-//! span checkpoints only at its end (its statuses are read one after the other, each in cursor
+//! `Archived` is among them: Salesforce's own refusal names it as a filter it takes
+//! ("PublishStatus = ['Online' or 'Archived' or 'Draft']", as users report the message), while
+//! the Knowledge guide says archived versions are queried per article (`KnowledgeArticleId`,
+//! `IsLatestVersion = false`) [doc, same page]. Which versions `Archived` alone returns is not
+//! documented, so the WARN of the switch says that an article's older archived versions may not
+//! be read; and where Salesforce refuses `Archived` alone, the stream reads on without it and a
+//! second WARN says that archived versions are not read (a version read before it was archived
+//! then keeps its last-read status downstream, and an overwriting full refresh leaves archived
+//! versions out of the destination). Such a span checkpoints only at its end (its statuses are read one after the other, each in cursor
 //! order), and the next sync tries the unfiltered query again.
 
 use chrono::{DateTime, Utc};
@@ -24,8 +29,12 @@ use crate::planner::Api;
 use crate::sink::LogLevel;
 
 /// The `PublishStatus` values a Knowledge article version is read by when Salesforce refuses
-/// an unfiltered query (the picklist's values but `Archived`, which needs an article id).
-pub(super) const PUBLISH_STATUSES: [&str; 2] = ["Online", "Draft"];
+/// an unfiltered query: the picklist's values. [`ARCHIVED`] is left out for the rest of the
+/// read once Salesforce refuses it alone.
+pub(super) const PUBLISH_STATUSES: [&str; 3] = ["Online", "Draft", ARCHIVED];
+
+/// The `PublishStatus` of archived versions, which Salesforce may serve only per article.
+pub(super) const ARCHIVED: &str = "Archived";
 
 /// Which REST read of a stream failed: it decides how the failure is named.
 #[derive(Debug, Clone, Copy)]
@@ -160,11 +169,10 @@ impl Runner {
                         format!(
                             "{}: Salesforce refused a query without a PublishStatus filter \
                              ({message}); reading its versions by PublishStatus ({}) instead. \
-                             Archived versions are not read: Salesforce serves them only per \
-                             article, so a version read before it was archived keeps its \
-                             last-read status downstream (a full refresh with overwrite shows \
-                             the org as it is). An org with Lightning Knowledge serves every \
-                             version unfiltered (API 47.0 and later)",
+                             Salesforce documents an article's archived versions as queried per \
+                             article (KnowledgeArticleId, IsLatestVersion = false): its older \
+                             archived versions may not be read this way. An org with Lightning \
+                             Knowledge serves every version unfiltered (API 47.0 and later)",
                             self.name,
                             PUBLISH_STATUSES.join(", ")
                         ),
@@ -190,9 +198,36 @@ impl Runner {
         }
         let mut most_recent = None;
         for status in PUBLISH_STATUSES {
-            most_recent = most_recent.max(self.rest_span(run, span, Some(status)).await?);
+            if status == ARCHIVED && run.archived_refused {
+                continue;
+            }
+            let read = match self.rest_span(run, span, Some(status)).await {
+                Err(SpanError::ByStatus(message)) if status == ARCHIVED => {
+                    self.archived_refused(run, &message).await;
+                    continue;
+                }
+                read => read?,
+            };
+            most_recent = most_recent.max(read);
         }
         Ok(most_recent)
+    }
+
+    /// Salesforce refused `PublishStatus = 'Archived'` alone: the rest of the read goes without
+    /// it, and a WARN says what that leaves downstream.
+    async fn archived_refused(&self, run: &mut ObjectRun, message: &str) {
+        run.archived_refused = true;
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "{}: Salesforce refused PublishStatus = 'Archived' alone ({message}): archived \
+                 versions are not read (Salesforce serves them only per article). A version read \
+                 before it was archived keeps its last-read status downstream, and a full refresh \
+                 with overwrite leaves every archived version out of the destination",
+                self.name
+            ),
+        )
+        .await;
     }
 
     /// Says in the LOG what a finished REST read met: a query whose pages carried a different
@@ -378,7 +413,7 @@ impl Runner {
                     }
                     Some(Err(e)) => e,
                 };
-                if status.is_none()
+                if (status.is_none() || status == Some(ARCHIVED))
                     && !emitted
                     && error.kind() == sf_rest::ErrorKind::FilterRequired
                     && ObjectKind::of(&run.setup.spec.name) == ObjectKind::KnowledgeArticleVersion
