@@ -52,6 +52,9 @@ pub struct SyncConfig {
     pub login_url: LoginUrl,
     /// Lower bound of incremental reads (`start_date`; default: now − 2 years, UTC, whole seconds).
     pub start_date: DateTime<Utc>,
+    /// Whether the config set `start_date`. When it did not, a first incremental sync leaves
+    /// rows last changed before the default unread, and the read says so in a WARN.
+    pub start_date_set: bool,
     /// Exclusive upper bound of incremental reads (`end_date`; `None`: now). Always after
     /// `start_date`.
     pub end_date: Option<DateTime<Utc>>,
@@ -361,6 +364,8 @@ impl Reader<'_> {
         };
         let is_sandbox = self.boolean("is_sandbox");
         let login_url = self.login_url(is_sandbox, grant);
+        let start_date_set =
+            matches!(self.get("start_date"), Some(Value::String(s)) if !s.trim().is_empty());
         let start_date = self.start_date(now);
         let end_date = self.end_date(start_date);
         let streams_criteria = self.streams_criteria();
@@ -387,6 +392,7 @@ impl Reader<'_> {
             is_sandbox,
             login_url: login_url?,
             start_date: start_date?,
+            start_date_set,
             end_date: end_date?,
             streams_criteria: streams_criteria?,
             stream_slice_step: stream_slice_step?,

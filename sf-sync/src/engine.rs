@@ -143,6 +143,9 @@ pub async fn read_with(
         }
         jobs.push((configured.name.clone(), job));
     }
+    if let Some(note) = setup::default_start_note(&jobs, config) {
+        sink.log(crate::sink::LogLevel::Warn, &note).await?;
+    }
     // The describes are in the jobs now; only whether the limit cut them short is still needed.
     let limit = described.limit.clone();
     drop(described);

@@ -187,6 +187,53 @@ pub(super) fn job_for(
 }
 
 /// The `Describe` stream's record of one object: its describe, key by key.
+/// The WARN of a read whose config left `start_date` out while some incremental streams start
+/// without a state: their first sync reads from the default (two years back, as Airbyte's
+/// connector does), so older rows are never read unless the user sets `start_date`. `None`
+/// when the config set it or every incremental stream continues a state.
+pub(super) fn default_start_note(jobs: &[(String, Job)], config: &SyncConfig) -> Option<String> {
+    if config.start_date_set {
+        return None;
+    }
+    let first: Vec<&str> = jobs
+        .iter()
+        .filter(|(_, job)| match job {
+            Job::Object(setup) => matches!(
+                &setup.mode,
+                Mode::Incremental { state, .. } if state.is_empty() && state.jobs().is_empty()
+            ),
+            _ => false,
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if first.is_empty() {
+        return None;
+    }
+    const NAMED: usize = 10;
+    let mut names = first
+        .iter()
+        .take(NAMED)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if first.len() > NAMED {
+        names.push_str(&format!(" and {} more", first.len() - NAMED));
+    }
+    Some(format!(
+        "start_date is not set, so the first incremental sync of {} ({names}) reads rows last \
+         changed from {} on (the default: {} years back, as Airbyte's connector does); rows \
+         changed before then are not read, now or later. Set start_date (e.g. \
+         `2000-01-01T00:00:00Z`) before the first sync to read them",
+        if first.len() == 1 {
+            "1 stream".to_string()
+        } else {
+            format!("{} streams", first.len())
+        },
+        crate::time::format_instant(config.start_date),
+        crate::config::DEFAULT_START_DATE_YEARS,
+    ))
+}
+
 pub(crate) fn describe_record(describe: &RawValue) -> Option<Record> {
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(describe.get()) else {
         return None;
