@@ -430,27 +430,67 @@ pub async fn read_tuned(
     if let Some(failure) = cut_short_replacing(&summary, &catalog) {
         return Err(failure);
     }
-    let stopped: Vec<String> = summary
-        .incomplete()
-        .filter(|(_, reason)| matches!(reason, IncompleteReason::ApiLimit { .. }))
-        .map(|(stream, reason)| format!("{stream} ({reason})"))
-        .collect();
-    if !stopped.is_empty() {
-        emit(
-            &out,
-            &protocol::log(
-                "WARN",
-                &format!(
-                    "the sync stopped early and succeeded; the next incremental sync resumes: {}",
-                    stopped.join(", ")
-                ),
-            ),
-        )?;
+    if let Some(line) = stopped_early(&summary) {
+        emit(&out, &protocol::log("WARN", &line))?;
     }
     if let Some(failure) = streams_failed(&summary) {
         return Err(failure);
     }
     Ok(summary)
+}
+
+/// The closing WARN of a sync stopped early at the API limit: what was reached (once, from the
+/// stream whose request met it) and the streams cut short by mode, at most 20 named per mode
+/// (each stream said where it stopped already; an org of a thousand streams must not get a
+/// line of a thousand details). `None` when no stream stopped at the limit.
+fn stopped_early(summary: &SyncSummary) -> Option<String> {
+    let mut detail: Option<&str> = None;
+    let (mut incremental, mut full) = (Vec::new(), Vec::new());
+    for s in &summary.streams {
+        let sf_sync::StreamStatus::Incomplete(reason) = &s.status else {
+            continue;
+        };
+        let Some((own, what)) = reason.limit_met_by() else {
+            continue;
+        };
+        if own || detail.is_none() {
+            detail = Some(what);
+        }
+        match s.sync_mode {
+            SyncMode::Incremental => incremental.push(s.stream.as_str()),
+            SyncMode::FullRefresh => full.push(s.stream.as_str()),
+        }
+    }
+    let detail = detail?;
+    let named = |names: &[&str]| {
+        let mut text = names
+            .iter()
+            .take(20)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if names.len() > 20 {
+            text.push_str(&format!(" and {} more", names.len() - 20));
+        }
+        text
+    };
+    let mut parts = Vec::new();
+    if !incremental.is_empty() {
+        parts.push(format!(
+            "the next sync resumes these incremental streams from their state: {}",
+            named(&incremental)
+        ));
+    }
+    if !full.is_empty() {
+        parts.push(format!(
+            "and reads these full-refresh streams whole again: {}",
+            named(&full)
+        ));
+    }
+    Some(format!(
+        "the sync stopped early and succeeded: the API limit was reached ({detail}); {}",
+        parts.join("; ")
+    ))
 }
 
 /// The TRACE error that ends a sync stopped at the daily API limit or the `api_budget` before

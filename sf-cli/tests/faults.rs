@@ -719,3 +719,90 @@ async fn the_daily_limit_cutting_an_overwrite_stream_does_not_end_as_a_success()
         }
     }
 }
+
+/// The daily limit on a sync of many streams: the stream whose request met it says so, the
+/// streams stopped or never started because of it are named together in one WARN (at most 20
+/// per mode, then counted), and the closing line gives the limit once; not a line per stream,
+/// nor a closing line that repeats the limit's detail for each (an org of a thousand streams got
+/// 1,124 WARN lines and a closing line of 274 KB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_limit_on_many_streams_is_said_in_a_few_bounded_lines() {
+    let env = Env::start("daily-limit-many", org(15).extra_custom_objects(60, 30)).await;
+    let mut extra: Vec<String> = env
+        .org
+        .control()
+        .object_names()
+        .into_iter()
+        .filter(|n| n.ends_with("__c") && n != "Invoice__c" && !n.starts_with("Wide"))
+        .collect();
+    extra.sort();
+    assert!(extra.len() >= 60, "{extra:?}");
+    let streams: Vec<(&str, &str)> = extra
+        .iter()
+        .take(60)
+        .enumerate()
+        .map(|(i, n)| {
+            let mode = if i % 4 == 3 {
+                "full_refresh"
+            } else {
+                "incremental"
+            };
+            (n.as_str(), mode)
+        })
+        .collect();
+    let used = env.org.control().stats().api_usage.used;
+    env.org.control().set_faults(Faults {
+        daily_api_limit: used + 12,
+        ..Faults::default()
+    });
+    let config = env.write("config.json", &env.config(json!({"num_workers": 1})));
+    let catalog = env.write("catalog.json", &catalog(&streams));
+    let run = env.read(&config, &catalog, None, &[]).await;
+    run.assert_contract();
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let warns = run.logs_with("WARN", "");
+    let own = run.logs_with("WARN", ": stopped at the API limit (");
+    let together = run.logs_with(
+        "WARN",
+        "stopped or did not start because a request of the sync",
+    );
+    let closing = run.logs_with("WARN", "the sync stopped early and succeeded");
+    assert_eq!(
+        (own.len(), together.len(), closing.len()),
+        (1, 1, 1),
+        "{warns:#?}"
+    );
+    assert!(warns.len() <= 4, "{warns:#?}");
+    for line in together.iter().chain(&closing) {
+        assert!(line.len() < 3_000, "{} bytes: {line}", line.len());
+        assert!(line.contains(" more"), "{line}");
+        assert!(
+            line.contains("full-refresh") && line.contains("incremental"),
+            "{line}"
+        );
+        assert_eq!(line.matches("api-usage").count(), 1, "{line}");
+    }
+    // Every stream the limit stopped is named: in its own WARN, or in the joint one (by name or
+    // in its count).
+    let stopped = run
+        .of_type("TRACE")
+        .iter()
+        .filter(|m| m["trace"]["stream_status"]["status"] == "INCOMPLETE")
+        .count();
+    assert!(stopped > 40, "{}", run.dump());
+    let line = &together[0];
+    let said: usize = line.split(' ').next().unwrap().parse().unwrap();
+    let named = |marker: &str| -> usize {
+        let names = line.split_once(marker).unwrap().1;
+        let names = names.split("; ").next().unwrap();
+        match names.split_once(" and ") {
+            Some((listed, more)) => {
+                listed.split(", ").count()
+                    + more.trim_end_matches(" more").parse::<usize>().unwrap()
+            }
+            None => names.split(", ").count(),
+        }
+    };
+    let counted = named("resume from their state: ") + named("read whole again: ");
+    assert_eq!((said, counted + own.len()), (counted, stopped), "{line}");
+}

@@ -20,6 +20,7 @@ use crate::stream::{run_stream, Msg, Outcome, Shared};
 use crate::window::WindowParams;
 
 mod setup;
+mod stopped;
 
 pub(crate) use setup::describe_record;
 use setup::{describe_catalog, job_for, take_describe_records};
@@ -288,6 +289,13 @@ pub async fn read_with(
         streams,
         api_requests,
     };
+    if sink_error.is_none() {
+        if let Some(note) = stopped::limit_note(&summary.streams) {
+            if let Err(e) = sink.log(crate::sink::LogLevel::Warn, &note).await {
+                sink_error = Some(e);
+            }
+        }
+    }
     if let Some(e) = sink_error {
         // The sink is told how the streams ended even so (a run report does not go through
         // the output that failed); the sync's error is the sink's.

@@ -137,7 +137,7 @@ pub use planner::Api;
 pub use sf_discovery::{Criterion, StreamCriterion};
 pub use sink::{
     IncompleteReason, LogLevel, MemorySink, Sink, SinkMessage, StreamPlan, StreamStatus,
-    StreamSummary, SyncSummary,
+    StreamSummary, SyncSummary, LIMIT_MET_FIRST,
 };
 pub use state::{
     full_refresh_state, query_hash, InputState, JobCheckpoint, RefreshProgress, SavedState,

@@ -56,10 +56,29 @@ pub enum IncompleteReason {
     },
 }
 
+/// How the detail of [`IncompleteReason::ApiLimit`] starts when another request of the sync met
+/// the limit first (the stream stopped, or never started, because of it).
+pub const LIMIT_MET_FIRST: &str = "a request of the sync met it first: ";
+
 impl IncompleteReason {
     /// True for [`IncompleteReason::Failed`]: the sync as a whole failed.
     pub fn is_failure(&self) -> bool {
         matches!(self, IncompleteReason::Failed { .. })
+    }
+
+    /// For [`IncompleteReason::ApiLimit`]: whether a request of this stream met the limit
+    /// (`true`) or another request of the sync did first (`false`), and the limit's detail
+    /// without that note. `None` for the other reasons.
+    pub fn limit_met_by(&self) -> Option<(bool, &str)> {
+        match self {
+            IncompleteReason::ApiLimit { detail } => {
+                Some(match detail.strip_prefix(LIMIT_MET_FIRST) {
+                    Some(rest) => (false, rest),
+                    None => (true, detail.as_str()),
+                })
+            }
+            _ => None,
+        }
     }
 }
 
@@ -67,10 +86,7 @@ impl fmt::Display for IncompleteReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             IncompleteReason::ApiLimit { detail } => {
-                write!(
-                    f,
-                    "the API limit was reached ({detail}); the next sync resumes here"
-                )
+                write!(f, "the API limit was reached ({detail})")
             }
             IncompleteReason::Cancelled => f.write_str("the sync was cancelled"),
             IncompleteReason::Failed { message, .. } => write!(f, "failed: {message}"),
@@ -547,8 +563,17 @@ mod tests {
                 detail: "TotalRequests".into()
             }
             .to_string(),
-            "the API limit was reached (TotalRequests); the next sync resumes here"
+            "the API limit was reached (TotalRequests)"
         );
+        let other = IncompleteReason::ApiLimit {
+            detail: format!("{LIMIT_MET_FIRST}TotalRequests"),
+        };
+        assert_eq!(other.limit_met_by(), Some((false, "TotalRequests")));
+        let own = IncompleteReason::ApiLimit {
+            detail: "TotalRequests".into(),
+        };
+        assert_eq!(own.limit_met_by(), Some((true, "TotalRequests")));
+        assert_eq!(IncompleteReason::Cancelled.limit_met_by(), None);
         let mut sink = MemorySink::new();
         sink.summary(&limited).await.unwrap();
         assert_eq!(sink.final_summary(), Some(&limited));

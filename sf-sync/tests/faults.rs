@@ -1299,9 +1299,10 @@ async fn records_deleted_between_chunk_queries_are_said_in_the_log() {
     org.shutdown().await;
 }
 
-/// At the daily limit, each stream's WARN says its own cause: its own request refused, or,
-/// stopped because another stream's request met the limit first, that request as such (not as
-/// if it were its own query). Which streams meet it themselves depends on timing.
+/// At the daily limit, a stream whose own request was refused says so in its own WARN, naming
+/// its own request; the streams stopped (or never started) because another request met the
+/// limit first are named together in one WARN, never each in a line of its own. Every stream
+/// the limit stopped is said exactly once. Which streams meet it themselves depends on timing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_stream_stopped_at_the_limit_says_its_own_cause() {
     let Connected {
@@ -1333,31 +1334,57 @@ async fn each_stream_stopped_at_the_limit_says_its_own_cause() {
         &windows_of(100),
     )
     .await;
-    assert!(result.unwrap().succeeded());
-    let warned: Vec<(&str, String)> = sink
+    let summary = result.unwrap();
+    assert!(summary.succeeded());
+    let limited: std::collections::BTreeSet<&str> = summary
+        .incomplete()
+        .filter(|(_, r)| matches!(r, sf_sync::IncompleteReason::ApiLimit { .. }))
+        .map(|(s, _)| s)
+        .collect();
+    assert!(limited.len() >= 2, "{:?}", sink.logs());
+    let warns: Vec<&str> = sink
         .logs()
         .into_iter()
         .filter(|(l, _)| *l == LogLevel::Warn)
-        .filter_map(|(_, m)| {
+        .map(|(_, m)| m)
+        .collect();
+    let own: Vec<(&str, &str)> = warns
+        .iter()
+        .filter_map(|m| {
             let (stream, detail) = m.split_once(": stopped at the API limit (")?;
-            Some((
-                names.into_iter().find(|n| *n == stream)?,
-                detail.to_string(),
-            ))
+            Some((names.into_iter().find(|n| *n == stream)?, detail))
         })
         .collect();
-    assert!(warned.len() >= 2, "{:?}", sink.logs());
-    for (stream, detail) in &warned {
+    assert!(!own.is_empty(), "{warns:?}");
+    for (stream, detail) in &own {
+        assert!(
+            !detail.starts_with("a request of the sync met it first"),
+            "{stream}: {detail}"
+        );
         let other = names
             .iter()
             .filter(|n| *n != stream)
             .find(|n| detail.contains(&format!("`{n}`")));
-        if other.is_some() {
-            assert!(
-                detail.starts_with("a request of the sync met it first: "),
-                "{stream}: {detail}"
-            );
-        }
+        assert_eq!(
+            other, None,
+            "{stream}'s own WARN names another's request: {detail}"
+        );
     }
+    let together: Vec<&&str> = warns
+        .iter()
+        .filter(|m| m.contains("stopped or did not start because a request of the sync met"))
+        .collect();
+    assert!(together.len() <= 1, "{together:?}");
+    let mut said: Vec<&str> = own.iter().map(|(s, _)| *s).collect();
+    if let Some(line) = together.first() {
+        let (_, listed) = line.split_once("resume from their state: ").unwrap();
+        said.extend(listed.split(", ").map(str::trim));
+    }
+    said.sort_unstable();
+    assert_eq!(
+        said,
+        limited.iter().copied().collect::<Vec<_>>(),
+        "each stream the limit stopped said once: {warns:?}"
+    );
     org.shutdown().await;
 }

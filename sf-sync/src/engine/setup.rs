@@ -18,7 +18,7 @@ use crate::compound::Compounds;
 use crate::config::SyncConfig;
 use crate::error::{Error, Failure};
 use crate::planner::ApiConstraint;
-use crate::sink::LogLevel;
+use crate::sink::{LogLevel, LIMIT_MET_FIRST};
 use crate::state::{InputState, StreamState};
 use crate::stream::{parent_filter, Job, Mode, StreamSetup, SLICE_BATCH_SIZE};
 
@@ -146,7 +146,7 @@ pub(super) fn job_for(
         if let Some(detail) = &described.limit {
             return (
                 Job::Limited {
-                    detail: detail.clone(),
+                    detail: format!("{LIMIT_MET_FIRST}{detail}"),
                     sync_mode,
                 },
                 notes,
@@ -172,7 +172,7 @@ pub(super) fn job_for(
         failed(error.clone())
     } else if let (None, Some(detail)) = (object, &described.limit) {
         Job::Limited {
-            detail: detail.clone(),
+            detail: format!("{LIMIT_MET_FIRST}{detail}"),
             sync_mode,
         }
     } else if let Some(object) = object {

@@ -328,16 +328,23 @@ pub(crate) async fn run_stream(
     let (status, error) = match result {
         Ok(()) => (StreamStatus::Complete, None),
         Err(Stop::Limit(detail)) => {
-            runner
-                .log(
-                    LogLevel::Warn,
-                    format!(
-                        "{}: stopped at the API limit ({detail}); the state reached is emitted \
-                         and the next sync resumes from it",
-                        runner.name
-                    ),
-                )
-                .await;
+            // The stream whose request met the limit says so; the others, stopped or never
+            // started because of it, are named together in one WARN (`engine/stopped.rs`).
+            if !detail.starts_with(crate::sink::LIMIT_MET_FIRST) {
+                let next = match object.as_ref().map(|o| &o.setup.mode) {
+                    Some(Mode::Incremental { .. }) => {
+                        "the state reached is emitted and the next sync resumes from it"
+                    }
+                    _ => "the next sync reads it whole again",
+                };
+                let name = &runner.name;
+                runner
+                    .log(
+                        LogLevel::Warn,
+                        format!("{name}: stopped at the API limit ({detail}); {next}"),
+                    )
+                    .await;
+            }
             (
                 StreamStatus::Incomplete(IncompleteReason::ApiLimit { detail }),
                 None,
@@ -502,7 +509,8 @@ impl Runner {
         // such (a request of this stream that meets it says so by its own error).
         match self.shared.limit() {
             Some(detail) => Err(Stop::Limit(format!(
-                "a request of the sync met it first: {detail}"
+                "{}{detail}",
+                crate::sink::LIMIT_MET_FIRST
             ))),
             None => Ok(()),
         }

@@ -1,0 +1,128 @@
+//! The one WARN that names the streams a sync stopped, or never started, because another of its
+//! requests met the daily API limit or the `api_budget` first. The stream whose request met it
+//! says so in its own WARN; on an org of a thousand streams, a line for each of the others
+//! would bury it.
+
+use crate::catalog::SyncMode;
+use crate::sink::StreamSummary;
+
+/// Stream names listed in the WARN per kind, at most; the rest are counted.
+const NAMED: usize = 20;
+
+/// The WARN for `streams` (a sync's stream summaries), or `None` when no stream stopped because
+/// another request met the limit first.
+pub(super) fn limit_note(streams: &[StreamSummary]) -> Option<String> {
+    let mut detail: Option<&str> = None;
+    let (mut incremental, mut full): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    for summary in streams {
+        let crate::StreamStatus::Incomplete(reason) = &summary.status else {
+            continue;
+        };
+        let Some((false, what)) = reason.limit_met_by() else {
+            continue;
+        };
+        detail.get_or_insert(what);
+        match summary.sync_mode {
+            SyncMode::Incremental => incremental.push(&summary.stream),
+            SyncMode::FullRefresh => full.push(&summary.stream),
+        }
+    }
+    let detail = detail?;
+    let count = incremental.len() + full.len();
+    let mut parts = Vec::new();
+    if !incremental.is_empty() {
+        parts.push(format!(
+            "incremental ones resume from their state: {}",
+            named(&incremental)
+        ));
+    }
+    if !full.is_empty() {
+        parts.push(format!(
+            "full-refresh ones are read whole again: {}",
+            named(&full)
+        ));
+    }
+    Some(format!(
+        "{count} stream{} stopped or did not start because a request of the sync met the API \
+         limit first ({detail}); the next sync reads them: {}",
+        if count == 1 { "" } else { "s" },
+        parts.join("; ")
+    ))
+}
+
+/// Up to [`NAMED`] names, then how many more.
+fn named(names: &[&str]) -> String {
+    let mut text = names
+        .iter()
+        .take(NAMED)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > NAMED {
+        text.push_str(&format!(" and {} more", names.len() - NAMED));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::{IncompleteReason, LIMIT_MET_FIRST};
+    use crate::StreamStatus;
+
+    fn summary(stream: &str, sync_mode: SyncMode, status: StreamStatus) -> StreamSummary {
+        StreamSummary {
+            stream: stream.to_string(),
+            sync_mode,
+            api: None,
+            records: 0,
+            windows: 0,
+            status,
+            failure: None,
+        }
+    }
+
+    fn limited(detail: &str) -> StreamStatus {
+        StreamStatus::Incomplete(IncompleteReason::ApiLimit {
+            detail: detail.to_string(),
+        })
+    }
+
+    #[test]
+    fn names_the_streams_another_request_stopped_by_mode_and_counts_past_twenty() {
+        let met = format!("{LIMIT_MET_FIRST}query on `Account`: api-usage 100/100");
+        let mut streams = vec![
+            summary(
+                "Account",
+                SyncMode::Incremental,
+                limited("api-usage 100/100"),
+            ),
+            summary("Done", SyncMode::Incremental, StreamStatus::Complete),
+            summary("Lead", SyncMode::FullRefresh, limited(&met)),
+        ];
+        for i in 0..25 {
+            streams.push(summary(
+                &format!("S{i}"),
+                SyncMode::Incremental,
+                limited(&met),
+            ));
+        }
+        let note = limit_note(&streams).unwrap();
+        assert!(
+            note.starts_with(
+                "26 streams stopped or did not start because a request of the sync met the API \
+                 limit first (query on `Account`: api-usage 100/100); the next sync reads them: \
+                 incremental ones resume from their state: S0, S1,"
+            ),
+            "{note}"
+        );
+        assert!(note.contains("S19 and 5 more; full-refresh ones are read whole again: Lead"));
+        assert!(!note.contains("S20"), "{note}");
+        // The stream whose own request met the limit has its own WARN.
+        assert!(
+            !note.contains("Account,") && !note.contains("Done"),
+            "{note}"
+        );
+        assert_eq!(limit_note(&streams[..2]), None);
+    }
+}
