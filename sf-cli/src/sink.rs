@@ -399,16 +399,21 @@ impl Sink for AirbyteSink {
         };
         if let StreamStatus::Incomplete(reason) = &status {
             // A stream stopped at the API limit was said in a WARN already (with the limit's
-            // detail): on an org of a thousand streams, one line each is enough.
+            // detail): on an org of a thousand streams, one line each is enough, and a stream
+            // another request stopped does not repeat the limit's detail.
             let level = match reason {
                 IncompleteReason::Failed { .. } => "ERROR",
                 IncompleteReason::ApiLimit { .. } => "INFO",
                 IncompleteReason::Cancelled => "WARN",
             };
-            self.emit(&protocol::log(
-                level,
-                &format!("stream {stream} is incomplete: {reason}"),
-            ))?;
+            let message = match reason.limit_met_by() {
+                Some((false, _)) => format!(
+                    "stream {stream} is incomplete: another request of the sync met the API \
+                     limit first"
+                ),
+                _ => format!("stream {stream} is incomplete: {reason}"),
+            };
+            self.emit(&protocol::log(level, &message))?;
         }
         if matches!(status, StreamStatus::Started) {
             self.started.insert(stream.to_string(), Instant::now());

@@ -782,6 +782,14 @@ async fn the_daily_limit_on_many_streams_is_said_in_a_few_bounded_lines() {
         );
         assert_eq!(line.matches("api-usage").count(), 1, "{line}");
     }
+    // The streams' INFO lines do not repeat the limit's detail either: only the INFO of the
+    // stream whose request met it gives it.
+    assert_eq!(
+        run.logs_with("INFO", "api-usage").len(),
+        1,
+        "{}",
+        run.dump()
+    );
     // Every stream the limit stopped is named: in its own WARN, or in the joint one (by name or
     // in its count).
     let stopped = run
@@ -805,4 +813,12 @@ async fn the_daily_limit_on_many_streams_is_said_in_a_few_bounded_lines() {
     };
     let counted = named("resume from their state: ") + named("read whole again: ");
     assert_eq!((said, counted + own.len()), (counted, stopped), "{line}");
+    assert_eq!(
+        run.logs_with(
+            "INFO",
+            "another request of the sync met the API limit first"
+        )
+        .len(),
+        counted
+    );
 }
