@@ -372,9 +372,11 @@ pub async fn check_access_with(
                 at_limit: e.kind() == sf_auth::ErrorKind::DailyLimitExceeded,
                 failure: Failure::of(e.kind()),
             })?;
+    // What discovery offers: queryable, and not left out by name (events, objects served only
+    // with a filter, deprecated ones), so the count and the criteria match the catalog.
     let readable: BTreeSet<String> = objects
         .into_iter()
-        .filter(|o| o.queryable)
+        .filter(|o| o.exclusion().is_none())
         .map(|o| o.name)
         .collect();
     let reader = RestReader::new(session.clone(), RestConfig::default()).ok();

@@ -176,3 +176,43 @@ async fn permissions_unread_at_the_limit_are_not_blamed_on_a_permission() {
     }
     assert!(seen > 0, "the limit never fell on the permission queries");
 }
+
+/// The check counts and filters what discovery offers, not every queryable object: on an org
+/// with objects Salesforce serves only with a filter (Vote, FieldDefinition) or lists as
+/// deprecated (Scontrol), the readable count is the catalog's, and criteria that keep only
+/// such an object keep nothing, which the check says.
+#[tokio::test]
+async fn the_check_counts_what_discovery_offers() {
+    let c = connect(org().real_org_objects(true), json!({})).await;
+    let listed = sf_discovery::describe_global(&c.session).await.unwrap();
+    let left_out: Vec<&str> = listed
+        .iter()
+        .filter(|o| o.queryable && o.exclusion().is_some())
+        .map(|o| o.name.as_str())
+        .collect();
+    assert!(left_out.contains(&"Vote"), "{left_out:?}");
+    let offered = c
+        .catalog
+        .streams
+        .iter()
+        .filter(|s| s.name != sf_discovery::DescribeStream::NAME)
+        .count();
+    let report = check_access(&c.session, None).await.unwrap();
+    assert_eq!(report.readable_objects, offered);
+    let vote =
+        sf_discovery::StreamCriteria::from_json(&json!([{"criteria": "exacts", "value": "Vote"}]))
+            .unwrap();
+    let report = sf_sync::check_access_with(&c.session, None, &vote)
+        .await
+        .unwrap();
+    assert_eq!(report.selected_objects, Some(0));
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| matches!(w, AccessWarning::CriteriaKeepNothing { criteria: 1 })),
+        "{:?}",
+        report.warnings
+    );
+    c.org.shutdown().await;
+}
