@@ -102,3 +102,33 @@ async fn objects_salesforce_refuses_fail_alone_with_their_reason_and_fix() {
     assert!(!sink.states("Account").is_empty());
     org.shutdown().await;
 }
+
+/// A feed object that Bulk refuses (as Salesforce is believed to refuse every feed) falls back
+/// to REST with an INFO, not a WARN: expected, it would otherwise warn on every sync. Every
+/// row is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_bulk_refuses_falls_back_to_rest_without_a_warning() {
+    let c = common::connect(
+        common::org_config(95).real_org_objects(true),
+        serde_json::json!({"force_use_bulk_api": true}),
+    )
+    .await;
+    let feed = "Invoice__Feed";
+    let catalog = common::configure(&c.catalog, &[feed], Some("full_refresh"));
+    let (result, sink) = common::run_from(&c, &catalog, &common::States::default()).await;
+    let summary = result.unwrap();
+    assert_eq!(summary.streams[0].api, Some(sf_sync::Api::Rest));
+    assert_eq!(sink.records(feed).len(), c.org.control().truth(feed).len());
+    let fallback: Vec<(sf_sync::LogLevel, &str)> = sink
+        .logs()
+        .into_iter()
+        .filter(|(_, m)| m.contains("the Bulk API cannot serve this stream"))
+        .collect();
+    assert_eq!(fallback.len(), 1, "{fallback:?}");
+    assert_eq!(fallback[0].0, sf_sync::LogLevel::Info, "{fallback:?}");
+    assert!(
+        fallback[0].1.ends_with("(expected of a feed object)"),
+        "{fallback:?}"
+    );
+    c.org.shutdown().await;
+}

@@ -265,11 +265,25 @@ impl Runner {
                             .await?;
                     }
                     Some(Fallback { reason, .. }) => {
+                        // Feeds are expected to be refused (AccountFeed and AssetFeed are on
+                        // Airbyte's Bulk denylist; that every feed is, only believed): tried,
+                        // since a feed Bulk serves is faster, and the fallback is no warning.
+                        let expected = sf_discovery::ObjectKind::of(&run.setup.spec.name)
+                            == sf_discovery::ObjectKind::Feed;
                         self.log(
-                            LogLevel::Warn,
+                            if expected {
+                                LogLevel::Info
+                            } else {
+                                LogLevel::Warn
+                            },
                             format!(
                                 "{name}: the Bulk API cannot serve this stream ({reason}); \
-                                 switching to REST for the rest of it"
+                                 switching to REST for the rest of it{}",
+                                if expected {
+                                    " (expected of a feed object)"
+                                } else {
+                                    ""
+                                }
                             ),
                         )
                         .await;
