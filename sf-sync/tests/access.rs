@@ -216,3 +216,40 @@ async fn the_check_counts_what_discovery_offers() {
     );
     c.org.shutdown().await;
 }
+
+/// Objects without record-level sharing (custom metadata types, big objects, external objects)
+/// are not among those whose rows sharing may hide: the restricted user's check names Account,
+/// not them.
+#[tokio::test]
+async fn objects_without_sharing_are_not_said_to_hide_rows() {
+    let c = connect(org().real_org_objects(true), json!({})).await;
+    let restricted = c.org.restricted_login_info();
+    let config = SyncConfig::from_value(
+        &json!({
+            "client_id": restricted.client_id, "client_secret": restricted.client_secret,
+            "refresh_token": restricted.refresh_token, "login_url": restricted.login_url,
+        }),
+        c.org.control().now(),
+    )
+    .unwrap()
+    .config;
+    let session = login(&config).await;
+    let unshared = ["Feature_Flag__mdt", "Archived_Event__b", "Legacy_Order__x"];
+    let report = check_access(&session, None).await.unwrap();
+    let Some(AccessWarning::RowsHiddenBySharing { objects }) = report
+        .warnings
+        .iter()
+        .find(|w| matches!(w, AccessWarning::RowsHiddenBySharing { .. }))
+    else {
+        panic!("{:?}", report.warnings)
+    };
+    assert!(objects.contains(&"Account".to_string()), "{objects:?}");
+    for name in unshared {
+        assert!(
+            c.catalog.stream(name).is_some(),
+            "{name} is offered, so it is checked"
+        );
+        assert!(!objects.contains(&name.to_string()), "{name}: {objects:?}");
+    }
+    c.org.shutdown().await;
+}

@@ -76,7 +76,7 @@ fn warnings_name_the_objects_and_the_fix() {
         ..Permissions::default()
     };
     let selected = list(&["Account", "Contact", "User", "Gone__c"]);
-    let found = warnings(&selected, &readable, Some(&restricted));
+    let found = warnings(&selected, &readable, &BTreeSet::new(), Some(&restricted));
     assert_eq!(
         found,
         [
@@ -104,11 +104,19 @@ fn warnings_name_the_objects_and_the_fix() {
         ..Permissions::default()
     };
     assert_eq!(
-        warnings(&list(&["Account", "User"]), &readable, Some(&admin)),
+        warnings(
+            &list(&["Account", "User"]),
+            &readable,
+            &BTreeSet::new(),
+            Some(&admin)
+        ),
         []
     );
     // Unknown permissions: only what is certain.
-    assert_eq!(warnings(&list(&["Account"]), &readable, None), []);
+    assert_eq!(
+        warnings(&list(&["Account"]), &readable, &BTreeSet::new(), None),
+        []
+    );
 }
 
 #[test]
