@@ -485,7 +485,23 @@ impl RestReader {
         window: Option<&Window>,
         include_deleted: bool,
     ) -> Result<u64, Error> {
-        let soql = Soql::count(object).maybe_window(window.cloned()).build()?;
+        self.count_where(object, window, include_deleted, &[]).await
+    }
+
+    /// [`RestReader::count`] of the rows whose fields equal the values of `where_eq` (each a
+    /// top-level `AND field = 'value'`, as [`ReadRequest::where_eq`]), in one API call.
+    pub async fn count_where(
+        &self,
+        object: &str,
+        window: Option<&Window>,
+        include_deleted: bool,
+        where_eq: &[(String, String)],
+    ) -> Result<u64, Error> {
+        let mut soql = Soql::count(object).maybe_window(window.cloned());
+        for (field, value) in where_eq {
+            soql = soql.where_eq(field.clone(), value.clone());
+        }
+        let soql = soql.build()?;
         let endpoint = if include_deleted { "queryAll" } else { "query" };
         let response = self
             .session

@@ -80,8 +80,28 @@ async fn article_versions_refused_unfiltered_are_read_by_publish_status_archived
     // org has it now.
     let incremental = configure(catalog, &[KAV], Some("incremental"));
     let mut states = States::default();
+    let queries_before = control.stats().requests.query;
     let (result, first) = run_from(&c, &incremental, &states).await;
     result.unwrap();
+    // Counted by status (the unfiltered count refused, then one count per status), so the plan
+    // knows the volume: one window, read by its three statuses after the unfiltered query is
+    // refused. Without the count, each of the span's default 30-day windows was read three
+    // times (about 76 queries for two years).
+    let counted = format!(
+        "{KAV}: Salesforce counts these versions only by PublishStatus; counted by status: {} rows",
+        all.len()
+    );
+    assert!(
+        first.logs().iter().any(|(_, line)| *line == counted),
+        "{:?}",
+        first.logs()
+    );
+    let queries = control.stats().requests.query - queries_before;
+    assert_eq!(
+        queries,
+        1 + 3 + 1 + 3,
+        "count, counts by status, read, reads by status"
+    );
     states.update(&first, &[KAV]);
     control.advance_clock(3_600);
     let changed = control.mutate(Mutation::new(KAV).update(12).insert(4));
