@@ -147,6 +147,9 @@ pub async fn read_with(
     if let Some(note) = setup::default_start_note(&jobs, config) {
         sink.log(crate::sink::LogLevel::Warn, &note).await?;
     }
+    if let Some(note) = setup::slice_step_note(config, &options.planner) {
+        sink.log(crate::sink::LogLevel::Info, &note).await?;
+    }
     // The describes are in the jobs now; only whether the limit cut them short is still needed.
     let limit = described.limit.clone();
     drop(described);

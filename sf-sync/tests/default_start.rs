@@ -2,7 +2,9 @@
 //! A config without `start_date`: a first incremental sync reads from the default (two years
 //! back, as Airbyte's connector does) and leaves older rows unread; the read says so once, in a
 //! WARN naming the streams that start without a state. Full-refresh streams, streams that
-//! continue a state, and a config that sets `start_date` get no such WARN.
+//! continue a state, and a config that sets `start_date` get no such WARN. A config that sets
+//! `stream_slice_step` is told once, in an INFO, that it sizes windows only where the volume is
+//! unknown.
 
 mod common;
 
@@ -84,5 +86,42 @@ async fn a_config_with_a_start_date_gets_no_such_warning() {
     let (result, sink) = run_from(&c, &catalog, &States::default()).await;
     result.unwrap();
     assert_eq!(default_start_warnings(&sink), Vec::<String>::new());
+    c.org.shutdown().await;
+}
+
+/// A config that sets `stream_slice_step` is told, once per read, that the step sizes windows
+/// only where the volume is unknown; the default step says nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_stream_slice_step_is_explained_once() {
+    let step_notes = |sink: &MemorySink| -> Vec<String> {
+        sink.logs()
+            .into_iter()
+            .filter(|(level, line)| {
+                *level == LogLevel::Info && line.starts_with("stream_slice_step is ")
+            })
+            .map(|(_, line)| line.to_string())
+            .collect()
+    };
+    let c = connect(org_config(93), json!({"stream_slice_step": "P7D"})).await;
+    let catalog = configure(&c.catalog, &["Account", "Contact"], Some("incremental"));
+    let (result, sink) = run_from(&c, &catalog, &States::default()).await;
+    result.unwrap();
+    let notes = step_notes(&sink);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    for words in [
+        "stream_slice_step is P7D",
+        "only for objects whose volume is unknown",
+        "up to 100000 through REST, 500000 a Bulk job",
+        "read again in halves",
+    ] {
+        assert!(notes[0].contains(words), "{words}: {}", notes[0]);
+    }
+    c.org.shutdown().await;
+
+    let c = connect(org_config(94), json!({"stream_slice_step": "P30D"})).await;
+    let catalog = configure(&c.catalog, &["Account"], Some("incremental"));
+    let (result, sink) = run_from(&c, &catalog, &States::default()).await;
+    result.unwrap();
+    assert_eq!(step_notes(&sink), Vec::<String>::new());
     c.org.shutdown().await;
 }

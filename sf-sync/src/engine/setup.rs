@@ -234,6 +234,26 @@ pub(super) fn default_start_note(jobs: &[(String, Job)], config: &SyncConfig) ->
     ))
 }
 
+/// The INFO of a config that sets `stream_slice_step` (to other than the default): Airbyte's
+/// connector cuts every incremental read into windows that long, while here it sizes windows
+/// only where the volume is unknown (counted volumes are cut by rows, and a query that times
+/// out is read again in halves), so a user who set it to dodge timeouts is told what it does.
+pub(super) fn slice_step_note(
+    config: &SyncConfig,
+    planner: &crate::planner::PlannerConfig,
+) -> Option<String> {
+    let default: crate::IsoDuration = crate::config::DEFAULT_STREAM_SLICE_STEP.parse().ok()?;
+    if config.stream_slice_step.as_std() == default.as_std() {
+        return None;
+    }
+    Some(format!(
+        "stream_slice_step is {}: incremental windows are that long only for objects whose \
+         volume is unknown; where a SELECT COUNT() tells it, windows are sized by rows (up to {} \
+         through REST, {} a Bulk job), and a query that times out is read again in halves",
+        config.stream_slice_step, planner.rest_rows_per_window, planner.bulk_rows_per_window
+    ))
+}
+
 pub(crate) fn describe_record(describe: &RawValue) -> Option<Record> {
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(describe.get()) else {
         return None;
