@@ -477,13 +477,14 @@ fn stopped_early(summary: &SyncSummary) -> Option<String> {
     let mut parts = Vec::new();
     if !incremental.is_empty() {
         parts.push(format!(
-            "the next sync resumes these incremental streams from their state: {}",
+            "incremental streams cut short, read on from their state (if any) by the next \
+             sync: {}",
             named(&incremental)
         ));
     }
     if !full.is_empty() {
         parts.push(format!(
-            "and reads these full-refresh streams whole again: {}",
+            "full-refresh streams cut short, read whole again by the next sync: {}",
             named(&full)
         ));
     }
@@ -632,5 +633,47 @@ mod tests {
             .map(|m| m["control"]["connectorConfig"]["config"]["refresh_token"].to_string())
             .collect();
         assert_eq!(tokens, ["\"first\"", "\"second\""], "{text}");
+    }
+
+    #[test]
+    fn the_closing_line_of_a_sync_stopped_early_reads_whole_for_either_mode() {
+        let stream = |name: &str, sync_mode, detail: &str| sf_sync::StreamSummary {
+            stream: name.to_string(),
+            sync_mode,
+            api: None,
+            records: 0,
+            windows: 0,
+            status: sf_sync::StreamStatus::Incomplete(IncompleteReason::ApiLimit {
+                detail: detail.to_string(),
+            }),
+            failure: None,
+        };
+        let met = format!("{}api-usage 9/9", sf_sync::LIMIT_MET_FIRST);
+        let full_only = SyncSummary {
+            streams: vec![
+                stream("Account", SyncMode::FullRefresh, "api-usage 9/9"),
+                stream("Lead", SyncMode::FullRefresh, &met),
+            ],
+            api_requests: None,
+        };
+        assert_eq!(
+            stopped_early(&full_only).unwrap(),
+            "the sync stopped early and succeeded: the API limit was reached (api-usage 9/9); \
+             full-refresh streams cut short, read whole again by the next sync: Account, Lead"
+        );
+        let both = SyncSummary {
+            streams: vec![
+                stream("Lead", SyncMode::Incremental, &met),
+                stream("Account", SyncMode::FullRefresh, "api-usage 9/9"),
+            ],
+            api_requests: None,
+        };
+        assert_eq!(
+            stopped_early(&both).unwrap(),
+            "the sync stopped early and succeeded: the API limit was reached (api-usage 9/9); \
+             incremental streams cut short, read on from their state (if any) by the next sync: \
+             Lead; full-refresh streams cut short, read whole again by the next sync: Account"
+        );
+        assert_eq!(stopped_early(&SyncSummary::default()), None);
     }
 }

@@ -811,7 +811,7 @@ async fn the_daily_limit_on_many_streams_is_said_in_a_few_bounded_lines() {
             None => names.split(", ").count(),
         }
     };
-    let counted = named("resume from their state: ") + named("read whole again: ");
+    let counted = named("read on from their state (if any): ") + named("read whole again: ");
     assert_eq!((said, counted + own.len()), (counted, stopped), "{line}");
     assert_eq!(
         run.logs_with(

@@ -379,6 +379,13 @@ pub async fn check_access_with(
         .filter(|o| o.exclusion().is_none())
         .map(|o| o.name.clone())
         .collect();
+    // What the user may query at all: a catalog stream outside it is not readable by this user
+    // (a stream discovery no longer offers, but the user can query, is not blamed on access).
+    let queryable: BTreeSet<String> = objects
+        .iter()
+        .filter(|o| o.queryable)
+        .map(|o| o.name.clone())
+        .collect();
     // Objects without record-level sharing: no row of theirs is hidden by sharing rules.
     let unshared: BTreeSet<String> = objects
         .into_iter()
@@ -486,7 +493,7 @@ pub async fn check_access_with(
     }
     report.warnings.extend(warnings(
         &selected,
-        &readable,
+        &queryable,
         &unshared,
         report.permissions.as_ref(),
     ));
@@ -504,8 +511,8 @@ fn shares_rows(kind: sf_discovery::ObjectKind) -> bool {
     !matches!(kind, K::CustomMetadata | K::BigObject | K::External)
 }
 
-/// The warnings for the `selected` objects, given what is readable, which objects have no
-/// record-level sharing, and the permissions.
+/// The warnings for the `selected` objects, given what the user may query (`readable`), which
+/// objects have no record-level sharing, and the permissions.
 fn warnings(
     selected: &[String],
     readable: &BTreeSet<String>,

@@ -57,8 +57,8 @@ async fn a_first_sync_from_the_default_start_date_says_what_it_leaves_unread() {
         "first incremental sync of 2 streams (Account, Contact)",
         stamp.as_str(),
         "2 years back",
-        "not read, now or later",
-        "Set start_date",
+        "not read until start_date is set earlier",
+        "a later sync then reads back to it",
     ] {
         assert!(warnings[0].contains(words), "{words}: {}", warnings[0]);
     }
@@ -75,6 +75,38 @@ async fn a_first_sync_from_the_default_start_date_says_what_it_leaves_unread() {
     let (result, next) = run_from(&c, &catalog, &states).await;
     result.unwrap();
     assert_eq!(default_start_warnings(&next), Vec::<String>::new());
+    states.update(&next, &["Account", "Contact"]);
+
+    // As the WARN says, an earlier start_date set later reads the rows before the default.
+    let earlier = common::sync_config(&c.org, json!({"start_date": "2000-01-01"}));
+    let (result, back) = common::run(
+        &c.session,
+        &earlier,
+        &catalog,
+        &states.input(),
+        &common::fast_options(),
+    )
+    .await;
+    result.unwrap();
+    assert_eq!(default_start_warnings(&back), Vec::<String>::new());
+    let before_default = back
+        .records("Account")
+        .iter()
+        .filter(|r| {
+            let stamp: DateTime<Utc> = r
+                .get("SystemModstamp")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            stamp < default_start
+        })
+        .count();
+    assert_eq!(
+        before_default, older,
+        "the rows before the default, read back"
+    );
     c.org.shutdown().await;
 }
 

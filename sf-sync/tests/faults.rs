@@ -1377,7 +1377,9 @@ async fn each_stream_stopped_at_the_limit_says_its_own_cause() {
     assert!(together.len() <= 1, "{together:?}");
     let mut said: Vec<&str> = own.iter().map(|(s, _)| *s).collect();
     if let Some(line) = together.first() {
-        let (_, listed) = line.split_once("resume from their state: ").unwrap();
+        let (_, listed) = line
+            .split_once("read on from their state (if any): ")
+            .unwrap();
         said.extend(listed.split(", ").map(str::trim));
     }
     said.sort_unstable();

@@ -188,8 +188,7 @@ async fn archived_versions_refused_alone_are_left_out_with_a_warning() {
     states.update(&first, &[KAV]);
     assert!(states.0.contains_key(KAV), "a state after the first read");
     assert_eq!(by_status_warnings(&first).len(), 2);
-    // The plan's count, refused unfiltered too, is no third warning; the archived versions'
-    // refusal is said once, not once per window.
+    // The plan's count, refused unfiltered too (and counted by status), is no third warning.
     let warns: Vec<(LogLevel, &str)> = first
         .logs()
         .into_iter()

@@ -186,11 +186,11 @@ pub(super) fn job_for(
     (job, notes)
 }
 
-/// The `Describe` stream's record of one object: its describe, key by key.
 /// The WARN of a read whose config left `start_date` out while some incremental streams start
 /// without a state: their first sync reads from the default (two years back, as Airbyte's
-/// connector does), so older rows are never read unless the user sets `start_date`. `None`
-/// when the config set it or every incremental stream continues a state.
+/// connector does), so older rows are not read until the user sets an earlier `start_date`
+/// (a later sync then reads the gap back to it). `None` when the config set it or every
+/// incremental stream continues a state.
 pub(super) fn default_start_note(jobs: &[(String, Job)], config: &SyncConfig) -> Option<String> {
     if config.start_date_set {
         return None;
@@ -222,8 +222,8 @@ pub(super) fn default_start_note(jobs: &[(String, Job)], config: &SyncConfig) ->
     Some(format!(
         "start_date is not set, so the first incremental sync of {} ({names}) reads rows last \
          changed from {} on (the default: {} years back, as Airbyte's connector does); rows \
-         changed before then are not read, now or later. Set start_date (e.g. \
-         `2000-01-01T00:00:00Z`) before the first sync to read them",
+         changed before then are not read until start_date is set earlier (e.g. \
+         `2000-01-01T00:00:00Z`; a later sync then reads back to it)",
         if first.len() == 1 {
             "1 stream".to_string()
         } else {
@@ -254,6 +254,7 @@ pub(super) fn slice_step_note(
     ))
 }
 
+/// The `Describe` stream's record of one object: its describe, key by key.
 pub(crate) fn describe_record(describe: &RawValue) -> Option<Record> {
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(describe.get()) else {
         return None;

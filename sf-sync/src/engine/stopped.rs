@@ -32,13 +32,13 @@ pub(super) fn limit_note(streams: &[StreamSummary]) -> Option<String> {
     let mut parts = Vec::new();
     if !incremental.is_empty() {
         parts.push(format!(
-            "incremental ones resume from their state: {}",
+            "incremental ones, read on from their state (if any): {}",
             named(&incremental)
         ));
     }
     if !full.is_empty() {
         parts.push(format!(
-            "full-refresh ones are read whole again: {}",
+            "full-refresh ones, read whole again: {}",
             named(&full)
         ));
     }
@@ -112,11 +112,17 @@ mod tests {
             note.starts_with(
                 "26 streams stopped or did not start because a request of the sync met the API \
                  limit first (query on `Account`: api-usage 100/100); the next sync reads them: \
-                 incremental ones resume from their state: S0, S1,"
+                 incremental ones, read on from their state (if any): S0, S1,"
             ),
             "{note}"
         );
-        assert!(note.contains("S19 and 5 more; full-refresh ones are read whole again: Lead"));
+        assert!(note.contains("S19 and 5 more; full-refresh ones, read whole again: Lead"));
+        // Full-refresh streams alone read as a sentence too.
+        let alone = limit_note(&streams[..3]).unwrap();
+        assert!(
+            alone.ends_with("the next sync reads them: full-refresh ones, read whole again: Lead"),
+            "{alone}"
+        );
         assert!(!note.contains("S20"), "{note}");
         // The stream whose own request met the limit has its own WARN.
         assert!(
