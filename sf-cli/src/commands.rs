@@ -444,52 +444,24 @@ pub async fn read_tuned(
 /// (each stream said where it stopped already; an org of a thousand streams must not get a
 /// line of a thousand details). `None` when no stream stopped at the limit.
 fn stopped_early(summary: &SyncSummary) -> Option<String> {
-    let mut detail: Option<&str> = None;
-    let (mut incremental, mut full) = (Vec::new(), Vec::new());
-    for s in &summary.streams {
-        let sf_sync::StreamStatus::Incomplete(reason) = &s.status else {
-            continue;
-        };
-        let Some((own, what)) = reason.limit_met_by() else {
-            continue;
-        };
-        if own || detail.is_none() {
-            detail = Some(what);
-        }
-        match s.sync_mode {
-            SyncMode::Incremental => incremental.push(s.stream.as_str()),
-            SyncMode::FullRefresh => full.push(s.stream.as_str()),
-        }
-    }
-    let detail = detail?;
-    let named = |names: &[&str]| {
-        let mut text = names
-            .iter()
-            .take(20)
-            .copied()
-            .collect::<Vec<_>>()
-            .join(", ");
-        if names.len() > 20 {
-            text.push_str(&format!(" and {} more", names.len() - 20));
-        }
-        text
-    };
+    let cut = summary.cut_at_limit(false)?;
     let mut parts = Vec::new();
-    if !incremental.is_empty() {
+    if !cut.incremental.is_empty() {
         parts.push(format!(
             "incremental streams cut short, read on from their state (if any) by the next \
              sync: {}",
-            named(&incremental)
+            sf_sync::name_list(&cut.incremental, 20)
         ));
     }
-    if !full.is_empty() {
+    if !cut.full_refresh.is_empty() {
         parts.push(format!(
             "full-refresh streams cut short, read whole again by the next sync: {}",
-            named(&full)
+            sf_sync::name_list(&cut.full_refresh, 20)
         ));
     }
     Some(format!(
-        "the sync stopped early and succeeded: the API limit was reached ({detail}); {}",
+        "the sync stopped early and succeeded: the API limit was reached ({}); {}",
+        cut.detail,
         parts.join("; ")
     ))
 }

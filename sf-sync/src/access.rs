@@ -134,16 +134,7 @@ fn count(n: usize, one: &str, many: &str) -> String {
 }
 
 fn names(list: &[String]) -> String {
-    let mut text = list
-        .iter()
-        .take(NAMED_AT_MOST)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if list.len() > NAMED_AT_MOST {
-        text.push_str(&format!(" and {} more", list.len() - NAMED_AT_MOST));
-    }
-    text
+    crate::sink::name_list(list, NAMED_AT_MOST)
 }
 
 impl fmt::Display for AccessWarning {

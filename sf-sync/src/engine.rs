@@ -293,7 +293,7 @@ pub async fn read_with(
         api_requests,
     };
     if sink_error.is_none() {
-        if let Some(note) = stopped::limit_note(&summary.streams) {
+        if let Some(note) = stopped::limit_note(&summary) {
             if let Err(e) = sink.log(crate::sink::LogLevel::Warn, &note).await {
                 sink_error = Some(e);
             }

@@ -136,8 +136,8 @@ pub use options::ReadOptions;
 pub use planner::Api;
 pub use sf_discovery::{Criterion, StreamCriterion};
 pub use sink::{
-    IncompleteReason, LogLevel, MemorySink, Sink, SinkMessage, StreamPlan, StreamStatus,
-    StreamSummary, SyncSummary, LIMIT_MET_FIRST,
+    name_list, IncompleteReason, LimitCut, LogLevel, MemorySink, Sink, SinkMessage, StreamPlan,
+    StreamStatus, StreamSummary, SyncSummary, LIMIT_MET_FIRST,
 };
 pub use state::{
     full_refresh_state, query_hash, InputState, JobCheckpoint, RefreshProgress, SavedState,

@@ -153,7 +153,65 @@ pub struct SyncSummary {
     pub api_requests: Option<u64>,
 }
 
+/// `names` joined by commas, at most `at_most` of them, then how many more (`A, B and 3 more`):
+/// the lists of stream or object names in the log stay bounded on an org of thousands.
+pub fn name_list<S: AsRef<str>>(names: &[S], at_most: usize) -> String {
+    let mut text = names
+        .iter()
+        .take(at_most)
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > at_most {
+        text.push_str(&format!(" and {} more", names.len() - at_most));
+    }
+    text
+}
+
+/// The streams a sync's API limit cut short ([`SyncSummary::cut_at_limit`]), by mode, in
+/// catalog order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitCut<'a> {
+    /// What was reached, from a stream whose own request met the limit when there is one
+    /// (without [`LIMIT_MET_FIRST`]).
+    pub detail: &'a str,
+    /// The incremental streams cut short: the next sync reads on from their state, if any.
+    pub incremental: Vec<&'a str>,
+    /// The full-refresh streams cut short: the next sync reads them whole again.
+    pub full_refresh: Vec<&'a str>,
+}
+
 impl SyncSummary {
+    /// The streams the API limit cut short (only those another request's limit stopped, with
+    /// `others_only`); `None` when there are none.
+    pub fn cut_at_limit(&self, others_only: bool) -> Option<LimitCut<'_>> {
+        let mut detail: Option<&str> = None;
+        let (mut incremental, mut full_refresh) = (Vec::new(), Vec::new());
+        for s in &self.streams {
+            let StreamStatus::Incomplete(reason) = &s.status else {
+                continue;
+            };
+            let Some((own, what)) = reason.limit_met_by() else {
+                continue;
+            };
+            if own && others_only {
+                continue;
+            }
+            if own || detail.is_none() {
+                detail = Some(what);
+            }
+            match s.sync_mode {
+                SyncMode::Incremental => incremental.push(s.stream.as_str()),
+                SyncMode::FullRefresh => full_refresh.push(s.stream.as_str()),
+            }
+        }
+        Some(LimitCut {
+            detail: detail?,
+            incremental,
+            full_refresh,
+        })
+    }
+
     /// True unless a stream failed (a stream cut short by the API limit does not fail the sync).
     pub fn succeeded(&self) -> bool {
         !self.streams.iter().any(|s| match &s.status {
@@ -574,6 +632,9 @@ mod tests {
         };
         assert_eq!(own.limit_met_by(), Some((true, "TotalRequests")));
         assert_eq!(IncompleteReason::Cancelled.limit_met_by(), None);
+        assert_eq!(name_list(&["A", "B", "C"], 2), "A, B and 1 more");
+        assert_eq!(name_list(&["A", "B"], 2), "A, B");
+        assert_eq!(name_list::<&str>(&[], 2), "");
         let mut sink = MemorySink::new();
         sink.summary(&limited).await.unwrap();
         assert_eq!(sink.final_summary(), Some(&limited));

@@ -209,16 +209,7 @@ pub(super) fn default_start_note(jobs: &[(String, Job)], config: &SyncConfig) ->
     if first.is_empty() {
         return None;
     }
-    const NAMED: usize = 10;
-    let mut names = first
-        .iter()
-        .take(NAMED)
-        .copied()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if first.len() > NAMED {
-        names.push_str(&format!(" and {} more", first.len() - NAMED));
-    }
+    let names = crate::sink::name_list(&first, 10);
     Some(format!(
         "start_date is not set, so the first incremental sync of {} ({names}) reads rows last \
          changed from {} on (the default: {} years back, as Airbyte's connector does); rows \

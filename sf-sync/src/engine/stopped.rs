@@ -3,72 +3,51 @@
 //! says so in its own WARN; on an org of a thousand streams, a line for each of the others
 //! would bury it.
 
-use crate::catalog::SyncMode;
-use crate::sink::StreamSummary;
+use crate::sink::{name_list, SyncSummary};
 
 /// Stream names listed in the WARN per kind, at most; the rest are counted.
 const NAMED: usize = 20;
 
-/// The WARN for `streams` (a sync's stream summaries), or `None` when no stream stopped because
-/// another request met the limit first.
-pub(super) fn limit_note(streams: &[StreamSummary]) -> Option<String> {
-    let mut detail: Option<&str> = None;
-    let (mut incremental, mut full): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
-    for summary in streams {
-        let crate::StreamStatus::Incomplete(reason) = &summary.status else {
-            continue;
-        };
-        let Some((false, what)) = reason.limit_met_by() else {
-            continue;
-        };
-        detail.get_or_insert(what);
-        match summary.sync_mode {
-            SyncMode::Incremental => incremental.push(&summary.stream),
-            SyncMode::FullRefresh => full.push(&summary.stream),
-        }
-    }
-    let detail = detail?;
-    let count = incremental.len() + full.len();
+/// The WARN for a sync's `summary`, or `None` when no stream stopped because another request
+/// met the limit first.
+pub(super) fn limit_note(summary: &SyncSummary) -> Option<String> {
+    let cut = summary.cut_at_limit(true)?;
+    let count = cut.incremental.len() + cut.full_refresh.len();
     let mut parts = Vec::new();
-    if !incremental.is_empty() {
+    if !cut.incremental.is_empty() {
         parts.push(format!(
             "incremental ones, read on from their state (if any): {}",
-            named(&incremental)
+            name_list(&cut.incremental, NAMED)
         ));
     }
-    if !full.is_empty() {
+    if !cut.full_refresh.is_empty() {
         parts.push(format!(
             "full-refresh ones, read whole again: {}",
-            named(&full)
+            name_list(&cut.full_refresh, NAMED)
         ));
     }
     Some(format!(
         "{count} stream{} stopped or did not start because a request of the sync met the API \
-         limit first ({detail}); the next sync reads them: {}",
+         limit first ({}); the next sync reads them: {}",
         if count == 1 { "" } else { "s" },
+        cut.detail,
         parts.join("; ")
     ))
-}
-
-/// Up to [`NAMED`] names, then how many more.
-fn named(names: &[&str]) -> String {
-    let mut text = names
-        .iter()
-        .take(NAMED)
-        .copied()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if names.len() > NAMED {
-        text.push_str(&format!(" and {} more", names.len() - NAMED));
-    }
-    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::{IncompleteReason, LIMIT_MET_FIRST};
+    use crate::catalog::SyncMode;
+    use crate::sink::{IncompleteReason, StreamSummary, LIMIT_MET_FIRST};
     use crate::StreamStatus;
+
+    fn of(streams: &[StreamSummary]) -> SyncSummary {
+        SyncSummary {
+            streams: streams.to_vec(),
+            api_requests: None,
+        }
+    }
 
     fn summary(stream: &str, sync_mode: SyncMode, status: StreamStatus) -> StreamSummary {
         StreamSummary {
@@ -107,7 +86,7 @@ mod tests {
                 limited(&met),
             ));
         }
-        let note = limit_note(&streams).unwrap();
+        let note = limit_note(&of(&streams)).unwrap();
         assert!(
             note.starts_with(
                 "26 streams stopped or did not start because a request of the sync met the API \
@@ -118,7 +97,7 @@ mod tests {
         );
         assert!(note.contains("S19 and 5 more; full-refresh ones, read whole again: Lead"));
         // Full-refresh streams alone read as a sentence too.
-        let alone = limit_note(&streams[..3]).unwrap();
+        let alone = limit_note(&of(&streams[..3])).unwrap();
         assert!(
             alone.ends_with("the next sync reads them: full-refresh ones, read whole again: Lead"),
             "{alone}"
@@ -129,6 +108,6 @@ mod tests {
             !note.contains("Account,") && !note.contains("Done"),
             "{note}"
         );
-        assert_eq!(limit_note(&streams[..2]), None);
+        assert_eq!(limit_note(&of(&streams[..2])), None);
     }
 }
