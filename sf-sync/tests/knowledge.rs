@@ -47,15 +47,20 @@ const SWITCH_WORDS: [&str; 4] = [
     "serves every version unfiltered",
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn article_versions_refused_unfiltered_are_read_by_publish_status_archived_too() {
-    let c = connect(
-        OrgConfig::new(83, Scale::Small)
+/// A small org with Knowledge article versions, its clock frozen, connected.
+async fn knowledge_org(seed: u64) -> common::Connected {
+    connect(
+        OrgConfig::new(seed, Scale::Small)
             .real_org_objects(true)
             .clock_start(clock_start()),
         json!({}),
     )
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn article_versions_refused_unfiltered_are_read_by_publish_status_archived_too() {
+    let c = knowledge_org(83).await;
     let (org, catalog) = (&c.org, &c.catalog);
     let spec = catalog.stream(KAV).unwrap();
     let control = org.control();
@@ -125,13 +130,7 @@ async fn article_versions_refused_unfiltered_are_read_by_publish_status_archived
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archived_versions_refused_alone_are_left_out_with_a_warning() {
-    let c = connect(
-        OrgConfig::new(82, Scale::Small)
-            .real_org_objects(true)
-            .clock_start(clock_start()),
-        json!({}),
-    )
-    .await;
+    let c = knowledge_org(82).await;
     let (org, catalog) = (&c.org, &c.catalog);
     org.control().set_faults(fixtures::Faults {
         archived_versions_per_article: true,
